@@ -1,0 +1,37 @@
+# Lantern: `make run` opens the console on its embedded defaults; `make test` runs every test.
+# Big things (uv's wheel cache with the llama.cpp build, the model, the sandbox binaries) are
+# cached outside the repo under ~/.cache, so only the first run on a machine is slow.
+
+SHELL := /bin/bash
+export LITELLM_LOCAL_MODEL_COST_MAP := True
+export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
+export UV_LINK_MODE ?= copy
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+PY := .venv/bin/python
+
+.PHONY: setup model sandbox run test bench help
+help:
+	@echo "make run   - set up and open the console (local model, sandbox cluster)"
+	@echo "make test  - set up and run the whole test suite"
+
+$(UV):
+	python3 -m pip install --user --quiet 'uv>=0.9' || python3 -m pip install --quiet 'uv>=0.9'
+
+setup: $(UV)
+	@command -v uv >/dev/null 2>&1 || export PATH="$(HOME)/.local/bin:$$PATH"; \
+	$(UV) sync --frozen
+
+model: setup
+	$(PY) -m console.cli model install
+
+sandbox: setup
+	$(PY) -m console.cli sandbox build
+
+run: model sandbox
+	$(PY) -m console.cli
+
+test: model sandbox
+	$(PY) -m pytest -q
+
+bench: setup
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

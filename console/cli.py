@@ -1,0 +1,95 @@
+"""The `lantern` command: the console by default, the plain face and admin commands as subcommands.
+
+Subcommands are data: each row names a module with `configure(parser)` and `run(args) -> int`,
+imported only when that command runs, so `lantern --help` and the console start stay fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import os
+import sys
+from typing import Any
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+SUBCOMMANDS: list[tuple[str, str, str]] = [
+    ("ask", "console.commands.ask", "ask one question in the plain terminal face"),
+    ("sessions", "console.commands.sessions", "list sessions, or show one (--score)"),
+    ("model", "engine.models.commands", "the embedded local model: install, status"),
+    ("sandbox", "skills.sandbox.commands", "the local Kubernetes sandbox: up, down, status, scenario"),
+    ("skills", "skills.commands", "list skill packs and their actions"),
+    ("creds", "skills.credentials_cli", "store credentials in the keyring: set, list, rm"),
+    ("policy", "engine.policy.commands", "check what the policy decides for an action"),
+    ("audit", "engine.policy.audit_cli", "verify or tail the audit log"),
+    ("scrub", "engine.guard.commands", "scrub credentials and PII from stdin"),
+    ("bench", "console.commands.bench", "benchmarks: retrieval, retrieval-scale, scrub, compaction"),
+    ("eval", "engine.critic.commands", "evaluation: cloudops replay, export a session"),
+]
+"""(name, module, help) for every subcommand."""
+
+
+def _add_session_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="local | scripted:PATH | provider/model (anthropic/..., openai/..., gemini/..., ollama/...)")
+    p.add_argument("--context", help="kube context (default: the sandbox when no kubeconfig exists)")
+    p.add_argument("--namespace", "-n", help="default namespace")
+    p.add_argument("--continue", dest="cont", action="store_true", help="reopen the latest session")
+    p.add_argument("--session", help="open the session with this id (or unique prefix)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line."""
+    parser = argparse.ArgumentParser(prog="lantern", description="Lantern: an operations console with an AI agent inside.")
+    _add_session_args(parser)
+    parser.add_argument("--theme", help="console theme")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module, help_text in SUBCOMMANDS:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        if name == "ask":
+            _add_session_args(p)
+        try:
+            mod = importlib.import_module(module)
+        except ImportError as exc:
+            p.set_defaults(_missing=str(exc))
+            continue
+        mod.configure(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `lantern` script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        from console.launch import run_console
+
+        return run_console(args)
+    if getattr(args, "_missing", None):
+        print(f"lantern {args.command}: not available in this build ({args._missing})", file=sys.stderr)
+        return 2
+    mod = importlib.import_module(args._module)
+    try:
+        result = mod.run(args)
+        if asyncio.iscoroutine(result):
+            result = asyncio.run(result)
+    except KeyboardInterrupt:
+        return 130
+    return int(result or 0)
+
+
+def session_config(args: Any) -> Any:
+    """The Config for a session command, with errors printed plainly."""
+    from engine.config import ConfigError, load
+
+    try:
+        return load(model=args.model, context=args.context, namespace=args.namespace)
+    except ConfigError as exc:
+        print(f"lantern: config error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""`lantern sessions`: list stored sessions, or show one."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    """Arguments of `lantern sessions`."""
+    p.add_argument("action", nargs="?", choices=["list", "show"], default="list")
+    p.add_argument("id", nargs="?", help="session id or unique prefix (for show)")
+    p.add_argument("--score", action="store_true", help="with show: print the trajectory score")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--limit", type=int, default=30)
+
+
+async def run(args: argparse.Namespace) -> int:
+    """List or show sessions."""
+    from engine import events as ev
+    from engine.store import Store
+
+    async with Store() as store:
+        if args.action == "list":
+            rows = await store.sessions(limit=args.limit)
+            if args.json:
+                print(json.dumps([r.__dict__ for r in rows], indent=1))
+                return 0
+            if not rows:
+                print("no sessions yet")
+                return 0
+            for r in rows:
+                print(f"{r.id}  {r.updated_at[:19]}  {r.events:5d} events  {r.model:28s}  {r.title}")
+            return 0
+        if not args.id:
+            print("lantern sessions show: give a session id", file=sys.stderr)
+            return 2
+        sid = await store.find(args.id)
+        if sid is None:
+            print(f"lantern: no session matches {args.id!r}", file=sys.stderr)
+            return 2
+        if args.score:
+            score = await store.get_score(sid)
+            if score is None:
+                try:
+                    from engine.critic.trajectory import score_session
+                except ImportError:
+                    print("trajectory scoring is not available in this build", file=sys.stderr)
+                    return 2
+                score = score_session(await store.events(sid))
+                await store.put_score(sid, score)
+            print(json.dumps(score, indent=1))
+            return 0
+        for e in await store.events(sid):
+            print(ev.to_json(e))
+        return 0

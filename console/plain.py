@@ -1,0 +1,126 @@
+"""The plain terminal face: renders the engine's event stream with rich (no Textual).
+
+`lantern ask "question"` prints blocks; `--json` prints the raw event lines. It is the
+scripting face and the proof that the engine is UI-agnostic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.panel import Panel
+from rich.text import Text
+
+from engine import events as ev
+from engine.loop import ApprovalAnswer
+
+STATUS_STYLE = {"ok": "green", "error": "red", "partial": "yellow", "blocked": "magenta", "denied": "magenta", "cancelled": "dim"}
+
+
+class PromptApprover:
+    """Asks y/N on the terminal; a run without a terminal on stdin denies."""
+
+    def __init__(self, console: Console, user: str) -> None:
+        self.console = console
+        self.user = user
+
+    async def ask(self, request: ev.ApprovalRequested) -> ApprovalAnswer:
+        if not sys.stdin.isatty():
+            return ApprovalAnswer(False, by="non-interactive", reason="no terminal to ask on; denied")
+        self.console.print(
+            Panel(
+                Text.assemble(
+                    (f"{request.tool}", "bold"),
+                    f"  risk={request.risk}  rule={request.rule}\n",
+                    f"arguments: {request.arguments}\n",
+                    f"touches: {request.touches or '-'}\nrollback: {request.rollback or '-'}",
+                ),
+                title="approval needed",
+                border_style="red" if request.risk == "dangerous" else "yellow",
+            )
+        )
+        answer = await asyncio.to_thread(input, "Approve? [y/N] ")
+        ok = answer.strip().lower() in ("y", "yes")
+        return ApprovalAnswer(ok, by=self.user, reason="" if ok else "denied at the prompt")
+
+
+class BlockRenderer:
+    """Turns events into rich blocks, one at a time."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._streaming = False
+
+    def __call__(self, e: Any) -> None:
+        c = self.console
+        k = e.kind
+        if k == "assistant-delta":
+            # Streamed text is shown live on a terminal; the final message is rendered as markdown.
+            if c.is_terminal:
+                c.print(e.text, end="", style="dim", markup=False, highlight=False)
+                self._streaming = True
+            return
+        if self._streaming:
+            c.print("\r\x1b[2K", end="") if False else c.print()
+            self._streaming = False
+        if k == "session-started":
+            c.print(Text(f"session {e.session_id} · model {e.model}" + (f" · context {e.context}" if e.context else ""), style="dim"))
+        elif k == "assistant-message" and e.text and not e.tool_calls:
+            c.print(Panel(Markdown(e.text), title="answer", border_style="cyan"))
+        elif k == "assistant-message" and e.text:
+            c.print(Text("  " + e.text, style="italic"))
+        elif k == "toolset-changed" and e.loaded:
+            why = ", ".join(f"{n} ({e.reasons.get(n, '')})" if e.reasons.get(n) else n for n in e.loaded[:8])
+            c.print(Text(f"tools loaded: {why}", style="dim"))
+        elif k == "tool-call-started":
+            c.print(Text.assemble(("▶ ", "cyan"), (e.tool, "bold"), f" {e.arguments}", (f"  [{e.risk}]", "dim")))
+        elif k == "tool-call-finished":
+            style = STATUS_STYLE.get(e.status, "white")
+            line = Text.assemble(("  ◀ ", style), (e.status, style), f" {e.tool} {e.duration_ms:.0f} ms")
+            if e.partial:
+                line.append(f"  {e.partial}", style="yellow")
+            if e.redactions:
+                line.append(f"  {e.redactions} redacted", style="magenta")
+            c.print(line)
+            if e.summary:
+                c.print(Text("    " + e.summary, style="dim"))
+        elif k == "approval-resolved":
+            c.print(Text(f"approval {'granted' if e.approved else 'denied'} by {e.by}" + (f": {e.reason}" if e.reason else ""), style="green" if e.approved else "magenta"))
+        elif k == "critic-verdict":
+            c.print(Text(f"critic: {e.verdict} " + "; ".join(e.findings), style="yellow"))
+        elif k == "detail-dropped":
+            c.print(Text(f"dropped from context: {e.what} ({e.tokens} tokens, ref {e.ref})", style="yellow"))
+        elif k == "notice":
+            c.print(Text(e.text, style="yellow" if e.level == "warning" else "dim"))
+        elif k == "error":
+            c.print(Text(f"error [{e.code}]: {e.message}" + (f"\n  hint: {e.hint}" if e.hint else ""), style="bold red"))
+        elif k == "turn-finished":
+            c.print(Text(f"— {e.reason} · {e.steps} steps · {e.prompt_tokens + e.completion_tokens} tokens · {e.duration_ms / 1000:.1f} s", style="dim"))
+
+
+async def ask(session: Any, question: str, *, as_json: bool, console: Console) -> int:
+    """Run one turn, rendering it; returns the exit code (non-zero on error or block)."""
+    render = None if as_json else BlockRenderer(console)
+    if session.events and as_json:
+        for e in session.events:
+            if e.kind == "session-started":
+                print(ev.to_json(e), flush=True)
+    elif render is not None and session.events:
+        render(session.events[-1])
+    last = None
+    errors = 0
+    async for e in session.run_turn(question):
+        if as_json:
+            print(ev.to_json(e), flush=True)
+        else:
+            render(e)  # type: ignore[misc]
+        if e.kind == "error":
+            errors += 1
+        last = e
+    if last is None or last.reason != "answered" or errors:
+        return 1
+    return 0

@@ -1,0 +1,113 @@
+"""Configuration: command line over environment over config file over built-in defaults."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+PROVIDER_KEYS: list[tuple[str, str]] = [
+    ("ANTHROPIC_API_KEY", "anthropic/claude-sonnet-4-5"),
+    ("OPENAI_API_KEY", "openai/gpt-4o-mini"),
+    ("GEMINI_API_KEY", "gemini/gemini-2.0-flash"),
+]
+"""Environment variable → default model for that provider, in order of preference."""
+
+
+class ConfigError(Exception):
+    """The config file is unreadable or invalid; the message names the file and field."""
+
+
+def lantern_home() -> Path:
+    """The directory for Lantern's data: $LANTERN_HOME, else ~/.local/share/lantern."""
+    home = os.environ.get("LANTERN_HOME")
+    if home:
+        return Path(home)
+    return Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "lantern"
+
+
+def cache_dir() -> Path:
+    """Where big downloads (model, sandbox binaries, index) live: $LANTERN_CACHE, else ~/.cache/lantern."""
+    c = os.environ.get("LANTERN_CACHE")
+    return Path(c) if c else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lantern"
+
+
+def config_path() -> Path:
+    """The user's config file."""
+    p = os.environ.get("LANTERN_CONFIG")
+    if p:
+        return Path(p)
+    return Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "lantern" / "config.yaml"
+
+
+class Config(BaseModel):
+    """Everything a run needs to know, after merging the sources."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str | None = None
+    """'local', 'scripted:PATH', or a litellm model id (anthropic/..., openai/..., gemini/..., ollama/...)."""
+    ollama_url: str | None = None
+    """Base URL of an Ollama server, e.g. http://127.0.0.1:11434."""
+    context: str | None = None
+    """Kube context; None means the sandbox when no kubeconfig exists."""
+    namespace: str | None = None
+    """Default namespace."""
+    user: str = Field(default_factory=lambda: os.environ.get("USER", "operator"))
+    """Who is at the keyboard (policy overrides, audit rows)."""
+    policy: str | None = None
+    """Org policy file."""
+    user_policy: str | None = None
+    """Per-user override policy file."""
+    skills_dirs: list[str] = Field(default_factory=list)
+    """Extra directories of skill packs."""
+    theme: str = "lantern-dark"
+    """Console theme."""
+    keymap: dict[str, str] = Field(default_factory=dict)
+    """Binding id → keys, overriding the defaults."""
+    max_steps: int = 12
+    """Model steps per turn."""
+    context_share: float = 0.6
+    """Share of the model's window the prompt may use."""
+
+
+def load(path: Path | None = None, **overrides: Any) -> Config:
+    """Read the config file (if any), apply environment and explicit overrides."""
+    p = path or config_path()
+    data: dict[str, Any] = {}
+    if p.exists():
+        try:
+            raw = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark else ""
+            raise ConfigError(f"{p}{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{p}: expected a mapping at the top level")
+        data.update(raw)
+    env_map = {"LANTERN_MODEL": "model", "OLLAMA_HOST": "ollama_url", "LANTERN_CONTEXT": "context", "LANTERN_USER": "user"}
+    for var, key in env_map.items():
+        if os.environ.get(var):
+            data[key] = os.environ[var]
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(x) for x in first["loc"])
+        raise ConfigError(f"{p}: field '{field}': {first['msg']}") from None
+
+
+def resolve_model(cfg: Config) -> str:
+    """Which model to use: explicit choice, else a provider whose key is set, else Ollama, else local."""
+    if cfg.model:
+        return cfg.model
+    for var, model in PROVIDER_KEYS:
+        if os.environ.get(var):
+            return model
+    if cfg.ollama_url:
+        return "ollama/qwen2.5:7b"
+    return "local"

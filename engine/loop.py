@@ -1,0 +1,448 @@
+"""The one agent loop: `Session.run_turn(text)` is an async iterator of events.
+
+Every face (console, plain terminal, tests, eval) consumes this same stream. Tool calls pass
+through one seam, `Toolbox.dispatch`, which the retrieval, guard, policy and executor layers
+fill; context assembly passes through `ContextBuilder`; plans with writes pass `PlanReviewer`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+from engine import events as ev
+from engine.models.base import Completion, Message, Model, TextDelta, ToolCall, ToolSpec
+from engine.models.errors import ModelError
+
+T = TypeVar("T")
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are Lantern, an on-call assistant investigating production incidents. "
+    "Use the tools to gather evidence before concluding. Name the root cause with the evidence "
+    "(resource names, error codes, metric values, timestamps). Propose the smallest safe fix; "
+    "writes run only after a human approves them. If a tool you need is not offered, call "
+    "find_tools with what you are looking for."
+)
+
+
+@dataclass
+class LoopConfig:
+    """Per-turn limits: a turn stops cleanly, with a visible reason, when one is reached."""
+
+    max_steps: int = 12
+    """Model steps per turn."""
+    max_tokens: int = 200_000
+    """Prompt + completion tokens per turn."""
+    max_cost_usd: float = 2.0
+    """Provider cost per turn."""
+    max_wall_s: float = 900.0
+    """Wall time per turn."""
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+
+
+class TurnCancelled(Exception):
+    """Raised inside the loop when the user cancels the running turn."""
+
+
+@dataclass
+class ApprovalAnswer:
+    """A human's (or the headless policy's) answer to an approval request."""
+
+    approved: bool
+    by: str
+    reason: str = ""
+
+
+class Approver(Protocol):
+    """Asks a human. The console shows a modal; the plain face prompts y/N; headless denies."""
+
+    async def ask(self, request: ev.ApprovalRequested) -> ApprovalAnswer: ...
+
+
+class DenyAll:
+    """The approver of a non-interactive run: every request is denied, with the reason."""
+
+    async def ask(self, request: ev.ApprovalRequested) -> ApprovalAnswer:
+        return ApprovalAnswer(False, by="non-interactive", reason="no human is present to approve")
+
+
+@dataclass
+class TurnContext:
+    """What the loop's collaborators see of the turn in progress."""
+
+    session: Session
+    turn: int
+    step: int = 0
+    query: str = ""
+    """The user's text for this turn."""
+    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def event(self, cls: type[T], **fields: Any) -> T:
+        """Stamp a new event of this session (seq, time, turn)."""
+        return self.session.stamp(cls, turn=self.turn, **fields)
+
+    @property
+    def approver(self) -> Approver:
+        """Who answers approval requests in this session."""
+        return self.session.approver
+
+    async def race(self, aw: Awaitable[T]) -> T:
+        """Await `aw`, abandoning it if the turn is cancelled meanwhile."""
+        return await self.session._race(aw, self.cancelled)
+
+
+class Toolbox(Protocol):
+    """The tool seam: which tools to offer, and how a call runs (guard, policy, executors)."""
+
+    async def select(self, ctx: TurnContext) -> tuple[list[ToolSpec], Any | None]:
+        """Tools to offer at this step, and a ToolSetChanged event when the set changed."""
+        ...
+
+    def dispatch(self, call: ToolCall, ctx: TurnContext) -> AsyncIterator[Any]:
+        """Run one call; yields events, the last a ToolCallFinished."""
+        ...
+
+    def risk_of(self, name: str) -> str:
+        """read | write | dangerous for a tool name ('read' when unknown)."""
+        ...
+
+
+class ContextBuilder(Protocol):
+    """Assembles the prompt for this model's window from the session's events."""
+
+    def build(self, ctx: TurnContext, system: str, tools: list[ToolSpec]) -> tuple[list[Message], list[Any]]:
+        """(messages, events such as ContextGauge/DetailDropped to emit)."""
+        ...
+
+
+class PlanReviewer(Protocol):
+    """Checks a plan of write calls before any approval is asked."""
+
+    async def review(self, calls: list[ToolCall], ctx: TurnContext) -> tuple[str, list[str], list[dict[str, Any]]]:
+        """(verdict ok|simplify|reject, findings, suggested steps)."""
+        ...
+
+
+class EventSink(Protocol):
+    """Where events are persisted as they happen (the store)."""
+
+    async def append(self, event: Any) -> None: ...
+
+
+def history_messages(events: list[Any]) -> list[Message]:
+    """Rebuild the chat history (without system prompt) from a session's events."""
+    out: list[Message] = []
+    for e in events:
+        kind = getattr(e, "kind", "")
+        if kind == "user-message":
+            out.append(Message(role="user", content=e.text))
+        elif kind == "assistant-message":
+            calls = [ToolCall(id=c["id"], name=c["name"], arguments=c.get("arguments") or {}) for c in e.tool_calls]
+            out.append(Message(role="assistant", content=e.text, tool_calls=calls))
+        elif kind == "tool-call-finished":
+            out.append(Message(role="tool", content=tool_message_text(e), tool_call_id=e.call_id, name=e.tool))
+    return out
+
+
+def tool_message_text(e: ev.ToolCallFinished) -> str:
+    """What the model reads for a finished call: status line, notes, partial flag, output."""
+    head = [] if e.status == "ok" else [f"[{e.status}]"]
+    if e.partial:
+        head.append(f"[{e.partial}]")
+    head.extend(f"[note: {n}]" for n in e.notes)
+    body = e.output or e.summary
+    return (" ".join(head) + "\n" + body).strip() if head else body
+
+
+class VerbatimContext:
+    """The simplest ContextBuilder: system prompt plus the whole history, no compaction."""
+
+    def build(self, ctx: TurnContext, system: str, tools: list[ToolSpec]) -> tuple[list[Message], list[Any]]:
+        msgs = [Message(role="system", content=system), *history_messages(ctx.session.events)]
+        return msgs, []
+
+
+class Session:
+    """One conversation with the agent; owns the event log and runs turns."""
+
+    def __init__(
+        self,
+        model: Model,
+        toolbox: Toolbox,
+        *,
+        session_id: str | None = None,
+        sink: EventSink | None = None,
+        approver: Approver | None = None,
+        context: ContextBuilder | None = None,
+        reviewer: PlanReviewer | None = None,
+        config: LoopConfig | None = None,
+        events: list[Any] | None = None,
+        clock: Callable[[], Any] = ev.utcnow,
+    ) -> None:
+        self.model = model
+        """The model this session talks to."""
+        self.toolbox = toolbox
+        """Tool selection and dispatch."""
+        self.id = session_id or uuid.uuid4().hex[:12]
+        """Stable session id (store key)."""
+        self.sink = sink
+        """Persistence for events, written before a face sees them."""
+        self.approver: Approver = approver or DenyAll()
+        """Who answers approval requests."""
+        self.context: ContextBuilder = context or VerbatimContext()
+        """Prompt assembly."""
+        self.reviewer = reviewer
+        """Plan critic, when configured."""
+        self.config = config or LoopConfig()
+        """Per-turn limits."""
+        self.events: list[Any] = list(events or [])
+        """Every event of the session so far, in order."""
+        self.clock = clock
+        """Time source (frozen in snapshot tests)."""
+        self._seq = self.events[-1].seq if self.events else 0
+        self._turn = max((getattr(e, "turn", 0) for e in self.events), default=0)
+        self._cancel: asyncio.Event | None = None
+
+    # -- events -----------------------------------------------------------------------------
+    def stamp(self, cls: type[T], **fields: Any) -> T:
+        """Create the next event of this session."""
+        self._seq += 1
+        fields.setdefault("turn", self._turn)
+        return cls(session_id=self.id, seq=self._seq, at=self.clock(), **fields)  # type: ignore[call-arg]
+
+    async def _record(self, event: Any) -> Any:
+        self.events.append(event)
+        if self.sink is not None:
+            await self.sink.append(event)
+        return event
+
+    async def emit(self, cls: type[T], **fields: Any) -> T:
+        """Stamp and persist an event outside a turn (session start, notices)."""
+        return await self._record(self.stamp(cls, **fields))
+
+    # -- cancellation -----------------------------------------------------------------------
+    def cancel(self) -> None:
+        """Cancel the running turn; it ends with TurnFinished(reason='cancelled')."""
+        if self._cancel is not None:
+            self._cancel.set()
+
+    @property
+    def running(self) -> bool:
+        """True while a turn is in progress."""
+        return self._cancel is not None
+
+    @staticmethod
+    async def _race(aw: Awaitable[T], cancelled: asyncio.Event) -> T:
+        task = asyncio.ensure_future(aw)
+        waiter = asyncio.ensure_future(cancelled.wait())
+        try:
+            done, _ = await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            task.cancel()
+            waiter.cancel()
+            raise
+        if task in done:
+            waiter.cancel()
+            return task.result()
+        task.cancel()
+        try:
+            await task
+        except BaseException:  # noqa: BLE001 - the cancelled work's own error is irrelevant now
+            pass
+        raise TurnCancelled()
+
+    async def _anext(self, it: AsyncIterator[T], cancelled: asyncio.Event) -> T:
+        return await self._race(it.__anext__(), cancelled)
+
+    # -- the turn ---------------------------------------------------------------------------
+    async def run_turn(self, text: str) -> AsyncIterator[Any]:
+        """Run one user turn; yields every event as it happens (each already persisted)."""
+        if self._cancel is not None:
+            raise RuntimeError("a turn is already running in this session")
+        self._turn += 1
+        cancelled = asyncio.Event()
+        self._cancel = cancelled
+        ctx = TurnContext(session=self, turn=self._turn, query=text, cancelled=cancelled)
+        t0 = time.perf_counter()
+        totals = {"prompt": 0, "completion": 0, "cost": 0.0}
+        reason = "answered"
+        try:
+            yield await self._record(ctx.event(ev.UserMessage, text=text))
+            async for e in self._steps(ctx, totals, t0):
+                if isinstance(e, _Stop):
+                    reason = e.reason
+                    break
+                yield await self._record(e)
+        except TurnCancelled:
+            reason = "cancelled"
+            yield await self._record(
+                ctx.event(ev.Notice, text="Turn cancelled; everything shown so far is kept.", topic="cancel")
+            )
+        except ModelError as exc:
+            reason = "error"
+            yield await self._record(
+                ctx.event(ev.ErrorEvent, code=exc.code, message=exc.message, retryable=exc.retryable, hint=exc.hint)
+            )
+        finally:
+            self._cancel = None
+        yield await self._record(
+            ctx.event(
+                ev.TurnFinished,
+                reason=reason,
+                steps=ctx.step,
+                prompt_tokens=totals["prompt"],
+                completion_tokens=totals["completion"],
+                cost_usd=totals["cost"],
+                duration_ms=(time.perf_counter() - t0) * 1000,
+            )
+        )
+
+    async def _steps(self, ctx: TurnContext, totals: dict[str, Any], t0: float) -> AsyncIterator[Any]:
+        cfg = self.config
+        reviewed_once = False
+        while True:
+            if ctx.step >= cfg.max_steps:
+                yield ctx.event(
+                    ev.ErrorEvent,
+                    code="step-limit",
+                    message=f"Stopped after {cfg.max_steps} steps without a final answer.",
+                    hint="Ask a narrower question, or raise the step limit.",
+                )
+                yield _Stop("step-limit")
+                return
+            over = self._over_budget(totals, t0)
+            if over:
+                yield ctx.event(ev.ErrorEvent, code="budget", message=over)
+                yield _Stop("budget")
+                return
+            if ctx.cancelled.is_set():
+                raise TurnCancelled()
+            ctx.step += 1
+            s0 = time.perf_counter()
+            outside = 0.0  # model + tool time, to isolate the engine's own time
+
+            tools, changed = await self.toolbox.select(ctx)
+            if changed is not None:
+                yield changed
+            messages, ctx_events = self.context.build(ctx, cfg.system_prompt, tools)
+            for e in ctx_events:
+                yield e
+            yield ctx.event(ev.StepStarted, step=ctx.step, tools=[t.name for t in tools])
+
+            m0 = time.perf_counter()
+            completion: Completion | None = None
+            stream = self.model.stream(messages, tools)
+            try:
+                while True:
+                    try:
+                        chunk = await self._anext(stream, ctx.cancelled)
+                    except StopAsyncIteration:
+                        break
+                    if isinstance(chunk, TextDelta):
+                        if chunk.text:
+                            yield ctx.event(ev.AssistantDelta, text=chunk.text, step=ctx.step)
+                    else:
+                        completion = chunk
+            finally:
+                aclose = getattr(stream, "aclose", None)
+                if aclose is not None:
+                    try:
+                        await aclose()
+                    except Exception:  # noqa: BLE001
+                        pass
+            outside += time.perf_counter() - m0
+            if completion is None:
+                raise ModelError("the model ended its reply without a completion", hint="try again")
+
+            u = completion.usage
+            totals["prompt"] += u.prompt_tokens
+            totals["completion"] += u.completion_tokens
+            totals["cost"] += u.cost_usd
+            calls = completion.tool_calls
+            yield ctx.event(
+                ev.AssistantMessage,
+                text=completion.text,
+                step=ctx.step,
+                tool_calls=[{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls],
+            )
+
+            if calls and self.reviewer is not None and not reviewed_once:
+                writes = [c for c in calls if self.toolbox.risk_of(c.name) in ("write", "dangerous")]
+                if writes:
+                    plan_id = uuid.uuid4().hex[:8]
+                    yield ctx.event(
+                        ev.PlanProposed,
+                        plan_id=plan_id,
+                        steps=[{"tool": c.name, "arguments": c.arguments} for c in writes],
+                        rationale=completion.text,
+                    )
+                    verdict, findings, suggested = await self.reviewer.review(writes, ctx)
+                    yield ctx.event(
+                        ev.CriticVerdict, plan_id=plan_id, verdict=verdict, findings=findings, suggested=suggested
+                    )
+                    if verdict != "ok":
+                        reviewed_once = True
+                        # The model gets the critique once, as the result of each call it asked for.
+                        note = "Plan not executed. The critic asks you to revise it: " + "; ".join(findings)
+                        for c in calls:
+                            yield ctx.event(
+                                ev.ToolCallFinished,
+                                call_id=c.id,
+                                tool=c.name,
+                                status="blocked",
+                                duration_ms=0.0,
+                                summary="held back by the plan critic",
+                                output=note,
+                                step=ctx.step,
+                            )
+                        yield self._step_finished(ctx, s0, outside, u)
+                        continue
+
+            for call in calls:
+                d0 = time.perf_counter()
+                gen = self.toolbox.dispatch(call, ctx)
+                while True:
+                    try:
+                        e = await self._anext(gen, ctx.cancelled)
+                    except StopAsyncIteration:
+                        break
+                    yield e
+                outside += time.perf_counter() - d0
+
+            yield self._step_finished(ctx, s0, outside, u)
+            if not calls:
+                return
+
+    def _step_finished(self, ctx: TurnContext, s0: float, outside: float, u: Any) -> Any:
+        total = time.perf_counter() - s0
+        return ctx.event(
+            ev.StepFinished,
+            step=ctx.step,
+            duration_ms=total * 1000,
+            prompt_tokens=u.prompt_tokens,
+            completion_tokens=u.completion_tokens,
+            cached_tokens=u.cached_tokens,
+            cost_usd=u.cost_usd,
+            engine_ms=max(0.0, (total - outside) * 1000),
+        )
+
+    def _over_budget(self, totals: dict[str, Any], t0: float) -> str:
+        cfg = self.config
+        used = totals["prompt"] + totals["completion"]
+        if used >= cfg.max_tokens:
+            return f"Token budget for this turn spent: {used:,} of {cfg.max_tokens:,}."
+        if totals["cost"] >= cfg.max_cost_usd:
+            return f"Cost budget for this turn spent: ${totals['cost']:.2f} of ${cfg.max_cost_usd:.2f}."
+        wall = time.perf_counter() - t0
+        if wall >= cfg.max_wall_s:
+            return f"Time budget for this turn spent: {wall:.0f}s of {cfg.max_wall_s:.0f}s."
+        return ""
+
+
+@dataclass
+class _Stop:
+    reason: str

@@ -1,0 +1,98 @@
+"""Wiring: from a Config to a ready Session (model, toolbox, store, approver).
+
+Faces call `open_session`; nothing here imports a UI. Heavy imports (litellm, llama.cpp,
+kubernetes, lancedb) happen inside the functions that need them, never at import time.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from engine import events as ev
+from engine.config import Config, resolve_model
+from engine.loop import Approver, LoopConfig, Session
+from engine.models.base import Model
+from engine.models.errors import BadRequest, Unavailable
+from engine.store import Store
+
+
+def make_model(name: str, cfg: Config | None = None) -> Model:
+    """Build the model named by `name` ('local', 'scripted:PATH', or a litellm id)."""
+    if name.startswith("scripted:"):
+        from engine.testing import ScriptedModel
+
+        return ScriptedModel.from_file(name.split(":", 1)[1])
+    if name == "local" or name.startswith("local:"):
+        try:
+            mod = importlib.import_module("engine.models.local")
+        except ImportError as exc:
+            raise Unavailable(
+                f"the embedded local model is not available: {exc}",
+                hint="run `make run` (or `lantern model install`) to install it",
+            ) from None
+        return mod.LocalModel.create(name)
+    if "/" not in name:
+        raise BadRequest(
+            f"unknown model {name!r}",
+            hint="use 'local', 'scripted:PATH', or provider/model such as anthropic/claude-sonnet-4-5",
+        )
+    from engine.models.litellm_adapter import LiteLLMModel
+
+    return LiteLLMModel(name, api_base=(cfg.ollama_url if cfg and name.startswith("ollama") else None))
+
+
+def make_toolbox(cfg: Config, session_hint: dict[str, Any] | None = None) -> Any:
+    """The runtime toolbox: skills, retrieval, guard, policy (falls back to no tools when none load)."""
+    try:
+        mod = importlib.import_module("engine.toolbox")
+    except ImportError:
+        from engine.tools import SimpleToolbox
+
+        return SimpleToolbox()
+    return mod.build_toolbox(cfg, **(session_hint or {}))
+
+
+async def open_session(
+    cfg: Config,
+    *,
+    store: Store,
+    approver: Approver | None = None,
+    session_id: str | None = None,
+    model: Model | None = None,
+    toolbox: Any = None,
+) -> Session:
+    """Create a new session, or reopen `session_id` with its events (for --continue)."""
+    model = model or make_model(resolve_model(cfg), cfg)
+    toolbox = toolbox if toolbox is not None else make_toolbox(cfg)
+    past: list[Any] = []
+    if session_id:
+        past = await store.events(session_id)
+    context_builder = None
+    try:
+        ctxmod = importlib.import_module("engine.context")
+        if hasattr(ctxmod, "build_context"):
+            context_builder = ctxmod.build_context(model, cfg)
+    except ImportError:
+        context_builder = None
+    reviewer = None
+    try:
+        critic = importlib.import_module("engine.critic")
+        if hasattr(critic, "build_reviewer"):
+            reviewer = critic.build_reviewer(model, cfg, store)
+    except ImportError:
+        reviewer = None
+    session = Session(
+        model,
+        toolbox,
+        session_id=session_id,
+        sink=store,
+        approver=approver,
+        context=context_builder,
+        reviewer=reviewer,
+        config=LoopConfig(max_steps=cfg.max_steps),
+        events=past,
+    )
+    await store.create_session(session.id, model=model.name, context=cfg.context)
+    await session.emit(ev.SessionStarted, model=model.name, context=cfg.context, namespace=cfg.namespace, resumed=bool(past))
+    return session

@@ -1,0 +1,93 @@
+"""The agent loop drives a scripted model through tool calls and persists every event."""
+
+from __future__ import annotations
+
+import asyncio
+
+from engine import events as ev
+from engine.loop import LoopConfig, Session
+from engine.store import Store
+from engine.testing import ScriptedModel
+from engine.tools import SimpleToolbox, python_tool
+
+
+def get_pods(namespace: str) -> str:
+    """List pods in a namespace."""
+    return f"checkout-7d9f  0/1  CrashLoopBackOff  restarts=14  ns={namespace}"
+
+
+async def collect(session: Session, text: str) -> list:
+    return [e async for e in session.run_turn(text)]
+
+
+async def test_multi_step_turn_emits_blocks_in_order(tmp_path):
+    model = ScriptedModel(
+        [
+            {"text": "Checking pods.", "tool_calls": [{"name": "get_pods", "arguments": {"namespace": "shop"}}]},
+            {"text": "checkout-7d9f is in CrashLoopBackOff."},
+        ]
+    )
+    async with Store(tmp_path / "s.db") as store:
+        s = Session(model, SimpleToolbox([python_tool(get_pods)]), sink=store)
+        await store.create_session(s.id)
+        out = await collect(s, "why is checkout failing?")
+        kinds = [e.kind for e in out]
+        assert kinds[0] == "user-message" and kinds[-1] == "turn-finished"
+        assert out[-1].reason == "answered"
+        finished = [e for e in out if e.kind == "tool-call-finished"]
+        assert finished[0].status == "ok" and "CrashLoopBackOff" in finished[0].output
+        # the second request carried the tool result back to the model
+        msgs, _ = model.requests[1]
+        assert msgs[-1].role == "tool" and "CrashLoopBackOff" in msgs[-1].content
+        assert [e.seq for e in out] == list(range(out[0].seq, out[0].seq + len(out)))
+        stored = await store.events(s.id)
+        assert [e.model_dump() for e in stored] == [e.model_dump() for e in s.events]
+
+
+async def test_step_limit_ends_turn_with_reason():
+    loop_forever = [{"tool_calls": [{"name": "get_pods", "arguments": {"namespace": "a"}}]}] * 5
+    s = Session(ScriptedModel(loop_forever), SimpleToolbox([python_tool(get_pods)]), config=LoopConfig(max_steps=3))
+    out = await collect(s, "go")
+    assert out[-1].reason == "step-limit"
+    assert any(e.kind == "error" and e.code == "step-limit" for e in out)
+
+
+async def test_garbled_arguments_go_back_to_model_as_tool_error():
+    model = ScriptedModel(
+        [
+            {"tool_calls": [{"name": "get_pods", "arguments": "{namespace: shop"}]},
+            {"text": "fixed"},
+        ]
+    )
+    s = Session(model, SimpleToolbox([python_tool(get_pods)]))
+    out = await collect(s, "go")
+    fin = [e for e in out if e.kind == "tool-call-finished"][0]
+    assert fin.status == "error" and "not valid JSON" in fin.output
+    assert out[-1].reason == "answered"
+
+
+async def test_cancel_keeps_events_and_says_so():
+    model = ScriptedModel([{"text": "x" * 400, "token_delay": 0.01}])
+    s = Session(model, SimpleToolbox())
+    seen = []
+
+    async def consume():
+        async for e in s.run_turn("go"):
+            seen.append(e)
+            if e.kind == "assistant-delta" and len(seen) > 3:
+                s.cancel()
+
+    await asyncio.wait_for(consume(), 5)
+    assert seen[-1].kind == "turn-finished" and seen[-1].reason == "cancelled"
+    assert any(e.kind == "notice" and e.topic == "cancel" for e in seen)
+    assert s.events == seen
+
+
+def test_events_round_trip_json_exactly():
+    s = Session(ScriptedModel(), SimpleToolbox())
+    e = s.stamp(ev.ToolCallFinished, call_id="c1", tool="k8s.get_pods", status="partial", duration_ms=12.5, partial="partial: 500 of ≥ 2,140 items")
+    line = ev.to_json(e)
+    back = ev.from_json(line)
+    assert back == e and ev.to_json(back) == line
+    unknown = ev.from_json('{"kind":"from-the-future","session_id":"s","seq":1,"at":"2026-01-01T00:00:00Z","x":1}')
+    assert unknown.kind == "from-the-future"
