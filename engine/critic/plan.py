@@ -1,0 +1,164 @@
+"""The plan critic: deterministic checks on remediation plans before any approval is asked.
+
+A plan is the list of write calls the model asked for in one step. The critic looks for steps
+that repeat, steps whose target no evidence mentions, plans longer than the fix needs, and
+dangerous steps where a safer action of the same pack would do. Its verdict goes back to the
+model once ("simplify"/"reject") before anything reaches the user.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+SAFER: list[tuple[str, str, str]] = [
+    # (dangerous action suffix, safer action suffix, why)
+    ("delete_pod", "rollout_restart", "restart the deployment rather than deleting its pods one by one"),
+    ("delete_resource", "scale", "scale to zero before deleting: it is reversible"),
+    ("delete_deployment", "scale", "scale to zero before deleting: it is reversible"),
+    ("drain", "cordon", "cordon first: it stops new pods without evicting running ones"),
+    ("patch", "rollout_undo", "roll back to the last good revision rather than editing by hand"),
+    ("set_image", "rollout_undo", "roll back to the last good revision rather than editing by hand"),
+    ("edit", "rollout_undo", "roll back to the last good revision rather than editing by hand"),
+]
+"""Where a gentler action exists for the same effect."""
+
+TARGET_KEYS = ("name", "pod", "deployment", "node", "resource", "service", "secret", "queue", "target")
+"""Argument names that name the object a step acts on."""
+
+MAX_STEPS = 3
+"""Write steps beyond which a plan is considered over-built unless each target differs in kind."""
+
+
+@dataclass
+class Verdict:
+    """The critic's judgement: ok | simplify | reject, with findings and a suggested plan."""
+
+    verdict: str
+    findings: list[str] = field(default_factory=list)
+    suggested: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Step:
+    """One write call of a plan."""
+
+    tool: str
+    arguments: dict[str, Any]
+    risk: str = "write"
+
+    @property
+    def action(self) -> str:
+        """The action part of `pack.action`."""
+        return self.tool.rsplit(".", 1)[-1]
+
+    @property
+    def pack(self) -> str:
+        """The pack part of `pack.action`."""
+        return self.tool.rsplit(".", 1)[0] if "." in self.tool else ""
+
+    def key(self) -> str:
+        """Identity of the step (tool + canonical arguments)."""
+        return self.tool + json.dumps(self.arguments, sort_keys=True, default=str)
+
+    def targets(self) -> list[str]:
+        """The object names this step acts on."""
+        out = []
+        for k, v in self.arguments.items():
+            if k in TARGET_KEYS and isinstance(v, str) and v:
+                out.append(v)
+        return out
+
+
+def _owner(pod: str) -> str:
+    """The workload a generated pod name belongs to (checkout-7d9f8-x2k4q → checkout)."""
+    parts = pod.split("-")
+    while len(parts) > 1 and re.fullmatch(r"[a-z0-9]{4,10}", parts[-1]) and re.search(r"\d", parts[-1]):
+        parts.pop()
+    return "-".join(parts)
+
+
+def review_plan(steps: list[Step], evidence: str, available: Iterable[str]) -> Verdict:
+    """Judge a plan against the evidence text (tool outputs, user messages) and the tools available."""
+    available = set(available)
+    findings: list[str] = []
+    suggested: list[dict[str, Any]] = []
+    verdict = "ok"
+
+    # 1. repeated steps
+    seen: set[str] = set()
+    unique: list[Step] = []
+    for s in steps:
+        if s.key() in seen:
+            findings.append(f"{s.tool} {s.arguments} repeats an earlier step of the same plan")
+            verdict = "simplify"
+            continue
+        seen.add(s.key())
+        unique.append(s)
+
+    # 2. steps whose target no evidence mentions
+    low = evidence.lower()
+    for s in unique:
+        missing = [t for t in s.targets() if t.lower() not in low]
+        if missing:
+            findings.append(f"{s.tool} acts on {', '.join(missing)}, which no tool output or message has shown")
+            verdict = "reject" if s.risk == "dangerous" else ("simplify" if verdict == "ok" else verdict)
+
+    # 3. dangerous step where a safer action of the same pack exists
+    for s in unique:
+        if s.risk != "dangerous":
+            continue
+        for bad, good, why in SAFER:
+            if s.action.endswith(bad):
+                alt = next((t for t in sorted(available) if t.startswith(s.pack + ".") and t.rsplit(".", 1)[-1].endswith(good)), None)
+                if alt:
+                    findings.append(f"{s.tool} is dangerous and {alt} exists: {why}")
+                    verdict = "simplify" if verdict == "ok" else verdict
+                    suggested.append({"tool": alt, "arguments": _safer_args(s, alt)})
+                break
+
+    # 4. several pod deletions of one workload → one restart; long plans → fewer steps
+    deletes = [s for s in unique if s.action.endswith("delete_pod")]
+    owners = {_owner(t) for s in deletes for t in s.targets()}
+    if len(deletes) >= 2 and len(owners) == 1:
+        restart = next((t for t in sorted(available) if t.endswith("rollout_restart")), None)
+        findings.append(
+            f"{len(deletes)} pod deletions of one workload ({owners.pop()})"
+            + (f": one {restart} does the same" if restart else ": one restart of the workload does the same")
+        )
+        verdict = "simplify" if verdict == "ok" else verdict
+    if len(unique) > MAX_STEPS:
+        findings.append(f"{len(unique)} write steps: the smallest fix usually takes one or two; drop the steps the evidence does not require")
+        verdict = "simplify" if verdict == "ok" else verdict
+
+    # 5. scale down then up of the same workload is a restart
+    scales = [s for s in unique if s.action.endswith("scale")]
+    by_target: dict[str, list[Step]] = {}
+    for s in scales:
+        for t in s.targets():
+            by_target.setdefault(t, []).append(s)
+    for t, ss in by_target.items():
+        if len(ss) >= 2:
+            findings.append(f"{len(ss)} scale steps on {t}: a single scale (or a rollout restart) does the same")
+            verdict = "simplify" if verdict == "ok" else verdict
+
+    if verdict != "ok" and not suggested:
+        suggested = [{"tool": s.tool, "arguments": s.arguments} for s in unique[:MAX_STEPS] if not any(t.lower() not in low for t in s.targets())]
+    return Verdict(verdict, findings, suggested)
+
+
+def _safer_args(step: Step, alt: str) -> dict[str, Any]:
+    """Arguments for the safer action, carried over from the dangerous one where they make sense."""
+    args = {k: v for k, v in step.arguments.items() if k in ("namespace", "context")}
+    action = alt.rsplit(".", 1)[-1]
+    targets = step.targets()
+    if targets:
+        name = _owner(targets[0]) if step.action.endswith("delete_pod") else targets[0]
+        key = "node" if action.endswith("cordon") else ("deployment" if "rollout" in action else "name")
+        args[key] = name
+    if action.endswith("scale"):
+        args["replicas"] = 0
+    return args

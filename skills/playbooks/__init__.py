@@ -1,0 +1,55 @@
+"""Playbooks: runbook documents (Markdown with YAML front matter) indexed for retrieval like tools."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+HERE = Path(__file__).parent
+
+
+@dataclass
+class Playbook:
+    """One runbook: what it is for, the symptoms that point to it, and its text."""
+
+    name: str
+    title: str
+    symptoms: list[str] = field(default_factory=list)
+    keywords: list[str] = field(default_factory=list)
+    body: str = ""
+    path: Path | None = None
+
+
+class PlaybookError(ValueError):
+    """A playbook file is malformed; the message names the file."""
+
+
+def parse(path: Path) -> Playbook:
+    """Read one playbook file."""
+    text = path.read_text()
+    if not text.startswith("---"):
+        raise PlaybookError(f"{path}: a playbook starts with a '---' YAML front-matter block")
+    try:
+        _, front, body = text.split("---", 2)
+        meta = yaml.safe_load(front) or {}
+    except (ValueError, yaml.YAMLError) as exc:
+        raise PlaybookError(f"{path}: front matter is not valid YAML: {exc}") from None
+    missing = [k for k in ("name", "title") if not meta.get(k)]
+    if missing:
+        raise PlaybookError(f"{path}: front matter lacks {', '.join(missing)}")
+    return Playbook(meta["name"], meta["title"], list(meta.get("symptoms", [])), list(meta.get("keywords", [])), body.strip(), path)
+
+
+def load_playbooks(dirs: list[Path] | None = None) -> tuple[list[Playbook], list[str]]:
+    """All playbooks from the built-in directory and `dirs`; errors are returned, not raised."""
+    books: list[Playbook] = []
+    errors: list[str] = []
+    for d in [HERE, *(dirs or [])]:
+        for p in sorted(Path(d).glob("*.md")):
+            try:
+                books.append(parse(p))
+            except PlaybookError as exc:
+                errors.append(str(exc))
+    return books, errors
