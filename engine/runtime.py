@@ -53,6 +53,22 @@ def make_toolbox(cfg: Config, session_hint: dict[str, Any] | None = None) -> Any
     return mod.build_toolbox(cfg, **(session_hint or {}))
 
 
+def build_context_for(model: Model, cfg: Config) -> Any:
+    """The context builder for this model (compaction, ledger, gauge), or None for verbatim history."""
+    try:
+        ctxmod = importlib.import_module("engine.context")
+    except ImportError:
+        return None
+    return ctxmod.build_context(model, cfg) if hasattr(ctxmod, "build_context") else None
+
+
+def make_reviewer(model: Model, cfg: Config, store: Store | None) -> Any:
+    """The plan critic."""
+    from engine.critic import build_reviewer
+
+    return build_reviewer(model, cfg, store)
+
+
 async def open_session(
     cfg: Config,
     *,
@@ -68,20 +84,8 @@ async def open_session(
     past: list[Any] = []
     if session_id:
         past = await store.events(session_id)
-    context_builder = None
-    try:
-        ctxmod = importlib.import_module("engine.context")
-        if hasattr(ctxmod, "build_context"):
-            context_builder = ctxmod.build_context(model, cfg)
-    except ImportError:
-        context_builder = None
-    reviewer = None
-    try:
-        critic = importlib.import_module("engine.critic")
-        if hasattr(critic, "build_reviewer"):
-            reviewer = critic.build_reviewer(model, cfg, store)
-    except ImportError:
-        reviewer = None
+    context_builder = build_context_for(model, cfg)
+    reviewer = make_reviewer(model, cfg, store)
     session = Session(
         model,
         toolbox,

@@ -1,0 +1,285 @@
+"""Replay evaluation on Cloud-OpsBench cases: the real engine investigates a recorded cluster.
+
+Each case directory holds the alert, the truth and the recorded outputs of the benchmark's 10
+read-only tools. The engine runs with its real toolbox (retrieval, guard, policy, critic) over
+the replay executor, then must answer with its top 3 (taxonomy, root cause, object).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine.models.base import Message, ToolSpec
+
+
+@dataclass
+class Case:
+    """One benchmark case."""
+
+    id: str
+    category: str
+    query: str
+    namespace: str
+    truth: dict[str, str]
+    paths: list[list[str]]
+    dir: Path
+
+
+@dataclass
+class CaseResult:
+    """What the engine did on one case and how it scored."""
+
+    case: str
+    category: str
+    answers: list[dict[str, str]] = field(default_factory=list)
+    hit1: bool = False
+    hit3: bool = False
+    calls: list[str] = field(default_factory=list)
+    alignment: float = 0.0
+    tokens: int = 0
+    seconds: float = 0.0
+    error: str = ""
+
+
+def load_cases(root: Path, limit: int | None = None) -> list[Case]:
+    """Cases under `root` (category/n/metadata.json), ordered so a limit samples every category."""
+    by_cat: dict[str, list[Case]] = defaultdict(list)
+    for meta in sorted(root.glob("*/*/metadata.json")):
+        m = json.loads(meta.read_text())
+        proc = m.get("process", {})
+        paths = [p for k, p in sorted(proc.items()) if k.startswith("path") and isinstance(p, list)]
+        by_cat[meta.parent.parent.name].append(
+            Case(f"{meta.parent.parent.name}/{meta.parent.name}", meta.parent.parent.name, m["query"], m.get("namespace", "default"), m["result"], paths, meta.parent)
+        )
+    ordered: list[Case] = []
+    while any(by_cat.values()):
+        for cat in sorted(by_cat):
+            if by_cat[cat]:
+                ordered.append(by_cat[cat].pop(0))
+    return ordered[:limit] if limit else ordered
+
+
+def load_candidates(root: Path) -> dict[str, Any]:
+    """The allowed labels (candidates.json)."""
+    return json.loads((root / "candidates.json").read_text())
+
+
+def task_prompt(case: Case, cands: dict[str, Any]) -> str:
+    """The user message: the alert, the scope, and the exact answer format."""
+    causes = ", ".join(c["root_cause"] for c in cands["root_causes"])
+    return (
+        f"Alert: {case.query}\nNamespace: {case.namespace}. Services: {', '.join(cands.get('services', []))}. "
+        f"Nodes: {', '.join(cands.get('nodes', []))}.\n"
+        "Investigate with the tools (read-only), then give your final answer as JSON only: "
+        '{"answers": [{"taxonomy": T, "root_cause": R, "object": "service/NAME" or "node/NAME" or "namespace/NAME"}]} '
+        "with up to 3 answers, most likely first.\n"
+        f"Taxonomies: {', '.join(cands['taxonomies'])}.\nRoot causes: {causes}."
+    )
+
+
+def parse_answers(text: str) -> list[dict[str, str]]:
+    """The answers from the model's final text (the last JSON object or list in it)."""
+    for m in reversed(list(re.finditer(r"\{.*\}|\[.*\]", text, re.S))):
+        try:
+            data = json.loads(m.group(0))
+        except json.JSONDecodeError:
+            continue
+        items = data.get("answers", data) if isinstance(data, dict) else data
+        if isinstance(items, dict):
+            items = [items]
+        out = [
+            {k: str(a.get(k, "")).strip() for k in ("taxonomy", "root_cause", "object")}
+            for a in items
+            if isinstance(a, dict)
+        ]
+        if out:
+            return out[:3]
+    return []
+
+
+def _norm_obj(s: str) -> str:
+    s = s.strip().lower()
+    return s if "/" in s else f"service/{s}"
+
+
+def is_hit(answer: dict[str, str], truth: dict[str, str]) -> bool:
+    """Right root cause on the right object."""
+    return answer.get("root_cause", "").strip().lower() == truth["root_cause"].lower() and _norm_obj(answer.get("object", "")) == truth["fault_object"].lower()
+
+
+def _strip_pod_hash(v: str) -> str:
+    return re.sub(r"-[a-z0-9]{8,10}(-[a-z0-9]{5})?$", "", v)
+
+
+def call_step(tool: str, args: dict[str, Any]) -> str:
+    """A tool call in the experts' path notation: Tool::value::value (namespace and flags left out)."""
+    parts = [tool.rsplit(".", 1)[-1]]
+    for k, v in args.items():
+        if k == "namespace" or isinstance(v, bool) or v in ("", None):
+            continue
+        parts.append(_strip_pod_hash(str(v)))
+    return "::".join(parts)
+
+
+def step_matches(call: str, expert: str) -> bool:
+    """Same tool, and every value the expert's step names is among the call's values."""
+    c_tool, *c_vals = call.split("::")
+    e_tool, *e_vals = expert.split("::")
+    return c_tool == e_tool and all(v in c_vals for v in e_vals if v)
+
+
+def alignment(calls: list[str], paths: list[list[str]]) -> float:
+    """Best share of an expert path covered in order (LCS / path length) over the experts' paths."""
+    best = 0.0
+    for path in paths:
+        path = list(dict.fromkeys(path))  # some recorded paths repeat themselves verbatim
+        if not path:
+            continue
+        n, m = len(calls), len(path)
+        dp = [[0] * (m + 1) for _ in range(n + 1)]
+        for i in range(n):
+            for j in range(m):
+                dp[i + 1][j + 1] = dp[i][j] + 1 if step_matches(calls[i], path[j]) else max(dp[i][j + 1], dp[i + 1][j])
+        best = max(best, dp[n][m] / m)
+    return round(best, 3)
+
+
+async def run_case(case: Case, cands: dict[str, Any], model: Any, make_tools: Callable[[Path], list[Any]], *, max_steps: int = 10) -> CaseResult:
+    """Run the real engine on one case and score it."""
+    from engine.config import Config
+    from engine.loop import LoopConfig, Session
+    from engine.runtime import build_context_for, make_reviewer
+
+    res = CaseResult(case.id, case.category)
+    t0 = time.perf_counter()
+    try:
+        from engine.toolbox import build_toolbox
+
+        cfg = Config(model=getattr(model, "name", "eval"), max_steps=max_steps)
+        toolbox = build_toolbox(cfg, extra_tools=make_tools(case.dir), include_packs=False, kube_context=None)
+        session = Session(
+            model,
+            toolbox,
+            context=build_context_for(model, cfg),
+            reviewer=make_reviewer(model, cfg, None),
+            config=LoopConfig(max_steps=max_steps),
+        )
+        final = ""
+        async for e in session.run_turn(task_prompt(case, cands)):
+            if e.kind == "tool-call-started":
+                res.calls.append(call_step(e.tool, e.arguments))
+            elif e.kind == "assistant-message" and e.text and not e.tool_calls:
+                final = e.text
+            elif e.kind == "turn-finished":
+                res.tokens = e.prompt_tokens + e.completion_tokens
+            elif e.kind == "error":
+                res.error = f"{e.code}: {e.message}"
+        res.answers = parse_answers(final)
+    except Exception as exc:  # noqa: BLE001 - one broken case must not stop the run
+        res.error = f"{type(exc).__name__}: {exc}"
+    res.hit1 = bool(res.answers) and is_hit(res.answers[0], case.truth)
+    res.hit3 = any(is_hit(a, case.truth) for a in res.answers[:3])
+    res.alignment = alignment(res.calls, case.paths)
+    res.seconds = round(time.perf_counter() - t0, 2)
+    return res
+
+
+def summarise(results: list[CaseResult]) -> dict[str, Any]:
+    """A@1, A@3, per category, calls, tokens, time, alignment, and the commonest failure patterns."""
+    n = len(results) or 1
+    cats: dict[str, list[CaseResult]] = defaultdict(list)
+    for r in results:
+        cats[r.category].append(r)
+    failures: dict[str, int] = defaultdict(int)
+    for r in results:
+        if r.hit1:
+            continue
+        if r.error:
+            failures["error: " + r.error.split(":")[0]] += 1
+        elif not r.answers:
+            failures["no parsable final answer"] += 1
+        elif not r.calls:
+            failures["answered without calling a tool"] += 1
+        else:
+            failures["wrong root cause or object"] += 1
+    return {
+        "cases": len(results),
+        "A@1": round(sum(r.hit1 for r in results) / n, 3),
+        "A@3": round(sum(r.hit3 for r in results) / n, 3),
+        "per_category": {
+            c: {"cases": len(rs), "A@1": round(sum(r.hit1 for r in rs) / len(rs), 3), "A@3": round(sum(r.hit3 for r in rs) / len(rs), 3)}
+            for c, rs in sorted(cats.items())
+        },
+        "tool_calls_per_case": round(sum(len(r.calls) for r in results) / n, 2),
+        "tokens_per_case": round(sum(r.tokens for r in results) / n),
+        "seconds_per_case": round(sum(r.seconds for r in results) / n, 2),
+        "alignment": round(sum(r.alignment for r in results) / n, 3),
+        "failure_patterns": dict(sorted(failures.items(), key=lambda kv: -kv[1])[:3]),
+    }
+
+
+class OracleModel:
+    """A scripted model that follows the experts' path and answers with the truth (or a set wrong answer).
+
+    It shows the harness scores a perfect run as perfect and a wrong answer as wrong.
+    """
+
+    def __init__(self, case: Case, tool_cache: dict[str, Any], *, wrong: bool = False) -> None:
+        from engine.testing import ScriptedModel
+
+        self.case = case
+        self.cache_keys = [k for k in tool_cache if ":" in k]
+        self.wrong = wrong
+        self.inner = ScriptedModel(responder=self._respond, name="oracle" + ("-wrong" if wrong else ""))
+        self.name = self.inner.name
+        self.context_window = 128_000
+
+    def count_tokens(self, messages: list[Message], tools: list[ToolSpec] | None = None) -> int:
+        """Delegates to the scripted estimate."""
+        return self.inner.count_tokens(messages, tools)
+
+    def stream(self, messages: list[Message], tools: list[ToolSpec]) -> Any:
+        """One step of the oracle."""
+        return self.inner.stream(messages, tools)
+
+    def _respond(self, messages: list[Message], tools: list[ToolSpec]) -> dict[str, Any]:
+        done = sum(len(m.tool_calls) for m in messages if m.role == "assistant")
+        path = list(dict.fromkeys(self.case.paths[0])) if self.case.paths else []
+        offered = {t.name.rsplit(".", 1)[-1]: t.name for t in tools}
+        if done < len(path):
+            call = self._call_for(path[done], offered)
+            if call:
+                return {"tool_calls": [call]}
+        truth = dict(self.case.truth)
+        if self.wrong:
+            truth = {**truth, "root_cause": "namespace_cpu_quota_exceeded" if truth["root_cause"] != "namespace_cpu_quota_exceeded" else "oom_killed"}
+        ans = {"taxonomy": truth["fault_taxonomy"], "root_cause": truth["root_cause"], "object": truth["fault_object"]}
+        return {"text": json.dumps({"answers": [ans]})}
+
+    def _call_for(self, step: str, offered: dict[str, str]) -> dict[str, Any] | None:
+        parts = step.split("::")
+        tool = parts[0]
+        name = offered.get(tool)
+        if name is None:
+            return None
+        prefix = f"{tool}:"
+        best = None
+        for k in self.cache_keys:
+            if not k.startswith(prefix):
+                continue
+            try:
+                args = json.loads(k[len(prefix):])
+            except json.JSONDecodeError:
+                continue
+            if not step_matches(call_step(tool, args), step):
+                continue
+            if best is None or len(json.dumps(args)) < len(json.dumps(best)):
+                best = args
+        return {"name": name, "arguments": best or {}}

@@ -1,0 +1,93 @@
+"""`lantern eval cloudops ...` and `lantern eval export SESSION`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def configure(p: argparse.ArgumentParser) -> None:
+    """Sub-commands of `lantern eval`."""
+    sub = p.add_subparsers(dest="eval_cmd", metavar="WHAT", required=True)
+    c = sub.add_parser("cloudops", help="replay Cloud-OpsBench cases through the real engine")
+    c.add_argument("--cases", required=True, help="directory with category/n/ case folders and candidates.json")
+    c.add_argument("--model", help="model to evaluate (default: the configured one); 'oracle' or 'oracle-wrong' check the harness")
+    c.add_argument("--limit", type=int, help="at most N cases (sampled across categories)")
+    c.add_argument("--max-steps", type=int, default=10)
+    c.add_argument("--json", action="store_true")
+    e = sub.add_parser("export", help="write a finished session as a replay case")
+    e.add_argument("session", help="session id or unique prefix")
+    e.add_argument("--out", default=".", help="directory to write the case folder into")
+
+
+async def run(args: argparse.Namespace) -> int:
+    """Dispatch to the chosen evaluation."""
+    if args.eval_cmd == "cloudops":
+        return await _cloudops(args)
+    return await _export(args)
+
+
+async def _cloudops(args: argparse.Namespace) -> int:
+    from engine.critic import cloudops as co
+
+    root = Path(args.cases)
+    if not (root / "candidates.json").exists():
+        print(f"lantern eval: {root} has no candidates.json (expected a Cloud-OpsBench case directory)", file=sys.stderr)
+        return 2
+    cands = co.load_candidates(root)
+    cases = co.load_cases(root, args.limit)
+    make_tools = replay_tools_factory()
+    results = []
+    model_name = args.model or ""
+    shared_model = None
+    if model_name not in ("oracle", "oracle-wrong"):
+        from engine.config import load, resolve_model
+        from engine.runtime import make_model
+
+        cfg = load(model=args.model)
+        shared_model = make_model(resolve_model(cfg), cfg)
+    for i, case in enumerate(cases, 1):
+        if shared_model is None:
+            cache = json.loads((case.dir / "tool_cache.json").read_text())
+            model = co.OracleModel(case, cache, wrong=model_name == "oracle-wrong")
+        else:
+            model = shared_model
+        r = await co.run_case(case, cands, model, make_tools, max_steps=args.max_steps)
+        results.append(r)
+        if not args.json:
+            mark = "✓" if r.hit1 else ("~" if r.hit3 else "✗")
+            got = r.answers[0]["root_cause"] + " " + r.answers[0]["object"] if r.answers else (r.error or "no answer")
+            print(f"[{i}/{len(cases)}] {mark} {case.id:18s} truth={case.truth['root_cause']} {case.truth['fault_object']}  got={got}  calls={len(r.calls)} align={r.alignment} {r.seconds}s", flush=True)
+    summary = co.summarise(results)
+    summary["model"] = model_name or getattr(shared_model, "name", "")
+    if args.json:
+        print(json.dumps({"summary": summary, "cases": [r.__dict__ for r in results]}, indent=1, default=str))
+    else:
+        print(json.dumps(summary, indent=1))
+    return 0
+
+
+def replay_tools_factory() -> Any:
+    """The replay world's tools for a case directory (the skills replay executor)."""
+    try:
+        from skills.replay import replay_tools
+    except ImportError:
+        from engine.critic.export import session_replay_tools as replay_tools
+    return replay_tools
+
+
+async def _export(args: argparse.Namespace) -> int:
+    from engine.critic.export import export_session
+    from engine.store import Store
+
+    async with Store() as store:
+        sid = await store.find(args.session)
+        if sid is None:
+            print(f"lantern eval export: no session matches {args.session!r}", file=sys.stderr)
+            return 2
+        path = export_session(await store.events(sid), Path(args.out))
+    print(f"wrote {path}")
+    return 0
