@@ -9,7 +9,7 @@ export UV_LINK_MODE ?= copy
 UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 PY := .venv/bin/python
 
-.PHONY: setup model sandbox run test bench help
+.PHONY: setup llama model sandbox run test bench help
 help:
 	@echo "make run   - set up and open the console (local model, sandbox cluster)"
 	@echo "make test  - set up and run the whole test suite"
@@ -17,9 +17,22 @@ help:
 $(UV):
 	python3 -m pip install --user --quiet 'uv>=0.9' || python3 -m pip install --quiet 'uv>=0.9'
 
+WHEELS := $(HOME)/.cache/lantern/wheels
+LLAMA_VERSION := 0.3.36
+
 setup: $(UV)
-	@command -v uv >/dev/null 2>&1 || export PATH="$(HOME)/.local/bin:$$PATH"; \
-	$(UV) sync --frozen
+	$(UV) sync --frozen --inexact
+	@$(MAKE) --no-print-directory llama
+
+# llama-cpp-python: build the wheel once per machine (portable: no -march=native), then install it.
+llama: $(UV)
+	@if ! $(PY) -c "import llama_cpp" 2>/dev/null; then \
+	  if ! ls $(WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1; then \
+	    echo "building llama-cpp-python $(LLAMA_VERSION) (once per machine; 7 to 28 minutes on 2 cores)"; \
+	    mkdir -p $(WHEELS) && CMAKE_ARGS="-DGGML_NATIVE=OFF" python3 -m pip wheel --quiet --no-deps --no-cache-dir -w $(WHEELS) llama-cpp-python==$(LLAMA_VERSION) || exit 1; \
+	  fi; \
+	  $(UV) pip install --quiet --python $(PY) --no-deps $(WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl; \
+	fi
 
 model: setup
 	$(PY) -m console.cli model install
