@@ -49,6 +49,7 @@ _SECRETS = [
     re.compile(r"([?&](?:key|api_key)=)[^&\s\"']+"),
     re.compile(r"((?:x-api-key|x-goog-api-key|authorization|api-key)[\"']?\s*[:=]\s*[\"']?)(?:Bearer\s+)?[^\s\"',}]+", re.IGNORECASE),
 ]
+_DOWNLOADS_TOKENIZER = re.compile(r"llama-2|llama-3|replicate|command-r")
 _TEXT_TOOL_CALL = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
 
 
@@ -59,8 +60,9 @@ def _litellm() -> Any:
 
     litellm.suppress_debug_info = True
     litellm.drop_params = True
-    # token_counter would otherwise download tokenizers from Hugging Face for some names.
-    litellm.disable_hf_tokenizer_download = True
+    # Lets litellm repair provider quirks, e.g. Anthropic refusing a history with tool calls
+    # when a step offers no tools (litellm adds a placeholder tool).
+    litellm.modify_params = True
     return litellm
 
 
@@ -228,6 +230,11 @@ class LiteLLMModel:
             if anthropic and m.role == "system" and m.content:
                 d["content"] = [{"type": "text", "text": m.content, "cache_control": dict(CACHE_CONTROL)}]
             wire_messages.append(d)
+        last = wire_messages[-1] if wire_messages else None
+        if anthropic and last and last["role"] in ("user", "tool") and isinstance(last.get("content"), str) and last["content"]:
+            # Third breakpoint: the whole conversation so far, which the next step extends,
+            # so each step reads the previous one's prefix from the cache.
+            last["content"] = [{"type": "text", "text": last["content"], "cache_control": dict(CACHE_CONTROL)}]
         # Sorted by name with sorted keys: the same tool set always encodes to the same bytes,
         # so the provider's prefix cache keeps hitting from one step to the next.
         wire_tools = [canonical(t.to_openai()) for t in sorted(tools, key=lambda t: t.name)]
@@ -269,9 +276,19 @@ class LiteLLMModel:
     def count_tokens(self, messages: list[Message], tools: list[ToolSpec] | None = None) -> int:
         """Tokens the request would use, counted by litellm's tokenizer for this model."""
         kwargs = self.request(messages, tools or [])
+        # litellm picks the tokenizer by bare name: Anthropic's own for claude-*, tiktoken's
+        # encoding for gpt-*, cl100k for the rest (Gemini and Ollama have none offline).
+        name = catalog.split(self.wire_model)[1] if self.provider in ("anthropic", "openai", "gemini") else self.wire_model
         try:
             litellm = _litellm()
-            return int(litellm.token_counter(model=self.wire_model, messages=kwargs["messages"], tools=kwargs.get("tools")))
+            self._register(litellm)
+            before = litellm.disable_hf_tokenizer_download
+            # Some names (llama-3, command-r ...) make litellm download a tokenizer: never here.
+            litellm.disable_hf_tokenizer_download = before or bool(_DOWNLOADS_TOKENIZER.search(name.lower()))
+            try:
+                return int(litellm.token_counter(model=name, messages=kwargs["messages"], tools=kwargs.get("tools")))
+            finally:
+                litellm.disable_hf_tokenizer_download = before
         except Exception:  # noqa: BLE001 - a tokenizer problem must not stop the turn
             text = json.dumps(kwargs["messages"]) + json.dumps(kwargs.get("tools") or [])
             return len(text) // 4 + 1
@@ -301,9 +318,30 @@ class LiteLLMModel:
                 waited += delay
                 attempt += 1
 
+    def _register(self, litellm: Any) -> None:
+        # litellm looks up unknown Ollama models by a blocking POST to /api/show on
+        # localhost:11434 (not our api_base), several times per call; telling it what we
+        # know (free, tool-capable, our window) keeps it off the wire and the event loop.
+        if self.provider == "ollama" and self.wire_model not in litellm.model_cost:
+            litellm.register_model(
+                {
+                    self.wire_model: {
+                        "max_tokens": self.max_tokens,
+                        "max_input_tokens": self.context_window,
+                        "max_output_tokens": self.max_tokens,
+                        "input_cost_per_token": 0.0,
+                        "output_cost_per_token": 0.0,
+                        "litellm_provider": "ollama_chat",
+                        "mode": "chat",
+                        "supports_function_calling": True,
+                    }
+                }
+            )
+
     async def _once(self, kwargs: dict[str, Any], *, offered: bool) -> AsyncIterator[ModelChunk]:
         key = self._key()
         litellm = _litellm()
+        self._register(litellm)
         acc = _Assembler()
         call = dict(kwargs)
         if key:

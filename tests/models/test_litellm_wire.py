@@ -12,7 +12,10 @@ import sys
 
 import pytest
 
-from engine.models.base import Completion, Message, TextDelta, ToolSpec
+from engine import events as ev
+from engine.loop import Session
+from engine.models.base import Completion, Message, TextDelta, ToolCall, ToolSpec
+from engine.tools import SimpleToolbox, python_tool
 from engine.models.errors import AuthError, BadRequest, ContextOverflow, RateLimited, Unavailable
 from engine.models.litellm_adapter import LiteLLMModel
 from wire_server import WIRE
@@ -325,7 +328,27 @@ async def test_anthropic_request_carries_cache_breakpoints(wire):
     assert body["system"][-1]["cache_control"] == {"type": "ephemeral"}
     assert body["tools"][-1]["cache_control"] == {"type": "ephemeral"}
     assert all("cache_control" not in t for t in body["tools"][:-1]), "one breakpoint: the end of the tool block"
+    assert body["messages"][-1]["content"][-1]["cache_control"] == {"type": "ephemeral"}, "and the conversation so far"
+    assert json.dumps(body).count("cache_control") == 3, "Anthropic allows at most four"
     assert wire.requests[0].headers["x-api-key"] == KEY
+
+
+async def test_anthropic_tool_result_breakpoint_and_history_with_garbled_call(wire):
+    # The loop sends a garbled call back with its parse error: litellm must accept that history.
+    bad = ToolCall(id="toolu_bad", name="get_logs", raw_arguments='{"pod": "x', parse_error="arguments are not valid JSON")
+    history = MESSAGES + [
+        Message(role="assistant", content="", tool_calls=[bad]),
+        Message(role="tool", tool_call_id="toolu_bad", name="get_logs", content="error: arguments are not valid JSON"),
+    ]
+    wire.play("anthropic", "final_answer")
+    model = model_for("anthropic", wire, "final_answer")
+    _, done = await run(model, history)
+    assert "DATABASE_URL" in done.text
+    sent = wire.requests[0].json()["messages"]
+    assert sent[-2]["content"][-1] == {"type": "tool_use", "id": "toolu_bad", "name": "get_logs", "input": {}}
+    result = sent[-1]["content"][-1]
+    assert result["type"] == "tool_result" and result["tool_use_id"] == "toolu_bad"
+    assert result["content"][-1]["cache_control"] == {"type": "ephemeral"}
 
 
 @pytest.mark.parametrize("provider", ["openai", "gemini", "ollama"])
@@ -392,6 +415,17 @@ def test_count_tokens_uses_litellm_offline(provider, litellm_loaded):
     assert 10 < bare < with_tools and bare < longer
 
 
+def test_count_tokens_uses_each_providers_tokenizer(litellm_loaded):
+    text = "kubectl -n checkout get pods -o jsonpath={.items[*].status.containerStatuses[0].restartCount} ÜÖ 日本語"
+    msgs = [Message(role="user", content=text)]
+    wire_msgs = [{"role": "user", "content": text}]
+    claude = LiteLLMModel("anthropic/claude-sonnet-4-5").count_tokens(msgs)
+    gpt = LiteLLMModel("openai/gpt-4.1").count_tokens(msgs)
+    assert claude == litellm_loaded.token_counter(model="claude-sonnet-4-5", messages=wire_msgs)
+    assert gpt == litellm_loaded.token_counter(model="gpt-4.1", messages=wire_msgs)
+    assert claude != gpt, "Anthropic's tokenizer and OpenAI's o200k split this text differently"
+
+
 def test_context_windows_come_from_litellm_model_info(litellm_loaded):
     assert LiteLLMModel("anthropic/claude-sonnet-4-5").context_window == 200_000
     assert LiteLLMModel("openai/gpt-4.1").context_window == litellm_loaded.get_model_info("openai/gpt-4.1")["max_input_tokens"]
@@ -421,3 +455,51 @@ def test_importing_the_adapter_does_not_import_litellm():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# ----------------------------------------------------------------------------- the real loop
+
+
+def get_logs(pod: str, namespace: str, tail_lines: int = 100) -> str:
+    """Tail a pod's logs."""
+    return f"{namespace}/{pod}: FATAL missing DATABASE_URL"
+
+
+async def test_loop_returns_garbled_arguments_to_the_model_and_continues(wire):
+    wire.play("anthropic", "garbled_arguments", "streamed_final_answer")
+    model = model_for("anthropic", wire, "streamed_final_answer")
+    session = Session(model, SimpleToolbox([python_tool(get_logs)]))
+    out = [e async for e in session.run_turn("why is checkout failing?")]
+    finished = [e for e in out if isinstance(e, ev.ToolCallFinished)]
+    assert [f.status for f in finished] == ["error"]
+    assert "not valid JSON" in finished[0].output
+    assert out[-1].reason == "answered"
+    second = wire.requests[1].json()["messages"]
+    tool_result = second[-1]["content"][-1]
+    assert tool_result["type"] == "tool_result" and "not valid JSON" in json.dumps(tool_result)
+
+
+async def test_only_loopback_is_contacted(wire, monkeypatch):
+    import socket
+
+    hosts: list[str] = []
+    real_getaddrinfo = socket.getaddrinfo
+    real_connect = socket.socket.connect
+
+    def getaddrinfo(host, *a, **k):
+        hosts.append(str(host))
+        return real_getaddrinfo(host, *a, **k)
+
+    def connect(self, addr):
+        if isinstance(addr, tuple):
+            hosts.append(str(addr[0]))
+        return real_connect(self, addr)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    for provider in PROVIDERS:
+        wire.reset()
+        await play(provider, wire, "streamed_tool_call")
+        LiteLLMModel(MODELS[provider]).count_tokens(MESSAGES, TOOLS)
+    assert hosts and set(hosts) <= {"127.0.0.1"}, set(hosts)
+    assert wire.side_requests == [], "litellm asked Ollama's /api/show on its own"
