@@ -323,20 +323,20 @@ class LiteLLMModel:
         # localhost:11434 (not our api_base), several times per call; telling it what we
         # know (free, tool-capable, our window) keeps it off the wire and the event loop.
         if self.provider == "ollama" and self.wire_model not in litellm.model_cost:
-            litellm.register_model(
-                {
-                    self.wire_model: {
-                        "max_tokens": self.max_tokens,
-                        "max_input_tokens": self.context_window,
-                        "max_output_tokens": self.max_tokens,
-                        "input_cost_per_token": 0.0,
-                        "output_cost_per_token": 0.0,
-                        "litellm_provider": "ollama_chat",
-                        "mode": "chat",
-                        "supports_function_calling": True,
-                    }
-                }
-            )
+            # Written into the map directly: litellm.register_model itself asks /api/show first.
+            litellm.model_cost[self.wire_model] = {
+                "max_tokens": self.max_tokens,
+                "max_input_tokens": self.context_window,
+                "max_output_tokens": self.max_tokens,
+                "input_cost_per_token": 0.0,
+                "output_cost_per_token": 0.0,
+                "litellm_provider": "ollama_chat",
+                "mode": "chat",
+                "supports_function_calling": True,
+            }
+            invalidate = getattr(getattr(litellm, "utils", None), "_invalidate_model_cost_lowercase_map", None)
+            if callable(invalidate):
+                invalidate()
 
     async def _once(self, kwargs: dict[str, Any], *, offered: bool) -> AsyncIterator[ModelChunk]:
         key = self._key()
