@@ -443,7 +443,9 @@ class LiteLLMModel:
                 return RateLimited(f"{who} is rate-limiting requests: {detail}", hint=_wait_hint(retry_after), retry_after=retry_after)
             if "not found" in detail and "pull" in detail:
                 return BadRequest(f"{who}: {detail}", hint=f"run `ollama pull {self.name.split('/', 1)[1]}`")
-            if "{" not in raw and ("connect" in raw.lower() or "refused" in raw.lower()):
+            if "{" not in detail and re.search(r"timed out|timeout", detail, re.IGNORECASE):
+                return Unavailable(f"{who} timed out after {self.timeout:g}s", hint="the model may still be loading; try again")
+            if "{" not in detail and re.search(r"cannot connect|connect call failed|refused|all connection attempts failed", detail, re.IGNORECASE):
                 return Unavailable(f"{who}: cannot reach Ollama at {self.api_base or 'http://localhost:11434'}", hint="start it with `ollama serve`")
             return Unavailable(f"{who}: {detail}", hint="is `ollama serve` running?", retry_after=retry_after)
         if isinstance(exc, (litellm.BadRequestError, litellm.NotFoundError, litellm.UnprocessableEntityError)) or status in (400, 404, 422):

@@ -299,6 +299,28 @@ async def test_outage_after_retries_is_unavailable(provider, case, wire):
     assert len(wire.requests) == 2
 
 
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_slow_provider_times_out_as_unavailable(provider, wire):
+    wire.play(provider, "tool_call", delay=2.0)
+    model = model_for(provider, wire, "tool_call", timeout=0.5, max_retries=0)
+    with pytest.raises(Unavailable) as info:
+        await run(model)
+    assert "timed out" in info.value.message
+
+
+async def test_ollama_not_running_says_how_to_start_it(litellm_loaded):
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    model = LiteLLMModel(MODELS["ollama"], api_base=f"http://127.0.0.1:{port}", max_retries=0, sleep=Sleeps())
+    with pytest.raises(Unavailable) as info:
+        await run(model)
+    assert "cannot reach Ollama" in info.value.message and "ollama serve" in info.value.hint
+
+
 async def test_ollama_missing_model_says_how_to_pull(wire):
     wire.play("ollama", "model_not_found")
     model = model_for("ollama", wire, "model_not_found")
@@ -403,6 +425,19 @@ async def test_cost_comes_from_litellm_prices(wire):
     assert local.usage.cost_usd == 0
 
 
+async def test_anthropic_history_with_tool_calls_but_no_tools_offered(wire):
+    # Anthropic refuses tool_use blocks when no tools are declared; the adapter still sends it.
+    call = ToolCall(id="toolu_1", name="get_pods", arguments={"namespace": "checkout"})
+    history = MESSAGES + [
+        Message(role="assistant", content="", tool_calls=[call]),
+        Message(role="tool", tool_call_id="toolu_1", name="get_pods", content="checkout-7d9f 0/1 CrashLoopBackOff"),
+    ]
+    wire.play("anthropic", "final_answer")
+    _, done = await run(model_for("anthropic", wire, "final_answer"), history, [])
+    assert "DATABASE_URL" in done.text
+    assert wire.requests[0].json()["tools"], "litellm declares a placeholder tool"
+
+
 # ----------------------------------------------------------------------------- tokens and windows
 
 
@@ -503,3 +538,34 @@ async def test_only_loopback_is_contacted(wire, monkeypatch):
         LiteLLMModel(MODELS[provider]).count_tokens(MESSAGES, TOOLS)
     assert hosts and set(hosts) <= {"127.0.0.1"}, set(hosts)
     assert wire.side_requests == [], "litellm asked Ollama's /api/show on its own"
+
+
+# ----------------------------------------------------------------------------- small parts
+
+
+def test_retry_after_sources():
+    from engine.models.litellm_adapter import _retry_after
+
+    assert _retry_after({"retry-after-ms": "1500", "retry-after": "9"}, "") == 1.5
+    assert _retry_after({"retry-after": "12"}, "") == 12.0
+    import email.utils
+    import time
+
+    later = email.utils.formatdate(time.time() + 30, usegmt=True)
+    assert 25 < _retry_after({"retry-after": later}, "") <= 30
+    assert _retry_after({}, '"retryDelay": "17s"') == 17.0
+    assert _retry_after({}, "Please try again in 350ms.") == 0.35
+    assert _retry_after({"retry-after": "soon"}, "") is None
+
+
+def test_redact_removes_keys_in_any_shape():
+    from engine.models.litellm_adapter import redact
+
+    text = (
+        "POST https://generativelanguage.googleapis.com/v1beta/models/x:generateContent?key=AIzaSyD-abcdefghijklmnopqrstuv1234 "
+        "x-api-key: sk-ant-api03-abcdefghijklmnopqrstuvwxyz Authorization: Bearer my-own-token-123456 custom-secret-value"
+    )
+    out = redact(text, "custom-secret-value")
+    for secret in ("AIzaSyD-abcdefghijklmnop", "sk-ant-api03-abcdefghij", "my-own-token-123456", "custom-secret-value"):
+        assert secret not in out
+    assert "generativelanguage.googleapis.com" in out

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -28,6 +29,8 @@ class Reply:
     body: bytes
     chunks: list[bytes] = field(default_factory=list)
     """When set, the body is written in these pieces with a flush after each (streaming)."""
+    delay: float = 0.0
+    """Seconds to wait before answering (a slow provider)."""
 
 
 @dataclass
@@ -105,6 +108,8 @@ class WireServer:
                     else:
                         server.requests.append(seen)
                         reply = server.replies.pop(0) if server.replies else None
+                if reply is not None and reply.delay:
+                    time.sleep(reply.delay)
                 if reply is None:
                     reply = Reply(599, [("Content-Type", "application/json")], b'{"error": "wire server: no reply queued"}')
                 self.send_response(reply.status)
@@ -137,10 +142,13 @@ class WireServer:
         host, port = self._httpd.server_address[:2]
         return f"http://{host}:{port}"
 
-    def play(self, provider: str, *cases: str) -> None:
-        """Queue the recorded replies for these cases, served in order."""
+    def play(self, provider: str, *cases: str, delay: float = 0.0) -> None:
+        """Queue the recorded replies for these cases, served in order (each after `delay` s)."""
         with self._lock:
-            self.replies.extend(load(provider, c) for c in cases)
+            for c in cases:
+                reply = load(provider, c)
+                reply.delay = delay
+                self.replies.append(reply)
 
     def reset(self) -> None:
         """Forget queued replies and recorded requests."""
