@@ -18,6 +18,8 @@ import email.utils
 import json
 import os
 import re
+import sys
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -53,6 +55,24 @@ _DOWNLOADS_TOKENIZER = re.compile(r"llama-2|llama-3|replicate|command-r")
 _TEXT_TOOL_CALL = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
 
 
+_warming: threading.Thread | None = None
+
+
+def loaded() -> bool:
+    """Whether litellm has finished importing (so using it costs no start-up time)."""
+    module = sys.modules.get("litellm")
+    return module is not None and getattr(module, "_lantern_ready", False)
+
+
+def prewarm() -> None:
+    """Start importing litellm in a background thread, so the first model call does not wait."""
+    global _warming
+    if loaded() or (_warming is not None and _warming.is_alive()):
+        return
+    _warming = threading.Thread(target=_litellm, name="litellm-import", daemon=True)
+    _warming.start()
+
+
 def _litellm() -> Any:
     """Import litellm once, configured for offline-safe use."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -63,6 +83,7 @@ def _litellm() -> Any:
     # Lets litellm repair provider quirks, e.g. Anthropic refusing a history with tool calls
     # when a step offers no tools (litellm adds a placeholder tool).
     litellm.modify_params = True
+    litellm._lantern_ready = True
     return litellm
 
 
@@ -279,6 +300,11 @@ class LiteLLMModel:
         # litellm picks the tokenizer by bare name: Anthropic's own for claude-*, tiktoken's
         # encoding for gpt-*, cl100k for the rest (Gemini and Ollama have none offline).
         name = catalog.split(self.wire_model)[1] if self.provider in ("anthropic", "openai", "gemini") else self.wire_model
+        if not loaded():
+            # Importing litellm takes seconds; never freeze the caller for a gauge. Estimate
+            # now, and load litellm in the background so later counts use the tokenizer.
+            prewarm()
+            return _estimate(kwargs)
         try:
             litellm = _litellm()
             self._register(litellm)
@@ -290,8 +316,7 @@ class LiteLLMModel:
             finally:
                 litellm.disable_hf_tokenizer_download = before
         except Exception:  # noqa: BLE001 - a tokenizer problem must not stop the turn
-            text = json.dumps(kwargs["messages"]) + json.dumps(kwargs.get("tools") or [])
-            return len(text) // 4 + 1
+            return _estimate(kwargs)
 
     # ----------------------------------------------------------------- stream
 
@@ -340,12 +365,14 @@ class LiteLLMModel:
 
     async def _once(self, kwargs: dict[str, Any], *, offered: bool) -> AsyncIterator[ModelChunk]:
         key = self._key()
-        litellm = _litellm()
+        # The first call imports litellm; do it in a thread so the event loop (and the UI) keeps running.
+        litellm = _litellm() if loaded() else await asyncio.to_thread(_litellm)
         self._register(litellm)
         acc = _Assembler()
         call = dict(kwargs)
         if key:
             call["api_key"] = key
+        response: Any = None
         try:
             response = await litellm.acompletion(**call)
             if self.streaming:
@@ -377,6 +404,14 @@ class LiteLLMModel:
             raise
         except Exception as exc:  # noqa: BLE001 - every provider failure becomes a typed error
             raise self.map_error(exc) from None
+        finally:
+            # A cancelled turn closes this generator mid-stream: drop the HTTP stream too.
+            aclose = getattr(response, "aclose", None) if self.streaming else None
+            if aclose is not None:
+                try:
+                    await aclose()
+                except Exception:  # noqa: BLE001 - closing a dead stream may fail; nothing to do
+                    pass
         yield self._completion(acc, litellm, offered=offered)
 
     def _completion(self, acc: _Assembler, litellm: Any, *, offered: bool) -> Completion:
@@ -459,6 +494,12 @@ class LiteLLMModel:
         if isinstance(exc, OSError):
             return Unavailable(f"{who}: connection failed: {detail}", hint="check the network or the api_base")
         return ModelError(f"{who}: {type(exc).__name__}: {detail}")
+
+
+def _estimate(kwargs: dict[str, Any]) -> int:
+    """About four characters per token: the fallback when no tokenizer is at hand."""
+    text = json.dumps(kwargs["messages"], ensure_ascii=False) + json.dumps(kwargs.get("tools") or [], ensure_ascii=False)
+    return len(text) // 4 + 1
 
 
 def _text_tool_calls(text: str) -> tuple[str, list[ToolCall]]:

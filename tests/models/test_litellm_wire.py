@@ -481,6 +481,39 @@ def test_model_without_provider_is_refused():
         LiteLLMModel("claude-sonnet-4-5")
 
 
+def test_count_tokens_before_litellm_loads_estimates_and_warms_up():
+    code = (
+        "import engine.models.litellm_adapter as a\n"
+        "from engine.models.base import Message\n"
+        "m = a.LiteLLMModel('openai/gpt-4.1', api_key='x')\n"
+        "msgs = [Message(role='user', content='why is checkout failing? ' * 40)]\n"
+        "first = m.count_tokens(msgs)\n"
+        "assert not a.loaded() and a._warming is not None, 'the import runs in the background'\n"
+        "a._warming.join()\n"
+        "assert a.loaded()\n"
+        "import litellm\n"
+        "exact = m.count_tokens(msgs)\n"
+        "assert exact == litellm.token_counter(model='gpt-4.1', messages=[{'role': 'user', 'content': msgs[0].content}])\n"
+        "print(first, exact)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-2000:]
+    first, exact = map(int, out.stdout.split())
+    assert 0.5 < first / exact < 2, "the estimate is in the right range"
+
+
+async def test_closing_a_stream_midway_is_clean(wire):
+    wire.play("openai", "streamed_tool_call", "tool_call")
+    model = model_for("openai", wire, "streamed_tool_call")
+    stream = model.stream(MESSAGES, TOOLS)
+    first = await stream.__anext__()
+    assert isinstance(first, TextDelta)
+    await stream.aclose()  # what the loop does when a turn is cancelled
+    model.streaming = False
+    _, done = await run(model)
+    assert done.tool_calls[0].name == "get_pods"
+
+
 def test_importing_the_adapter_does_not_import_litellm():
     code = (
         "import sys, engine.models.litellm_adapter as a;"
