@@ -390,7 +390,7 @@ def run_timing(cases: list[Any], cloudops: Path, seed: int, sizes: tuple[int, ..
     pool = _pool(cases, cloudops, rng)
     out = []
     for n in sizes:
-        system, events, _ = probe_history(pool, rng, n_steps=max(1, (n - 1) // 2), n_probes=0)
+        system, events, _ = probe_history(pool, rng, n_steps=max(1, n // 2), n_probes=0)
         events = events[:n]
         b = CompactingContext(_model(32_000), ContextConfig(share=0.6))
         step_ms: list[float] = []

@@ -176,6 +176,8 @@ class CompactingContext:
         self._ledger_version = -1
         self._ledger_tokens = 0
         self._drop_cost: dict[tuple[int, int], int] = {}
+        self._lossy_cache: dict[tuple[int, int, int], list[tuple[Item, int]]] = {}
+        self._records_cache: dict[tuple[int, int, int], list[dict[str, Any]]] = {}
         self._scale = 1.0
         self._warned = False
         self.ledger = Ledger()
@@ -305,7 +307,14 @@ class CompactingContext:
         return " | ".join(parts)
 
     def _lossy(self, g: Group, level: int) -> list[tuple[Item, int]]:
-        """(item, tokens no longer held) for each item that loses detail at `level`."""
+        """(item, tokens no longer held) for each item that loses detail at `level` (cached)."""
+        key = (g.key, level, len(g.items))
+        hit = self._lossy_cache.get(key)
+        if hit is None:
+            hit = self._lossy_cache[key] = self._lossy_uncached(g, level)
+        return hit
+
+    def _lossy_uncached(self, g: Group, level: int) -> list[tuple[Item, int]]:
         out = []
         for it in g.items:
             if level == DROPPED:
@@ -318,6 +327,32 @@ class CompactingContext:
                 out.append((it, max(1, it.tokens - it.reduced_tokens)))
             elif it.arrival != it.text:
                 out.append((it, max(1, it.tokens - it.arrival_tokens)))
+        return out
+
+    def _drop_records(self, g: Group, lv: int) -> list[dict[str, Any]]:
+        """The drop-list records of a group at a tier (cached: the same every step it stays there)."""
+        key = (g.key, lv, len(g.items))
+        hit = self._records_cache.get(key)
+        if hit is not None:
+            return hit
+        out = []
+        for it, lost in self._lossy(g, lv):
+            level = lv
+            if lv in (VERBATIM, REDUCED) and it.arrival != it.text and not (lv == REDUCED and it.role == "tool" and it.reduced_tokens < it.arrival_tokens):
+                level = 0
+            out.append(
+                {
+                    "ref": it.ref,
+                    "seq": it.seq,
+                    "what": f"{it.name} output" if it.role == "tool" else f"{it.role} message",
+                    "from_step": it.step,
+                    "tokens": lost,
+                    "action": _ACTION.get(level, "trimmed"),
+                    "level": level,
+                    "entry": self._drop_entry(it, lost),
+                }
+            )
+        self._records_cache[key] = out
         return out
 
     def _drops_cost(self, g: Group, level: int) -> int:
@@ -389,22 +424,7 @@ class CompactingContext:
         recent_tokens = 0
         pm = self.counter.per_message
         for g, lv in zip(self._groups, levels):
-            for it, lost in self._lossy(g, lv):
-                level = lv if lv != VERBATIM else 0
-                if lv in (VERBATIM, REDUCED) and it.arrival != it.text and not (lv == REDUCED and it.role == "tool" and it.reduced_tokens < it.arrival_tokens):
-                    level = 0
-                drops.append(
-                    {
-                        "ref": it.ref,
-                        "seq": it.seq,
-                        "what": f"{it.name} output" if it.role == "tool" else f"{it.role} message",
-                        "from_step": it.step,
-                        "tokens": lost,
-                        "action": _ACTION.get(level, "trimmed"),
-                        "level": level,
-                        "entry": self._drop_entry(it, lost),
-                    }
-                )
+            drops.extend(self._drop_records(g, lv))
             if lv >= SUMMARISED:
                 if lv == SUMMARISED:
                     summaries.append(g.summary_line)

@@ -548,9 +548,13 @@ class Ledger:
         """The compact pinned block: one line per kind, facts grouped by the event they came from."""
         lines: list[str] = []
         grouped: dict[str, dict[int, list[str]]] = {}
-        shown_pods: set[str] = {f.value for f in self.facts.values() if f.kind == "pod"}
+        prefixes: set[str] = set()
+        for f in self.facts.values():
+            if f.kind == "pod":
+                v = f.value
+                prefixes.update(v[:i] for i, ch in enumerate(v) if ch == "-")
         for (kind, _), f in self.facts.items():
-            if kind == "deployment" and any(p.startswith(f.value + "-") for p in shown_pods) and f.count == 1:
+            if kind == "deployment" and f.count == 1 and f.value in prefixes:
                 # A workload name that is only the prefix of a pod already listed adds nothing.
                 continue
             grouped.setdefault(kind, {}).setdefault(f.seq, []).append(f.render())
