@@ -29,7 +29,6 @@ from engine.context.trim import ProjectionError, call_line, digest, first_senten
 from engine.loop import tool_message_text
 from engine.models.base import Message, Model, ToolCall, ToolSpec
 
-_DEBUG = False
 VERBATIM, REDUCED, SUMMARISED, DROPPED = 0, 1, 2, 3
 _ACTION = {REDUCED: "trimmed", SUMMARISED: "summarised", DROPPED: "dropped"}
 _LEVEL_WORD = {0: "trimmed at arrival", REDUCED: "reduced to key lines", SUMMARISED: "summarised", DROPPED: "dropped"}
@@ -499,7 +498,6 @@ class CompactingContext:
             ledger_tokens = self._ledger_tokens if self.config.pin_ledger else 0
             fixed = tool_tokens + count(system) + self.counter.per_message + ledger_tokens + 60
             levels, estimate = self._plan(fixed, target, protect_from, current_user)
-            if _DEBUG: print("plan", target, estimate, levels[-6:], fixed, self._scale)
             result = self._render(system, levels)
             used = self.counter.request(result[0], tools)
             if estimate > 0 and used > 0:

@@ -72,14 +72,6 @@ def _merge(a: Any, b: Any) -> Any:
     return b
 
 
-def _wrap(parts: list[tuple[str, bool]], value: Any) -> Any:
-    if not parts:
-        return value
-    (name, each), rest = parts[0], parts[1:]
-    inner = [_wrap(rest, v) for v in value] if each and isinstance(value, list) else _wrap(rest, value)
-    return {name: inner} if name else inner
-
-
 def _wrap_top(parts: list[tuple[str, bool]], projected: Any) -> Any:
     # `projected` already holds the list level for [] segments; rebuild the named keys around it.
     if not parts:
