@@ -17,6 +17,7 @@ walks the cached numbers, so a step costs O(groups), not O(text).
 
 from __future__ import annotations
 
+import contextvars
 import json
 import time
 from dataclasses import dataclass, field
@@ -30,6 +31,9 @@ from engine.loop import tool_message_text
 from engine.models.base import Message, Model, ToolCall, ToolSpec
 
 VERBATIM, REDUCED, SUMMARISED, DROPPED = 0, 1, 2, 3
+
+ACTIVE: contextvars.ContextVar[CompactingContext | None] = contextvars.ContextVar("lantern_active_context", default=None)
+"""The builder of the turn in progress; tool calls run in tasks that inherit it (recall_detail reads it)."""
 _ACTION = {REDUCED: "trimmed", SUMMARISED: "summarised", DROPPED: "dropped"}
 _LEVEL_WORD = {0: "trimmed at arrival", REDUCED: "reduced to key lines", SUMMARISED: "summarised", DROPPED: "dropped"}
 
@@ -532,6 +536,7 @@ class CompactingContext:
         """The loop's ContextBuilder: messages for this step, plus DetailDropped and ContextGauge events."""
         if self.toolbox is None:
             self.toolbox = getattr(ctx.session, "toolbox", None)
+        ACTIVE.set(self)
         c = self.compact(ctx.session.events, system, tools)
         out: list[Any] = []
         for d in c.new_drops:

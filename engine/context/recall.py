@@ -6,6 +6,7 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
+from engine.context.builder import ACTIVE
 from engine.context.trim import key_lines
 from engine.tools import Tool, ToolOutput
 
@@ -18,8 +19,10 @@ RECALL_DESCRIPTION = (
 def recall_tool(store_getter: Callable[[], Any] | None, builder: Any = None, *, max_tokens: int | None = None) -> Tool:
     """The recall_detail tool: looks the ref up in the store's blobs, else in the session's own events.
 
-    `store_getter` returns the open Store (or None); `builder` is the session's
-    CompactingContext, whose last build knows the events (and so the output_ref of a tool call).
+    `store_getter` returns the open Store (or None, or an awaitable of it). `builder` is the
+    session's CompactingContext, whose last build knows the events (and so each call's
+    output_ref); left out, the builder of the turn in progress is used (the loop runs tool calls
+    in tasks that inherit it), so one tool serves every session.
     """
 
     async def handler(args: dict[str, Any]) -> ToolOutput:
@@ -29,7 +32,8 @@ def recall_tool(store_getter: Callable[[], Any] | None, builder: Any = None, *, 
         store = store_getter() if store_getter else None
         if inspect.isawaitable(store):
             store = await store
-        event = builder.find(ref) if builder is not None else None
+        active = builder if builder is not None else ACTIVE.get()
+        event = active.find(ref) if active is not None else None
         text: str | None = None
         source = ""
         blob_ref = getattr(event, "output_ref", None) if event is not None else None
@@ -50,8 +54,8 @@ def recall_tool(store_getter: Callable[[], Any] | None, builder: Any = None, *, 
                 text, source = event.text, "event"
         if text is None:
             return ToolOutput(text=f"Nothing is stored under {ref!r}; refs look like 'e12' and are listed under 'No longer held in full'.", status="error")
-        limit = max_tokens or _limit(builder)
-        count = builder.counter.text if builder is not None else (lambda s: (len(s) + 3) // 4)
+        limit = max_tokens or _limit(active)
+        count = active.counter.text if active is not None else (lambda s: (len(s) + 3) // 4)
         total = count(text)
         shown = key_lines(text, limit, count) if total > limit else text
         what = getattr(event, "tool", "") or getattr(event, "kind", "") or "output"

@@ -98,7 +98,8 @@ async def test_recall_detail_brings_back_a_dropped_output(tmp_path):
     builder = CompactingContext(model, ContextConfig(share=0.6, recent_groups=2))
     async with Store(tmp_path / "s.db") as store:
         tb = SimpleToolbox([python_tool(describe_pod)])
-        tb.add(recall_tool(lambda: store, builder))
+        # no builder passed: the tool finds the turn's builder itself
+        tb.add(recall_tool(lambda: store))
         s = Session(model, tb, context=builder, sink=store)
         await store.create_session(s.id)
         out = await run(s, "why do the shop pods restart?")
