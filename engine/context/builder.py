@@ -339,6 +339,7 @@ class CompactingContext:
         if hit is not None:
             return hit
         out = []
+        calls = {c.id: c for c in g.items[0].calls} if g.kind == "assistant" else {}
         for it, lost in self._lossy(g, lv):
             level = lv
             if lv in (VERBATIM, REDUCED) and it.arrival != it.text and not (lv == REDUCED and it.role == "tool" and it.reduced_tokens < it.arrival_tokens):
@@ -347,7 +348,8 @@ class CompactingContext:
                 {
                     "ref": it.ref,
                     "seq": it.seq,
-                    "what": f"{it.name} output" if it.role == "tool" else f"{it.role} message",
+                    "what": _what(it, calls.get(it.call_id)),
+                    "source": it.name if it.role == "tool" else it.role,
                     "from_step": it.step,
                     "tokens": lost,
                     "action": _ACTION.get(level, "trimmed"),
@@ -568,6 +570,13 @@ class CompactingContext:
         return None
 
 
+def _what(it: Item, call: ToolCall | None) -> str:
+    """What a drop is, for people: the call that produced an output, or whose message it was."""
+    if it.role == "tool":
+        return f"output of {call_line(call.name, call.arguments, 80) if call else it.name}"
+    return f"{it.role} message (turn {it.turn})"
+
+
 def _merged_args(calls: list[ToolCall]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for c in calls:
@@ -586,7 +595,7 @@ def _drop_block(drops: list[dict[str, Any]]) -> str:
     by: dict[int, dict[str, list[str]]] = {}
     totals: dict[int, int] = {}
     for d in drops:
-        source = d["what"].removesuffix(" output").removesuffix(" message")
+        source = d["source"]
         by.setdefault(d["level"], {}).setdefault(source, []).append(d["entry"])
         totals[d["level"]] = totals.get(d["level"], 0) + d["tokens"]
     lines = [

@@ -381,6 +381,9 @@ class Extractor:
                 continue
             if re.fullmatch(r"[\d.:]+", img) or re.match(r"^\d{1,2}:\d{2}", img) or _SOURCE_FILE_RE.search(img):
                 continue
+            if m.group(2) and "/" not in img and re.search(r":\d+$", img):
+                # name:6379 without an image keyword is a host and port far more often than an image
+                continue
             out.append(_Found("image", img))
             tag = img.rsplit(":", 1)[-1] if ":" in img.split("/")[-1] else ""
             t = _TAG_SHA_RE.search(tag)
@@ -453,6 +456,8 @@ class Extractor:
                     metrics.append(_Found("metric", value, label=label, key=f"{label.lower()}|{value}"))
                 for m in _KV_NUM_RE.finditer(line):
                     label = m.group(1).strip()[-30:]
+                    if label.lower().endswith(("exit code", "restart count", "priority", "port")):
+                        continue  # kept as their own kind, or noise
                     metrics.append(_Found("metric", m.group(2), label=label, key=f"{label.lower()}|{m.group(2)}"))
             is_error = bool(_JSON_LEVEL_RE.search(line) or _LEVEL_RE.search(line))
             for m in _TS_RE.finditer(line):

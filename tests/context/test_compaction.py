@@ -12,6 +12,7 @@ from engine.store import Store
 from engine.testing import ScriptedModel
 from engine.tools import SimpleToolbox, Tool, python_tool
 
+MOUNTS = 60
 SERVICES = ["checkout", "payments", "cart", "search", "shipping", "email", "quotes", "ads"]
 
 
@@ -19,7 +20,7 @@ def describe_pod(name: str) -> str:
     """Describe a pod (long, kubectl-like output with one distinctive fact per service)."""
     idx = SERVICES.index(name) if name in SERVICES else 0
     pod = f"{name}-7d9f8c4b{idx}-x{idx}k2p"
-    filler = "\n".join(f"    Mount {i}:  /var/lib/{name}/volume-{i} from data-{i} (rw)" for i in range(60))
+    filler = "\n".join(f"    Mount {i}:  /var/lib/{name}/volume-{i} from data-{i} (rw)" for i in range(MOUNTS))
     return (
         f"Name:             {pod}\nNamespace:        shop\nNode:             worker-0{idx}/10.0.0.{idx}\n"
         f"Containers:\n  server:\n    Image:  ghcr.io/acme/{name}:v1.{idx}.0\n    Last State:  Terminated\n"
@@ -91,6 +92,33 @@ async def test_tight_budget_keeps_ledger_facts_announces_drops_and_pairs_calls()
     finished = [e for e in s.events if e.kind == "tool-call-finished"]
     gone = [e for e in finished if e.output not in prompt]
     assert gone and {f"e{e.seq}" for e in gone} <= set(refs)
+
+
+async def test_older_steps_are_reduced_then_summarised_and_the_newest_stay_verbatim():
+    global MOUNTS
+    MOUNTS, saved = 25, MOUNTS
+    try:
+        model = ScriptedModel(script(8), context_window=4000)
+        builder = CompactingContext(model, ContextConfig(share=0.6, recent_groups=2))
+        s = Session(model, SimpleToolbox([python_tool(describe_pod)]), context=builder)
+        out = await run(s, "why do the shop pods restart?")
+    finally:
+        MOUNTS = saved
+    dropped = [e for e in out if e.kind == "detail-dropped"]
+    assert len(dropped) >= 5 and all(e.tokens > 0 for e in dropped)
+    msgs, _ = model.requests[-1]
+    prompt = "\n".join(m.content for m in msgs)
+    finished = [e for e in s.events if e.kind == "tool-call-finished"]
+    # the two newest outputs are verbatim, the oldest is not
+    assert all(e.output in prompt for e in finished[-2:])
+    assert finished[0].output not in prompt
+    assert "## Earlier in this session (summarised)" in prompt and "- step 1 assistant" in prompt
+    assert "describe_pod(name=checkout) → ok [e" in prompt
+    gauges = [e for e in out if e.kind == "context-gauge"]
+    assert all(g.used <= g.budget for g in gauges)
+    assert gauges[-1].tiers["summaries"] > 0 and gauges[-1].dropped == len(dropped)
+    for idx, name in enumerate(SERVICES):
+        assert f"{name}-7d9f8c4b{idx}-x{idx}k2p" in prompt
 
 
 async def test_recall_detail_brings_back_a_dropped_output(tmp_path):
