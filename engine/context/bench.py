@@ -196,10 +196,10 @@ def silent_drops(c_text: str, events: list[Any], listed: set[str]) -> tuple[int,
 
 
 def _listed_refs(c: Compaction) -> set[str]:
-    sys_text = c.messages[0].content if c.messages else ""
-    if "## No longer held in full" not in sys_text:
+    text = next((m.content for m in c.messages if "## No longer held in full" in m.content), "")
+    if not text:
         return set()
-    block = sys_text.split("## No longer held in full", 1)[1]
+    block = text.split("## No longer held in full", 1)[1]
     return set(re.findall(r"\be\d+\b", block))
 
 

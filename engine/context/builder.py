@@ -32,6 +32,8 @@ from engine.models.base import Message, Model, ToolCall, ToolSpec
 
 VERBATIM, REDUCED, SUMMARISED, DROPPED = 0, 1, 2, 3
 
+NOTE_HEAD = "[Lantern context notes, not from the user: the facts so far and what is no longer held in full]\n\n"
+
 ACTIVE: contextvars.ContextVar[CompactingContext | None] = contextvars.ContextVar("lantern_active_context", default=None)
 """The builder of the turn in progress; tool calls run in tasks that inherit it (recall_detail reads it)."""
 _ACTION = {REDUCED: "trimmed", SUMMARISED: "summarised", DROPPED: "dropped"}
@@ -60,6 +62,9 @@ class ContextConfig:
     """Carry the fact ledger in the prompt (off only for the bench's summary-only baseline)."""
     list_drops: bool = True
     """Carry the 'no longer held in full' list (off only for the bench's baselines)."""
+    layout: str = "auto"
+    """Where the ledger and drop list go: 'system' (in the system message), 'tail' (a note after the
+    history, so the prefix stays cacheable), or 'auto' (tail for the embedded local model)."""
 
 
 @dataclass
@@ -151,6 +156,8 @@ class CompactingContext:
         """Knobs."""
         if not 0.05 <= self.config.share <= 1.0:
             raise ValueError(f"context share must be between 0.05 and 1.0, got {self.config.share}")
+        if self.config.layout not in ("auto", "system", "tail"):
+            raise ValueError(f"context layout must be auto, system or tail, got {self.config.layout!r}")
         self.counter = counter or TokenCounter(model)
         """Token counting (exact or calibrated)."""
         self.ledger = Ledger()
@@ -439,17 +446,29 @@ class CompactingContext:
             recent_tokens += g.cost[lv] - self._drops_cost(g, lv)
         if body and body[0].role != "user":
             body.insert(0, Message(role="user", content="(Continuing the session; earlier turns are summarised in the system message.)"))
-        parts = [system]
+        ledger_block = ""
         if self._ledger_text and self.config.pin_ledger:
-            parts.append("## Fact ledger (pinned, exact values; [eN] = the event it came from)\n" + self._ledger_text)
+            ledger_block = "## Fact ledger (pinned, exact values; [eN] = the event it came from)\n" + self._ledger_text
         summary_text = ""
         if summaries:
             summary_text = "## Earlier in this session (summarised)\n" + "\n".join(summaries)
-            parts.append(summary_text)
         drop_text = ""
         if drops and self.config.list_drops:
             drop_text = _drop_block(drops)
-            parts.append(drop_text)
+        if self._layout() == "tail":
+            # The system message and history stay a stable prefix (prompt caches, llama.cpp's KV
+            # cache); what changes every step rides in one note at the end.
+            parts = [system, summary_text]
+            notes = "\n\n".join(p for p in (ledger_block, drop_text) if p)
+            if notes:
+                note = Message(role="user", content=NOTE_HEAD + notes)
+                if body and body[-1].role == "user":
+                    body.insert(len(body) - 1, note)
+                else:
+                    body.append(note)
+        else:
+            parts = [system, ledger_block, summary_text, drop_text]
+        parts = [p for p in parts if p]
         sys_msg = Message(role="system", content="\n\n".join(parts))
         tiers = {
             "system": count(system) + pm,
@@ -459,6 +478,13 @@ class CompactingContext:
             "recent": recent_tokens,
         }
         return [sys_msg, *body], tiers, drops
+
+    def _layout(self) -> str:
+        layout = self.config.layout
+        if layout == "auto":
+            name = str(getattr(self.model, "name", ""))
+            return "tail" if name == "local" or name.startswith(("local:", "local/", "llama")) else "system"
+        return layout
 
     def _messages(self, g: Group, lv: int) -> list[Message]:
         if g.kind == "user":

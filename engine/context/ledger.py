@@ -166,9 +166,8 @@ _TS_KEY_RE = re.compile(
 )
 
 _VERSION_RE = re.compile(r"(?<![\w.\-])v\d+(?:\.\d+){1,3}(?:-[0-9A-Za-z.]+)?\b|(?i:\bversion)[\"']?\s*[:=]?\s*[\"']?(\d+(?:\.\d+){1,3}(?:-[0-9A-Za-z.]+)?)\b")
-_SHA_RE = re.compile(
-    r"(?i)\b(?:commit|sha|revision|git[ _-]?sha|rev)\b[\s:=#\"']*([0-9a-f]{7,40})\b|(?!)()|(?<![\w-])([0-9a-f]{40})(?![\w-])"
-)
+_SHA_RE = re.compile(r"(?i)\b(?:commit|sha|revision|git[ _-]?sha|rev)\b[\s:=#\"']*([0-9a-f]{7,40})\b")
+_SHA40_RE = re.compile(r"(?<![\w-])([0-9a-f]{40})(?![\w-])")
 _TAG_SHA_RE = re.compile(r"-([0-9a-f]{7,12})$")
 
 _NAME = r"[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?"
@@ -195,9 +194,8 @@ _IMAGE_RE = re.compile(
 _CONTROLLED_RE = re.compile(r"\bControlled By:\s+(\w+)/(" + _NAME + r")")
 _TLD = r"com|net|org|io|dev|app|cloud|local|internal|svc|co|ai|sh|us|uk|de|gov|edu|info|biz|xyz|me|tech|site"
 _HOST_RE = re.compile(
-    r"(?<![\w@/.-])((?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+(?:" + _TLD + r"))(?::(\d{2,5}))?(?![\w-])"
+    r"(?<![\w@/.-])((?:[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+(?:" + _TLD + r"))(?::(\d{2,5}))?(?![\w-])"
     r"|(?<![\w.])((?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3})(?::(\d{2,5}))?(?![\w.])",
-    re.I,
 )
 _CONFIG_RE = re.compile(r"\b([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)\b[\"']?\s*(?:[:=]|->|→|changed from|from)\s*[\"']?([^\s\"'`,;}\]]{1,60})")
 _ENV_YAML_RE = re.compile(r"name:\s*[\"']?([A-Z][A-Z0-9_]+)[\"']?\s*\n\s*[-+]?\s*value:\s*[\"']?([^\"'\n]{1,60})")
@@ -228,6 +226,23 @@ _NORM_RE = re.compile(r"\d+|0x[0-9a-f]+|[0-9a-f]{8,}", re.I)
 def _norm(text: str) -> str:
     """Collapse numbers and ids so repeats of one log line count as one fact."""
     return _NORM_RE.sub("#", text.lower())
+
+
+def _subset(text: str, needles: tuple[str, ...], *, lower: bool = False) -> str:
+    """Only the lines of `text` that hold one of `needles` (regexes then scan far less text)."""
+    src = text.lower() if lower else text
+    if not any(n in src for n in needles):
+        return ""
+    if len(text) < 2000:
+        return text
+    out = []
+    for line in text.splitlines():
+        ln = line.lower() if lower else line
+        for n in needles:
+            if n in ln:
+                out.append(line)
+                break
+    return "\n".join(out)
 
 
 def _pod_like(base: str, hash_part: str, suffix: str) -> bool:
@@ -347,7 +362,7 @@ class Extractor:
             if _pod_like(m.group(1), m.group(2), m.group(3)):
                 out.append(_Found("pod", m.group(0)))
                 out.append(_Found("deployment", m.group(1)))
-        for m in _KIND_NAME_RE.finditer(text):
+        for m in _KIND_NAME_RE.finditer(_subset(text, ("/",))):
             k = m.group(1).lower().split(".")[0].rstrip("s") if m.group(1).lower() not in ("ds", "rs", "ns") else m.group(1).lower()
             name = m.group(2)
             kind = {"pod": "pod", "po": "pod", "deployment": "deployment", "deploy": "deployment", "statefulset": "deployment",
@@ -357,7 +372,7 @@ class Extractor:
                 out.append(_Found(kind, name))
             else:
                 out.append(_Found("resource", f"{k}/{name}"))
-        for m in _KUBECTL_RE.finditer(text):
+        for m in _KUBECTL_RE.finditer(_subset(text, ("kubectl",))):
             rtype, name = (m.group(1) or "").lower(), m.group(2)
             if name in _NAME_STOP or name.startswith("-"):
                 continue
@@ -367,12 +382,12 @@ class Extractor:
                 out.append(_Found(kind, name))
             elif rtype:
                 out.append(_Found("resource", f"{rtype.rstrip('s')}/{name}"))
-        for m in _CONTROLLED_RE.finditer(text):
+        for m in _CONTROLLED_RE.finditer(_subset(text, ("Controlled By",))):
             out.append(_Found("deployment", m.group(2)))
-        for m in _NS_RE.finditer(text):
+        for m in _NS_RE.finditer(_subset(text, ("-n ", "--namespace", "amespace", "ns/"))):
             if m.group(1) not in _NAME_STOP and re.search(r"[a-z]", m.group(1)):
                 out.append(_Found("namespace", m.group(1)))
-        for m in _NODE_RE.finditer(text):
+        for m in _NODE_RE.finditer(_subset(text, ("Node:", "nodeName", "node/", "node "))):
             if m.group(1).lower() not in _NAME_STOP:
                 out.append(_Found("node", m.group(1)))
         for m in _IMAGE_RE.finditer(text):
@@ -406,11 +421,11 @@ class Extractor:
         for m in _REASON_WORD_RE.finditer(text):
             if not m.group(0).endswith(("Exception", "Error")):
                 out.append(_Found("reason", m.group(0)))
-        for m in _EXIT_RE.finditer(text):
+        for m in _EXIT_RE.finditer(_subset(text, ("exit",), lower=True)):
             out.append(_Found("exit_code", m.group(0).strip(), key=f"exit {m.group(1)}"))
         for m in _HTTP_PHRASE_RE.finditer(text):
             out.append(_Found("http_status", m.group(0), key=m.group(0).lower()))
-        for m in _HTTP_CODE_RE.finditer(text):
+        for m in _HTTP_CODE_RE.finditer(_subset(text, ("http", "status", "response"), lower=True)):
             out.append(_Found("http_status", m.group(0).strip(), key=m.group(0).strip().lower()))
         for m in _EXC_RE.finditer(text):
             cls, msg = m.group(1), m.group(2)
@@ -493,12 +508,14 @@ class Extractor:
         out.extend(kept)
         for m in _VERSION_RE.finditer(text):
             out.append(_Found("version", (m.group(1) or m.group(0)).strip()))
-        for m in _SHA_RE.finditer(text):
-            sha = m.group(1) or m.group(2) or m.group(3)
-            if m.group(1) and not (any(c.isdigit() for c in sha) and any(c.isalpha() for c in sha)):
+        for m in _SHA_RE.finditer(_subset(text, ("commit", "sha", "rev"), lower=True)):
+            sha = m.group(1)
+            if not (any(c.isdigit() for c in sha) and any(c.isalpha() for c in sha)):
                 continue
             out.append(_Found("sha", sha))
-        for m in _CONFIG_RE.finditer(text):
+        for m in _SHA40_RE.finditer(text):
+            out.append(_Found("sha", m.group(1)))
+        for m in _CONFIG_RE.finditer(_subset(text, ("_",))):
             out.append(_Found("config", f"{m.group(1)}={m.group(2)}"))
         for m in _ENV_YAML_RE.finditer(text):
             out.append(_Found("config", f"{m.group(1)}={m.group(2).strip()}"))

@@ -209,3 +209,19 @@ async def test_calls_without_results_get_a_placeholder_and_bad_share_is_rejected
         assert "share" in str(exc)
     else:
         raise AssertionError("a share above 1 must be refused")
+
+
+async def test_tail_layout_keeps_the_prefix_stable_and_notes_last():
+    model = ScriptedModel(script(4), context_window=200_000)
+    builder = CompactingContext(model, ContextConfig(layout="tail"))
+    s = Session(model, SimpleToolbox([python_tool(describe_pod)]), context=builder)
+    await run(s, "why do the shop pods restart?")
+    reqs = [m for m, _ in model.requests]
+    assert reqs[0][-1].role == "user" and reqs[0][-1].content == "why do the shop pods restart?"
+    for prev, cur in zip(reqs[1:], reqs[2:]):
+        # everything before the trailing note is unchanged from one step to the next
+        assert cur[: len(prev) - 1] == prev[:-1]
+        assert cur[-1].role == "user" and "## Fact ledger" in cur[-1].content
+        assert "## Fact ledger" not in cur[0].content
+        check_pairing(cur[1:-1])
+    assert "checkout-7d9f8c4b0-x0k2p" in reqs[-1][-1].content

@@ -51,10 +51,10 @@ def history(steps: list) -> tuple[list, list[str]]:
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(step_st, min_size=1, max_size=25), st.integers(2500, 40000), st.sampled_from([0.3, 0.6]), st.integers(1, 5))
-def test_random_histories_keep_pairs_facts_and_announce_every_drop(steps, window, share, recent):
+@given(st.lists(step_st, min_size=1, max_size=25), st.integers(2500, 40000), st.sampled_from([0.3, 0.6]), st.integers(1, 5), st.sampled_from(["system", "tail"]))
+def test_random_histories_keep_pairs_facts_and_announce_every_drop(steps, window, share, recent, layout):
     events, pods = history(steps)
-    builder = CompactingContext(ScriptedModel(context_window=window), ContextConfig(share=share, recent_groups=recent))
+    builder = CompactingContext(ScriptedModel(context_window=window), ContextConfig(share=share, recent_groups=recent, layout=layout))
     emitted: list[str] = []
     # grow the session step by step, as the loop does
     cut_points = [i + 1 for i, e in enumerate(events) if e.kind in ("user-message", "assistant-message")] + [len(events)]
@@ -69,7 +69,9 @@ def test_random_histories_keep_pairs_facts_and_announce_every_drop(steps, window
     text = c.text
     for pod in pods:
         assert pod in text, f"ledger fact {pod} lost"
-    listed = c.messages[0].content.split("## No longer held in full", 1)[-1] if c.dropped else ""
+    holder = next((m.content for m in c.messages if "## No longer held in full" in m.content), "")
+    listed = holder.split("## No longer held in full", 1)[-1] if c.dropped else ""
+    assert bool(holder) == bool(c.dropped)
     current = {d["ref"] for d in c.dropped}
     assert current <= set(emitted)
     for e in events:
