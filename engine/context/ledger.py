@@ -57,6 +57,10 @@ LABELS: dict[str, str] = {
 """Kind → heading in the rendered ledger."""
 
 
+_COUNTED = ("reason", "error_line", "exception", "http_status")
+"""Kinds whose repeat count is shown (how often an error recurred matters; a pod name's does not)."""
+
+
 @dataclass
 class Fact:
     """One fact: its kind, its exact text, and the events it was seen in."""
@@ -84,7 +88,7 @@ class Fact:
     def render(self) -> str:
         """The compact text the prompt carries for this fact."""
         text = f"{self.label} {self.value}" if self.label else self.value
-        if self.count > 1 and self.kind in ("reason", "error_line", "exception", "http_status"):
+        if self.count > 1 and self.kind in _COUNTED:
             text += f" ×{self.count}"
         return text
 
@@ -533,6 +537,22 @@ class Ledger:
     seen: set[int] = field(default_factory=set)
     """Event seqs already read (each event is read once)."""
 
+    def __post_init__(self) -> None:
+        self._by_kind: dict[str, list[Fact]] = {}
+        self._prefixes: set[str] = set()
+        self._lines: dict[str, str] = {}
+        self._dirty: set[str] = set()
+        for (kind, _), f in self.facts.items():
+            self._index(f)
+
+    def _index(self, f: Fact) -> None:
+        self._by_kind.setdefault(f.kind, []).append(f)
+        self._dirty.add(f.kind)
+        if f.kind == "pod":
+            v = f.value
+            self._prefixes.update(v[:i] for i, ch in enumerate(v) if ch == "-")
+            self._dirty.add("deployment")
+
     def add(self, text: str, seq: int, *, step: int = 0, args: dict | None = None) -> list[Fact]:
         """Read one event's text (and tool arguments); returns the facts that were new."""
         if seq in self.seen:
@@ -549,10 +569,13 @@ class Ledger:
                 if old.last_seq != seq:
                     old.count += 1
                     old.last_seq = seq
-                    self.version += 1
+                    if old.kind in _COUNTED or old.kind == "deployment":
+                        self._dirty.add(old.kind)
+                        self.version += 1
                 continue
             fact = Fact(f.kind, value, seq, step, label=f.label, last_seq=seq)
             self.facts[key] = fact
+            self._index(fact)
             new.append(fact)
         if new:
             self.version += 1
@@ -560,33 +583,32 @@ class Ledger:
 
     def by_kind(self, kind: str) -> list[Fact]:
         """Facts of one kind, in the order first seen."""
-        return [f for (k, _), f in self.facts.items() if k == kind]
+        return list(self._by_kind.get(kind, []))
 
     def values(self) -> list[str]:
         """Every fact's exact text."""
         return [f.value for f in self.facts.values()]
 
-    def render(self, kinds: Iterable[str] = KINDS) -> str:
-        """The compact pinned block: one line per kind, facts grouped by the event they came from."""
-        lines: list[str] = []
-        grouped: dict[str, dict[int, list[str]]] = {}
-        prefixes: set[str] = set()
-        for f in self.facts.values():
-            if f.kind == "pod":
-                v = f.value
-                prefixes.update(v[:i] for i, ch in enumerate(v) if ch == "-")
-        for (kind, _), f in self.facts.items():
-            if kind == "deployment" and f.count == 1 and f.value in prefixes:
+    def _line(self, kind: str) -> str:
+        per_event: dict[int, list[str]] = {}
+        for f in self._by_kind.get(kind, []):
+            if kind == "deployment" and f.count == 1 and f.value in self._prefixes:
                 # A workload name that is only the prefix of a pod already listed adds nothing.
                 continue
-            grouped.setdefault(kind, {}).setdefault(f.seq, []).append(f.render())
-        for kind in kinds:
-            per_event = grouped.get(kind)
-            if not per_event:
-                continue
-            parts = [", ".join(vals) + f" [e{seq}]" for seq, vals in per_event.items()]
-            lines.append(f"{LABELS[kind]}: " + "; ".join(parts))
-        return "\n".join(lines)
+            per_event.setdefault(f.seq, []).append(f.render())
+        if not per_event:
+            return ""
+        return f"{LABELS[kind]}: " + "; ".join(", ".join(vals) + f" [e{seq}]" for seq, vals in per_event.items())
+
+    def render(self, kinds: Iterable[str] = KINDS) -> str:
+        """The compact pinned block: one line per kind, facts grouped by the event they came from.
+
+        Lines are cached per kind; only kinds that changed since the last render are rebuilt.
+        """
+        for kind in self._dirty:
+            self._lines[kind] = self._line(kind)
+        self._dirty.clear()
+        return "\n".join(line for kind in kinds if (line := self._lines.get(kind)))
 
     def __len__(self) -> int:
         return len(self.facts)
