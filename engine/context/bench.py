@@ -125,7 +125,7 @@ def expected_strings(expected: str) -> list[dict[str, str]]:
     for m in _IDENT_RE.finditer(expected):
         found.setdefault(m.group(0), "identifier")
     # a number inside a longer string already found (a timestamp, a version, a name) is not a fact of its own
-    spans = [(m.start(), m.end()) for v in list(found) for m in re.finditer(re.escape(v), expected) if not re.fullmatch(r"[\d.,%]+", v)]
+    spans = [(m.start(), m.end()) for v, k in list(found.items()) if k not in ("metric", "number") for m in re.finditer(re.escape(v), expected)]
     for m in _NUM_RE.finditer(expected):
         v = m.group(0)
         if any(a <= m.start() and m.end() <= b for a, b in spans):
