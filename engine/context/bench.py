@@ -21,6 +21,7 @@ import json
 import random
 import re
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -426,12 +427,28 @@ def run(args: argparse.Namespace) -> int:
     if not 0.01 <= args.budget <= 1.0:
         print(f"--budget must be between 0.01 and 1.0, got {args.budget}")
         return 2
-    cases = load_cases(Path(args.cases))
-    case_rows = [score_case(name, msgs, exp, args.budget) for name, msgs, exp in cases]
+    try:
+        cases = load_cases(Path(args.cases))
+    except SystemExit as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    case_rows = []
+    errors = []
+    for name, msgs, exp in cases:
+        try:
+            case_rows.append(score_case(name, msgs, exp, args.budget))
+        except ValueError as exc:
+            # one malformed case is reported and skipped; the others still count
+            errors.append(f"{name}: {exc}")
+    for e in errors:
+        print(f"skipped case {e}", file=sys.stderr)
+    if not case_rows:
+        print("no case could be scored", file=sys.stderr)
+        return 2
     probes = run_probes(cases, Path(args.cloudops), args.budget, args.probes, args.histories, args.seed)
     timing = [] if args.no_timing else run_timing(cases, Path(args.cloudops), args.seed)
     summary = _summary(case_rows, probes)
-    result = {"budget": args.budget, "summary": summary, "cases": case_rows, "probes": probes, "timing": timing}
+    result = {"budget": args.budget, "summary": summary, "cases": case_rows, "skipped": errors, "probes": probes, "timing": timing}
     if args.json:
         print(json.dumps(result, indent=1))
     else:

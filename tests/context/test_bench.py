@@ -40,3 +40,30 @@ def test_score_case_compacts_and_keeps_the_facts_without_silent_drops():
     assert ours["silent_drops"] == 0 and ours["items_not_in_full"] > 0
     # truncation loses the early pod name and says nothing about it
     assert row["truncation"]["silent_drops"] > 0
+
+
+def test_cli_run_on_a_cases_dir_reports_numbers_and_skips_a_bad_case(tmp_path, capsys):
+    import argparse
+
+    good = tmp_path / "cases" / "001_good"
+    bad = tmp_path / "cases" / "002_bad"
+    good.mkdir(parents=True)
+    bad.mkdir()
+    (good / "conversation_history.json").write_text(json.dumps(HISTORY))
+    (good / "test_case.yaml").write_text("expected_output: |\n  " + EXPECTED + "\n")
+    (bad / "conversation_history.json").write_text(json.dumps([{"role": "wizard", "content": "?"}]))
+    (bad / "test_case.yaml").write_text("expected_output: x\n")
+    p = argparse.ArgumentParser()
+    bench.configure(p)
+    args = p.parse_args(["--cases", str(tmp_path / "cases"), "--cloudops", str(tmp_path / "none"), "--no-timing", "--histories", "1", "--json"])
+    assert bench.run(args) == 0
+    out = capsys.readouterr()
+    result = json.loads(out.out)
+    assert [c["case"] for c in result["cases"]] == ["001_good"]
+    assert "002_bad" in out.err and "unknown role" in out.err
+    assert result["summary"]["ours"]["silent_drops"] == 0
+    assert result["probes"]["histories"][0]["ours"]["recalled"] == 50
+
+    missing = p.parse_args(["--cases", str(tmp_path / "nope")])
+    assert bench.run(missing) == 2
+    assert "not found" in capsys.readouterr().err
