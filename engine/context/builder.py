@@ -54,6 +54,8 @@ class ContextConfig:
     """Size of an old output reduced to its key lines."""
     summary_chars: int = 200
     """Characters of a message kept in its summary line."""
+    summary_share: float = 0.2
+    """Summary lines may take at most this share of the budget; past it the oldest are dropped (and listed)."""
     low_water: float = 0.85
     """When compaction is needed, compact to this share of the budget, so the next steps reuse the prompt prefix."""
     projections: dict[str, list[str]] = field(default_factory=dict)
@@ -394,6 +396,11 @@ class CompactingContext:
             return levels, int(t)
         goal = target * self.config.low_water
         movable = [i for i in range(len(groups)) if i < protect_from and groups[i].key != current_user]
+        # Summary lines are capped, so a long session keeps reduced outputs of its middle steps
+        # rather than one line for every step since the start: past the cap the oldest lines go.
+        cap = self.budget * self.config.summary_share
+        summarised = [i for i in movable if levels[i] == SUMMARISED]
+        s_tokens = sum(groups[i].cost[SUMMARISED] for i in summarised)
         for tier in (REDUCED, SUMMARISED, DROPPED):
             for i in movable:
                 if t <= goal:
@@ -404,6 +411,16 @@ class CompactingContext:
                         continue
                     t += scale * (g.cost[tier] - g.cost[levels[i]])
                     levels[i] = tier
+                    if tier == SUMMARISED:
+                        summarised.append(i)
+                        s_tokens += g.cost[SUMMARISED]
+                        while s_tokens > cap and len(summarised) > 1:
+                            j = summarised.pop(0)
+                            if levels[j] != SUMMARISED:
+                                continue
+                            t += scale * (groups[j].cost[DROPPED] - groups[j].cost[SUMMARISED])
+                            s_tokens -= groups[j].cost[SUMMARISED]
+                            levels[j] = DROPPED
         # still over: the recent steps give up detail too, oldest first; the newest step last of all
         if t > target:
             last = len(groups) - 1
