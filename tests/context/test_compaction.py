@@ -225,3 +225,22 @@ async def test_tail_layout_keeps_the_prefix_stable_and_notes_last():
         assert "## Fact ledger" not in cur[0].content
         check_pairing(cur[1:-1])
     assert "checkout-7d9f8c4b0-x0k2p" in reqs[-1][-1].content
+
+
+async def test_over_budget_is_said_once_not_hidden():
+    def many_pods(n: int) -> str:
+        """List pods (hundreds of distinct names: a ledger bigger than a tiny window)."""
+        return "\n".join(f"shop-{i}-7d9f8c4b{i % 10}-k{i % 10}m2n   0/1   CrashLoopBackOff   {i}" for i in range(int(n)))
+
+    steps = [{"tool_calls": [{"name": "many_pods", "arguments": {"n": "300"}}]}, {"tool_calls": [{"name": "many_pods", "arguments": {"n": "300"}}]}, {"text": "done"}]
+    model = ScriptedModel(steps, context_window=2000)
+    s = Session(model, SimpleToolbox([python_tool(many_pods)]), context=CompactingContext(model))
+    out = await run(s, "list")
+    notices = [e for e in out if e.kind == "notice" and e.topic == "context"]
+    gauges = [e for e in out if e.kind == "context-gauge"]
+    assert len(notices) == 1 and "over its budget" in notices[0].text
+    assert gauges[-1].used > gauges[-1].budget and gauges[-1].tiers["ledger"] > gauges[-1].budget // 2
+    # the facts are still all there: over budget is said, not solved by losing them
+    msgs, _ = model.requests[-1]
+    prompt = "\n".join(m.content for m in msgs)
+    assert all(f"shop-{i}-7d9f8c4b{i % 10}-k{i % 10}m2n" in prompt for i in range(300))
