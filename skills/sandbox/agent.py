@@ -188,6 +188,7 @@ class Agent:
             return
         q = self.scenario.queue
         self.queue_depth = float(q.initial_depth) if q else None
+        self._queue_t = time.time()
         log.info("scenario %s active", self.scenario.name)
 
     # ------------------------------------------------------------ events
@@ -256,7 +257,7 @@ class Agent:
         """The lines a new container instance writes; crash lines are spread over its run time."""
         f = self.fmt(pod, c, st)
         lines = [ln.format_map(f) for ln in st.rule.logs]
-        run = st.rule.run_seconds * self.time_scale if st.rule.behaviour in ("crash", "oom") else 1.0
+        run = st.rule.run_seconds * self.time_scale if st.rule.behaviour in ("crash", "oom") else 0.2
         out = []
         for i, ln in enumerate(lines):
             frac = (i / (len(lines) - 1)) if len(lines) > 1 else 0.0
@@ -399,6 +400,11 @@ class Agent:
         sc = self.scenario
         if st.phase in ("creating", "config-error", "pull-failed") or (st.phase == "backoff" and now >= st.backoff_until):
             if st.phase == "pull-failed" and now < st.backoff_until:
+                if st.waiting and st.waiting[0] == "ErrImagePull" and now >= st.since + scale:
+                    img = c.get("image")
+                    st.waiting = ("ImagePullBackOff", f'Back-off pulling image "{img}"')
+                    self.event(pod, "BackOff", f'Back-off pulling image "{img}"', field_path=fp, node=node)
+                    self.event(pod, "Failed", "Error: ImagePullBackOff", warning=True, field_path=fp, node=node)
                 return
             missing = self.world.missing_refs(ns, c)
             if missing:
@@ -417,15 +423,10 @@ class Agent:
                            warning=True, field_path=fp, node=node)
                 self.event(pod, "Failed", "Error: ErrImagePull", warning=True, field_path=fp, node=node)
                 st.rule = rule
-                st.phase = "pull-failed"
-                st.waiting = ("ErrImagePull" if st.pull_attempts == 1 else "ImagePullBackOff",
-                              f'rpc error: code = NotFound desc = failed to pull and unpack image "{img}": not found'
-                              if st.pull_attempts == 1 else f'Back-off pulling image "{img}"')
-                if st.pull_attempts > 1:
-                    self.event(pod, "BackOff", f'Back-off pulling image "{img}"', field_path=fp, node=node)
-                    self.event(pod, "Failed", "Error: ImagePullBackOff", warning=True, field_path=fp, node=node)
-                st.backoff_until = now + min(sc.backoff_base if sc else 5.0 * 2 ** (st.pull_attempts - 1),
-                                             sc.backoff_cap if sc else 80.0) * scale
+                st.phase, st.since = "pull-failed", now
+                st.waiting = ("ErrImagePull", f'rpc error: code = NotFound desc = failed to pull and unpack image "{img}": not found')
+                base, cap = (sc.backoff_base, sc.backoff_cap) if sc else (5.0, 80.0)
+                st.backoff_until = now + min(base * 2 ** (st.pull_attempts - 1), cap) * scale
                 return
             if st.phase == "backoff":
                 st.restart += 1
@@ -462,7 +463,8 @@ class Agent:
                     if policy == "Never" or (policy == "OnFailure" and code == 0):
                         st.phase, st.term, st.waiting = "exited", st.last_term, None
                         return
-                    delay = min((sc.backoff_base if sc else 5.0) * 2 ** st.restart, sc.backoff_cap if sc else 80.0) * scale
+                    base, cap = (sc.backoff_base, sc.backoff_cap) if sc else (5.0, 80.0)
+                    delay = min(base * 2 ** st.restart, cap) * scale
                     st.phase, st.backoff_until = "backoff", now + delay
                     st.waiting = ("CrashLoopBackOff", f"back-off {int(delay)}s restarting failed container={c['name']} "
                                                       f"pod={pod['metadata']['name']}_{ns}({uid})")

@@ -152,14 +152,14 @@ def _rss_kb(pid: int) -> int:
     return 0
 
 
-def _spawn(name: str, argv: list[str], lay: Layout, env: dict[str, str] | None = None) -> int:
-    """Start a detached process with its output in logs/NAME.log; returns the pid."""
+def _spawn(name: str, argv: list[str], lay: Layout, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start a detached process with its output in logs/NAME.log."""
     lay.logs.mkdir(parents=True, exist_ok=True)
     log = (lay.logs / f"{name}.log").open("ab")
     proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             start_new_session=True, cwd=str(lay.home), env=env or os.environ.copy(), close_fds=True)
     log.close()
-    return proc.pid
+    return proc
 
 
 def _stop(pid: int, marker: str, home: Path, timeout: float = 15.0) -> None:
@@ -275,7 +275,7 @@ def _argv(name: str, lay: Layout, state: dict[str, Any]) -> list[str]:
                 "--listen-client-urls", etcd_url, "--advertise-client-urls", etcd_url,
                 "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
                 "--initial-cluster", f"lantern-sandbox={peer}", "--listen-metrics-urls", "",
-                "--quota-backend-bytes", str(512 * 1024 * 1024), "--snapshot-count", "5000", "--log-level", "warn"]
+                "--quota-backend-bytes", str(512 * 1024 * 1024), "--snapshot-count", "5000", "--logger", "zap", "--log-level", "warn"]
     if name == "kube-apiserver":
         return [str(bins["kube-apiserver"]), f"--etcd-servers={etcd_url}", "--bind-address=127.0.0.1",
                 "--advertise-address=127.0.0.1", f'--secure-port={ports["apiserver"]}', "--insecure-port=0",
@@ -345,13 +345,12 @@ def _probe(name: str, lay: Layout, state: dict[str, Any]) -> bool:
     return False
 
 
-def _wait(name: str, lay: Layout, state: dict[str, Any], pid: int, timeout: float) -> None:
+def _wait(name: str, lay: Layout, state: dict[str, Any], proc: subprocess.Popen, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if _probe(name, lay, state):
             return
-        if not _alive(pid, _MARKERS[name], lay.home):
-            _reap(pid)
+        if proc.poll() is not None:
             raise SandboxError(f"{name} exited during start-up; last lines of {lay.logs / (name + '.log')}:\n"
                                + _tail(lay.logs / f"{name}.log"))
         time.sleep(0.1)
@@ -407,10 +406,11 @@ def up(home: Path | str | None = None, nodes: int = 2, timeout: float = 90.0, pr
         env = os.environ.copy()
         if name == "agent":
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-        pids[name] = _spawn(name, _argv(name, lay, state), lay, env)
+        proc = _spawn(name, _argv(name, lay, state), lay, env)
+        pids[name] = proc.pid
         state["pids"] = pids
         lay.write_state(state)
-        _wait(name, lay, state, pids[name], timeout)
+        _wait(name, lay, state, proc, timeout)
     _wait_nodes(lay, state, nodes, timeout)
     return info(lay.home)
 

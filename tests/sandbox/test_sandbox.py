@@ -128,8 +128,8 @@ def test_bad_deploy_crashloops_and_rollout_undo_heals(sandbox):
     assert all(p.status.container_statuses[0].ready for p in pods)
     eps = core.read_namespaced_endpoints("checkout-api", "shop")
     assert sum(len(s.addresses or []) for s in eps.subsets or []) == 3
-    log = core.read_namespaced_pod_log(pods[0].metadata.name, "shop", container="api")
-    assert "listening on :8080" in log
+    wait_for("start-up lines", lambda: "listening on :8080" in core.read_namespaced_pod_log(
+        pods[0].metadata.name, "shop", container="api"), timeout=5)
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")
@@ -245,7 +245,7 @@ def test_down_then_up_again_keeps_state(sandbox):
 
 
 def test_scenario_files_validate():
-    for name in ("oom", "bad-deploy", "expired-cert", "dns", "queue-backlog"):
+    for name in ("oom", "bad-deploy", "expired-cert", "dns", "queue-backlog", "image-pull"):
         sc = load_scenario(name)
         assert sc.symptom and sc.namespace and sc.manifests
 
@@ -274,3 +274,22 @@ def test_default_world_without_kubeconfig_uses_the_running_sandbox(sandbox, tmp_
     current = cluster.info(sandbox.home)
     assert current.scenario and symptom == current.symptom
     assert not (tmp_path / ".kube").exists()
+
+
+def test_image_pull_backoff_then_fixing_the_tag(sandbox):
+    api, core, apps = k8s_clients(sandbox)
+    apply_scenario("image-pull", home=sandbox.home)
+    bad = "registry.example.com/search/search-api:3.10"
+    wait_for("ImagePullBackOff", lambda: [
+        p for p in _pods(core, "search", "search-api") if p.spec.containers[0].image == bad and p.status.phase == "Pending"
+        and p.status.container_statuses and p.status.container_statuses[0].state.waiting
+        and p.status.container_statuses[0].state.waiting.reason == "ImagePullBackOff"], timeout=40)
+    failed = core.list_namespaced_event("search", field_selector="reason=Failed").items
+    assert any("Failed to pull image" in e.message and bad in e.message for e in failed)
+    pod = next(p for p in _pods(core, "search", "search-api") if p.spec.containers[0].image == bad)
+    with pytest.raises(Exception) as err:
+        core.read_namespaced_pod_log(pod.metadata.name, "search")
+    assert "waiting to start" in str(err.value)
+    apps.patch_namespaced_deployment("search-api", "search", {"spec": {"template": {"spec": {"containers": [
+        {"name": "api", "image": "registry.example.com/search/search-api:3.1.0"}]}}}})
+    wait_for("search-api on 3.1.0", lambda: _available(apps, "search", "search-api", "registry.example.com/search/search-api:3.1.0"), timeout=60)
