@@ -1,0 +1,520 @@
+"""The sandbox cluster's lifecycle: etcd, a real kube-apiserver, controller-manager, scheduler, node agent.
+
+Everything listens on 127.0.0.1 on free ports and keeps its data under $LANTERN_HOME/sandbox
+(or ~/.local/share/lantern/sandbox). The processes run detached (own session), so the console and
+other commands can use the cluster after `lantern sandbox up` returns. The kubeconfig goes to its
+own file with the context `lantern-sandbox`; the user's ~/.kube/config is never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from engine.config import lantern_home
+from skills.sandbox import build as _build
+from skills.sandbox import pki
+
+CONTEXT = "lantern-sandbox"
+"""The kubeconfig context name the sandbox writes."""
+
+DEFAULT_SCENARIO = "bad-deploy"
+"""The scenario the embedded default world starts with."""
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SERVICE_CIDR = "10.96.0.0/16"
+COMPONENT_ORDER = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "agent")
+PORT_NAMES = ("etcd_client", "etcd_peer", "apiserver", "controller_manager", "scheduler", "kubelet", "metrics", "queue")
+
+
+class SandboxError(RuntimeError):
+    """The sandbox could not be started, stopped or used; the message says what to do."""
+
+
+@dataclass
+class SandboxInfo:
+    """How to reach a running sandbox."""
+
+    home: Path
+    kubeconfig: Path
+    context: str
+    server: str
+    scenario: str | None = None
+    symptom: str | None = None
+    endpoints: dict[str, str] = field(default_factory=dict)
+
+
+def sandbox_home(home: Path | str | None = None) -> Path:
+    """The sandbox's data directory."""
+    return Path(home) if home else lantern_home() / "sandbox"
+
+
+class Layout:
+    """File names inside one sandbox data directory."""
+
+    def __init__(self, home: Path | str | None = None) -> None:
+        self.home = sandbox_home(home)
+        self.pki = self.home / "pki"
+        self.logs = self.home / "logs"
+        self.etcd_data = self.home / "etcd"
+        self.state = self.home / "state.json"
+        self.kubeconfig = self.home / "kubeconfig"
+        self.tokens = self.home / "pki" / "tokens.csv"
+        self.scenario = self.home / "scenario.json"
+
+    def read_state(self) -> dict[str, Any]:
+        """The saved ports, pids and token (empty when never started)."""
+        try:
+            return json.loads(self.state.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+
+    def write_state(self, state: dict[str, Any]) -> None:
+        """Save state atomically (the agent and commands read it concurrently)."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        tmp = self.state.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2, sort_keys=True), encoding="utf-8")
+        tmp.chmod(0o600)
+        tmp.replace(self.state)
+
+    def read_scenario(self) -> dict[str, Any] | None:
+        """The active scenario record, if any."""
+        try:
+            return json.loads(self.scenario.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+
+# ---------------------------------------------------------------- processes
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [p.decode(errors="replace") for p in raw.split(b"\0") if p]
+
+
+def _alive(pid: int | None, marker: str, home: Path) -> bool:
+    """Whether pid is still our process (guards against a recycled pid belonging to someone else)."""
+    if not pid:
+        return False
+    argv = _cmdline(pid)
+    if not argv:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+    except OSError:
+        return False
+    joined = " ".join(argv)
+    return marker in joined and str(home) in joined
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _spawn(name: str, argv: list[str], lay: Layout, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start a detached process with its output in logs/NAME.log."""
+    lay.logs.mkdir(parents=True, exist_ok=True)
+    log = (lay.logs / f"{name}.log").open("ab")
+    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True, cwd=str(lay.home), env=env or os.environ.copy(), close_fds=True)
+    log.close()
+    return proc
+
+
+def _stop(pid: int, marker: str, home: Path, timeout: float = 15.0) -> None:
+    """SIGTERM, wait, then SIGKILL; only if pid is still ours."""
+    if not _alive(pid, marker, home):
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid, marker, home):
+            _reap(pid)
+            return
+        _reap(pid)
+        time.sleep(0.1)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    _reap(pid)
+
+
+def _reap(pid: int) -> None:
+    """Collect a child we started in this process, so it doesn't linger as a zombie."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def _tail(path: Path, n: int = 15) -> str:
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join(lines[-n:])
+
+
+# ---------------------------------------------------------------- setup
+
+def _ensure_pki(lay: Layout, state: dict[str, Any]) -> None:
+    """CA, serving certs, service-account keys and the admin token; made once per data directory."""
+    p = lay.pki
+    if not (p / "ca.crt").is_file():
+        ca, ca_key = pki.make_ca()
+        pki.write(p / "ca.crt", ca)
+        pki.write(p / "ca.key", ca_key, private=True)
+        crt, key = pki.issue(ca, ca_key, "kube-apiserver",
+                             sans=["127.0.0.1", "localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
+                                   "kubernetes.default.svc.cluster.local", "10.96.0.1"])
+        pki.write(p / "apiserver.crt", crt)
+        pki.write(p / "apiserver.key", key, private=True)
+        crt, key = pki.issue(ca, ca_key, "sandbox-kubelet", sans=["127.0.0.1", "localhost"])
+        pki.write(p / "kubelet.crt", crt)
+        pki.write(p / "kubelet.key", key, private=True)
+        crt, key = pki.issue(ca, ca_key, "kube-apiserver-kubelet-client", organization="system:masters", client=True)
+        pki.write(p / "kubelet-client.crt", crt)
+        pki.write(p / "kubelet-client.key", key, private=True)
+        sa_key, sa_pub = pki.rsa_keypair()
+        pki.write(p / "sa.key", sa_key, private=True)
+        pki.write(p / "sa.pub", sa_pub)
+    if not state.get("token") or not lay.tokens.is_file():
+        state["token"] = secrets.token_hex(24)
+        lay.tokens.write_text(f'{state["token"]},lantern-admin,lantern-admin,"system:masters"\n', encoding="utf-8")
+        lay.tokens.chmod(0o600)
+
+
+def _ensure_ports(state: dict[str, Any], running: bool) -> dict[str, int]:
+    """Keep last run's ports (etcd remembers its peer URL); pick new ones where they are taken."""
+    ports: dict[str, int] = dict(state.get("ports") or {})
+    used: set[int] = set()
+    for name in PORT_NAMES:
+        port = ports.get(name)
+        if port and (running or _port_free(port)) and port not in used:
+            used.add(port)
+            continue
+        while True:
+            port = _free_port()
+            if port not in used:
+                break
+        ports[name] = port
+        used.add(port)
+    state["ports"] = ports
+    return ports
+
+
+def _write_kubeconfig(lay: Layout, state: dict[str, Any]) -> None:
+    server = f'https://127.0.0.1:{state["ports"]["apiserver"]}'
+    cfg = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": CONTEXT, "cluster": {"server": server, "certificate-authority": str(lay.pki / "ca.crt")}}],
+        "users": [{"name": "lantern-sandbox-admin", "user": {"token": state["token"]}}],
+        "contexts": [{"name": CONTEXT, "context": {"cluster": CONTEXT, "user": "lantern-sandbox-admin", "namespace": "default"}}],
+        "current-context": CONTEXT,
+    }
+    tmp = lay.kubeconfig.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump(cfg, sort_keys=False), encoding="utf-8")
+    tmp.chmod(0o600)
+    tmp.replace(lay.kubeconfig)
+
+
+def _argv(name: str, lay: Layout, state: dict[str, Any]) -> list[str]:
+    bins = _build.binaries()
+    ports = state["ports"]
+    p = lay.pki
+    etcd_url = f'http://127.0.0.1:{ports["etcd_client"]}'
+    if name == "etcd":
+        peer = f'http://127.0.0.1:{ports["etcd_peer"]}'
+        return [str(bins["etcd"]), "--name", "lantern-sandbox", "--data-dir", str(lay.etcd_data),
+                "--listen-client-urls", etcd_url, "--advertise-client-urls", etcd_url,
+                "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+                "--initial-cluster", f"lantern-sandbox={peer}", "--listen-metrics-urls", "",
+                "--quota-backend-bytes", str(512 * 1024 * 1024), "--snapshot-count", "5000", "--logger", "zap", "--log-level", "warn"]
+    if name == "kube-apiserver":
+        return [str(bins["kube-apiserver"]), f"--etcd-servers={etcd_url}", "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1", f'--secure-port={ports["apiserver"]}', "--insecure-port=0",
+                f'--tls-cert-file={p / "apiserver.crt"}', f'--tls-private-key-file={p / "apiserver.key"}',
+                f'--client-ca-file={p / "ca.crt"}', f"--token-auth-file={lay.tokens}",
+                "--authorization-mode=RBAC", "--allow-privileged=true",
+                f'--service-account-key-file={p / "sa.pub"}', f'--service-account-signing-key-file={p / "sa.key"}',
+                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+                f"--service-cluster-ip-range={SERVICE_CIDR}",
+                "--kubelet-preferred-address-types=InternalIP,Hostname",
+                f'--kubelet-client-certificate={p / "kubelet-client.crt"}', f'--kubelet-client-key={p / "kubelet-client.key"}',
+                "--enable-priority-and-fairness=false", "--profiling=false", "--event-ttl=2h",
+                f'--cert-dir={lay.home / "apiserver-certs"}', "--v=1"]
+    if name == "kube-controller-manager":
+        return [str(bins["kube-controller-manager"]), f"--kubeconfig={lay.kubeconfig}", "--leader-elect=false",
+                "--controllers=*,-nodelifecycle", f'--service-account-private-key-file={p / "sa.key"}',
+                f'--root-ca-file={p / "ca.crt"}', "--use-service-account-credentials=false",
+                f"--service-cluster-ip-range={SERVICE_CIDR}", "--address=127.0.0.1",
+                f'--port={ports["controller_manager"]}', "--secure-port=0", "--profiling=false",
+                f'--cert-dir={lay.home / "cm-certs"}', "--v=1"]
+    if name == "kube-scheduler":
+        return [str(bins["kube-scheduler"]), f"--kubeconfig={lay.kubeconfig}", "--leader-elect=false",
+                "--address=127.0.0.1", f'--port={ports["scheduler"]}', "--secure-port=0", "--profiling=false",
+                "--v=1"]
+    if name == "agent":
+        return [sys.executable, "-m", "skills.sandbox.agent", "--home", str(lay.home)]
+    raise ValueError(name)
+
+
+_MARKERS = {"etcd": "etcd", "kube-apiserver": "kube-apiserver", "kube-controller-manager": "kube-controller-manager",
+            "kube-scheduler": "kube-scheduler", "agent": "skills.sandbox.agent"}
+
+
+def _ssl_context(lay: Layout) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=str(lay.pki / "ca.crt"))
+    return ctx
+
+
+def _get(url: str, lay: Layout, token: str | None = None, timeout: float = 2.0) -> tuple[int, str]:
+    req = urllib.request.Request(url)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout, context=_ssl_context(lay) if url.startswith("https") else None) as r:
+            return r.status, r.read().decode(errors="replace")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode(errors="replace")
+    except (urllib.error.URLError, OSError, ssl.SSLError) as exc:
+        return 0, str(exc)
+
+
+def _probe(name: str, lay: Layout, state: dict[str, Any]) -> bool:
+    """Whether a component answers its health endpoint."""
+    ports = state.get("ports") or {}
+    if name == "etcd":
+        code, body = _get(f'http://127.0.0.1:{ports.get("etcd_client")}/health', lay)
+        return code == 200 and '"true"' in body
+    if name == "kube-apiserver":
+        code, _ = _get(f'https://127.0.0.1:{ports.get("apiserver")}/readyz', lay, state.get("token"))
+        return code == 200
+    if name == "kube-controller-manager":
+        return _get(f'http://127.0.0.1:{ports.get("controller_manager")}/healthz', lay)[0] == 200
+    if name == "kube-scheduler":
+        return _get(f'http://127.0.0.1:{ports.get("scheduler")}/healthz', lay)[0] == 200
+    if name == "agent":
+        return _get(f'http://127.0.0.1:{ports.get("metrics")}/-/healthy', lay)[0] == 200
+    return False
+
+
+def _wait(name: str, lay: Layout, state: dict[str, Any], proc: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _probe(name, lay, state):
+            return
+        if proc.poll() is not None:
+            raise SandboxError(f"{name} exited during start-up; last lines of {lay.logs / (name + '.log')}:\n"
+                               + _tail(lay.logs / f"{name}.log"))
+        time.sleep(0.1)
+    raise SandboxError(f"{name} not ready after {timeout:.0f}s; see {lay.logs / (name + '.log')}:\n"
+                       + _tail(lay.logs / f"{name}.log"))
+
+
+# ---------------------------------------------------------------- public API
+
+def is_running(home: Path | str | None = None) -> bool:
+    """Whether every sandbox process is alive and the API server is ready."""
+    lay = Layout(home)
+    state = lay.read_state()
+    pids = state.get("pids") or {}
+    return all(_alive(pids.get(n), _MARKERS[n], lay.home) for n in COMPONENT_ORDER) and _probe("kube-apiserver", lay, state)
+
+
+def up(home: Path | str | None = None, nodes: int = 2, timeout: float = 90.0, progress: Any = None,
+       time_scale: float | None = None) -> SandboxInfo:
+    """Start whatever part of the sandbox is not running and wait until it is ready (idempotent).
+
+    time_scale < 1 makes scripted run times and back-offs shorter (tests); it applies when the
+    node agent starts.
+    """
+    missing = _build.missing_binaries()
+    if missing:
+        raise SandboxError(f"sandbox binaries missing ({', '.join(missing)}); run `lantern sandbox build` first "
+                           f"(builds once per machine into {_build.bin_dir()})")
+    if not 1 <= nodes <= 3:
+        raise SandboxError(f"nodes must be 1 to 3, not {nodes}")
+    lay = Layout(home)
+    lay.home.mkdir(parents=True, exist_ok=True)
+    state = lay.read_state()
+    pids: dict[str, int] = dict(state.get("pids") or {})
+    alive = {n: _alive(pids.get(n), _MARKERS[n], lay.home) for n in COMPONENT_ORDER}
+    _ensure_pki(lay, state)
+    _ensure_ports(state, running=any(alive.values()))
+    state["nodes"] = nodes
+    if time_scale is not None:
+        state["time_scale"] = time_scale
+    state.setdefault("started_at", time.time())
+    if not any(alive.values()):
+        state["started_at"] = time.time()
+    lay.write_state(state)
+    _write_kubeconfig(lay, state)
+    say = progress or (lambda msg: None)
+    for name in COMPONENT_ORDER:
+        if alive[name] and _probe(name, lay, state):
+            continue
+        if alive[name]:
+            _stop(pids[name], _MARKERS[name], lay.home)
+        say(f"starting {name}")
+        env = os.environ.copy()
+        if name == "agent":
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+        proc = _spawn(name, _argv(name, lay, state), lay, env)
+        pids[name] = proc.pid
+        state["pids"] = pids
+        lay.write_state(state)
+        _wait(name, lay, state, proc, timeout)
+    _wait_nodes(lay, state, nodes, timeout)
+    return info(lay.home)
+
+
+def _wait_nodes(lay: Layout, state: dict[str, Any], nodes: int, timeout: float) -> None:
+    """Until the agent's nodes are Ready and untainted, so scenarios' pods can be scheduled."""
+    url = f'https://127.0.0.1:{state["ports"]["apiserver"]}/api/v1/nodes?labelSelector=lantern.dev%2Fsandbox%3Dtrue'
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        code, body = _get(url, lay, state["token"])
+        if code == 200:
+            items = json.loads(body).get("items", [])
+            ready = [n for n in items
+                     if not (n.get("spec") or {}).get("taints")
+                     and any(c["type"] == "Ready" and c["status"] == "True" for c in (n.get("status") or {}).get("conditions") or [])]
+            if len(ready) >= nodes:
+                return
+            last = f"{len(ready)} of {nodes} nodes ready"
+        time.sleep(0.2)
+    raise SandboxError(f"nodes did not become ready ({last}); see {lay.logs / 'agent.log'}:\n" + _tail(lay.logs / "agent.log"))
+
+
+def down(home: Path | str | None = None) -> bool:
+    """Stop every sandbox process, API server before etcd; data stays for a warm start. True if anything ran."""
+    lay = Layout(home)
+    state = lay.read_state()
+    pids = state.get("pids") or {}
+    stopped = False
+    for name in reversed(COMPONENT_ORDER):
+        pid = pids.get(name)
+        if pid and _alive(pid, _MARKERS[name], lay.home):
+            _stop(pid, _MARKERS[name], lay.home)
+            stopped = True
+    if state:
+        state["pids"] = {}
+        lay.write_state(state)
+    return stopped
+
+
+def info(home: Path | str | None = None) -> SandboxInfo:
+    """Connection details of the sandbox in this data directory (running or not)."""
+    lay = Layout(home)
+    state = lay.read_state()
+    sc = lay.read_scenario() or {}
+    ports = state.get("ports") or {}
+    endpoints = {}
+    if ports.get("metrics"):
+        endpoints["prometheus"] = f'http://127.0.0.1:{ports["metrics"]}'
+    if ports.get("queue"):
+        endpoints["rabbitmq"] = f'http://127.0.0.1:{ports["queue"]}'
+    return SandboxInfo(home=lay.home, kubeconfig=lay.kubeconfig, context=CONTEXT,
+                       server=f'https://127.0.0.1:{ports.get("apiserver", 0)}', scenario=sc.get("name"),
+                       symptom=sc.get("symptom"), endpoints=endpoints)
+
+
+def status(home: Path | str | None = None) -> dict[str, Any]:
+    """Pids, ports, readiness and memory of each process."""
+    lay = Layout(home)
+    state = lay.read_state()
+    pids = state.get("pids") or {}
+    procs = []
+    total = 0
+    for name in COMPONENT_ORDER:
+        pid = pids.get(name)
+        alive = _alive(pid, _MARKERS[name], lay.home)
+        rss = _rss_kb(pid) if alive and pid else 0
+        total += rss
+        procs.append({"name": name, "pid": pid if alive else None, "alive": alive,
+                      "ready": alive and _probe(name, lay, state), "rss_mb": round(rss / 1024, 1)})
+    sc = lay.read_scenario() or {}
+    return {"home": str(lay.home), "kubeconfig": str(lay.kubeconfig), "context": CONTEXT,
+            "ports": state.get("ports") or {}, "processes": procs, "rss_mb_total": round(total / 1024, 1),
+            "running": all(p["alive"] for p in procs), "ready": all(p["ready"] for p in procs),
+            "scenario": sc.get("name"), "endpoints": info(lay.home).endpoints}
+
+
+def ensure_up(scenario: str | None = None, home: Path | str | None = None, nodes: int = 2) -> SandboxInfo:
+    """Start the sandbox if needed and, when asked, make `scenario` the running one."""
+    lay = Layout(home)
+    state = lay.read_state()
+    want_nodes = max(nodes, int(state.get("nodes") or 0)) if state.get("nodes") else nodes
+    if not is_running(lay.home):
+        up(lay.home, nodes=want_nodes)
+    if scenario is not None:
+        from skills.sandbox.scenario import apply_scenario
+
+        current = lay.read_scenario() or {}
+        if current.get("name") != scenario or not current.get("applied"):
+            apply_scenario(scenario, home=lay.home)
+    return info(lay.home)
+
+
+def default_world(home: Path | str | None = None, scenario: str = DEFAULT_SCENARIO) -> tuple[Path, str, str] | None:
+    """With no kubeconfig on this machine, the sandbox with a live scenario: (kubeconfig, context, symptom).
+
+    Returns None when the user has a kubeconfig (theirs wins). Raises SandboxError when the sandbox
+    cannot start (for example, binaries not built), with the command that fixes it.
+    """
+    if os.environ.get("KUBECONFIG") or (Path.home() / ".kube" / "config").is_file():
+        return None
+    lay = Layout(home)
+    current = lay.read_scenario() or {}
+    # Keep whatever scenario the user last chose; start the default one only on a fresh sandbox.
+    wanted = current.get("name") if current.get("applied") else scenario
+    si = ensure_up(wanted, home=lay.home)
+    return si.kubeconfig, si.context, si.symptom or ""
