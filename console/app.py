@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable
 from typing import Any
 
 from textual import work
 from textual.app import App
-from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from console import keys as K
 from console.bridge import (
@@ -28,7 +28,6 @@ from console.widgets.conversation.conversation import Conversation
 from console.widgets.conversation.prompt import PromptInput
 from console.widgets.gauge.gauge import DroppedList
 from console.widgets.header.header_bar import HeaderBar
-from console.widgets.inspector.inspector import Inspector
 from console.widgets.investigation.steps import StepList
 from themes import BUILTIN, CSS_FILES, DEFAULT_VARIABLES, load_user_themes, resolve_name
 
@@ -36,34 +35,11 @@ MAIN_ACTIONS = {"command_mode", "filter", "focus_prompt", "toggle_inspector", "r
 """Actions that only make sense on the main screen (not under a modal)."""
 
 
-class RegistryCommands(Provider):
-    """The ctrl+p palette, fed by the same registry as the footer and `?` help."""
+def _palette() -> type:
+    # Imported when the palette first opens, not at start-up.
+    from console.screens.palette import RegistryCommands
 
-    async def discover(self) -> Hits:
-        app = self.app
-        assert isinstance(app, LanternApp)
-        for c in K.COMMANDS:
-            if not c.args:
-                yield DiscoveryHit(f":{c.name}", lambda c=c: app.run_command(c.name), help=c.help)
-        for name in app.theme_names:
-            yield DiscoveryHit(f":theme {name}", lambda n=name: app.run_command(f"theme {n}"), help="Switch theme")
-
-    async def search(self, query: str) -> Hits:
-        app = self.app
-        assert isinstance(app, LanternApp)
-        matcher = self.matcher(query)
-        entries: list[tuple[str, str, Callable[[], Any]]] = []
-        for c in K.COMMANDS:
-            entries.append((f":{c.name} {c.args}".rstrip(), c.help, lambda c=c: app.run_command(f"{c.name} {query.partition(' ')[2]}" if c.args else c.name)))
-        for name in app.theme_names:
-            entries.append((f":theme {name}", "Switch theme", lambda n=name: app.run_command(f"theme {n}")))
-        for k in K.KEYS:
-            if k.scope == "app" and k.id not in ("app.command", "app.filter", "app.back"):
-                entries.append((k.description, f"{K.effective_keys(k, app.keymap)} · {k.help}", lambda a=k.action: app.run_action(a)))
-        for label, help_text, run in entries:
-            score = matcher.match(label)
-            if score > 0:
-                yield Hit(score, matcher.highlight(label), run, help=help_text)
+    return RegistryCommands
 
 
 class LanternApp(App[int]):
@@ -72,7 +48,7 @@ class LanternApp(App[int]):
     CSS_PATH = CSS_FILES
     TITLE = "Lantern"
     BINDINGS = K.bindings("app")
-    COMMANDS = App.COMMANDS | {RegistryCommands}
+    COMMANDS = App.COMMANDS | {_palette}
     ENABLE_COMMAND_PALETTE = True
 
     def __init__(
@@ -128,22 +104,41 @@ class LanternApp(App[int]):
         return {**super().get_theme_variable_defaults(), **DEFAULT_VARIABLES}
 
     async def on_mount(self) -> None:
-        from engine.config import ConfigError, config_path, load
-
-        problems: list[str] = []
-        if self.cfg is None:
-            a = self.args
-            try:
-                self.cfg = load(model=getattr(a, "model", None), context=getattr(a, "context", None), namespace=getattr(a, "namespace", None))
-            except ConfigError as exc:
-                problems.append(f"config: {exc} (using defaults)")
-                from engine.config import Config
-
-                self.cfg = Config(model=getattr(a, "model", None), context=getattr(a, "context", None), namespace=getattr(a, "namespace", None))
+        # The first frame needs only Textual and the built-in themes: the config, user themes
+        # and the engine load in workers after it is on screen.
         base = dict(DEFAULT_VARIABLES)
         for spec in BUILTIN:
             self.register_theme(spec.to_theme(base))
-        user_specs, theme_errors = load_user_themes(config_path().parent / "themes")
+        wanted = resolve_name(getattr(self.args, "theme", None) or (self.cfg.theme if self.cfg is not None else "lantern-dark"))
+        self.theme = wanted if wanted in self.theme_names else "lantern-dark"
+        await self.push_screen(MainScreen(tz=self.tz, inspector_models=self.inspector_models))
+        if not self.blink:
+            from textual.widgets import Input
+
+            for w in self.main.query(Input):
+                w.cursor_blink = False
+        header = self.main.query_one(HeaderBar)
+        a = self.args
+        header.context = getattr(a, "context", None) or (self.cfg.context if self.cfg else None) or "sandbox"
+        header.namespace = getattr(a, "namespace", None) or (self.cfg.namespace if self.cfg else None) or "default"
+        header.model = getattr(a, "model", None) or (self.cfg.model if self.cfg else None) or "…"
+        self.call_after_refresh(self._after_first_frame)
+
+    def _after_first_frame(self) -> None:
+        self.first_frame_at = time.perf_counter()
+        self.run_worker(self._configure(), group="config", name="configure")
+
+    async def _configure(self) -> None:
+        """Load the config, user themes and keymap off the UI thread, then start the engine."""
+        import asyncio
+
+        problems: list[str] = []
+        if self.cfg is None:
+            self.cfg, problems = await asyncio.to_thread(_load_config, self.args)
+        from engine.config import config_path, resolve_model
+
+        base = dict(DEFAULT_VARIABLES)
+        user_specs, theme_errors = await asyncio.to_thread(load_user_themes, config_path().parent / "themes")
         for spec in user_specs:
             self.register_theme(spec.to_theme(base))
             if spec.name not in self.theme_names:
@@ -153,35 +148,21 @@ class LanternApp(App[int]):
         if wanted not in self.theme_names:
             problems.append(f"unknown theme {wanted!r}; using lantern-dark (known: {', '.join(self.theme_names)})")
             wanted = "lantern-dark"
-        self.theme = wanted
+        if wanted != self.theme:
+            self.theme = wanted
         self.keymap = dict(self.cfg.keymap)
         bad = K.unknown_keymap_ids(self.keymap)
         if bad:
             problems.append(f"keymap: unknown binding id(s) {', '.join(bad)}; see ? for ids")
         self.set_keymap({k: v for k, v in self.keymap.items() if k not in bad})
         self.namespace = self.cfg.namespace or "default"
-        await self.push_screen(MainScreen(tz=self.tz, inspector_models=self.inspector_models))
-        if not self.blink:
-            from textual.widgets import Input, TextArea
-
-            for w in self.main.query(Input):
-                w.cursor_blink = False
-            for t in self.main.query(TextArea):
-                t.cursor_blink = False
         header = self.main.query_one(HeaderBar)
         header.context = self.cfg.context or "sandbox"
         header.namespace = self.namespace
-        from engine.config import resolve_model
-
         header.model = resolve_model(self.cfg)
         for p in problems:
             self.notify(p, severity="warning", timeout=8)
         self.bridge = Bridge(self, self.cfg, factory=self.session_factory, approver=ConsoleApprover(self, countdown_s=self.countdown_s, user=self.cfg.user), store_path=self.store_path)
-        # The engine starts after the first frame is on screen.
-        self.call_after_refresh(self._after_first_frame)
-
-    def _after_first_frame(self) -> None:
-        self.first_frame_at = time.perf_counter()
         if self.start_engine:
             a = self.args
             self.start_session(session_id=getattr(a, "session", None), latest=bool(getattr(a, "cont", False)))
@@ -254,8 +235,8 @@ class LanternApp(App[int]):
     async def on_engine_event(self, message: EngineEvent) -> None:
         await self.main.show_event(message.event)
 
-    async def on_answer_streamed(self, message: AnswerStreamed) -> None:
-        await self.main.stream(message.turn, message.step, message.text)
+    def on_answer_streamed(self, message: AnswerStreamed) -> None:
+        self.main.stream(message.turn, message.step, message.text)
 
     def _header_alive(self) -> bool:
         # Messages can still arrive while the app shuts down and the screen is emptied.
@@ -318,9 +299,9 @@ class LanternApp(App[int]):
     def on_dropped_list_recall_requested(self, message: DroppedList.RecallRequested) -> None:
         self.cmd_recall(message.item.ref, what=message.item.what)
 
-    def on_inspector_turn_requested(self, message: Inspector.TurnRequested) -> None:
+    async def on_inspector_turn_requested(self, message: Any) -> None:
         if self.send(message.text):
-            self.main.toggle_inspector()
+            await self.main.toggle_inspector()
 
     async def on_step_list_expand_requested(self, message: StepList.ExpandRequested) -> None:
         if self.bridge is None:
@@ -340,7 +321,9 @@ class LanternApp(App[int]):
         if cmd is None:
             self.notify(error, severity="warning")
             return
-        getattr(self, f"cmd_{cmd.action}")(args)
+        result = getattr(self, f"cmd_{cmd.action}")(args)
+        if inspect.isawaitable(result):
+            self.run_worker(result, group="ui")
 
     def cmd_pods(self, args: str) -> None:
         """Ask the agent for the pods of the current namespace."""
@@ -419,10 +402,10 @@ class LanternApp(App[int]):
             return
         self.theme = name
 
-    def cmd_inspect(self, args: str) -> None:
+    async def cmd_inspect(self, args: str) -> None:
         """Open the YAML inspector."""
         if not self.main.has_class("-inspecting"):
-            self.main.toggle_inspector()
+            await self.main.toggle_inspector()
 
     def cmd_recall(self, args: str, what: str = "") -> None:
         """Ask the agent to bring a dropped detail back (its recall_detail tool)."""
@@ -478,13 +461,13 @@ class LanternApp(App[int]):
         if not self.main.open_filter():
             self.notify("/ filters a list: focus the timeline (t) or the dropped items (g) first.")
 
-    def action_back(self) -> None:
+    async def action_back(self) -> None:
         """Leave the filter, the inspector, or the input."""
         screen = self.main
         if screen.close_filter(keep=False):
             return
         if screen.has_class("-inspecting"):
-            screen.toggle_inspector()
+            await screen.toggle_inspector()
             return
         if isinstance(self.focused, PromptInput):
             screen.query_one(StepList).focus()
@@ -505,9 +488,9 @@ class LanternApp(App[int]):
         """Focus the input."""
         self.main.query_one(PromptInput).focus()
 
-    def action_toggle_inspector(self) -> None:
+    async def action_toggle_inspector(self) -> None:
         """Open or close the inspector."""
-        self.main.toggle_inspector()
+        await self.main.toggle_inspector()
 
     def action_next_theme(self) -> None:
         """Cycle themes."""
@@ -519,11 +502,11 @@ class LanternApp(App[int]):
         """Move the split."""
         self.main.resize_panes(int(delta))
 
-    def action_focus_pane(self, pane: str) -> None:
+    async def action_focus_pane(self, pane: str) -> None:
         """Focus a pane by id."""
         screen = self.main
-        if screen.has_class("-inspecting") and pane != "dropped":
-            screen.toggle_inspector()
+        if screen.has_class("-inspecting"):
+            await screen.toggle_inspector()
         screen.query_one(f"#{pane}").focus()
 
     def watch_theme(self, theme: str) -> None:
@@ -543,6 +526,17 @@ class LanternApp(App[int]):
     async def on_unmount(self) -> None:
         if self.bridge is not None:
             await self.bridge.close()
+
+
+def _load_config(args: Any) -> tuple[Any, list[str]]:
+    """The merged Config for a command line; a bad file is reported and defaults are used."""
+    from engine.config import Config, ConfigError, load
+
+    fields = {k: getattr(args, k, None) for k in ("model", "context", "namespace")}
+    try:
+        return load(**fields), []
+    except ConfigError as exc:
+        return Config(**{k: v for k, v in fields.items() if v is not None}), [f"config: {exc} (using defaults)"]
 
 
 def _kube_contexts() -> tuple[list[str], str | None, str]:

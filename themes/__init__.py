@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 THEMES_DIR = Path(__file__).parent
 """Where the .tcss files live."""
@@ -42,50 +41,6 @@ VARIABLE_NAMES = (
     "muted",
 )
 """Lantern's own theme variables; every theme defines them all."""
-
-
-class ThemeSpec(BaseModel):
-    """A theme as data (built-in or a user's YAML file), validated before Textual sees it."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
-    """Theme id used by :theme and the config."""
-    dark: bool = True
-    """Whether it is a dark theme."""
-    primary: str
-    secondary: str | None = None
-    accent: str | None = None
-    foreground: str | None = None
-    background: str | None = None
-    surface: str | None = None
-    panel: str | None = None
-    warning: str | None = None
-    error: str | None = None
-    success: str | None = None
-    variables: dict[str, str] = Field(default_factory=dict)
-    """Lantern variables (risk-high, drop-warning …) and any Textual variables."""
-
-    @field_validator("primary", "secondary", "accent", "foreground", "background", "surface", "panel", "warning", "error", "success")
-    @classmethod
-    def _colour(cls, v: str | None) -> str | None:
-        if v is None:
-            return v
-        from textual.color import Color, ColorParseError
-
-        try:
-            Color.parse(v)
-        except ColorParseError as exc:
-            raise ValueError(f"not a colour: {v!r} ({exc})") from None
-        return v
-
-    def to_theme(self, base: dict[str, str] | None = None) -> Any:
-        """The Textual Theme, with missing Lantern variables taken from `base`."""
-        from textual.theme import Theme
-
-        variables = {**(base or {}), **self.variables}
-        fields = self.model_dump(exclude={"name", "dark", "variables"}, exclude_none=True)
-        return Theme(name=self.name, dark=self.dark, variables=variables, **fields)
 
 
 _DARK_VARS = {
@@ -163,8 +118,8 @@ _CONTRAST_VARS = {
     "muted": "#d0d0d0",
 }
 
-BUILTIN: list[ThemeSpec] = [
-    ThemeSpec(
+BUILTIN_DATA: list[dict[str, Any]] = [
+    dict(
         name="lantern-dark",
         dark=True,
         primary="#7aa2f7",
@@ -179,7 +134,7 @@ BUILTIN: list[ThemeSpec] = [
         success="#9ece6a",
         variables=_DARK_VARS,
     ),
-    ThemeSpec(
+    dict(
         name="lantern-light",
         dark=False,
         primary="#2e5aac",
@@ -194,7 +149,7 @@ BUILTIN: list[ThemeSpec] = [
         success="#1e7a34",
         variables=_LIGHT_VARS,
     ),
-    ThemeSpec(
+    dict(
         name="lantern-contrast",
         dark=True,
         primary="#ffff00",
@@ -210,7 +165,7 @@ BUILTIN: list[ThemeSpec] = [
         variables=_CONTRAST_VARS,
     ),
 ]
-"""The themes Lantern ships."""
+"""The themes Lantern ships, as data (the same fields a user theme file has)."""
 
 ALIASES = {"dark": "lantern-dark", "light": "lantern-light", "high-contrast": "lantern-contrast", "contrast": "lantern-contrast"}
 """Short names accepted by :theme and --theme."""
@@ -219,51 +174,38 @@ DEFAULT_VARIABLES = dict(_DARK_VARS)
 """Fallback values, so a Textual built-in theme still renders Lantern's rules."""
 
 
-class ThemeFileError(Exception):
-    """A user theme file is unreadable or invalid; the message names the file, line or field."""
 
 
-def load_user_themes(directory: Path) -> tuple[list[ThemeSpec], list[str]]:
+class BuiltinTheme:
+    """A shipped theme: its name and how to build the Textual Theme (no pydantic at start-up)."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+        """The theme's fields."""
+        self.name: str = data["name"]
+        """Theme id."""
+        self.variables: dict[str, str] = data["variables"]
+        """Lantern variables."""
+
+    def to_theme(self, base: dict[str, str] | None = None) -> Any:
+        """The Textual Theme."""
+        from textual.theme import Theme
+
+        fields = {k: v for k, v in self.data.items() if k not in ("variables",)}
+        return Theme(variables={**(base or {}), **self.variables}, **fields)
+
+
+BUILTIN: list[BuiltinTheme] = [BuiltinTheme(d) for d in BUILTIN_DATA]
+"""The shipped themes."""
+
+
+def load_user_themes(directory: Path) -> tuple[list[Any], list[str]]:
     """Read every *.yaml theme in `directory`: (valid specs, one error line per bad file)."""
-    import yaml
+    if not directory.is_dir() or not any(directory.glob("*.y*ml")):
+        return [], []
+    from themes.user import load_user_themes as load
 
-    specs: list[ThemeSpec] = []
-    errors: list[str] = []
-    if not directory.is_dir():
-        return specs, errors
-    for path in sorted(directory.glob("*.y*ml")):
-        try:
-            specs.append(load_theme_file(path))
-        except ThemeFileError as exc:
-            errors.append(str(exc))
-    return specs, errors
-
-
-def load_theme_file(path: Path) -> ThemeSpec:
-    """One user theme from YAML, with errors that name the file and the field or line."""
-    import yaml
-
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise ThemeFileError(f"{path}: cannot read: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise ThemeFileError(f"{path}{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
-    if not isinstance(data, dict):
-        raise ThemeFileError(f"{path}: expected a mapping with name, primary, … at the top level")
-    data.setdefault("name", path.stem)
-    try:
-        spec = ThemeSpec.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(x) for x in first["loc"]) or "(top)"
-        raise ThemeFileError(f"{path}: field '{field}': {first['msg']}") from None
-    unknown = [k for k in spec.variables if k not in VARIABLE_NAMES and not k.startswith(("text-", "border", "block-", "footer-", "input-", "scrollbar", "button-", "link-"))]
-    if unknown:
-        raise ThemeFileError(f"{path}: field 'variables.{unknown[0]}': unknown variable; known: {', '.join(VARIABLE_NAMES)}")
-    return spec
+    return load(directory)
 
 
 def resolve_name(name: str) -> str:

@@ -15,7 +15,6 @@ from console.widgets.conversation.conversation import Conversation
 from console.widgets.conversation.prompt import PromptInput
 from console.widgets.gauge.gauge import Dropped, DroppedList, GaugeView
 from console.widgets.header.header_bar import HeaderBar
-from console.widgets.inspector.inspector import Inspector
 from console.widgets.investigation.steps import CallView, StepList
 from console.widgets.timeline.timeline import Row, Timeline
 
@@ -49,7 +48,6 @@ class MainScreen(Screen[None]):
                     yield StepList(id="steps")
                     yield Timeline(id="timeline", tz=self.tz)
                     yield GaugeView(id="gauge")
-                yield Inspector(id="inspector", models=self.inspector_models)
         yield FilterBar(placeholder="filter… (enter keeps it, esc clears)", id="filter")
         yield Footer()
 
@@ -68,9 +66,16 @@ class MainScreen(Screen[None]):
         self.left_width = max(25, min(80, self.left_width + delta))
         self.query_one("#left").styles.width = f"{self.left_width}%"
 
-    def toggle_inspector(self) -> bool:
+    async def toggle_inspector(self) -> bool:
         """Switch the right pane between investigation and the inspector; True when it is open."""
         sw = self.query_one(ContentSwitcher)
+        if not sw.query("#inspector"):
+            # Built on first use: the editor and its grammar are not needed for the first frame.
+            from console.widgets.inspector.inspector import Inspector
+
+            await sw.mount(Inspector(id="inspector", models=self.inspector_models))
+            if not getattr(self.app, "blink", True):
+                self.query_one("#manifest").cursor_blink = False  # type: ignore[attr-defined]
         sw.current = "inspector" if sw.current == "investigate" else "investigate"
         if sw.current == "inspector":
             self.add_class("-inspecting")
@@ -173,14 +178,17 @@ class MainScreen(Screen[None]):
             tokens = e.prompt_tokens + e.completion_tokens
             conv.turn_finished(f"— {e.reason} · {e.steps} step{'s' if e.steps != 1 else ''} · {tokens:,} tokens", e.reason)
 
-    async def stream(self, turn: int, step: int, text: str) -> None:
-        """Streamed answer text for a step."""
-        await self.query_one(Conversation).stream(turn, step, text)
+    def stream(self, turn: int, step: int, text: str) -> None:
+        """Streamed answer text for a step (drawn at a steady rate)."""
+        self.query_one(Conversation).stream(turn, step, text)
 
     def reset(self) -> None:
         """Clear every pane (a different session opens)."""
-        self.query_one(Conversation).remove_children()
-        self.query_one(Conversation)._answers.clear()
+        conv = self.query_one(Conversation)
+        conv.remove_children()
+        conv._answers.clear()
+        conv._shown.clear()
+        conv._latest.clear()
         self.query_one(StepList).clear_blocks()
         self.query_one(Timeline).reset()
         self.query_one(GaugeView).reset()

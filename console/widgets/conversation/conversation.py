@@ -25,10 +25,16 @@ class TurnFooter(Static):
 class Conversation(VerticalScroll):
     """Scrolls to the newest block unless the user has scrolled up to read."""
 
+    FLUSH_S = 0.08
+    """Streamed text is drawn at most this often: reading speed, and keys stay responsive."""
+
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._answers: dict[tuple[int, int], AnswerBlock] = {}
         self._shown: dict[tuple[int, int], int] = {}
+        self._latest: dict[tuple[int, int], str] = {}
+        self._flush_timer: object | None = None
+        self._final: set[tuple[int, int]] = set()
 
     def _follow(self) -> None:
         # Only follow the stream when the reader is already at the bottom.
@@ -40,15 +46,31 @@ class Conversation(VerticalScroll):
         self.mount(UserLine(f"› {text}", markup=False))
         self._follow()
 
-    async def stream(self, turn: int, step: int, text: str) -> None:
-        """Show everything streamed so far for a step (appends only the new part)."""
+    def stream(self, turn: int, step: int, text: str) -> None:
+        """Note everything streamed so far for a step; it is drawn on the next flush."""
+        self._latest[(turn, step)] = text
+        if self._flush_timer is None:
+            self._flush_timer = self.set_timer(self.FLUSH_S, self._flush)
+
+    async def _flush(self) -> None:
+        self._flush_timer = None
+        latest, self._latest = self._latest, {}
+        for (turn, step), text in latest.items():
+            await self._draw(turn, step, text)
+
+    async def _draw(self, turn: int, step: int, text: str) -> None:
+        """Append the part of `text` not drawn yet."""
         key = (turn, step)
+        if key in self._final:
+            return
         block = self._answers.get(key)
         if block is None:
             block = AnswerBlock("")
             self._answers[key] = block
             self._shown[key] = 0
             await self.mount(block)
+            if key in self._final:
+                return
         new = text[self._shown[key] :]
         if new:
             self._shown[key] = len(text)
@@ -58,6 +80,8 @@ class Conversation(VerticalScroll):
     async def finish(self, turn: int, step: int, text: str, *, hypothesis: bool) -> None:
         """The step's final text: replaces the streamed one; a step that calls tools is a hypothesis."""
         key = (turn, step)
+        self._latest.pop(key, None)
+        self._final.add(key)
         block = self._answers.get(key)
         if not text and block is None:
             return

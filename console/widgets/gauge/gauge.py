@@ -110,6 +110,11 @@ class DroppedList(OptionList):
     def on_resize(self) -> None:
         self._rebuild()
 
+    def on_focus(self) -> None:
+        # Arriving with the keyboard selects the first item, so `r` works at once.
+        if self.highlighted is None and self.option_count:
+            self.highlighted = 0
+
     def action_recall(self) -> None:
         """Ask for the highlighted item."""
         if self.highlighted is None:

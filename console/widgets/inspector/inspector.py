@@ -7,7 +7,7 @@ itself only parses text.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import work
@@ -17,7 +17,9 @@ from textual.widgets import Button, OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
 from console.keys import bindings
-from console.widgets.inspector.validate import Report, check
+
+if TYPE_CHECKING:
+    from console.widgets.inspector.validate import Report
 
 
 class ManifestEditor(TextArea):
@@ -110,9 +112,9 @@ class Inspector(Vertical):
 
     @work(thread=True, exclusive=True, group="inspector")
     def _run_check(self, text: str) -> None:
-        if self.models is None:
-            from console.widgets.inspector.validate import load_models
+        from console.widgets.inspector.validate import check, load_models
 
+        if self.models is None:
             self.models = load_models() or False
         report = check(text, self.models or None) if text.strip() else None
         self.app.call_from_thread(self._show, report)
