@@ -1,4 +1,4 @@
-"""Start the full-screen console (imports Textual only here)."""
+"""Start the full-screen console (imports Textual only here; the engine warms up after the first frame)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 
 def run_console(args: Any) -> int:
-    """Open the Textual console."""
+    """Open the Textual console; returns the exit code."""
     from console.app import LanternApp
 
     app = LanternApp(args)

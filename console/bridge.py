@@ -1,0 +1,295 @@
+"""The only place the console touches the engine: warm-up, turns, and approvals, as worker code.
+
+The bridge opens the session in a worker after the first frame (heavy imports run in a thread),
+runs each turn in one exclusive worker (`group="agent"`) that reads `Session.run_turn` and posts
+messages to the app, and answers approval requests with a modal pushed from inside that worker.
+Widgets never call a model or an executor; they post a request and the bridge turns it into a
+user turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from textual.message import Message
+
+if TYPE_CHECKING:
+    from textual.app import App
+
+    from engine.config import Config
+    from engine.loop import ApprovalAnswer, Session
+    from engine.store import Store
+
+
+class SessionFactory(Protocol):
+    """Builds the session the console talks to (injected in tests: scripted model, frozen clock)."""
+
+    async def __call__(self, cfg: Config, *, store: Store, approver: Any, session_id: str | None) -> Session: ...
+
+
+async def default_session_factory(cfg: Config, *, store: Store, approver: Any, session_id: str | None) -> Session:
+    """The real wiring: engine.runtime.open_session, with the slow model/toolbox set-up in threads."""
+    from engine.config import resolve_model
+
+    runtime = await asyncio.to_thread(importlib.import_module, "engine.runtime")
+    model = await asyncio.to_thread(runtime.make_model, resolve_model(cfg), cfg)
+    toolbox = await asyncio.to_thread(runtime.make_toolbox, cfg)
+    return await runtime.open_session(cfg, store=store, approver=approver, session_id=session_id, model=model, toolbox=toolbox)
+
+
+# -- messages the bridge posts to the app ---------------------------------------------------------
+
+
+class EngineStarting(Message):
+    """The engine began warming up (imports, model, store)."""
+
+    def __init__(self, model: str) -> None:
+        super().__init__()
+        self.model = model
+        """The model being prepared."""
+
+
+class EngineReady(Message):
+    """The session is open; `session.events` holds any past events to render."""
+
+    def __init__(self, session: Session, resumed: bool) -> None:
+        super().__init__()
+        self.session = session
+        """The open session."""
+        self.resumed = resumed
+        """True for --continue / --session / :sessions."""
+
+
+class EngineFailed(Message):
+    """The engine could not start (the console stays usable and says why)."""
+
+    def __init__(self, message: str, hint: str = "", code: str = "") -> None:
+        super().__init__()
+        self.message = message
+        """What failed, in words."""
+        self.hint = hint
+        """What to do about it."""
+        self.code = code
+        """The typed error code, when the engine gave one."""
+
+
+class EngineEvent(Message):
+    """One event of the running turn (already persisted by the engine)."""
+
+    def __init__(self, event: Any) -> None:
+        super().__init__()
+        self.event = event
+        """The engine event."""
+
+
+class AnswerStreamed(Message):
+    """The text streamed so far for one step; newer messages replace older queued ones."""
+
+    def __init__(self, turn: int, step: int, text: str) -> None:
+        super().__init__()
+        self.turn = turn
+        """The turn."""
+        self.step = step
+        """The model step within the turn."""
+        self.text = text
+        """Everything streamed so far in this step."""
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, AnswerStreamed) and (message.turn, message.step) == (self.turn, self.step)
+
+
+class TurnStateChanged(Message):
+    """A turn started or ended."""
+
+    def __init__(self, running: bool) -> None:
+        super().__init__()
+        self.running = running
+        """True while a turn runs."""
+
+
+class ApprovalsChanged(Message):
+    """The number of approval requests waiting for a human changed."""
+
+    def __init__(self, pending: int) -> None:
+        super().__init__()
+        self.pending = pending
+        """Requests waiting (the one on screen included)."""
+
+
+# -- approvals ------------------------------------------------------------------------------------
+
+
+class ConsoleApprover:
+    """The engine's Approver for the console: one modal at a time, the rest queue behind it."""
+
+    def __init__(self, app: App[Any], *, countdown_s: float = 5.0, user: str = "operator") -> None:
+        self.app = app
+        """The app that shows the modal."""
+        self.countdown_s = countdown_s
+        """Seconds a 'confirm' request waits before it proceeds (cancellable)."""
+        self.user = user
+        """Who answers (recorded in ApprovalResolved.by)."""
+        self.pending: list[Any] = []
+        """Requests waiting, oldest first."""
+        self._lock = asyncio.Lock()
+
+    async def ask(self, request: Any) -> ApprovalAnswer:
+        """Show the request and wait for the human's answer (called from inside the turn worker)."""
+        from console.screens.approval import ApprovalScreen
+        from engine.loop import ApprovalAnswer
+
+        self.pending.append(request)
+        self.app.post_message(ApprovalsChanged(len(self.pending)))
+        try:
+            async with self._lock:
+                queued = len(self.pending) - 1
+                answer = await self.app.push_screen_wait(
+                    ApprovalScreen(request, queued=queued, countdown_s=self.countdown_s, user=self.user)
+                )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a broken modal must deny, never approve
+            answer = ApprovalAnswer(False, by="console", reason=f"approval screen failed: {exc}")
+        finally:
+            if request in self.pending:
+                self.pending.remove(request)
+            self.app.post_message(ApprovalsChanged(len(self.pending)))
+        if answer is None:
+            return ApprovalAnswer(False, by=self.user, reason="dismissed")
+        return answer
+
+
+# -- the bridge ---------------------------------------------------------------------------------
+
+
+class Bridge:
+    """Owns the session and the store; everything the console asks of the engine goes through here."""
+
+    def __init__(
+        self,
+        app: App[Any],
+        cfg: Config,
+        *,
+        factory: SessionFactory | None = None,
+        approver: ConsoleApprover | None = None,
+        store_path: str | None = None,
+    ) -> None:
+        self.app = app
+        """The app messages are posted to."""
+        self.cfg = cfg
+        """The run's configuration."""
+        self.factory: SessionFactory = factory or default_session_factory
+        """How a session is built."""
+        self.approver = approver or ConsoleApprover(app, user=cfg.user)
+        """Answers approval requests with the modal."""
+        self.store_path = store_path
+        """The store file (None: the default under LANTERN_HOME)."""
+        self.store: Store | None = None
+        """The open store (sessions, events, blobs)."""
+        self.session: Session | None = None
+        """The open session, once ready."""
+        self.error: str = ""
+        """Why the engine is not available, when it is not."""
+        self._stream: dict[tuple[int, int], str] = {}
+
+    @property
+    def ready(self) -> bool:
+        """True when a session is open."""
+        return self.session is not None
+
+    @property
+    def running(self) -> bool:
+        """True while a turn runs."""
+        return self.session is not None and self.session.running
+
+    async def open_store(self) -> Store:
+        """Open the store once (aiosqlite runs its own thread)."""
+        if self.store is None:
+            from engine.store import Store
+
+            self.store = await Store(self.store_path).open()
+        return self.store
+
+    async def start(self, *, session_id: str | None = None, latest: bool = False) -> None:
+        """Open (or reopen) a session; posts EngineReady or EngineFailed. Run as a worker."""
+        from engine.config import resolve_model
+
+        self.app.post_message(EngineStarting(resolve_model(self.cfg)))
+        try:
+            store = await self.open_store()
+            if latest and session_id is None:
+                session_id = await store.latest()
+                if session_id is None:
+                    self.app.post_message(EngineFailed("there is no earlier session to continue; starting a new one", code="no-session"))
+            elif session_id is not None:
+                found = await store.find(session_id)
+                if found is None:
+                    raise LookupError(f"no session matches {session_id!r} (or the prefix is ambiguous)")
+                session_id = found
+            self.session = await self.factory(self.cfg, store=store, approver=self.approver, session_id=session_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any start failure is shown, the console stays up
+            self.session = None
+            self.error = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+            self.app.post_message(EngineFailed(self.error, hint=getattr(exc, "hint", "") or "", code=getattr(exc, "code", "") or type(exc).__name__))
+            return
+        self.error = ""
+        self.app.post_message(EngineReady(self.session, resumed=session_id is not None))
+
+    async def run_turn(self, text: str) -> None:
+        """Run one user turn and post its events. Run as the exclusive 'agent' worker."""
+        session = self.session
+        if session is None:
+            return
+        self.app.post_message(TurnStateChanged(True))
+        try:
+            async for e in session.run_turn(text):
+                kind = e.kind
+                if kind == "assistant-delta":
+                    key = (e.turn, e.step)
+                    self._stream[key] = self._stream.get(key, "") + e.text
+                    self.app.post_message(AnswerStreamed(e.turn, e.step, self._stream[key]))
+                    continue
+                if kind == "assistant-message":
+                    self._stream.pop((e.turn, e.step), None)
+                self.app.post_message(EngineEvent(e))
+        except asyncio.CancelledError:
+            session.cancel()
+            raise
+        except Exception as exc:  # noqa: BLE001 - a crash in a turn is shown, not raised into the UI
+            self.app.post_message(EngineFailed(f"the turn failed: {type(exc).__name__}: {exc}", code="turn-crashed"))
+        finally:
+            self._stream.clear()
+            self.app.post_message(TurnStateChanged(False))
+
+    def cancel(self) -> bool:
+        """Cancel the running turn; False when none runs."""
+        if self.session is not None and self.session.running:
+            self.session.cancel()
+            return True
+        return False
+
+    async def blob(self, ref: str) -> str | None:
+        """The full scrubbed output behind `ref`, when the store has it."""
+        if self.store is None:
+            return None
+        return await self.store.get_blob(ref)
+
+    async def sessions(self, limit: int = 200) -> list[Any]:
+        """Sessions, most recent first."""
+        store = await self.open_store()
+        return await store.sessions(limit=limit)
+
+    async def close(self) -> None:
+        """Close the store."""
+        if self.store is not None:
+            await self.store.close()
+            self.store = None
+
+
+Clock = Callable[[], Any]
+"""A time source (frozen in snapshot tests)."""

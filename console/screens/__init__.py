@@ -1,0 +1,1 @@
+"""screens region of the console."""

@@ -1,0 +1,239 @@
+"""The approval modal: the exact call, its risk and rule, what it touches, the way back.
+
+Nothing is approved by default: the initial focus is Deny, escape denies, an expired request
+denies. A 'confirm' decision (the policy's safe-write rule) proceeds after a visible, cancellable
+countdown; cancelling it denies.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Static
+
+from console.keys import bindings, keys_for
+
+PREVIEW_LINES = 14
+"""Diff lines shown before `inspect` expands it."""
+
+
+class ReasonScreen(ModalScreen[str | None]):
+    """Asks why a request is denied (the agent reads the reason)."""
+
+    BINDINGS = [("escape", "cancel", "Cancel")]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="reason-dialog"):
+            yield Label("Why deny? The agent will read this.")
+            yield Input(placeholder="e.g. not during the freeze; scale to 4 instead", id="reason")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.dismiss(event.value.strip() or "denied without a reason")
+
+    def action_cancel(self) -> None:
+        """Back to the request, nothing decided."""
+        self.dismiss(None)
+
+
+class ApprovalScreen(ModalScreen[Any]):
+    """One approval request; dismisses with an ApprovalAnswer."""
+
+    BINDINGS = bindings("approval")
+
+    def __init__(self, request: Any, *, queued: int = 0, countdown_s: float = 5.0, user: str = "operator") -> None:
+        super().__init__()
+        self.request = request
+        """The ApprovalRequested event."""
+        self.queued = queued
+        """Other requests waiting behind this one."""
+        self.countdown_s = countdown_s
+        """Seconds before a 'confirm' request proceeds."""
+        self.user = user
+        """Recorded as the approver."""
+        self.remaining = countdown_s if request.decision == "confirm" else None
+        """Seconds left on the countdown (None: explicit approval needed)."""
+        self.expanded = False
+        """Whether `inspect` expanded the details."""
+        self._paused = False
+        self._done = False
+
+    # -- layout ---------------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        r = self.request
+        with Vertical(id="approval-dialog", classes=f"risk-{r.risk}"):
+            yield Static(id="approval-title")
+            with VerticalScroll(id="approval-body"):
+                yield Static(id="approval-call")
+                yield Static(id="approval-policy")
+                yield Label("What it will touch", classes="approval-section")
+                yield Static(id="approval-touches")
+                yield Label("The way back", classes="approval-section")
+                yield Static(id="approval-rollback")
+            yield Static(id="approval-countdown")
+            with Horizontal(id="approval-buttons"):
+                yield Button("Approve (a)", id="approve", variant="success")
+                yield Button("Deny (d)", id="deny", variant="error")
+                yield Button("Deny + reason (r)", id="reason")
+                yield Button("Inspect (i)", id="inspect")
+
+    def on_mount(self) -> None:
+        self.render_request()
+        self.query_one("#deny", Button).focus()
+        if self.remaining is not None:
+            self.set_interval(0.1, self._tick)
+        expires = self.request.expires_at
+        if expires is not None:
+            left = (expires - dt.datetime.now(dt.timezone.utc)).total_seconds()
+            self.set_timer(max(0.0, left), self._expired)
+
+    def render_request(self) -> None:
+        """Fill the dialog from the request."""
+        r = self.request
+        v = self.app.theme_variables
+        risk_style = f"bold {v.get(f'risk-{r.risk}', '')}"
+        title = Text()
+        title.append("⚠ Approval needed  ", style=f"bold {v.get('risk-high', '')}" if r.risk != "read" else "bold")
+        title.append(f"risk: {r.risk}", style=risk_style)
+        title.append(f"  ·  {'confirm (safe write)' if r.decision == 'confirm' else 'explicit approval'}")
+        if self.queued:
+            title.append(f"  ·  {self.queued} more waiting", style=v.get("drop-warning", ""))
+        self.query_one("#approval-title", Static).update(title)
+
+        args = json.dumps(r.arguments, indent=2, ensure_ascii=False, default=str)
+        call = Text()
+        call.append(r.tool, style="bold")
+        call.append(f"  (call {r.call_id}, hash {r.call_hash[:12]})", style=v.get("muted", ""))
+        arg_lines = args.splitlines()
+        if not self.expanded and len(arg_lines) > 12:
+            arg_lines = arg_lines[:12] + [f"… {len(arg_lines) - 12} more lines (i to inspect)"]
+        for line in arg_lines:
+            call.append("\n" + line)
+        self.query_one("#approval-call", Static).update(call)
+
+        pol = Text()
+        pol.append("policy rule: ", style=v.get("muted", ""))
+        pol.append(r.rule or "(none given)", style="bold")
+        if r.reason:
+            pol.append("\nwhy: ", style=v.get("muted", ""))
+            pol.append(r.reason)
+        self.query_one("#approval-policy", Static).update(pol)
+
+        touches = r.touches.rstrip() or "(the engine gave no preview of what this changes)"
+        lines = touches.splitlines()
+        if not self.expanded and len(lines) > PREVIEW_LINES:
+            touches = "\n".join(lines[:PREVIEW_LINES]) + f"\n… {len(lines) - PREVIEW_LINES} more lines (i to inspect)"
+        self.query_one("#approval-touches", Static).update(diff_text(touches, v))
+        self.query_one("#approval-rollback", Static).update(Text(r.rollback or "(no rollback given: treat as one-way)", style="bold" if r.rollback else v.get("drop-warning", "")))
+        self._render_countdown()
+
+    def _render_countdown(self) -> None:
+        w = self.query_one("#approval-countdown", Static)
+        v = self.app.theme_variables
+        if self.remaining is None:
+            w.update(Text("Nothing happens until you approve. Deny is the default.", style=v.get("muted", "")))
+            return
+        if self._paused:
+            w.update(Text("Countdown paused.", style=v.get("muted", "")))
+            return
+        secs = max(0, int(self.remaining + 0.999))
+        w.update(Text(f"Proceeds in {secs} s  ·  d / esc cancels (denies)  ·  a proceeds now", style=f"bold {v.get('risk-write', '')}"))
+
+    # -- countdown ------------------------------------------------------------------------------
+    def _tick(self) -> None:
+        if self._done or self.remaining is None or self._paused:
+            return
+        before = int(self.remaining + 0.999)
+        self.remaining -= 0.1
+        if self.remaining <= 0:
+            self._answer(True, "confirmed: the countdown elapsed without a cancel")
+            return
+        if int(self.remaining + 0.999) != before:
+            self._render_countdown()
+
+    def _expired(self) -> None:
+        self._answer(False, "the request expired before anyone approved it", by="console")
+
+    # -- answers ----------------------------------------------------------------------------------
+    def _answer(self, approved: bool, reason: str = "", by: str | None = None) -> None:
+        if self._done:
+            return
+        from engine.loop import ApprovalAnswer
+
+        self._done = True
+        self.dismiss(ApprovalAnswer(approved, by=by or self.user, reason=reason))
+
+    def action_approve(self) -> None:
+        """Approve this exact call."""
+        self._answer(True, "approved at the console")
+
+    def action_deny(self) -> None:
+        """Deny (also what escape and a cancelled countdown do)."""
+        self._answer(False, "cancelled the countdown" if self.remaining is not None else "denied at the console")
+
+    def action_deny_reason(self) -> None:
+        """Deny, with a reason for the agent."""
+        self._paused = True
+        self._render_countdown()
+
+        def done(reason: str | None) -> None:
+            if reason is None:
+                self._paused = False
+                self._render_countdown()
+                return
+            self._answer(False, reason)
+
+        self.app.push_screen(ReasonScreen(), done)
+
+    def action_inspect(self) -> None:
+        """Show everything: full arguments and the whole diff (pauses a countdown)."""
+        self.expanded = not self.expanded
+        if self.remaining is not None:
+            self._paused = True
+        self.render_request()
+
+    def action_scroll_down(self) -> None:
+        """Scroll the details."""
+        self.query_one("#approval-body").scroll_down()
+
+    def action_scroll_up(self) -> None:
+        """Scroll the details."""
+        self.query_one("#approval-body").scroll_up()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        {"approve": self.action_approve, "deny": self.action_deny, "reason": self.action_deny_reason, "inspect": self.action_inspect}[event.button.id or "deny"]()
+
+
+def approval_keys_line() -> str:
+    """The approval keys, for help text."""
+    return " · ".join(f"{k.keys.split(',')[0]} {k.description.lower()}" for k in keys_for("approval") if k.show)
+
+
+def diff_text(text: str, variables: dict[str, str]) -> Text:
+    """A unified diff coloured with the theme's status colours (plain text when it is not a diff)."""
+    lines = text.splitlines()
+    is_diff = any(line.startswith(("---", "+++", "@@")) for line in lines[:40])
+    if not is_diff:
+        return Text(text)
+    out = Text()
+    for i, line in enumerate(lines):
+        if i:
+            out.append("\n")
+        if line.startswith(("+++", "---")):
+            out.append(line, style="bold")
+        elif line.startswith("@@"):
+            out.append(line, style=f"bold {variables.get('primary', '')}")
+        elif line.startswith("+"):
+            out.append(line, style=variables.get("status-ok", ""))
+        elif line.startswith("-"):
+            out.append(line, style=variables.get("status-error", ""))
+        else:
+            out.append(line, style=variables.get("muted", ""))
+    return out

@@ -1,0 +1,1 @@
+"""widgets region of the console."""

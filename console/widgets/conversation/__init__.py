@@ -1,0 +1,1 @@
+"""conversation region of the console."""

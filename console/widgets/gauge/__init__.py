@@ -1,0 +1,1 @@
+"""gauge region of the console."""

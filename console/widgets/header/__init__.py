@@ -1,0 +1,1 @@
+"""header region of the console."""

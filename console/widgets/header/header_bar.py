@@ -1,0 +1,55 @@
+"""The one-line header: kube context, namespace, model and its readiness, session, approvals."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.reactive import reactive
+from textual.widget import Widget
+
+
+class HeaderBar(Widget):
+    """Shows where commands will act and whether the model is ready."""
+
+    DEFAULT_CSS = """
+    HeaderBar { height: 1; background: $panel; color: $foreground; padding: 0 1; }
+    """
+
+    context: reactive[str] = reactive("sandbox")
+    """Kube context."""
+    namespace: reactive[str] = reactive("default")
+    """Default namespace."""
+    model: reactive[str] = reactive("")
+    """Model name."""
+    model_state: reactive[str] = reactive("loading")
+    """loading | ready | running | failed."""
+    session_id: reactive[str] = reactive("")
+    """Open session id."""
+    pending: reactive[int] = reactive(0)
+    """Approvals waiting."""
+
+    def render(self) -> Text:
+        v = self.app.theme_variables
+        state_style = {
+            "ready": v.get("model-ready", ""),
+            "running": v.get("status-running", ""),
+            "loading": v.get("model-loading", ""),
+            "failed": v.get("model-failed", ""),
+        }.get(self.model_state, "")
+        state_label = {"ready": "● ready", "running": "◐ working", "loading": "○ loading model…", "failed": "✕ model unavailable"}.get(self.model_state, self.model_state)
+        muted = v.get("muted", "")
+        t = Text(no_wrap=True, overflow="ellipsis")
+        t.append("◆ Lantern ", style=f"bold {v.get('primary', '')}")
+        t.append(" ctx ", style=muted)
+        t.append(self.context or "-", style="bold")
+        t.append("  ns ", style=muted)
+        t.append(self.namespace or "default", style="bold")
+        t.append("  model ", style=muted)
+        t.append(self.model or "-", style="bold")
+        t.append(" ")
+        t.append(state_label, style=f"bold {state_style}")
+        if self.pending:
+            t.append(f"  ⚠ {self.pending} approval{'s' if self.pending > 1 else ''} waiting", style=f"bold {v.get('risk-high', '')}")
+        if self.session_id:
+            t.append("  session ", style=muted)
+            t.append(self.session_id, style=muted)
+        return t

@@ -1,0 +1,1 @@
+"""inspector region of the console."""

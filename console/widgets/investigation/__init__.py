@@ -1,0 +1,1 @@
+"""investigation region of the console."""

@@ -1,0 +1,1 @@
+"""timeline region of the console."""

@@ -1,0 +1,57 @@
+"""Harness apps for the snapshot tests: the real console on the scripted model, frozen clock, fixed size."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+from textual.pilot import Pilot
+
+from console.app import LanternApp
+from console.testing import GaugeContext, scripted_factory
+from engine.config import Config
+
+SIZE = (120, 40)
+"""Terminal size of every snapshot."""
+
+
+def harness_app(script: list[dict[str, Any]], tools: list[Any] | None = None, *, context: Any = None, theme: str = "lantern-dark", models: Any = None) -> LanternApp:
+    """A console over the real loop with the scripted model, UTC timestamps and no cursor blink."""
+    return LanternApp(
+        config=Config(model="scripted", namespace="payments", context="sandbox", theme=theme),
+        session_factory=scripted_factory(script, tools, context=context or GaugeContext()),
+        tz=dt.timezone.utc,
+        blink=False,
+        inspector_models=models,
+    )
+
+
+async def wait_for(pilot: Pilot[Any], cond: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Pause until `cond()` holds (the engine runs in a worker), then let the screen settle."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not cond():
+        if loop.time() > end:
+            raise AssertionError("condition not reached in time")
+        await pilot.pause(0.05)
+    await pilot.pause(0.1)
+    await pilot.wait_for_scheduled_animations()
+
+
+def ready(app: LanternApp) -> bool:
+    """The session is open."""
+    return app.bridge is not None and app.bridge.ready
+
+
+def events_of(app: LanternApp, kind: str) -> list[Any]:
+    """The session's events of one kind."""
+    s = app.bridge.session if app.bridge else None
+    return [e for e in (s.events if s else []) if e.kind == kind]
+
+
+async def ask(pilot: Pilot[Any], text: str) -> None:
+    """Wait for the engine, type a question and submit it."""
+    await wait_for(pilot, lambda: ready(pilot.app))  # type: ignore[arg-type]
+    await pilot.press(*text, "enter")

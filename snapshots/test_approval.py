@@ -1,0 +1,21 @@
+"""Snapshot: the approval modal for a write, with its server-side dry-run diff and rollback."""
+
+from __future__ import annotations
+
+from snap_harness import SIZE, ask, harness_app, wait_for
+
+from console.screens.approval import ApprovalScreen
+from console.testing import INCIDENT_SCRIPT, incident_tools
+
+
+class TestApproval:
+    """The approval modal as the engine asks."""
+
+    def test_modal_with_dry_run_diff(self, snap_compare):
+        app = harness_app(INCIDENT_SCRIPT, incident_tools())
+
+        async def run_before(pilot):
+            await ask(pilot, "why is checkout failing?")
+            await wait_for(pilot, lambda: isinstance(app.screen, ApprovalScreen))
+
+        assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

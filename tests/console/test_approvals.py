@@ -1,0 +1,200 @@
+"""Approvals from the keyboard, asserted on the engine's effect: the write ran or it did not."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from console.app import LanternApp
+from console.bridge import ConsoleApprover
+from console.screens.approval import ApprovalScreen, ReasonScreen
+from console.testing import INCIDENT_SCRIPT, incident_tools, scripted_factory
+from engine import events as ev
+from engine.config import Config
+
+SIZE = (120, 40)
+
+
+def make_app(executed: list[dict[str, Any]], script: list[dict[str, Any]] | None = None, **kw: Any) -> LanternApp:
+    return LanternApp(
+        config=Config(model="scripted", namespace="payments"),
+        session_factory=scripted_factory(script or INCIDENT_SCRIPT, incident_tools(executed)),
+        tz=dt.timezone.utc,
+        blink=False,
+        **kw,
+    )
+
+
+async def until(pilot: Any, cond: Any, timeout: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not cond():
+        assert loop.time() < end, "condition not reached in time"
+        await pilot.pause(0.03)
+
+
+def events(app: LanternApp, kind: str) -> list[Any]:
+    return [e for e in app.bridge.session.events if e.kind == kind]
+
+
+async def start_and_ask(pilot: Any, app: LanternApp, text: str = "why is checkout failing?") -> None:
+    await until(pilot, lambda: app.bridge is not None and app.bridge.ready)
+    await pilot.press(*text, "enter")
+
+
+async def test_approve_with_a_runs_the_write() -> None:
+    executed: list[dict[str, Any]] = []
+    app = make_app(executed)
+    async with app.run_test(size=SIZE) as pilot:
+        await start_and_ask(pilot, app)
+        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen))
+        assert executed == [], "nothing runs before the human answers"
+        await pilot.press("a")
+        await until(pilot, lambda: bool(events(app, "turn-finished")))
+        assert executed == [{"tool": "rollback_deployment", "name": "api", "namespace": "payments", "revision": 13}]
+        (resolved,) = events(app, "approval-resolved")
+        assert resolved.approved and resolved.by == app.cfg.user
+        finished = [e for e in events(app, "tool-call-finished") if e.tool == "rollback_deployment"]
+        assert finished[0].status == "ok"
+
+
+@pytest.mark.parametrize("key", ["d", "escape"])
+async def test_deny_from_the_keyboard_keeps_the_write_from_running(key: str) -> None:
+    executed: list[dict[str, Any]] = []
+    app = make_app(executed)
+    async with app.run_test(size=SIZE) as pilot:
+        await start_and_ask(pilot, app)
+        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen))
+        await pilot.press(key)
+        await until(pilot, lambda: bool(events(app, "turn-finished")))
+        assert executed == []
+        (resolved,) = events(app, "approval-resolved")
+        assert not resolved.approved
+        finished = [e for e in events(app, "tool-call-finished") if e.tool == "rollback_deployment"]
+        assert finished[0].status == "denied"
+
+
+async def test_deny_with_reason_reaches_the_engine() -> None:
+    executed: list[dict[str, Any]] = []
+    app = make_app(executed)
+    async with app.run_test(size=SIZE) as pilot:
+        await start_and_ask(pilot, app)
+        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen))
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, ReasonScreen))
+        await pilot.press(*"change freeze until 06:00", "enter")
+        await until(pilot, lambda: bool(events(app, "turn-finished")))
+        assert executed == []
+        (resolved,) = events(app, "approval-resolved")
+        assert not resolved.approved and resolved.reason == "change freeze until 06:00"
+        # The model reads the reason as the call's result.
+        finished = [e for e in events(app, "tool-call-finished") if e.tool == "rollback_deployment"]
+        assert "change freeze until 06:00" in finished[0].output
+
+
+async def test_reason_screen_escape_goes_back_without_deciding() -> None:
+    executed: list[dict[str, Any]] = []
+    app = make_app(executed)
+    async with app.run_test(size=SIZE) as pilot:
+        await start_and_ask(pilot, app)
+        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen))
+        await pilot.press("r")
+        await until(pilot, lambda: isinstance(app.screen, ReasonScreen))
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen))
+        assert events(app, "approval-resolved") == []
+        await pilot.press("a")
+        await until(pilot, lambda: bool(events(app, "turn-finished")))
+        assert len(executed) == 1
+
+
+SCALE_SCRIPT = [
+    {"text": "Scaling api to absorb the load.", "tool_calls": [{"name": "scale_deployment", "arguments": {"name": "api", "namespace": "payments", "replicas": 4}}]},
+    {"text": "Scaled."},
+]
+
+
+async def test_confirm_countdown_proceeds_when_not_cancelled() -> None:
+    executed: list[dict[str, Any]] = []
+    app = make_app(executed, SCALE_SCRIPT, countdown_s=0.4)
+    async with app.run_test(size=SIZE) as pilot:
+        await start_and_ask(pilot, app, "scale api")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen))
+        assert executed == []
+        await until(pilot, lambda: bool(events(app, "turn-finished")))
+        assert executed and executed[0]["replicas"] == 4
+        (resolved,) = events(app, "approval-resolved")
+        assert resolved.approved and "countdown" in resolved.reason
+
+
+async def test_confirm_countdown_cancelled_denies() -> None:
+    executed: list[dict[str, Any]] = []
+    app = make_app(executed, SCALE_SCRIPT, countdown_s=5.0)
+    async with app.run_test(size=SIZE) as pilot:
+        await start_and_ask(pilot, app, "scale api")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen))
+        await pilot.press("escape")
+        await until(pilot, lambda: bool(events(app, "turn-finished")))
+        assert executed == []
+        assert not events(app, "approval-resolved")[0].approved
+
+
+async def test_explicit_approval_never_times_out_into_yes() -> None:
+    executed: list[dict[str, Any]] = []
+    app = make_app(executed, countdown_s=0.1)
+    async with app.run_test(size=SIZE) as pilot:
+        await start_and_ask(pilot, app)
+        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen))
+        await pilot.pause(0.6)  # far beyond the confirm countdown: an 'approve' request must still wait
+        assert isinstance(app.screen, ApprovalScreen) and executed == []
+        await pilot.press("d")
+        await until(pilot, lambda: bool(events(app, "turn-finished")))
+        assert executed == []
+
+
+def _request(n: int, expires: dt.datetime | None = None) -> ev.ApprovalRequested:
+    return ev.ApprovalRequested(
+        session_id="s", seq=n, at=ev.utcnow(), request_id=f"r{n}", call_id=f"c{n}", tool="rollback_deployment",
+        arguments={"n": n}, risk="write", decision="approve", rule="test", call_hash="h" * 16, expires_at=expires,
+    )
+
+
+async def test_several_pending_approvals_queue_one_at_a_time() -> None:
+    app = LanternApp(config=Config(model="scripted"), start_engine=False, blink=False)
+    async with app.run_test(size=SIZE) as pilot:
+        approver = ConsoleApprover(app)
+        answers: list[Any] = []
+
+        async def ask_both() -> None:
+            answers.extend(await asyncio.gather(approver.ask(_request(1)), approver.ask(_request(2))))
+
+        app.run_worker(ask_both())
+        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen) and len(approver.pending) == 2)
+        from console.widgets.header.header_bar import HeaderBar
+
+        assert app.main.query_one(HeaderBar).pending == 2
+        first = app.screen
+        assert isinstance(first, ApprovalScreen) and first.queued == 1
+        await pilot.press("a")
+        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen) and app.screen is not first)
+        await pilot.press("d")
+        await until(pilot, lambda: len(answers) == 2)
+        assert [a.approved for a in answers] == [True, False]
+        assert approver.pending == []
+
+
+async def test_expired_request_is_denied() -> None:
+    app = LanternApp(config=Config(model="scripted"), start_engine=False, blink=False)
+    async with app.run_test(size=SIZE) as pilot:
+        approver = ConsoleApprover(app)
+        answers: list[Any] = []
+
+        async def ask() -> None:
+            answers.append(await approver.ask(_request(1, expires=ev.utcnow() + dt.timedelta(seconds=0.3))))
+
+        app.run_worker(ask())
+        await until(pilot, lambda: len(answers) == 1)
+        assert answers[0].approved is False and "expired" in answers[0].reason
