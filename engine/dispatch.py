@@ -101,6 +101,8 @@ class Dispatcher:
     async def _audit(self, ctx: Any, kind: str, tool: str, args_json: str, h: str, decision: str = "", rule: str = "", detail: str = "") -> None:
         if self.audit is None:
             return
+        # Details quote tool errors and reasons, which can carry credentials: scrub them too.
+        detail, _ = self.scrubber.clean(detail)
         await self.audit.append(
             session_id=ctx.session.id, user=self.user, kind=kind, tool=tool, args_json=args_json, call_hash=h, decision=decision, rule=rule, detail=detail
         )
@@ -287,7 +289,7 @@ class Dispatcher:
         self.budgets.sync(ctx)
         self.budgets.add_tool(tokens, wall)
         status = "error" if failure else ("partial" if partial else "ok")
-        detail = f"{status}: " + (failure.message if failure else (shown.splitlines()[0][:200] if shown else ""))
+        detail = f"{status}: " + (text.splitlines()[0][:300] if text else "")
         if approver_name:
             detail += f"; approved by {approver_name}"
         await self._audit(ctx, "execution", tool.name, args_json, h, decision.outcome, decision.rule_id, detail)
