@@ -13,7 +13,7 @@ import json
 import re
 from typing import Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
 _MAX_ERRORS = 6
 
@@ -97,6 +97,19 @@ def _constraints(prop: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _valid_default(typ: Any, cons: dict[str, Any], value: Any) -> bool:
+    """A pack's default that does not fit its own type is ignored rather than passed on."""
+    if value is None:
+        return False
+    try:
+        from typing import Annotated
+
+        TypeAdapter(Annotated[typ, Field(**cons)]).validate_python(value, strict=True)
+        return True
+    except Exception:  # noqa: BLE001 - any failure means the default is unusable
+        return False
+
+
 def _model_for(schema: dict[str, Any], name: str = "Arguments", depth: int = 0) -> type[BaseModel]:
     key = _schema_key(schema) + f"#{depth}"
     if key in _cache:
@@ -111,7 +124,7 @@ def _model_for(schema: dict[str, Any], name: str = "Arguments", depth: int = 0) 
         cons = _constraints(prop) if isinstance(prop, dict) else {}
         if pname in required:
             default: Any = ...
-        elif isinstance(prop, dict) and "default" in prop:
+        elif isinstance(prop, dict) and "default" in prop and _valid_default(typ, cons, prop["default"]):
             default = prop["default"]
         else:
             default = None
@@ -216,9 +229,9 @@ def check_args(tool: Any, args: dict[str, Any]) -> tuple[dict[str, Any], list[st
         ) from None
     except (TypeError, ValueError, RecursionError) as exc:
         raise ArgumentRefused(f"Arguments for {name} could not be checked ({type(exc).__name__}: {str(exc)[:200]}); the call was not run.") from None
-    clean = obj.model_dump(by_alias=True, exclude_unset=False, mode="python")
+    clean = obj.model_dump(by_alias=True, exclude_unset=False, mode="python", warnings=False)
     # Optional parameters the model did not give stay absent (None is not a value the executor asked for).
-    clean = {k: v for k, v in clean.items() if k in given or (isinstance(props.get(k), dict) and "default" in props[k])}
+    clean = {k: v for k, v in clean.items() if k in given or (v is not None and isinstance(props.get(k), dict) and "default" in props[k])}
     if isinstance(getattr(obj, "model_extra", None), dict):
         clean.update(obj.model_extra)
     for k, v in given.items():
@@ -240,7 +253,7 @@ def _coerced(before: Any, after: Any) -> bool:
 def _plain(v: Any) -> Any:
     """Nested models back to plain JSON-able values."""
     if isinstance(v, BaseModel):
-        return _plain(v.model_dump(by_alias=True, exclude_none=True))
+        return _plain(v.model_dump(by_alias=True, exclude_none=True, warnings=False))
     if isinstance(v, dict):
         return {k: _plain(x) for k, x in v.items()}
     if isinstance(v, list):

@@ -241,6 +241,8 @@ class Scrubber:
                 return shannon(v) >= 3.0 and _classes(v) >= 2
             return _classes(v) >= 2 and shannon(v) >= 2.5
         if check == "email":
+            if re.search(r"://[^\s/@:]*:$", text[max(0, m.start() - 200) : m.start()]):
+                return False  # user:password@host in a URL: the url-password rule takes the password only
             local, _, domain = v.rpartition("@")
             return bool(local) and not domain.lower().endswith((".png", ".jpg", ".svg", ".gif", ".local", ".svc", ".internal"))
         if check == "luhn":
@@ -320,8 +322,9 @@ def _line_matches(rule: _Rule, text: str, lower: str) -> Iterable[re.Match[str]]
 def _merge(spans: list[Finding]) -> list[Finding]:
     if not spans:
         return []
-    rank = {"known": 0, "secret": 1, "pii": 2}
-    spans.sort(key=lambda f: (f.start, rank.get(f.category, 3), -(f.end - f.start)))
+    rank = {"known": 0, "secret": 2, "pii": 3}
+    # At the same start: known values, then Secret-manifest values (their type says most), then longest.
+    spans.sort(key=lambda f: (f.start, 1 if f.type == "k8s-secret-data" else rank.get(f.category, 4), -(f.end - f.start)))
     out = [spans[0]]
     for f in spans[1:]:
         last = out[-1]
