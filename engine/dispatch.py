@@ -18,6 +18,7 @@ import asyncio
 import copy
 import datetime as dt
 import json
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -256,8 +257,10 @@ class Dispatcher:
             if isinstance(expected, list) and expected:
                 data = out.data[0] if isinstance(out.data, list) and out.data else out.data
                 if isinstance(data, dict):
-                    missing = [f for f in expected if isinstance(f, str) and f.split(".")[0] not in data]
-                    if missing:
+                    tops = list(dict.fromkeys(re.split(r"[.\[]", f)[0] for f in expected if isinstance(f, str)))
+                    missing = [f for f in tops if f and f not in data]
+                    # only when none of the declared fields came back: a projection may drop some legitimately
+                    if missing and len(missing) == len([t for t in tops if t]):
                         notes.append(f"response lacks expected fields {', '.join(missing[:8])}: the API may have changed; read the output carefully")
                 elif data is not None:
                     notes.append(f"response is a {type(data).__name__}, not the object this tool declares: the API may have changed")

@@ -390,7 +390,10 @@ def effective_risk(name: str, declared: str, meta: dict[str, Any] | None = None)
     """The higher of the declared risk and what the metadata (HTTP method) and action verb imply."""
     risk = declared if declared in RISK_ORDER else "unknown"
     implied = "read"
-    method = str((meta or {}).get("http_method") or (meta or {}).get("method") or "").upper()
+    meta = meta or {}
+    # skills put the declared HTTP call on meta["action"].http.method; plain tools may say meta["http_method"]
+    declared_http = getattr(getattr(meta.get("action"), "http", None), "method", None)
+    method = str(meta.get("http_method") or meta.get("method") or declared_http or "").upper()
     if method == "DELETE":
         implied = "dangerous"
     elif method in _WRITE_METHODS:
