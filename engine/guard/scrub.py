@@ -92,13 +92,25 @@ def _placeholderish(v: str) -> bool:
 _EXAMPLE_MARKS = ("example", "xxxxx", "123456789", "abcdef", "sample", "dummy", "fake", "placeholder", "your_", "your-", "<your")
 
 
-_ALWAYS = {"bearer-token", "basic-auth", "url-password", "private-key", "kubeconfig-credential", "k8s-secret-data", "password", "aws-secret-key"}
+_ALWAYS = {"aws-presigned-url", "bearer-token", "basic-auth", "url-password", "private-key", "kubeconfig-credential", "k8s-secret-data", "password", "aws-secret-key"}
+
+
+_REPEAT = re.compile(r"([^A0])\1{5}")
+_WORDS = re.compile(r"(?:^|[-_])[a-z]{3,}(?=[-_]|$)")
 
 
 def _exampleish(v: str) -> bool:
-    """Documentation values (EXAMPLE, xxxxx, 123456789, abcdef): not live credentials."""
+    """Test values rather than live credentials: EXAMPLE, xxxxx, 123456, fedcba, ffffff, or prose.
+
+    A generated token has no long runs of one character (other than the zero padding 'A'/'0'
+    some formats carry), no counting sequences, and no run of dictionary-like words.
+    """
     low = v.lower()
-    return any(m in low for m in _EXAMPLE_MARKS)
+    if any(m in low for m in _EXAMPLE_MARKS) or "123456" in low or "fedcba" in low:
+        return True
+    if _REPEAT.search(v):
+        return True
+    return len(_WORDS.findall(v)) >= 4
 
 
 def _b64decode(v: str) -> bytes:
@@ -220,16 +232,17 @@ class Scrubber:
             return not _placeholderish(v)
         if check == "basic":
             return len(v) >= 8 and not _placeholderish(v) and _classes(v) >= 2
+        quoted = bool(m.groupdict().get("q"))
         if check == "password":
             v = v.strip("\"'`()")
-            if len(v) < 4 or _placeholderish(v) or _IDENT_CALL.match(v) or "(" in v:
+            if len(v) < 4 or _placeholderish(v) or (not quoted and _IDENT_CALL.match(v)) or "(" in v:
                 return False
             if v.lower().startswith(("http", "os.", "process.", "env.", "getenv", "sys.", "config.", "settings.", "self.", "this.")):
                 return False
             return _classes(v) >= 2 or (len(v) >= 12 and shannon(v) >= 3.2)
         if check == "secret":
             v = v.strip("\"'`()")
-            if len(v) < 6 or _placeholderish(v) or _IDENT_CALL.match(v):
+            if len(v) < 6 or _placeholderish(v) or (not quoted and _IDENT_CALL.match(v)):
                 return False
             if v.lower().startswith(("http", "os.", "process.", "env.", "getenv", "sys.", "config.", "settings.", "self.", "this.")):
                 return False
