@@ -81,7 +81,7 @@ class Dispatcher:
         """Who the session acts for (policy rules and approvers match on it)."""
         self.kube = kube or (lambda: (None, None))
         """Returns (kube context, default namespace) at the time of a call."""
-        self.known_values = known_values or (lambda tool: ())
+        self.known_values = known_values or _skills_known_values
         """Credential values an executor injects for a tool, removed verbatim from its output."""
         self.timeout_s = timeout_s
         """Per-call timeout unless the tool's meta sets `timeout_s`."""
@@ -356,6 +356,18 @@ class Dispatcher:
         else:
             await self._audit(ctx, "denial", tool.name, args_json, h, decision.outcome, decision.rule_id, f"by {by}: {reason or 'denied'}")
             yield (False, f"denied by {by}" + (f": {reason}" if reason else ""))
+
+
+def _skills_known_values(tool: Tool) -> Iterable[str]:
+    """Every credential value the skills executors resolved in this process (removed verbatim from outputs)."""
+    try:
+        from skills.credentials import known_values
+    except ImportError:
+        return ()
+    try:
+        return [v for v in known_values().values() if v]
+    except Exception:  # noqa: BLE001 - scrubbing by rules still applies
+        return ()
 
 
 def _touches(tool: Tool, args: dict[str, Any]) -> str:

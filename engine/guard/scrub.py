@@ -149,6 +149,7 @@ class Scrubber:
         self.rules = _load_rules(str(rules_path or RULES_PATH), pii)
         """Compiled rules, secrets first."""
         self.keep_private_ips = keep_private_ips
+        self._keywords = sorted({k for r in self.rules for k in r.keywords})
         """Keep RFC 1918 / loopback / link-local / CGNAT addresses (the agent needs cluster IPs)."""
 
     # -- public API -----------------------------------------------------------------------------
@@ -182,8 +183,9 @@ class Scrubber:
                     start = text.find(value, start + len(value))
         lower = text.lower()
         aligned = len(lower) == len(text)  # some characters change length when lower-cased
+        present = {k for k in self._keywords if k in lower}  # each keyword searched once, not once per rule
         for rule in self.rules:
-            if rule.keywords and not any(k in lower for k in rule.keywords):
+            if rule.keywords and present.isdisjoint(rule.keywords):
                 continue
             if rule.whole_text or not aligned or len(text) < 4096:
                 matches: Iterable[re.Match[str]] = rule.regex.finditer(text)

@@ -214,3 +214,32 @@ async def test_unknown_tool_lists_valid_tools(store):
     fin = of(events, "tool-call-finished")[0]
     assert fin.status == "error" and "kubernetes.get_pod" in fin.output and "Unknown tool" in fin.output
     assert [r.kind for r in await audit.rows()] == ["refusal"]
+
+
+async def test_cancel_while_waiting_for_approval_runs_nothing(store):
+    import asyncio
+
+    rec = Recorder()
+
+    class Slow:
+        def __init__(self) -> None:
+            self.asked = asyncio.Event()
+
+        async def ask(self, request):
+            self.asked.set()
+            await asyncio.sleep(30)
+            return ApprovalAnswer(True, by="alice")
+
+    approver = Slow()
+    session, _, audit = await make_session(store, k8s_tools(rec), [step(DELETE), {"text": "never"}], approver=approver)
+
+    async def cancel_soon():
+        await approver.asked.wait()
+        session.cancel()
+
+    canceller = asyncio.create_task(cancel_soon())
+    events = await asyncio.wait_for(run(session), 10)
+    await canceller
+    assert rec.calls == []
+    assert of(events, "turn-finished")[0].reason == "cancelled"
+    assert "execution" not in [r.kind for r in await audit.rows()]
