@@ -382,8 +382,10 @@ class Decision:
 
 
 _WRITE_METHODS = {"POST", "PUT", "PATCH"}
-_DANGEROUS_VERBS = re.compile(r"(^|[._-])(delete|destroy|drop|purge|terminate|kill|evict|drain|wipe|truncate|remove|rm|uninstall)([._-]|$)", re.I)
-_WRITE_VERBS = re.compile(r"(^|[._-])(create|update|patch|put|post|scale|restart|rollout|rollback|apply|set|cordon|uncordon|label|annotate|exec|run|deploy|write|edit|replace|sync|trigger|pause|resume|suspend|approve|merge|close|open)([._-]|$)", re.I)
+# The action's leading verb (delete_pod, drain_node, scale_deployment): only the first word counts,
+# so reads such as rollout_history or label_values stay reads.
+_DANGEROUS_VERBS = {"delete", "destroy", "drop", "purge", "terminate", "kill", "evict", "drain", "wipe", "truncate", "remove", "uninstall", "rm"}
+_WRITE_VERBS = {"create", "update", "patch", "put", "post", "scale", "restart", "apply", "cordon", "uncordon", "deploy", "rollback", "set", "edit", "replace", "pause", "resume", "suspend", "merge", "rerun", "cancel"}
 
 
 def effective_risk(name: str, declared: str, meta: dict[str, Any] | None = None) -> str:
@@ -398,10 +400,10 @@ def effective_risk(name: str, declared: str, meta: dict[str, Any] | None = None)
         implied = "dangerous"
     elif method in _WRITE_METHODS:
         implied = "write"
-    verb = name.rsplit(".", 1)[-1]
-    if _DANGEROUS_VERBS.search(verb):
+    verb = re.split(r"[_\-]|(?<=[a-z])(?=[A-Z])", name.rsplit(".", 1)[-1])[0].lower()
+    if verb in _DANGEROUS_VERBS:
         implied = "dangerous"
-    elif _WRITE_VERBS.search(verb) and implied == "read":
+    elif verb in _WRITE_VERBS and implied == "read":
         implied = "write"
     if risk == "unknown":
         return "unknown" if implied == "read" else implied

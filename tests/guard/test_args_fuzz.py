@@ -150,3 +150,32 @@ def test_fuzz_real_action_schemas(args):
         assert set(clean) <= set(t.parameters["properties"])
         if "name" in clean:
             assert isinstance(clean["name"], str)
+
+
+def _pack_tools() -> list[Tool]:
+    loader = pytest.importorskip("skills.loader")
+    registry = pytest.importorskip("skills.registry")
+    if not hasattr(loader, "load_packs") or not hasattr(registry, "pack_tools"):
+        pytest.skip("skill packs not in this build")
+    result = loader.load_packs(discover_mcp=False)
+    tools = registry.pack_tools(result.packs)
+    if not tools:
+        pytest.skip("no skill packs loaded")
+    return tools
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_fuzz_every_skill_action_schema(data):
+    """Every shipped action's model: random and near-valid arguments never crash, refusals explain themselves."""
+    tools = _pack_tools()
+    t = data.draw(st.sampled_from(tools))
+    props = list((t.parameters or {}).get("properties", {}))
+    keys = st.sampled_from(props + ["invented"]) if props else st.just("invented")
+    args = data.draw(st.dictionaries(keys, JSON, max_size=6))
+    try:
+        clean, _ = check_args(t, args)
+    except ArgumentRefused as exc:
+        assert t.name in exc.message and ("Valid parameters" in exc.message or "could not be checked" in exc.message)
+        return
+    assert set(clean) <= set(props)
