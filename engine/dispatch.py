@@ -397,3 +397,21 @@ class GuardedToolbox(SimpleToolbox):
     async def dispatch(self, call: ToolCall, ctx: Any) -> AsyncIterator[Any]:  # type: ignore[override]
         async for e in self.dispatcher.dispatch(call, self.tools.get(call.name), ctx):
             yield e
+
+
+async def make_dispatcher(store: Any, *, user: str | None = None, kube: Callable[[], tuple[str | None, str | None]] | None = None, **kwargs: Any) -> Dispatcher:
+    """The runtime Dispatcher: the org policy in force plus the user's overrides, the store's audit log.
+
+    A broken policy file does not stop the engine: it runs with Policy.safest() and the error is
+    on `dispatcher.policy.errors`, for the face to show (a warning Notice).
+    """
+    import getpass
+
+    from engine.policy.commands import policy_paths
+    from engine.policy.rules import load_policy_safe
+
+    who = user or getpass.getuser()
+    org, user_file = policy_paths(who)
+    policy = load_policy_safe(org, user_file)
+    audit = await AuditLog.open(store.db)
+    return Dispatcher(policy, audit, user=who, kube=kube, **kwargs)

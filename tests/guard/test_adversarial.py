@@ -243,3 +243,14 @@ async def test_cancel_while_waiting_for_approval_runs_nothing(store):
     assert rec.calls == []
     assert of(events, "turn-finished")[0].reason == "cancelled"
     assert "execution" not in [r.kind for r in await audit.rows()]
+
+
+async def test_make_dispatcher_uses_home_policy_and_falls_back_safely(store, tmp_path, monkeypatch):
+    from engine.dispatch import make_dispatcher
+
+    monkeypatch.setenv("LANTERN_HOME", str(tmp_path))
+    d = await make_dispatcher(store, user="carol")
+    assert not d.policy.errors and d.policy.source.endswith("org.yaml")
+    (tmp_path / "policy.yaml").write_text("version: 1\nrules:\n  - id: x\n    decision: allow\n    match: {pack: k8s}\n    approvers: alice\n    extra: 1\n")
+    d = await make_dispatcher(store, user="carol")
+    assert d.policy.errors and "extra" in d.policy.errors[0] and d.policy.source.startswith("safest default")
