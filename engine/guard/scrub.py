@@ -1,0 +1,396 @@
+"""Output scrubbing: credentials and personal data replaced by typed placeholders, and counted.
+
+The rules are data (engine/guard/rules.yaml, ported from CredSweeper and gitleaks, both MIT);
+this module compiles them, runs each only when one of its keywords occurs in the text, checks
+candidate values (entropy, Luhn, IBAN mod-97, placeholder words) and replaces the union of all
+spans in one pass. Known credential values (what the executor injected) are replaced verbatim
+first, whatever their shape.
+
+IP addresses: private, loopback, link-local, CGNAT and unspecified addresses are kept (the agent
+needs pod, service and node IPs to investigate); public addresses are redacted as personal data
+(client IPs in access logs). `Scrubber(keep_private_ips=False)` redacts them all.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+RULES_PATH = Path(__file__).with_name("rules.yaml")
+"""The shipped rule set."""
+
+PLACEHOLDER = "[REDACTED:{}]"
+"""Replacement text; the type names the rule family (github-token, password, email ...)."""
+
+_STOP_VALUES = {
+    "none", "null", "nil", "true", "false", "yes", "no", "string", "str", "int", "bool", "required",
+    "optional", "undefined", "empty", "default", "password", "passwd", "secret", "token", "value",
+    "example", "changeme", "your_password", "yourpassword", "mypassword", "placeholder", "redacted",
+    "hidden", "masked", "xxxx", "xxxxx", "xxxxxx", "xxxxxxxx", "****", "********", "dummy", "test",
+    "self", "this", "input", "text", "type", "name", "key", "auth", "bearer", "basic", "public",
+    "private", "secure", "protected", "private_key", "public_key", "api_key", "access_token",
+    "function", "return", "object", "array", "list", "dict", "char", "byte", "bytes", "env",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One span to replace: [start, end) in the text and its placeholder type."""
+
+    start: int
+    end: int
+    type: str
+    category: str
+    """secret | pii | known."""
+
+
+@dataclass
+class _Rule:
+    id: str
+    regex: re.Pattern[str]
+    group: int | str
+    keywords: tuple[str, ...]
+    check: str
+    category: str
+    block: bool
+    whole_text: bool
+    """Matches may span lines: run on the whole text, not on keyword lines."""
+
+
+def shannon(value: str) -> float:
+    """Shannon entropy in bits per character."""
+    if not value:
+        return 0.0
+    n = len(value)
+    return -sum(c / n * math.log2(c / n) for c in Counter(value).values())
+
+
+def _classes(v: str) -> int:
+    return sum((any(c.isupper() for c in v), any(c.islower() for c in v), any(c.isdigit() for c in v), any(not c.isalnum() for c in v)))
+
+
+def _placeholderish(v: str) -> bool:
+    low = v.lower().strip("\"'`")
+    if not low or low in _STOP_VALUES or "redacted" in low:
+        return True
+    if low[0] in "$%{<[*" or low.startswith("&lt;") or "{{" in low or "${" in low:
+        return True
+    if len(set(low)) <= 2:  # xxxx, ****, 0000, ....
+        return True
+    return False
+
+
+_EXAMPLE_MARKS = ("example", "xxxxx", "123456789", "abcdef", "sample", "dummy", "fake", "placeholder", "your_", "your-", "<your")
+
+
+_ALWAYS = {"aws-presigned-url", "bearer-token", "basic-auth", "url-password", "private-key", "kubeconfig-credential", "k8s-secret-data", "password", "aws-secret-key"}
+
+
+_REPEAT = re.compile(r"([^A0])\1{5}")
+_WORDS = re.compile(r"(?:^|[-_])[a-z]{3,}(?=[-_]|$)")
+
+
+def _exampleish(v: str) -> bool:
+    """Test values rather than live credentials: EXAMPLE, xxxxx, 123456, fedcba, ffffff, or prose.
+
+    A generated token has no long runs of one character (other than the zero padding 'A'/'0'
+    some formats carry), no counting sequences, and no run of dictionary-like words.
+    """
+    low = v.lower()
+    if any(m in low for m in _EXAMPLE_MARKS) or "123456" in low or "fedcba" in low:
+        return True
+    if _REPEAT.search(v):
+        return True
+    return len(_WORDS.findall(v)) >= 4
+
+
+def _b64decode(v: str) -> bytes:
+    import base64
+    import binascii
+
+    s = re.sub(r"[^A-Za-z0-9+/]", "", v)
+    s = s[: len(s) - len(s) % 4]
+    try:
+        return base64.b64decode(s, validate=False)
+    except (binascii.Error, ValueError):
+        return b""
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+_DATE = re.compile(r"^(?:\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4})$")
+_IDENT_CALL = re.compile(r"^[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)+$|^[A-Za-z_]\w*\($")
+_PRIVATE_NETS = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "169.254.0.0/16", "100.64.0.0/10", "0.0.0.0/8", "255.0.0.0/8", "224.0.0.0/4")]
+
+
+class Scrubber:
+    """Finds credentials and personal data in text and replaces them with typed placeholders."""
+
+    def __init__(self, rules_path: str | Path | None = None, *, pii: bool = True, keep_private_ips: bool = True) -> None:
+        self.rules = _load_rules(str(rules_path or RULES_PATH), pii)
+        """Compiled rules, secrets first."""
+        self.keep_private_ips = keep_private_ips
+        self._keywords = sorted({k for r in self.rules for k in r.keywords})
+        """Keep RFC 1918 / loopback / link-local / CGNAT addresses (the agent needs cluster IPs)."""
+
+    # -- public API -----------------------------------------------------------------------------
+    def clean(self, text: str, known_values: Iterable[str] = ()) -> tuple[str, dict[str, int]]:
+        """Scrub `text`; returns (scrubbed text, {placeholder type: count})."""
+        if not text:
+            return text, {}
+        findings = self.find(text, known_values)
+        if not findings:
+            return text, {}
+        out: list[str] = []
+        pos = 0
+        counts: Counter[str] = Counter()
+        for f in findings:
+            out.append(text[pos : f.start])
+            out.append(PLACEHOLDER.format(f.type))
+            counts[f.type] += 1
+            pos = f.end
+        out.append(text[pos:])
+        return "".join(out), dict(counts)
+
+    def find(self, text: str, known_values: Iterable[str] = ()) -> list[Finding]:
+        """Every span to replace, merged so that none overlap, in text order."""
+        spans: list[Finding] = []
+        for value in known_values:
+            # Short values would shred ordinary words; executors only inject real credentials.
+            if value and len(value) >= 4:
+                start = text.find(value)
+                while start != -1:
+                    spans.append(Finding(start, start + len(value), "credential", "known"))
+                    start = text.find(value, start + len(value))
+        lower = text.lower()
+        aligned = len(lower) == len(text)  # some characters change length when lower-cased
+        present = {k for k in self._keywords if k in lower}  # each keyword searched once, not once per rule
+        for rule in self.rules:
+            if rule.keywords and present.isdisjoint(rule.keywords):
+                continue
+            if rule.whole_text or not aligned or len(text) < 4096:
+                matches: Iterable[re.Match[str]] = rule.regex.finditer(text)
+            else:
+                matches = _line_matches(rule, text, lower)
+            for m in matches:
+                if rule.block:
+                    spans.extend(self._block_values(text, m, rule))
+                    continue
+                try:
+                    start, end = m.span(rule.group)
+                except IndexError:
+                    start, end = m.span()
+                if start < 0 or end <= start:
+                    continue
+                value = text[start:end]
+                if rule.check and not self._check(rule.check, value, m, text):
+                    continue
+                # Vendor-format tokens in documentation are EXAMPLEs; headers, passwords and keys are always removed.
+                if rule.category == "secret" and not rule.check and rule.id not in _ALWAYS and _exampleish(value):
+                    continue
+                spans.append(Finding(start, end, rule.id, rule.category))
+        return _merge(spans)
+
+    # -- checks ---------------------------------------------------------------------------------
+    def _check(self, check: str, v: str, m: re.Match[str], text: str) -> bool:
+        if check == "entropy":
+            return not _placeholderish(v) and shannon(v) >= 3.0
+        if check == "pem":
+            hm = re.match(r"-----BEGIN[^\n]*?-----", v)
+            head, body = (hm.group(), v[hm.end() :]) if hm else ("", v)
+            if re.search(r"FAKE|EXAMPLE|DUMMY|EMPTY|SAMPLE", head):
+                return False
+            body = re.sub(r"-----END.*", "", body, flags=re.S)
+            joined = "".join(re.findall(r"[A-Za-z0-9+/=]{16,}", body))
+            # a key body is one base64 run: no ellipsis, no prose between its lines
+            return len(joined) >= 48 and "..." not in body
+        if check == "b64_pem":
+            return b"ENCRYPTED" not in _b64decode(v)
+        if check == "b64_pem_strict":
+            raw = _b64decode(v)
+            return b"PRIVATE KEY-----" in raw and b"ENCRYPTED" not in raw
+        if check == "jwk":
+            return bool(re.search(r'"(?:d|k|p|q|dp|dq|qi)"\s*:\s*"[A-Za-z0-9_-]{16,}"', v))
+        if check == "not_placeholder":
+            return not _placeholderish(v)
+        if check == "basic":
+            return len(v) >= 8 and not _placeholderish(v) and _classes(v) >= 2
+        quoted = bool(m.groupdict().get("q"))
+        if check == "password":
+            v = v.strip("\"'`()")
+            if len(v) < 4 or _placeholderish(v) or (not quoted and _IDENT_CALL.match(v)) or "(" in v:
+                return False
+            if v.lower().startswith(("http", "os.", "process.", "env.", "getenv", "sys.", "config.", "settings.", "self.", "this.")):
+                return False
+            return _classes(v) >= 2 or (len(v) >= 12 and shannon(v) >= 3.2)
+        if check == "secret":
+            v = v.strip("\"'`()")
+            if len(v) < 6 or _placeholderish(v) or (not quoted and _IDENT_CALL.match(v)):
+                return False
+            if v.lower().startswith(("http", "os.", "process.", "env.", "getenv", "sys.", "config.", "settings.", "self.", "this.")):
+                return False
+            if re.fullmatch(r"[a-z]+(?:[_-][a-z]+)*", v):  # words and identifiers: key: my-config
+                return False
+            if re.fullmatch(r"[A-Z][A-Z_]+", v) and len(v) < 16:  # constants: token: AUTH_TOKEN
+                return False
+            if len(v) >= 16:
+                return shannon(v) >= 3.0 and _classes(v) >= 2
+            return _classes(v) >= 2 and shannon(v) >= 2.5
+        if check == "email":
+            if re.search(r"://[^\s/@:]*:$", text[max(0, m.start() - 200) : m.start()]):
+                return False  # user:password@host in a URL: the url-password rule takes the password only
+            local, _, domain = v.rpartition("@")
+            return bool(local) and not domain.lower().endswith((".png", ".jpg", ".svg", ".gif", ".local", ".svc", ".internal"))
+        if check == "luhn":
+            digits = re.sub(r"\D", "", v)
+            if not 12 <= len(digits) <= 19 or len(set(digits)) < 3 or not _luhn(digits):
+                return False
+            # epoch timestamps in s/ms/us/ns pass Luhn one time in ten: not card numbers
+            if len(digits) in (10, 13, 16, 19) and re.match(r"1[5-9]", digits) and digits == v:
+                return False
+            return True
+        if check == "iban":
+            s = v.replace(" ", "")
+            if not 15 <= len(s) <= 34:
+                return False
+            r = s[4:] + s[:4]
+            try:
+                return int("".join(str(int(c, 36)) for c in r)) % 97 == 1
+            except ValueError:
+                return False
+        if check == "ssn":
+            a, g, s = v.split("-")
+            return a not in ("000", "666") and not a.startswith("9") and g != "00" and s != "0000"
+        if check == "ipv4":
+            try:
+                ip = ipaddress.ip_address(v)
+            except ValueError:
+                return False
+            if self.keep_private_ips and any(ip in n for n in _PRIVATE_NETS):
+                return False
+            return True
+        if check == "phone":
+            digits = re.sub(r"\D", "", v.split("x")[0].split("ext")[0])
+            if not 7 <= len(digits) <= 15:
+                return False
+            if _DATE.match(v) or re.match(r"^\d{4}-\d{2}-\d{2}", v):
+                return False
+            if re.fullmatch(r"\d{1,3}(?:\.\d{1,3}){3}", v):  # an IPv4 address
+                return False
+            if v.isdigit():
+                return False
+            # "5533 119 Countess Close": a house number and a street, not a phone
+            if not re.search(r"[+(]", v) and len(re.findall(r"\d+", v)) == 2 and re.match(r"\s+[A-Za-z]", text[m.end() : m.end() + 3]):
+                return False
+            return True
+        return True
+
+    def _block_values(self, text: str, m: re.Match[str], rule: _Rule) -> list[Finding]:
+        """Kubernetes Secret `data:` blocks: redact each value, keep the keys."""
+        window = text[max(0, m.start() - 4000) : m.end() + 4000]
+        if not re.search(r"kind:\s*[\"']?Secret\b|\"kind\"\s*:\s*\"Secret\"", window):
+            return []
+        out = []
+        start = m.start("value")
+        for line in re.finditer(r"^[ \t]+[\w.-]+:[ \t]*(?P<v>\S.*?)[ \t]*$", m.group("value"), re.M):
+            v = line.group("v")
+            if v in ("|", ">", "|-", ">-"):
+                continue
+            out.append(Finding(start + line.start("v"), start + line.end("v"), "k8s-secret-data", rule.category))
+        return out
+
+
+def _line_matches(rule: _Rule, text: str, lower: str) -> Iterable[re.Match[str]]:
+    """Run a single-line rule only on the lines that hold one of its keywords (the big speed-up)."""
+    windows: set[tuple[int, int]] = set()
+    for kw in rule.keywords:
+        i = lower.find(kw)
+        while i != -1:
+            a = text.rfind("\n", 0, i) + 1
+            b = text.find("\n", i)
+            b = len(text) if b == -1 else b
+            windows.add((a, b))
+            i = lower.find(kw, b)
+    for a, b in sorted(windows):
+        yield from rule.regex.finditer(text, a, b)
+
+
+def _merge(spans: list[Finding]) -> list[Finding]:
+    if not spans:
+        return []
+    rank = {"known": 0, "secret": 2, "pii": 3}
+    # At the same start: known values, then Secret-manifest values (their type says most), then longest.
+    spans.sort(key=lambda f: (f.start, 1 if f.type == "k8s-secret-data" else rank.get(f.category, 4), -(f.end - f.start)))
+    out = [spans[0]]
+    for f in spans[1:]:
+        last = out[-1]
+        if f.start < last.end:
+            if f.end > last.end:  # extend rather than leak the tail of an overlapping secret
+                out[-1] = Finding(last.start, f.end, last.type, last.category)
+            continue
+        out.append(f)
+    return out
+
+
+_FLAGS = {"i": re.I, "m": re.M, "s": re.S}
+
+
+@lru_cache(maxsize=8)
+def _load_rules(path: str, pii: bool) -> list[_Rule]:
+    data: dict[str, Any] = yaml.safe_load(Path(path).read_text())
+    out = []
+    for category in ("secrets", "pii") if pii else ("secrets",):
+        for i, r in enumerate(data.get(category) or []):
+            flags = 0
+            for ch in r.get("flags", ""):
+                flags |= _FLAGS[ch]
+            try:
+                rx = re.compile(r["regex"], flags)
+            except re.error as exc:
+                raise ValueError(f"{path}: {category}[{i}] ({r.get('id')}): bad regex: {exc}") from None
+            group = r.get("group", "value")
+            if group != 0 and group not in rx.groupindex:
+                group = 0
+            out.append(
+                _Rule(
+                    id=r["id"],
+                    regex=rx,
+                    group=group,
+                    keywords=tuple(k.lower() for k in r.get("keywords", [])),
+                    check=r.get("check", ""),
+                    category="secret" if category == "secrets" else "pii",
+                    block=bool(r.get("block")),
+                    whole_text=r.get("scope") == "text" or not r.get("keywords"),
+                )
+            )
+    return out
+
+
+_default: Scrubber | None = None
+
+
+def default_scrubber() -> Scrubber:
+    """A shared Scrubber with the shipped rules."""
+    global _default
+    if _default is None:
+        _default = Scrubber()
+    return _default
