@@ -39,9 +39,9 @@ async def run_python(action: Any, args: dict[str, Any], *, credential_resolver: 
     call_args = {k: v for k, v in args.items() if v is not None}
     pos: list[Any] = []
     if conn.client == "kubernetes":
-        from skills.kube.client import kube_for
+        from skills.kube.client import LazyKube
 
-        pos.append(kube_for(context))
+        pos.append(LazyKube(context))
     if conn.credential:
         try:
             secrets[conn.credential] = credential_resolver(conn.credential)

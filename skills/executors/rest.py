@@ -169,6 +169,9 @@ async def run_rest(action: Action, args: dict[str, Any], *, credential_resolver:
                 if resp.status_code >= 400:
                     return error(_describe(resp), secrets)
                 payload = _json_or_text(resp)
+                # Slack-style APIs answer 200 with {"ok": false, "error": ...}
+                if isinstance(payload, dict) and payload.get("ok") is False:
+                    return error(f"{http.method} {path}: the API answered ok=false: {payload.get('error') or payload.get('message') or 'no reason given'}", secrets)
                 if resp.status_code == 206:
                     partial = "partial: the server answered 206 Partial Content"
                 if pag.total_path and total is None:
