@@ -268,8 +268,9 @@ async def run_graphql(action: Action, args: dict[str, Any], *, credential_resolv
     timeout = action.timeout or conn.timeout
     variables = {k: v for k, v in args.items() if v is not None}
     try:
-        async with httpx.AsyncClient(base_url=conn.base_url or "", headers=headers, auth=auth, timeout=timeout, verify=conn.verify_tls) as client:
-            resp = await request(client, "POST", "", conn=conn, json={"query": gql.query, "variables": variables})
+        async with httpx.AsyncClient(headers=headers, auth=auth, timeout=timeout, verify=conn.verify_tls) as client:
+            # the endpoint is the base URL itself (a relative "" would add a trailing slash)
+            resp = await request(client, "POST", conn.base_url or "", conn=conn, json={"query": gql.query, "variables": variables})
     except httpx.TimeoutException:
         return error(f"graphql query timed out after {timeout:g}s ({conn.base_url})", secrets)
     except httpx.HTTPError as exc:
