@@ -6,6 +6,7 @@ import os
 import sys
 
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
 
 server = MCPServer("lantern-test")
@@ -39,7 +40,7 @@ def whoami() -> str:
 @server.tool(annotations=ToolAnnotations(read_only_hint=True))
 def fail_always(reason: str) -> str:
     """Always fails."""
-    raise RuntimeError(f"failed on purpose: {reason}")
+    raise ToolError(f"failed on purpose: {reason}")
 
 
 if __name__ == "__main__":
