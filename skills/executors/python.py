@@ -38,7 +38,9 @@ async def run_python(action: Any, args: dict[str, Any], *, credential_resolver: 
         return error(str(exc))
     call_args = {k: v for k, v in args.items() if v is not None}
     pos: list[Any] = []
-    if conn.client == "kubernetes":
+    params = list(inspect.signature(fn).parameters)
+    # the client goes to functions that ask for it by their first parameter's name
+    if conn.client == "kubernetes" and params and params[0] in ("kube", "client"):
         from skills.kube.client import LazyKube
 
         pos.append(LazyKube(context))

@@ -162,7 +162,8 @@ def explain(exc: BaseException) -> str:
     if isinstance(exc, ConfigException):
         return f"kubeconfig problem: {exc}"
     text = str(exc)
-    if "Connection refused" in text or "Max retries exceeded" in text or "NewConnectionError" in text:
+    # only the kubernetes client's transport (urllib3) means the API server; other refusals are the target's
+    if type(exc).__module__.startswith("urllib3") and ("Connection refused" in text or "Max retries exceeded" in text or "NewConnectionError" in text):
         return "cannot reach the Kubernetes API server (is the cluster up? try `lantern sandbox status`)"
     return f"{type(exc).__name__}: {text}"
 
