@@ -167,13 +167,21 @@ async def run_rest(action: Action, args: dict[str, Any], *, credential_resolver:
                 resp = await request(client, http.method, url, conn=conn, params=params, json=body if http.method not in ("GET", "HEAD") else None)
                 pages += 1
                 if resp.status_code >= 400:
-                    return error(_describe(resp), secrets)
+                    hint = ""
+                    if resp.status_code in (401, 403) and conn.credential and conn.credential not in secrets:
+                        from skills.credentials import env_var
+
+                        hint = f" [credential {conn.credential!r} is not set: run `lantern creds set {conn.credential}` or export {env_var(conn.credential)}]"
+                    return error(_describe(resp) + hint, secrets)
                 payload = _json_or_text(resp)
                 # Slack-style APIs answer 200 with {"ok": false, "error": ...}
                 if isinstance(payload, dict) and payload.get("ok") is False:
                     return error(f"{http.method} {path}: the API answered ok=false: {payload.get('error') or payload.get('message') or 'no reason given'}", secrets)
                 if resp.status_code == 206:
                     partial = "partial: the server answered 206 Partial Content"
+                # some servers (older RabbitMQ, simple fakes) ignore paging and answer the bare list
+                if http.items and "." not in http.items and isinstance(payload, list):
+                    payload = {http.items: payload}
                 if pag.total_path and total is None:
                     t = dig(payload, pag.total_path)
                     total = int(t) if isinstance(t, (int, float, str)) and str(t).isdigit() else None

@@ -157,3 +157,30 @@ async def test_expired_certificate_in_a_tls_secret(sandbox, tools):
     assert "api.shop.example" in out.data["chain"][0]["sans"]
     ok = await call(tools, "tls.check_kubernetes_tls_secret", name="internal-tls", namespace="edge")
     assert ok.data["status"] == "valid"
+
+
+async def test_queue_backlog_seen_through_the_queue_and_prometheus_packs(sandbox, tools, monkeypatch):
+    import asyncio
+
+    from skills.sandbox.cluster import info
+
+    _apply(sandbox, "queue-backlog")
+    endpoints = info(sandbox.home).endpoints
+    monkeypatch.setenv("LANTERN_QUEUE_URL", endpoints["rabbitmq"])
+    monkeypatch.setenv("LANTERN_PROMETHEUS_URL", endpoints["prometheus"])
+    rest = {t.name: t for t in pack_tools([p for p in load_packs().packs if p.name in ("queue", "prometheus")])}
+    queues = await call(rest, "queue.list_queues")
+    (orders,) = [q for q in queues.data["items"] if q["name"] == "orders"]
+    assert orders["messages"] > 10000 and orders["consumers"] == 0
+    alerts = await call(rest, "prometheus.list_alerts")
+    assert "Rabbitmq" in alerts.text or "orders" in alerts.text
+
+    await call(tools, "kubernetes.scale_deployment", name="order-worker", namespace="fulfillment", replicas=2)
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 90
+    while loop.time() < end:
+        q = (await call(rest, "queue.get_queue", name="orders")).data
+        if q["consumers"] > 0:
+            break
+        await asyncio.sleep(1)
+    assert q["consumers"] > 0
