@@ -55,3 +55,13 @@ def pack_tools(packs: list[Pack], *, context: str | None = None, **options: Any)
     if context is not None:
         opts["context"] = context
     return [action_tool(a, **opts) for p in packs for a in p.actions]
+
+
+def tools_for_config(cfg: Any, *, context: str | None = None) -> tuple[list[Tool], list[Any]]:
+    """Built-in packs plus the config's skills_dirs as Tools for the kube `context` (default cfg.context),
+    and the load errors (each names file, line and field) for the face to show."""
+    from skills.loader import default_dirs, load_packs
+
+    result = load_packs(default_dirs(list(getattr(cfg, "skills_dirs", []) or [])))
+    ctx = context if context is not None else getattr(cfg, "context", None)
+    return pack_tools(result.packs, context=ctx), result.errors

@@ -138,3 +138,15 @@ def test_pack_tools_become_engine_tools_with_metadata():
     assert tools["kubernetes.rollout_undo"].meta["rollback"]
     assert tools["github.list_commits"].meta["projection"][0] == "[].sha"
     assert tools["kubernetes.drain_node"].meta["permissions"]
+
+
+def test_tools_for_config_adds_user_dirs_and_reports_their_errors(tmp_path):
+    from engine.config import Config
+    from skills.registry import tools_for_config
+
+    write_pack(tmp_path, "good", GOOD)
+    write_pack(tmp_path, "bad", "name: bad\n")
+    tools, errors = tools_for_config(Config(skills_dirs=[str(tmp_path)], context="prod"))
+    names = {t.name for t in tools}
+    assert "good.list_things" in names and "kubernetes.list_pods" in names
+    assert len(errors) == 1 and "bad.yaml" in str(errors[0])
