@@ -1,0 +1,67 @@
+"""Skill actions as engine Tools: `pack.action`, its schema, risk, retrieval words and a handler."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from engine.tools import Tool, ToolOutput
+from skills.spec import Action, Pack
+
+
+def _handler(action: Action, options: dict[str, Any]) -> Any:
+    async def handler(args: dict[str, Any]) -> ToolOutput:
+        from skills.executors import run
+
+        # the guard validates before calling; this second check only keeps a bad call from reaching
+        # an executor when a tool is used without the guard (plain scripts, tests)
+        try:
+            model = action.args_model().model_validate(args)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(x) for x in first["loc"]) or "arguments"
+            return ToolOutput(text=f"invalid arguments for {action.qualified_name}: {where}: {first['msg']}", status="error")
+        return await run(action, model.model_dump(), **options)
+
+    return handler
+
+
+def action_tool(action: Action, **options: Any) -> Tool:
+    """One action as a Tool; `options` go to the executor (context=kube context, replay=case)."""
+    return Tool(
+        name=action.qualified_name,
+        description=action.description.strip(),
+        parameters=action.json_schema(),
+        handler=_handler(action, options),
+        risk=action.risk,
+        pack=action.pack.name,
+        keywords=list(dict.fromkeys([*action.keywords, *action.examples])),
+        meta={
+            "action": action,
+            "projection": list(action.output),
+            "rollback": action.rollback,
+            "permissions": list(action.permissions),
+            "examples": list(action.examples),
+            "executor": action.pack.connection.executor,
+            "credential": action.pack.connection.credential,
+        },
+    )
+
+
+def pack_tools(packs: list[Pack], *, context: str | None = None, **options: Any) -> list[Tool]:
+    """Every action of every pack as a Tool named `pack.action`."""
+    opts = dict(options)
+    if context is not None:
+        opts["context"] = context
+    return [action_tool(a, **opts) for p in packs for a in p.actions]
+
+
+def tools_for_config(cfg: Any, *, context: str | None = None) -> tuple[list[Tool], list[Any]]:
+    """Built-in packs plus the config's skills_dirs as Tools for the kube `context` (default cfg.context),
+    and the load errors (each names file, line and field) for the face to show."""
+    from skills.loader import default_dirs, load_packs
+
+    result = load_packs(default_dirs(list(getattr(cfg, "skills_dirs", []) or [])))
+    ctx = context if context is not None else getattr(cfg, "context", None)
+    return pack_tools(result.packs, context=ctx), result.errors

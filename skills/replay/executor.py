@@ -1,0 +1,202 @@
+"""The replay executor: answers actions from a recorded Cloud-OpsBench case instead of a live cluster.
+
+A case folder holds `tool_cache.json` (keys `ToolName:{json args}`) and `raw_data/logs.json`. Lookups
+normalise the arguments (resource aliases, default namespace, key order, cluster-scoped kinds), and a
+call that was not recorded answers the way kubectl would (NotFound) rather than inventing output.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from engine.tools import ToolOutput
+
+RESOURCE_ALIASES: dict[str, str] = {
+    "po": "pods", "pod": "pods", "svc": "services", "service": "services", "deploy": "deployments",
+    "deployment": "deployments", "sts": "statefulsets", "statefulset": "statefulsets", "ds": "daemonsets",
+    "daemonset": "daemonsets", "cm": "configmaps", "configmap": "configmaps", "secret": "secrets",
+    "pvc": "persistentvolumeclaims", "persistentvolumeclaim": "persistentvolumeclaims", "rs": "replicasets",
+    "replicaset": "replicasets", "ing": "ingresses", "ingress": "ingresses", "netpol": "networkpolicies",
+    "networkpolicy": "networkpolicies", "sa": "serviceaccounts", "serviceaccount": "serviceaccounts",
+    "job": "jobs", "ep": "endpoints", "endpoint": "endpoints", "pv": "persistentvolumes",
+    "persistentvolume": "persistentvolumes", "no": "nodes", "node": "nodes", "sc": "storageclasses",
+    "storageclass": "storageclasses", "ev": "events", "event": "events", "quota": "resourcequota",
+    "resourcequotas": "resourcequota", "ns": "namespaces", "namespace": "namespaces", "rolebinding": "rolebindings",
+}
+"""kubectl short names and singulars → the plural the recordings use."""
+CLUSTER_SCOPED = {"nodes", "persistentvolumes", "storageclasses", "namespaces"}
+"""Kinds without a namespace (recordings may still carry one in the key)."""
+
+
+def canonical(args: dict[str, Any]) -> str:
+    """Arguments as a key-order-independent JSON string."""
+    return json.dumps(args, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass
+class ReplayCase:
+    """One recorded case: its cache (indexed by tool and canonical args) and raw logs."""
+
+    case_dir: Path
+    """The case folder."""
+    namespace: str = "boutique"
+    """The application namespace (metadata.json)."""
+    index: dict[tuple[str, str], Any] = field(default_factory=dict)
+    """(tool, canonical args) → recorded output."""
+    logs: dict[str, list[str]] = field(default_factory=dict)
+    """service → recent log lines."""
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    """Every call answered, in order (tool, args, hit) for trajectory scoring."""
+
+    @classmethod
+    def open(cls, case_dir: Path | str) -> ReplayCase:
+        """Read a case folder; raises FileNotFoundError with the path when it is not one."""
+        d = Path(case_dir)
+        cache_path = d / "tool_cache.json"
+        if not cache_path.is_file():
+            raise FileNotFoundError(f"{d} is not a Cloud-OpsBench case (no tool_cache.json)")
+        cache = json.loads(cache_path.read_text(encoding="utf-8"))
+        case = cls(case_dir=d)
+        meta = d / "metadata.json"
+        if meta.is_file():
+            case.namespace = json.loads(meta.read_text(encoding="utf-8")).get("namespace") or case.namespace
+        for key, value in cache.items():
+            tool, sep, raw = key.partition(":")
+            if not sep:
+                continue
+            try:
+                args = json.loads(raw) if raw.strip() else {}
+            except ValueError:
+                continue
+            case.index[(tool, canonical(args))] = value
+        logs = d / "raw_data" / "logs.json"
+        if logs.is_file():
+            raw_logs = json.loads(logs.read_text(encoding="utf-8"))
+            case.logs = {k: v for k, v in raw_logs.items() if isinstance(v, list)}
+        return case
+
+    def lookup(self, tool: str, candidates: list[dict[str, Any]]) -> tuple[bool, Any]:
+        """The first recorded answer among candidate argument sets."""
+        for args in candidates:
+            key = (tool, canonical(args))
+            if key in self.index:
+                return True, self.index[key]
+        return False, None
+
+
+def _kind(resource_type: str | None) -> str:
+    r = (resource_type or "").strip().lower()
+    return RESOURCE_ALIASES.get(r, r)
+
+
+def _ns_candidates(case: ReplayCase, kind: str, namespace: str | None) -> list[str | None]:
+    ns = namespace or case.namespace
+    if kind in CLUSTER_SCOPED:
+        out: list[str | None] = []
+        for n in (ns, case.namespace, "", None, "default"):
+            if n not in out:
+                out.append(n)
+        return out
+    return [ns]
+
+
+def _with_ns(base: dict[str, Any], ns: str | None) -> dict[str, Any]:
+    out = dict(base)
+    if ns is not None:
+        out["namespace"] = ns
+    return out
+
+
+def _not_found(kind: str, name: str | None, namespace: str | None) -> str:
+    singular = kind[:-1] if kind.endswith("s") else kind
+    if name:
+        return f'Error from server (NotFound): {kind} "{name}" not found' + (f" in namespace {namespace!r}" if namespace and kind not in CLUSTER_SCOPED else "")
+    if kind in CLUSTER_SCOPED:
+        return "No resources found"
+    del singular
+    return f"No resources found in {namespace} namespace."
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return yaml.safe_dump(value, sort_keys=False, width=120, allow_unicode=True).rstrip()
+
+
+def answer(case: ReplayCase, tool: str, args: dict[str, Any]) -> ToolOutput:
+    """The recorded output of `tool(args)` in this case, or a NotFound-style answer."""
+    a = {k: v for k, v in args.items() if v is not None}
+    hit, value = False, None
+    if tool in ("GetResources", "DescribeResource"):
+        kind = _kind(a.get("resource_type"))
+        name = a.get("name") or ""
+        if tool == "DescribeResource" and not name:
+            out = ToolOutput(text="error: you must specify the name of the resource to describe", status="error")
+            case.calls.append({"tool": tool, "args": a, "hit": False})
+            return out
+        cands = []
+        for ns in _ns_candidates(case, kind, a.get("namespace")):
+            base: dict[str, Any] = {"resource_type": kind, "name": name}
+            if tool == "GetResources":
+                if a.get("output_wide"):
+                    base["output_wide"] = True
+                if a.get("show_labels"):
+                    base["show_labels"] = True
+                if a.get("label_selector"):
+                    base["label_selector"] = a["label_selector"]
+            cands.append(_with_ns(base, ns))
+        hit, value = case.lookup(tool, cands)
+        text = _text(value) if hit else _not_found(kind, name, a.get("namespace") or case.namespace)
+        status = "ok" if hit else "error"
+        if hit and not text.strip():
+            text = _not_found(kind, name, a.get("namespace") or case.namespace)
+    elif tool == "GetRecentLogs":
+        svc = a.get("service_name", "")
+        lines = int(a.get("lines") or 50)
+        entries = case.logs.get(svc)
+        hit = entries is not None
+        if entries:
+            text, status = "\n".join(str(x) for x in entries[-lines:]), "ok"
+        elif hit:
+            text, status = f"No recent logs found for {svc} in {a.get('namespace') or case.namespace} namespace.", "ok"
+        else:
+            text, status = f'Error from server (NotFound): no logs recorded for service "{svc}"', "error"
+    elif tool in ("GetAlerts", "GetClusterConfiguration"):
+        hit, value = case.lookup(tool, [{}])
+        if not hit:
+            text, status = f"Error: {tool} was not recorded for this case.", "error"
+        elif value in ({}, [], "", None):
+            text, status = ("No active metric anomalies detected at this time." if tool == "GetAlerts" else "(empty)"), "ok"
+        else:
+            text, status = _text(value), "ok"
+    else:
+        cand = dict(a)
+        if tool in ("GetErrorLogs", "CheckServiceConnectivity"):
+            cand["namespace"] = a.get("namespace") or case.namespace
+        if "port" in cand:
+            try:
+                cand["port"] = int(cand["port"])
+            except (TypeError, ValueError):
+                pass
+        hit, value = case.lookup(tool, [cand])
+        if not hit:
+            what = ", ".join(f"{k}={v}" for k, v in a.items())
+            text, status = f"Error from server (NotFound): {tool} has no recorded result for {what or 'these arguments'}", "error"
+        elif value in ("", None, {}, []) or (isinstance(value, dict) and value.get("total_errors") == 0):
+            text, status = (f"No error logs found for {a.get('service_name')} in {cand.get('namespace')} namespace." if tool == "GetErrorLogs" else "(empty)"), "ok"
+        else:
+            text, status = (json.dumps(value, indent=1, ensure_ascii=False) if isinstance(value, dict) else _text(value)), "ok"
+    case.calls.append({"tool": tool, "args": a, "hit": hit})
+    return ToolOutput(text=text, data=value if hit else None, status=status)
+
+
+async def run_replay(action: Any, args: dict[str, Any], *, credential_resolver: Any = None, replay: ReplayCase | None = None, **_: Any) -> ToolOutput:
+    """Answer the action from the bound replay case."""
+    if replay is None:
+        return ToolOutput(text=f"{action.qualified_name}: no replay case is bound (use skills.replay.replay_tools(case_dir))", status="error")
+    return answer(replay, action.tool, args)
