@@ -1,4 +1,9 @@
-"""The runtime toolbox: skill actions + meta-tools, offered through retrieval, run through the guard and policy."""
+"""The runtime toolbox: skill actions + meta-tools, offered through retrieval, run through the guard and policy.
+
+`build_toolbox` does the heavy, synchronous part (loading packs and playbooks, opening the
+retrieval index) and can run in a thread; `attach` does the part that needs the open store
+(the dispatcher with its audit log, recall of dropped details).
+"""
 
 from __future__ import annotations
 
@@ -35,16 +40,46 @@ def runbook_tool() -> Tool:
 class RuntimeToolbox(SimpleToolbox):
     """Every tool known; which are offered is retrieval's decision, how they run is the dispatcher's."""
 
-    def __init__(self, tools: list[Tool], *, selector: Any = None, dispatcher: Any = None) -> None:
+    def __init__(self, tools: list[Tool], *, selector: Any = None, dispatcher: Any = None, notices: list[str] | None = None) -> None:
         super().__init__(tools)
         self.selector = selector
         """Retrieval-backed selection (engine.retrieval), or None to offer everything."""
         self.dispatcher = dispatcher
-        """The guarded dispatch pipeline (engine.dispatch), or None to call handlers directly."""
+        """The guarded dispatch pipeline (engine.dispatch); set by `attach`."""
+        self.notices: list[str] = list(notices or [])
+        """Load problems (broken packs, policy errors) for the face to show."""
 
     def all_tool_names(self) -> list[str]:
         """Names of every tool the session could use."""
         return sorted(self.tools)
+
+    def tool(self, name: str) -> Tool | None:
+        """A tool by name."""
+        return self.tools.get(name)
+
+    def risk_of(self, name: str) -> str:
+        if self.dispatcher is not None:
+            from engine.guard import effective_risk
+
+            t = self.tools.get(name)
+            if t is None:
+                return "read"
+            r = effective_risk(t.name, t.risk, t.meta)
+            return r if r in ("read", "write", "dangerous") else "dangerous"
+        return super().risk_of(name)
+
+    async def attach(self, store: Any, cfg: Config, kube: Any = None) -> None:
+        """Finish set-up with the open store: the guarded dispatcher (policy, audit) and recall of dropped details."""
+        from engine.context import recall_tool
+        from engine.dispatch import make_dispatcher
+
+        self.dispatcher = await make_dispatcher(store, user=cfg.user, kube=kube or (lambda: (cfg.context, cfg.namespace)))
+        for err in getattr(self.dispatcher.policy, "errors", []) or []:
+            self.notices.append(f"policy: {err} (running with the safest policy: every write needs approval)")
+        recall = recall_tool(lambda: store)
+        self.add(recall)
+        if self.selector is not None:
+            self.selector.add_tool(recall, pinned=True)
 
     async def select(self, ctx: Any) -> tuple[list[ToolSpec], Any | None]:
         if self.selector is None:
@@ -52,7 +87,7 @@ class RuntimeToolbox(SimpleToolbox):
         return await self.selector.select(ctx)
 
     async def dispatch(self, call: ToolCall, ctx: Any) -> AsyncIterator[Any]:
-        if self.selector is not None and hasattr(self.selector, "note_used"):
+        if self.selector is not None:
             self.selector.note_used(call.name)
         if self.dispatcher is None:
             async for e in super().dispatch(call, ctx):
@@ -62,8 +97,15 @@ class RuntimeToolbox(SimpleToolbox):
             yield e
 
 
-def build_toolbox(cfg: Config, *, extra_tools: list[Tool] | None = None, include_packs: bool = True, kube_context: str | None = None, **_: Any) -> RuntimeToolbox:
-    """Assemble the toolbox for a session from the config."""
+def build_toolbox(cfg: Config, *, extra_tools: list[Tool] | None = None, include_packs: bool = True, **_: Any) -> RuntimeToolbox:
+    """Assemble the toolbox for a session from the config (packs, playbooks, retrieval)."""
     tools: list[Tool] = list(extra_tools or [])
+    notices: list[str] = []
+    if include_packs:
+        from skills.registry import tools_for_config
+
+        pack_tools, errors = tools_for_config(cfg, context=cfg.context)
+        tools += pack_tools
+        notices += [str(e) for e in errors]
     tools.append(runbook_tool())
-    return RuntimeToolbox(tools)
+    return RuntimeToolbox(tools, notices=notices)
