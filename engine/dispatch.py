@@ -187,6 +187,7 @@ class Dispatcher:
                 f"Blocked by policy ({decision.rule_id}): {decision.reason}. The call was not run and will not be allowed in this situation. "
                 "Do not retry it; tell the user what you wanted to do and why, so a person can act."
             )
+            self.breakers.release(tool.name, backend)
             await self._audit(ctx, "block", tool.name, args_json, h, "block", decision.rule_id, decision.reason)
             yield self._finished(ctx, call, "blocked", msg, t0, notes=notes)
             return
@@ -195,14 +196,19 @@ class Dispatcher:
         if decision.outcome in ("confirm", "approve"):
             gen = self._ask(call, tool, ctx, args, args_json, h, decision, shown_risk, now)
             verdict: tuple[bool, str] | None = None
-            async for item in gen:
-                if isinstance(item, tuple):
-                    verdict = item
-                else:
-                    yield item
+            try:
+                async for item in gen:
+                    if isinstance(item, tuple):
+                        verdict = item
+                    else:
+                        yield item
+            except BaseException:
+                self.breakers.release(tool.name, backend)
+                raise
             assert verdict is not None
             ok, detail = verdict
             if not ok:
+                self.breakers.release(tool.name, backend)
                 self._denied[(ctx.session.id, h)] = detail
                 msg = (
                     f"Denied: {detail}. The call was not run. Do not call it again with the same arguments; "
