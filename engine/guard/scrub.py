@@ -252,6 +252,8 @@ class Scrubber:
                 return False
             if re.fullmatch(r"[A-Z][A-Z_]+", v) and len(v) < 16:  # constants: token: AUTH_TOKEN
                 return False
+            if re.fullmatch(r"[A-Z]?[a-z]+(?:[A-Z][a-z]+)*", v):  # type and class names: CancellationToken
+                return False
             if len(v) >= 16:
                 return shannon(v) >= 3.0 and _classes(v) >= 2
             return _classes(v) >= 2 and shannon(v) >= 2.5
@@ -297,6 +299,9 @@ class Scrubber:
             if re.fullmatch(r"\d{1,3}(?:\.\d{1,3}){3}", v):  # an IPv4 address
                 return False
             if v.isdigit():
+                return False
+            groups = re.findall(r"\d+", v)
+            if len(groups) == 2 and "-" in v and min(len(g) for g in groups) >= 4:  # 30000-32767: a range or an id
                 return False
             # "5533 119 Countess Close": a house number and a street, not a phone
             if not re.search(r"[+(]", v) and len(re.findall(r"\d+", v)) == 2 and re.match(r"\s+[A-Za-z]", text[m.end() : m.end() + 3]):
