@@ -153,7 +153,7 @@ class Dispatcher:
         h = call_hash(tool.name, args)
         args_json = self._scrub_args(tool, args)
 
-        denied = self._denied.get((ctx.session.id, h))
+        denied = self._denied.get((ctx.session.id, h)) or _denied_in_history(ctx.session.events, h)
         if denied is not None:
             msg = (
                 f"Refused without asking again: this exact call ({tool.name} with these arguments) was already denied in this session ({denied}). "
@@ -362,6 +362,18 @@ class Dispatcher:
         else:
             await self._audit(ctx, "denial", tool.name, args_json, h, decision.outcome, decision.rule_id, f"by {by}: {reason or 'denied'}")
             yield (False, f"denied by {by}" + (f": {reason}" if reason else ""))
+
+
+def _denied_in_history(events: list[Any], h: str) -> str | None:
+    """An earlier denial of this exact call in the session's record (survives `--continue`)."""
+    asked: dict[str, str] = {}
+    for e in events:
+        kind = getattr(e, "kind", "")
+        if kind == "approval-requested" and e.call_hash == h:
+            asked[e.request_id] = e.call_hash
+        elif kind == "approval-resolved" and e.request_id in asked and not e.approved:
+            return f"denied by {e.by}" + (f": {e.reason}" if e.reason else "")
+    return None
 
 
 def _skills_known_values(tool: Tool) -> Iterable[str]:
