@@ -143,9 +143,6 @@ async def test_approved_dangerous_call_runs_once_and_is_audited(store):
 async def test_approval_bound_to_another_hash_or_expired_is_refused(store):
     rec = Recorder()
 
-    class Bound(ApprovalAnswer):
-        pass
-
     def wrong_hash(req):
         a = ApprovalAnswer(True, by="alice")
         a.call_hash = "0" * 64  # an answer for some other call
