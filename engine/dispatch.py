@@ -153,7 +153,7 @@ class Dispatcher:
         h = call_hash(tool.name, args)
         args_json = self._scrub_args(tool, args)
 
-        denied = self._denied.get((ctx.session.id, h))
+        denied = self._denied.get((ctx.session.id, h)) or _denied_in_history(ctx.session.events, h)
         if denied is not None:
             msg = (
                 f"Refused without asking again: this exact call ({tool.name} with these arguments) was already denied in this session ({denied}). "
@@ -187,6 +187,7 @@ class Dispatcher:
                 f"Blocked by policy ({decision.rule_id}): {decision.reason}. The call was not run and will not be allowed in this situation. "
                 "Do not retry it; tell the user what you wanted to do and why, so a person can act."
             )
+            self.breakers.release(tool.name, backend)
             await self._audit(ctx, "block", tool.name, args_json, h, "block", decision.rule_id, decision.reason)
             yield self._finished(ctx, call, "blocked", msg, t0, notes=notes)
             return
@@ -195,14 +196,19 @@ class Dispatcher:
         if decision.outcome in ("confirm", "approve"):
             gen = self._ask(call, tool, ctx, args, args_json, h, decision, shown_risk, now)
             verdict: tuple[bool, str] | None = None
-            async for item in gen:
-                if isinstance(item, tuple):
-                    verdict = item
-                else:
-                    yield item
+            try:
+                async for item in gen:
+                    if isinstance(item, tuple):
+                        verdict = item
+                    else:
+                        yield item
+            except BaseException:
+                self.breakers.release(tool.name, backend)
+                raise
             assert verdict is not None
             ok, detail = verdict
             if not ok:
+                self.breakers.release(tool.name, backend)
                 self._denied[(ctx.session.id, h)] = detail
                 msg = (
                     f"Denied: {detail}. The call was not run. Do not call it again with the same arguments; "
@@ -356,6 +362,18 @@ class Dispatcher:
         else:
             await self._audit(ctx, "denial", tool.name, args_json, h, decision.outcome, decision.rule_id, f"by {by}: {reason or 'denied'}")
             yield (False, f"denied by {by}" + (f": {reason}" if reason else ""))
+
+
+def _denied_in_history(events: list[Any], h: str) -> str | None:
+    """An earlier denial of this exact call in the session's record (survives `--continue`)."""
+    asked: dict[str, str] = {}
+    for e in events:
+        kind = getattr(e, "kind", "")
+        if kind == "approval-requested" and e.call_hash == h:
+            asked[e.request_id] = e.call_hash
+        elif kind == "approval-resolved" and e.request_id in asked and not e.approved:
+            return f"denied by {e.by}" + (f": {e.reason}" if e.reason else "")
+    return None
 
 
 def _skills_known_values(tool: Tool) -> Iterable[str]:

@@ -124,6 +124,13 @@ class Breakers:
                 st.trial = True
         return None
 
+    def release(self, tool: str, backend: str | None) -> None:
+        """Give back a half-open trial taken by `check` when the call did not run (blocked, denied, cancelled)."""
+        for key in (f"tool:{tool}", f"backend:{backend}" if backend else None):
+            st = self._states.get(key) if key else None
+            if st is not None:
+                st.trial = False
+
     def record(self, tool: str, backend: str | None, call_hash: str, failure: Failure | None) -> list[str]:
         """Record a call's outcome; returns notes (breaker opened/closed) for the model and the user."""
         notes = []

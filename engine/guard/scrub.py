@@ -64,6 +64,8 @@ class _Rule:
     block: bool
     whole_text: bool
     """Matches may span lines: run on the whole text, not on keyword lines."""
+    numbers: bool = False
+    """Numeric personal data: run only around runs of digits (phones, cards, SSNs, IPs)."""
 
 
 def shannon(value: str) -> float:
@@ -184,11 +186,16 @@ class Scrubber:
         lower = text.lower()
         aligned = len(lower) == len(text)  # some characters change length when lower-cased
         present = {k for k in self._keywords if k in lower}  # each keyword searched once, not once per rule
+        windows: list[tuple[int, int]] | None = None
         for rule in self.rules:
             if rule.keywords and present.isdisjoint(rule.keywords):
                 continue
-            if rule.whole_text or not aligned or len(text) < 4096:
-                matches: Iterable[re.Match[str]] = rule.regex.finditer(text)
+            if rule.numbers:
+                if windows is None:
+                    windows = _number_windows(text)
+                matches: Iterable[re.Match[str]] = (m for a, b in windows for m in rule.regex.finditer(text, a, b))
+            elif rule.whole_text or not aligned or len(text) < 4096:
+                matches = rule.regex.finditer(text)
             else:
                 matches = _line_matches(rule, text, lower)
             for m in matches:
@@ -252,6 +259,8 @@ class Scrubber:
                 return False
             if re.fullmatch(r"[A-Z][A-Z_]+", v) and len(v) < 16:  # constants: token: AUTH_TOKEN
                 return False
+            if re.fullmatch(r"[A-Z]?[a-z]+(?:[A-Z][a-z]+)*", v):  # type and class names: CancellationToken
+                return False
             if len(v) >= 16:
                 return shannon(v) >= 3.0 and _classes(v) >= 2
             return _classes(v) >= 2 and shannon(v) >= 2.5
@@ -298,6 +307,9 @@ class Scrubber:
                 return False
             if v.isdigit():
                 return False
+            groups = re.findall(r"\d+", v)
+            if len(groups) == 2 and "-" in v and min(len(g) for g in groups) >= 4:  # 30000-32767: a range or an id
+                return False
             # "5533 119 Countess Close": a house number and a street, not a phone
             if not re.search(r"[+(]", v) and len(re.findall(r"\d+", v)) == 2 and re.match(r"\s+[A-Za-z]", text[m.end() : m.end() + 3]):
                 return False
@@ -317,6 +329,29 @@ class Scrubber:
                 continue
             out.append(Finding(start + line.start("v"), start + line.end("v"), "k8s-secret-data", rule.category))
         return out
+
+
+_NUMBER_RUN = re.compile(r"\d[\d .()+\-x/]{5,}")
+
+
+def _number_windows(text: str) -> list[tuple[int, int]]:
+    """Spans around runs of digits and separators holding at least 4 digits (fewer cannot be personal data).
+
+    One cheap pass replaces four expensive ones; the margin lets each rule's boundary checks see
+    the characters around the run (lookbehinds see before `pos`; lookaheads need `endpos` room).
+    """
+    out: list[tuple[int, int]] = []
+    n = len(text)
+    for m in _NUMBER_RUN.finditer(text):
+        a, b = m.span()
+        if sum(ch.isdigit() for ch in text[a:b]) < 4:
+            continue
+        a, b = max(0, a - 4), min(n, b + 4)
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], b)
+        else:
+            out.append((a, b))
+    return out
 
 
 def _line_matches(rule: _Rule, text: str, lower: str) -> Iterable[re.Match[str]]:
@@ -380,6 +415,7 @@ def _load_rules(path: str, pii: bool) -> list[_Rule]:
                     category="secret" if category == "secrets" else "pii",
                     block=bool(r.get("block")),
                     whole_text=r.get("scope") == "text" or not r.get("keywords"),
+                    numbers=r.get("scope") == "numbers",
                 )
             )
     return out

@@ -143,9 +143,6 @@ async def test_approved_dangerous_call_runs_once_and_is_audited(store):
 async def test_approval_bound_to_another_hash_or_expired_is_refused(store):
     rec = Recorder()
 
-    class Bound(ApprovalAnswer):
-        pass
-
     def wrong_hash(req):
         a = ApprovalAnswer(True, by="alice")
         a.call_hash = "0" * 64  # an answer for some other call
@@ -254,3 +251,22 @@ async def test_make_dispatcher_uses_home_policy_and_falls_back_safely(store, tmp
     (tmp_path / "policy.yaml").write_text("version: 1\nrules:\n  - id: x\n    decision: allow\n    match: {pack: k8s}\n    approvers: alice\n    extra: 1\n")
     d = await make_dispatcher(store, user="carol")
     assert d.policy.errors and "extra" in d.policy.errors[0] and d.policy.source.startswith("safest default")
+
+
+async def test_denial_survives_reopening_the_session(store):
+    from engine.loop import Session
+
+    rec = Recorder()
+    approver = ScriptedApprover(False, True)
+    session, disp, audit = await make_session(store, k8s_tools(rec), [step(DELETE), {"text": "denied"}], approver=approver)
+    await run(session)
+    # --continue: a new Session and a new Dispatcher over the stored events
+    past = await store.events(session.id)
+    _, disp2, _ = await make_session(store, k8s_tools(rec), [], approver=approver)
+    from engine.dispatch import GuardedToolbox
+    from engine.testing import ScriptedModel
+
+    reopened = Session(ScriptedModel([step(DELETE), {"text": "still no"}]), GuardedToolbox(k8s_tools(rec), disp2), session_id=session.id, sink=store, approver=approver, events=past)
+    events = await run(reopened, "please delete it now")
+    assert rec.calls == [] and len(approver.requests) == 1
+    assert of(events, "tool-call-finished")[0].status == "denied"

@@ -204,3 +204,19 @@ async def test_full_output_is_kept_scrubbed_and_trimmed_for_the_model(store):
     full = await store.get_blob(fin.output_ref)
     assert full.count("[REDACTED:github-token]") == 400 and "ghp_" not in full
     assert fin.redactions == 400
+
+
+def test_half_open_trial_is_given_back_when_the_call_does_not_run():
+    clock = Clock()
+    b = Breakers(threshold=1, cooldown_s=5, clock=clock)
+    from engine.guard.breakers import classify
+
+    b.record("t", "be", "h1", classify(HTTPError(503)))
+    assert b.check("t", "be", "h2") is not None  # open
+    clock.t += 6
+    assert b.check("t", "be", "h2") is None  # the trial
+    assert "trial call is already in progress" in (b.check("t", "be", "h3") or "")
+    b.release("t", "be")  # e.g. the policy blocked it
+    assert b.check("t", "be", "h3") is None
+    b.record("t", "be", "h3", None)
+    assert b.state("tool:t") == "closed" and b.state("backend:be") == "closed"

@@ -75,6 +75,12 @@ def test_ordinary_infrastructure_output_is_left_alone():
         "checkout-7d9f8b6c5d-x2x7q   0/1     CrashLoopBackOff   14         2024-05-01 12:00:00\n"
         "image: registry.k8s.io/pause:3.9  version 1.28.3  uid 3f0c2a9e-1b2d-4c5e-8f70-123456789abc\n"
         "password: ${DB_PASSWORD}\nsecretName: checkout-tls\ntoken: null\n"
+        "      /var/run/secrets/tokens from istio-token (rw)\n"
+        "ghcr-secret   kubernetes.io/dockerconfigjson   1      12d\n"
+        "   at RedisCache.GetAsync(String key, CancellationToken token)\n"
+        "    nodePort: 30080  # 30000-32767\n"
+        "    Container ID:   containerd://978772827669991456ff50b92025a258a7dcff02e2f0f3fbbd94fdb0c28eedf9\n"
+        "I1202 21:17:00.071147 1271314 requestheader_controller.go:186] Shutting down\n"
     )
     out, counts = S.clean(text)
     assert out == text, counts
