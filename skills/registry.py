@@ -45,6 +45,8 @@ def action_tool(action: Action, **options: Any) -> Tool:
             "examples": list(action.examples),
             "executor": action.pack.connection.executor,
             "credential": action.pack.connection.credential,
+            # OpenAI and Anthropic reject '.' in function names; adapters can send this instead
+            "wire_name": action.qualified_name.replace(".", "__"),
         },
     )
 

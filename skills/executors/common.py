@@ -7,8 +7,6 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-import yaml
-
 from engine.tools import ToolOutput
 
 CredentialResolver = Callable[[str], str]
@@ -127,8 +125,53 @@ def _cell(v: Any) -> str:
     return s if s and " " not in s else json.dumps(s, ensure_ascii=False)
 
 
+def _row(d: dict[str, Any]) -> str:
+    return " ".join(f"{k}={_cell(v)}" for k, v in _flatten(d).items())
+
+
+def _block(data: Any, indent: int) -> list[str]:
+    pad = "  " * indent
+    lines: list[str] = []
+    if isinstance(data, dict):
+        for k, v in data.items():
+            if isinstance(v, dict) and v and all(not isinstance(x, (dict, list)) for x in v.values()) and len(_row(v)) <= 160:
+                lines.append(f"{pad}{k}: {_row(v)}")
+            elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
+                lines.append(f"{pad}{k} ({len(v)}):")
+                lines += [f"{pad}  - {_row(x)}" for x in v]
+            elif isinstance(v, list) and all(not isinstance(x, (dict, list)) for x in v):
+                joined = ", ".join(_scalar(x) for x in v) if v else "[]"
+                if len(joined) <= 160:
+                    lines.append(f"{pad}{k}: {joined}")
+                else:
+                    lines.append(f"{pad}{k} ({len(v)}):")
+                    lines += [f"{pad}  - {_scalar(x)}" for x in v]
+            elif isinstance(v, (dict, list)):
+                lines.append(f"{pad}{k}:")
+                lines += _block(v, indent + 1)
+            else:
+                text = "-" if v is None else _scalar(v)
+                if "\n" in text:
+                    lines.append(f"{pad}{k}: |")
+                    lines += [f"{pad}  {ln}" for ln in text.splitlines()]
+                else:
+                    lines.append(f"{pad}{k}: {text}")
+    elif isinstance(data, list):
+        for x in data:
+            if isinstance(x, dict):
+                lines.append(f"{pad}- {_row(x)}")
+            elif isinstance(x, list):
+                lines.append(f"{pad}-")
+                lines += _block(x, indent + 1)
+            else:
+                lines.append(f"{pad}- {_scalar(x)}")
+    else:
+        lines.append(f"{pad}{_scalar(data)}")
+    return lines
+
+
 def render(data: Any) -> str:
-    """Compact text for the model: one line per list item (key=value), YAML for the rest."""
+    """Compact text for the model: list items one per line (key=value), nested lists as rows."""
     if data is None:
         return "(no data)"
     if isinstance(data, str):
@@ -146,10 +189,9 @@ def render(data: Any) -> str:
     if rows is not None and all(isinstance(r, dict) for r in rows):
         lines = [header] if header else []
         lines.append(f"{len(rows)} item{'s' if len(rows) != 1 else ''}")
-        for r in rows:
-            lines.append("- " + " ".join(f"{k}={_cell(v)}" for k, v in _flatten(r).items()))
+        lines += ["- " + _row(r) for r in rows]
         return "\n".join(lines)
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=120, allow_unicode=True).rstrip()
+    return "\n".join(_block(data, 0))
 
 
 def scrub(value: Any, secrets: dict[str, str]) -> Any:

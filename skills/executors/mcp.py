@@ -20,6 +20,8 @@ from skills.spec import Action, Pack, Param, Parameters
 
 DISCOVER_TIMEOUT = 20.0
 """Seconds a server gets to list its tools at load."""
+_open: dict[str, tuple[Any, Any, dict[str, str]]] = {}
+"""pack name → (event loop, connected client, secrets) while an McpSessions block holds it open."""
 _TYPES = {"string", "integer", "number", "boolean", "array", "object"}
 
 
@@ -178,11 +180,54 @@ def _content_text(result: Any) -> str:
     return "\n".join(parts)
 
 
+class McpSessions:
+    """Keeps one connection per MCP pack open for a block (a console session), so a stdio server is
+    started once instead of once per call. Calls outside the block connect per call."""
+
+    def __init__(self, packs: list[Pack], resolver: CredentialResolver | None = None) -> None:
+        self.packs = [p for p in packs if p.connection.executor == "mcp"]
+        """The MCP packs to hold open."""
+        self.errors: dict[str, str] = {}
+        """pack name → why it could not be opened (its calls then connect per call)."""
+        self._stack = contextlib.AsyncExitStack()
+        self._names: list[str] = []
+
+    async def __aenter__(self) -> McpSessions:
+        from skills.credentials import resolve
+
+        loop = asyncio.get_running_loop()
+        for pack in self.packs:
+            secrets: dict[str, str] = {}
+            try:
+                client = await self._stack.enter_async_context(connect(pack, resolve, secrets))
+            except Exception as exc:  # noqa: BLE001 - one unreachable server must not stop the others
+                self.errors[pack.name] = f"{type(exc).__name__}: {exc}"
+                continue
+            _open[pack.name] = (loop, client, secrets)
+            self._names.append(pack.name)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for name in self._names:
+            _open.pop(name, None)
+        await self._stack.aclose()
+
+
 async def run_mcp(action: Action, args: dict[str, Any], *, credential_resolver: CredentialResolver, **_: Any) -> ToolOutput:
-    """Call the action's tool on the pack's server."""
+    """Call the action's tool on the pack's server (over the held connection when there is one)."""
     secrets: dict[str, str] = {}
     timeout = action.timeout or action.pack.connection.timeout
     call_args = {k: v for k, v in args.items() if v is not None}
+    held = _open.get(action.pack.name)
+    if held is not None and held[0] is asyncio.get_running_loop():
+        secrets.update(held[2])
+        try:
+            result = await asyncio.wait_for(held[1].call_tool(action.tool, call_args), timeout)
+        except asyncio.TimeoutError:
+            return error(f"MCP tool {action.tool!r} did not answer within {timeout:g}s", secrets)
+        except Exception as exc:  # noqa: BLE001 - a broken held connection: say so, the next block reconnects
+            return error(f"MCP server for pack {action.pack.name!r} failed: {type(exc).__name__}: {exc}", secrets)
+        return _result(action, result, secrets)
     try:
         async with connect(action.pack, credential_resolver, secrets) as client:
             result = await asyncio.wait_for(client.call_tool(action.tool, call_args), timeout)
@@ -192,6 +237,10 @@ async def run_mcp(action: Action, args: dict[str, Any], *, credential_resolver: 
         return error(str(exc), secrets)
     except Exception as exc:  # noqa: BLE001 - transport failures are results the model can act on
         return error(f"MCP server for pack {action.pack.name!r} failed: {type(exc).__name__}: {exc}", secrets)
+    return _result(action, result, secrets)
+
+
+def _result(action: Action, result: Any, secrets: dict[str, str]) -> ToolOutput:
     text = _content_text(result)
     if result.is_error:
         return error(f"MCP tool {action.tool!r} failed: {text}", secrets)

@@ -132,7 +132,7 @@ def list_namespaces(kube: Kube) -> dict[str, Any]:
     return {"namespaces": [{"name": n.metadata.name, "status": n.status.phase, "age": age(n.metadata.creation_timestamp)} for n in res.items]}
 
 
-def _events_for(kube: Kube, namespace: str | None, name: str | None = None, kind: str | None = None, limit: int = 15) -> list[dict[str, Any]]:
+def _events_for(kube: Kube, namespace: str | None, name: str | None = None, kind: str | None = None, limit: int = 15, with_object: bool = True) -> list[dict[str, Any]]:
     parts = []
     if name:
         parts.append(f"involvedObject.name={name}")
@@ -149,17 +149,15 @@ def _events_for(kube: Kube, namespace: str | None, name: str | None = None, kind
         return t or dt.datetime.min.replace(tzinfo=dt.timezone.utc)
 
     items = sorted(res.items, key=when, reverse=True)[:limit]
-    return [
-        {
-            "last_seen": age(when(e)),
-            "type": e.type,
-            "reason": e.reason,
-            "object": f"{(e.involved_object.kind or '').lower()}/{e.involved_object.name}",
-            "count": e.count or 1,
-            "message": (e.message or "").strip(),
-        }
-        for e in items
-    ]
+    rows = []
+    for e in items:
+        row = {"last_seen": age(when(e)), "type": e.type, "reason": e.reason}
+        if with_object:
+            row["object"] = f"{(e.involved_object.kind or '').lower()}/{e.involved_object.name}"
+        row["count"] = e.count or 1
+        row["message"] = (e.message or "").strip()
+        rows.append(row)
+    return rows
 
 
 def list_events(kube: Kube, namespace: str | None = None, name: str | None = None, kind: str | None = None, warnings_only: bool = False, limit: int = 30) -> dict[str, Any]:
@@ -176,10 +174,10 @@ def _state(s: Any) -> dict[str, Any] | None:
     if s.running:
         return {"state": "Running", "started": str(s.running.started_at)}
     if s.waiting:
-        return {"state": "Waiting", "reason": s.waiting.reason, "message": (s.waiting.message or "")[:300] or None}
+        return _drop_none({"state": "Waiting", "reason": s.waiting.reason, "message": (s.waiting.message or "")[:300] or None})
     if s.terminated:
         t = s.terminated
-        return {"state": "Terminated", "reason": t.reason, "exit_code": t.exit_code, "finished": str(t.finished_at), "message": (t.message or "")[:300] or None}
+        return _drop_none({"state": "Terminated", "reason": t.reason, "exit_code": t.exit_code, "finished": str(t.finished_at), "message": (t.message or "")[:300] or None})
     return None
 
 
@@ -235,7 +233,7 @@ def describe_pod(kube: Kube, name: str, namespace: str = "default") -> dict[str,
         "conditions": {c.type: c.status for c in pod.status.conditions or []},
         "message": pod.status.message,
         "containers": containers,
-        "events": _events_for(kube, namespace, name, "Pod"),
+        "events": _events_for(kube, namespace, name, "Pod", with_object=False),
     })
 
 
@@ -270,7 +268,7 @@ def describe_deployment(kube: Kube, name: str, namespace: str = "default") -> di
         "containers": [{"name": c.name, "image": c.image, "limits": dict(c.resources.limits) if c.resources and c.resources.limits else None} for c in d.spec.template.spec.containers],
         "conditions": [_drop_none({"type": c.type, "status": c.status, "reason": c.reason, "message": c.message}) for c in st.conditions or []],
         "replicasets": [{"name": rs.metadata.name, "revision": _rev(rs), "replicas": rs.status.replicas or 0, "ready": rs.status.ready_replicas or 0, "images": ",".join(c.image for c in rs.spec.template.spec.containers), "age": age(rs.metadata.creation_timestamp)} for rs in rss],
-        "events": _events_for(kube, namespace, name, "Deployment"),
+        "events": _events_for(kube, namespace, name, "Deployment", with_object=False),
     })
 
 
@@ -292,7 +290,7 @@ def describe_node(kube: Kube, name: str) -> dict[str, Any]:
         "kubelet": info.kubelet_version if info else None,
         "pods": len(rows),
         "unhealthy_pods": bad,
-        "events": _events_for(kube, None, name, "Node"),
+        "events": _events_for(kube, None, name, "Node", with_object=False),
     })
 
 
@@ -324,7 +322,7 @@ def describe_service(kube: Kube, name: str, namespace: str = "default") -> dict[
         "pods_matching_selector": matched,
         "endpoints_ready": ready or ["<none>"],
         "endpoints_not_ready": not_ready,
-        "events": _events_for(kube, namespace, name, "Service"),
+        "events": _events_for(kube, namespace, name, "Service", with_object=False),
     })
 
 

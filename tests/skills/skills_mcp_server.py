@@ -43,6 +43,12 @@ def fail_always(reason: str) -> str:
     raise ToolError(f"failed on purpose: {reason}")
 
 
+@server.tool(annotations=ToolAnnotations(read_only_hint=True))
+def server_pid() -> str:
+    """The server process id (to tell one long-lived server from one per call)."""
+    return str(os.getpid())
+
+
 if __name__ == "__main__":
     if len(sys.argv) > 2 and sys.argv[1] == "--http":
         server.run("streamable-http", host="127.0.0.1", port=int(sys.argv[2]))

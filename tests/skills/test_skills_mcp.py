@@ -136,3 +136,23 @@ def test_unreachable_server_is_one_pack_error(tmp_path):
     assert [p.name for p in result.packs] == ["ok"]
     (err,) = result.errors
     assert err.field == "connection.server" and "did not list its tools" in err.message
+
+
+async def test_sessions_block_keeps_one_stdio_server_for_many_calls(tmp_path):
+    from skills.executors.mcp import McpSessions
+
+    write_pack(tmp_path, "mcpstdio", f"""
+        name: mcpstdio
+        description: Test MCP server over stdio.
+        connection:
+          executor: mcp
+          server: {{command: ["{sys.executable}", "{SERVER}"]}}
+    """)
+    pack = load_packs([tmp_path]).pack("mcpstdio")
+    async with McpSessions([pack]) as sessions:
+        assert sessions.errors == {}
+        pids = {(await run(pack.by_name["server_pid"], {})).text for _ in range(3)}
+        status = await run(pack.by_name["service_status"], {"service": "cart"})
+    assert len(pids) == 1 and status.text == "cart: healthy"
+    outside = {(await run(pack.by_name["server_pid"], {})).text for _ in range(2)}
+    assert len(outside) == 2 and not outside & pids  # per-call servers again after the block
