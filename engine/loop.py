@@ -55,6 +55,10 @@ class ApprovalAnswer:
     approved: bool
     by: str
     reason: str = ""
+    call_hash: str | None = None
+    """The hash of the call the human saw; the dispatcher refuses an answer bound to another call."""
+    request_id: str | None = None
+    """The request answered."""
 
 
 class Approver(Protocol):

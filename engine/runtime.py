@@ -97,6 +97,11 @@ async def open_session(
         config=LoopConfig(max_steps=cfg.max_steps),
         events=past,
     )
+    attach = getattr(toolbox, "attach", None)
+    if attach is not None:
+        await attach(store, cfg)
     await store.create_session(session.id, model=model.name, context=cfg.context)
     await session.emit(ev.SessionStarted, model=model.name, context=cfg.context, namespace=cfg.namespace, resumed=bool(past))
+    for text in getattr(toolbox, "notices", []):
+        await session.emit(ev.Notice, text=text, level="warning", topic="load")
     return session

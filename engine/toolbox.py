@@ -59,7 +59,7 @@ class RuntimeToolbox(SimpleToolbox):
 
     def risk_of(self, name: str) -> str:
         if self.dispatcher is not None:
-            from engine.guard import effective_risk
+            from engine.policy.rules import effective_risk
 
             t = self.tools.get(name)
             if t is None:
