@@ -204,7 +204,10 @@ class LiteLLMModel:
         # Plain `ollama/` goes to /api/generate, which has no tool calling; /api/chat does.
         self.wire_model = f"ollama_chat/{bare}" if self.provider == "ollama" else model
         """The model id handed to litellm."""
-        self.api_base = api_base
+        if api_base and "://" not in api_base:
+            # OLLAMA_HOST is often host:port with no scheme; litellm needs a URL.
+            api_base = ("http://" if self.provider == "ollama" else "https://") + api_base
+        self.api_base = api_base.rstrip("/") if api_base else None
         """Endpoint override (a proxy, a local Ollama, a recorded-wire test server)."""
         self._api_key = api_key
         self.max_tokens = max_tokens

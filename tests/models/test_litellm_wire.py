@@ -418,9 +418,19 @@ async def test_streamed_cache_hits_are_reported(provider, cached, wire):
     assert done.usage.cached_tokens == cached
 
 
-async def test_cost_comes_from_litellm_prices(wire):
-    _, done, _ = await play("anthropic", wire, "tool_call")
-    assert done.usage.cost_usd > 0
+@pytest.mark.parametrize("provider", ["anthropic", "openai", "gemini"])
+@pytest.mark.parametrize("case", ["tool_call", "streamed_tool_call"])
+async def test_cost_comes_from_litellm_prices(provider, case, wire, litellm_loaded):
+    _, done, model = await play(provider, wire, case)
+    u = done.usage
+    info = litellm_loaded.get_model_info(model.wire_model)
+    fresh = u.prompt_tokens - u.cached_tokens
+    # Never more than list price for every prompt token, never less than the answer's price.
+    assert u.completion_tokens * info["output_cost_per_token"] <= u.cost_usd
+    assert u.cost_usd <= (fresh + u.cached_tokens) * info["input_cost_per_token"] * 1.25 + u.completion_tokens * info["output_cost_per_token"] + 1e-12
+
+
+async def test_local_ollama_costs_nothing(wire):
     _, local, _ = await play("ollama", wire, "tool_call")
     assert local.usage.cost_usd == 0
 
@@ -602,3 +612,24 @@ def test_redact_removes_keys_in_any_shape():
     for secret in ("AIzaSyD-abcdefghijklmnop", "sk-ant-api03-abcdefghij", "my-own-token-123456", "custom-secret-value"):
         assert secret not in out
     assert "generativelanguage.googleapis.com" in out
+
+
+def test_lantern_ask_runs_on_ollama_through_the_adapter(wire, tmp_path):
+    # The whole path a user takes: OLLAMA_HOST (host:port, no scheme) → config → make_model → loop.
+    import os
+
+    wire.play("ollama", "streamed_tool_call", "streamed_final_answer")
+    env = dict(os.environ, OLLAMA_HOST=wire.url.removeprefix("http://"), LANTERN_HOME=str(tmp_path))
+    for var in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY", "LANTERN_MODEL"):
+        env.pop(var, None)
+    out = subprocess.run(
+        [sys.executable, "-m", "console.cli", "ask", "--json", "--model", "ollama/qwen3:8b", "why is checkout failing?"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    events = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+    kinds = [e["kind"] for e in events]
+    assert "tool-call-finished" in kinds and kinds[-1] == "turn-finished"
+    assert "crash-looping" in "".join(e.get("text", "") for e in events if e["kind"] == "assistant-message")
+    assert [r.path for r in wire.requests] == ["/api/chat", "/api/chat"]
+    assert wire.requests[1].json()["messages"][-1]["role"] == "tool"
