@@ -321,6 +321,48 @@ async def test_ollama_not_running_says_how_to_start_it(litellm_loaded):
     assert "cannot reach Ollama" in info.value.message and "ollama serve" in info.value.hint
 
 
+async def test_anthropic_error_event_mid_stream_is_retried(wire):
+    # Anthropic can answer 200 and then send `event: error` (overloaded) inside the stream.
+    wire.play("anthropic", "stream_overloaded", "streamed_tool_call")
+    model = model_for("anthropic", wire, "streamed_tool_call")
+    deltas, done = await run(model)
+    assert "".join(deltas) == done.text and "crash" in done.text
+    assert [c.name for c in done.tool_calls] == ["get_logs"]
+    assert len(wire.requests) == 2 and model._sleep == [0.5]
+
+
+async def test_error_after_text_was_shown_is_not_retried(wire):
+    # Text already on screen cannot be taken back, so the step fails instead of repeating it.
+    wire.play("anthropic", "stream_overloaded_after_text", "streamed_tool_call")
+    model = model_for("anthropic", wire, "stream_overloaded_after_text")
+    seen = []
+    with pytest.raises(Unavailable, match="Overloaded"):
+        async for chunk in model.stream(MESSAGES, TOOLS):
+            seen.append(chunk)
+    assert [c.text for c in seen] == ["Looking at the checkout pods"]
+    assert len(wire.requests) == 1
+
+
+async def test_gemini_thought_signature_goes_back_with_the_call(wire):
+    # Gemini 2.5+/3 reject a history whose function calls lost their thoughtSignature.
+    wire.play("gemini", "streamed_thought_signature", "tool_call")
+    model = LiteLLMModel("gemini/gemini-2.5-flash", api_base=wire.url, api_key=KEY, sleep=Sleeps())
+    _, done = await run(model)
+    (call,) = done.tool_calls
+    assert call.name == "get_pods" and call.arguments == {"namespace": "checkout"}
+    history = MESSAGES + [
+        Message(role="assistant", content="", tool_calls=[call]),
+        Message(role="tool", tool_call_id=call.id, name="get_pods", content="checkout-7d9f 0/1 CrashLoopBackOff"),
+    ]
+    model.streaming = False
+    await run(model, history)
+    sent = wire.requests[1].json()["contents"]
+    part = sent[-2]["parts"][0]
+    assert part["function_call"]["name"] == "get_pods"
+    assert part["thoughtSignature"].startswith("CpwCAdHtim")
+    assert sent[-1]["parts"][0]["function_response"]["name"] == "get_pods"
+
+
 async def test_ollama_missing_model_says_how_to_pull(wire):
     wire.play("ollama", "model_not_found")
     model = model_for("ollama", wire, "model_not_found")
