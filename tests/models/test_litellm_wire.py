@@ -528,6 +528,14 @@ async def test_ollama_server_window_matches_ours(wire):
     assert body["options"]["num_ctx"] == LiteLLMModel(MODELS["ollama"]).context_window
 
 
+def test_adapter_meets_the_model_protocol():
+    from engine.models.base import Model
+
+    for name in MODELS.values():
+        model = LiteLLMModel(name)
+        assert isinstance(model, Model) and model.name == name and model.context_window > 0
+
+
 def test_model_without_provider_is_refused():
     with pytest.raises(BadRequest, match="provider"):
         LiteLLMModel("claude-sonnet-4-5")
