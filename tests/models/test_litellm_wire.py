@@ -186,6 +186,14 @@ async def test_garbled_arguments_become_a_parse_error(provider, wire):
         assert done.text == "", "the unparsed <tool_call> text is not shown as an answer"
 
 
+async def test_gemini_garbled_string_arguments_become_a_parse_error(wire):
+    # Defensive: the documented `args` is an object; a truncated string must still reach the model.
+    _, done, _ = await play("gemini", wire, "garbled_string_arguments")
+    (call,) = done.tool_calls
+    assert call.name == "get_logs" and call.arguments == {}
+    assert call.parse_error and "checkout-7d9f8b6c5-x2kqp" in call.parse_error
+
+
 async def test_gemini_malformed_function_call_is_asked_again(wire):
     # litellm turns finishReason MALFORMED_FUNCTION_CALL into an empty "stop": retry the step.
     _, done, model = await play("gemini", wire, "garbled_arguments", "tool_call")
