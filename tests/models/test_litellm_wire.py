@@ -691,3 +691,19 @@ def test_lantern_ask_runs_on_ollama_through_the_adapter(wire, tmp_path):
     assert "crash-looping" in "".join(e.get("text", "") for e in events if e["kind"] == "assistant-message")
     assert [r.path for r in wire.requests] == ["/api/chat", "/api/chat"]
     assert wire.requests[1].json()["messages"][-1]["role"] == "tool"
+
+
+def test_lantern_ask_reports_a_provider_error_as_an_event(wire, tmp_path):
+    import os
+
+    wire.play("ollama", "model_not_found")
+    env = dict(os.environ, OLLAMA_HOST=wire.url, LANTERN_HOME=str(tmp_path))
+    out = subprocess.run(
+        [sys.executable, "-m", "console.cli", "ask", "--json", "--model", "ollama/qwen3:8b", "why is checkout failing?"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert out.returncode != 0
+    events = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]  # stdout stays pure JSON
+    errors = [e for e in events if e["kind"] == "error"]
+    assert errors and "ollama pull qwen3:8b" in json.dumps(errors[0])
+    assert len(wire.requests) == 1, "a missing model is not retried"
