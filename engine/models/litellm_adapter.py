@@ -14,6 +14,7 @@ variable below.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import json
 import os
@@ -204,7 +205,10 @@ class LiteLLMModel:
         # Plain `ollama/` goes to /api/generate, which has no tool calling; /api/chat does.
         self.wire_model = f"ollama_chat/{bare}" if self.provider == "ollama" else model
         """The model id handed to litellm."""
-        self.api_base = api_base
+        if api_base and "://" not in api_base:
+            # OLLAMA_HOST is often host:port with no scheme; litellm needs a URL.
+            api_base = ("http://" if self.provider == "ollama" else "https://") + api_base
+        self.api_base = api_base.rstrip("/") if api_base else None
         """Endpoint override (a proxy, a local Ollama, a recorded-wire test server)."""
         self._api_key = api_key
         self.max_tokens = max_tokens
@@ -328,9 +332,12 @@ class LiteLLMModel:
         while True:
             emitted = False
             try:
-                async for chunk in self._once(kwargs, offered=bool(tools)):
-                    emitted = True
-                    yield chunk
+                # aclosing: when the loop closes this stream (a cancelled turn), close the
+                # request's generator now rather than whenever it is garbage-collected.
+                async with contextlib.aclosing(self._once(kwargs, offered=bool(tools))) as chunks:
+                    async for chunk in chunks:
+                        emitted = True
+                        yield chunk
                 return
             except ModelError as err:
                 # A reply already half shown cannot be taken back; only retry clean failures.
@@ -463,10 +470,13 @@ class LiteLLMModel:
         env = catalog.key_env(self.name)
         auth_hint = f"check {env}: the provider refused the key" if env else "check the endpoint's credentials"
 
-        if isinstance(exc, litellm.ContextWindowExceededError) or _OVERFLOW.search(raw):
-            return ContextOverflow(f"{who}: the request does not fit the context window: {detail}", hint="compact the conversation or start a new session")
+        overflow = ContextOverflow(f"{who}: the request does not fit the context window: {detail}", hint="compact the conversation or start a new session")
+        if isinstance(exc, litellm.ContextWindowExceededError):
+            return overflow
         if isinstance(exc, litellm.RateLimitError) or status == 429:
             return RateLimited(f"{who} is rate-limiting requests: {detail}", hint=_wait_hint(retry_after), retry_after=retry_after)
+        if _OVERFLOW.search(raw):
+            return overflow
         if isinstance(exc, (litellm.AuthenticationError, litellm.PermissionDeniedError)) or status in (401, 403):
             return AuthError(f"{who}: authentication failed: {detail}", hint=auth_hint)
         if isinstance(exc, litellm.Timeout) or isinstance(exc, (asyncio.TimeoutError, TimeoutError)):

@@ -186,6 +186,14 @@ async def test_garbled_arguments_become_a_parse_error(provider, wire):
         assert done.text == "", "the unparsed <tool_call> text is not shown as an answer"
 
 
+async def test_gemini_garbled_string_arguments_become_a_parse_error(wire):
+    # Defensive: the documented `args` is an object; a truncated string must still reach the model.
+    _, done, _ = await play("gemini", wire, "garbled_string_arguments")
+    (call,) = done.tool_calls
+    assert call.name == "get_logs" and call.arguments == {}
+    assert call.parse_error and "checkout-7d9f8b6c5-x2kqp" in call.parse_error
+
+
 async def test_gemini_malformed_function_call_is_asked_again(wire):
     # litellm turns finishReason MALFORMED_FUNCTION_CALL into an empty "stop": retry the step.
     _, done, model = await play("gemini", wire, "garbled_arguments", "tool_call")
@@ -321,6 +329,48 @@ async def test_ollama_not_running_says_how_to_start_it(litellm_loaded):
     assert "cannot reach Ollama" in info.value.message and "ollama serve" in info.value.hint
 
 
+async def test_anthropic_error_event_mid_stream_is_retried(wire):
+    # Anthropic can answer 200 and then send `event: error` (overloaded) inside the stream.
+    wire.play("anthropic", "stream_overloaded", "streamed_tool_call")
+    model = model_for("anthropic", wire, "streamed_tool_call")
+    deltas, done = await run(model)
+    assert "".join(deltas) == done.text and "crash" in done.text
+    assert [c.name for c in done.tool_calls] == ["get_logs"]
+    assert len(wire.requests) == 2 and model._sleep == [0.5]
+
+
+async def test_error_after_text_was_shown_is_not_retried(wire):
+    # Text already on screen cannot be taken back, so the step fails instead of repeating it.
+    wire.play("anthropic", "stream_overloaded_after_text", "streamed_tool_call")
+    model = model_for("anthropic", wire, "stream_overloaded_after_text")
+    seen = []
+    with pytest.raises(Unavailable, match="Overloaded"):
+        async for chunk in model.stream(MESSAGES, TOOLS):
+            seen.append(chunk)
+    assert [c.text for c in seen] == ["Looking at the checkout pods"]
+    assert len(wire.requests) == 1
+
+
+async def test_gemini_thought_signature_goes_back_with_the_call(wire):
+    # Gemini 2.5+/3 reject a history whose function calls lost their thoughtSignature.
+    wire.play("gemini", "streamed_thought_signature", "tool_call")
+    model = LiteLLMModel("gemini/gemini-2.5-flash", api_base=wire.url, api_key=KEY, sleep=Sleeps())
+    _, done = await run(model)
+    (call,) = done.tool_calls
+    assert call.name == "get_pods" and call.arguments == {"namespace": "checkout"}
+    history = MESSAGES + [
+        Message(role="assistant", content="", tool_calls=[call]),
+        Message(role="tool", tool_call_id=call.id, name="get_pods", content="checkout-7d9f 0/1 CrashLoopBackOff"),
+    ]
+    model.streaming = False
+    await run(model, history)
+    sent = wire.requests[1].json()["contents"]
+    part = sent[-2]["parts"][0]
+    assert part["function_call"]["name"] == "get_pods"
+    assert part["thoughtSignature"].startswith("CpwCAdHtim")
+    assert sent[-1]["parts"][0]["function_response"]["name"] == "get_pods"
+
+
 async def test_ollama_missing_model_says_how_to_pull(wire):
     wire.play("ollama", "model_not_found")
     model = model_for("ollama", wire, "model_not_found")
@@ -418,9 +468,19 @@ async def test_streamed_cache_hits_are_reported(provider, cached, wire):
     assert done.usage.cached_tokens == cached
 
 
-async def test_cost_comes_from_litellm_prices(wire):
-    _, done, _ = await play("anthropic", wire, "tool_call")
-    assert done.usage.cost_usd > 0
+@pytest.mark.parametrize("provider", ["anthropic", "openai", "gemini"])
+@pytest.mark.parametrize("case", ["tool_call", "streamed_tool_call"])
+async def test_cost_comes_from_litellm_prices(provider, case, wire, litellm_loaded):
+    _, done, model = await play(provider, wire, case)
+    u = done.usage
+    info = litellm_loaded.get_model_info(model.wire_model)
+    fresh = u.prompt_tokens - u.cached_tokens
+    # Never more than list price for every prompt token, never less than the answer's price.
+    assert u.completion_tokens * info["output_cost_per_token"] <= u.cost_usd
+    assert u.cost_usd <= (fresh + u.cached_tokens) * info["input_cost_per_token"] * 1.25 + u.completion_tokens * info["output_cost_per_token"] + 1e-12
+
+
+async def test_local_ollama_costs_nothing(wire):
     _, local, _ = await play("ollama", wire, "tool_call")
     assert local.usage.cost_usd == 0
 
@@ -474,6 +534,14 @@ async def test_ollama_server_window_matches_ours(wire):
     await play("ollama", wire, "tool_call")
     body = wire.requests[0].json()
     assert body["options"]["num_ctx"] == LiteLLMModel(MODELS["ollama"]).context_window
+
+
+def test_adapter_meets_the_model_protocol():
+    from engine.models.base import Model
+
+    for name in MODELS.values():
+        model = LiteLLMModel(name)
+        assert isinstance(model, Model) and model.name == name and model.context_window > 0
 
 
 def test_model_without_provider_is_refused():
@@ -602,3 +670,40 @@ def test_redact_removes_keys_in_any_shape():
     for secret in ("AIzaSyD-abcdefghijklmnop", "sk-ant-api03-abcdefghij", "my-own-token-123456", "custom-secret-value"):
         assert secret not in out
     assert "generativelanguage.googleapis.com" in out
+
+
+def test_lantern_ask_runs_on_ollama_through_the_adapter(wire, tmp_path):
+    # The whole path a user takes: OLLAMA_HOST (host:port, no scheme) → config → make_model → loop.
+    import os
+
+    wire.play("ollama", "streamed_tool_call", "streamed_final_answer")
+    env = dict(os.environ, OLLAMA_HOST=wire.url.removeprefix("http://"), LANTERN_HOME=str(tmp_path))
+    for var in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY", "LANTERN_MODEL"):
+        env.pop(var, None)
+    out = subprocess.run(
+        [sys.executable, "-m", "console.cli", "ask", "--json", "--model", "ollama/qwen3:8b", "why is checkout failing?"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    events = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+    kinds = [e["kind"] for e in events]
+    assert "tool-call-finished" in kinds and kinds[-1] == "turn-finished"
+    assert "crash-looping" in "".join(e.get("text", "") for e in events if e["kind"] == "assistant-message")
+    assert [r.path for r in wire.requests] == ["/api/chat", "/api/chat"]
+    assert wire.requests[1].json()["messages"][-1]["role"] == "tool"
+
+
+def test_lantern_ask_reports_a_provider_error_as_an_event(wire, tmp_path):
+    import os
+
+    wire.play("ollama", "model_not_found")
+    env = dict(os.environ, OLLAMA_HOST=wire.url, LANTERN_HOME=str(tmp_path))
+    out = subprocess.run(
+        [sys.executable, "-m", "console.cli", "ask", "--json", "--model", "ollama/qwen3:8b", "why is checkout failing?"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert out.returncode != 0
+    events = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]  # stdout stays pure JSON
+    errors = [e for e in events if e["kind"] == "error"]
+    assert errors and "ollama pull qwen3:8b" in json.dumps(errors[0])
+    assert len(wire.requests) == 1, "a missing model is not retried"
