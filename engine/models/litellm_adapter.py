@@ -153,13 +153,23 @@ class _Assembler:
             out.append(
                 ToolCall(
                     id=slot.id or f"call_{uuid.uuid4().hex[:12]}_{n}",
-                    name=slot.name or "unknown",
+                    name=from_wire_name(slot.name) if slot.name else "unknown",
                     arguments=args,
                     raw_arguments=raw_s,
                     parse_error=err,
                 )
             )
         return out
+
+
+def to_wire_name(name: str) -> str:
+    """Tool names as providers accept them (^[a-zA-Z0-9_-]{1,64}$): `pack.action` → `pack__action`."""
+    return re.sub(r"[^a-zA-Z0-9_-]", "_", name.replace(".", "__"))[:64]
+
+
+def from_wire_name(name: str) -> str:
+    """The tool name a provider echoed back, as Lantern knows it (`pack__action` → `pack.action`)."""
+    return name.replace("__", ".", 1) if "__" in name else name
 
 
 def _get(obj: Any, key: str) -> Any:
@@ -246,12 +256,14 @@ class LiteLLMModel:
                         "id": c.id,
                         "type": "function",
                         "function": {
-                            "name": c.name,
+                            "name": to_wire_name(c.name),
                             "arguments": "{}" if c.parse_error else json.dumps(c.arguments, sort_keys=True, ensure_ascii=False),
                         },
                     }
                     for c in m.tool_calls
                 ]
+            if m.role == "tool" and d.get("name"):
+                d["name"] = to_wire_name(d["name"])
             if anthropic and m.role == "system" and m.content:
                 d["content"] = [{"type": "text", "text": m.content, "cache_control": dict(CACHE_CONTROL)}]
             wire_messages.append(d)
@@ -262,7 +274,9 @@ class LiteLLMModel:
             last["content"] = [{"type": "text", "text": last["content"], "cache_control": dict(CACHE_CONTROL)}]
         # Sorted by name with sorted keys: the same tool set always encodes to the same bytes,
         # so the provider's prefix cache keeps hitting from one step to the next.
-        wire_tools = [canonical(t.to_openai()) for t in sorted(tools, key=lambda t: t.name)]
+        wire_tools = [
+            canonical(t.model_copy(update={"name": to_wire_name(t.name)}).to_openai()) for t in sorted(tools, key=lambda t: t.name)
+        ]
         if anthropic and wire_tools:
             wire_tools[-1]["cache_control"] = dict(CACHE_CONTROL)
         kwargs: dict[str, Any] = {
@@ -525,7 +539,7 @@ def _text_tool_calls(text: str) -> tuple[str, list[ToolCall]]:
             calls.append(
                 ToolCall(
                     id=f"call_text_{uuid.uuid4().hex[:8]}_{n}",
-                    name=name.group(1) if name else "unknown",
+                    name=from_wire_name(name.group(1)) if name else "unknown",
                     raw_arguments=body,
                     parse_error=f"the tool call was not valid JSON ({exc.msg} at char {exc.pos}): {body[:200]!r}; "
                     'send it again as {"name": ..., "arguments": {...}}',
@@ -535,7 +549,7 @@ def _text_tool_calls(text: str) -> tuple[str, list[ToolCall]]:
         if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
             continue
         args, raw, err = parse_arguments(obj.get("arguments", obj.get("parameters")))
-        calls.append(ToolCall(id=f"call_text_{uuid.uuid4().hex[:8]}_{n}", name=obj["name"], arguments=args, raw_arguments=raw, parse_error=err))
+        calls.append(ToolCall(id=f"call_text_{uuid.uuid4().hex[:8]}_{n}", name=from_wire_name(str(obj["name"])), arguments=args, raw_arguments=raw, parse_error=err))
     if calls:
         text = _TEXT_TOOL_CALL.sub("", text).strip()
     return text, calls

@@ -690,7 +690,7 @@ def test_lantern_ask_runs_on_ollama_through_the_adapter(wire, tmp_path):
     assert "tool-call-finished" in kinds and kinds[-1] == "turn-finished"
     assert "crash-looping" in "".join(e.get("text", "") for e in events if e["kind"] == "assistant-message")
     assert [r.path for r in wire.requests] == ["/api/chat", "/api/chat"]
-    assert wire.requests[1].json()["messages"][-1]["role"] == "tool"
+    assert wire.requests[1].json()["messages"][-1]["role"] == "tool", wire.requests[1].json()["messages"]
 
 
 def test_lantern_ask_reports_a_provider_error_as_an_event(wire, tmp_path):
@@ -707,3 +707,23 @@ def test_lantern_ask_reports_a_provider_error_as_an_event(wire, tmp_path):
     errors = [e for e in events if e["kind"] == "error"]
     assert errors and "ollama pull qwen3:8b" in json.dumps(errors[0])
     assert len(wire.requests) == 1, "a missing model is not retried"
+
+
+def test_dotted_tool_names_travel_as_wire_names_and_come_back():
+    """Providers refuse '.' in tool names: `pack.action` goes out as `pack__action` and returns as `pack.action`."""
+    from engine.models.base import Message, ToolCall, ToolSpec
+    from engine.models.litellm_adapter import LiteLLMModel, from_wire_name, to_wire_name
+
+    m = LiteLLMModel("openai/gpt-4o-mini", api_key="sk-test")
+    spec = ToolSpec(name="kubernetes.get_pod_logs", description="logs", parameters={"type": "object", "properties": {}})
+    history = [
+        Message(role="user", content="logs?"),
+        Message(role="assistant", tool_calls=[ToolCall(id="c1", name="kubernetes.get_pod_logs", arguments={})]),
+        Message(role="tool", content="ok", tool_call_id="c1", name="kubernetes.get_pod_logs"),
+    ]
+    req = m.request(history, [spec])
+    assert req["tools"][0]["function"]["name"] == "kubernetes__get_pod_logs"
+    assert req["messages"][1]["tool_calls"][0]["function"]["name"] == "kubernetes__get_pod_logs"
+    assert req["messages"][2]["name"] == "kubernetes__get_pod_logs"
+    assert from_wire_name(to_wire_name("kubernetes.get_pod_logs")) == "kubernetes.get_pod_logs"
+    assert from_wire_name("read_runbook") == "read_runbook"
