@@ -39,12 +39,19 @@ def _read_jsonl(path: Path) -> list[dict]:
     return out
 
 
-def _param_names(blob: str) -> list[str]:
+def _params(blob: str) -> list[tuple[str, str]]:
     try:
         items = json.loads(blob)
     except ValueError:
-        return re.findall(r'"name":\s*"([^"]+)"', blob)
-    return [str(i.get("name")) for i in items if isinstance(i, dict) and i.get("name")]
+        return [(n, "") for n in re.findall(r'"name":\s*"([^"]+)"', blob)]
+    if not isinstance(items, list):
+        return []
+    return [(str(i.get("name")), str(i.get("description") or "")) for i in items if isinstance(i, dict) and i.get("name")]
+
+
+def _schema_keys(blob: str) -> list[str]:
+    """Field names of a return schema (what the tool gives back is part of what it is for)."""
+    return list(dict.fromkeys(re.findall(r'"([A-Za-z_][\w]*)"\s*:', blob)))[:40]
 
 
 def doc_from_beir(row: dict) -> Doc:
@@ -57,7 +64,11 @@ def doc_from_beir(row: dict) -> Doc:
         for i, m in enumerate(marks):
             end = marks[i + 1].start() if i + 1 < len(marks) else len(text)
             fields[m.group(1)] = text[m.end() : end].strip()
-        params = _param_names(fields.get("required_params", "[]")) + _param_names(fields.get("optional_params", "[]"))
+        params = _params(fields.get("required_params", "[]")) + _params(fields.get("optional_params", "[]"))
+        details = "; ".join(f"{n}: {d}" if d else n for n, d in params if d)
+        keys = _schema_keys(fields.get("return_schema", ""))
+        if keys:
+            details += ("; " if details else "") + "returns " + " ".join(keys)
         return Doc(
             id=str(row["_id"]),
             kind="tool",
@@ -65,7 +76,8 @@ def doc_from_beir(row: dict) -> Doc:
             description=fields.get("api_description", ""),
             pack=fields.get("tool_name", ""),
             keywords=tuple(k for k in [fields.get("category_name", "").replace("_", " ")] if k),
-            params=tuple(params),
+            params=tuple(n for n, _ in params),
+            details=details,
         )
     return Doc(id=str(row["_id"]), kind="tool", name=title or str(row["_id"]), description=text)
 

@@ -28,11 +28,11 @@ Kind = Literal["tool", "runbook"]
 KINDS: tuple[str, ...] = ("tool", "runbook")
 """Document kinds; each has its own LanceDB table."""
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Bumped when the stored layout or the passage text changes; a mismatch rebuilds the index."""
 
-FIELD_BOOSTS: dict[str, float] = {"name": 2.5, "keywords": 1.5, "description": 1.0, "pack": 1.2, "params": 0.6}
-"""BM25 field weights: a word in the action's name says more than one in its description."""
+FIELD_BOOSTS: dict[str, float] = {"name": 1.0, "keywords": 1.0, "description": 1.0, "pack": 1.0, "params": 1.0, "details": 1.0}
+"""BM25 field weights. Equal weights measured best: tool text is short, so every field counts."""
 
 
 class IndexError_(Exception):
@@ -51,6 +51,8 @@ class Doc:
     keywords: tuple[str, ...] = ()
     params: tuple[str, ...] = ()
     """Parameter names (and, for runbooks, step tool names)."""
+    details: str = ""
+    """Free text from the schema: parameter descriptions, enum values, output fields."""
 
     def __post_init__(self) -> None:
         if not self.id or not isinstance(self.id, str):
@@ -77,12 +79,23 @@ class Doc:
             parts.append("Keywords: " + ", ".join(self.keywords))
         if self.params:
             parts.append("Parameters: " + ", ".join(split_identifiers(p) for p in self.params))
+        if self.details:
+            parts.append(self.details.strip())
         return ". ".join(parts)[:1500]
 
 
 def doc_from_tool(tool: Any) -> Doc:
     """The retrieval document of an engine.tools.Tool (id = tool name)."""
     props = (tool.parameters or {}).get("properties") or {}
+    details = []
+    for pname, spec in props.items():
+        if isinstance(spec, dict):
+            bits = [str(spec.get("description") or "")]
+            if spec.get("enum"):
+                bits.append(" ".join(map(str, spec["enum"])))
+            text = " ".join(b for b in bits if b)
+            if text:
+                details.append(f"{pname}: {text}")
     return Doc(
         id=tool.name,
         kind="tool",
@@ -91,6 +104,7 @@ def doc_from_tool(tool: Any) -> Doc:
         pack=tool.pack or "",
         keywords=tuple(tool.keywords or ()),
         params=tuple(props),
+        details="; ".join(details),
     )
 
 
@@ -113,6 +127,7 @@ def _bm25_text(doc: Doc) -> dict[str, str]:
         "pack": split_identifiers(doc.pack),
         "keywords": split_identifiers(" ".join(doc.keywords)),
         "params": split_identifiers(" ".join(doc.params)),
+        "details": split_identifiers(doc.details),
     }
 
 

@@ -142,7 +142,9 @@ def extract_entities(text: str, *, from_tool: bool = False) -> list[Entity]:
                 continue
             if not ("-" in name or any(ch.isdigit() for ch in name) or name == low and c.start() < w.start()):
                 continue
-            add(min(c.start(), w.start()), max(c.end(), w.end()), Entity(name, "namespace" if kind == "namespace" else kind))
+            # "payments-api pods" names the app that owns the pods, not one pod.
+            plural_after = c.start() < w.start() and w.group(0).lower().endswith("s") and kind not in ("namespace", "service")
+            add(min(c.start(), w.start()), max(c.end(), w.end()), Entity(name, "resource" if plural_after else kind))
             break
     for m in _QUOTED.finditer(text):
         add(m.start(), m.end(), Entity(m.group(1)))
