@@ -1,0 +1,150 @@
+"""The retrieval pipeline: several rankings of one request, fused with weighted RRF.
+
+Rankings, each over the whole index:
+- dense: e5 similarity of the (rewritten) query;
+- bm25: the query's words against name/description/pack/keywords/params;
+- per-clause dense and BM25: a request that states several needs ("scale it up and tell the
+  channel") is split into its clauses, and each is ranked alone, so the second need is not
+  drowned by the first (query decomposition);
+- feedback: the query vector moved towards the centroid of its best first-pass documents
+  (Rocchio pseudo-relevance feedback), which finds tools phrased unlike the query;
+- context: BM25 of keywords from the recent conversation (weak, so the topic carries over).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from engine.retrieval.fusion import rrf
+from engine.retrieval.index import HybridIndex, _bm25_text
+from engine.retrieval.text import clauses, terms
+
+
+@dataclass
+class SearchConfig:
+    """Weights and depths of the fused rankings (defaults tuned against missed tools)."""
+
+    depth: int = 100
+    """How deep each ranking goes before fusion."""
+    rrf_k: int = 60
+    dense: float = 1.0
+    bm25: float = 1.0
+    clause_dense: float = 0.5
+    clause_bm25: float = 0.5
+    feedback: float = 0.7
+    """Weight of the Rocchio feedback ranking (0 turns it off)."""
+    feedback_docs: int = 5
+    feedback_alpha: float = 0.6
+    """Share of the feedback centroid in the moved query vector."""
+    context: float = 0.3
+    """Weight of BM25 over recent-conversation keywords."""
+
+
+@dataclass
+class Hit:
+    """One retrieved document with its fused score and a short human reason."""
+
+    id: str
+    score: float
+    reason: str = ""
+    sources: dict[str, int] = field(default_factory=dict)
+    """Ranking name → rank (from 1) where this document appeared."""
+
+
+class HybridSearch:
+    """Runs the rankings over a HybridIndex and fuses them."""
+
+    def __init__(self, index: HybridIndex, config: SearchConfig | None = None) -> None:
+        self.index = index
+        """The index searched."""
+        self.config = config or SearchConfig()
+        """Fusion weights."""
+
+    # -- single rankings (also the benchmark's baselines) -----------------------------------
+    def bm25(self, query: str, *, kind: str = "tool", k: int = 10) -> list[str]:
+        """BM25 alone."""
+        return [i for i, _ in self.index.bm25(query, kind=kind, k=k)]
+
+    def dense(self, query: str, *, kind: str = "tool", k: int = 10) -> list[str]:
+        """Dense (e5) alone."""
+        return [i for i, _ in self.index.dense(self.index.embedder.query(query), kind=kind, k=k)]
+
+    def plain_rrf(self, query: str, *, kind: str = "tool", k: int = 10) -> list[str]:
+        """Unweighted RRF of BM25 and dense at depth 100, k=60: the usual hybrid baseline."""
+        d = self.config.depth
+        fused = rrf([self.bm25(query, kind=kind, k=d), self.dense(query, kind=kind, k=d)])
+        return [i for i, _ in fused[:k]]
+
+    # -- the full pipeline ------------------------------------------------------------------
+    def rankings(self, query: str, *, context: str = "", kind: str = "tool", allowed: set[str] | None = None) -> tuple[list[list[str]], list[float], list[str]]:
+        """Every ranking of the pipeline with its weight and name."""
+        c = self.config
+        d = c.depth
+        ix = self.index
+        emb = ix.embedder
+        names: list[str] = []
+        ranks: list[list[str]] = []
+        weights: list[float] = []
+
+        def add(name: str, ranking: list[tuple[str, float]], w: float) -> None:
+            if w > 0 and ranking:
+                names.append(name)
+                ranks.append([i for i, _ in ranking])
+                weights.append(w)
+
+        qv = emb.query(query)
+        dense = ix.dense(qv, kind=kind, k=d, allowed=allowed)
+        add("dense", dense, c.dense)
+        add("bm25", ix.bm25(query, kind=kind, k=d, allowed=allowed), c.bm25)
+        parts = clauses(query)
+        if len(parts) > 1:
+            share = 1.0 / len(parts) ** 0.5
+            for p in parts:
+                add("clause-dense", ix.dense(emb.query(p), kind=kind, k=d, allowed=allowed), c.clause_dense * share)
+                add("clause-bm25", ix.bm25(p, kind=kind, k=d, allowed=allowed), c.clause_bm25 * share)
+        if c.feedback > 0 and dense:
+            ids, mat = ix.vectors(kind)
+            pos = {i: j for j, i in enumerate(ids)}
+            top = [pos[i] for i, _ in dense[: c.feedback_docs] if i in pos]
+            if top:
+                centroid = mat[top].mean(axis=0)
+                moved = (1 - c.feedback_alpha) * qv + c.feedback_alpha * centroid
+                moved = moved / (np.linalg.norm(moved) or 1.0)
+                add("feedback", ix.dense(moved, kind=kind, k=d, allowed=allowed), c.feedback)
+        if context and c.context > 0:
+            add("context", ix.bm25(context, kind=kind, k=d, allowed=allowed), c.context)
+        return ranks, weights, names
+
+    def search(self, query: str, *, context: str = "", kind: str = "tool", k: int = 10, allowed: set[str] | None = None) -> list[Hit]:
+        """The fused ranking, best first, with a reason per hit."""
+        ranks, weights, names = self.rankings(query, context=context, kind=kind, allowed=allowed)
+        fused = rrf(ranks, weights, k=self.config.rrf_k)[:k]
+        qterms = set(terms(query))
+        cterms = set(terms(context)) if context else set()
+        hits = []
+        for i, score in fused:
+            sources = {}
+            for n, r in zip(names, ranks):
+                if i in r and n not in sources:
+                    sources[n] = r.index(i) + 1
+            hits.append(Hit(i, score, self._reason(i, qterms, cterms, sources), sources))
+        return hits
+
+    def _reason(self, doc_id: str, qterms: set[str], cterms: set[str], sources: dict[str, int]) -> str:
+        doc = self.index.get(doc_id)
+        if doc is None:
+            return ""
+        words = set(" ".join(_bm25_text(doc).values()).split())
+
+        def stem_hit(t: str) -> bool:
+            return t in words or any(w.startswith(t[:5]) for w in words if len(t) >= 5)
+
+        matched = [t for t in sorted(qterms) if stem_hit(t)]
+        if matched:
+            return "matched: " + ", ".join(matched[:3])
+        ctx = [t for t in sorted(cterms) if stem_hit(t)]
+        if ctx and "context" in sources:
+            return "conversation: " + ", ".join(ctx[:3])
+        return "similar meaning"

@@ -1,0 +1,286 @@
+"""ToolSelector: the `select` half of the Toolbox seam, deciding which tool schemas to offer.
+
+The set offered at a step is: pinned meta-tools (find_tools) + tools used or found in the last
+`sticky_turns` turns + tools retrieved for this turn's rewritten query, above a confidence
+threshold and within a schema-token budget. Within a turn the set only grows (a `find_tools`
+call adds its results for the next step); between turns, tools that are neither retrieved nor
+sticky are unloaded. Every change is a ToolSetChanged event with a reason per loaded tool.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from engine import events as ev
+from engine.models.base import ToolSpec
+from engine.retrieval.index import HybridIndex, doc_from_tool
+from engine.retrieval.rewrite import Rewrite, Rewriter, exchanges_from_events
+from engine.retrieval.search import Hit, HybridSearch, SearchConfig
+from engine.tools import Tool, ToolOutput
+
+FIND_TOOLS = "find_tools"
+"""Name of the always-offered meta-tool."""
+
+
+def schema_tokens(spec: ToolSpec) -> int:
+    """Approximate prompt tokens of one tool schema (JSON characters / 4, the usual rule of thumb)."""
+    return max(1, len(json.dumps(spec.to_openai(), separators=(",", ":"))) // 4)
+
+
+@dataclass
+class Selection:
+    """What `plan` decided for one request (no events; the selector and the benches use it)."""
+
+    names: list[str]
+    """Tools offered, in priority order: pinned, sticky, retrieved."""
+    reasons: dict[str, str]
+    query: str
+    schema_tokens: int
+    hits: list[Hit]
+
+
+class ToolSelector:
+    """Chooses the ToolSet for each step from all tools, with retrieval, stickiness and find_tools."""
+
+    def __init__(
+        self,
+        tools: list[Tool],
+        index: HybridIndex | None = None,
+        *,
+        budget_tokens: int = 4000,
+        threshold: float = 0.55,
+        max_tools: int = 10,
+        min_tools: int = 3,
+        sticky_turns: int = 2,
+        pinned: tuple[str, ...] = (FIND_TOOLS,),
+        rewriter: Rewriter | None = None,
+        search_config: SearchConfig | None = None,
+        rewrite: bool = True,
+    ) -> None:
+        self.tools: dict[str, Tool] = {}
+        """Every tool known, by name."""
+        self.index = index or HybridIndex()
+        """The hybrid index (tools are synced into it here)."""
+        self.search = HybridSearch(self.index, search_config)
+        """The fused retrieval pipeline."""
+        self.budget_tokens = budget_tokens
+        """Schema tokens allowed for retrieved tools (pinned and sticky ones always stay)."""
+        self.threshold = threshold
+        """A retrieved tool needs fused score ≥ threshold × the best score."""
+        self.max_tools = max_tools
+        """At most this many retrieved tools per turn."""
+        self.min_tools = min_tools
+        """At least this many retrieved tools (budget permitting) whatever the threshold says."""
+        self.sticky_turns = sticky_turns
+        """Tools used (or found) in the last N turns stay loaded."""
+        self.pinned = tuple(pinned)
+        """Always offered."""
+        self.rewriter = rewriter or Rewriter()
+        """Standalone-query rewriting."""
+        self.rewrite_enabled = rewrite
+        """False: retrieve with the raw message (for ablations)."""
+        self._offered: list[str] = []
+        self._used: dict[str, int] = {}
+        self._found: dict[str, tuple[int, str]] = {}
+        self._turn_plan: tuple[int, Selection] | None = None
+        self._turn = 0
+        self.set_tools(tools)
+
+    # -- catalogue --------------------------------------------------------------------------
+    def set_tools(self, tools: list[Tool]) -> None:
+        """Replace the catalogue (a pack was added, removed or changed): the index syncs by hash."""
+        self.tools = {t.name: t for t in tools}
+        docs = [doc_from_tool(t) for t in tools if t.name not in self.pinned]
+        self.index.sync(docs, kinds=["tool"])
+        self._tokens = {n: schema_tokens(t.spec) for n, t in self.tools.items()}
+        self._turn_plan = None
+
+    def add_tool(self, tool: Tool) -> None:
+        """Register one more tool (a pinned meta-tool such as find_tools, or a new action)."""
+        self.set_tools([*self.tools.values(), tool])
+
+    def reset(self) -> None:
+        """Forget use, finds and the offered set (a new session)."""
+        self._offered, self._used, self._found, self._turn_plan, self._turn = [], {}, {}, None, 0
+
+    # -- signals from the loop ----------------------------------------------------------------
+    def note_used(self, name: str, turn: int | None = None) -> None:
+        """Record that the model called `name` (keeps it loaded for `sticky_turns`)."""
+        if name in self.tools:
+            self._used[name] = self._turn if turn is None else turn
+
+    def find(self, query: str, *, k: int = 5) -> list[tuple[str, float, str]]:
+        """Search the catalogue for `query`; the results join the set from the next step on."""
+        if not query.strip():
+            return []
+        hits = self._retrieve(query, "")
+        out = []
+        for h in hits[:k]:
+            out.append((h.id, round(h.score, 4), h.reason))
+            self._found[h.id] = (self._turn, f"find_tools: {query[:60]}")
+        return out
+
+    # -- selection ----------------------------------------------------------------------------
+    def _retrieve(self, query: str, context: str) -> list[Hit]:
+        allowed = {n for n in self.tools if n not in self.pinned}
+        if not allowed:
+            return []
+        return self.search.search(query, context=context, k=max(self.max_tools * 3, 30), allowed=allowed)
+
+    def plan(self, text: str, history: list[Any] | None = None, *, turn: int | None = None, used: dict[str, int] | None = None) -> Selection:
+        """The ToolSet for a request: pinned + sticky + retrieved within threshold and budget."""
+        turn = self._turn if turn is None else turn
+        rw = self.rewriter.rewrite(text, history or []) if self.rewrite_enabled else Rewrite(query=text, original=text)
+        hits = self._retrieve(rw.query, rw.context)
+        names: list[str] = []
+        reasons: dict[str, str] = {}
+        for n in self.pinned:
+            if n in self.tools:
+                names.append(n)
+                reasons[n] = "pinned"
+        used = self._used if used is None else used
+        recent = sorted(
+            ((t, n) for n, t in used.items() if turn - t < self.sticky_turns and n in self.tools),
+            reverse=True,
+        )
+        for t, n in recent:
+            if n not in reasons:
+                names.append(n)
+                reasons[n] = "used recently" if t < turn else "used this turn"
+        for n, (t, why) in sorted(self._found.items(), key=lambda kv: -kv[1][0]):
+            if turn - t < self.sticky_turns and n in self.tools and n not in reasons:
+                names.append(n)
+                reasons[n] = why
+        spent = sum(self._tokens[n] for n in names)
+        retrieved_tokens = 0
+        top = hits[0].score if hits else 0.0
+        taken = 0
+        for h in hits:
+            if taken >= self.max_tools:
+                break
+            if h.id in reasons:
+                continue
+            if taken >= self.min_tools and h.score < self.threshold * top:
+                break
+            cost = self._tokens.get(h.id, 0)
+            if retrieved_tokens + cost > self.budget_tokens and taken >= 1:
+                continue
+            names.append(h.id)
+            reasons[h.id] = h.reason
+            spent += cost
+            retrieved_tokens += cost
+            taken += 1
+        return Selection(names=names, reasons=reasons, query=rw.query, schema_tokens=spent, hits=hits)
+
+    async def select(self, ctx: Any) -> tuple[list[ToolSpec], Any | None]:
+        """Toolbox.select: the specs to offer at this step and a ToolSetChanged when the set changed."""
+        self._turn = ctx.turn
+        events = list(getattr(ctx.session, "events", []))
+        # Calls recorded in the session count as use, so stickiness survives a resumed session.
+        for e in events:
+            if getattr(e, "kind", "") == "assistant-message" and ctx.turn - e.turn < self.sticky_turns:
+                for c in e.tool_calls:
+                    name = c.get("name")
+                    if name in self.tools and self._used.get(name, -1) < e.turn:
+                        self._used[name] = e.turn
+        if self._turn_plan is None or self._turn_plan[0] != ctx.turn:
+            history = exchanges_from_events(events, before_turn=ctx.turn)
+            self._turn_plan = (ctx.turn, self.plan(ctx.query, history, turn=ctx.turn))
+        base = self._turn_plan[1]
+        names = list(base.names)
+        reasons = dict(base.reasons)
+        if ctx.step > 1:
+            # Within a turn the set only grows: keep what was offered, add what was found/used.
+            for n in self._offered:
+                if n not in reasons and n in self.tools:
+                    names.append(n)
+                    reasons[n] = "offered earlier this turn"
+            for n, (t, why) in self._found.items():
+                if t == ctx.turn and n not in reasons and n in self.tools:
+                    names.append(n)
+                    reasons[n] = why
+        changed = None
+        if names != self._offered:
+            prev = set(self._offered)
+            loaded = [n for n in names if n not in prev]
+            unloaded = [n for n in self._offered if n not in set(names)]
+            if loaded or unloaded:
+                changed = ctx.event(
+                    ev.ToolSetChanged,
+                    loaded=loaded,
+                    unloaded=unloaded,
+                    reasons={n: reasons[n] for n in loaded},
+                    query=base.query,
+                    schema_tokens=sum(self._tokens[n] for n in names),
+                )
+            self._offered = names
+        return [self.tools[n].spec for n in names], changed
+
+    @property
+    def offered(self) -> list[str]:
+        """Names offered at the last step."""
+        return list(self._offered)
+
+
+def find_tools_tool(selector: ToolSelector, *, k: int = 5) -> Tool:
+    """The `find_tools(query)` meta-tool: searches the catalogue and loads the results for the next step."""
+
+    async def handler(args: dict[str, Any]) -> ToolOutput:
+        query = str(args.get("query") or "").strip()
+        if not query:
+            return ToolOutput(text="find_tools needs a non-empty 'query' describing what you want to do.", status="error")
+        found = selector.find(query, k=k)
+        if not found:
+            return ToolOutput(text=f"No tools match {query!r}.", data=[])
+        lines = [f"Loaded for your next step ({len(found)}):"]
+        for name, _score, reason in found:
+            t = selector.tools[name]
+            lines.append(f"- {name} [{t.risk}]: {t.description.splitlines()[0][:160]} ({reason})")
+        return ToolOutput(text="\n".join(lines), data=[{"name": n, "score": s, "reason": r} for n, s, r in found])
+
+    return Tool(
+        name=FIND_TOOLS,
+        description=(
+            "Search all available tools by what you want to do (e.g. 'compare two commits', "
+            "'pod logs from the previous container'); the matches become callable on your next step."
+        ),
+        parameters={
+            "type": "object",
+            "properties": {"query": {"type": "string", "description": "What you want to do, in a few words."}},
+            "required": ["query"],
+        },
+        handler=handler,
+        risk="read",
+        keywords=["search", "tools", "catalog"],
+    )
+
+
+class SelectingToolbox:
+    """A Toolbox whose `select` is a ToolSelector and whose dispatch is another toolbox's.
+
+    Calls that finish are noted as use (sticky). The runtime composes the selector with the
+    guarded dispatch pipeline the same way.
+    """
+
+    def __init__(self, selector: ToolSelector, dispatcher: Any) -> None:
+        self.selector = selector
+        """Chooses the tools offered."""
+        self.dispatcher = dispatcher
+        """Runs calls (anything with dispatch(call, ctx) and risk_of(name))."""
+
+    async def select(self, ctx: Any) -> tuple[list[ToolSpec], Any | None]:
+        """The selector's choice for this step."""
+        return await self.selector.select(ctx)
+
+    def risk_of(self, name: str) -> str:
+        """The dispatcher's risk for a tool."""
+        return self.dispatcher.risk_of(name)
+
+    async def dispatch(self, call: Any, ctx: Any) -> Any:
+        """Run the call through the dispatcher, noting the tool as used."""
+        async for e in self.dispatcher.dispatch(call, ctx):
+            if getattr(e, "kind", "") == "tool-call-finished" and e.status in ("ok", "partial"):
+                self.selector.note_used(call.name, ctx.turn)
+            yield e

@@ -1,0 +1,73 @@
+"""HybridIndex on disk: BM25 + vectors, content-hash sync, warm starts that embed nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.retrieval.embed import Embedder
+from engine.retrieval.index import Doc, HybridIndex, doc_from_tool
+from engine.tools import python_tool
+
+DOCS = [
+    Doc("kubernetes.rollout_restart", "tool", "kubernetes.rollout_restart", "Restart a deployment by rolling out new pods", "kubernetes", ("restart", "bounce"), ("namespace", "deployment")),
+    Doc("kubernetes.pod_logs", "tool", "kubernetes.pod_logs", "Read container logs of a pod, optionally of the previous crashed container", "kubernetes", ("logs",), ("namespace", "pod", "previous")),
+    Doc("github.compare_commits", "tool", "github.compare_commits", "Compare two commits or tags: the diff between two deploys", "github", ("diff", "deploy"), ("repo", "base", "head")),
+    Doc("runbook.crashloop", "runbook", "CrashLoopBackOff triage", "Check logs of the previous container, then recent deploys", "", (), ("kubernetes.pod_logs",)),
+]
+
+
+def test_search_both_ways_and_kinds_are_separate(tmp_path: Path) -> None:
+    ix = HybridIndex(tmp_path)
+    rep = ix.sync(DOCS)
+    assert sorted(rep.added) == sorted(d.id for d in DOCS) and rep.embedded == 4
+    assert ix.bm25("getPodLogs")[0][0] == "kubernetes.pod_logs"  # CamelCase query meets snake_case name
+    assert ix.bm25("rollout-restart")[0][0] == "kubernetes.rollout_restart"
+    assert ix.dense(ix.embedder.query("what changed between the two releases"))[0][0] == "github.compare_commits"
+    assert [i for i, _ in ix.bm25("crashloop triage logs", kind="runbook")] == ["runbook.crashloop"]
+    assert "runbook.crashloop" not in [i for i, _ in ix.bm25("logs previous container")]
+
+
+def test_warm_start_embeds_nothing_and_changes_embed_only_the_changed(tmp_path: Path) -> None:
+    HybridIndex(tmp_path).sync(DOCS)
+    emb = Embedder()
+    ix = HybridIndex(tmp_path, embedder=emb)
+    assert len(ix) == 4
+    rep = ix.sync(DOCS)
+    assert (rep.unchanged, rep.embedded, emb.passages_embedded) == (4, 0, 0)
+
+    changed = Doc("kubernetes.pod_logs", "tool", "kubernetes.pod_logs", "Tail the logs of a pod", "kubernetes", ("logs",), ("pod",))
+    rep = ix.sync([DOCS[0], changed, DOCS[3]])
+    assert rep.updated == ["kubernetes.pod_logs"] and rep.removed == ["github.compare_commits"]
+    assert rep.embedded == 1 and emb.passages_embedded == 1
+    assert ix.bm25("tail")[0][0] == "kubernetes.pod_logs"
+    assert "github.compare_commits" not in ix and not ix.bm25("diff commits")
+
+    # A document that comes back is served from the embeddings cache, not re-embedded.
+    rep = HybridIndex(tmp_path, embedder=emb).sync(DOCS)
+    assert sorted(rep.updated + rep.added) == ["github.compare_commits", "kubernetes.pod_logs"]
+    assert rep.embedded == 0 and emb.passages_embedded == 1
+
+
+def test_scoped_sync_touches_one_pack(tmp_path: Path) -> None:
+    ix = HybridIndex(tmp_path)
+    ix.sync(DOCS)
+    rep = ix.sync([DOCS[0]], kinds=["tool"], scope=["kubernetes"])
+    assert rep.removed == ["kubernetes.pod_logs"]
+    assert "github.compare_commits" in ix and "runbook.crashloop" in ix
+
+
+def test_doc_from_tool_and_bad_input(tmp_path: Path) -> None:
+    def scale(namespace: str, deployment: str, replicas: int) -> str:
+        """Scale a deployment to N replicas."""
+        return "ok"
+
+    t = python_tool(scale, name="kubernetes.scale")
+    t.pack, t.keywords = "kubernetes", ["replicas"]
+    d = doc_from_tool(t)
+    assert (d.id, d.pack, d.params, d.keywords) == ("kubernetes.scale", "kubernetes", ("namespace", "deployment", "replicas"), ("replicas",))
+    with pytest.raises(ValueError, match="kind must be"):
+        Doc("x", "prompt", "x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="share the id"):
+        HybridIndex(tmp_path).sync([DOCS[0], Doc(DOCS[0].id, "tool", "other")])

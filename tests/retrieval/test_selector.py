@@ -1,0 +1,133 @@
+"""ToolSelector: ToolSetChanged with reasons, sticky tools, budgets, and find_tools mid-turn in the real loop."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.events import StepStarted, ToolSetChanged
+from engine.loop import Session
+from engine.retrieval.index import HybridIndex
+from engine.retrieval.multiturn import catalog_tools
+from engine.retrieval.selector import FIND_TOOLS, SelectingToolbox, ToolSelector, find_tools_tool, schema_tokens
+from engine.testing import ScriptedModel
+from engine.tools import SimpleToolbox, Tool, ToolOutput
+
+
+def _tools() -> list[Tool]:
+    tools = catalog_tools()
+
+    async def ok(args: dict) -> ToolOutput:
+        return ToolOutput(text="done: " + ", ".join(f"{k}={v}" for k, v in sorted(args.items())))
+
+    for t in tools:
+        t.handler = ok
+    return tools
+
+
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # Embedding the catalogue once per module keeps the suite cheap; each test syncs into a copy.
+    d = tmp_path_factory.mktemp("index")
+    ToolSelector(_tools(), HybridIndex(d))
+    return d
+
+
+def _selector(index_dir: Path, tmp_path: Path, **kw) -> tuple[ToolSelector, list[Tool]]:
+    import shutil
+
+    shutil.copytree(index_dir, tmp_path / "ix")
+    tools = _tools()
+    sel = ToolSelector(tools, HybridIndex(tmp_path / "ix"), **kw)
+    sel.add_tool(find_tools_tool(sel))
+    assert sel.index.embedder.passages_embedded == 0  # the copied index is warm
+    return sel, tools
+
+
+def _session(sel: ToolSelector, tools: list[Tool], script: list[dict]) -> Session:
+    dispatch = SimpleToolbox([*tools, sel.tools[FIND_TOOLS]])
+    return Session(ScriptedModel(script), SelectingToolbox(sel, dispatch))
+
+
+async def _run(session: Session, text: str) -> list:
+    return [e async for e in session.run_turn(text)]
+
+
+async def test_toolset_changed_has_reasons_and_sticky_tools_stay(index_dir: Path, tmp_path: Path) -> None:
+    sel, tools = _selector(index_dir, tmp_path, max_tools=4, sticky_turns=2)
+    s = _session(
+        sel,
+        tools,
+        [
+            {"tool_calls": [{"name": "kubernetes.pod_logs", "arguments": {"name": "payments-api-1", "previous": "true"}}]},
+            {"text": "OOMKilled."},
+            {"text": "Here is the channel update."},
+        ],
+    )
+    events = await _run(s, "show the logs of the crashed payments-api pod")
+    changed = [e for e in events if isinstance(e, ToolSetChanged)]
+    assert len(changed) == 1  # step 2 offered the same set: no event
+    first = changed[0]
+    assert "kubernetes.pod_logs" in first.loaded and first.reasons[FIND_TOOLS] == "pinned"
+    assert first.reasons["kubernetes.pod_logs"].startswith("matched: ") and "logs" in first.reasons["kubernetes.pod_logs"]
+    assert first.schema_tokens == sum(schema_tokens(sel.tools[n].spec) for n in first.loaded)
+    assert first.query == "show the logs of the crashed payments-api pod"
+
+    events = await _run(s, "post an update to the incident channel in slack")
+    second = next(e for e in events if isinstance(e, ToolSetChanged))
+    assert "slack.post_message" in second.loaded
+    assert second.reasons["slack.post_message"].startswith("matched")
+    offered = next(e for e in events if isinstance(e, StepStarted)).tools
+    assert "kubernetes.pod_logs" in offered  # used last turn: sticky
+    assert all(n in offered for n in (FIND_TOOLS, "slack.post_message"))
+    assert len(offered) <= 1 + 1 + 4
+
+
+async def test_sticky_window_expires_and_unloads(index_dir: Path, tmp_path: Path) -> None:
+    sel, _ = _selector(index_dir, tmp_path, max_tools=3, sticky_turns=1)
+    sel.note_used("queue.purge_queue", turn=1)
+    first = sel.plan("certificate expiry of api.example.com", turn=1)
+    assert first.reasons["queue.purge_queue"] == "used this turn"
+    later = sel.plan("certificate expiry of api.example.com", turn=2)
+    assert "queue.purge_queue" not in later.names
+
+
+async def test_budget_caps_retrieved_schemas(index_dir: Path, tmp_path: Path) -> None:
+    sel, _ = _selector(index_dir, tmp_path, max_tools=12, threshold=0.0, budget_tokens=250)
+    plan = sel.plan("pods of checkout crashlooping in prod")
+    retrieved = [n for n in plan.names if n != FIND_TOOLS]
+    assert 1 <= len(retrieved) < 12
+    assert sum(schema_tokens(sel.tools[n].spec) for n in retrieved[1:]) <= 250
+
+
+async def test_find_tools_adds_tools_mid_turn(index_dir: Path, tmp_path: Path) -> None:
+    sel, tools = _selector(index_dir, tmp_path, max_tools=2)
+    s = _session(
+        sel,
+        tools,
+        [
+            {"tool_calls": [{"name": FIND_TOOLS, "arguments": {"query": "compare two commits of a repo"}}]},
+            {"tool_calls": [{"name": "github.compare_commits", "arguments": {"repo": "shop", "base": "v1", "head": "v2"}}]},
+            {"text": "v2 changed the retry policy."},
+        ],
+    )
+    events = await _run(s, "pods of checkout are crashlooping in prod")
+    steps = [e for e in events if isinstance(e, StepStarted)]
+    assert "github.compare_commits" not in steps[0].tools
+    assert "github.compare_commits" in steps[1].tools
+    assert all(n in steps[1].tools for n in steps[0].tools)  # within a turn the set only grows
+    mid = [e for e in events if isinstance(e, ToolSetChanged) and e.seq > steps[0].seq][0]
+    assert mid.loaded[0] == "github.compare_commits" or "github.compare_commits" in mid.loaded
+    assert mid.reasons["github.compare_commits"] == "find_tools: compare two commits of a repo"
+    assert not mid.unloaded
+    finished = [e for e in events if getattr(e, "kind", "") == "tool-call-finished"]
+    assert finished[0].tool == FIND_TOOLS and "github.compare_commits" in finished[0].output
+    assert finished[1].status == "ok" and finished[1].output == "done: base=v1, head=v2, repo=shop"
+
+
+async def test_find_tools_rejects_empty_query(index_dir: Path, tmp_path: Path) -> None:
+    sel, _ = _selector(index_dir, tmp_path)
+    out = await sel.tools[FIND_TOOLS].handler({"query": "  "})
+    assert out.status == "error" and "non-empty" in out.text
+    assert [n for n, _, _ in sel.find("drain a node for maintenance")][0] == "kubernetes.drain"

@@ -1,0 +1,93 @@
+"""Tokenizer, RRF and rewriting: the deterministic parts of retrieval."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.retrieval.fusion import rrf
+from engine.retrieval.rewrite import Exchange, Rewriter, extract_entities, strip_filler
+from engine.retrieval.text import clauses, split_identifier, split_identifiers, terms
+
+
+class TestTokenizer:
+    @pytest.mark.parametrize(
+        ("word", "parts"),
+        [
+            ("get_pod_logs", ["get", "pod", "logs"]),
+            ("rollout-restart", ["rollout", "restart"]),
+            ("getPodLogs", ["get", "pod", "logs"]),
+            ("HTTPServerError", ["http", "server", "error"]),
+            ("github.compare_commits", ["github", "compare", "commits"]),
+            ("k8s.describeNode", ["k8s", "describe", "node"]),
+        ],
+    )
+    def test_splits_identifier_styles(self, word: str, parts: list[str]) -> None:
+        assert split_identifier(word) == parts
+
+    def test_joined_form_kept_for_exact_name_queries(self) -> None:
+        assert split_identifiers("kubernetes.rollout_undo").split() == ["kubernetes", "rollout", "undo", "kubernetesrolloutundo"]
+
+    def test_terms_drop_filler(self) -> None:
+        assert terms("Can you please check the logs of payments_api?") == ["logs", "payments", "api", "paymentsapi"]
+
+    def test_clauses_split_separate_needs_but_not_lists(self) -> None:
+        assert clauses("scale the checkout deployment to 5 replicas and post an update in the incident channel") == [
+            "scale the checkout deployment to 5 replicas",
+            "post an update in the incident channel",
+        ]
+        assert len(clauses("cook with beef, tomatoes, onions and garlic")) == 1
+
+
+class TestRRF:
+    def test_scores_are_weighted_reciprocal_ranks(self) -> None:
+        fused = dict(rrf([["a", "b"], ["b", "c"]], [1.0, 2.0], k=60))
+        assert fused["a"] == pytest.approx(1 / 61)
+        assert fused["b"] == pytest.approx(1 / 62 + 2 / 61)
+        assert fused["c"] == pytest.approx(2 / 62)
+
+    def test_order_and_ties(self) -> None:
+        assert [d for d, _ in rrf([["x", "y"], ["y", "x"]])] == ["x", "y"]  # tie: first seen wins
+        assert [d for d, _ in rrf([["a", "b", "c"], ["c", "b", "a"], ["b"]])][0] == "b"
+
+    def test_duplicate_in_one_ranking_counts_once(self) -> None:
+        assert dict(rrf([["a", "a"]]))["a"] == pytest.approx(1 / 61)
+
+    def test_weight_count_must_match(self) -> None:
+        with pytest.raises(ValueError, match="2 rankings but 1 weights"):
+            rrf([["a"], ["b"]], [1.0])
+
+
+class TestRewrite:
+    HISTORY = [
+        Exchange("user", "payments-api pods in namespace prod keep crashlooping", 1),
+        Exchange("call", '{"name": "kubernetes.list_pods", "arguments": {"namespace": "prod"}}', 1),
+        Exchange("tool", "NAME                      READY STATUS\npayments-api-7d9f8-x2k4b  0/1   CrashLoopBackOff", 1),
+        Exchange("user", "is the checkout deployment healthy?", 2),
+    ]
+
+    def test_restart_it_resolves_to_latest_entity(self) -> None:
+        r = Rewriter().rewrite("ok, restart it please", self.HISTORY[:3])
+        assert r.query == "restart payments-api"
+        assert r.resolved == {"it": "payments-api"}
+
+    def test_the_other_one(self) -> None:
+        r = Rewriter().rewrite("restart the other one", self.HISTORY)
+        assert "payments-api" in r.query and "checkout" not in r.query
+
+    def test_what_about_swaps_the_entity_in_the_previous_request(self) -> None:
+        r = Rewriter().rewrite("what about staging?", self.HISTORY[:3])
+        assert r.query == "payments-api pods in namespace staging keep crashlooping"
+
+    def test_message_with_its_own_entity_is_left_alone(self) -> None:
+        r = Rewriter().rewrite("show logs of deployment/orders", self.HISTORY)
+        assert r.query == "show logs of deployment/orders"
+        assert r.resolved == {}
+
+    def test_context_keywords_come_from_recent_turns(self) -> None:
+        r = Rewriter().rewrite("and now?", self.HISTORY)
+        assert "crashlooping" in r.context.split() and "checkout" in r.context.split()
+
+    def test_filler_and_entities(self) -> None:
+        assert strip_filler("Hey, could you please check the error rate, thanks!") == "check the error rate"
+        names = {(e.name, e.kind) for e in extract_entities("rollback deployment/payments-api in -n prod after PR #123")}
+        assert names == {("payments-api", "deployment"), ("prod", "namespace"), ("123", "pr")}
