@@ -79,7 +79,7 @@ class RuntimeToolbox(SimpleToolbox):
         recall = recall_tool(lambda: store)
         self.add(recall)
         if self.selector is not None:
-            self.selector.add_tool(recall, pinned=True)
+            self.selector.add_tool(recall)
 
     async def select(self, ctx: Any) -> tuple[list[ToolSpec], Any | None]:
         if self.selector is None:
@@ -108,4 +108,14 @@ def build_toolbox(cfg: Config, *, extra_tools: list[Tool] | None = None, include
         tools += pack_tools
         notices += [str(e) for e in errors]
     tools.append(runbook_tool())
-    return RuntimeToolbox(tools, notices=notices)
+    from engine.retrieval.index import HybridIndex
+    from engine.retrieval.selector import ToolSelector, find_tools_tool
+
+    selector = ToolSelector(tools, HybridIndex(), pinned=PINNED)
+    finder = find_tools_tool(selector)
+    selector.add_tool(finder)
+    return RuntimeToolbox([*tools, finder], selector=selector, notices=notices)
+
+
+PINNED = ("find_tools", "recall_detail")
+"""Meta-tools offered at every step."""
