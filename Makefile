@@ -43,8 +43,9 @@ sandbox: setup
 run: model sandbox
 	$(PY) -m console.cli
 
+# The sandbox and the model are installed first, so their tests run (and fail loudly) instead of skipping.
 test: model sandbox
-	$(PY) -m pytest -q
+	LANTERN_REQUIRE_SANDBOX=1 LANTERN_REQUIRE_MODEL=1 $(PY) -m pytest -q
 
 bench: setup
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -53,6 +53,28 @@ def make_toolbox(cfg: Config, session_hint: dict[str, Any] | None = None) -> Any
     return mod.build_toolbox(cfg, **(session_hint or {}))
 
 
+def embedded_world(cfg: Config) -> str | None:
+    """With no kube context chosen and no kubeconfig on the machine, the sandbox cluster with its live
+    incident: sets `cfg.context`, points the metrics and queue packs at the sandbox, and returns the
+    incident's alert text (None when the user's own kubeconfig is in play)."""
+    import os
+
+    if cfg.context:
+        return None
+    from skills.sandbox.cluster import default_world, info
+
+    world = default_world()
+    if world is None:
+        return None
+    _, context, symptom = world
+    cfg.context = context
+    pack_of = {"prometheus": "PROMETHEUS", "rabbitmq": "QUEUE"}
+    for name, url in info().endpoints.items():
+        if name in pack_of:
+            os.environ.setdefault(f"LANTERN_{pack_of[name]}_URL", url)
+    return symptom or "The sandbox cluster has a live incident."
+
+
 def build_context_for(model: Model, cfg: Config) -> Any:
     """The context builder for this model (compaction, ledger, gauge), or None for verbatim history."""
     try:
