@@ -146,6 +146,36 @@ async def speed(model: LocalModel, all_tools: dict[str, tuple[ToolSpec, list[str
     return res
 
 
+async def cancel_latency(model: LocalModel, tools: list[ToolSpec]) -> dict[str, float]:
+    """Seconds from closing a stream to the worker going idle: during generation, and during prompt evaluation."""
+    out: dict[str, float] = {}
+    msgs = [Message(role="system", content=SYSTEM), Message(role="user", content="Explain in detail what a CrashLoopBackOff is and all its causes.")]
+    stream = model.stream(msgs, [])
+    async for _ in stream:
+        break  # the first streamed fragment: generation is under way
+    t0 = time.perf_counter()
+    await stream.aclose()
+    while model.busy:
+        await asyncio.sleep(0.005)
+    out["during_generation_s"] = time.perf_counter() - t0
+    filler = " ".join(f"line {i}: pod web-{i} restarted with exit code {i % 7}" for i in range(200))
+    msgs = [Message(role="system", content=f"{SYSTEM} {time.time()}"), Message(role="user", content=filler)]
+    task = asyncio.ensure_future(anext(model.stream(msgs, tools)))
+    while not model.busy:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(2.0)
+    t0 = time.perf_counter()
+    task.cancel()
+    try:
+        await task
+    except (asyncio.CancelledError, StopAsyncIteration):
+        pass
+    while model.busy:
+        await asyncio.sleep(0.005)
+    out["during_prompt_eval_s"] = time.perf_counter() - t0
+    return out
+
+
 async def accuracy(model: LocalModel, all_tools: dict[str, tuple[ToolSpec, list[str]]], cases: list[dict[str, Any]]) -> dict[str, Any]:
     """Run every case once; print one line per case and the totals."""
     rows = []
@@ -194,6 +224,7 @@ async def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=0, help="only the first N accuracy prompts")
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-accuracy", action="store_true")
+    ap.add_argument("--skip-cancel", action="store_true")
     ap.add_argument("--thought", action="store_true", help="ask for a one-sentence thought before each call")
     ap.add_argument("--json", type=Path, help="write all results here")
     args = ap.parse_args(argv)
@@ -227,6 +258,12 @@ async def main(argv: list[str] | None = None) -> int:
         results["prompt_tok_s"] = sum(pt) / len(pt) if pt else None
         results["gen_tok_s"] = sum(gt) / len(gt) if gt else None
         print(f"prompt: {results['prompt_tok_s'] or 0:.1f} tok/s   generation: {results['gen_tok_s'] or 0:.1f} tok/s", flush=True)
+
+    if not args.skip_cancel:
+        cl = await cancel_latency(model, [t for t, _ in list(all_tools.values())[:5]])
+        results["cancel"] = cl
+        print(f"cancel: stopped {cl['during_generation_s'] * 1000:.0f} ms after close during generation, "
+              f"{cl['during_prompt_eval_s'] * 1000:.0f} ms during prompt evaluation", flush=True)
 
     if not args.skip_accuracy:
         cases = [json.loads(line) for line in args.prompts.read_text().splitlines() if line.strip()]
