@@ -1,0 +1,270 @@
+"""The local model's output contract: a JSON schema (→ llama.cpp GBNF grammar) built from the tools.
+
+Every step of the embedded model is constrained to exactly one JSON object:
+
+    {"thought": "...", "tool": "<one offered tool>", "arguments": {...that tool's parameters...}}
+    {"answer": "..."}
+
+so a 1.5B model can only name tools that exist, with arguments of the right shape. The
+schema is converted by llama.cpp's own converter (`llama_cpp.llama_grammar`); this module
+also normalises tool schemas to the subset that converter handles, renders the compact tool
+lines for the system prompt, and parses the generated text incrementally for streaming.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from typing import Any
+
+from engine.models.base import ToolSpec
+
+THOUGHT_MAX_CHARS = 160
+"""A step's thought is one short sentence; the grammar stops a 1.5B model from rambling."""
+ARG_STRING_MAX_CHARS = 200
+"""Argument strings are names, selectors and queries: long ones are runaway generation."""
+
+_SCALARS = {"string", "integer", "number", "boolean", "null"}
+
+
+def clean_schema(schema: Any, *, depth: int = 0) -> dict[str, Any]:
+    """Reduce a JSON Schema to what the grammar converter handles (unknown parts become 'any')."""
+    if not isinstance(schema, dict) or depth > 6:
+        return {}
+    out: dict[str, Any] = {}
+    if "const" in schema:
+        return {"const": schema["const"]}
+    if isinstance(schema.get("enum"), list) and schema["enum"]:
+        return {"enum": list(schema["enum"])}
+    for key in ("anyOf", "oneOf"):
+        alts = schema.get(key)
+        if isinstance(alts, list) and alts:
+            cleaned = [clean_schema(a, depth=depth + 1) for a in alts]
+            # A nullable optional (anyOf [X, null]) is just X: absent already means null to us.
+            non_null = [a for a in cleaned if a.get("type") != "null"]
+            if len(non_null) == 1:
+                return non_null[0]
+            return {"anyOf": non_null or cleaned}
+    t = schema.get("type")
+    if isinstance(t, list):
+        types = [x for x in t if x in _SCALARS | {"object", "array"} and x != "null"]
+        if len(types) == 1:
+            t = types[0]
+        elif types:
+            return {"anyOf": [clean_schema({**schema, "type": x}, depth=depth + 1) for x in types]}
+        else:
+            return {}
+    if t == "object" or (t is None and "properties" in schema):
+        props = schema.get("properties")
+        if not isinstance(props, dict):
+            props = {}
+        out = {
+            "type": "object",
+            "properties": {str(k): clean_schema(v, depth=depth + 1) for k, v in props.items()},
+            "required": [r for r in schema.get("required", []) if r in props],
+        }
+        if not props and schema.get("additionalProperties") not in (None, False):
+            return {"type": "object"}  # a free-form map
+        return out
+    if t == "array":
+        out = {"type": "array", "items": clean_schema(schema.get("items", {}), depth=depth + 1)}
+        for k in ("minItems", "maxItems"):
+            if isinstance(schema.get(k), int):
+                out[k] = schema[k]
+        out.setdefault("maxItems", 20)
+        return out
+    if t == "string":
+        out = {"type": "string", "maxLength": ARG_STRING_MAX_CHARS}
+        if isinstance(schema.get("maxLength"), int):
+            out["maxLength"] = min(schema["maxLength"], ARG_STRING_MAX_CHARS)
+        if isinstance(schema.get("minLength"), int):
+            out["minLength"] = min(schema["minLength"], out["maxLength"])
+        return out
+    if t in _SCALARS:
+        return {"type": t}
+    return {}
+
+
+def params_schema(spec: ToolSpec) -> dict[str, Any]:
+    """The tool's parameters as an object schema the grammar accepts (no extra keys)."""
+    s = clean_schema(spec.parameters or {})
+    if s.get("type") != "object" or "properties" not in s:
+        s = {"type": "object", "properties": {}, "required": []}
+    return s
+
+
+def step_schema(tools: list[ToolSpec], *, thought: bool = True) -> dict[str, Any]:
+    """The JSON schema of one step: call one of `tools` with its arguments, or answer."""
+    alts: list[dict[str, Any]] = []
+    for t in sorted(tools, key=lambda t: t.name):
+        props: dict[str, Any] = {}
+        if thought:
+            props["thought"] = {"type": "string", "maxLength": THOUGHT_MAX_CHARS}
+        props["tool"] = {"const": t.name}
+        props["arguments"] = params_schema(t)
+        alts.append({"type": "object", "properties": props, "required": list(props)})
+    alts.append({"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]})
+    return {"oneOf": alts}
+
+
+@functools.lru_cache(maxsize=64)
+def _gbnf(schema_json: str) -> str:
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    return json_schema_to_gbnf(schema_json, prop_order=["thought", "tool", "arguments", "answer"])
+
+
+def step_gbnf(tools: list[ToolSpec], *, thought: bool = True) -> str:
+    """GBNF grammar text for one step over `tools` (cached per tool set)."""
+    return _gbnf(json.dumps(step_schema(tools, thought=thought), sort_keys=False))
+
+
+# -- compact tool lines for the system prompt ----------------------------------------------
+def _type_hint(s: dict[str, Any]) -> str:
+    if "const" in s:
+        return json.dumps(s["const"])
+    if "enum" in s:
+        return "|".join(json.dumps(v) for v in s["enum"][:8])
+    if "anyOf" in s:
+        return "|".join(_type_hint(a) for a in s["anyOf"])
+    t = s.get("type")
+    if t == "array":
+        return f"[{_type_hint(s.get('items', {}))}]"
+    if t == "integer":
+        return "int"
+    if t == "string":
+        return "str"
+    if t == "boolean":
+        return "bool"
+    if t == "number":
+        return "num"
+    return t or "any"
+
+
+def tool_line(spec: ToolSpec, *, max_desc: int = 110) -> str:
+    """One line per tool: `name(a: str, b?: int) - description` (optional args marked '?')."""
+    raw = spec.parameters or {}
+    props = raw.get("properties") or {}
+    required = set(raw.get("required") or [])
+    args = []
+    for k, v in props.items():
+        hint = _type_hint(clean_schema(v))
+        args.append(f"{k}{'' if k in required else '?'}: {hint}")
+    desc = " ".join((spec.description or "").split())
+    first = desc.split(". ")[0].rstrip(".")
+    if len(first) > max_desc:
+        first = first[: max_desc - 1].rstrip() + "…"
+    return f"- {spec.name}({', '.join(args)}) - {first}" if first else f"- {spec.name}({', '.join(args)})"
+
+
+# -- parsing the generated step --------------------------------------------------------------
+_LEAD = re.compile(r'\s*\{\s*"(thought|answer)"\s*:\s*"')
+_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+
+class StepParser:
+    """Reads the generated JSON as it grows: streams the leading thought or answer, then parses the step."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        """Everything generated so far."""
+        self.key: str | None = None
+        """'thought' or 'answer': the string field being streamed, once known."""
+        self._answer_start: int | None = None
+        self._pos = 0  # next unread index inside the answer string
+        self._answer_done = False
+        self._depth = 0
+        self._in_str = False
+        self._esc = False
+        self._scanned = 0
+        self.complete = False
+        """True once the top-level object has closed."""
+
+    def feed(self, piece: str) -> str:
+        """Add generated text; returns newly decoded thought/answer text (empty when none is ready)."""
+        self.text += piece
+        self._scan()
+        if self._answer_start is None:
+            m = _LEAD.match(self.text)
+            if m is None:
+                return ""
+            self.key = m.group(1)
+            self._answer_start = self._pos = m.end()
+        if self._answer_done:
+            return ""
+        out = []
+        s = self.text
+        i = self._pos
+        while i < len(s):
+            c = s[i]
+            if c == '"':
+                self._answer_done = True
+                i += 1
+                break
+            if c == "\\":
+                if i + 1 >= len(s):
+                    break
+                e = s[i + 1]
+                if e == "u":
+                    if i + 6 > len(s):
+                        break
+                    try:
+                        code = int(s[i + 2 : i + 6], 16)
+                    except ValueError:
+                        code = 0xFFFD
+                    if 0xD800 <= code < 0xDC00:  # surrogate pair: wait for the low half
+                        if i + 12 > len(s):
+                            break
+                        try:
+                            low = int(s[i + 8 : i + 12], 16)
+                            out.append(chr(0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)))
+                        except ValueError:
+                            out.append("\ufffd")
+                        i += 12
+                        continue
+                    out.append(chr(code))
+                    i += 6
+                    continue
+                out.append(_ESCAPES.get(e, e))
+                i += 2
+                continue
+            out.append(c)
+            i += 1
+        self._pos = i
+        return "".join(out)
+
+    def _scan(self) -> None:
+        """Track nesting outside strings to know when the object is complete."""
+        s = self.text
+        for i in range(self._scanned, len(s)):
+            c = s[i]
+            if self._in_str:
+                if self._esc:
+                    self._esc = False
+                elif c == "\\":
+                    self._esc = True
+                elif c == '"':
+                    self._in_str = False
+            elif c == '"':
+                self._in_str = True
+            elif c in "{[":
+                self._depth += 1
+            elif c in "}]":
+                self._depth -= 1
+                if self._depth == 0:
+                    self.complete = True
+        self._scanned = len(s)
+
+    @property
+    def is_answer(self) -> bool:
+        """True once the step is known to be an answer rather than a tool call."""
+        return self.key == "answer"
+
+    def result(self) -> dict[str, Any] | None:
+        """The parsed step, or None when the text is not (yet) one complete JSON object."""
+        try:
+            value = json.loads(self.text)
+        except json.JSONDecodeError:
+            return None
+        return value if isinstance(value, dict) else None

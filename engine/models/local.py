@@ -1,0 +1,451 @@
+"""The embedded model: Qwen2.5-Coder-1.5B-Instruct in process through llama.cpp, behind `Model`.
+
+Small-model craft, in order of effect:
+- Every step is constrained by a grammar built from the offered tools (engine.models.grammar):
+  the model can only emit one JSON object, either a call of an offered tool with arguments of
+  the right shape, or an answer. Its chat template's own tool-call text is not used.
+- The prompt is ChatML as Qwen2.5 expects, system first with a compact one-line-per-tool list
+  sorted by name, so the prefix stays byte-identical between steps and llama.cpp reuses its KV
+  cache (the reused length is reported as `Usage.cached_tokens`).
+- Tool results go back as `<tool_response>` blocks in a user turn, as Qwen2.5's template does.
+
+Nothing blocks the event loop: the weights load in a thread (`warm()`), and each step runs in a
+worker thread that streams through an asyncio queue. Closing or cancelling the stream sets a
+flag that the token loop and llama.cpp's abort callback both read, so generation (and a long
+prompt evaluation) stops within a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import concurrent.futures
+import ctypes
+import ctypes.util
+import json
+import re
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from engine.models import errors
+from engine.models.base import Completion, Message, ModelChunk, TextDelta, ToolCall, ToolSpec, Usage, drop_nulls
+from engine.models.grammar import StepParser, step_gbnf, tool_line
+from engine.models.install import QWEN_CODER_1_5B, model_path, status
+
+DEFAULT_N_CTX = 8192
+"""Window in tokens: 8k keeps the KV cache ~230 MB; at ~30 prompt tokens/s more is not usable anyway."""
+DEFAULT_THREADS = 2
+MAX_STEP_TOKENS = 768
+"""Generated tokens per step (a call is ~40; an answer gets the rest)."""
+MIN_ANSWER_ROOM = 96
+"""Tokens that must remain free after the prompt for a step to be worth starting."""
+
+DEFAULT_SYSTEM = "You are Lantern, an on-call assistant. Use the tools to gather evidence, then answer."
+
+REPLY_FORMAT_THOUGHT = (
+    "Reply with one JSON object only.\n"
+    'To call a tool: {"thought": "<why, one short sentence>", "tool": "<tool name>", "arguments": {...}}\n'
+    'To answer: {"answer": "<your answer>"}'
+)
+REPLY_FORMAT_PLAIN = (
+    "Reply with one JSON object only.\n"
+    'To call a tool: {"tool": "<tool name>", "arguments": {...}}\n'
+    'To answer: {"answer": "<your answer>"}'
+)
+
+
+def system_text(system: str, tools: list[ToolSpec], *, thought: bool = True) -> str:
+    """The system turn's content: the caller's instructions, the tool lines, the reply format."""
+    parts = [system.strip() or DEFAULT_SYSTEM]
+    if tools:
+        parts.append("# Tools\n" + "\n".join(tool_line(t) for t in sorted(tools, key=lambda t: t.name)))
+    parts.append("# Reply\n" + (REPLY_FORMAT_THOUGHT if thought else REPLY_FORMAT_PLAIN))
+    return "\n\n".join(parts)
+
+
+def _assistant_json(m: Message, *, thought: bool) -> str:
+    """An earlier assistant turn in the same JSON shape the grammar makes the model write."""
+    if not m.tool_calls:
+        return json.dumps({"answer": m.content}, ensure_ascii=False)
+    out = []
+    for i, c in enumerate(m.tool_calls):
+        d: dict[str, Any] = {}
+        if thought:
+            d["thought"] = m.content if i == 0 else ""
+        d["tool"] = c.name
+        d["arguments"] = c.arguments
+        out.append(json.dumps(d, ensure_ascii=False))
+    return "\n".join(out)
+
+
+def render_prompt(messages: list[Message], tools: list[ToolSpec], *, thought: bool = True) -> str:
+    """ChatML text for Qwen2.5: system (with tools) first, then the turns, then the assistant cue."""
+    system = "\n\n".join(m.content for m in messages if m.role == "system" and m.content)
+    out = [f"<|im_start|>system\n{system_text(system, tools, thought=thought)}<|im_end|>\n"]
+    rest = [m for m in messages if m.role != "system"]
+    i = 0
+    while i < len(rest):
+        m = rest[i]
+        if m.role == "tool":
+            # Consecutive tool results share one user turn, as Qwen2.5's template renders them.
+            blocks = []
+            while i < len(rest) and rest[i].role == "tool":
+                blocks.append(f"<tool_response>\n{rest[i].content}\n</tool_response>")
+                i += 1
+            out.append("<|im_start|>user\n" + "\n".join(blocks) + "<|im_end|>\n")
+            continue
+        if m.role == "assistant":
+            out.append(f"<|im_start|>assistant\n{_assistant_json(m, thought=thought)}<|im_end|>\n")
+        else:
+            out.append(f"<|im_start|>user\n{m.content}<|im_end|>\n")
+        i += 1
+    out.append("<|im_start|>assistant\n")
+    return "".join(out)
+
+
+def _common_prefix(a: Any, b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+class _Cancelled(Exception):
+    """The consumer went away; the worker stops."""
+
+
+class LocalModel:
+    """Qwen2.5-Coder-1.5B-Instruct (GGUF) in process via llama-cpp-python; a `Model`."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        name: str = "local/qwen2.5-coder-1.5b-instruct",
+        n_ctx: int = DEFAULT_N_CTX,
+        n_threads: int = DEFAULT_THREADS,
+        thought: bool = False,
+        max_step_tokens: int = MAX_STEP_TOKENS,
+    ) -> None:
+        self.path = Path(path)
+        """The GGUF file."""
+        self.name = name
+        """Display name."""
+        self.context_window = n_ctx
+        """Prompt + answer tokens per request (llama.cpp's n_ctx)."""
+        self.n_threads = n_threads
+        """CPU threads for llama.cpp."""
+        self.thought = thought
+        """Ask for a one-sentence thought before each tool call (streamed as text); off by default
+        because on 2 cores its ~25 tokens add ~2.5 s to every step."""
+        self.max_step_tokens = max_step_tokens
+        """Generated tokens per step."""
+        self.load_seconds: float | None = None
+        """How long loading the weights took, once loaded."""
+        self.last_step: dict[str, Any] = {}
+        """Timings of the last step: prompt/cached/generated tokens, prefill_s, gen_s, first_token_s."""
+        self._llm: Any = None
+        self._load_lock = threading.Lock()
+        self._load_future: concurrent.futures.Future[Any] | None = None
+        self._gen_lock = threading.Lock()
+        self._current_cancel: threading.Event | None = None
+        self._flag_lock = threading.Lock()
+        self._abort_flag = ctypes.create_string_buffer(2)
+        """Byte 0 is 1 while the running step is cancelled; llama.cpp's abort callback reads it."""
+        self._abort_cb: Any = None
+        self._busy = threading.Event()
+
+    # -- construction and loading -------------------------------------------------------------
+    @classmethod
+    def create(cls, name: str = "local", *, preload: bool = True) -> LocalModel:
+        """'local' → the installed, verified default model; 'local:PATH' → a GGUF file of your own.
+
+        With `preload`, the weights start loading in a background thread at once, so they are
+        ready by the time the user has typed a question; nothing waits for them here.
+        """
+        model = cls._resolve(name)
+        if preload:
+            model.start_loading()
+        return model
+
+    @classmethod
+    def _resolve(cls, name: str) -> LocalModel:
+        if name.startswith("local:"):
+            p = Path(name.split(":", 1)[1]).expanduser()
+            if not p.is_file():
+                raise errors.Unavailable(f"no model file at {p}", hint="give the path of a GGUF file, or use --model local")
+            return cls(p, name=f"local/{p.stem}")
+        st = status()
+        if not st["exists"]:
+            raise errors.Unavailable(
+                f"the embedded model is not installed (expected at {model_path()})",
+                hint="run `lantern model install` (about 1.1 GB, once), or set a provider key such as ANTHROPIC_API_KEY",
+            )
+        if not st["verified"]:
+            raise errors.Unavailable(
+                f"the model file at {st['path']} is not verified",
+                hint="run `lantern model install` to check it against its pinned sha256 (or replace it)",
+            )
+        return cls(st["path"], name=f"local/{QWEN_CODER_1_5B.filename.removesuffix('.gguf')}")
+
+    @property
+    def loaded(self) -> bool:
+        """True once the weights are in memory."""
+        return self._llm is not None
+
+    @property
+    def busy(self) -> bool:
+        """True while a worker thread is evaluating or generating."""
+        return self._busy.is_set()
+
+    def start_loading(self) -> concurrent.futures.Future[Any]:
+        """Begin loading the weights in a background thread (idempotent); returns its future."""
+        with self._load_lock:
+            if self._load_future is None:
+                fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+                self._load_future = fut
+                threading.Thread(target=self._load, args=(fut,), name="lantern-local-load", daemon=True).start()
+            return self._load_future
+
+    async def warm(self) -> None:
+        """Load the weights without blocking the event loop; raises Unavailable if they cannot load."""
+        await asyncio.wrap_future(self.start_loading())
+
+    def _load(self, fut: concurrent.futures.Future[Any]) -> None:
+        t0 = time.perf_counter()
+        try:
+            import llama_cpp
+        except ImportError as exc:
+            fut.set_exception(errors.Unavailable(f"llama-cpp-python is not installed: {exc}", hint="run `uv sync --frozen`"))
+            return
+        try:
+            llm = llama_cpp.Llama(
+                model_path=str(self.path),
+                n_ctx=self.context_window,
+                n_threads=self.n_threads,
+                n_threads_batch=self.n_threads,
+                n_batch=512,
+                verbose=False,
+            )
+        except Exception as exc:  # noqa: BLE001 - llama.cpp reports load failures as bare ValueErrors
+            with self._load_lock:
+                self._load_future = None  # a later call may try again (e.g. after reinstalling)
+            fut.set_exception(errors.Unavailable(f"could not load {self.path}: {exc}", hint="run `lantern model install --force`"))
+            return
+        self._abort_cb = _abort_callback(llama_cpp, self._abort_flag, self._should_abort)
+        llama_cpp.llama_set_abort_callback(llm.ctx, self._abort_cb, ctypes.cast(self._abort_flag, ctypes.c_void_p))
+        self._llm = llm
+        self.load_seconds = time.perf_counter() - t0
+        fut.set_result(llm)
+
+    def _should_abort(self, _data: Any) -> bool:
+        return self._abort_flag[0] != b"\x00"
+
+    def _cancel(self, cancel: threading.Event) -> None:
+        """Stop the step that owns `cancel`: the token loop sees the event, llama.cpp the flag byte."""
+        cancel.set()
+        with self._flag_lock:
+            if self._current_cancel is cancel:
+                self._abort_flag[0] = b"\x01"
+
+    # -- tokens -------------------------------------------------------------------------------
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of `text` (special tokens such as <|im_start|> parsed); needs the model loaded."""
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
+    def count_tokens(self, messages: list[Message], tools: list[ToolSpec] | None = None) -> int:
+        """Exact with the model's tokenizer once loaded; before that, ~3.5 characters a token."""
+        text = render_prompt(messages, tools or [], thought=self.thought)
+        if self._llm is not None:
+            return len(self.tokenize(text))
+        return int(len(text) / 3.5) + 1
+
+    # -- one step -----------------------------------------------------------------------------
+    async def stream(self, messages: list[Message], tools: list[ToolSpec]) -> AsyncIterator[ModelChunk]:
+        """Run one constrained step in a worker thread; stream the answer (or thought) text."""
+        await self.warm()
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        cancel = threading.Event()
+        prompt = render_prompt(messages, tools, thought=self.thought)
+        gbnf = step_gbnf(tools, thought=self.thought)
+
+        def emit(kind: str, value: Any) -> None:
+            if cancel.is_set():
+                raise _Cancelled()
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, (kind, value))
+            except RuntimeError:  # the event loop is gone
+                cancel.set()
+                raise _Cancelled() from None
+
+        worker = threading.Thread(target=self._run_step, args=(prompt, gbnf, emit, cancel), name="lantern-local-step", daemon=True)
+        worker.start()
+        parser = StepParser()
+        try:
+            while True:
+                kind, value = await queue.get()
+                if kind == "piece":
+                    delta = parser.feed(value)
+                    if delta:
+                        yield TextDelta(text=delta)
+                elif kind == "error":
+                    raise value
+                elif kind == "done":
+                    yield self._completion(parser, value)
+                    return
+        finally:
+            # Closing or cancelling the stream lands here: stop the worker (and llama.cpp) promptly.
+            self._cancel(cancel)
+
+    def _completion(self, parser: StepParser, info: dict[str, Any]) -> Completion:
+        usage = Usage(prompt_tokens=info["prompt_tokens"], completion_tokens=info["completion_tokens"], cached_tokens=info["cached_tokens"])
+        step = parser.result()
+        if step is None:
+            # Cut off by the token limit: keep what was said; a half-written call comes back as an error.
+            streamed = _streamed_text(parser.text)
+            m = re.search(r'"tool"\s*:\s*"([^"]+)"', parser.text)
+            if m and not parser.is_answer:
+                call = ToolCall(
+                    id=_call_id(), name=m.group(1), raw_arguments=parser.text,
+                    parse_error=f"the call was cut off after {info['completion_tokens']} tokens; use shorter arguments",
+                )
+                return Completion(text=streamed, tool_calls=[call], usage=usage, finish_reason="length")
+            return Completion(text=streamed, usage=usage, finish_reason="length")
+        if "answer" in step:
+            return Completion(text=str(step.get("answer", "")), usage=usage, finish_reason="stop")
+        args = step.get("arguments") if isinstance(step.get("arguments"), dict) else {}
+        call = ToolCall(id=_call_id(), name=str(step.get("tool", "")), arguments=drop_nulls(args),
+                        raw_arguments=json.dumps(args, ensure_ascii=False))
+        return Completion(text=str(step.get("thought", "")), tool_calls=[call], usage=usage, finish_reason="tool_calls")
+
+    def _run_step(self, prompt: str, gbnf: str, emit: Any, cancel: threading.Event) -> None:
+        """Worker thread: evaluate the prompt (reusing the cached prefix), then sample under the grammar."""
+        try:
+            with self._gen_lock:
+                if cancel.is_set():
+                    return
+                with self._flag_lock:
+                    self._current_cancel = cancel
+                    self._abort_flag[0] = b"\x00"
+                self._busy.set()
+                try:
+                    emit("done", self._generate(prompt, gbnf, emit, cancel))
+                finally:
+                    self._busy.clear()
+                    with self._flag_lock:
+                        self._current_cancel = None
+        except _Cancelled:
+            return
+        except errors.ModelError as exc:
+            self._emit_error(emit, exc)
+        except Exception as exc:  # noqa: BLE001 - anything llama.cpp raises becomes a typed model error
+            if cancel.is_set():
+                return
+            self._emit_error(emit, errors.ModelError(f"local model failed: {exc}", hint="try again; if it repeats, reinstall the model"))
+
+    @staticmethod
+    def _emit_error(emit: Any, exc: Exception) -> None:
+        try:
+            emit("error", exc)
+        except _Cancelled:
+            pass
+
+    def _generate(self, prompt: str, gbnf: str, emit: Any, cancel: threading.Event) -> dict[str, Any]:
+        import llama_cpp
+
+        llm = self._llm
+        tokens = self.tokenize(prompt)
+        n = len(tokens)
+        if n + MIN_ANSWER_ROOM > self.context_window:
+            raise errors.ContextOverflow(
+                f"the prompt is {n:,} tokens; the local model's window is {self.context_window:,}",
+                hint="start a new session or ask a narrower question",
+            )
+        t0 = time.perf_counter()
+        cached = min(_common_prefix(llm.input_ids[: llm.n_tokens], tokens), n - 1)
+        # Evaluate everything but the last prompt token here (llama.cpp reuses the cached prefix);
+        # generate() then finds the prefix in place and evaluates only the last one.
+        llm.n_tokens = cached
+        try:
+            if cached < n - 1:
+                llm.eval(tokens[cached : n - 1])
+        except RuntimeError:
+            if cancel.is_set():
+                raise _Cancelled() from None
+            raise
+        t1 = time.perf_counter()
+        grammar = llama_cpp.LlamaGrammar.from_string(gbnf, verbose=False)
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        parser = StepParser()
+        produced = 0
+        first = None
+        budget = min(self.max_step_tokens, self.context_window - n)
+        vocab = llm._model.vocab
+        try:
+            for tok in llm.generate(tokens, temp=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0, grammar=grammar):
+                if cancel.is_set():
+                    raise _Cancelled()
+                if llama_cpp.llama_vocab_is_eog(vocab, tok):
+                    break
+                produced += 1
+                if first is None:
+                    first = time.perf_counter()
+                piece = decoder.decode(llm.detokenize([tok], special=False))
+                if piece:
+                    parser.feed(piece)
+                    emit("piece", piece)
+                if parser.complete or produced >= budget:
+                    break
+        except RuntimeError:
+            if cancel.is_set():
+                raise _Cancelled() from None
+            raise
+        t2 = time.perf_counter()
+        info = {
+            "prompt_tokens": n,
+            "cached_tokens": cached,
+            "completion_tokens": produced,
+            "prefill_s": t1 - t0,
+            "gen_s": t2 - t1,
+            "first_token_s": (first - t0) if first else None,
+            "prompt_tok_s": (n - cached - 1) / (t1 - t0) if t1 > t0 and n - cached > 1 else None,
+            "gen_tok_s": produced / (t2 - t1) if t2 > t1 else None,
+        }
+        self.last_step = info
+        return info
+
+
+def _abort_callback(llama_cpp: Any, flag: Any, fallback: Any) -> Any:
+    """llama.cpp's abort callback: true while the flag byte is set, checked between graph nodes.
+
+    llama.cpp calls it hundreds of times per token from its compute thread. A Python callback
+    would take the GIL each time (slow whenever the UI thread is busy), so we hand it libc's
+    `strlen` on a 2-byte buffer [flag, NUL]: it returns 0 or 1 without touching Python, and
+    0/1 in the return register is exactly the C bool llama.cpp expects. Where libc cannot be
+    found, the Python callback is used instead.
+    """
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None)
+        addr = ctypes.cast(libc.strlen, ctypes.c_void_p).value
+        if addr:
+            return llama_cpp.ggml_abort_callback(addr)
+    except (OSError, AttributeError):
+        pass
+    return llama_cpp.ggml_abort_callback(fallback)
+
+
+def _call_id() -> str:
+    return "call_" + uuid.uuid4().hex[:12]
+
+
+def _streamed_text(text: str) -> str:
+    """The thought or answer text written so far, from a possibly unfinished JSON object."""
+    p = StepParser()
+    return p.feed(text)

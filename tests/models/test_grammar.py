@@ -1,0 +1,172 @@
+"""The local model's output contract and prompt: schema, grammar text, parser, ChatML (no model needed)."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from engine.models.base import Message, ToolCall, ToolSpec
+from engine.models.grammar import ARG_STRING_MAX_CHARS, StepParser, clean_schema, step_gbnf, step_schema, tool_line
+from engine.models.local import render_prompt, system_text
+
+LOGS = ToolSpec(
+    name="kubernetes.get_pod_logs",
+    description="Fetch recent log lines of a pod. Use previous=true after a crash.",
+    parameters={
+        "type": "object",
+        "properties": {
+            "namespace": {"type": "string", "description": "namespace"},
+            "pod": {"type": "string"},
+            "tail": {"type": ["integer", "null"], "default": 200},
+            "previous": {"type": "boolean"},
+        },
+        "required": ["namespace", "pod"],
+    },
+)
+PODS = ToolSpec(
+    name="kubernetes.list_pods",
+    description="List pods with status and restarts",
+    parameters={"type": "object", "properties": {"namespace": {"type": "string"}, "phase": {"enum": ["Running", "Failed"]}}},
+)
+NOARGS = ToolSpec(name="clock.now", description="The current time.")
+
+
+def test_step_schema_offers_each_tool_once_sorted_and_an_answer() -> None:
+    s = step_schema([PODS, LOGS, NOARGS])
+    alts = s["oneOf"]
+    names = [a["properties"]["tool"]["const"] for a in alts[:-1]]
+    assert names == ["clock.now", "kubernetes.get_pod_logs", "kubernetes.list_pods"]
+    assert alts[-1] == {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+    logs = alts[1]
+    assert list(logs["properties"]) == ["thought", "tool", "arguments"]
+    assert logs["properties"]["arguments"]["required"] == ["namespace", "pod"]
+    # A nullable optional integer is just an optional integer: omitting it means null to us.
+    assert logs["properties"]["arguments"]["properties"]["tail"] == {"type": "integer"}
+    assert alts[0]["properties"]["arguments"] == {"type": "object", "properties": {}, "required": []}
+
+
+def test_step_schema_without_thought_or_tools() -> None:
+    s = step_schema([LOGS], thought=False)
+    assert list(s["oneOf"][0]["properties"]) == ["tool", "arguments"]
+    assert step_schema([])["oneOf"] == [{"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}]
+
+
+def test_gbnf_names_every_tool_and_no_other() -> None:
+    g = step_gbnf([PODS, LOGS])
+    assert '"\\"kubernetes.list_pods\\""' in g
+    assert '"\\"kubernetes.get_pod_logs\\""' in g
+    assert "root ::=" in g
+    assert "answer" in g
+    assert "clock.now" not in g
+    # Cached per tool set: the same text comes back for the same tools in another order.
+    assert step_gbnf([LOGS, PODS]) == g
+
+
+def test_clean_schema_reduces_to_the_supported_subset() -> None:
+    assert clean_schema({"type": "string", "format": "date-time", "pattern": "^x+$"}) == {"type": "string", "maxLength": ARG_STRING_MAX_CHARS}
+    assert clean_schema({"type": "string", "maxLength": 20, "minLength": 30}) == {"type": "string", "maxLength": 20, "minLength": 20}
+    assert clean_schema({"anyOf": [{"type": "integer"}, {"type": "string"}]}) == {
+        "anyOf": [{"type": "integer"}, {"type": "string", "maxLength": ARG_STRING_MAX_CHARS}]
+    }
+    assert clean_schema({"type": ["string", "integer"]})["anyOf"][1] == {"type": "integer"}
+    assert clean_schema({"type": "array", "items": {"type": "integer"}}) == {"type": "array", "items": {"type": "integer"}, "maxItems": 20}
+    assert clean_schema({"type": "object", "additionalProperties": {"type": "string"}}) == {"type": "object"}
+    assert clean_schema({"enum": ["a", "b"], "type": "string"}) == {"enum": ["a", "b"]}
+    assert clean_schema("nonsense") == {}
+    assert clean_schema({"type": "mystery"}) == {}
+    # required names that are not properties are dropped (the grammar could never satisfy them)
+    assert clean_schema({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a", "ghost"]})["required"] == ["a"]
+
+
+def test_tool_line_is_compact() -> None:
+    assert tool_line(LOGS) == "- kubernetes.get_pod_logs(namespace: str, pod: str, tail?: int, previous?: bool) - Fetch recent log lines of a pod"
+    assert tool_line(PODS) == '- kubernetes.list_pods(namespace?: str, phase?: "Running"|"Failed") - List pods with status and restarts'
+    assert tool_line(NOARGS) == "- clock.now() - The current time"
+    long = ToolSpec(name="x.y", description="word " * 80)
+    assert len(tool_line(long)) < 140
+
+
+def _feed_all(text: str, cuts: list[int]) -> tuple[StepParser, str]:
+    p = StepParser()
+    out = []
+    last = 0
+    for c in sorted({min(max(c, 0), len(text)) for c in cuts}) + [len(text)]:
+        out.append(p.feed(text[last:c]))
+        last = c
+    return p, "".join(out)
+
+
+@given(st.text(max_size=80), st.lists(st.integers(0, 400), max_size=12))
+def test_parser_streams_the_answer_exactly_however_it_is_split(answer: str, cuts: list[int]) -> None:
+    text = json.dumps({"answer": answer})
+    p, streamed = _feed_all(text, cuts)
+    assert streamed == answer
+    assert p.complete and p.is_answer
+    assert p.result() == {"answer": answer}
+
+
+@given(st.text(max_size=40), st.lists(st.integers(0, 200), max_size=8))
+def test_parser_streams_the_thought_of_a_call(thought: str, cuts: list[int]) -> None:
+    text = json.dumps({"thought": thought, "tool": "a.b", "arguments": {"x": "}{\""}}, ensure_ascii=False)
+    p, streamed = _feed_all(text, cuts)
+    assert streamed == thought
+    assert p.key == "thought" and not p.is_answer
+    assert p.complete
+    assert p.result() == {"thought": thought, "tool": "a.b", "arguments": {"x": '}{"'}}
+
+
+def test_parser_on_a_call_without_thought_streams_nothing_and_is_incomplete_until_closed() -> None:
+    p = StepParser()
+    assert p.feed('{"tool": "a.b", "arguments": {"n": 1') == ""
+    assert not p.complete and p.result() is None
+    p.feed("}}")
+    assert p.complete and p.result() == {"tool": "a.b", "arguments": {"n": 1}}
+
+
+def test_system_text_lists_tools_sorted_with_reply_format() -> None:
+    s = system_text("Be brief.", [PODS, LOGS])
+    assert s.startswith("Be brief.\n\n# Tools\n- kubernetes.get_pod_logs(")
+    assert s.index("kubernetes.get_pod_logs") < s.index("kubernetes.list_pods")
+    assert '{"answer": "<your answer>"}' in s
+    assert "# Tools" not in system_text("", [])
+
+
+def test_prompt_renders_history_in_qwen_chatml() -> None:
+    msgs = [
+        Message(role="system", content="SYS"),
+        Message(role="user", content="why is checkout down?"),
+        Message(role="assistant", content="Check its pods.", tool_calls=[ToolCall(id="c1", name="kubernetes.list_pods", arguments={"namespace": "shop"})]),
+        Message(role="tool", content="checkout-1 CrashLoopBackOff", tool_call_id="c1", name="kubernetes.list_pods"),
+        Message(role="tool", content="second result", tool_call_id="c2"),
+        Message(role="assistant", content="It crashes."),
+        Message(role="user", content="thanks"),
+    ]
+    text = render_prompt(msgs, [PODS], thought=True)
+    assert text.startswith("<|im_start|>system\nSYS\n\n# Tools\n- kubernetes.list_pods(")
+    assert "<|im_start|>user\nwhy is checkout down?<|im_end|>\n" in text
+    assert (
+        '<|im_start|>assistant\n{"thought": "Check its pods.", "tool": "kubernetes.list_pods", "arguments": {"namespace": "shop"}}<|im_end|>\n'
+        in text
+    )
+    # Consecutive tool results share one user turn, as Qwen2.5's own template renders them.
+    assert (
+        "<|im_start|>user\n<tool_response>\ncheckout-1 CrashLoopBackOff\n</tool_response>\n"
+        "<tool_response>\nsecond result\n</tool_response><|im_end|>\n" in text
+    )
+    assert '<|im_start|>assistant\n{"answer": "It crashes."}<|im_end|>\n' in text
+    assert text.endswith("<|im_start|>user\nthanks<|im_end|>\n<|im_start|>assistant\n")
+    assert text.count("<|im_start|>system") == 1
+
+
+def test_prompt_prefix_is_stable_as_the_conversation_grows() -> None:
+    base = [Message(role="system", content="SYS"), Message(role="user", content="q")]
+    more = base + [
+        Message(role="assistant", content="", tool_calls=[ToolCall(id="c1", name="kubernetes.list_pods", arguments={})]),
+        Message(role="tool", content="r", tool_call_id="c1"),
+    ]
+    a = render_prompt(base, [LOGS, PODS])
+    b = render_prompt(more, [PODS, LOGS])  # tool order from the toolbox does not matter
+    cue = "<|im_start|>assistant\n"
+    assert b.startswith(a.removesuffix(cue))

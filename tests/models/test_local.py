@@ -1,0 +1,156 @@
+"""The local provider: clear errors without the model; with it (marked `model`), real steps."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from engine import events as ev
+from engine.loop import LoopConfig, Session
+from engine.models import errors
+from engine.models.base import Completion, Message, Model, TextDelta, ToolSpec
+from engine.models.install import is_installed
+from engine.models.local import LocalModel
+from engine.runtime import make_model
+from engine.tools import SimpleToolbox, python_tool
+
+
+def test_missing_model_is_unavailable_with_a_hint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LANTERN_CACHE", str(tmp_path))
+    with pytest.raises(errors.Unavailable) as err:
+        make_model("local")
+    assert "not installed" in err.value.message
+    assert "lantern model install" in err.value.hint
+
+
+def test_unverified_model_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LANTERN_CACHE", str(tmp_path))
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "qwen2.5-coder-1.5b-instruct-q4_k_m.gguf").write_bytes(b"GGUF")
+    with pytest.raises(errors.Unavailable, match="not verified"):
+        LocalModel.create("local")
+
+
+def test_own_gguf_path_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(errors.Unavailable, match="no model file"):
+        LocalModel.create(f"local:{tmp_path / 'missing.gguf'}")
+
+
+async def test_a_broken_file_fails_to_load_with_a_typed_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"not a gguf at all")
+    m = LocalModel.create(f"local:{bad}")
+    assert isinstance(m, Model) and m.context_window == 8192
+    # Before loading, counting tokens is an estimate and costs nothing.
+    assert 5 < m.count_tokens([Message(role="user", content="hello " * 20)]) < 400
+    with pytest.raises(errors.Unavailable, match="could not load"):
+        async for _ in m.stream([Message(role="user", content="hi")], []):
+            pass
+
+
+# -- with the real model ---------------------------------------------------------------------
+needs_model = pytest.mark.skipif(not is_installed(), reason="the local model is not installed (lantern model install)")
+
+LOGS = ToolSpec(
+    name="kubernetes.get_pod_logs",
+    description="Fetch recent log lines of one pod.",
+    parameters={"type": "object", "properties": {"namespace": {"type": "string"}, "pod": {"type": "string"}}, "required": ["namespace", "pod"]},
+)
+PODS = ToolSpec(
+    name="kubernetes.list_pods",
+    description="List the pods of a namespace with status and restarts.",
+    parameters={"type": "object", "properties": {"namespace": {"type": "string"}}, "required": ["namespace"]},
+)
+ROLLBACK = ToolSpec(
+    name="kubernetes.rollback_deployment",
+    description="Roll a deployment back to its previous revision.",
+    parameters={"type": "object", "properties": {"namespace": {"type": "string"}, "deployment": {"type": "string"}}, "required": ["namespace", "deployment"]},
+)
+SYSTEM = Message(role="system", content="You are Lantern, an on-call assistant. Use the tools to gather evidence.")
+
+
+@pytest.fixture(scope="module")
+def model() -> LocalModel:
+    return LocalModel.create("local")
+
+
+@pytest.mark.model
+@needs_model
+async def test_one_step_tool_call_then_the_cached_prefix_is_reused(model: LocalModel) -> None:
+    msgs = [SYSTEM, Message(role="user", content="Show me the logs of pod checkout-7d9f in namespace shop.")]
+    chunks = [c async for c in model.stream(msgs, [PODS, LOGS, ROLLBACK])]
+    done = chunks[-1]
+    assert isinstance(done, Completion) and all(isinstance(c, TextDelta) for c in chunks[:-1])
+    assert [(c.name, c.arguments) for c in done.tool_calls] == [("kubernetes.get_pod_logs", {"namespace": "shop", "pod": "checkout-7d9f"})]
+    assert done.tool_calls[0].id.startswith("call_") and done.finish_reason == "tool_calls"
+    assert done.usage.prompt_tokens == model.count_tokens(msgs, [PODS, LOGS, ROLLBACK])
+    assert done.usage.completion_tokens > 5
+    # Same system prompt and tools, another question: the whole system turn comes from the KV cache.
+    msgs2 = [SYSTEM, Message(role="user", content="List the pods in namespace payments.")]
+    done2 = [c async for c in model.stream(msgs2, [ROLLBACK, LOGS, PODS])][-1]
+    assert isinstance(done2, Completion)
+    assert done2.tool_calls[0].name == "kubernetes.list_pods"
+    assert done2.tool_calls[0].arguments == {"namespace": "payments"}
+    system_tokens = len(model.tokenize(msgs2[0].content))
+    assert done2.usage.cached_tokens > system_tokens
+
+
+@pytest.mark.model
+@needs_model
+async def test_answer_streams_and_closing_the_stream_stops_generation(model: LocalModel) -> None:
+    msgs = [SYSTEM, Message(role="user", content="Explain in detail, step by step, what a Kubernetes CrashLoopBackOff is and every common cause.")]
+    stream = model.stream(msgs, [])
+    got = ""
+    async for chunk in stream:
+        assert isinstance(chunk, TextDelta)
+        got += chunk.text
+        if len(got) > 12:
+            break
+    assert got.strip()
+    t0 = time.perf_counter()
+    await stream.aclose()
+    while model.busy and time.perf_counter() - t0 < 10:
+        await asyncio.sleep(0.02)
+    # It stops at once rather than running on to its token limit (minutes on 2 cores); the
+    # latency itself (well under a second) is measured by bench/local_model.py.
+    assert not model.busy
+
+
+@pytest.mark.model
+@needs_model
+async def test_cancel_during_a_long_prompt_evaluation(model: LocalModel) -> None:
+    # A fresh long prompt (nothing cached) takes many seconds to evaluate on 2 cores.
+    filler = " ".join(f"line {i}: pod web-{i} restarted with exit code {i % 7}" for i in range(150))
+    msgs = [Message(role="system", content=f"Unique {time.time()}"), Message(role="user", content=filler)]
+    task = asyncio.ensure_future(anext(model.stream(msgs, [LOGS])))
+    await asyncio.sleep(1.5)
+    assert model.busy
+    t0 = time.perf_counter()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    while model.busy and time.perf_counter() - t0 < 10:
+        await asyncio.sleep(0.02)
+    assert not model.busy  # llama.cpp's abort callback stopped the evaluation mid-prompt
+
+
+@pytest.mark.model
+@needs_model
+async def test_the_real_loop_runs_a_tool_and_answers(model: LocalModel) -> None:
+    def list_pods(namespace: str) -> str:
+        """List the pods of a namespace with status and restarts."""
+        return "NAME          STATUS            RESTARTS\ncheckout-7d9f CrashLoopBackOff  14\ncart-55c1     Running           0"
+
+    session = Session(model, SimpleToolbox([python_tool(list_pods, name="kubernetes.list_pods")]), config=LoopConfig(max_steps=3))
+    events = [e async for e in session.run_turn("Which pod in namespace shop is crashing? Check, then answer in one sentence.")]
+    kinds = [e.kind for e in events]
+    assert "tool-call-finished" in kinds
+    finished = [e for e in events if isinstance(e, ev.StepFinished)]
+    assert finished[0].prompt_tokens > 0 and finished[0].completion_tokens > 0
+    assert finished[-1].cached_tokens > 0  # step 2 reuses step 1's prefix
+    answer = [e for e in events if isinstance(e, ev.AssistantMessage)][-1]
+    assert "checkout" in answer.text
+    assert events[-1].reason == "answered"
