@@ -121,6 +121,10 @@ class Agent:
 
     def register_nodes(self) -> None:
         """Create the Nodes if missing, post Ready status and clear the admission's not-ready taint."""
+        for old in self.core.list_node(label_selector="lantern.dev/sandbox=true").items:
+            if old.metadata.name not in self.nodes:
+                # Fewer nodes than last time: drop the extras (the pod GC then removes their pods).
+                self.core.delete_node(old.metadata.name)
         for i, name in enumerate(self.nodes, start=1):
             try:
                 node = self.core.read_node(name)
@@ -291,7 +295,12 @@ class Agent:
         self.world = World(services, secrets, cms)
         seen: set[str] = set()
         for pod in pods:
-            if pod["spec"].get("nodeName") not in self.nodes:
+            node = pod["spec"].get("nodeName") or ""
+            if node not in self.nodes:
+                if node.startswith("sandbox-node-"):
+                    # Bound to a sandbox node that no longer exists (fewer nodes now): what the pod GC
+                    # would do after its quarantine, done at once so namespaces can finish deleting.
+                    self.finish_pod(pod)
                 continue
             uid = pod["metadata"]["uid"]
             if pod["metadata"].get("deletionTimestamp"):

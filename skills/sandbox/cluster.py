@@ -386,6 +386,9 @@ def up(home: Path | str | None = None, nodes: int = 2, timeout: float = 90.0, pr
     state = lay.read_state()
     pids: dict[str, int] = dict(state.get("pids") or {})
     alive = {n: _alive(pids.get(n), _MARKERS[n], lay.home) for n in COMPONENT_ORDER}
+    if alive["agent"] and int(state.get("nodes") or nodes) != nodes:
+        _stop(pids["agent"], _MARKERS["agent"], lay.home)  # it registers its nodes at start
+        alive["agent"] = False
     _ensure_pki(lay, state)
     _ensure_ports(state, running=any(alive.values()))
     state["nodes"] = nodes
@@ -488,23 +491,40 @@ def status(home: Path | str | None = None) -> dict[str, Any]:
             "scenario": sc.get("name"), "endpoints": info(lay.home).endpoints}
 
 
-def ensure_up(scenario: str | None = None, home: Path | str | None = None, nodes: int = 2) -> SandboxInfo:
-    """Start the sandbox if needed and, when asked, make `scenario` the running one."""
+def set_nodes(nodes: int, home: Path | str | None = None) -> None:
+    """Change how many nodes the agent registers (restarts the agent; extra nodes are removed)."""
     lay = Layout(home)
     state = lay.read_state()
-    want_nodes = max(nodes, int(state.get("nodes") or 0)) if state.get("nodes") else nodes
+    if int(state.get("nodes") or 0) == nodes and is_running(lay.home):
+        return
+    pid = (state.get("pids") or {}).get("agent")
+    if pid:
+        _stop(pid, _MARKERS["agent"], lay.home)
+    up(lay.home, nodes=nodes)
+
+
+def ensure_up(scenario: str | None = None, home: Path | str | None = None, nodes: int | None = None,
+              progress: Any = None) -> SandboxInfo:
+    """Start the sandbox if needed and, when asked, make `scenario` the running one (kept if already running)."""
+    lay = Layout(home)
+    state = lay.read_state()
     if not is_running(lay.home):
-        up(lay.home, nodes=want_nodes)
+        up(lay.home, nodes=nodes or int(state.get("nodes") or 2), progress=progress)
+    elif nodes and int(state.get("nodes") or 0) != nodes:
+        set_nodes(nodes, lay.home)
     if scenario is not None:
         from skills.sandbox.scenario import apply_scenario
 
         current = lay.read_scenario() or {}
         if current.get("name") != scenario or not current.get("applied"):
+            if progress:
+                progress(f"starting scenario {scenario}")
             apply_scenario(scenario, home=lay.home)
     return info(lay.home)
 
 
-def default_world(home: Path | str | None = None, scenario: str = DEFAULT_SCENARIO) -> tuple[Path, str, str] | None:
+def default_world(home: Path | str | None = None, scenario: str = DEFAULT_SCENARIO,
+                  progress: Any = None) -> tuple[Path, str, str] | None:
     """With no kubeconfig on this machine, the sandbox with a live scenario: (kubeconfig, context, symptom).
 
     Returns None when the user has a kubeconfig (theirs wins). Raises SandboxError when the sandbox
@@ -516,5 +536,5 @@ def default_world(home: Path | str | None = None, scenario: str = DEFAULT_SCENAR
     current = lay.read_scenario() or {}
     # Keep whatever scenario the user last chose; start the default one only on a fresh sandbox.
     wanted = current.get("name") if current.get("applied") else scenario
-    si = ensure_up(wanted, home=lay.home)
+    si = ensure_up(wanted, home=lay.home, progress=progress)
     return si.kubeconfig, si.context, si.symptom or ""

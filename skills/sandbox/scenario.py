@@ -349,13 +349,15 @@ def apply_scenario(name: str, home: Path | str | None = None, timeout: float = 1
     """Reset the sandbox and start one scenario: namespace, manifests, rollouts, endpoints ConfigMap."""
     from kubernetes import client, utils
 
-    from skills.sandbox.cluster import Layout, info
+    from skills.sandbox.cluster import Layout, info, set_nodes
 
     sc = load_scenario(name)
     lay = Layout(home)
     if not lay.kubeconfig.is_file():
         raise ScenarioError("the sandbox is not up; run `lantern sandbox up` first")
     reset(lay.home)
+    if int(lay.read_state().get("nodes") or 0) != sc.nodes:
+        set_nodes(sc.nodes, lay.home)
     record = {"name": sc.name, "path": sc.source, "symptom": sc.symptom, "title": sc.title,
               "namespace": sc.namespace, "started_at": time.time(), "applied": False}
     _write_json(lay.scenario, record)
