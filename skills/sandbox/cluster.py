@@ -38,7 +38,7 @@ DEFAULT_SCENARIO = "bad-deploy"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVICE_CIDR = "10.96.0.0/16"
 COMPONENT_ORDER = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "agent")
-PORT_NAMES = ("etcd_client", "etcd_peer", "apiserver", "controller_manager", "scheduler", "kubelet", "metrics", "queue")
+PORT_NAMES = ("etcd_client", "etcd_peer", "apiserver", "controller_manager", "scheduler", "kubelet", "metrics", "queue", "tls")
 
 
 class SandboxError(RuntimeError):
@@ -465,6 +465,9 @@ def info(home: Path | str | None = None) -> SandboxInfo:
         endpoints["prometheus"] = f'http://127.0.0.1:{ports["metrics"]}'
     if ports.get("queue"):
         endpoints["rabbitmq"] = f'http://127.0.0.1:{ports["queue"]}'
+    if ports.get("tls") and sc.get("tls_endpoint"):
+        endpoints["tls"] = f'127.0.0.1:{ports["tls"]}'
+        endpoints["tls-server-name"] = sc["tls_endpoint"]["server_name"]
     return SandboxInfo(home=lay.home, kubeconfig=lay.kubeconfig, context=CONTEXT,
                        server=f'https://127.0.0.1:{ports.get("apiserver", 0)}', scenario=sc.get("name"),
                        symptom=sc.get("symptom"), endpoints=endpoints)

@@ -90,6 +90,14 @@ class QueueModel(BaseModel):
     alert_threshold: int = 10000
 
 
+class TlsEndpoint(BaseModel):
+    """A loopback TLS port that serves whatever certificate a Secret holds right now (a host:port to check)."""
+
+    model_config = ConfigDict(extra="forbid")
+    secret: str
+    server_name: str
+
+
 class Scenario(BaseModel):
     """One incident as data."""
 
@@ -105,6 +113,7 @@ class Scenario(BaseModel):
     rollouts: list[Rollout] = Field(default_factory=list)
     rules: list[Rule] = Field(default_factory=list)
     queue: QueueModel | None = None
+    tls_endpoint: TlsEndpoint | None = None
     source: str = ""
 
     @field_validator("manifests")
@@ -359,7 +368,8 @@ def apply_scenario(name: str, home: Path | str | None = None, timeout: float = 1
     if int(lay.read_state().get("nodes") or 0) != sc.nodes:
         set_nodes(sc.nodes, lay.home)
     record = {"name": sc.name, "path": sc.source, "symptom": sc.symptom, "title": sc.title,
-              "namespace": sc.namespace, "started_at": time.time(), "applied": False}
+              "namespace": sc.namespace, "started_at": time.time(), "applied": False,
+              "tls_endpoint": sc.tls_endpoint.model_dump() if sc.tls_endpoint else None}
     _write_json(lay.scenario, record)
     api = _api(lay.kubeconfig)
     core = client.CoreV1Api(api)

@@ -166,9 +166,35 @@ def test_oom_then_raising_the_limit_fixes_it(sandbox):
     assert "memory limit 768Mi" in log and "all 8 shards loaded" in log  # the run above took seconds, lines are out
 
 
+def _served_not_after(endpoint: str, server_name: str) -> dt.datetime:
+    """notAfter of the certificate a TLS port presents (no verification: we want to see it, expired or not)."""
+    import socket
+    import ssl
+
+    from cryptography import x509
+
+    host, port = endpoint.rsplit(":", 1)
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection((host, int(port)), timeout=5) as raw, ctx.wrap_socket(raw, server_hostname=server_name) as tls:
+        der = tls.getpeercert(binary_form=True)
+    return x509.load_der_x509_certificate(der).not_valid_after_utc
+
+
 def test_expired_cert_secret_is_really_expired_and_replacing_it_heals(sandbox):
     api, core, apps = k8s_clients(sandbox)
     apply_scenario("expired-cert", home=sandbox.home)
+    eps = core.read_namespaced_config_map(ENDPOINTS_CONFIGMAP, "kube-system").data
+    assert eps["tls-server-name"] == "api.shop.example"
+    def served_or_none():
+        try:
+            return _served_not_after(eps["tls"], "api.shop.example")
+        except OSError:  # the agent picks the new scenario up on its next tick
+            return None
+
+    served = wait_for("the gateway port serving", served_or_none, timeout=10)
+    assert served < dt.datetime.now(dt.timezone.utc)
     sec = core.read_namespaced_secret("gateway-tls", "edge")
     crt = base64.b64decode(sec.data["tls.crt"])
     assert pki.not_after(crt) < dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=8)
@@ -180,6 +206,7 @@ def test_expired_cert_secret_is_really_expired_and_replacing_it_heals(sandbox):
     core.patch_namespaced_secret("gateway-tls", "edge", {"data": {
         "tls.crt": base64.b64encode(new_crt).decode(), "tls.key": base64.b64encode(new_key).decode()}})
     wait_for("gateway ready after the new certificate", lambda: _available(apps, "edge", "api-gateway"), timeout=40)
+    assert _served_not_after(eps["tls"], "api.shop.example") > dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=80)
     gw = _pods(core, "edge", "api-gateway")[0].metadata.name
     wait_for("the reload in the log", lambda: "certificate reloaded" in core.read_namespaced_pod_log(gw, "edge"), timeout=10)
 
