@@ -8,8 +8,11 @@ own file with the context `lantern-sandbox`; the user's ~/.kube/config is never 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import threading
 import secrets
 import signal
 import socket
@@ -100,6 +103,37 @@ class Layout:
 
 
 # ---------------------------------------------------------------- processes
+
+_LOCKS: dict[str, tuple[int, int]] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+@contextlib.contextmanager
+def locked(home: Path | str | None = None):
+    """Hold the data directory's lock (re-entrant in this process) so two commands don't start it twice."""
+    lay = Layout(home)
+    lay.home.mkdir(parents=True, exist_ok=True)
+    key = str(lay.home)
+    with _LOCKS_GUARD:
+        fd, depth = _LOCKS.get(key, (-1, 0))
+        if depth == 0:
+            fd = os.open(lay.home / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    if depth == 0:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    with _LOCKS_GUARD:
+        _LOCKS[key] = (fd, depth + 1)
+    try:
+        yield
+    finally:
+        with _LOCKS_GUARD:
+            fd, depth = _LOCKS[key]
+            if depth == 1:
+                del _LOCKS[key]
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
+            else:
+                _LOCKS[key] = (fd, depth - 1)
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -375,6 +409,11 @@ def up(home: Path | str | None = None, nodes: int = 2, timeout: float = 90.0, pr
     time_scale < 1 makes scripted run times and back-offs shorter (tests); it applies when the
     node agent starts.
     """
+    with locked(home):
+        return _up(home, nodes, timeout, progress, time_scale)
+
+
+def _up(home: Path | str | None, nodes: int, timeout: float, progress: Any, time_scale: float | None) -> SandboxInfo:
     missing = _build.missing_binaries()
     if missing:
         raise SandboxError(f"sandbox binaries missing ({', '.join(missing)}); run `lantern sandbox build` first "
@@ -439,6 +478,11 @@ def _wait_nodes(lay: Layout, state: dict[str, Any], nodes: int, timeout: float) 
 
 def down(home: Path | str | None = None) -> bool:
     """Stop every sandbox process, API server before etcd; data stays for a warm start. True if anything ran."""
+    with locked(home):
+        return _down(home)
+
+
+def _down(home: Path | str | None) -> bool:
     lay = Layout(home)
     state = lay.read_state()
     pids = state.get("pids") or {}
@@ -509,6 +553,11 @@ def set_nodes(nodes: int, home: Path | str | None = None) -> None:
 def ensure_up(scenario: str | None = None, home: Path | str | None = None, nodes: int | None = None,
               progress: Any = None) -> SandboxInfo:
     """Start the sandbox if needed and, when asked, make `scenario` the running one (kept if already running)."""
+    with locked(home):
+        return _ensure_up(scenario, home, nodes, progress)
+
+
+def _ensure_up(scenario: str | None, home: Path | str | None, nodes: int | None, progress: Any) -> SandboxInfo:
     lay = Layout(home)
     state = lay.read_state()
     if not is_running(lay.home):

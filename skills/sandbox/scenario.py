@@ -356,11 +356,18 @@ def reset(home: Path | str | None = None, timeout: float = 90.0) -> list[str]:
 
 def apply_scenario(name: str, home: Path | str | None = None, timeout: float = 120.0) -> Scenario:
     """Reset the sandbox and start one scenario: namespace, manifests, rollouts, endpoints ConfigMap."""
+    from skills.sandbox.cluster import locked
+
+    sc = load_scenario(name)  # a bad name or file fails before anything is torn down
+    with locked(home):
+        return _apply(sc, home, timeout)
+
+
+def _apply(sc: Scenario, home: Path | str | None, timeout: float) -> Scenario:
     from kubernetes import client, utils
 
     from skills.sandbox.cluster import Layout, info, set_nodes
 
-    sc = load_scenario(name)
     lay = Layout(home)
     if not lay.kubeconfig.is_file():
         raise ScenarioError("the sandbox is not up; run `lantern sandbox up` first")

@@ -237,6 +237,8 @@ def test_queue_backlog_grows_without_consumers_and_drains_when_scaled(sandbox):
     assert len(core.list_node(label_selector="lantern.dev/sandbox=true").items) == 3
     eps = core.read_namespaced_config_map(ENDPOINTS_CONFIGMAP, "kube-system").data
     rabbit, prom = eps["rabbitmq"], eps["prometheus"]
+    wait_for("producers ready", lambda: _available(apps, "fulfillment", "orders-api"), timeout=40)
+    time.sleep(1)  # the agent reads Deployment status on its next tick
     q1 = _get_json(f"{rabbit}/api/queues/%2F/orders")
     assert q1["consumers"] == 0 and q1["messages"] > 10000
     time.sleep(1.5)
