@@ -20,7 +20,6 @@ import datetime as dt
 import hashlib
 import json
 import logging
-import math
 import os
 import re
 import signal
@@ -386,7 +385,6 @@ class Agent:
         """Advance each container's state machine and post the pod's status if it changed."""
         uid = pod["metadata"]["uid"]
         node = pod["spec"]["nodeName"]
-        ns = pod["metadata"]["namespace"]
         policy = pod["spec"].get("restartPolicy", "Always")
         prior = {cs["name"]: cs for cs in ((pod.get("status") or {}).get("containerStatuses") or [])}
         statuses = []
@@ -758,12 +756,7 @@ def _probe_message(c: dict, ip: str) -> str:
     """The kubelet's wording for a failed readiness probe, from the container's own probe spec."""
     probe = c.get("readinessProbe") or {}
     if probe.get("httpGet"):
-        h = probe["httpGet"]
-        port = h.get("port", 80)
-        for p in c.get("ports") or []:
-            if p.get("name") == port:
-                port = p.get("containerPort")
-        return f"Readiness probe failed: HTTP probe failed with statuscode: 503"
+        return "Readiness probe failed: HTTP probe failed with statuscode: 503"
     if probe.get("tcpSocket"):
         return f"Readiness probe failed: dial tcp {ip}:{probe['tcpSocket'].get('port')}: connect: connection refused"
     if probe.get("exec"):

@@ -312,7 +312,7 @@ def _render_generated(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def _api(kubeconfig: Path):
-    from kubernetes import client, config
+    from kubernetes import config
 
     return config.new_client_from_config(config_file=str(kubeconfig), context="lantern-sandbox")
 

@@ -13,8 +13,10 @@ import urllib.request
 import pytest
 
 from skills.sandbox import cluster, pki
-from skills.sandbox.scenario import ENDPOINTS_CONFIGMAP, ScenarioError, apply_scenario, load_scenario
+from skills.sandbox.scenario import ENDPOINTS_CONFIGMAP, ScenarioError, apply_scenario
 from skills.sandbox.testing import k8s_clients, wait_for
+
+pytestmark = pytest.mark.sandbox
 
 
 def _pods(core, ns: str, app: str) -> list:
@@ -274,28 +276,6 @@ def test_down_then_up_again_keeps_state(sandbox):
     assert cluster.status(sandbox.home)["ready"]
 
 
-def test_scenario_files_validate():
-    for name in ("oom", "bad-deploy", "expired-cert", "dns", "queue-backlog", "image-pull"):
-        sc = load_scenario(name)
-        assert sc.symptom and sc.namespace and sc.manifests
-
-
-def test_broken_scenario_names_file_and_field(tmp_path):
-    p = tmp_path / "broken.yaml"
-    p.write_text("name: x\ntitle: t\nsymptom: s\nnamespace: n\nmanifests: []\nrules: [{behaviour: explode}]\n")
-    with pytest.raises(ScenarioError) as err:
-        load_scenario(p)
-    assert str(p) in str(err.value) and "rules.0.behaviour" in str(err.value)
-
-
-def test_default_world_defers_to_a_real_kubeconfig(tmp_path, monkeypatch):
-    kc = tmp_path / "config"
-    kc.write_text("apiVersion: v1\nkind: Config\n")
-    monkeypatch.setenv("KUBECONFIG", str(kc))
-    assert cluster.default_world(home=tmp_path / "sb") is None
-    assert not (tmp_path / "sb").exists()
-
-
 def test_default_world_without_kubeconfig_uses_the_running_sandbox(sandbox, tmp_path, monkeypatch):
     monkeypatch.delenv("KUBECONFIG", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
@@ -323,3 +303,19 @@ def test_image_pull_backoff_then_fixing_the_tag(sandbox):
     apps.patch_namespaced_deployment("search-api", "search", {"spec": {"template": {"spec": {"containers": [
         {"name": "api", "image": "registry.example.com/search/search-api:3.1.0"}]}}}})
     wait_for("search-api on 3.1.0", lambda: _available(apps, "search", "search-api", "registry.example.com/search/search-api:3.1.0"), timeout=60)
+
+
+def test_cli_status_and_scenarios(sandbox, capsys):
+    from console.cli import main
+
+    assert main(["sandbox", "--home", str(sandbox.home), "status", "--json"]) == 0
+    st = json.loads(capsys.readouterr().out)
+    assert st["ready"] and st["context"] == "lantern-sandbox" and st["rss_mb_total"] > 0
+    assert main(["sandbox", "scenario", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "bad-deploy" in listed and "queue-backlog" in listed
+    assert main(["sandbox", "--home", str(sandbox.home), "scenario", "no-such"]) == 1
+    assert "no scenario 'no-such'" in capsys.readouterr().out
+    assert main(["sandbox", "--home", str(sandbox.home), "up"]) == 0
+    out = capsys.readouterr().out
+    assert str(sandbox.kubeconfig) in out and "~/.kube/config is untouched" in out
