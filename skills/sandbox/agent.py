@@ -14,15 +14,16 @@ Run by `lantern sandbox up` as `python -m skills.sandbox.agent --home DIR`.
 from __future__ import annotations
 
 import argparse
+import base64
 import collections
 import datetime as dt
 import hashlib
 import json
 import logging
-import math
 import os
 import re
 import signal
+import socket
 import ssl
 import threading
 import time
@@ -112,7 +113,7 @@ class Agent:
         self.queue_rates = (0.0, 0.0)
         self.queue_consumers = 0
         self.history: collections.deque[tuple[float, list[tuple[dict, float]]]] = collections.deque(maxlen=720)
-        self.alert_since: dict[str, float] = {}
+        self.alert_since: dict[str, tuple[float, float, dict, dict]] = {}
         self.last_heartbeat = 0.0
         self.last_sample = 0.0
         self.stop = threading.Event()
@@ -121,6 +122,10 @@ class Agent:
 
     def register_nodes(self) -> None:
         """Create the Nodes if missing, post Ready status and clear the admission's not-ready taint."""
+        for old in self.core.list_node(label_selector="lantern.dev/sandbox=true").items:
+            if old.metadata.name not in self.nodes:
+                # Fewer nodes than last time: drop the extras (the pod GC then removes their pods).
+                self.core.delete_node(old.metadata.name)
         for i, name in enumerate(self.nodes, start=1):
             try:
                 node = self.core.read_node(name)
@@ -283,15 +288,21 @@ class Agent:
         """One reconcile pass over everything the agent owns."""
         self.load_active_scenario()
         now = time.time()
-        pods = self.api.sanitize_for_serialization(self.core.list_pod_for_all_namespaces().items)
-        services = self.api.sanitize_for_serialization(self.core.list_service_for_all_namespaces().items)
-        secrets = self.api.sanitize_for_serialization(self.core.list_secret_for_all_namespaces().items)
-        cms = self.api.sanitize_for_serialization(self.core.list_config_map_for_all_namespaces().items)
-        self.deployments = self.api.sanitize_for_serialization(self.apps.list_deployment_for_all_namespaces().items)
+        # Raw JSON, not client models: building models for every object twice a second costs the CPU.
+        pods = _items(self.core.list_pod_for_all_namespaces(_preload_content=False))
+        services = _items(self.core.list_service_for_all_namespaces(_preload_content=False))
+        secrets = _items(self.core.list_secret_for_all_namespaces(_preload_content=False))
+        cms = _items(self.core.list_config_map_for_all_namespaces(_preload_content=False))
+        self.deployments = _items(self.apps.list_deployment_for_all_namespaces(_preload_content=False))
         self.world = World(services, secrets, cms)
         seen: set[str] = set()
         for pod in pods:
-            if pod["spec"].get("nodeName") not in self.nodes:
+            node = pod["spec"].get("nodeName") or ""
+            if node not in self.nodes:
+                if node.startswith("sandbox-node-"):
+                    # Bound to a sandbox node that no longer exists (fewer nodes now): what the pod GC
+                    # would do after its quarantine, done at once so namespaces can finish deleting.
+                    self.finish_pod(pod)
                 continue
             uid = pod["metadata"]["uid"]
             if pod["metadata"].get("deletionTimestamp"):
@@ -374,7 +385,6 @@ class Agent:
         """Advance each container's state machine and post the pod's status if it changed."""
         uid = pod["metadata"]["uid"]
         node = pod["spec"]["nodeName"]
-        ns = pod["metadata"]["namespace"]
         policy = pod["spec"].get("restartPolicy", "Always")
         prior = {cs["name"]: cs for cs in ((pod.get("status") or {}).get("containerStatuses") or [])}
         statuses = []
@@ -638,14 +648,16 @@ class Agent:
             n = labels["__name__"]
             lab = {k: val for k, val in labels.items() if k != "__name__"}
             if n == "kube_pod_container_status_waiting_reason" and lab["reason"] == "CrashLoopBackOff":
-                found.append(("KubePodCrashLooping", {**lab, "severity": "warning"},
+                found.append(("KubePodCrashLooping", {"namespace": lab["namespace"], "pod": lab["pod"],
+                                                      "container": lab["container"], "severity": "warning"},
                               {"summary": "Pod is crash looping.",
                                "description": f"Pod {lab['namespace']}/{lab['pod']} ({lab['container']}) is in waiting state (reason: \"CrashLoopBackOff\")."}))
             elif n == "kube_pod_container_status_waiting_reason" and lab["reason"] in ("ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError"):
                 found.append(("KubePodNotReady", {"namespace": lab["namespace"], "pod": lab["pod"], "severity": "warning"},
                               {"summary": "Pod has been in a non-ready state.", "description": f"Pod {lab['namespace']}/{lab['pod']} has been in a non-ready state ({lab['reason']})."}))
             elif n == "kube_pod_container_status_last_terminated_reason" and lab["reason"] == "OOMKilled":
-                found.append(("KubeContainerOOMKilled", {**lab, "severity": "warning"},
+                found.append(("KubeContainerOOMKilled", {"namespace": lab["namespace"], "pod": lab["pod"],
+                                                         "container": lab["container"], "severity": "warning"},
                               {"summary": "Container was OOMKilled.", "description": f"Container {lab['container']} in pod {lab['namespace']}/{lab['pod']} was OOMKilled."}))
             elif n == "kube_pod_container_status_ready" and v == 0 and lab["namespace"] != "kube-system":
                 found.append(("KubePodNotReady", {"namespace": lab["namespace"], "pod": lab["pod"], "severity": "warning"},
@@ -665,18 +677,24 @@ class Agent:
             elif n == "rabbitmq_queue_consumers" and v == 0:
                 found.append(("RabbitmqNoConsumer", {**lab, "severity": "critical"},
                               {"summary": "Queue has no consumers.", "description": f"Queue {lab['queue']} has no consumers."}))
-        out, seen = [], set()
+        # Crash-loop and OOM rules look back over a window (max_over_time), so they stay firing between
+        # restarts; they clear once the pod is gone or has been quiet for the window.
+        sticky = ("KubePodCrashLooping", "KubeContainerOOMKilled")
+        with self.lock:
+            live_pods = {(p["metadata"]["namespace"], p["metadata"]["name"]) for p in self.pods.values()}
         for name, labels, ann in found:
             key = name + json.dumps(labels, sort_keys=True)
-            if key in seen:
+            first = self.alert_since.get(key, (now, now, labels, ann))[0]
+            self.alert_since[key] = (first, now, labels, ann)
+        out = []
+        for key, (first, last, labels, ann) in list(self.alert_since.items()):
+            name = key.split("{", 1)[0]
+            gone = "pod" in labels and (labels.get("namespace"), labels["pod"]) not in live_pods
+            if last < now and (name not in sticky or now - last > 300 * self.time_scale or gone):
+                del self.alert_since[key]
                 continue
-            seen.add(key)
-            since = self.alert_since.setdefault(key, now)
             out.append({"labels": {"alertname": name, **labels}, "annotations": ann, "state": "firing",
-                        "activeAt": _ts(since), "value": "1e+00"})
-        live = {n + json.dumps(lb, sort_keys=True) for n, lb, _ in found}
-        for k in [k for k in self.alert_since if k not in live]:
-            del self.alert_since[k]
+                        "activeAt": _ts(first), "value": "1e+00"})
         return out
 
     # ------------------------------------------------------------ log access
@@ -719,6 +737,14 @@ class Agent:
             self.stop.wait(max(0.05, TICK - (time.monotonic() - t0)))
 
 
+def _items(resp: Any) -> list[dict]:
+    """The items of a raw list response."""
+    try:
+        return json.loads(resp.data).get("items") or []
+    finally:
+        resp.release_conn()
+
+
 def _fmt_ts(line: str, t: float) -> str:
     """Fill {ts} in an app's own log format with the line's time."""
     if "{ts}" in line:
@@ -730,12 +756,7 @@ def _probe_message(c: dict, ip: str) -> str:
     """The kubelet's wording for a failed readiness probe, from the container's own probe spec."""
     probe = c.get("readinessProbe") or {}
     if probe.get("httpGet"):
-        h = probe["httpGet"]
-        port = h.get("port", 80)
-        for p in c.get("ports") or []:
-            if p.get("name") == port:
-                port = p.get("containerPort")
-        return f"Readiness probe failed: HTTP probe failed with statuscode: 503"
+        return "Readiness probe failed: HTTP probe failed with statuscode: 503"
     if probe.get("tcpSocket"):
         return f"Readiness probe failed: dial tcp {ip}:{probe['tcpSocket'].get('port')}: connect: connection refused"
     if probe.get("exec"):
@@ -952,6 +973,61 @@ def _serve(agent: Agent, kind: str, port: int, tls: tuple[Path, Path] | None = N
     return srv
 
 
+class TlsEndpoint:
+    """Serves, on a loopback port, the certificate the active scenario's Secret holds at this moment."""
+
+    def __init__(self, agent: Agent, port: int) -> None:
+        self.agent = agent
+        self.sock = socket.create_server(("127.0.0.1", port))
+        self.dir = agent.lay.home / "tls-endpoint"
+        self.cache: tuple[str, ssl.SSLContext] | None = None
+        threading.Thread(target=self.loop, name="tls-endpoint", daemon=True).start()
+
+    def context(self) -> ssl.SSLContext | None:
+        sc = self.agent.scenario
+        if not sc or not sc.tls_endpoint:
+            return None
+        sec = self.agent.world.secrets.get((sc.namespace, sc.tls_endpoint.secret))
+        data = (sec or {}).get("data") or {}
+        if not data.get("tls.crt") or not data.get("tls.key"):
+            return None
+        digest = hashlib.sha256((data["tls.crt"] + data["tls.key"]).encode()).hexdigest()
+        if self.cache and self.cache[0] == digest:
+            return self.cache[1]
+        self.dir.mkdir(parents=True, exist_ok=True)
+        crt, key = self.dir / "tls.crt", self.dir / "tls.key"
+        crt.write_bytes(base64.b64decode(data["tls.crt"]))
+        key.touch(mode=0o600)
+        key.write_bytes(base64.b64decode(data["tls.key"]))
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(crt), str(key))
+        self.cache = (digest, ctx)
+        return ctx
+
+    def loop(self) -> None:
+        while not self.agent.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.answer, args=(conn,), daemon=True).start()
+
+    def answer(self, conn: socket.socket) -> None:
+        try:
+            ctx = self.context()
+            if ctx is None:
+                return
+            conn.settimeout(5)
+            with ctx.wrap_socket(conn, server_side=True) as tls:
+                tls.recv(4096)
+                body = b"ok\n"
+                tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\n" + body)
+        except (OSError, ssl.SSLError, ValueError):
+            pass  # a client that rejects the certificate ends the handshake: that is the point
+        finally:
+            conn.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the node agent process."""
     ap = argparse.ArgumentParser(description="Lantern sandbox node agent")
@@ -966,6 +1042,8 @@ def main(argv: list[str] | None = None) -> int:
     servers = [_serve(agent, "kubelet", int(agent.ports["kubelet"]), (pki_dir / "kubelet.crt", pki_dir / "kubelet.key")),
                _serve(agent, "metrics", int(agent.ports["metrics"])),
                _serve(agent, "queue", int(agent.ports["queue"]))]
+    if agent.ports.get("tls"):
+        TlsEndpoint(agent, int(agent.ports["tls"]))
     log.info("node agent up: nodes %s, kubelet port %s", ", ".join(agent.nodes), agent.ports["kubelet"])
     agent.run()
     for s in servers:

@@ -8,8 +8,11 @@ own file with the context `lantern-sandbox`; the user's ~/.kube/config is never 
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import threading
 import secrets
 import signal
 import socket
@@ -38,7 +41,7 @@ DEFAULT_SCENARIO = "bad-deploy"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SERVICE_CIDR = "10.96.0.0/16"
 COMPONENT_ORDER = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "agent")
-PORT_NAMES = ("etcd_client", "etcd_peer", "apiserver", "controller_manager", "scheduler", "kubelet", "metrics", "queue")
+PORT_NAMES = ("etcd_client", "etcd_peer", "apiserver", "controller_manager", "scheduler", "kubelet", "metrics", "queue", "tls")
 
 
 class SandboxError(RuntimeError):
@@ -100,6 +103,37 @@ class Layout:
 
 
 # ---------------------------------------------------------------- processes
+
+_LOCKS: dict[str, tuple[int, int]] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+@contextlib.contextmanager
+def locked(home: Path | str | None = None):
+    """Hold the data directory's lock (re-entrant in this process) so two commands don't start it twice."""
+    lay = Layout(home)
+    lay.home.mkdir(parents=True, exist_ok=True)
+    key = str(lay.home)
+    with _LOCKS_GUARD:
+        fd, depth = _LOCKS.get(key, (-1, 0))
+        if depth == 0:
+            fd = os.open(lay.home / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    if depth == 0:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    with _LOCKS_GUARD:
+        _LOCKS[key] = (fd, depth + 1)
+    try:
+        yield
+    finally:
+        with _LOCKS_GUARD:
+            fd, depth = _LOCKS[key]
+            if depth == 1:
+                del _LOCKS[key]
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                os.close(fd)
+            else:
+                _LOCKS[key] = (fd, depth - 1)
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -375,6 +409,11 @@ def up(home: Path | str | None = None, nodes: int = 2, timeout: float = 90.0, pr
     time_scale < 1 makes scripted run times and back-offs shorter (tests); it applies when the
     node agent starts.
     """
+    with locked(home):
+        return _up(home, nodes, timeout, progress, time_scale)
+
+
+def _up(home: Path | str | None, nodes: int, timeout: float, progress: Any, time_scale: float | None) -> SandboxInfo:
     missing = _build.missing_binaries()
     if missing:
         raise SandboxError(f"sandbox binaries missing ({', '.join(missing)}); run `lantern sandbox build` first "
@@ -386,6 +425,9 @@ def up(home: Path | str | None = None, nodes: int = 2, timeout: float = 90.0, pr
     state = lay.read_state()
     pids: dict[str, int] = dict(state.get("pids") or {})
     alive = {n: _alive(pids.get(n), _MARKERS[n], lay.home) for n in COMPONENT_ORDER}
+    if alive["agent"] and int(state.get("nodes") or nodes) != nodes:
+        _stop(pids["agent"], _MARKERS["agent"], lay.home)  # it registers its nodes at start
+        alive["agent"] = False
     _ensure_pki(lay, state)
     _ensure_ports(state, running=any(alive.values()))
     state["nodes"] = nodes
@@ -436,6 +478,11 @@ def _wait_nodes(lay: Layout, state: dict[str, Any], nodes: int, timeout: float) 
 
 def down(home: Path | str | None = None) -> bool:
     """Stop every sandbox process, API server before etcd; data stays for a warm start. True if anything ran."""
+    with locked(home):
+        return _down(home)
+
+
+def _down(home: Path | str | None) -> bool:
     lay = Layout(home)
     state = lay.read_state()
     pids = state.get("pids") or {}
@@ -462,6 +509,9 @@ def info(home: Path | str | None = None) -> SandboxInfo:
         endpoints["prometheus"] = f'http://127.0.0.1:{ports["metrics"]}'
     if ports.get("queue"):
         endpoints["rabbitmq"] = f'http://127.0.0.1:{ports["queue"]}'
+    if ports.get("tls") and sc.get("tls_endpoint"):
+        endpoints["tls"] = f'127.0.0.1:{ports["tls"]}'
+        endpoints["tls-server-name"] = sc["tls_endpoint"]["server_name"]
     return SandboxInfo(home=lay.home, kubeconfig=lay.kubeconfig, context=CONTEXT,
                        server=f'https://127.0.0.1:{ports.get("apiserver", 0)}', scenario=sc.get("name"),
                        symptom=sc.get("symptom"), endpoints=endpoints)
@@ -488,23 +538,45 @@ def status(home: Path | str | None = None) -> dict[str, Any]:
             "scenario": sc.get("name"), "endpoints": info(lay.home).endpoints}
 
 
-def ensure_up(scenario: str | None = None, home: Path | str | None = None, nodes: int = 2) -> SandboxInfo:
-    """Start the sandbox if needed and, when asked, make `scenario` the running one."""
+def set_nodes(nodes: int, home: Path | str | None = None) -> None:
+    """Change how many nodes the agent registers (restarts the agent; extra nodes are removed)."""
     lay = Layout(home)
     state = lay.read_state()
-    want_nodes = max(nodes, int(state.get("nodes") or 0)) if state.get("nodes") else nodes
+    if int(state.get("nodes") or 0) == nodes and is_running(lay.home):
+        return
+    pid = (state.get("pids") or {}).get("agent")
+    if pid:
+        _stop(pid, _MARKERS["agent"], lay.home)
+    up(lay.home, nodes=nodes)
+
+
+def ensure_up(scenario: str | None = None, home: Path | str | None = None, nodes: int | None = None,
+              progress: Any = None) -> SandboxInfo:
+    """Start the sandbox if needed and, when asked, make `scenario` the running one (kept if already running)."""
+    with locked(home):
+        return _ensure_up(scenario, home, nodes, progress)
+
+
+def _ensure_up(scenario: str | None, home: Path | str | None, nodes: int | None, progress: Any) -> SandboxInfo:
+    lay = Layout(home)
+    state = lay.read_state()
     if not is_running(lay.home):
-        up(lay.home, nodes=want_nodes)
+        up(lay.home, nodes=nodes or int(state.get("nodes") or 2), progress=progress)
+    elif nodes and int(state.get("nodes") or 0) != nodes:
+        set_nodes(nodes, lay.home)
     if scenario is not None:
         from skills.sandbox.scenario import apply_scenario
 
         current = lay.read_scenario() or {}
         if current.get("name") != scenario or not current.get("applied"):
+            if progress:
+                progress(f"starting scenario {scenario}")
             apply_scenario(scenario, home=lay.home)
     return info(lay.home)
 
 
-def default_world(home: Path | str | None = None, scenario: str = DEFAULT_SCENARIO) -> tuple[Path, str, str] | None:
+def default_world(home: Path | str | None = None, scenario: str = DEFAULT_SCENARIO,
+                  progress: Any = None) -> tuple[Path, str, str] | None:
     """With no kubeconfig on this machine, the sandbox with a live scenario: (kubeconfig, context, symptom).
 
     Returns None when the user has a kubeconfig (theirs wins). Raises SandboxError when the sandbox
@@ -516,5 +588,5 @@ def default_world(home: Path | str | None = None, scenario: str = DEFAULT_SCENAR
     current = lay.read_scenario() or {}
     # Keep whatever scenario the user last chose; start the default one only on a fresh sandbox.
     wanted = current.get("name") if current.get("applied") else scenario
-    si = ensure_up(wanted, home=lay.home)
+    si = ensure_up(wanted, home=lay.home, progress=progress)
     return si.kubeconfig, si.context, si.symptom or ""

@@ -23,6 +23,15 @@ def _readyz_time(home: Path) -> str:
     return f"{readyz:.1f}s to /readyz, {total:.1f}s until nodes Ready"
 
 
+def configure(parser: object) -> None:
+    """No options: `lantern bench sandbox` measures with a temporary data directory."""
+
+
+def run(args: object = None) -> int:
+    """Entry for `lantern bench sandbox`."""
+    return main()
+
+
 def main() -> int:
     """Print the numbers, one per line."""
     t0 = time.monotonic()

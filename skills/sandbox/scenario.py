@@ -90,6 +90,14 @@ class QueueModel(BaseModel):
     alert_threshold: int = 10000
 
 
+class TlsEndpoint(BaseModel):
+    """A loopback TLS port that serves whatever certificate a Secret holds right now (a host:port to check)."""
+
+    model_config = ConfigDict(extra="forbid")
+    secret: str
+    server_name: str
+
+
 class Scenario(BaseModel):
     """One incident as data."""
 
@@ -105,6 +113,7 @@ class Scenario(BaseModel):
     rollouts: list[Rollout] = Field(default_factory=list)
     rules: list[Rule] = Field(default_factory=list)
     queue: QueueModel | None = None
+    tls_endpoint: TlsEndpoint | None = None
     source: str = ""
 
     @field_validator("manifests")
@@ -303,7 +312,7 @@ def _render_generated(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def _api(kubeconfig: Path):
-    from kubernetes import client, config
+    from kubernetes import config
 
     return config.new_client_from_config(config_file=str(kubeconfig), context="lantern-sandbox")
 
@@ -347,17 +356,27 @@ def reset(home: Path | str | None = None, timeout: float = 90.0) -> list[str]:
 
 def apply_scenario(name: str, home: Path | str | None = None, timeout: float = 120.0) -> Scenario:
     """Reset the sandbox and start one scenario: namespace, manifests, rollouts, endpoints ConfigMap."""
+    from skills.sandbox.cluster import locked
+
+    sc = load_scenario(name)  # a bad name or file fails before anything is torn down
+    with locked(home):
+        return _apply(sc, home, timeout)
+
+
+def _apply(sc: Scenario, home: Path | str | None, timeout: float) -> Scenario:
     from kubernetes import client, utils
 
-    from skills.sandbox.cluster import Layout, info
+    from skills.sandbox.cluster import Layout, info, set_nodes
 
-    sc = load_scenario(name)
     lay = Layout(home)
     if not lay.kubeconfig.is_file():
         raise ScenarioError("the sandbox is not up; run `lantern sandbox up` first")
     reset(lay.home)
+    if int(lay.read_state().get("nodes") or 0) != sc.nodes:
+        set_nodes(sc.nodes, lay.home)
     record = {"name": sc.name, "path": sc.source, "symptom": sc.symptom, "title": sc.title,
-              "namespace": sc.namespace, "started_at": time.time(), "applied": False}
+              "namespace": sc.namespace, "started_at": time.time(), "applied": False,
+              "tls_endpoint": sc.tls_endpoint.model_dump() if sc.tls_endpoint else None}
     _write_json(lay.scenario, record)
     api = _api(lay.kubeconfig)
     core = client.CoreV1Api(api)

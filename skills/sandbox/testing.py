@@ -61,3 +61,23 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0, every: 
             return last
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+def _session_fixture():
+    """A session-scoped pytest fixture `sandbox`; import it into a conftest to share one cluster."""
+    import pytest
+
+    @pytest.fixture(scope="session")
+    def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxInfo]:
+        """The running sandbox for the whole test session (torn down at the end)."""
+        with sandbox_for_tests(tmp_path_factory.mktemp("sandbox"), nodes=2, time_scale=0.3) as si:
+            yield si
+
+    return sandbox
+
+
+try:
+    sandbox = _session_fixture()
+    """`from skills.sandbox.testing import sandbox` in a conftest.py gives tests one shared cluster."""
+except ImportError:  # pytest is a test-only dependency
+    pass

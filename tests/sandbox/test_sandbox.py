@@ -13,8 +13,10 @@ import urllib.request
 import pytest
 
 from skills.sandbox import cluster, pki
-from skills.sandbox.scenario import ENDPOINTS_CONFIGMAP, ScenarioError, apply_scenario, load_scenario
+from skills.sandbox.scenario import ENDPOINTS_CONFIGMAP, ScenarioError, apply_scenario
 from skills.sandbox.testing import k8s_clients, wait_for
+
+pytestmark = pytest.mark.sandbox
 
 
 def _pods(core, ns: str, app: str) -> list:
@@ -63,9 +65,7 @@ def test_nodes_register_ready_and_untainted(sandbox):
 
 def test_up_is_idempotent(sandbox):
     before = cluster.status(sandbox.home)["processes"]
-    t0 = time.monotonic()
     cluster.up(sandbox.home, nodes=2)
-    assert time.monotonic() - t0 < 10
     after = cluster.status(sandbox.home)["processes"]
     assert [p["pid"] for p in before] == [p["pid"] for p in after]
 
@@ -165,12 +165,38 @@ def test_oom_then_raising_the_limit_fixes_it(sandbox):
         c = p.status.container_statuses[0]
         assert c.ready and c.restart_count == 0 and c.state.running
     log = core.read_namespaced_pod_log(_pods(core, "analytics", "report-worker")[0].metadata.name, "analytics")
-    assert "memory limit 768Mi" in log and "all 8 shards loaded" in log
+    assert "memory limit 768Mi" in log and "all 8 shards loaded" in log  # the run above took seconds, lines are out
+
+
+def _served_not_after(endpoint: str, server_name: str) -> dt.datetime:
+    """notAfter of the certificate a TLS port presents (no verification: we want to see it, expired or not)."""
+    import socket
+    import ssl
+
+    from cryptography import x509
+
+    host, port = endpoint.rsplit(":", 1)
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection((host, int(port)), timeout=5) as raw, ctx.wrap_socket(raw, server_hostname=server_name) as tls:
+        der = tls.getpeercert(binary_form=True)
+    return x509.load_der_x509_certificate(der).not_valid_after_utc
 
 
 def test_expired_cert_secret_is_really_expired_and_replacing_it_heals(sandbox):
     api, core, apps = k8s_clients(sandbox)
     apply_scenario("expired-cert", home=sandbox.home)
+    eps = core.read_namespaced_config_map(ENDPOINTS_CONFIGMAP, "kube-system").data
+    assert eps["tls-server-name"] == "api.shop.example"
+    def served_or_none():
+        try:
+            return _served_not_after(eps["tls"], "api.shop.example")
+        except OSError:  # the agent picks the new scenario up on its next tick
+            return None
+
+    served = wait_for("the gateway port serving", served_or_none, timeout=10)
+    assert served < dt.datetime.now(dt.timezone.utc)
     sec = core.read_namespaced_secret("gateway-tls", "edge")
     crt = base64.b64decode(sec.data["tls.crt"])
     assert pki.not_after(crt) < dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=8)
@@ -182,8 +208,9 @@ def test_expired_cert_secret_is_really_expired_and_replacing_it_heals(sandbox):
     core.patch_namespaced_secret("gateway-tls", "edge", {"data": {
         "tls.crt": base64.b64encode(new_crt).decode(), "tls.key": base64.b64encode(new_key).decode()}})
     wait_for("gateway ready after the new certificate", lambda: _available(apps, "edge", "api-gateway"), timeout=40)
-    log = core.read_namespaced_pod_log(_pods(core, "edge", "api-gateway")[0].metadata.name, "edge")
-    assert "certificate reloaded" in log
+    assert _served_not_after(eps["tls"], "api.shop.example") > dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=80)
+    gw = _pods(core, "edge", "api-gateway")[0].metadata.name
+    wait_for("the reload in the log", lambda: "certificate reloaded" in core.read_namespaced_pod_log(gw, "edge"), timeout=10)
 
 
 def test_dns_wrong_service_name_then_service_created(sandbox):
@@ -193,8 +220,9 @@ def test_dns_wrong_service_name_then_service_created(sandbox):
                                                      if p.status.container_statuses and p.status.container_statuses[0].state.running]) == 3)
     assert not _available(apps, "shop", "orders-api")
     pod = _pods(core, "shop", "orders-api")[0]
-    log = core.read_namespaced_pod_log(pod.metadata.name, "shop")
-    assert "no such host" in log and "inventory.shop.svc.cluster.local" in log
+    log = wait_for("the lookup error in the log", lambda: (lambda t: t if "no such host" in t else None)(
+        core.read_namespaced_pod_log(pod.metadata.name, "shop")), timeout=10)
+    assert "inventory.shop.svc.cluster.local" in log
     core.create_namespaced_service("shop", {"metadata": {"name": "inventory"}, "spec": {
         "selector": {"app": "inventory"}, "ports": [{"port": 8080, "targetPort": "http"}]}})
     wait_for("orders-api ready", lambda: _available(apps, "shop", "orders-api"), timeout=40)
@@ -207,9 +235,12 @@ def _get_json(url: str):
 
 def test_queue_backlog_grows_without_consumers_and_drains_when_scaled(sandbox):
     api, core, apps = k8s_clients(sandbox)
-    apply_scenario("queue-backlog", home=sandbox.home)
+    apply_scenario("queue-backlog", home=sandbox.home)  # asks for 3 nodes: the agent adds one
+    assert len(core.list_node(label_selector="lantern.dev/sandbox=true").items) == 3
     eps = core.read_namespaced_config_map(ENDPOINTS_CONFIGMAP, "kube-system").data
     rabbit, prom = eps["rabbitmq"], eps["prometheus"]
+    wait_for("producers ready", lambda: _available(apps, "fulfillment", "orders-api"), timeout=40)
+    time.sleep(1)  # the agent reads Deployment status on its next tick
     q1 = _get_json(f"{rabbit}/api/queues/%2F/orders")
     assert q1["consumers"] == 0 and q1["messages"] > 10000
     time.sleep(1.5)
@@ -240,30 +271,9 @@ def test_down_then_up_again_keeps_state(sandbox):
     assert not cluster.down(sandbox.home)
     si = cluster.up(sandbox.home, nodes=2)
     _, core, _ = k8s_clients(si)
+    assert len(core.list_node(label_selector="lantern.dev/sandbox=true").items) == 2
     assert before <= {ns.metadata.name for ns in core.list_namespace().items}
     assert cluster.status(sandbox.home)["ready"]
-
-
-def test_scenario_files_validate():
-    for name in ("oom", "bad-deploy", "expired-cert", "dns", "queue-backlog", "image-pull"):
-        sc = load_scenario(name)
-        assert sc.symptom and sc.namespace and sc.manifests
-
-
-def test_broken_scenario_names_file_and_field(tmp_path):
-    p = tmp_path / "broken.yaml"
-    p.write_text("name: x\ntitle: t\nsymptom: s\nnamespace: n\nmanifests: []\nrules: [{behaviour: explode}]\n")
-    with pytest.raises(ScenarioError) as err:
-        load_scenario(p)
-    assert str(p) in str(err.value) and "rules.0.behaviour" in str(err.value)
-
-
-def test_default_world_defers_to_a_real_kubeconfig(tmp_path, monkeypatch):
-    kc = tmp_path / "config"
-    kc.write_text("apiVersion: v1\nkind: Config\n")
-    monkeypatch.setenv("KUBECONFIG", str(kc))
-    assert cluster.default_world(home=tmp_path / "sb") is None
-    assert not (tmp_path / "sb").exists()
 
 
 def test_default_world_without_kubeconfig_uses_the_running_sandbox(sandbox, tmp_path, monkeypatch):
@@ -293,3 +303,19 @@ def test_image_pull_backoff_then_fixing_the_tag(sandbox):
     apps.patch_namespaced_deployment("search-api", "search", {"spec": {"template": {"spec": {"containers": [
         {"name": "api", "image": "registry.example.com/search/search-api:3.1.0"}]}}}})
     wait_for("search-api on 3.1.0", lambda: _available(apps, "search", "search-api", "registry.example.com/search/search-api:3.1.0"), timeout=60)
+
+
+def test_cli_status_and_scenarios(sandbox, capsys):
+    from console.cli import main
+
+    assert main(["sandbox", "--home", str(sandbox.home), "status", "--json"]) == 0
+    st = json.loads(capsys.readouterr().out)
+    assert st["ready"] and st["context"] == "lantern-sandbox" and st["rss_mb_total"] > 0
+    assert main(["sandbox", "scenario", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "bad-deploy" in listed and "queue-backlog" in listed
+    assert main(["sandbox", "--home", str(sandbox.home), "scenario", "no-such"]) == 1
+    assert "no scenario 'no-such'" in capsys.readouterr().out
+    assert main(["sandbox", "--home", str(sandbox.home), "up"]) == 0
+    out = capsys.readouterr().out
+    assert str(sandbox.kubeconfig) in out and "~/.kube/config is untouched" in out
