@@ -135,6 +135,8 @@ def scripted_factory(
     async def factory(cfg: Any, *, store: Store, approver: Any, session_id: str | None = None, _default: str = session_id) -> Session:
         past = await store.events(session_id) if session_id else []
         sid = session_id or _default
+        if not session_id and await store.find(sid) is not None:
+            sid = uuid.uuid4().hex[:12]  # the fixed id is taken in this store: a new session gets a fresh one
         model = ScriptedModel(list(script), name="scripted", chunk=token_chunk)
         cls = FixedTimingSession if fixed_timing else Session
         session = cls(

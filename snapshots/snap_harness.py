@@ -36,8 +36,11 @@ async def wait_for(pilot: Pilot[Any], cond: Callable[[], bool], timeout: float =
         if loop.time() > end:
             raise AssertionError("condition not reached in time")
         await pilot.pause(0.05)
-    await pilot.pause(0.1)
+    # Let deferred work settle (DataTable measures new rows when idle, streamed text flushes on a timer).
+    for _ in range(3):
+        await pilot.pause(0.2)
     await pilot.wait_for_scheduled_animations()
+    await pilot.pause()
 
 
 def ready(app: LanternApp) -> bool:

@@ -6,12 +6,31 @@ from textual.containers import VerticalScroll
 from textual.widgets import Markdown, Static
 
 
+def settled_prefix(text: str) -> int:
+    """Length of the part of a streaming answer made of finished paragraphs (never inside a code fence)."""
+    cut = text.rfind("\n\n")
+    while cut > 0 and text.count("```", 0, cut) % 2:
+        cut = text.rfind("\n\n", 0, cut)
+    return max(cut, 0)
+
+
 class UserLine(Static):
     """One question the user asked."""
 
 
 class AnswerBlock(Markdown):
     """One step's streamed answer (restyled as a hypothesis when the step goes on to call tools)."""
+
+
+class StreamingAnswer(Static):
+    """An answer while it streams: one widget redrawn as a whole (cheap), replaced by an
+    AnswerBlock when the step's final text arrives."""
+
+    def show(self, text: str) -> None:
+        """Draw the text so far as markdown."""
+        from rich.markdown import Markdown as RichMarkdown
+
+        self.update(RichMarkdown(text, hyperlinks=False))
 
 
 class NoticeLine(Static):
@@ -25,13 +44,16 @@ class TurnFooter(Static):
 class Conversation(VerticalScroll):
     """Scrolls to the newest block unless the user has scrolled up to read."""
 
-    FLUSH_S = 0.08
+    FLUSH_S = 0.15
     """Streamed text is drawn at most this often: reading speed, and keys stay responsive."""
+    SETTLE_CHARS = 1200
+    """Finished paragraphs are frozen into their own widget in chunks of at least this size."""
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._answers: dict[tuple[int, int], AnswerBlock] = {}
-        self._shown: dict[tuple[int, int], int] = {}
+        self._streaming: dict[tuple[int, int], list[StreamingAnswer]] = {}
+        self._settled: dict[tuple[int, int], int] = {}
         self._latest: dict[tuple[int, int], str] = {}
         self._flush_timer: object | None = None
         self._final: set[tuple[int, int]] = set()
@@ -59,42 +81,49 @@ class Conversation(VerticalScroll):
             await self._draw(turn, step, text)
 
     async def _draw(self, turn: int, step: int, text: str) -> None:
-        """Append the part of `text` not drawn yet."""
+        """Redraw the streaming answer of a step: finished paragraphs are drawn once, only the
+        paragraph in progress is redrawn (the cost of a frame stays flat as the answer grows)."""
         key = (turn, step)
         if key in self._final:
             return
-        block = self._answers.get(key)
-        if block is None:
-            block = AnswerBlock("")
-            self._answers[key] = block
-            self._shown[key] = 0
-            await self.mount(block)
+        parts = self._streaming.get(key)
+        if parts is None:
+            parts = [StreamingAnswer()]
+            self._streaming[key] = parts
+            self._settled[key] = 0
+            await self.mount(parts[0])
             if key in self._final:
                 return
-        new = text[self._shown[key] :]
-        if new:
-            self._shown[key] = len(text)
-            await block.append(new)
+        tail = parts[-1]
+        done = self._settled[key]
+        cut = settled_prefix(text)
+        if cut - done >= self.SETTLE_CHARS:
+            settled = StreamingAnswer()
+            settled.show(text[done:cut])
+            parts.insert(-1, settled)
+            self._settled[key] = cut
+            await self.mount(settled, before=tail)
+        tail.show(text[self._settled[key] :])
         self._follow()
 
     async def finish(self, turn: int, step: int, text: str, *, hypothesis: bool) -> None:
-        """The step's final text: replaces the streamed one; a step that calls tools is a hypothesis."""
+        """The step's final text replaces the streamed one; a step that calls tools is a hypothesis."""
         key = (turn, step)
         self._latest.pop(key, None)
         self._final.add(key)
-        block = self._answers.get(key)
-        if not text and block is None:
-            return
-        if block is None:
-            block = AnswerBlock("")
-            self._answers[key] = block
-            await self.mount(block)
-        if self._shown.get(key) != len(text):
-            await block.update(text)
-        self._shown[key] = len(text)
-        block.set_class(hypothesis, "hypothesis")
+        parts = self._streaming.pop(key, None) or []
         if not text:
-            block.display = False
+            for w in parts:
+                await w.remove()
+            return
+        block = AnswerBlock(text)
+        block.set_class(hypothesis, "hypothesis")
+        self._answers[key] = block
+        if parts:
+            await self.mount(block, before=parts[0])
+            await self.remove_children(parts)
+        else:
+            await self.mount(block)
         self._follow()
 
     def notice(self, text: str, level: str = "info") -> None:

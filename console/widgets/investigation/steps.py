@@ -10,8 +10,10 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from rich.console import Group
+from rich.padding import Padding
 from rich.text import Text
-from textual.containers import Vertical, VerticalScroll
+from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widgets import Static
 
@@ -61,8 +63,8 @@ class CallView:
     notes: list[str] = field(default_factory=list)
 
 
-class StepBlock(Vertical):
-    """One step of the investigation."""
+class StepBlock(Static):
+    """One step of the investigation (drawn as one renderable: no child widgets to race with)."""
 
     def __init__(self, turn: int, step: int) -> None:
         super().__init__(classes="step")
@@ -79,19 +81,11 @@ class StepBlock(Vertical):
         self.full: dict[str, str] = {}
         """Full outputs fetched from the store, by call id."""
 
-    def compose(self):  # type: ignore[no-untyped-def]
-        yield Static(classes="step-title")
-        yield Static(classes="step-hypothesis")
-        yield Static(classes="step-calls")
-        yield Static(classes="step-output")
-
     def on_mount(self) -> None:
         self.refresh_view()
 
     def refresh_view(self) -> None:
         """Re-render the block from its state."""
-        if not self.is_mounted:
-            return
         v = self.app.theme_variables
         muted = v.get("muted", "")
         statuses = [c.status for c in self.calls.values()]
@@ -100,15 +94,14 @@ class StepBlock(Vertical):
         title.append(f"turn {self.turn} · step {self.step}", style="bold")
         if statuses:
             title.append("  " + " ".join(STATUS_MARK.get(s, s) for s in statuses), style=muted)
-        self.query_one(".step-title", Static).update(title)
-        hyp = self.query_one(".step-hypothesis", Static)
-        hyp.update(Text(self.hypothesis, style="italic") if self.hypothesis else "")
-        hyp.display = bool(self.hypothesis)
+        parts: list[Any] = [title]
+        if self.hypothesis:
+            parts.append(Padding(Text(self.hypothesis, style=f"italic {muted}"), (0, 0, 0, 2)))
         lines = Text()
         for c in self.calls.values():
             if lines:
                 lines.append("\n")
-            style = v.get(f"status-{c.status}", v.get("status-running", "")) if c.status not in ("awaiting",) else v.get("risk-high", "")
+            style = v.get(f"status-{c.status}", v.get("status-running", "")) if c.status != "awaiting" else v.get("risk-high", "")
             if c.status == "denied":
                 style = v.get("status-blocked", "")
             lines.append(f"{STATUS_MARK.get(c.status, '?')} ", style=f"bold {style}")
@@ -123,20 +116,16 @@ class StepBlock(Vertical):
                 lines.append("\n  → " + summary)
             if c.partial:
                 lines.append(f"\n  {c.partial}", style=v.get("status-partial", ""))
-        calls = self.query_one(".step-calls", Static)
-        calls.update(lines)
-        calls.display = bool(self.calls)
-        out = self.query_one(".step-output", Static)
+        if self.calls:
+            parts.append(Padding(lines, (0, 0, 0, 2)))
         if self.expanded and self.calls:
             body = Text()
             for c in self.calls.values():
                 text = self.full.get(c.call_id) or c.output or c.summary or "(no output)"
                 body.append(f"── {c.tool} ──\n", style=muted)
                 body.append(text.rstrip() + "\n")
-            out.update(body)
-            out.display = True
-        else:
-            out.display = False
+            parts.append(Padding(body, (0, 0, 0, 2)))
+        self.update(Group(*parts))
 
 
 class StepList(VerticalScroll, can_focus=True):
