@@ -163,6 +163,18 @@ class Dispatcher:
             yield self._finished(ctx, call, "denied", msg, t0, notes=notes)
             return
 
+        if risk == "read":
+            earlier = _same_call_this_turn(ctx, tool.name, h)
+            if earlier is not None:
+                msg = (
+                    f"Not run again: {tool.name} with these exact arguments already answered at step {earlier} of this turn, "
+                    "and its output is above. Use that output, call a different tool (for example logs with previous=true, "
+                    "events or rollout history), or give your answer."
+                )
+                await self._audit(ctx, "refusal", tool.name, args_json, h, "refused", "guard:repeat", msg)
+                yield self._finished(ctx, call, "error", msg, t0, notes=notes, summary="repeat of an earlier call; not run")
+                return
+
         self.budgets.sync(ctx)
         over = self.budgets.exceeded()
         if over:
@@ -373,6 +385,21 @@ def _denied_in_history(events: list[Any], h: str) -> str | None:
             asked[e.request_id] = e.call_hash
         elif kind == "approval-resolved" and e.request_id in asked and not e.approved:
             return f"denied by {e.by}" + (f": {e.reason}" if e.reason else "")
+    return None
+
+
+def _same_call_this_turn(ctx: Any, tool: str, h: str) -> int | None:
+    """The step at which this exact read call already succeeded in the current turn, if it did."""
+    started: dict[str, Any] = {}
+    for e in ctx.session.events:
+        if getattr(e, "turn", None) != ctx.turn:
+            continue
+        kind = getattr(e, "kind", "")
+        if kind == "tool-call-started" and e.tool == tool:
+            started[e.call_id] = e
+        elif kind == "tool-call-finished" and e.call_id in started and e.status in ("ok", "partial"):
+            if call_hash(tool, started[e.call_id].arguments) == h:
+                return e.step
     return None
 
 
