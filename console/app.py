@@ -31,6 +31,13 @@ from console.widgets.header.header_bar import HeaderBar
 from console.widgets.investigation.steps import StepList
 from themes import BUILTIN, CSS_FILES, DEFAULT_VARIABLES, load_user_themes, resolve_name
 
+WELCOME = (
+    "Ask about an incident in plain words, e.g. “why is checkout failing in payments?”.\n"
+    "The agent reads pods, logs, events and rollouts; any change it proposes waits for your approval.\n"
+    "esc → panes (j/k move, enter expands) · : commands · ? all keys · y YAML inspector · ctrl+c cancels"
+)
+"""Shown when a new session opens."""
+
 MAIN_ACTIONS = {"command_mode", "filter", "focus_prompt", "toggle_inspector", "resize", "focus_pane", "help"}
 """Actions that only make sense on the main screen (not under a modal)."""
 
@@ -199,6 +206,8 @@ class LanternApp(App[int]):
         header.session_id = session.id
         header.model_state = "running" if session.running else "ready"
         screen = self.main
+        if not message.resumed and not any(getattr(e, "kind", "") == "user-message" for e in session.events):
+            screen.query_one(Conversation).notice(WELCOME, "welcome")
         if message.resumed:
             screen.reset()
             for e in session.events:
