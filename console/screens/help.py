@@ -13,6 +13,7 @@ from console.keys import COMMAND_ALIASES, COMMANDS, KEYS, effective_keys
 
 SCOPE_TITLES = {
     "app": "Everywhere",
+    "conversation": "Conversation",
     "list": "Lists (timeline, dropped items, sessions)",
     "steps": "Investigation steps",
     "gauge": "Context gauge · dropped items",

@@ -268,3 +268,23 @@ async def test_conversation_keeps_user_text_verbatim() -> None:
         await until(pilot, lambda: bool(kinds(app, "turn-finished")))
         conv = app.main.query_one(Conversation)
         assert any("[bold]not markup[/]" in shown(w) for w in conv.children)
+
+
+async def test_conversation_scrolls_with_j_and_k() -> None:
+    long = "\n\n".join(f"Paragraph {i} of a long answer about the api pods." for i in range(60))
+    app = app_for([{"text": long}])
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press(*"long please", "enter")
+        await until(pilot, lambda: bool(kinds(app, "turn-finished")))
+        await pilot.pause(0.3)
+        conv = app.main.query_one(Conversation)
+        await pilot.press("escape", "c")
+        bottom = conv.scroll_y
+        assert bottom > 0
+        await pilot.press("k", "k", "k")
+        await pilot.pause(0.2)
+        assert conv.scroll_y < bottom
+        await pilot.press("G")
+        await pilot.pause(0.2)
+        assert conv.scroll_y == conv.max_scroll_y
