@@ -126,6 +126,7 @@ COMMANDS: list[Command] = [
     Command("theme", "NAME", "Switch theme (lantern-dark, lantern-light, lantern-contrast)", "theme"),
     Command("inspect", "", "Open the YAML inspector", "inspect"),
     Command("recall", "REF", "Ask the agent to recall a dropped detail by reference", "recall"),
+    Command("retry", "", "Ask the agent to propose again the approvals left pending when the session closed", "retry"),
     Command("cancel", "", "Cancel the running turn", "cancel"),
     Command("new", "", "Start a new session", "new"),
     Command("help", "", "Show keys and commands", "help"),

@@ -219,7 +219,14 @@ async def test_continue_reopens_blocks_timeline_and_pending_approval() -> None:
         assert "pending when the session closed" in notes and "rollback_deployment" in notes
         blocks = again.main.query_one(StepList).blocks
         assert blocks[-1].calls[next(iter(blocks[-1].calls))].status == "awaiting"
-    assert executed == []
+        # :retry is a user turn: the engine proposes again and the policy asks again.
+        again.bridge.session.model.enqueue(INCIDENT_SCRIPT[2], INCIDENT_SCRIPT[3])
+        await pilot.press("colon", *"retry", "enter")
+        await until(pilot, lambda: isinstance(again.screen, ApprovalScreen))
+        assert "rollback_deployment" in kinds(again, "user-message")[-1].text
+        await pilot.press("a")
+        await until(pilot, lambda: len(kinds(again, "turn-finished")) == 1)
+    assert executed == [{"tool": "rollback_deployment", "name": "api", "namespace": "payments", "revision": 13}]
 
 
 async def test_recall_from_the_gauge_sends_a_turn_naming_the_ref() -> None:
