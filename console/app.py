@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +31,13 @@ from console.widgets.gauge.gauge import DroppedList
 from console.widgets.header.header_bar import HeaderBar
 from console.widgets.investigation.steps import StepList
 from themes import BUILTIN, CSS_FILES, DEFAULT_VARIABLES, load_user_themes, resolve_name
+
+WELCOME = (
+    "Ask about an incident in plain words, e.g. “why is checkout failing in payments?”.\n"
+    "The agent reads pods, logs, events and rollouts; any change it proposes waits for your approval.\n"
+    "esc → panes (j/k move, enter expands) · : commands · ? all keys · y YAML inspector · ctrl+c cancels"
+)
+"""Shown when a new session opens."""
 
 MAIN_ACTIONS = {"command_mode", "filter", "focus_prompt", "toggle_inspector", "resize", "focus_pane", "help"}
 """Actions that only make sense on the main screen (not under a modal)."""
@@ -96,6 +104,8 @@ class LanternApp(App[int]):
         """Default namespace for :pods."""
         self.first_frame_at: float | None = None
         """perf_counter() when the first frame was drawn."""
+        self.stale_approvals: list[Any] = []
+        """Approval requests left unanswered when a reopened session last closed."""
         self._queued: list[str] = []
         self._last_ctrl_c = 0.0
 
@@ -199,6 +209,8 @@ class LanternApp(App[int]):
         header.session_id = session.id
         header.model_state = "running" if session.running else "ready"
         screen = self.main
+        if not message.resumed and not any(getattr(e, "kind", "") == "user-message" for e in session.events):
+            screen.query_one(Conversation).notice(WELCOME, "welcome")
         if message.resumed:
             screen.reset()
             for e in session.events:
@@ -212,10 +224,11 @@ class LanternApp(App[int]):
                 names = ", ".join(f"{r.tool}({', '.join(f'{k}={v}' for k, v in r.arguments.items())})" for r in waiting)
                 screen.query_one(Conversation).notice(
                     f"⚠ {len(waiting)} approval{'s were' if len(waiting) > 1 else ' was'} pending when the session closed: {names}. "
-                    "Nothing ran. Ask the agent to propose it again to approve it now.",
+                    "Nothing ran. :retry asks the agent to propose it again, so you can approve or deny it now.",
                     "warning",
                 )
                 header.pending = len(waiting)
+            self.stale_approvals = waiting
         if self._queued:
             text = self._queued.pop(0)
             self._queued.clear()
@@ -415,6 +428,16 @@ class LanternApp(App[int]):
             return
         about = f" ({what})" if what else ""
         self.send(f"Recall the dropped detail {ref}{about} with recall_detail(ref={ref!r}) and tell me what it says.")
+
+    def cmd_retry(self, args: str) -> None:
+        """Ask the agent (a user turn, so the policy asks again) to re-propose the stale approvals."""
+        if not self.stale_approvals:
+            self.notify("No approvals were left pending in this session.")
+            return
+        calls = "; ".join(f"{r.tool}({json.dumps(r.arguments, sort_keys=True)})" for r in self.stale_approvals)
+        if self.send(f"These actions were waiting for my approval when the session closed and did not run: {calls}. Check they are still right and propose them again."):
+            self.stale_approvals = []
+            self.main.query_one(HeaderBar).pending = 0
 
     def cmd_cancel(self, args: str) -> None:
         """Cancel the running turn."""

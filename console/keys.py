@@ -53,10 +53,15 @@ KEYS: list[Key] = [
     Key("app.shrink", "left_square_bracket", "resize(-4)", "Narrower", show=False, help="Make the conversation pane narrower."),
     Key("app.timeline", "t", "focus_pane('timeline')", "Timeline", show=False, help="Focus the tool-call timeline."),
     Key("app.steps", "s", "focus_pane('steps')", "Steps", show=False, help="Focus the investigation steps."),
+    Key("app.conversation", "c", "focus_pane('conversation')", "Conversation", show=False, help="Focus the conversation (j/k scroll)."),
     Key("app.gauge", "g", "focus_pane('dropped')", "Gauge", show=False, help="Focus the list of dropped context items."),
     # lists
     Key("list.down", "j,down", "cursor_down", "Down", scope="list", show=False, help="Move down."),
     Key("list.up", "k,up", "cursor_up", "Up", scope="list", show=False, help="Move up."),
+    # conversation
+    Key("conversation.down", "j,down", "scroll_down", "Down", scope="conversation", show=False, help="Scroll the conversation down."),
+    Key("conversation.up", "k,up", "scroll_up", "Up", scope="conversation", show=False, help="Scroll the conversation up."),
+    Key("conversation.end", "G,end", "scroll_end", "End", scope="conversation", show=False, help="Jump to the newest message."),
     # investigation steps
     Key("steps.down", "j,down", "move(1)", "Down", scope="steps", show=False, help="Next step."),
     Key("steps.up", "k,up", "move(-1)", "Up", scope="steps", show=False, help="Previous step."),
@@ -121,6 +126,7 @@ COMMANDS: list[Command] = [
     Command("theme", "NAME", "Switch theme (lantern-dark, lantern-light, lantern-contrast)", "theme"),
     Command("inspect", "", "Open the YAML inspector", "inspect"),
     Command("recall", "REF", "Ask the agent to recall a dropped detail by reference", "recall"),
+    Command("retry", "", "Ask the agent to propose again the approvals left pending when the session closed", "retry"),
     Command("cancel", "", "Cancel the running turn", "cancel"),
     Command("new", "", "Start a new session", "new"),
     Command("help", "", "Show keys and commands", "help"),

@@ -5,6 +5,8 @@ from __future__ import annotations
 from textual.containers import VerticalScroll
 from textual.widgets import Markdown, Static
 
+from console.keys import bindings
+
 
 def settled_prefix(text: str) -> int:
     """Length of the part of a streaming answer made of finished paragraphs (never inside a code fence)."""
@@ -43,6 +45,8 @@ class TurnFooter(Static):
 
 class Conversation(VerticalScroll):
     """Scrolls to the newest block unless the user has scrolled up to read."""
+
+    BINDINGS = bindings("conversation")
 
     FLUSH_S = 0.15
     """Streamed text is drawn at most this often: reading speed, and keys stay responsive."""

@@ -219,7 +219,14 @@ async def test_continue_reopens_blocks_timeline_and_pending_approval() -> None:
         assert "pending when the session closed" in notes and "rollback_deployment" in notes
         blocks = again.main.query_one(StepList).blocks
         assert blocks[-1].calls[next(iter(blocks[-1].calls))].status == "awaiting"
-    assert executed == []
+        # :retry is a user turn: the engine proposes again and the policy asks again.
+        again.bridge.session.model.enqueue(INCIDENT_SCRIPT[2], INCIDENT_SCRIPT[3])
+        await pilot.press("colon", *"retry", "enter")
+        await until(pilot, lambda: isinstance(again.screen, ApprovalScreen))
+        assert "rollback_deployment" in kinds(again, "user-message")[-1].text
+        await pilot.press("a")
+        await until(pilot, lambda: len(kinds(again, "turn-finished")) == 1)
+    assert executed == [{"tool": "rollback_deployment", "name": "api", "namespace": "payments", "revision": 13}]
 
 
 async def test_recall_from_the_gauge_sends_a_turn_naming_the_ref() -> None:
@@ -268,3 +275,23 @@ async def test_conversation_keeps_user_text_verbatim() -> None:
         await until(pilot, lambda: bool(kinds(app, "turn-finished")))
         conv = app.main.query_one(Conversation)
         assert any("[bold]not markup[/]" in shown(w) for w in conv.children)
+
+
+async def test_conversation_scrolls_with_j_and_k() -> None:
+    long = "\n\n".join(f"Paragraph {i} of a long answer about the api pods." for i in range(60))
+    app = app_for([{"text": long}])
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press(*"long please", "enter")
+        await until(pilot, lambda: bool(kinds(app, "turn-finished")))
+        await pilot.pause(0.3)
+        conv = app.main.query_one(Conversation)
+        await pilot.press("escape", "c")
+        bottom = conv.scroll_y
+        assert bottom > 0
+        await pilot.press("k", "k", "k")
+        await pilot.pause(0.2)
+        assert conv.scroll_y < bottom
+        await pilot.press("G")
+        await pilot.pause(0.2)
+        assert conv.scroll_y == conv.max_scroll_y
