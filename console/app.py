@@ -229,10 +229,14 @@ class LanternApp(App[int]):
                 )
                 header.pending = len(waiting)
             self.stale_approvals = waiting
+        opening = getattr(session, "opening", None)
         if self._queued:
             text = self._queued.pop(0)
             self._queued.clear()
             self.send(text, echo=False)
+        elif opening and not message.resumed:
+            # First run on the embedded world: the live incident is investigated straight away.
+            self.send(opening)
 
     def on_engine_failed(self, message: EngineFailed) -> None:
         header = self.main.query_one(HeaderBar)

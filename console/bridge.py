@@ -35,9 +35,27 @@ async def default_session_factory(cfg: Config, *, store: Store, approver: Any, s
     from engine.config import resolve_model
 
     runtime = await asyncio.to_thread(importlib.import_module, "engine.runtime")
+    alert = None
+    world_error = ""
+    if session_id is None:
+        # No kubeconfig on this machine: the embedded world (the sandbox with a live incident).
+        try:
+            alert = await asyncio.to_thread(runtime.embedded_world, cfg)
+        except Exception as exc:  # noqa: BLE001 - the console still opens; it says why there is no cluster
+            world_error = getattr(exc, "message", None) or str(exc)
     model = await asyncio.to_thread(runtime.make_model, resolve_model(cfg), cfg)
     toolbox = await asyncio.to_thread(runtime.make_toolbox, cfg)
-    return await runtime.open_session(cfg, store=store, approver=approver, session_id=session_id, model=model, toolbox=toolbox)
+    session = await runtime.open_session(cfg, store=store, approver=approver, session_id=session_id, model=model, toolbox=toolbox)
+    if world_error:
+        from engine import events as ev
+
+        await session.emit(ev.Notice, text=f"The sandbox cluster could not start: {world_error}", level="warning", topic="world")
+    if alert:
+        session.opening = (  # type: ignore[attr-defined]
+            f"Alert from the sandbox cluster (context {cfg.context}): {alert}. "
+            "Investigate: find the root cause with evidence, then propose the smallest safe fix."
+        )
+    return session
 
 
 # -- messages the bridge posts to the app ---------------------------------------------------------
