@@ -283,6 +283,13 @@ class Bridge:
         finally:
             self._stream.clear()
             self.app.post_message(TurnStateChanged(False))
+            if self.store is not None:
+                try:
+                    from engine.runtime import score_in_background
+
+                    score_in_background(self.store, session.id)
+                except Exception:  # noqa: BLE001 - scoring is advisory; it never breaks a turn
+                    pass
 
     def cancel(self) -> bool:
         """Cancel the running turn; False when none runs."""

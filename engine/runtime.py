@@ -84,11 +84,20 @@ def build_context_for(model: Model, cfg: Config) -> Any:
     return ctxmod.build_context(model, cfg) if hasattr(ctxmod, "build_context") else None
 
 
-def make_reviewer(model: Model, cfg: Config, store: Store | None) -> Any:
-    """The plan critic."""
-    from engine.critic import build_reviewer
+def make_reviewer(model: Model, cfg: Config, store: Store | None, hints: list[str] | None = None) -> Any:
+    """The plan critic, with the hints learned from earlier sessions."""
+    from engine.critic import PlanCritic
 
-    return build_reviewer(model, cfg, store)
+    return PlanCritic(hints)
+
+
+def score_in_background(store: Store, session_id: str) -> Any:
+    """Score the session's trajectory off the critical path (a task; the face need not wait)."""
+    import asyncio
+
+    from engine.critic.trajectory import score_and_store
+
+    return asyncio.ensure_future(score_and_store(store, session_id))
 
 
 async def open_session(
@@ -107,7 +116,13 @@ async def open_session(
     if session_id:
         past = await store.events(session_id)
     context_builder = build_context_for(model, cfg)
-    reviewer = make_reviewer(model, cfg, store)
+    from engine.critic.trajectory import recent_hints
+
+    hints = await recent_hints(store)
+    reviewer = make_reviewer(model, cfg, store, hints)
+    loop_cfg = LoopConfig(max_steps=cfg.max_steps)
+    if hints:
+        loop_cfg.system_prompt += "\nLessons from earlier sessions: " + " ".join(hints)
     session = Session(
         model,
         toolbox,
@@ -116,7 +131,7 @@ async def open_session(
         approver=approver,
         context=context_builder,
         reviewer=reviewer,
-        config=LoopConfig(max_steps=cfg.max_steps),
+        config=loop_cfg,
         events=past,
     )
     attach = getattr(toolbox, "attach", None)

@@ -38,4 +38,8 @@ async def run(args: argparse.Namespace) -> int:
         except ModelError as exc:
             print(f"lantern: {exc.message}" + (f"\n  hint: {exc.hint}" if exc.hint else ""), file=sys.stderr)
             return 2
-        return await ask(session, args.question, as_json=args.json, console=console)
+        code = await ask(session, args.question, as_json=args.json, console=console)
+        from engine.runtime import score_in_background
+
+        await score_in_background(store, session.id)
+        return code

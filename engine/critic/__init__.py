@@ -7,7 +7,7 @@ from typing import Any
 from engine.critic.plan import Step, Verdict, review_plan
 from engine.models.base import ToolCall
 
-__all__ = ["PlanCritic", "Step", "Verdict", "build_reviewer", "review_plan"]
+__all__ = ["PlanCritic", "Step", "Verdict", "review_plan"]
 
 
 def evidence_text(events: list[Any]) -> str:
@@ -39,8 +39,3 @@ class PlanCritic:
             tools = {s.tool for s in steps}
             findings += [h for h in self.hints if any(t in h for t in tools)][:2]
         return v.verdict, findings, v.suggested
-
-
-def build_reviewer(model: Any, cfg: Any, store: Any) -> PlanCritic:
-    """The critic the runtime plugs into every session."""
-    return PlanCritic()

@@ -88,3 +88,20 @@ def test_scoring_flags_repeats_failures_and_ungrounded_answers():
     assert score["score"] < 0.5
     hints = hints_from_scores([score, score])
     assert any("nope" in h for h in hints)
+
+
+async def test_scores_are_stored_and_become_hints_for_the_next_session(tmp_path):
+    from engine.config import Config
+    from engine.critic.trajectory import score_and_store
+    from engine.runtime import open_session
+    from engine.store import Store
+
+    async with Store(tmp_path / "s.db") as store:
+        for _ in range(2):
+            model = ScriptedModel([{"tool_calls": [{"name": "nope", "arguments": {}}]}, {"text": "fine"}])
+            s = await open_session(Config(model="scripted:x"), store=store, model=model, toolbox=toolbox())
+            [e async for e in s.run_turn("status?")]
+            await score_and_store(store, s.id)
+        assert (await store.get_score(s.id))["failed_calls"] == 1
+        s3 = await open_session(Config(model="scripted:x"), store=store, model=ScriptedModel([{"text": "ok"}]), toolbox=toolbox())
+        assert "Lessons from earlier sessions" in s3.config.system_prompt and "nope" in s3.config.system_prompt
