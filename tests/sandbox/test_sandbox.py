@@ -262,9 +262,17 @@ def test_queue_backlog_grows_without_consumers_and_drains_when_scaled(sandbox):
     assert err.value.code == 400
 
 
+def _running_since(core) -> dict:
+    return {(p.metadata.namespace, p.metadata.name): (c.restart_count, c.state.running.started_at)
+            for p in core.list_pod_for_all_namespaces().items for c in p.status.container_statuses or []
+            if c.state.running and c.ready}
+
+
 def test_down_then_up_again_keeps_state(sandbox):
     _, core, _ = k8s_clients(sandbox)
     before = {ns.metadata.name for ns in core.list_namespace().items}
+    healthy = _running_since(core)
+    assert healthy
     assert cluster.down(sandbox.home)
     st = cluster.status(sandbox.home)
     assert not any(p["alive"] for p in st["processes"])
@@ -273,6 +281,11 @@ def test_down_then_up_again_keeps_state(sandbox):
     _, core, _ = k8s_clients(si)
     assert len(core.list_node(label_selector="lantern.dev/sandbox=true").items) == 2
     assert before <= {ns.metadata.name for ns in core.list_namespace().items}
+    # Like a restarted kubelet, the agent adopts running containers instead of restarting them.
+    time.sleep(2)
+    after = _running_since(core)
+    kept = {k: v for k, v in healthy.items() if k in after}
+    assert kept and all(after[k] == v for k, v in kept.items())
     assert cluster.status(sandbox.home)["ready"]
 
 
