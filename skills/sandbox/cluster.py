@@ -439,20 +439,27 @@ def _up(home: Path | str | None, nodes: int, timeout: float, progress: Any, time
     lay.write_state(state)
     _write_kubeconfig(lay, state)
     say = progress or (lambda msg: None)
-    for name in COMPONENT_ORDER:
-        if alive[name] and _probe(name, lay, state):
-            continue
-        if alive[name]:
-            _stop(pids[name], _MARKERS[name], lay.home)
-        say(f"starting {name}")
-        env = os.environ.copy()
-        if name == "agent":
-            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-        proc = _spawn(name, _argv(name, lay, state), lay, env)
-        pids[name] = proc.pid
-        state["pids"] = pids
-        lay.write_state(state)
-        _wait(name, lay, state, proc, timeout)
+    # etcd, then the API server, one after the other; the three clients of the API server together.
+    for group in (("etcd",), ("kube-apiserver",), ("kube-controller-manager", "kube-scheduler", "agent")):
+        started = []
+        for name in group:
+            if alive[name] and _probe(name, lay, state):
+                continue
+            if alive[name]:
+                _stop(pids[name], _MARKERS[name], lay.home)
+            say(f"starting {name}")
+            env = os.environ.copy()
+            if name == "agent":
+                env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+            proc = _spawn(name, _argv(name, lay, state), lay, env)
+            pids[name] = proc.pid
+            state["pids"] = pids
+            lay.write_state(state)
+            started.append((name, proc))
+        for name, proc in started:
+            _wait(name, lay, state, proc, timeout)
+        if group[0] == "kube-apiserver" and started:
+            say("API server ready")
     _wait_nodes(lay, state, nodes, timeout)
     return info(lay.home)
 
