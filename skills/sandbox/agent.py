@@ -747,6 +747,13 @@ class Agent:
 
     # ------------------------------------------------------------ log access
 
+    def instance_of(self, ns: str, pod: str, container: str) -> tuple[int, str] | None:
+        """(restart count, phase) of a container, or None when the agent does not know it."""
+        with self.lock:
+            uid = self.by_name.get((ns, pod))
+            st = self.containers.get((uid, container)) if uid else None
+            return (st.restart, st.phase) if st else None
+
     def read_logs(self, ns: str, pod: str, container: str, previous: bool) -> tuple[int, list[tuple[float, str]] | str]:
         """Lines of a container instance, or (status, message) the way the kubelet words it."""
         with self.lock:
@@ -918,7 +925,37 @@ class _Handler(BaseHTTPRequestHandler):
         data = text.encode()
         if qs.get("limitBytes"):
             data = data[: int(qs["limitBytes"])]
+        if qs.get("follow", "false").lower() in ("true", "1") and not qs.get("limitBytes"):
+            return self._follow(ns, pod, container, data, stamp, len(res))
         self._send(200, data, "text/plain")
+
+    def _follow(self, ns: str, pod: str, container: str, first: bytes, stamp: bool, seen: int) -> None:
+        """`logs -f`: the lines so far, then new ones as the instance writes them, until it ends or the client goes."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        try:
+            self.wfile.write(first)
+            self.wfile.flush()
+            instance = self.agent.instance_of(ns, pod, container)
+            deadline = time.time() + 3600
+            while time.time() < deadline and not self.agent.stop.is_set():
+                time.sleep(0.5)
+                code, res = self.agent.read_logs(ns, pod, container, False)
+                now_inst = self.agent.instance_of(ns, pod, container)
+                if code != 200 or now_inst is None or instance is None or now_inst[0] != instance[0]:
+                    return  # the pod went away or a new instance started: the kubelet ends the stream too
+                new = res[seen:]
+                seen = len(res)
+                if new:
+                    self.wfile.write("".join((f"{_ts_nano(t)} " if stamp else "") + ln + "\n" for t, ln in new).encode())
+                    self.wfile.flush()
+                if now_inst[1] != "running":
+                    return  # the container exited: the stream ends with it
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
+            return
 
     def _metrics(self, path: str, qs: dict[str, str]) -> None:
         a = self.agent

@@ -332,3 +332,20 @@ def test_cli_status_and_scenarios(sandbox, capsys):
     assert main(["sandbox", "--home", str(sandbox.home), "up"]) == 0
     out = capsys.readouterr().out
     assert str(sandbox.kubeconfig) in out and "~/.kube/config is untouched" in out
+
+
+def test_logs_follow_streams_new_lines_through_the_api_server(sandbox):
+    _, core, apps = k8s_clients(sandbox)
+    apply_scenario("queue-backlog", home=sandbox.home)
+    wait_for("producers ready", lambda: _available(apps, "fulfillment", "orders-api"), timeout=40)
+    pod = _pods(core, "fulfillment", "orders-api")[0].metadata.name
+    resp = core.read_namespaced_pod_log(pod, "fulfillment", follow=True, tail_lines=0, _preload_content=False)
+    got = b""
+    deadline = time.monotonic() + 20
+    for chunk in resp.stream(64):
+        got += chunk
+        if got.count(b"published order confirmation batch") >= 2 or time.monotonic() > deadline:
+            break
+    resp.release_conn()
+    # tailLines=0: nothing was there when the stream opened, so these lines arrived while following.
+    assert got.count(b"published order confirmation batch") >= 2
