@@ -781,8 +781,22 @@ class Agent:
 
     # ------------------------------------------------------------ main
 
+    def recall_events(self) -> None:
+        """Pick up the Events an earlier agent wrote, so repeats bump their counts instead of duplicating them."""
+        for e in _items(self.core.list_event_for_all_namespaces(_preload_content=False)):
+            if (e.get("source") or {}).get("component") != "kubelet":
+                continue
+            io = e.get("involvedObject") or {}
+            key = (io.get("uid"), io.get("fieldPath"), e.get("reason"), e.get("message"))
+            first = _parse_ts(e.get("firstTimestamp")) or time.time()
+            self.events[key] = (e["metadata"]["name"], e["metadata"]["namespace"], int(e.get("count") or 1), first)
+
     def run(self) -> None:
         self.register_nodes()
+        try:
+            self.recall_events()
+        except self.ApiException as exc:
+            log.warning("could not read earlier events: %s", exc.reason)
         while not self.stop.is_set():
             t0 = time.monotonic()
             try:

@@ -270,9 +270,11 @@ def _running_since(core) -> dict:
 
 def test_down_then_up_again_keeps_state(sandbox):
     _, core, _ = k8s_clients(sandbox)
+    if not _running_since(core):
+        apply_scenario("dns", home=sandbox.home)
+        wait_for("healthy pods", lambda: _running_since(core), timeout=40)
     before = {ns.metadata.name for ns in core.list_namespace().items}
     healthy = _running_since(core)
-    assert healthy
     assert cluster.down(sandbox.home)
     st = cluster.status(sandbox.home)
     assert not any(p["alive"] for p in st["processes"])
@@ -285,7 +287,7 @@ def test_down_then_up_again_keeps_state(sandbox):
     time.sleep(2)
     after = _running_since(core)
     kept = {k: v for k, v in healthy.items() if k in after}
-    assert kept and all(after[k] == v for k, v in kept.items())
+    assert kept and {k: after[k] for k in kept} == kept
     assert cluster.status(sandbox.home)["ready"]
 
 
