@@ -171,6 +171,25 @@ class Agent:
                          "containerRuntimeVersion": "containerd://1.6.20", "kubeletVersion": "v1.20.2",
                          "kubeProxyVersion": "v1.20.2", "operatingSystem": "linux", "architecture": "amd64"}}}
         self.core.patch_node_status(name, body)
+        self.renew_lease(name)
+
+    def renew_lease(self, name: str) -> None:
+        """The node's Lease in kube-node-lease, which `kubectl describe node` and health checks read."""
+        from kubernetes import client
+
+        coord = client.CoordinationV1Api(self.api)
+        now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        spec = {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": now}
+        try:
+            coord.patch_namespaced_lease(name, "kube-node-lease", {"spec": spec})
+        except self.ApiException as exc:
+            if exc.status != 404:
+                raise
+            owner = [{"apiVersion": "v1", "kind": "Node", "name": name, "uid": self.node_uids.get(name, "")}] \
+                if self.node_uids.get(name) else []
+            coord.create_namespaced_lease("kube-node-lease", {
+                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                "metadata": {"name": name, "ownerReferences": owner}, "spec": spec})
 
     # ------------------------------------------------------------ scenario
 
@@ -392,14 +411,43 @@ class Agent:
             key = (uid, c["name"])
             st = self.containers.get(key)
             if st is None:
-                # After an agent restart, carry on from the restart count the API server remembers.
-                st = Container(restart=int((prior.get(c["name"]) or {}).get("restartCount") or 0))
+                st = self.adopt(uid, pod, c, prior.get(c["name"]) or {}, now)
                 self.containers[key] = st
-                if st.restart == 0:
+                if st.restart == 0 and st.phase == "creating":
                     self.event(pod, "Pulling", f'Pulling image "{c.get("image")}"', field_path=f"spec.containers{{{c['name']}}}", node=node)
             self.step(pod, c, st, now, policy)
             statuses.append(self.container_status(uid, c, st))
         self.post_status(pod, statuses, now)
+
+    def adopt(self, uid: str, pod: dict, c: dict, prior: dict, now: float) -> Container:
+        """After an agent restart, carry on from what the API server remembers, like a restarted kubelet
+        finds its containers still running: same restart count, running ones keep running."""
+        st = Container(restart=int(prior.get("restartCount") or 0))
+        last = (prior.get("lastState") or {}).get("terminated")
+        if last:
+            st.last_term = dict(last)
+        rule = pick_rule(self.scenario, pod, c, self.world, dt.datetime.now(dt.timezone.utc))
+        running = (prior.get("state") or {}).get("running")
+        if last:
+            # lastState is the instance before the running one, or during back-off the one that just died.
+            idx = st.restart - 1 if running else st.restart
+            if idx >= 0:
+                st.rule = rule
+                keep, st.restart = st.restart, idx
+                self.start_instance_logs(uid, pod, c, st, _parse_ts(last.get("startedAt")) or now)  # re-told
+                st.restart = keep
+        if running:
+            st.rule = rule
+            st.phase = "running"
+            st.started_at = _parse_ts(running.get("startedAt")) or now
+            st.waiting = None
+            st.ready = rule.behaviour == "healthy"
+            self.start_instance_logs(uid, pod, c, st, st.started_at)
+            st.next_probe_event = now
+        elif (prior.get("state") or {}).get("waiting", {}).get("reason") == "CrashLoopBackOff":
+            st.rule = rule
+            st.phase, st.backoff_until = "backoff", now
+        return st
 
     def step(self, pod: dict, c: dict, st: Container, now: float, policy: str) -> None:
         uid = pod["metadata"]["uid"]
@@ -699,6 +747,13 @@ class Agent:
 
     # ------------------------------------------------------------ log access
 
+    def instance_of(self, ns: str, pod: str, container: str) -> tuple[int, str] | None:
+        """(restart count, phase) of a container, or None when the agent does not know it."""
+        with self.lock:
+            uid = self.by_name.get((ns, pod))
+            st = self.containers.get((uid, container)) if uid else None
+            return (st.restart, st.phase) if st else None
+
     def read_logs(self, ns: str, pod: str, container: str, previous: bool) -> tuple[int, list[tuple[float, str]] | str]:
         """Lines of a container instance, or (status, message) the way the kubelet words it."""
         with self.lock:
@@ -726,8 +781,22 @@ class Agent:
 
     # ------------------------------------------------------------ main
 
+    def recall_events(self) -> None:
+        """Pick up the Events an earlier agent wrote, so repeats bump their counts instead of duplicating them."""
+        for e in _items(self.core.list_event_for_all_namespaces(_preload_content=False)):
+            if (e.get("source") or {}).get("component") != "kubelet":
+                continue
+            io = e.get("involvedObject") or {}
+            key = (io.get("uid"), io.get("fieldPath"), e.get("reason"), e.get("message"))
+            first = _parse_ts(e.get("firstTimestamp")) or time.time()
+            self.events[key] = (e["metadata"]["name"], e["metadata"]["namespace"], int(e.get("count") or 1), first)
+
     def run(self) -> None:
         self.register_nodes()
+        try:
+            self.recall_events()
+        except self.ApiException as exc:
+            log.warning("could not read earlier events: %s", exc.reason)
         while not self.stop.is_set():
             t0 = time.monotonic()
             try:
@@ -735,6 +804,16 @@ class Agent:
             except Exception as exc:  # noqa: BLE001 - keep the node alive through API hiccups; say what failed
                 log.warning("tick failed: %s", exc)
             self.stop.wait(max(0.05, TICK - (time.monotonic() - t0)))
+
+
+def _parse_ts(s: str | None) -> float | None:
+    """An API timestamp as epoch seconds."""
+    if not s:
+        return None
+    try:
+        return dt.datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def _items(resp: Any) -> list[dict]:
@@ -860,7 +939,37 @@ class _Handler(BaseHTTPRequestHandler):
         data = text.encode()
         if qs.get("limitBytes"):
             data = data[: int(qs["limitBytes"])]
+        if qs.get("follow", "false").lower() in ("true", "1") and not qs.get("limitBytes"):
+            return self._follow(ns, pod, container, data, stamp, len(res))
         self._send(200, data, "text/plain")
+
+    def _follow(self, ns: str, pod: str, container: str, first: bytes, stamp: bool, seen: int) -> None:
+        """`logs -f`: the lines so far, then new ones as the instance writes them, until it ends or the client goes."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        try:
+            self.wfile.write(first)
+            self.wfile.flush()
+            instance = self.agent.instance_of(ns, pod, container)
+            deadline = time.time() + 3600
+            while time.time() < deadline and not self.agent.stop.is_set():
+                time.sleep(0.5)
+                code, res = self.agent.read_logs(ns, pod, container, False)
+                now_inst = self.agent.instance_of(ns, pod, container)
+                if code != 200 or now_inst is None or instance is None or now_inst[0] != instance[0]:
+                    return  # the pod went away or a new instance started: the kubelet ends the stream too
+                new = res[seen:]
+                seen = len(res)
+                if new:
+                    self.wfile.write("".join((f"{_ts_nano(t)} " if stamp else "") + ln + "\n" for t, ln in new).encode())
+                    self.wfile.flush()
+                if now_inst[1] != "running":
+                    return  # the container exited: the stream ends with it
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
+            return
 
     def _metrics(self, path: str, qs: dict[str, str]) -> None:
         a = self.agent

@@ -9,6 +9,7 @@ own file with the context `lantern-sandbox`; the user's ~/.kube/config is never 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import fcntl
 import json
 import os
@@ -439,26 +440,37 @@ def _up(home: Path | str | None, nodes: int, timeout: float, progress: Any, time
     lay.write_state(state)
     _write_kubeconfig(lay, state)
     say = progress or (lambda msg: None)
-    for name in COMPONENT_ORDER:
-        if alive[name] and _probe(name, lay, state):
-            continue
-        if alive[name]:
-            _stop(pids[name], _MARKERS[name], lay.home)
-        say(f"starting {name}")
-        env = os.environ.copy()
-        if name == "agent":
-            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-        proc = _spawn(name, _argv(name, lay, state), lay, env)
-        pids[name] = proc.pid
-        state["pids"] = pids
-        lay.write_state(state)
-        _wait(name, lay, state, proc, timeout)
-    _wait_nodes(lay, state, nodes, timeout)
+    t_start = time.time()
+    restarted_agent = False
+    # etcd, then the API server, one after the other; the three clients of the API server together.
+    for group in (("etcd",), ("kube-apiserver",), ("kube-controller-manager", "kube-scheduler", "agent")):
+        started = []
+        for name in group:
+            if alive[name] and _probe(name, lay, state):
+                continue
+            if alive[name]:
+                _stop(pids[name], _MARKERS[name], lay.home)
+            say(f"starting {name}")
+            env = os.environ.copy()
+            if name == "agent":
+                env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+            proc = _spawn(name, _argv(name, lay, state), lay, env)
+            pids[name] = proc.pid
+            state["pids"] = pids
+            lay.write_state(state)
+            started.append((name, proc))
+            restarted_agent = restarted_agent or name == "agent"
+        for name, proc in started:
+            _wait(name, lay, state, proc, timeout)
+        if group[0] == "kube-apiserver" and started:
+            say("API server ready")
+    # Nodes left in etcd from the last run look Ready too: count only those this agent has heartbeated.
+    _wait_nodes(lay, state, nodes, timeout, since=t_start - 2 if restarted_agent else 0.0)
     return info(lay.home)
 
 
-def _wait_nodes(lay: Layout, state: dict[str, Any], nodes: int, timeout: float) -> None:
-    """Until the agent's nodes are Ready and untainted, so scenarios' pods can be scheduled."""
+def _wait_nodes(lay: Layout, state: dict[str, Any], nodes: int, timeout: float, since: float = 0.0) -> None:
+    """Until exactly the agent's nodes are Ready (heartbeat after `since`) and untainted, so pods can be scheduled."""
     url = f'https://127.0.0.1:{state["ports"]["apiserver"]}/api/v1/nodes?labelSelector=lantern.dev%2Fsandbox%3Dtrue'
     deadline = time.monotonic() + timeout
     last = ""
@@ -468,12 +480,23 @@ def _wait_nodes(lay: Layout, state: dict[str, Any], nodes: int, timeout: float) 
             items = json.loads(body).get("items", [])
             ready = [n for n in items
                      if not (n.get("spec") or {}).get("taints")
-                     and any(c["type"] == "Ready" and c["status"] == "True" for c in (n.get("status") or {}).get("conditions") or [])]
-            if len(ready) >= nodes:
+                     and any(c["type"] == "Ready" and c["status"] == "True" and _epoch(c.get("lastHeartbeatTime")) >= since
+                             for c in (n.get("status") or {}).get("conditions") or [])]
+            if len(ready) >= nodes and len(items) == nodes:
                 return
             last = f"{len(ready)} of {nodes} nodes ready"
         time.sleep(0.2)
     raise SandboxError(f"nodes did not become ready ({last}); see {lay.logs / 'agent.log'}:\n" + _tail(lay.logs / "agent.log"))
+
+
+def _epoch(ts: str | None) -> float:
+    """An API timestamp as epoch seconds (0 when absent)."""
+    if not ts:
+        return 0.0
+    try:
+        return datetime.datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
 
 
 def down(home: Path | str | None = None) -> bool:

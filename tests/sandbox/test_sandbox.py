@@ -262,9 +262,19 @@ def test_queue_backlog_grows_without_consumers_and_drains_when_scaled(sandbox):
     assert err.value.code == 400
 
 
+def _running_since(core) -> dict:
+    return {(p.metadata.namespace, p.metadata.name): (c.restart_count, c.state.running.started_at)
+            for p in core.list_pod_for_all_namespaces().items for c in p.status.container_statuses or []
+            if c.state.running and c.ready}
+
+
 def test_down_then_up_again_keeps_state(sandbox):
     _, core, _ = k8s_clients(sandbox)
+    if not _running_since(core):
+        apply_scenario("dns", home=sandbox.home)
+        wait_for("healthy pods", lambda: _running_since(core), timeout=40)
     before = {ns.metadata.name for ns in core.list_namespace().items}
+    healthy = _running_since(core)
     assert cluster.down(sandbox.home)
     st = cluster.status(sandbox.home)
     assert not any(p["alive"] for p in st["processes"])
@@ -273,6 +283,11 @@ def test_down_then_up_again_keeps_state(sandbox):
     _, core, _ = k8s_clients(si)
     assert len(core.list_node(label_selector="lantern.dev/sandbox=true").items) == 2
     assert before <= {ns.metadata.name for ns in core.list_namespace().items}
+    # Like a restarted kubelet, the agent adopts running containers instead of restarting them.
+    time.sleep(2)
+    after = _running_since(core)
+    kept = {k: v for k, v in healthy.items() if k in after}
+    assert kept and {k: after[k] for k in kept} == kept
     assert cluster.status(sandbox.home)["ready"]
 
 
@@ -319,3 +334,20 @@ def test_cli_status_and_scenarios(sandbox, capsys):
     assert main(["sandbox", "--home", str(sandbox.home), "up"]) == 0
     out = capsys.readouterr().out
     assert str(sandbox.kubeconfig) in out and "~/.kube/config is untouched" in out
+
+
+def test_logs_follow_streams_new_lines_through_the_api_server(sandbox):
+    _, core, apps = k8s_clients(sandbox)
+    apply_scenario("queue-backlog", home=sandbox.home)
+    wait_for("producers ready", lambda: _available(apps, "fulfillment", "orders-api"), timeout=40)
+    pod = _pods(core, "fulfillment", "orders-api")[0].metadata.name
+    resp = core.read_namespaced_pod_log(pod, "fulfillment", follow=True, tail_lines=0, _preload_content=False)
+    got = b""
+    deadline = time.monotonic() + 20
+    for chunk in resp.stream(64):
+        got += chunk
+        if got.count(b"published order confirmation batch") >= 2 or time.monotonic() > deadline:
+            break
+    resp.release_conn()
+    # tailLines=0: nothing was there when the stream opened, so these lines arrived while following.
+    assert got.count(b"published order confirmation batch") >= 2
