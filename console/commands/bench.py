@@ -11,6 +11,7 @@ BENCHES: list[tuple[str, str, str]] = [
     ("retrieval-scale", "engine.retrieval.bench_scale", "index build and query latency with N actions"),
     ("scrub", "engine.guard.bench", "scrubber recall/precision on secrets and PII sets"),
     ("compaction", "engine.context.bench", "fact survival and compression of context compaction"),
+    ("sandbox", "skills.sandbox.measure", "sandbox start times and memory"),
 ]
 """(name, module, help): each module has configure(parser) and run(args)."""
 
