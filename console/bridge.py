@@ -52,7 +52,7 @@ async def default_session_factory(cfg: Config, *, store: Store, approver: Any, s
         await session.emit(ev.Notice, text=f"The sandbox cluster could not start: {world_error}", level="warning", topic="world")
     if alert:
         session.opening = (  # type: ignore[attr-defined]
-            f"Alert from the sandbox cluster (context {cfg.context}): {alert}. "
+            f"Alert from the sandbox cluster (context {cfg.context}): {alert.rstrip('. ')}. "
             "Investigate: find the root cause with evidence, then propose the smallest safe fix."
         )
     return session
