@@ -207,6 +207,12 @@ class LanternApp(App[int]):
         header = self.main.query_one(HeaderBar)
         header.model = session.model.name
         header.session_id = session.id
+        started = next((e for e in reversed(session.events) if getattr(e, "kind", "") == "session-started"), None)
+        if started is not None:
+            # The engine may have chosen the world (the sandbox and its incident's namespace).
+            header.context = started.context or header.context
+            if started.namespace:
+                self.namespace = header.namespace = started.namespace
         header.model_state = "running" if session.running else "ready"
         screen = self.main
         if not message.resumed and not any(getattr(e, "kind", "") == "user-message" for e in session.events):

@@ -68,6 +68,11 @@ def embedded_world(cfg: Config) -> str | None:
         return None
     _, context, symptom = world
     cfg.context = context
+    scenario = info().scenario
+    if scenario and not cfg.namespace:
+        from skills.sandbox.scenario import load_scenario
+
+        cfg.namespace = load_scenario(scenario).namespace
     pack_of = {"prometheus": "PROMETHEUS", "rabbitmq": "QUEUE"}
     for name, url in info().endpoints.items():
         if name in pack_of:
