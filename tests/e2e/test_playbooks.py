@@ -7,6 +7,7 @@ test approver approves; then the cluster must really heal and the audit log must
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import urllib.request
@@ -153,6 +154,8 @@ async def test_queue_backlog_consumer_is_scaled_up_and_drains(world, monkeypatch
         call("kubernetes.describe_deployment", name="order-worker", namespace="fulfillment"),
         call("kubernetes.rollout_history", name="order-worker", namespace="fulfillment"),
         call("kubernetes.scale_deployment", name="order-worker", namespace="fulfillment", replicas=2),
+        # Right after the write, the model looks at the queue again: the world changed, so must the answer.
+        call("queue.get_queue", name="orders", vhost="/"),
         answer("order-worker, the only consumer of orders, was scaled to 0 (CHG-2291) and never scaled back; scaled it to 2."),
     ])
     approver = TestApprover(approve=True)
@@ -162,10 +165,10 @@ async def test_queue_backlog_consumer_is_scaled_up_and_drains(world, monkeypatch
         events = await run_turn(session, 'RabbitMQ queue "orders" (vhost /) has a growing backlog with no consumers; '
                                          "namespace fulfillment; follow the queue backlog runbook")
         assert events[-1].reason == "answered", events[-1]
-        assert executed_tools(events) == [
+        assert executed_tools(events)[:5] == [
             "read_runbook", "queue.get_queue", "kubernetes.describe_deployment", "kubernetes.rollout_history",
             "kubernetes.scale_deployment"]
-        q = _output(events, "queue.get_queue")
+        q = finished(events, "queue.get_queue")[0].output
         depth_before = int(re.search(r"^messages_ready: (\d+)", q, re.M).group(1))
         assert depth_before > 10_000 and re.search(r"^consumers: 0$", q, re.M), q
         assert re.search(r"replicas: desired=0\b", _output(events, "kubernetes.describe_deployment"))
@@ -184,7 +187,7 @@ async def test_queue_backlog_consumer_is_scaled_up_and_drains(world, monkeypatch
         events2 = await run_turn(session, "is the orders queue draining now?")
         q2 = _output(events2, "queue.get_queue")
         assert int(re.search(r"^consumers: (\d+)", q2, re.M).group(1)) > 0, q2
-        assert int(re.search(r"^messages_ready: (\d+)", q2, re.M).group(1)) < depth_before, q2
+        assert int(re.search(r"^messages_ready: (\d+)", q2, re.M).group(1)) < first, q2
 
         rows = await audit_rows(store, session.id)
         scale_rows = [r for r in rows if r.tool == "kubernetes.scale_deployment"]
@@ -192,8 +195,15 @@ async def test_queue_backlog_consumer_is_scaled_up_and_drains(world, monkeypatch
         assert "approved by tester" in scale_rows[1].detail
         ok, _, why = await (await __import__("engine.policy.audit", fromlist=["AuditLog"]).AuditLog.open(store.db)).verify()
         assert ok, why
+        problems = []
         # The undo hint must name the real previous count (0), so a human can scale back.
-        assert re.search(r"^from: 0$", scaled, re.M) and "scale back to 0" in scaled, scaled
+        if not (re.search(r"^from: 0$", scaled, re.M) and "scale back to 0" in scaled):
+            problems.append(f"scale_deployment does not report the previous count 0: {scaled!r}")
+        # A read repeated after an approved write is a new question, not a repeat.
+        recheck = finished(events, "queue.get_queue")[1]
+        if recheck.status != "ok":
+            problems.append(f"queue.get_queue after the scale was not run: {recheck.status}: {recheck.output[:200]!r}")
+        assert not problems, problems
     finally:
         await store.close()
 
@@ -209,7 +219,8 @@ async def test_oom_playbook_finds_oomkilled_and_names_the_limit(world, monkeypat
         for c in p.status.container_statuses or []), timeout=LONG)
 
     def restarting(inv):
-        pods = [r for r in rows_of(inv.last("kubernetes.list_pods")) if r["name"].startswith("report-worker-") and int(r["restarts"]) > 0]
+        pods = [r for r in rows_of(inv.last("kubernetes.list_pods"))
+                if r["name"].startswith("report-worker-") and (r["status"] in ("CrashLoopBackOff", "OOMKilled") or r.get("last_terminated") == "OOMKilled")]
         assert pods, inv.last("kubernetes.list_pods")
         inv.pod = pods[0]["name"]
         return {"name": "kubernetes.describe_pod", "arguments": {"name": inv.pod, "namespace": "analytics"}}
@@ -268,11 +279,13 @@ async def test_certificate_expiry_playbook_finds_the_expired_secret(world, monke
         endpoint = _output(events, "tls.check_endpoint_certificate")
         secret = _output(events, "tls.check_kubernetes_tls_secret")
         for text in (endpoint, secret):
-            assert "expired" in text.lower() and "api.shop.example" in text, text
-            assert re.search(r"days_left:\s*-\d", text) or re.search(r"-\d+ days", text), text
+            assert "status=expired" in text and "CN=api.shop.example" in text, text
+            not_after = dt.datetime.fromisoformat(re.search(r"not_after=(\S+)", text).group(1))
+            assert not_after < dt.datetime.now(dt.timezone.utc) and re.search(r"days_left=-\d", text), text
         assert "x509: certificate has expired" in _output(events, "kubernetes.list_events")
-        assert "secretName: gateway-tls" in _output(events, "kubernetes.get_resource_yaml")
         await _no_writes(session, store, approver, events)
+        # Which Secret the gateway mounts (the playbook's check 4) must survive output scrubbing.
+        assert "secretName: gateway-tls" in _output(events, "kubernetes.get_resource_yaml")
     finally:
         await store.close()
 
@@ -320,3 +333,18 @@ async def test_dns_playbook_finds_the_missing_service_name(world, monkeypatch, t
         assert approver.asked == []
     finally:
         await store.close()
+
+
+def test_every_tool_a_playbook_names_exists():
+    """A runbook that names a tool the packs lack sends the model after a tool it cannot call."""
+    from engine.config import Config
+    from skills.playbooks import load_playbooks
+    from skills.registry import tools_for_config
+
+    tools, errors = tools_for_config(Config(model="scripted"))
+    names = {t.name for t in tools}
+    packs = {n.split(".")[0] for n in names}
+    books, _ = load_playbooks()
+    missing = sorted({(b.name, ref) for b in books for ref in re.findall(r"`([a-z_]+\.[a-z_]+)`", b.body)
+                      if ref.split(".")[0] in packs and ref not in names})
+    assert not missing, f"playbooks name tools that do not exist: {missing}"
