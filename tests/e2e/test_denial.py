@@ -7,6 +7,7 @@ import time
 
 import pytest
 from e2e_support import (
+    LONG,
     Investigator,
     TestApprover,
     answer,
@@ -20,7 +21,7 @@ from e2e_support import (
 )
 
 from engine.store import Store
-from skills.sandbox.testing import k8s_clients
+from skills.sandbox.testing import k8s_clients, wait_for
 
 pytestmark = pytest.mark.sandbox
 
@@ -36,6 +37,12 @@ def _snapshot(apps, core):
 async def test_denied_rollback_changes_nothing_and_is_not_asked_again(world, monkeypatch, tmp_path):
     si = use_scenario(world, "bad-deploy", monkeypatch, will_change=False)
     api, core, apps = k8s_clients(si)
+    # Settle first: the controller records the 2.5.0 rollout (revision 3) a moment after the scenario applies it.
+    def settled():
+        d = apps.read_namespaced_deployment("checkout-api", "shop")
+        return (d.metadata.annotations or {}).get("deployment.kubernetes.io/revision") == "3" \
+            and (d.status.observed_generation or 0) >= d.metadata.generation
+    wait_for("checkout-api's rollout to revision 3 recorded", settled, timeout=LONG)
     before = _snapshot(apps, core)
     assert before[2].endswith(":2.5.0")
 

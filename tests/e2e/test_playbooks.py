@@ -29,6 +29,7 @@ from e2e_support import (
     use_scenario,
 )
 
+from engine.policy.audit import AuditLog
 from engine.store import Store
 from skills.sandbox.testing import k8s_clients, wait_for
 
@@ -52,7 +53,7 @@ async def _no_writes(session, store, approver, events):
     rows = await audit_rows(store, session.id)
     assert rows and {r.kind for r in rows} == {"execution"}
     assert all(r.decision == "allow" for r in rows), [(r.tool, r.decision) for r in rows]
-    ok, _, why = await (await __import__("engine.policy.audit", fromlist=["AuditLog"]).AuditLog.open(store.db)).verify()
+    ok, _, why = await (await AuditLog.open(store.db)).verify()
     assert ok, why
 
 
@@ -193,7 +194,7 @@ async def test_queue_backlog_consumer_is_scaled_up_and_drains(world, monkeypatch
         scale_rows = [r for r in rows if r.tool == "kubernetes.scale_deployment"]
         assert [r.kind for r in scale_rows] == ["approval", "execution"], [(r.kind, r.detail) for r in scale_rows]
         assert "approved by tester" in scale_rows[1].detail
-        ok, _, why = await (await __import__("engine.policy.audit", fromlist=["AuditLog"]).AuditLog.open(store.db)).verify()
+        ok, _, why = await (await AuditLog.open(store.db)).verify()
         assert ok, why
         problems = []
         # The undo hint must name the real previous count (0), so a human can scale back.
