@@ -389,18 +389,23 @@ def _denied_in_history(events: list[Any], h: str) -> str | None:
 
 
 def _same_call_this_turn(ctx: Any, tool: str, h: str) -> int | None:
-    """The step at which this exact read call already succeeded in the current turn, if it did."""
+    """The step at which this exact read call already succeeded in the current turn, if it did and
+    no write has run since (after a write the world may have changed, so reading again is right)."""
     started: dict[str, Any] = {}
+    seen: int | None = None
     for e in ctx.session.events:
         if getattr(e, "turn", None) != ctx.turn:
             continue
         kind = getattr(e, "kind", "")
-        if kind == "tool-call-started" and e.tool == tool:
+        if kind == "tool-call-started":
             started[e.call_id] = e
+            if e.risk != "read":
+                seen = None
         elif kind == "tool-call-finished" and e.call_id in started and e.status in ("ok", "partial"):
-            if call_hash(tool, started[e.call_id].arguments) == h:
-                return e.step
-    return None
+            s = started[e.call_id]
+            if s.tool == tool and call_hash(tool, s.arguments) == h:
+                seen = e.step
+    return seen
 
 
 def _skills_known_values(tool: Tool) -> Iterable[str]:

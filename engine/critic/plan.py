@@ -24,7 +24,13 @@ SAFER: list[tuple[str, str, str]] = [
     ("set_image", "rollout_undo", "roll back to the last good revision rather than editing by hand"),
     ("edit", "rollout_undo", "roll back to the last good revision rather than editing by hand"),
 ]
-"""Where a gentler action exists for the same effect."""
+"""Where a gentler action exists for the same effect: (verb in the dangerous action's name, verb
+in the safer one's name, why). Names match by word, so `drain_node` and `cordon_node` count."""
+
+
+def _has(action: str, verb: str) -> bool:
+    """True when `verb` (one or more snake_case words) appears as whole words in `action`."""
+    return f"_{verb}_" in f"_{action}_"
 
 TARGET_KEYS = ("name", "pod", "deployment", "node", "resource", "service", "secret", "queue", "target")
 """Argument names that name the object a step acts on."""
@@ -112,8 +118,8 @@ def review_plan(steps: list[Step], evidence: str, available: Iterable[str]) -> V
         if s.risk != "dangerous":
             continue
         for bad, good, why in SAFER:
-            if s.action.endswith(bad):
-                alt = next((t for t in sorted(available) if t.startswith(s.pack + ".") and t.rsplit(".", 1)[-1].endswith(good)), None)
+            if _has(s.action, bad):
+                alt = next((t for t in sorted(available) if t.startswith(s.pack + ".") and _has(t.rsplit(".", 1)[-1], good)), None)
                 if alt:
                     findings.append(f"{s.tool} is dangerous and {alt} exists: {why}")
                     verdict = "simplify" if verdict == "ok" else verdict
@@ -121,10 +127,10 @@ def review_plan(steps: list[Step], evidence: str, available: Iterable[str]) -> V
                 break
 
     # 4. several pod deletions of one workload → one restart; long plans → fewer steps
-    deletes = [s for s in unique if s.action.endswith("delete_pod")]
+    deletes = [s for s in unique if _has(s.action, "delete_pod")]
     owners = {_owner(t) for s in deletes for t in s.targets()}
     if len(deletes) >= 2 and len(owners) == 1:
-        restart = next((t for t in sorted(available) if t.endswith("rollout_restart")), None)
+        restart = next((t for t in sorted(available) if _has(t.rsplit(".", 1)[-1], "rollout_restart")), None)
         findings.append(
             f"{len(deletes)} pod deletions of one workload ({owners.pop()})"
             + (f": one {restart} does the same" if restart else ": one restart of the workload does the same")
@@ -135,7 +141,7 @@ def review_plan(steps: list[Step], evidence: str, available: Iterable[str]) -> V
         verdict = "simplify" if verdict == "ok" else verdict
 
     # 5. scale down then up of the same workload is a restart
-    scales = [s for s in unique if s.action.endswith("scale")]
+    scales = [s for s in unique if _has(s.action, "scale")]
     by_target: dict[str, list[Step]] = {}
     for s in scales:
         for t in s.targets():
@@ -156,9 +162,8 @@ def _safer_args(step: Step, alt: str) -> dict[str, Any]:
     action = alt.rsplit(".", 1)[-1]
     targets = step.targets()
     if targets:
-        name = _owner(targets[0]) if step.action.endswith("delete_pod") else targets[0]
-        key = "node" if action.endswith("cordon") else ("deployment" if "rollout" in action else "name")
-        args[key] = name
-    if action.endswith("scale"):
+        name = _owner(targets[0]) if _has(step.action, "delete_pod") else targets[0]
+        args["node" if _has(action, "cordon") else "name"] = name
+    if _has(action, "scale"):
         args["replicas"] = 0
     return args

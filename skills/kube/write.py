@@ -44,10 +44,11 @@ def rollout_restart(kube: Kube, name: str, namespace: str = "default", kind: str
 def scale(kube: Kube, name: str, replicas: int, namespace: str = "default", kind: str = "deployment") -> dict[str, Any]:
     """Set the replica count of a deployment or statefulset; returns the previous count."""
     if kind == "deployment":
-        before = kube.apps.read_namespaced_deployment_scale(name, namespace).spec.replicas
+        # The Scale subresource leaves replicas out when it is 0.
+        before = kube.apps.read_namespaced_deployment_scale(name, namespace).spec.replicas or 0
         kube.apps.patch_namespaced_deployment_scale(name, namespace, {"spec": {"replicas": replicas}})
     else:
-        before = kube.apps.read_namespaced_stateful_set_scale(name, namespace).spec.replicas
+        before = kube.apps.read_namespaced_stateful_set_scale(name, namespace).spec.replicas or 0
         kube.apps.patch_namespaced_stateful_set_scale(name, namespace, {"spec": {"replicas": replicas}})
     return {"scaled": f"{kind}/{name}", "namespace": namespace, "from": before, "to": replicas, "undo": f"scale back to {before}"}
 
