@@ -42,15 +42,20 @@ def run(args: argparse.Namespace) -> int:
     sel = ToolSelector(tools, HybridIndex(path))
     sel.add_tool(find_tools_tool(sel))
     rows = {}
+    first_turn = {}
     for label, rewrite, sticky in (("full", True, True), ("no rewrite", False, True), ("no sticky", True, False), ("neither", False, False)):
         sel.rewrite_enabled = rewrite
-        rows[label] = summarize(replay(sel, convs, sticky=sticky))
+        res = replay(sel, convs, sticky=sticky)
+        rows[label] = summarize(res)
+        first_turn[label] = summarize([r for r in res if r.turn == 1])["recall"]
+        rows[label]["later_turns_recall"] = summarize([r for r in res if r.turn > 1])["recall"]
     sel.rewrite_enabled = True
     curve = []
     if not args.no_curve:
         base = (sel.threshold, sel.max_tools, sel.budget_tokens)
-        for max_tools in (3, 5, 8, 10, 12, 16):
-            for threshold in (0.8, 0.6, 0.45):
+        # The curve: needed-tool recall against schema tokens loaded, as the cap and threshold move.
+        for max_tools in (3, 5, 7, 9, 11, 14):
+            for threshold in (0.8, 0.4, 0.0):
                 sel.threshold, sel.max_tools = threshold, max_tools
                 r = summarize(replay(sel, convs))
                 curve.append({"max_tools": max_tools, "threshold": threshold, **{k: round(v, 3) for k, v in r.items()}})
@@ -61,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         "conversations": len(convs),
         "turns": int(rows["full"]["turns"]),
         "unknown_labels": unknown,
-        "settings": {"threshold": sel.threshold, "max_tools": sel.max_tools, "budget_tokens": sel.budget_tokens, "sticky_turns": sel.sticky_turns},
+        "settings": {"threshold": sel.threshold, "max_tools": sel.max_tools, "cold_extra": sel.cold_extra, "budget_tokens": sel.budget_tokens, "sticky_turns": sel.sticky_turns},
         "results": {k: {m: round(v, 3) for m, v in r.items()} for k, r in rows.items()},
         "curve": curve,
     }
@@ -71,9 +76,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"{len(convs)} conversations · {out['turns']} turns · {len(tools)} tools from {source} · settings {out['settings']}")
     if unknown:
         print(f"labels naming tools that do not exist (counted as misses): {', '.join(unknown)}")
-    print(f"{'configuration':<14}{'recall':>9}{'all-needed':>12}{'tools':>8}{'schema tok':>12}")
+    print(f"{'configuration':<14}{'recall':>9}{'all-needed':>12}{'turn 1':>8}{'later':>8}{'tools':>8}{'schema tok':>12}")
     for k, r in rows.items():
-        print(f"{k:<14}{r['recall']:>9.3f}{r['complete']:>12.3f}{r['tools']:>8.1f}{r['schema_tokens']:>12.0f}")
+        print(
+            f"{k:<14}{r['recall']:>9.3f}{r['complete']:>12.3f}{first_turn[k]:>8.3f}{r['later_turns_recall']:>8.3f}"
+            f"{r['tools']:>8.1f}{r['schema_tokens']:>12.0f}"
+        )
     if curve:
         print("trade-off (full configuration): max_tools threshold → recall, tools, schema tokens")
         for c in curve:
