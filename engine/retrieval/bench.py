@@ -18,7 +18,23 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "toollens"
+def shared_data(name: str) -> Path:
+    """`../shared/data/NAME` relative to the repository root ($LANTERN_BENCH_DATA overrides the
+    data directory); from a worktree nested deeper, the nearest ancestor holding it."""
+    import os
+
+    env = os.environ.get("LANTERN_BENCH_DATA")
+    if env:
+        return Path(env) / name
+    root = Path(__file__).resolve().parents[2]
+    for up in root.parents:
+        cand = up / "shared" / "data" / name
+        if cand.exists():
+            return cand
+    return root.parent / "shared" / "data" / name
+
+
+DEFAULT_DATA = shared_data("toollens")
 """../shared/data/toollens relative to the repository root."""
 
 

@@ -108,6 +108,11 @@ def doc_from_tool(tool: Any) -> Doc:
     )
 
 
+def runbook_doc(id: str, title: str, text: str, *, tools: list[str] | tuple[str, ...] = (), keywords: list[str] | tuple[str, ...] = (), pack: str = "") -> Doc:
+    """A runbook/playbook as a Doc of the second table (its steps' tool names go in params)."""
+    return Doc(id=id, kind="runbook", name=title, description=text, pack=pack, keywords=tuple(keywords), params=tuple(tools))
+
+
 @dataclass
 class SyncReport:
     """What one `sync` changed."""
@@ -376,14 +381,15 @@ class HybridIndex:
         """Every stored document (of one kind if given)."""
         return [d for d in self._docs.values() if kind is None or d.kind == kind]
 
-    def bm25(self, query: str, *, kind: str = "tool", k: int = 50, allowed: set[str] | None = None) -> list[tuple[str, float]]:
-        """BM25 over name/description/pack/keywords/params: [(id, score)], best first."""
+    def bm25(self, query: str, *, kind: str = "tool", k: int = 50, allowed: set[str] | None = None, fields: tuple[str, ...] | None = None) -> list[tuple[str, float]]:
+        """BM25 over name/description/pack/keywords/params/details (or only `fields`): [(id, score)], best first."""
         import tantivy
 
         ts = terms(query)
         if not ts:
             return []
-        q = self._tindex.parse_query(" ".join(dict.fromkeys(ts)), list(FIELD_BOOSTS), field_boosts=FIELD_BOOSTS)
+        names = list(fields or FIELD_BOOSTS)
+        q = self._tindex.parse_query(" ".join(dict.fromkeys(ts)), names, field_boosts={f: FIELD_BOOSTS[f] for f in names})
         q = tantivy.Query.boolean_query(
             [(tantivy.Occur.Must, q), (tantivy.Occur.Must, tantivy.Query.term_query(self._schema, "kind", kind))]
         )

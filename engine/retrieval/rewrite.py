@@ -242,7 +242,9 @@ class Rewriter:
 
         prev_user = next((h.text for h in reversed(history) if h.role == "user"), "")
         m = _ELLIPSIS.match(clean)
-        if m and prev_user and len(terms(m.group(1))) <= 4:
+        tail = m.group(1) if m else ""
+        # "and prod?" is ellipsis; "and is redis-master up?" is a question of its own.
+        if m and prev_user and len(tail.split()) <= 3 and tail.split()[0].lower() not in STOPWORDS:
             # "what about staging?" → the previous request with the new entity swapped in.
             new = extract_entities(m.group(1)) or [Entity(m.group(1).strip(" ?"))]
             base = strip_filler(prev_user)

@@ -19,7 +19,7 @@ import numpy as np
 
 from engine.retrieval.fusion import rrf
 from engine.retrieval.index import HybridIndex, _bm25_text
-from engine.retrieval.text import clauses, terms
+from engine.retrieval.text import clauses, terms, value_types
 
 
 @dataclass
@@ -40,6 +40,8 @@ class SearchConfig:
     """Share of the feedback centroid in the moved query vector."""
     context: float = 0.3
     """Weight of BM25 over recent-conversation keywords."""
+    arguments: float = 0.5
+    """Weight of BM25 of the request's value types against parameter names and descriptions."""
 
 
 @dataclass
@@ -113,6 +115,9 @@ class HybridSearch:
                 moved = (1 - c.feedback_alpha) * qv + c.feedback_alpha * centroid
                 moved = moved / (np.linalg.norm(moved) or 1.0)
                 add("feedback", ix.dense(moved, kind=kind, k=d, allowed=allowed), c.feedback)
+        vt = value_types(query) if c.arguments > 0 else ""
+        if vt:
+            add("arguments", ix.bm25(vt, kind=kind, k=d, allowed=allowed, fields=("params", "details")), c.arguments)
         if context and c.context > 0:
             add("context", ix.bm25(context, kind=kind, k=d, allowed=allowed), c.context)
         return ranks, weights, names

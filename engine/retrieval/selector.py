@@ -50,10 +50,11 @@ class ToolSelector:
         index: HybridIndex | None = None,
         *,
         budget_tokens: int = 4000,
-        threshold: float = 0.55,
-        max_tools: int = 10,
+        threshold: float = 0.4,
+        max_tools: int = 9,
         min_tools: int = 3,
         sticky_turns: int = 2,
+        cold_extra: int = 3,
         pinned: tuple[str, ...] = (FIND_TOOLS,),
         rewriter: Rewriter | None = None,
         search_config: SearchConfig | None = None,
@@ -75,6 +76,10 @@ class ToolSelector:
         """At least this many retrieved tools (budget permitting) whatever the threshold says."""
         self.sticky_turns = sticky_turns
         """Tools used (or found) in the last N turns stay loaded."""
+        self.cold_extra = cold_extra
+        """Extra retrieved tools when nothing is known yet (no earlier turns, nothing sticky):
+        the first request of an investigation is the vaguest ("checkout is slow"), and there is
+        no conversation to narrow it, so the net is cast wider there and tighter later."""
         self.pinned = tuple(pinned)
         """Always offered."""
         self.rewriter = rewriter or Rewriter()
@@ -127,7 +132,7 @@ class ToolSelector:
         allowed = {n for n in self.tools if n not in self.pinned}
         if not allowed:
             return []
-        return self.search.search(query, context=context, k=max(self.max_tools * 3, 30), allowed=allowed)
+        return self.search.search(query, context=context, k=max((self.max_tools + self.cold_extra) * 3, 30), allowed=allowed)
 
     def plan(self, text: str, history: list[Any] | None = None, *, turn: int | None = None, used: dict[str, int] | None = None) -> Selection:
         """The ToolSet for a request: pinned + sticky + retrieved within threshold and budget."""
@@ -157,8 +162,10 @@ class ToolSelector:
         retrieved_tokens = 0
         top = hits[0].score if hits else 0.0
         taken = 0
+        cold = not history and all(reasons[n] == "pinned" for n in names)
+        limit = self.max_tools + (self.cold_extra if cold else 0)
         for h in hits:
-            if taken >= self.max_tools:
+            if taken >= limit:
                 break
             if h.id in reasons:
                 continue

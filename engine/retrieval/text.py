@@ -86,3 +86,32 @@ def clauses(text: str, *, min_terms: int = 2) -> list[str]:
         else:
             out[-1] = out[-1] + " " + c
     return out or [text]
+
+
+_VALUE_TYPES: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"-?\d{1,3}\.\d{2,}\s*°?\s*[NS]?\s*,?\s*(?:and\s+)?-?\d{1,3}\.\d{2,}"), "latitude longitude coordinates location"),
+    (re.compile(r"\b(?:lat|latitude|longitude|coordinates?)\b", re.I), "latitude longitude coordinates location"),
+    (re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.]+\b"), "email address"),
+    (re.compile(r"\bhttps?://\S+|\bwww\.\S+", re.I), "url link website domain"),
+    (re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b"), "ip address"),
+    (re.compile(r"\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:com|net|org|io|dev|internal|local|cloud)\b(?::\d+)?", re.I), "host hostname domain"),
+    (re.compile(r"\b\d{4}-\d{2}-\d{2}\b|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+\d{1,2}(?:st|nd|rd|th)?\b|\b\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b", re.I), "date time from start end"),
+    (re.compile(r"\b(?:zip|postal|postcode)\b", re.I), "postal code zip"),
+    (re.compile(r"\b(?:PR|pull request)\s*#?\d+|#\d+\b", re.I), "pull request number"),
+    (re.compile(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*\d)[0-9a-f]{7,40}\b"), "commit sha"),
+    (re.compile(r"\b(?:USD|EUR|GBP|JPY|CHF|CAD|AUD|INR|CNY|BTC|ETH)\b"), "currency"),
+    (re.compile(r"\b\d+(?:\.\d+)?\s*(?:ms|s|m|h|d|days?|hours?|minutes?)\b", re.I), "duration since window"),
+]
+
+
+def value_types(text: str) -> str:
+    """Words for the kinds of values a request carries (coordinates, email, URL, IP, date, PR, SHA…).
+
+    A tool that can take the request's values as arguments is more likely needed, so these words
+    are matched against parameter names and descriptions ("42.1, -71.3" → latitude longitude).
+    """
+    out: list[str] = []
+    for pat, words in _VALUE_TYPES:
+        if pat.search(text) and words not in out:
+            out.append(words)
+    return " ".join(out)

@@ -60,7 +60,7 @@ async def test_toolset_changed_has_reasons_and_sticky_tools_stay(index_dir: Path
         sel,
         tools,
         [
-            {"tool_calls": [{"name": "kubernetes.pod_logs", "arguments": {"name": "payments-api-1", "previous": "true"}}]},
+            {"tool_calls": [{"name": "kubernetes.get_pod_logs", "arguments": {"name": "payments-api-1", "previous": "true"}}]},
             {"text": "OOMKilled."},
             {"text": "Here is the channel update."},
         ],
@@ -69,8 +69,8 @@ async def test_toolset_changed_has_reasons_and_sticky_tools_stay(index_dir: Path
     changed = [e for e in events if isinstance(e, ToolSetChanged)]
     assert len(changed) == 1  # step 2 offered the same set: no event
     first = changed[0]
-    assert "kubernetes.pod_logs" in first.loaded and first.reasons[FIND_TOOLS] == "pinned"
-    assert first.reasons["kubernetes.pod_logs"].startswith("matched: ") and "logs" in first.reasons["kubernetes.pod_logs"]
+    assert "kubernetes.get_pod_logs" in first.loaded and first.reasons[FIND_TOOLS] == "pinned"
+    assert first.reasons["kubernetes.get_pod_logs"].startswith("matched: ") and "logs" in first.reasons["kubernetes.get_pod_logs"]
     assert first.schema_tokens == sum(schema_tokens(sel.tools[n].spec) for n in first.loaded)
     assert first.query == "show the logs of the crashed payments-api pod"
 
@@ -79,7 +79,7 @@ async def test_toolset_changed_has_reasons_and_sticky_tools_stay(index_dir: Path
     assert "slack.post_message" in second.loaded
     assert second.reasons["slack.post_message"].startswith("matched")
     offered = next(e for e in events if isinstance(e, StepStarted)).tools
-    assert "kubernetes.pod_logs" in offered  # used last turn: sticky
+    assert "kubernetes.get_pod_logs" in offered  # used last turn: sticky
     assert all(n in offered for n in (FIND_TOOLS, "slack.post_message"))
     assert len(offered) <= 1 + 1 + 4
 
@@ -102,7 +102,7 @@ async def test_budget_caps_retrieved_schemas(index_dir: Path, tmp_path: Path) ->
 
 
 async def test_find_tools_adds_tools_mid_turn(index_dir: Path, tmp_path: Path) -> None:
-    sel, tools = _selector(index_dir, tmp_path, max_tools=2)
+    sel, tools = _selector(index_dir, tmp_path, max_tools=2, cold_extra=0)
     s = _session(
         sel,
         tools,
@@ -130,4 +130,4 @@ async def test_find_tools_rejects_empty_query(index_dir: Path, tmp_path: Path) -
     sel, _ = _selector(index_dir, tmp_path)
     out = await sel.tools[FIND_TOOLS].handler({"query": "  "})
     assert out.status == "error" and "non-empty" in out.text
-    assert [n for n, _, _ in sel.find("drain a node for maintenance")][0] == "kubernetes.drain"
+    assert [n for n, _, _ in sel.find("drain a node for maintenance")][0] == "kubernetes.drain_node"
