@@ -49,12 +49,16 @@ DEFAULT_SYSTEM = "You are Lantern, an on-call assistant. Use the tools to gather
 REPLY_FORMAT_THOUGHT = (
     "Reply with one JSON object only.\n"
     'To call a tool: {"thought": "<why, one short sentence>", "tool": "<tool name>", "arguments": {...}}\n'
-    'To answer: {"answer": "<your answer>"}'
+    'To answer: {"answer": "<your answer>"}\n'
+    "If a tool can fetch what is asked, call it; answer only from what the tools returned.\n"
+    "Leave out optional arguments (marked ?) unless the user gave their value."
 )
 REPLY_FORMAT_PLAIN = (
     "Reply with one JSON object only.\n"
     'To call a tool: {"tool": "<tool name>", "arguments": {...}}\n'
-    'To answer: {"answer": "<your answer>"}'
+    'To answer: {"answer": "<your answer>"}\n'
+    "If a tool can fetch what is asked, call it; answer only from what the tools returned.\n"
+    "Leave out optional arguments (marked ?) unless the user gave their value."
 )
 
 
