@@ -230,6 +230,8 @@ async def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--packs", type=Path, default=ROOT / "skills" / "packs", help="directory of skill pack YAML files")
     ap.add_argument("--prompts", type=Path, default=ROOT / "bench" / "data" / "tool_prompts.jsonl")
     ap.add_argument("--limit", type=int, default=0, help="only the first N accuracy prompts")
+    ap.add_argument("--half", choices=["a", "b"], help="only every other prompt (a: 1st, 3rd, ...; b: 2nd, 4th, ...)")
+    ap.add_argument("--no-tool-first", action="store_true", help="let the first step of a turn answer without calling a tool")
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-accuracy", action="store_true")
     ap.add_argument("--skip-cancel", action="store_true")
@@ -247,9 +249,10 @@ async def main(argv: list[str] | None = None) -> int:
         print(f"local model unavailable: {exc} ({getattr(exc, 'hint', '')})", file=sys.stderr)
         return 2
     model.thought = args.thought
+    model.tool_first = not args.no_tool_first
     load = os.getloadavg()
     print(f"local model bench: {model.name}, n_ctx {model.context_window}, {model.n_threads} threads, "
-          f"thought={'on' if model.thought else 'off'}, {len(all_tools)} pack tools, load average {load[0]:.1f}", flush=True)
+          f"thought={'on' if model.thought else 'off'}, tool_first={'on' if model.tool_first else 'off'}, {len(all_tools)} pack tools, load average {load[0]:.1f}", flush=True)
     t0 = time.perf_counter()
     await model.warm()
     print(f"load: {model.load_seconds:.1f}s", flush=True)
@@ -275,6 +278,8 @@ async def main(argv: list[str] | None = None) -> int:
 
     if not args.skip_accuracy:
         cases = [json.loads(line) for line in args.prompts.read_text().splitlines() if line.strip()]
+        if args.half:
+            cases = cases[(0 if args.half == "a" else 1) :: 2]
         if args.limit:
             cases = cases[: args.limit]
         print(f"accuracy ({len(cases)} single-step prompts over the packs):", flush=True)

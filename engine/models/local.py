@@ -49,16 +49,12 @@ DEFAULT_SYSTEM = "You are Lantern, an on-call assistant. Use the tools to gather
 REPLY_FORMAT_THOUGHT = (
     "Reply with one JSON object only.\n"
     'To call a tool: {"thought": "<why, one short sentence>", "tool": "<tool name>", "arguments": {...}}\n'
-    'To answer: {"answer": "<your answer>"}\n'
-    "If a tool can fetch what is asked, call it; answer only from what the tools returned.\n"
-    "Leave out optional arguments (marked ?) unless the user gave their value."
+    'To answer: {"answer": "<your answer>"}'
 )
 REPLY_FORMAT_PLAIN = (
     "Reply with one JSON object only.\n"
     'To call a tool: {"tool": "<tool name>", "arguments": {...}}\n'
-    'To answer: {"answer": "<your answer>"}\n'
-    "If a tool can fetch what is asked, call it; answer only from what the tools returned.\n"
-    "Leave out optional arguments (marked ?) unless the user gave their value."
+    'To answer: {"answer": "<your answer>"}'
 )
 
 
@@ -136,6 +132,7 @@ class LocalModel:
         n_threads: int = DEFAULT_THREADS,
         thought: bool = False,
         max_step_tokens: int = MAX_STEP_TOKENS,
+        tool_first: bool = True,
     ) -> None:
         self.path = Path(path)
         """The GGUF file."""
@@ -150,6 +147,9 @@ class LocalModel:
         because on 2 cores its ~25 tokens add ~2.5 s to every step."""
         self.max_step_tokens = max_step_tokens
         """Generated tokens per step."""
+        self.tool_first = tool_first
+        """The first step after a user message must call a tool (when tools are offered): a 1.5B
+        model otherwise often answers an operational question from memory, inventing the facts."""
         self.load_seconds: float | None = None
         """How long loading the weights took, once loaded."""
         self.last_step: dict[str, Any] = {}
@@ -278,7 +278,8 @@ class LocalModel:
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         cancel = threading.Event()
         prompt = render_prompt(messages, tools, thought=self.thought)
-        gbnf = step_gbnf(tools, thought=self.thought)
+        must_call = self.tool_first and bool(tools) and bool(messages) and messages[-1].role == "user"
+        gbnf = step_gbnf(tools, thought=self.thought, answer=not must_call)
 
         def emit(kind: str, value: Any) -> None:
             if cancel.is_set():
