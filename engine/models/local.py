@@ -163,6 +163,7 @@ class LocalModel:
         self._abort_flag = ctypes.create_string_buffer(2)
         """Byte 0 is 1 while the running step is cancelled; llama.cpp's abort callback reads it."""
         self._abort_cb: Any = None
+        self._log_cb: Any = None
         self._busy = threading.Event()
 
     # -- construction and loading -------------------------------------------------------------
@@ -242,6 +243,9 @@ class LocalModel:
                 self._load_future = None  # a later call may try again (e.g. after reinstalling)
             fut.set_exception(errors.Unavailable(f"could not load {self.path}: {exc}", hint="run `lantern model install --force`"))
             return
+        # llama.cpp logs aborted decodes straight to stderr, which would scribble over the console.
+        self._log_cb = llama_cpp.llama_log_callback(lambda level, text, data: None)
+        llama_cpp.llama_log_set(self._log_cb, ctypes.c_void_p(0))
         self._abort_cb = _abort_callback(llama_cpp, self._abort_flag, self._should_abort)
         llama_cpp.llama_set_abort_callback(llm.ctx, self._abort_cb, ctypes.cast(self._abort_flag, ctypes.c_void_p))
         self._llm = llm
