@@ -8,8 +8,11 @@ and single-step tool-call accuracy over Lantern's own skill packs.
 Accuracy: each prompt in bench/data/tool_prompts.jsonl names the tool set offered (the needed
 tool among 7 to 12 others, all real pack actions), the expected tool and the expected
 arguments. A case passes when the tool is right and every expected argument has the expected
-value (strings compared case-insensitively, trimmed; {"any_of": [...]} lists alternatives).
-Extra optional arguments are allowed and counted. The baseline from the same run is a lexical
+value (strings compared case-insensitively, trimmed; {"any_of": [...]} lists alternatives),
+and no argument listed in the case's "absent" is set (e.g. a revision when the prompt says
+"the previous revision"). Other extra optional arguments are allowed in the main score; the
+strict score also fails a call that sets any argument beyond the expected ones and the case's
+"allowed" list (an invented thread id, a record type nobody asked for). The baseline from the same run is a lexical
 chooser (word overlap between the prompt and each tool's name, description and keywords),
 which picks a tool but cannot fill arguments.
 """
@@ -63,8 +66,10 @@ def _norm(v: Any) -> Any:
     return v
 
 
-def arguments_match(expected: dict[str, Any], got: dict[str, Any]) -> tuple[bool, list[str]]:
-    """(every expected argument matches, the names of extra arguments the model added)."""
+def arguments_match(expected: dict[str, Any], got: dict[str, Any], absent: list[str] | None = None) -> tuple[bool, list[str]]:
+    """(every expected argument matches and none of `absent` is set, the extra arguments the model added)."""
+    if any(k in got for k in absent or []):
+        return False, []
     for k, want in expected.items():
         if k not in got:
             return False, []
@@ -119,6 +124,8 @@ async def speed(model: LocalModel, all_tools: dict[str, tuple[ToolSpec, list[str
     rest = [n for n in all_tools if n not in order]
     names = order + rest
     res: dict[str, Any] = {}
+    # Long answers would measure only generation; a cap keeps the run short on 2 shared cores.
+    keep, model.max_step_tokens = model.max_step_tokens, 160
     for n in (5, 12, 30):
         tools = [all_tools[x][0] for x in names[:n]]
         # A unique first line makes this tool set's prefix cold, as when the tool set changes.
@@ -143,6 +150,7 @@ async def speed(model: LocalModel, all_tools: dict[str, tuple[ToolSpec, list[str
             f"{s2['cached_tokens']} cached, {s2['completion_tokens']} generated)",
             flush=True,
         )
+    model.max_step_tokens = keep
     return res
 
 
@@ -194,13 +202,15 @@ async def accuracy(model: LocalModel, all_tools: dict[str, tuple[ToolSpec, list[
         got_tool = call.name if call else "(answer)"
         got_args = call.arguments if call else {}
         tool_ok = got_tool == c["tool"]
-        args_ok, extra = arguments_match(c["arguments"], got_args) if tool_ok else (False, [])
+        args_ok, extra = arguments_match(c["arguments"], got_args, c.get("absent")) if tool_ok else (False, [])
         base = lexical_choice(c["prompt"], offered)
-        rows.append({"id": c["id"], "ok": tool_ok and args_ok, "tool_ok": tool_ok, "extra": extra, "s": dt,
+        extra = [k for k in extra if k not in (c.get("allowed") or [])]
+        rows.append({"id": c["id"], "ok": tool_ok and args_ok, "strict_ok": tool_ok and args_ok and not extra, "tool_ok": tool_ok, "extra": extra, "s": dt,
                      "got": {"tool": got_tool, "arguments": got_args}, "base_ok": base == c["tool"],
                      "tokens": model.last_step.get("completion_tokens"), "cached": model.last_step.get("cached_tokens"),
                      "prompt_tokens": model.last_step.get("prompt_tokens")})
         mark = "ok  " if tool_ok and args_ok else ("ARGS" if tool_ok else "TOOL")
+        mark = "ok+" if mark == "ok  " and extra else mark
         print(f"  {c['id']} {mark} {dt:5.1f}s {got_tool}({json.dumps(got_args)})" + ("" if tool_ok and args_ok else f"  expected {c['tool']}({json.dumps(c['arguments'])})"), flush=True)
     n = len(rows)
     ok = sum(r["ok"] for r in rows)
@@ -210,6 +220,7 @@ async def accuracy(model: LocalModel, all_tools: dict[str, tuple[ToolSpec, list[
         "accuracy": ok / n if n else 0.0,
         "tool_accuracy": sum(r["tool_ok"] for r in rows) / n if n else 0.0,
         "baseline_tool_accuracy": sum(r["base_ok"] for r in rows) / n if n else 0.0,
+        "strict_accuracy": sum(bool(r.get("strict_ok")) for r in rows) / n if n else 0.0,
         "with_extra_arguments": sum(bool(r.get("extra")) for r in rows),
         "mean_step_s": sum(r["s"] for r in rows) / n if n else 0.0,
         "rows": rows,
@@ -222,6 +233,8 @@ async def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--packs", type=Path, default=ROOT / "skills" / "packs", help="directory of skill pack YAML files")
     ap.add_argument("--prompts", type=Path, default=ROOT / "bench" / "data" / "tool_prompts.jsonl")
     ap.add_argument("--limit", type=int, default=0, help="only the first N accuracy prompts")
+    ap.add_argument("--half", choices=["a", "b"], help="only every other prompt (a: 1st, 3rd, ...; b: 2nd, 4th, ...)")
+    ap.add_argument("--no-tool-first", action="store_true", help="let the first step of a turn answer without calling a tool")
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-accuracy", action="store_true")
     ap.add_argument("--skip-cancel", action="store_true")
@@ -239,9 +252,10 @@ async def main(argv: list[str] | None = None) -> int:
         print(f"local model unavailable: {exc} ({getattr(exc, 'hint', '')})", file=sys.stderr)
         return 2
     model.thought = args.thought
+    model.tool_first = not args.no_tool_first
     load = os.getloadavg()
     print(f"local model bench: {model.name}, n_ctx {model.context_window}, {model.n_threads} threads, "
-          f"thought={'on' if model.thought else 'off'}, {len(all_tools)} pack tools, load average {load[0]:.1f}", flush=True)
+          f"thought={'on' if model.thought else 'off'}, tool_first={'on' if model.tool_first else 'off'}, {len(all_tools)} pack tools, load average {load[0]:.1f}", flush=True)
     t0 = time.perf_counter()
     await model.warm()
     print(f"load: {model.load_seconds:.1f}s", flush=True)
@@ -267,6 +281,8 @@ async def main(argv: list[str] | None = None) -> int:
 
     if not args.skip_accuracy:
         cases = [json.loads(line) for line in args.prompts.read_text().splitlines() if line.strip()]
+        if args.half:
+            cases = cases[(0 if args.half == "a" else 1) :: 2]
         if args.limit:
             cases = cases[: args.limit]
         print(f"accuracy ({len(cases)} single-step prompts over the packs):", flush=True)
@@ -275,7 +291,7 @@ async def main(argv: list[str] | None = None) -> int:
         print(
             f"accuracy: {acc['correct']}/{acc['cases']} = {acc['accuracy']:.1%} right tool and arguments; "
             f"right tool {acc['tool_accuracy']:.1%}; baseline (lexical tool choice) {acc['baseline_tool_accuracy']:.1%}; "
-            f"{acc['with_extra_arguments']} calls added optional arguments; mean step {acc['mean_step_s']:.1f}s",
+            f"strict (no unasked-for arguments) {acc['strict_accuracy']:.1%}; mean step {acc['mean_step_s']:.1f}s",
             flush=True,
         )
     results["wall_s"] = time.perf_counter() - t0

@@ -94,8 +94,8 @@ def params_schema(spec: ToolSpec) -> dict[str, Any]:
     return s
 
 
-def step_schema(tools: list[ToolSpec], *, thought: bool = True) -> dict[str, Any]:
-    """The JSON schema of one step: call one of `tools` with its arguments, or answer."""
+def step_schema(tools: list[ToolSpec], *, thought: bool = True, answer: bool = True) -> dict[str, Any]:
+    """The JSON schema of one step: call one of `tools` with its arguments, or (if `answer`) answer."""
     alts: list[dict[str, Any]] = []
     for t in sorted(tools, key=lambda t: t.name):
         props: dict[str, Any] = {}
@@ -104,7 +104,8 @@ def step_schema(tools: list[ToolSpec], *, thought: bool = True) -> dict[str, Any
         props["tool"] = {"const": t.name}
         props["arguments"] = params_schema(t)
         alts.append({"type": "object", "properties": props, "required": list(props)})
-    alts.append({"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]})
+    if answer or not alts:
+        alts.append({"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]})
     return {"oneOf": alts}
 
 
@@ -115,9 +116,9 @@ def _gbnf(schema_json: str) -> str:
     return json_schema_to_gbnf(schema_json, prop_order=["thought", "tool", "arguments", "answer"])
 
 
-def step_gbnf(tools: list[ToolSpec], *, thought: bool = True) -> str:
+def step_gbnf(tools: list[ToolSpec], *, thought: bool = True, answer: bool = True) -> str:
     """GBNF grammar text for one step over `tools` (cached per tool set)."""
-    return _gbnf(json.dumps(step_schema(tools, thought=thought), sort_keys=False))
+    return _gbnf(json.dumps(step_schema(tools, thought=thought, answer=answer), sort_keys=False))
 
 
 # -- compact tool lines for the system prompt ----------------------------------------------

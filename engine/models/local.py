@@ -132,6 +132,7 @@ class LocalModel:
         n_threads: int = DEFAULT_THREADS,
         thought: bool = False,
         max_step_tokens: int = MAX_STEP_TOKENS,
+        tool_first: bool = True,
     ) -> None:
         self.path = Path(path)
         """The GGUF file."""
@@ -146,6 +147,9 @@ class LocalModel:
         because on 2 cores its ~25 tokens add ~2.5 s to every step."""
         self.max_step_tokens = max_step_tokens
         """Generated tokens per step."""
+        self.tool_first = tool_first
+        """The first step after a user message must call a tool (when tools are offered): a 1.5B
+        model otherwise often answers an operational question from memory, inventing the facts."""
         self.load_seconds: float | None = None
         """How long loading the weights took, once loaded."""
         self.last_step: dict[str, Any] = {}
@@ -159,6 +163,7 @@ class LocalModel:
         self._abort_flag = ctypes.create_string_buffer(2)
         """Byte 0 is 1 while the running step is cancelled; llama.cpp's abort callback reads it."""
         self._abort_cb: Any = None
+        self._log_cb: Any = None
         self._busy = threading.Event()
 
     # -- construction and loading -------------------------------------------------------------
@@ -238,6 +243,9 @@ class LocalModel:
                 self._load_future = None  # a later call may try again (e.g. after reinstalling)
             fut.set_exception(errors.Unavailable(f"could not load {self.path}: {exc}", hint="run `lantern model install --force`"))
             return
+        # llama.cpp logs aborted decodes straight to stderr, which would scribble over the console.
+        self._log_cb = llama_cpp.llama_log_callback(lambda level, text, data: None)
+        llama_cpp.llama_log_set(self._log_cb, ctypes.c_void_p(0))
         self._abort_cb = _abort_callback(llama_cpp, self._abort_flag, self._should_abort)
         llama_cpp.llama_set_abort_callback(llm.ctx, self._abort_cb, ctypes.cast(self._abort_flag, ctypes.c_void_p))
         self._llm = llm
@@ -274,7 +282,8 @@ class LocalModel:
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         cancel = threading.Event()
         prompt = render_prompt(messages, tools, thought=self.thought)
-        gbnf = step_gbnf(tools, thought=self.thought)
+        must_call = self.tool_first and bool(tools) and bool(messages) and messages[-1].role == "user"
+        gbnf = step_gbnf(tools, thought=self.thought, answer=not must_call)
 
         def emit(kind: str, value: Any) -> None:
             if cancel.is_set():

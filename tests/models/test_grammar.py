@@ -170,3 +170,11 @@ def test_prompt_prefix_is_stable_as_the_conversation_grows() -> None:
     b = render_prompt(more, [PODS, LOGS])  # tool order from the toolbox does not matter
     cue = "<|im_start|>assistant\n"
     assert b.startswith(a.removesuffix(cue))
+
+
+def test_a_step_can_be_required_to_call_a_tool() -> None:
+    s = step_schema([LOGS, PODS], answer=False)
+    assert all("tool" in a["properties"] for a in s["oneOf"])
+    assert "answer" not in step_gbnf([LOGS, PODS], answer=False)
+    # With no tools there is nothing to call, so answering stays possible.
+    assert step_schema([], answer=False)["oneOf"][0]["required"] == ["answer"]
