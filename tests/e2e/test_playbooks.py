@@ -223,6 +223,8 @@ async def test_oom_playbook_finds_oomkilled_and_names_the_limit(world, monkeypat
         pods = [r for r in rows_of(inv.last("kubernetes.list_pods"))
                 if r["name"].startswith("report-worker-") and (r["status"] in ("CrashLoopBackOff", "OOMKilled") or r.get("last_terminated") == "OOMKilled")]
         assert pods, inv.last("kubernetes.list_pods")
+        # Previous logs exist only for a pod that has already restarted: prefer one the listing shows OOMKilled.
+        pods.sort(key=lambda r: r.get("last_terminated") != "OOMKilled")
         inv.pod = pods[0]["name"]
         return {"name": "kubernetes.describe_pod", "arguments": {"name": inv.pod, "namespace": "analytics"}}
 
