@@ -93,6 +93,8 @@ class Term:
 def env_for(home: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
     env.update({"LANTERN_HOME": home, "LANTERN_CONFIG": os.path.join(home, "config.yaml"), "TERM": "xterm-256color", "COLORTERM": "truecolor", "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
+    # An empty kubeconfig: the console must not start a sandbox cluster in each throwaway home.
+    env["KUBECONFIG"] = os.devnull
     return env
 
 

@@ -39,8 +39,9 @@ def _add_session_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--session", help="open the session with this id (or unique prefix)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The whole command line."""
+def build_parser(configure: set[str] | None = None) -> argparse.ArgumentParser:
+    """The command line; only the subcommands in `configure` (default: all) import their modules,
+    so starting the console imports none of them."""
     parser = argparse.ArgumentParser(prog="lantern", description="Lantern: an operations console with an AI agent inside.")
     _add_session_args(parser)
     parser.add_argument("--theme", help="console theme")
@@ -50,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(_module=module)
         if name == "ask":
             _add_session_args(p)
+        if configure is not None and name not in configure:
+            continue
         try:
             mod = importlib.import_module(module)
         except ImportError as exc:
@@ -61,7 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `lantern` script."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    names = {n for n, _, _ in SUBCOMMANDS}
+    wanted = next((a for a in argv if a in names), None)
+    parser = build_parser({wanted} if wanted else set())
     args = parser.parse_args(argv)
     if args.command is None:
         from console.launch import run_console

@@ -332,7 +332,8 @@ class Session:
             tools, changed = await self.toolbox.select(ctx)
             if changed is not None:
                 yield changed
-            messages, ctx_events = self.context.build(ctx, cfg.system_prompt, tools)
+            # Compaction and fact extraction are CPU work: off the event loop the faces share.
+            messages, ctx_events = await asyncio.to_thread(self.context.build, ctx, cfg.system_prompt, tools)
             for e in ctx_events:
                 yield e
             yield ctx.event(ev.StepStarted, step=ctx.step, tools=[t.name for t in tools])

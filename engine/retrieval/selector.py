@@ -9,6 +9,7 @@ sticky are unloaded. Every change is a ToolSetChanged event with a reason per lo
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -194,7 +195,9 @@ class ToolSelector:
                         self._used[name] = e.turn
         if self._turn_plan is None or self._turn_plan[0] != ctx.turn:
             history = exchanges_from_events(events, before_turn=ctx.turn)
-            self._turn_plan = (ctx.turn, self.plan(ctx.query, history, turn=ctx.turn))
+            # Retrieval embeds the query: off the event loop, so a face sharing it stays responsive.
+            plan = await asyncio.to_thread(self.plan, ctx.query, history, turn=ctx.turn)
+            self._turn_plan = (ctx.turn, plan)
         base = self._turn_plan[1]
         names = list(base.names)
         reasons = dict(base.reasons)
