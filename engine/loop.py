@@ -332,8 +332,13 @@ class Session:
             tools, changed = await self.toolbox.select(ctx)
             if changed is not None:
                 yield changed
+            if ctx.step == cfg.max_steps and tools:
+                # The last step of the turn offers no tools, so the model answers with what it has
+                # instead of running into the step limit mid-investigation.
+                tools = []
+                yield ctx.event(ev.Notice, text=f"Step {ctx.step} is the last of this turn: the model answers with the evidence it has.", topic="last-step")
             # Compaction and fact extraction are CPU work: off the event loop the faces share.
-            messages, ctx_events = await asyncio.to_thread(self.context.build, ctx, cfg.system_prompt, tools)
+            messages, ctx_events = await _in_thread(self.context.build, ctx, cfg.system_prompt, tools)
             for e in ctx_events:
                 yield e
             yield ctx.event(ev.StepStarted, step=ctx.step, tools=[t.name for t in tools])
@@ -451,3 +456,16 @@ class Session:
 @dataclass
 class _Stop:
     reason: str
+
+
+async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
+    """Run `fn` in a worker thread, then carry back the context variables it set (the context
+    builder marks itself active for the tools of this turn, e.g. recall_detail)."""
+    import contextvars
+
+    snapshot = contextvars.copy_context()
+    result = await asyncio.to_thread(snapshot.run, fn, *args)
+    for var, value in snapshot.items():
+        if var.get(None) is not value:
+            var.set(value)
+    return result

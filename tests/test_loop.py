@@ -91,3 +91,12 @@ def test_events_round_trip_json_exactly():
     assert back == e and ev.to_json(back) == line
     unknown = ev.from_json('{"kind":"from-the-future","session_id":"s","seq":1,"at":"2026-01-01T00:00:00Z","x":1}')
     assert unknown.kind == "from-the-future"
+
+
+async def test_last_step_offers_no_tools_so_the_model_answers():
+    model = ScriptedModel([{"tool_calls": [{"name": "get_pods", "arguments": {"namespace": "a"}}]}, {"text": "Answer from what I have."}])
+    s = Session(model, SimpleToolbox([python_tool(get_pods)]), config=LoopConfig(max_steps=2))
+    out = await collect(s, "go")
+    assert out[-1].reason == "answered"
+    assert model.requests[0][1] and model.requests[1][1] == [], "no tools on the last step"
+    assert any(e.kind == "notice" and e.topic == "last-step" for e in out)

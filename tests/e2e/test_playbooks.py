@@ -223,9 +223,18 @@ async def test_oom_playbook_finds_oomkilled_and_names_the_limit(world, monkeypat
         pods = [r for r in rows_of(inv.last("kubernetes.list_pods"))
                 if r["name"].startswith("report-worker-") and (r["status"] in ("CrashLoopBackOff", "OOMKilled") or r.get("last_terminated") == "OOMKilled")]
         assert pods, inv.last("kubernetes.list_pods")
-        # Previous logs exist only for a pod that has already restarted: prefer one the listing shows OOMKilled.
+        # Previous logs exist only for a pod that has already restarted: prefer one the listing
+        # shows OOMKilled, and wait until the kubelet endpoint serves its previous container.
         pods.sort(key=lambda r: r.get("last_terminated") != "OOMKilled")
         inv.pod = pods[0]["name"]
+
+        def previous_logs() -> bool:
+            try:
+                return bool(core.read_namespaced_pod_log(inv.pod, "analytics", previous=True))
+            except Exception:  # noqa: BLE001 - not there yet
+                return False
+
+        wait_for(f"previous logs of {inv.pod}", previous_logs, timeout=LONG)
         return {"name": "kubernetes.describe_pod", "arguments": {"name": inv.pod, "namespace": "analytics"}}
 
     inv = Investigator([
@@ -262,6 +271,24 @@ async def test_certificate_expiry_playbook_finds_the_expired_secret(world, monke
     si = use_scenario(world, "expired-cert", monkeypatch, will_change=False)
     host, port = si.endpoints["tls"].rsplit(":", 1)
     server_name = si.endpoints["tls-server-name"]
+
+    def tls_port_answers() -> bool:
+        # The agent (re)opens its TLS port when the scenario is applied: wait until it serves.
+        import socket
+        import ssl
+
+        ctx = ssl.create_default_context()
+        ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+        try:
+            with socket.create_connection((host, int(port)), timeout=5) as sock, ctx.wrap_socket(sock, server_hostname=server_name):
+                return True
+        except OSError:
+            return False
+
+    wait_for("the sandbox's TLS endpoint to serve", tls_port_answers, timeout=LONG)
+    _, core, _ = k8s_clients(si)
+    wait_for("an x509 warning event in edge", lambda: any(
+        "x509" in (e.message or "") for e in core.list_namespaced_event("edge").items), timeout=LONG)
     inv = Investigator([
         call("read_runbook", name="certificate-expiry"),
         call("tls.check_endpoint_certificate", host=host, port=int(port), server_name=server_name),
