@@ -1,31 +1,32 @@
 # Lantern: `make run` opens the console on its embedded defaults; `make test` runs every test.
-# Big things (uv's wheel cache with the llama.cpp build, the model, the sandbox binaries) are
-# cached outside the repo under ~/.cache, so only the first run on a machine is slow.
+# Big things (the llama.cpp wheel, the model, the sandbox binaries) are cached outside the repo
+# under ~/.cache/lantern, so only the first run on a machine is slow.
 
 SHELL := /bin/bash
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 export UV_LINK_MODE ?= copy
-UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# uv from PATH, else as a module of the machine's Python (installed there on first use).
+UV := $(or $(shell command -v uv 2>/dev/null),python3 -m uv)
 PY := .venv/bin/python
 
-.PHONY: setup llama model sandbox run test bench help
+.PHONY: uv setup llama model sandbox run test bench help
 help:
 	@echo "make run   - set up and open the console (local model, sandbox cluster)"
 	@echo "make test  - set up and run the whole test suite"
 
-$(UV):
-	python3 -m pip install --user --quiet 'uv>=0.9' || python3 -m pip install --quiet 'uv>=0.9'
+uv:
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet 'uv>=0.9'
 
 WHEELS := $(HOME)/.cache/lantern/wheels
 LLAMA_VERSION := 0.3.36
 
-setup: $(UV)
+setup: uv
 	$(UV) sync --frozen --inexact
 	@$(MAKE) --no-print-directory llama
 
 # llama-cpp-python: build the wheel once per machine (portable: no -march=native), then install it.
-llama: $(UV)
+llama: uv
 	@if ! $(PY) -c "import llama_cpp" 2>/dev/null; then \
 	  if ! ls $(WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1; then \
 	    echo "building llama-cpp-python $(LLAMA_VERSION) (once per machine; 7 to 28 minutes on 2 cores)"; \
