@@ -256,7 +256,14 @@ class LanternApp(App[int]):
         self._queued.clear()
 
     async def on_engine_event(self, message: EngineEvent) -> None:
-        await self.main.show_event(message.event)
+        from textual.css.query import NoMatches
+
+        try:
+            await self.main.show_event(message.event)
+        except NoMatches:
+            # An event that arrives while the app is shutting down has no panes left to draw in.
+            if self.is_running and self.main.is_attached and not self._exit:
+                raise
 
     def on_answer_streamed(self, message: AnswerStreamed) -> None:
         self.main.stream(message.turn, message.step, message.text)

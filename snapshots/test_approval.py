@@ -17,5 +17,11 @@ class TestApproval:
         async def run_before(pilot):
             await ask(pilot, "why is checkout failing?")
             await wait_for(pilot, lambda: isinstance(app.screen, ApprovalScreen))
+            # Behind the modal the investigation pane follows the newest step; scrolling is deferred
+            # to its next refresh, which a covered screen may not get: settle it explicitly.
+            from console.widgets.investigation.steps import StepList
+
+            app.main.query_one(StepList).scroll_end(animate=False, immediate=True)
+            await pilot.pause(0.2)
 
         assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

@@ -132,9 +132,6 @@ class MainScreen(Screen[None]):
         gauge = self.query_one(GaugeView)
         if k == "user-message":
             conv.add_user(e.text)
-        elif k == "step-started" and not replay:
-            # A small local model can take a minute to read its prompt: say so at once.
-            steps.set_hypothesis(e.turn, e.step, f"thinking… ({len(e.tools)} tools offered)")
         elif k == "toolset-changed" and e.loaded:
             shown = [f"{n} ({e.reasons[n]})" if e.reasons.get(n) else n for n in e.loaded if e.reasons.get(n) != "pinned"]
             if shown:
@@ -142,8 +139,6 @@ class MainScreen(Screen[None]):
                 conv.notice("tools loaded: " + ", ".join(shown[:6]) + more, "info")
         elif k == "assistant-message":
             await conv.finish(e.turn, e.step, e.text, hypothesis=bool(e.tool_calls))
-            if not e.tool_calls:
-                steps.discard_empty(e.turn, e.step)
             if e.tool_calls:
                 steps.set_hypothesis(e.turn, e.step, e.text or "(no reasoning given)")
                 for c in e.tool_calls:

@@ -166,13 +166,6 @@ class StepList(VerticalScroll, can_focus=True):
                 self.call_after_refresh(self.scroll_end, animate=False)
         return b
 
-    def discard_empty(self, turn: int, step: int) -> None:
-        """Remove a step's block when it holds no tool call (the step ended in an answer)."""
-        b = self._blocks.get((turn, step))
-        if b is not None and not b.calls:
-            del self._blocks[(turn, step)]
-            b.remove()
-
     def block_of_call(self, call_id: str) -> StepBlock | None:
         """The block holding a call."""
         return self._calls.get(call_id)
