@@ -42,15 +42,11 @@ def make_model(name: str, cfg: Config | None = None) -> Model:
     return LiteLLMModel(name, api_base=(cfg.ollama_url if cfg and name.startswith("ollama") else None))
 
 
-def make_toolbox(cfg: Config, session_hint: dict[str, Any] | None = None) -> Any:
-    """The runtime toolbox: skills, retrieval, guard, policy (falls back to no tools when none load)."""
-    try:
-        mod = importlib.import_module("engine.toolbox")
-    except ImportError:
-        from engine.tools import SimpleToolbox
+def make_toolbox(cfg: Config) -> Any:
+    """The runtime toolbox: skills, retrieval, guard, policy."""
+    from engine.toolbox import build_toolbox
 
-        return SimpleToolbox()
-    return mod.build_toolbox(cfg, **(session_hint or {}))
+    return build_toolbox(cfg)
 
 
 def embedded_world(cfg: Config) -> str | None:
@@ -81,12 +77,10 @@ def embedded_world(cfg: Config) -> str | None:
 
 
 def build_context_for(model: Model, cfg: Config) -> Any:
-    """The context builder for this model (compaction, ledger, gauge), or None for verbatim history."""
-    try:
-        ctxmod = importlib.import_module("engine.context")
-    except ImportError:
-        return None
-    return ctxmod.build_context(model, cfg) if hasattr(ctxmod, "build_context") else None
+    """The context builder for this model (compaction, ledger, gauge)."""
+    from engine.context import build_context
+
+    return build_context(model, cfg)
 
 
 def make_reviewer(model: Model, cfg: Config, store: Store | None, hints: list[str] | None = None) -> Any:

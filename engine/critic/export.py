@@ -15,12 +15,9 @@ def _canon(args: dict[str, Any]) -> str:
 
 
 def _scrub(text: str) -> str:
-    try:
-        from engine.guard.scrub import Scrubber
-    except ImportError:
-        return text
-    out = Scrubber().clean(text)
-    return out[0] if isinstance(out, tuple) else out
+    from engine.guard.scrub import default_scrubber
+
+    return default_scrubber().clean(text)[0]
 
 
 def export_session(events: list[Any], out_dir: Path) -> Path:
