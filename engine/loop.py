@@ -42,6 +42,8 @@ class LoopConfig:
     max_wall_s: float = 900.0
     """Wall time per turn."""
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    answer_schema: dict[str, Any] | None = None
+    """A JSON Schema the turn's final answer must match (structured output), or None for prose."""
 
 
 class TurnCancelled(Exception):
@@ -345,7 +347,7 @@ class Session:
 
             m0 = time.perf_counter()
             completion: Completion | None = None
-            stream = self.model.stream(messages, tools)
+            stream = self.model.stream(messages, tools, answer_schema=cfg.answer_schema)
             try:
                 while True:
                     try:

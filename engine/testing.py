@@ -50,6 +50,8 @@ class ScriptedModel:
         """Optional function choosing the step from the request (an oracle), used when the script is empty."""
         self.requests: list[tuple[list[Message], list[ToolSpec]]] = []
         """Every request received (messages, tools), for assertions."""
+        self.answer_schemas: list[dict[str, Any] | None] = []
+        """The answer schema of each request (None when the answer was free text)."""
         self._n = 0
 
     @classmethod
@@ -77,9 +79,12 @@ class ScriptedModel:
         chars += sum(len(t.description) + len(json.dumps(t.parameters)) for t in tools or [])
         return chars // 4 + 4 * len(messages)
 
-    async def stream(self, messages: list[Message], tools: list[ToolSpec]) -> AsyncIterator[ModelChunk]:
-        """Play the next step."""
+    async def stream(
+        self, messages: list[Message], tools: list[ToolSpec], *, answer_schema: dict[str, Any] | None = None
+    ) -> AsyncIterator[ModelChunk]:
+        """Play the next step (`answer_schema` is recorded, not enforced: scripts say what they say)."""
         self.requests.append((list(messages), list(tools)))
+        self.answer_schemas.append(answer_schema)
         if self.script:
             step = self.script.pop(0)
         elif self.responder is not None:

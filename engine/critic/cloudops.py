@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -72,16 +73,46 @@ def load_candidates(root: Path) -> dict[str, Any]:
 
 
 def task_prompt(case: Case, cands: dict[str, Any]) -> str:
-    """The user message: the alert, the scope, and the exact answer format."""
-    causes = ", ".join(c["root_cause"] for c in cands["root_causes"])
+    """The user message: the alert, the scope, the labels by the kind of object they name, the format."""
+    by_target: dict[str, list[str]] = defaultdict(list)
+    for c in cands["root_causes"]:
+        by_target[c.get("target", "service")].append(c["root_cause"])
+    labels = "\n".join(f"- on a {t}: {', '.join(rs)}" for t, rs in by_target.items())
     return (
         f"Alert: {case.query}\nNamespace: {case.namespace}. Services: {', '.join(cands.get('services', []))}. "
         f"Nodes: {', '.join(cands.get('nodes', []))}.\n"
         "Investigate with the tools (read-only), then give your final answer as JSON only: "
-        '{"answers": [{"taxonomy": T, "root_cause": R, "object": "service/NAME" or "node/NAME" or "namespace/NAME"}]} '
+        '{"answers": [{"root_cause": R, "object": "service/NAME" or "node/NAME" or "namespace/NAME", "taxonomy": T}]} '
         "with up to 3 answers, most likely first.\n"
-        f"Taxonomies: {', '.join(cands['taxonomies'])}.\nRoot causes: {causes}."
+        f"Root causes, by the object they name:\n{labels}\nTaxonomies: {', '.join(cands['taxonomies'])}."
     )
+
+
+def answer_schema(cands: dict[str, Any]) -> dict[str, Any]:
+    """The final answer's JSON Schema: 1 to 3 (root cause, object, taxonomy) triples from the
+    candidates, each root cause paired only with objects of the kind it names (a service, a
+    node or a namespace), so a model that constrains its output cannot answer off the list."""
+    objects = {
+        "service": [f"service/{s}" for s in cands.get("services", [])],
+        "node": [f"node/{n}" for n in cands.get("nodes", [])],
+        "namespace": [f"namespace/{n}" for n in cands.get("namespaces", [])],
+    }
+    taxonomies = list(cands.get("taxonomies", {}))
+    groups = []
+    for target, objs in objects.items():
+        causes = [c["root_cause"] for c in cands.get("root_causes", []) if c.get("target", "service") == target]
+        if not causes or not objs:
+            continue
+        props: dict[str, Any] = {"root_cause": {"enum": causes}, "object": {"enum": objs}}
+        if taxonomies:
+            props["taxonomy"] = {"enum": taxonomies}
+        groups.append({"type": "object", "properties": props, "required": list(props)})
+    item = groups[0] if len(groups) == 1 else {"anyOf": groups}
+    return {
+        "type": "object",
+        "properties": {"answers": {"type": "array", "items": item, "minItems": 1, "maxItems": 3}},
+        "required": ["answers"],
+    }
 
 
 def parse_answers(text: str) -> list[dict[str, str]]:
@@ -156,31 +187,28 @@ async def run_case(case: Case, cands: dict[str, Any], model: Any, make_tools: Ca
     from engine.config import Config
     from engine.loop import LoopConfig, Session
     from engine.runtime import build_context_for, make_reviewer
+    from engine.store import Store
+    from engine.toolbox import build_toolbox
 
     res = CaseResult(case.id, case.category)
     t0 = time.perf_counter()
     try:
-        from engine.toolbox import build_toolbox
-
-        cfg = Config(model=getattr(model, "name", "eval"), max_steps=max_steps)
-        toolbox = build_toolbox(cfg, extra_tools=make_tools(case.dir), include_packs=False, kube_context=None)
-        session = Session(
-            model,
-            toolbox,
-            context=build_context_for(model, cfg),
-            reviewer=make_reviewer(model, cfg, None),
-            config=LoopConfig(max_steps=max_steps),
-        )
-        final = ""
-        async for e in session.run_turn(task_prompt(case, cands)):
-            if e.kind == "tool-call-started":
-                res.calls.append(call_step(e.tool, e.arguments))
-            elif e.kind == "assistant-message" and e.text and not e.tool_calls:
-                final = e.text
-            elif e.kind == "turn-finished":
-                res.tokens = e.prompt_tokens + e.completion_tokens
-            elif e.kind == "error":
-                res.error = f"{e.code}: {e.message}"
+        with tempfile.TemporaryDirectory(prefix="lantern-eval-") as tmp:
+            async with Store(Path(tmp) / "eval.db") as store:
+                cfg = Config(model=getattr(model, "name", "eval"), max_steps=max_steps)
+                toolbox = build_toolbox(cfg, extra_tools=make_tools(case.dir), include_packs=False, kube_context=None)
+                # The guarded dispatcher (argument checks, repeat guard, policy, audit), as in a live session.
+                await toolbox.attach(store, cfg)
+                session = Session(
+                    model,
+                    toolbox,
+                    sink=store,
+                    context=build_context_for(model, cfg),
+                    reviewer=make_reviewer(model, cfg, None),
+                    config=LoopConfig(max_steps=max_steps, answer_schema=answer_schema(cands)),
+                )
+                await store.create_session(session.id, model=getattr(model, "name", "eval"), context=None)
+                final = await _investigate(session, task_prompt(case, cands), res)
         res.answers = parse_answers(final)
     except Exception as exc:  # noqa: BLE001 - one broken case must not stop the run
         res.error = f"{type(exc).__name__}: {exc}"
@@ -189,6 +217,21 @@ async def run_case(case: Case, cands: dict[str, Any], model: Any, make_tools: Ca
     res.alignment = alignment(res.calls, case.paths)
     res.seconds = round(time.perf_counter() - t0, 2)
     return res
+
+
+async def _investigate(session: Any, prompt: str, res: CaseResult) -> str:
+    """Run the turn, recording calls, tokens and errors on `res`; the final answer text."""
+    final = ""
+    async for e in session.run_turn(prompt):
+        if e.kind == "tool-call-started":
+            res.calls.append(call_step(e.tool, e.arguments))
+        elif e.kind == "assistant-message" and e.text and not e.tool_calls:
+            final = e.text
+        elif e.kind == "turn-finished":
+            res.tokens = e.prompt_tokens + e.completion_tokens
+        elif e.kind == "error":
+            res.error = f"{e.code}: {e.message}"
+    return final
 
 
 def summarise(results: list[CaseResult]) -> dict[str, Any]:
@@ -245,9 +288,9 @@ class OracleModel:
         """Delegates to the scripted estimate."""
         return self.inner.count_tokens(messages, tools)
 
-    def stream(self, messages: list[Message], tools: list[ToolSpec]) -> Any:
+    def stream(self, messages: list[Message], tools: list[ToolSpec], *, answer_schema: dict[str, Any] | None = None) -> Any:
         """One step of the oracle."""
-        return self.inner.stream(messages, tools)
+        return self.inner.stream(messages, tools, answer_schema=answer_schema)
 
     def _respond(self, messages: list[Message], tools: list[ToolSpec]) -> dict[str, Any]:
         done = sum(len(m.tool_calls) for m in messages if m.role == "assistant")

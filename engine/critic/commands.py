@@ -18,6 +18,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     c.add_argument("--limit", type=int, help="at most N cases (sampled across categories)")
     c.add_argument("--max-steps", type=int, default=10)
     c.add_argument("--json", action="store_true")
+    c.add_argument("--out", help="append each case's result to this JSON-lines file as it finishes; cases already in it are not run again (resume)")
     e = sub.add_parser("export", help="write a finished session as a replay case")
     e.add_argument("session", help="session id or unique prefix")
     e.add_argument("--out", default=".", help="directory to write the case folder into")
@@ -49,7 +50,21 @@ async def _cloudops(args: argparse.Namespace) -> int:
 
         cfg = load(model=args.model)
         shared_model = make_model(resolve_model(cfg), cfg)
+    done: dict[str, co.CaseResult] = {}
+    out = Path(args.out) if args.out else None
+    if out is not None and out.exists():
+        for line in out.read_text().splitlines():
+            try:
+                r = co.CaseResult(**json.loads(line))
+            except (ValueError, TypeError):
+                continue  # a line cut off by an interrupted run: that case runs again
+            done[r.case] = r
+        # Keep only whole results, so the lines appended from here on start on a line of their own.
+        out.write_text("".join(json.dumps(r.__dict__, default=str) + "\n" for r in done.values()))
     for i, case in enumerate(cases, 1):
+        if case.id in done:
+            results.append(done[case.id])
+            continue
         if shared_model is None:
             cache = json.loads((case.dir / "tool_cache.json").read_text())
             model = co.OracleModel(case, cache, wrong=model_name == "oracle-wrong")
@@ -57,6 +72,9 @@ async def _cloudops(args: argparse.Namespace) -> int:
             model = shared_model
         r = await co.run_case(case, cands, model, make_tools, max_steps=args.max_steps)
         results.append(r)
+        if out is not None:
+            with out.open("a") as f:
+                f.write(json.dumps(r.__dict__, default=str) + "\n")
         if not args.json:
             mark = "✓" if r.hit1 else ("~" if r.hit3 else "✗")
             got = r.answers[0]["root_cause"] + " " + r.answers[0]["object"] if r.answers else (r.error or "no answer")

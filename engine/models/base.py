@@ -120,8 +120,15 @@ class Model(Protocol):
         """Tokens the request would use, with the provider's own tokenizer where known."""
         ...
 
-    def stream(self, messages: list[Message], tools: list[ToolSpec]) -> AsyncIterator[ModelChunk]:
-        """Stream one step: zero or more TextDelta, then exactly one Completion; raises ModelError."""
+    def stream(
+        self, messages: list[Message], tools: list[ToolSpec], *, answer_schema: dict[str, Any] | None = None
+    ) -> AsyncIterator[ModelChunk]:
+        """Stream one step: zero or more TextDelta, then exactly one Completion; raises ModelError.
+
+        With `answer_schema` (a JSON Schema), a final answer must be one JSON value of that shape,
+        returned as JSON text in `Completion.text`: models that can constrain their output (the
+        local grammar, providers' structured output) enforce it; the caller validates it either way.
+        """
         ...
 
 

@@ -94,8 +94,14 @@ def params_schema(spec: ToolSpec) -> dict[str, Any]:
     return s
 
 
-def step_schema(tools: list[ToolSpec], *, thought: bool = True, answer: bool = True) -> dict[str, Any]:
-    """The JSON schema of one step: call one of `tools` with its arguments, or (if `answer`) answer."""
+def step_schema(
+    tools: list[ToolSpec], *, thought: bool = True, answer: bool = True, answer_schema: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The JSON schema of one step: call one of `tools` with its arguments, or (if `answer`) answer.
+
+    The answer is a string, or a value of `answer_schema` when the caller asked for structured
+    output (e.g. a choice among fixed labels: the grammar then admits only those labels).
+    """
     alts: list[dict[str, Any]] = []
     for t in sorted(tools, key=lambda t: t.name):
         props: dict[str, Any] = {}
@@ -105,7 +111,8 @@ def step_schema(tools: list[ToolSpec], *, thought: bool = True, answer: bool = T
         props["arguments"] = params_schema(t)
         alts.append({"type": "object", "properties": props, "required": list(props)})
     if answer or not alts:
-        alts.append({"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]})
+        value = clean_schema(answer_schema) if answer_schema is not None else {"type": "string"}
+        alts.append({"type": "object", "properties": {"answer": value or {"type": "string"}}, "required": ["answer"]})
     return {"oneOf": alts}
 
 
@@ -116,9 +123,11 @@ def _gbnf(schema_json: str) -> str:
     return json_schema_to_gbnf(schema_json, prop_order=["thought", "tool", "arguments", "answer"])
 
 
-def step_gbnf(tools: list[ToolSpec], *, thought: bool = True, answer: bool = True) -> str:
+def step_gbnf(
+    tools: list[ToolSpec], *, thought: bool = True, answer: bool = True, answer_schema: dict[str, Any] | None = None
+) -> str:
     """GBNF grammar text for one step over `tools` (cached per tool set)."""
-    return _gbnf(json.dumps(step_schema(tools, thought=thought, answer=answer), sort_keys=False))
+    return _gbnf(json.dumps(step_schema(tools, thought=thought, answer=answer, answer_schema=answer_schema), sort_keys=False))
 
 
 # -- compact tool lines for the system prompt ----------------------------------------------

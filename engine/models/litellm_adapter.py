@@ -242,8 +242,13 @@ class LiteLLMModel:
 
     # ----------------------------------------------------------------- requests
 
-    def request(self, messages: list[Message], tools: list[ToolSpec]) -> dict[str, Any]:
-        """The keyword arguments for litellm.acompletion (no secrets; the key is added at call time)."""
+    def request(self, messages: list[Message], tools: list[ToolSpec], *, answer_schema: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The keyword arguments for litellm.acompletion (no secrets; the key is added at call time).
+
+        An `answer_schema` travels as structured output (`response_format`, which litellm maps to
+        each provider's form) on a step that offers no tools: providers differ on mixing the two,
+        and a step with tools may still call one.
+        """
         anthropic = self.provider == "anthropic"
         wire_messages: list[dict[str, Any]] = []
         for m in messages:
@@ -290,6 +295,8 @@ class LiteLLMModel:
         }
         if wire_tools:
             kwargs["tools"] = wire_tools
+        elif answer_schema is not None:
+            kwargs["response_format"] = {"type": "json_schema", "json_schema": {"name": "answer", "schema": answer_schema, "strict": False}}
         if self.temperature is not None:
             kwargs["temperature"] = self.temperature
         if self.api_base:
@@ -338,9 +345,11 @@ class LiteLLMModel:
 
     # ----------------------------------------------------------------- stream
 
-    async def stream(self, messages: list[Message], tools: list[ToolSpec]) -> AsyncIterator[ModelChunk]:
+    async def stream(
+        self, messages: list[Message], tools: list[ToolSpec], *, answer_schema: dict[str, Any] | None = None
+    ) -> AsyncIterator[ModelChunk]:
         """One step: TextDelta per content delta, then one Completion; retries what is retryable."""
-        kwargs = self.request(messages, tools)
+        kwargs = self.request(messages, tools, answer_schema=answer_schema)
         attempt = 0
         waited = 0.0
         while True:

@@ -58,19 +58,31 @@ REPLY_FORMAT_PLAIN = (
 )
 
 
-def system_text(system: str, tools: list[ToolSpec], *, thought: bool = True) -> str:
+ANSWER_STRUCTURED = 'To answer: {"answer": <the JSON value the task asks for>}'
+
+
+def system_text(system: str, tools: list[ToolSpec], *, thought: bool = True, structured: bool = False) -> str:
     """The system turn's content: the caller's instructions, the tool lines, the reply format."""
     parts = [system.strip() or DEFAULT_SYSTEM]
     if tools:
         parts.append("# Tools\n" + "\n".join(tool_line(t) for t in sorted(tools, key=lambda t: t.name)))
-    parts.append("# Reply\n" + (REPLY_FORMAT_THOUGHT if thought else REPLY_FORMAT_PLAIN))
+    reply = REPLY_FORMAT_THOUGHT if thought else REPLY_FORMAT_PLAIN
+    if structured:
+        reply = reply.rsplit("\n", 1)[0] + "\n" + ANSWER_STRUCTURED
+    parts.append("# Reply\n" + reply)
     return "\n\n".join(parts)
 
 
-def _assistant_json(m: Message, *, thought: bool) -> str:
+def _assistant_json(m: Message, *, thought: bool, structured: bool = False) -> str:
     """An earlier assistant turn in the same JSON shape the grammar makes the model write."""
     if not m.tool_calls:
-        return json.dumps({"answer": m.content}, ensure_ascii=False)
+        answer: Any = m.content
+        if structured:
+            try:
+                answer = json.loads(m.content)
+            except ValueError:
+                pass
+        return json.dumps({"answer": answer}, ensure_ascii=False)
     out = []
     for i, c in enumerate(m.tool_calls):
         d: dict[str, Any] = {}
@@ -82,10 +94,10 @@ def _assistant_json(m: Message, *, thought: bool) -> str:
     return "\n".join(out)
 
 
-def render_prompt(messages: list[Message], tools: list[ToolSpec], *, thought: bool = True) -> str:
+def render_prompt(messages: list[Message], tools: list[ToolSpec], *, thought: bool = True, structured: bool = False) -> str:
     """ChatML text for Qwen2.5: system (with tools) first, then the turns, then the assistant cue."""
     system = "\n\n".join(m.content for m in messages if m.role == "system" and m.content)
-    out = [f"<|im_start|>system\n{system_text(system, tools, thought=thought)}<|im_end|>\n"]
+    out = [f"<|im_start|>system\n{system_text(system, tools, thought=thought, structured=structured)}<|im_end|>\n"]
     rest = [m for m in messages if m.role != "system"]
     i = 0
     while i < len(rest):
@@ -99,7 +111,7 @@ def render_prompt(messages: list[Message], tools: list[ToolSpec], *, thought: bo
             out.append("<|im_start|>user\n" + "\n".join(blocks) + "<|im_end|>\n")
             continue
         if m.role == "assistant":
-            out.append(f"<|im_start|>assistant\n{_assistant_json(m, thought=thought)}<|im_end|>\n")
+            out.append(f"<|im_start|>assistant\n{_assistant_json(m, thought=thought, structured=structured)}<|im_end|>\n")
         else:
             out.append(f"<|im_start|>user\n{m.content}<|im_end|>\n")
         i += 1
@@ -165,6 +177,8 @@ class LocalModel:
         self._abort_cb: Any = None
         self._log_cb: Any = None
         self._busy = threading.Event()
+        self._last_tools: list[ToolSpec] = []
+        self._last_prompt = ""
 
     # -- construction and loading -------------------------------------------------------------
     @classmethod
@@ -275,15 +289,18 @@ class LocalModel:
         return int(len(text) / 3.5) + 1
 
     # -- one step -----------------------------------------------------------------------------
-    async def stream(self, messages: list[Message], tools: list[ToolSpec]) -> AsyncIterator[ModelChunk]:
+    async def stream(
+        self, messages: list[Message], tools: list[ToolSpec], *, answer_schema: dict[str, Any] | None = None
+    ) -> AsyncIterator[ModelChunk]:
         """Run one constrained step in a worker thread; stream the answer (or thought) text."""
         await self.warm()
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         cancel = threading.Event()
-        prompt = render_prompt(messages, tools, thought=self.thought)
+        structured = answer_schema is not None
+        prompt = self._prompt_for(messages, tools, structured)
         must_call = self.tool_first and bool(tools) and bool(messages) and messages[-1].role == "user"
-        gbnf = step_gbnf(tools, thought=self.thought, answer=not must_call)
+        gbnf = step_gbnf(tools, thought=self.thought, answer=not must_call, answer_schema=answer_schema)
 
         def emit(kind: str, value: Any) -> None:
             if cancel.is_set():
@@ -313,6 +330,23 @@ class LocalModel:
             # Closing or cancelling the stream lands here: stop the worker (and llama.cpp) promptly.
             self._cancel(cancel)
 
+    def _prompt_for(self, messages: list[Message], tools: list[ToolSpec], structured: bool) -> str:
+        """The step's prompt text. A step that offers no tools (the answer step of a turn) keeps the
+        previous step's tool list in its text when that continues the previous prompt: the prefix
+        stays byte-identical, so llama.cpp reuses the KV cache instead of re-reading every tool
+        output; the grammar alone rules out calling them. "Continues" means the same system turn
+        and the same first user message: what follows may have moved (the context's tail note)."""
+        prompt = render_prompt(messages, tools, thought=self.thought, structured=structured)
+        if not tools and self._last_tools:
+            kept = render_prompt(messages, self._last_tools, thought=self.thought, structured=structured)
+            first_user = kept.find("<|im_end|>", kept.find("<|im_start|>user"))
+            if first_user > 0 and self._last_prompt[:first_user] == kept[:first_user]:
+                prompt = kept
+        if tools:
+            self._last_tools = list(tools)
+        self._last_prompt = prompt
+        return prompt
+
     def _completion(self, parser: StepParser, info: dict[str, Any]) -> Completion:
         usage = Usage(prompt_tokens=info["prompt_tokens"], completion_tokens=info["completion_tokens"], cached_tokens=info["cached_tokens"])
         step = parser.result()
@@ -328,7 +362,9 @@ class LocalModel:
                 return Completion(text=streamed, tool_calls=[call], usage=usage, finish_reason="length")
             return Completion(text=streamed, usage=usage, finish_reason="length")
         if "answer" in step:
-            return Completion(text=str(step.get("answer", "")), usage=usage, finish_reason="stop")
+            answer = step.get("answer", "")
+            text = answer if isinstance(answer, str) else json.dumps(answer, ensure_ascii=False)
+            return Completion(text=text, usage=usage, finish_reason="stop")
         args = step.get("arguments") if isinstance(step.get("arguments"), dict) else {}
         call = ToolCall(id=_call_id(), name=str(step.get("tool", "")), arguments=drop_nulls(args),
                         raw_arguments=json.dumps(args, ensure_ascii=False))

@@ -74,3 +74,60 @@ async def test_a_session_exported_as_a_case_replays_through_the_harness(tmp_path
     assert "OOMKilled" in out.text
     missing = await tools[0].handler({"namespace": "other"})
     assert missing.status == "error" and "NotFound" in missing.text
+
+
+def test_answer_schema_pairs_each_root_cause_with_objects_of_its_kind():
+    cands = co.load_candidates(DEV)
+    groups = co.answer_schema(cands)["properties"]["answers"]["items"]["anyOf"]
+    by_kind = {g["properties"]["object"]["enum"][0].split("/")[0]: g for g in groups}
+    assert set(by_kind) == {"service", "node", "namespace"}
+    labelled = [c for g in groups for c in g["properties"]["root_cause"]["enum"]]
+    assert sorted(labelled) == sorted(c["root_cause"] for c in cands["root_causes"])
+    assert "oom_killed" in by_kind["service"]["properties"]["root_cause"]["enum"]
+    assert all(o.startswith("node/") for o in by_kind["node"]["properties"]["object"]["enum"])
+
+
+async def test_the_engine_asks_the_model_for_the_structured_answer():
+    from engine.testing import ScriptedModel
+
+    cands = co.load_candidates(DEV)
+    case = co.load_cases(DEV, 1)[0]
+    answer = {"answers": [{"root_cause": case.truth["root_cause"], "object": case.truth["fault_object"], "taxonomy": case.truth["fault_taxonomy"]}]}
+    model = ScriptedModel([{"text": json.dumps(answer)}])
+    r = await co.run_case(case, cands, model, replay_tools_factory(), max_steps=3)
+    assert r.hit1 and model.answer_schemas == [co.answer_schema(cands)]
+
+
+async def test_an_interrupted_run_resumes_from_its_results_file(tmp_path, capsys):
+    import argparse
+
+    from engine.critic.commands import run
+
+    out = tmp_path / "results.jsonl"
+    args = argparse.Namespace(eval_cmd="cloudops", cases=str(DEV), model="oracle", limit=2, max_steps=10, json=True, out=str(out))
+    assert await run(args) == 0
+    lines = out.read_text().splitlines()
+    assert len(lines) == 2
+    out.write_text(lines[0] + "\n" + lines[1][:20])  # the second case was cut off mid-write
+    capsys.readouterr()
+    assert await run(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["summary"]["cases"] == 2 and report["summary"]["A@1"] == 1.0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["case"] for r in rows] == [json.loads(lines[0])["case"], json.loads(lines[1])["case"]]
+    assert rows[0]["seconds"] == json.loads(lines[0])["seconds"]  # kept, not run again
+
+
+async def test_replayed_calls_pass_the_guard_like_a_live_session():
+    """The eval runs the guarded dispatcher: an identical read repeated in the turn is not run again."""
+    from engine.testing import ScriptedModel
+
+    cands = co.load_candidates(DEV)
+    case = co.load_cases(DEV, 1)[0]
+    call = {"name": "cloudops.GetResources", "arguments": {"resource_type": "pods", "namespace": case.namespace}}
+    bogus = {"name": "cloudops.GetResources", "arguments": {"resource_type": "pods", "verbose": True}}
+    model = ScriptedModel([{"tool_calls": [call]}, {"tool_calls": [call]}, {"tool_calls": [bogus]}, {"text": "{}"}])
+    r = await co.run_case(case, cands, model, replay_tools_factory(), max_steps=5)
+    assert len(r.calls) == 1, "the repeat and the invented parameter never reached the replay executor"
+    results = [m for m in model.requests[-1][0] if m.role == "tool"]
+    assert "Not run again" in results[1].content and "verbose" in results[2].content

@@ -178,3 +178,50 @@ def test_a_step_can_be_required_to_call_a_tool() -> None:
     assert "answer" not in step_gbnf([LOGS, PODS], answer=False)
     # With no tools there is nothing to call, so answering stays possible.
     assert step_schema([], answer=False)["oneOf"][0]["required"] == ["answer"]
+
+
+VERDICT = {
+    "type": "object",
+    "properties": {"answers": {"type": "array", "items": {"type": "object", "properties": {"cause": {"enum": ["oom_killed", "node_cordoned"]}}, "required": ["cause"]}, "maxItems": 3}},
+    "required": ["answers"],
+}
+
+
+def test_a_structured_answer_is_constrained_to_its_schema() -> None:
+    s = step_schema([PODS], thought=False, answer_schema=VERDICT)
+    answer = s["oneOf"][-1]["properties"]["answer"]
+    assert answer["properties"]["answers"]["items"]["properties"]["cause"] == {"enum": ["oom_killed", "node_cordoned"]}
+    assert answer["properties"]["answers"]["maxItems"] == 3
+    g = step_gbnf([PODS], thought=False, answer_schema=VERDICT)
+    assert "oom_killed" in g and "node_cordoned" in g
+    # Without a schema the answer stays free text.
+    assert step_schema([PODS], thought=False)["oneOf"][-1]["properties"]["answer"] == {"type": "string"}
+
+
+def test_structured_answers_render_as_json_values_in_history_and_reply_format() -> None:
+    msgs = [
+        Message(role="user", content="q"),
+        Message(role="assistant", content='{"answers": [{"cause": "oom_killed"}]}'),
+        Message(role="user", content="and now?"),
+    ]
+    text = render_prompt(msgs, [PODS], thought=False, structured=True)
+    assert '{"answer": {"answers": [{"cause": "oom_killed"}]}}' in text
+    assert '<the JSON value the task asks for>' in text and '"<your answer>"' not in text
+
+
+def test_the_answer_step_keeps_the_tool_list_so_the_cached_prefix_survives(tmp_path) -> None:
+    """A step offering no tools (the turn's last) renders the previous step's tool list when it
+    continues that conversation, so llama.cpp re-reads nothing; a fresh conversation does not."""
+    from engine.models.local import LocalModel
+
+    m = LocalModel(tmp_path / "none.gguf")
+    first = [Message(role="system", content="SYS"), Message(role="user", content="q")]
+    p1 = m._prompt_for(first, [PODS, LOGS], False)
+    cont = first + [
+        Message(role="assistant", content="", tool_calls=[ToolCall(id="c1", name="kubernetes.list_pods", arguments={})]),
+        Message(role="tool", content="r", tool_call_id="c1"),
+    ]
+    p2 = m._prompt_for(cont, [], False)
+    assert p2.startswith(p1) and "kubernetes.list_pods(" in p2
+    other = m._prompt_for([Message(role="user", content="unrelated")], [], False)
+    assert "# Tools" not in other
