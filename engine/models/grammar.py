@@ -152,6 +152,10 @@ def _type_hint(s: dict[str, Any]) -> str:
     return t or "any"
 
 
+_SENTENCE_END = re.compile(r"(?<!\be\.g)(?<!\bi\.e)(?<!\betc)\.\s+")
+"""A full stop that ends a sentence (not the one in "e.g." or "i.e.")."""
+
+
 def tool_line(spec: ToolSpec, *, max_desc: int = 110) -> str:
     """One line per tool: `name(a: str, b?: int) - description` (optional args marked '?')."""
     raw = spec.parameters or {}
@@ -162,7 +166,7 @@ def tool_line(spec: ToolSpec, *, max_desc: int = 110) -> str:
         hint = _type_hint(clean_schema(v))
         args.append(f"{k}{'' if k in required else '?'}: {hint}")
     desc = " ".join((spec.description or "").split())
-    first = desc.split(". ")[0].rstrip(".")
+    first = _SENTENCE_END.split(desc, maxsplit=1)[0].rstrip(".")
     if len(first) > max_desc:
         first = first[: max_desc - 1].rstrip() + "…"
     return f"- {spec.name}({', '.join(args)}) - {first}" if first else f"- {spec.name}({', '.join(args)})"

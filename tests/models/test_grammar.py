@@ -225,3 +225,8 @@ def test_the_answer_step_keeps_the_tool_list_so_the_cached_prefix_survives(tmp_p
     assert p2.startswith(p1) and "kubernetes.list_pods(" in p2
     other = m._prompt_for([Message(role="user", content="unrelated")], [], False)
     assert "# Tools" not in other
+
+
+def test_tool_line_keeps_the_first_sentence_whole_past_an_abbreviation() -> None:
+    spec = ToolSpec(name="k.scale", description="Scale a deployment (kubectl scale); e.g. to 0 to stop it. Second sentence.")
+    assert tool_line(spec) == "- k.scale() - Scale a deployment (kubectl scale); e.g. to 0 to stop it"

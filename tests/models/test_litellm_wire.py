@@ -727,3 +727,17 @@ def test_dotted_tool_names_travel_as_wire_names_and_come_back():
     assert req["messages"][2]["name"] == "kubernetes__get_pod_logs"
     assert from_wire_name(to_wire_name("kubernetes.get_pod_logs")) == "kubernetes.get_pod_logs"
     assert from_wire_name("read_runbook") == "read_runbook"
+
+
+async def test_a_structured_answer_goes_out_as_response_format_on_the_answer_step(wire):
+    """`answer_schema` on a step without tools reaches the provider as its structured-output
+    request; on a step that offers tools it is left out (providers differ on mixing the two)."""
+    schema = {"type": "object", "properties": {"cause": {"enum": ["oom_killed", "node_cordoned"]}}, "required": ["cause"]}
+    wire.play("openai", "final_answer")
+    model = model_for("openai", wire, "final_answer")
+    async for _ in model.stream(MESSAGES, [], answer_schema=schema):
+        pass
+    body = wire.requests[0].json()
+    assert body["response_format"]["type"] == "json_schema"
+    assert body["response_format"]["json_schema"]["schema"] == schema
+    assert "response_format" not in model.request(MESSAGES, TOOLS, answer_schema=schema)
