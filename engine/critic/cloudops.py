@@ -40,6 +40,8 @@ class CaseResult:
     case: str
     category: str
     answers: list[dict[str, str]] = field(default_factory=list)
+    evidence: str = ""
+    """What the model quoted as the evidence for its answer (structured answers)."""
     hit1: bool = False
     hit3: bool = False
     calls: list[str] = field(default_factory=list)
@@ -81,8 +83,10 @@ def task_prompt(case: Case, cands: dict[str, Any]) -> str:
     return (
         f"Alert: {case.query}\nNamespace: {case.namespace}. Services: {', '.join(cands.get('services', []))}. "
         f"Nodes: {', '.join(cands.get('nodes', []))}.\n"
-        "Investigate with the tools (read-only), then give your final answer as JSON only: "
-        '{"answers": [{"root_cause": R, "object": "service/NAME" or "node/NAME" or "namespace/NAME", "taxonomy": T}]} '
+        "Investigate with the tools (read-only): start broad (the pods and the recent events of the namespace), "
+        "then look closer at what is failing. Then give your final answer as JSON only: "
+        '{"evidence": "<the error or state that shows the cause, quoted from a tool output>", '
+        '"answers": [{"root_cause": R, "object": "service/NAME" or "node/NAME" or "namespace/NAME", "taxonomy": T}]} '
         "with up to 3 answers, most likely first.\n"
         f"Root causes, by the object they name:\n{labels}\nTaxonomies: {', '.join(cands['taxonomies'])}."
     )
@@ -110,9 +114,18 @@ def answer_schema(cands: dict[str, Any]) -> dict[str, Any]:
     item = groups[0] if len(groups) == 1 else {"anyOf": groups}
     return {
         "type": "object",
-        "properties": {"answers": {"type": "array", "items": item, "minItems": 1, "maxItems": 3}},
-        "required": ["answers"],
+        "properties": {
+            # Written first: the error line the answer rests on, quoted from a tool output, so the
+            # labels a model picks next are conditioned on the evidence it has just restated.
+            "evidence": {"type": "string", "maxLength": EVIDENCE_MAX_CHARS},
+            "answers": {"type": "array", "items": item, "minItems": 1, "maxItems": 3},
+        },
+        "required": ["evidence", "answers"],
     }
+
+
+EVIDENCE_MAX_CHARS = 240
+"""The evidence sentence of a structured answer (one quoted line, not an essay)."""
 
 
 def parse_answers(text: str) -> list[dict[str, str]]:
@@ -133,6 +146,15 @@ def parse_answers(text: str) -> list[dict[str, str]]:
         if out:
             return out[:3]
     return []
+
+
+def parse_evidence(text: str) -> str:
+    """The evidence sentence of a structured answer ('' when there is none)."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return ""
+    return str(data.get("evidence", "")) if isinstance(data, dict) else ""
 
 
 def _norm_obj(s: str) -> str:
@@ -210,6 +232,7 @@ async def run_case(case: Case, cands: dict[str, Any], model: Any, make_tools: Ca
                 await store.create_session(session.id, model=getattr(model, "name", "eval"), context=None)
                 final = await _investigate(session, task_prompt(case, cands), res)
         res.answers = parse_answers(final)
+        res.evidence = parse_evidence(final)
     except Exception as exc:  # noqa: BLE001 - one broken case must not stop the run
         res.error = f"{type(exc).__name__}: {exc}"
     res.hit1 = bool(res.answers) and is_hit(res.answers[0], case.truth)
@@ -304,7 +327,7 @@ class OracleModel:
         if self.wrong:
             truth = {**truth, "root_cause": "namespace_cpu_quota_exceeded" if truth["root_cause"] != "namespace_cpu_quota_exceeded" else "oom_killed"}
         ans = {"taxonomy": truth["fault_taxonomy"], "root_cause": truth["root_cause"], "object": truth["fault_object"]}
-        return {"text": json.dumps({"answers": [ans]})}
+        return {"text": json.dumps({"evidence": "the experts' path", "answers": [ans]})}
 
     def _call_for(self, step: str, offered: dict[str, str]) -> dict[str, Any] | None:
         parts = step.split("::")

@@ -79,6 +79,8 @@ async def _cloudops(args: argparse.Namespace) -> int:
             mark = "✓" if r.hit1 else ("~" if r.hit3 else "✗")
             got = r.answers[0]["root_cause"] + " " + r.answers[0]["object"] if r.answers else (r.error or "no answer")
             print(f"[{i}/{len(cases)}] {mark} {case.id:18s} truth={case.truth['root_cause']} {case.truth['fault_object']}  got={got}  calls={len(r.calls)} align={r.alignment} {r.seconds}s", flush=True)
+            if r.evidence:
+                print(f"      evidence: {r.evidence}", flush=True)
     summary = co.summarise(results)
     summary["model"] = model_name or getattr(shared_model, "name", "")
     if args.json:
