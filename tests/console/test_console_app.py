@@ -295,3 +295,26 @@ async def test_conversation_scrolls_with_j_and_k() -> None:
         await pilot.press("G")
         await pilot.pause(0.2)
         assert conv.scroll_y == conv.max_scroll_y
+
+
+async def test_conversation_follows_a_streaming_answer_until_the_reader_scrolls_up() -> None:
+    long = "\n\n".join(f"Paragraph {i} of a long answer about the api pods." for i in range(80))
+    app = app_for([{"text": long, "token_delay": 0.01}])
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        conv = app.main.query_one(Conversation)
+        assert conv.scroll_y == 0, "a short conversation starts at the top"
+        await pilot.press(*"long please", "enter")
+        await until(pilot, lambda: conv.max_scroll_y > 10)
+        assert not kinds(app, "turn-finished"), "the answer is still streaming"
+        assert conv.scroll_y == conv.max_scroll_y, "the newest streamed text is in view"
+        await pilot.press("escape", "c", "k", "k", "k")
+        await pilot.pause(0.1)
+        held = conv.scroll_y
+        assert held < conv.max_scroll_y
+        await until(pilot, lambda: bool(kinds(app, "turn-finished")))
+        await pilot.pause(0.3)
+        assert conv.scroll_y == held < conv.max_scroll_y, "the reader's place holds while more text arrives"
+        await pilot.press("G")
+        await pilot.pause(0.2)
+        assert conv.scroll_y == conv.max_scroll_y

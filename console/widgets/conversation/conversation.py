@@ -62,15 +62,21 @@ class Conversation(VerticalScroll):
         self._flush_timer: object | None = None
         self._final: set[tuple[int, int]] = set()
 
-    def _follow(self) -> None:
-        # Only follow the stream when the reader is already at the bottom.
-        if self.max_scroll_y - self.scroll_y <= 3:
-            self.call_after_refresh(self.scroll_end, animate=False)
+    def watch_virtual_size(self) -> None:
+        # Anchored, the layout itself keeps the newest block in view: no second frame to scroll
+        # after each streamed update. Textual's anchor also pushes short content to the bottom,
+        # so it is set only once the conversation overflows (checked once this layout is done).
+        # Scrolling up releases it; scrolling back to the end restores it.
+        self.call_later(self._anchor_when_overflowing)
+
+    def _anchor_when_overflowing(self) -> None:
+        overflows = self.max_scroll_y > 0
+        if overflows != self.is_anchored:
+            self.anchor(overflows)
 
     def add_user(self, text: str) -> None:
         """Show the user's question."""
         self.mount(UserLine(f"› {text}", markup=False))
-        self._follow()
 
     def stream(self, turn: int, step: int, text: str) -> None:
         """Note everything streamed so far for a step; it is drawn on the next flush."""
@@ -108,7 +114,6 @@ class Conversation(VerticalScroll):
             self._settled[key] = cut
             await self.mount(settled, before=tail)
         tail.show(text[self._settled[key] :])
-        self._follow()
 
     async def finish(self, turn: int, step: int, text: str, *, hypothesis: bool) -> None:
         """The step's final text replaces the streamed one; a step that calls tools is a hypothesis."""
@@ -128,18 +133,15 @@ class Conversation(VerticalScroll):
             await self.remove_children(parts)
         else:
             await self.mount(block)
-        self._follow()
 
     def notice(self, text: str, level: str = "info") -> None:
         """Show a notice (info, warning or error)."""
         line = NoticeLine(text, markup=False)
         line.add_class(level)
         self.mount(line)
-        self._follow()
 
     def turn_finished(self, text: str, reason: str) -> None:
         """Close a turn with its summary line."""
         footer = TurnFooter(text, markup=False)
         footer.add_class(reason)
         self.mount(footer)
-        self._follow()
