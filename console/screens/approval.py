@@ -52,6 +52,23 @@ class ReasonScreen(ModalScreen[str | None]):
         self.dismiss(None)
 
 
+class ApprovalDialog(VerticalScroll):
+    """The modal's frame: scrolls the details; its bottom border says whether there is more."""
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        self.show_scroll_hint()
+
+    def show_scroll_hint(self) -> None:
+        """Say on the bottom border whether the details go on below (or above)."""
+        if self.max_scroll_y <= 0:
+            self.border_subtitle = ""
+        elif self.scroll_y < self.max_scroll_y:
+            self.border_subtitle = "more below: j/k or ↓ scroll · i inspect"
+        else:
+            self.border_subtitle = "end of details · k scrolls back"
+
+
 class ApprovalScreen(ModalScreen[Any]):
     """One approval request; dismisses with an ApprovalAnswer."""
 
@@ -81,7 +98,7 @@ class ApprovalScreen(ModalScreen[Any]):
         # parts (dry-run diff, the way back, full arguments) move, so an 80×24 terminal still
         # shows the decision and its controls without scrolling.
         r = self.request
-        with VerticalScroll(id="approval-dialog", classes=f"risk-{r.risk}"):
+        with ApprovalDialog(id="approval-dialog", classes=f"risk-{r.risk}"):
             with Vertical(id="approval-head"):
                 yield Static(id="approval-title")
                 yield Static(id="approval-action")
@@ -146,7 +163,7 @@ class ApprovalScreen(ModalScreen[Any]):
         pol.append("policy rule: ", style=v.get("muted", ""))
         pol.append(r.rule or "(none given)", style="bold")
         if r.reason:
-            pol.append("  why: ", style=v.get("muted", ""))
+            pol.append("\nwhy: ", style=v.get("muted", ""))
             pol.append(r.reason)
         self.query_one("#approval-policy", Static).update(pol)
 
@@ -163,11 +180,8 @@ class ApprovalScreen(ModalScreen[Any]):
         self.call_after_refresh(self._show_scroll_hint)
 
     def _show_scroll_hint(self) -> None:
-        # The bottom border says when there is more below than the dialog shows.
-        if not self.is_mounted:
-            return
-        dialog = self.query_one("#approval-dialog")
-        dialog.border_subtitle = "more below: j/k or ↓ scroll · i inspect" if dialog.max_scroll_y > 0 else ""
+        if self.is_mounted:
+            self.query_one(ApprovalDialog).show_scroll_hint()
 
     def _render_countdown(self) -> None:
         w = self.query_one("#approval-countdown", Static)
@@ -236,11 +250,12 @@ class ApprovalScreen(ModalScreen[Any]):
 
     def action_scroll_down(self) -> None:
         """Scroll the details."""
-        self.query_one("#approval-dialog").scroll_down()
+        # Not animated: a burst of keys (or a held key) scrolls one line per key.
+        self.query_one(ApprovalDialog).scroll_down(animate=False)
 
     def action_scroll_up(self) -> None:
         """Scroll the details."""
-        self.query_one("#approval-dialog").scroll_up()
+        self.query_one(ApprovalDialog).scroll_up(animate=False)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()

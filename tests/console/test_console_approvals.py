@@ -224,6 +224,12 @@ async def test_the_decision_and_its_buttons_show_without_scrolling(size: tuple[i
         assert "org/payments: writes in payments need approval" in str(screen.query_one("#approval-policy").render())
         for selector in ("#approval-title", "#approval-action", "#approval-policy", "#approve", "#deny", "#reason", "#inspect"):
             assert on_top(selector), f"{selector} is hidden at {size}"
+        from console.widgets.header.header_bar import HeaderBar
+
+        header = app.main.query_one(HeaderBar)
+        line = str(header.render())
+        assert "⚠ 1 approval" in line and len(line) <= size[0]
+        assert ("session" not in line) or line.endswith(header.session_id), "a session id is shown whole or not at all"
         if size == (80, 24):
             # The diff is longer than the room left: it scrolls, and says so; the buttons stay.
             assert dialog.max_scroll_y > 0
