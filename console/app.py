@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from textual import work
+from textual import events, work
 from textual.app import App
 
 from console import keys as K
@@ -110,6 +110,13 @@ class LanternApp(App[int]):
         self._queued: list[str] = []
         self._last_ctrl_c = 0.0
         self._freezes = 0
+        self.last_key_at = 0.0
+        """time.monotonic() of the latest keypress (the stream redraws less often while typing)."""
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key):
+            self.last_key_at = time.monotonic()
+        await super().on_event(event)
 
     # -- start-up ---------------------------------------------------------------------------------
     def get_theme_variable_defaults(self) -> dict[str, str]:

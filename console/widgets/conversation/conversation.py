@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from textual.containers import VerticalScroll
 from textual.widgets import Markdown, Static
 
@@ -50,6 +52,8 @@ class Conversation(VerticalScroll):
 
     FLUSH_S = 0.15
     """Streamed text is drawn at most this often: reading speed, and keys stay responsive."""
+    TYPING_FLUSH_S = 0.4
+    """While the user types, streamed text is drawn at most this often: keys come first."""
     SETTLE_CHARS = 1200
     """Finished paragraphs are frozen into their own widget in chunks of at least this size."""
 
@@ -60,6 +64,7 @@ class Conversation(VerticalScroll):
         self._settled: dict[tuple[int, int], int] = {}
         self._latest: dict[tuple[int, int], str] = {}
         self._flush_timer: object | None = None
+        self._flushed_at = 0.0
         self._final: set[tuple[int, int]] = set()
 
     def watch_virtual_size(self) -> None:
@@ -86,6 +91,14 @@ class Conversation(VerticalScroll):
 
     async def _flush(self) -> None:
         self._flush_timer = None
+        now = time.monotonic()
+        # A redraw of the stream relays out the pane; one under way when a key arrives delays
+        # that key's echo. So while keys arrive the stream is drawn less often (never stalled).
+        typing = now - getattr(self.app, "last_key_at", 0.0) < self.FLUSH_S
+        if typing and now - self._flushed_at < self.TYPING_FLUSH_S:
+            self._flush_timer = self.set_timer(self.FLUSH_S, self._flush)
+            return
+        self._flushed_at = now
         latest, self._latest = self._latest, {}
         for (turn, step), text in latest.items():
             await self._draw(turn, step, text)
