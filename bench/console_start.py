@@ -35,6 +35,8 @@ PY = sys.executable
 HEADER_MARK = "◆".encode()
 READY_MARK = "● ready".encode()
 WORKING_MARK = "working".encode()
+STREAM_MARK = b"Findings"
+"""The answer's first heading: once it is drawn, the answer is streaming (not still retrieving)."""
 
 
 class Term:
@@ -152,8 +154,13 @@ def key_latencies(script: Path, keys: int, streaming: bool) -> tuple[list[float]
             term.drain(0.3)
             if streaming:
                 term.write(b"why is checkout failing?\r")
-                if term.read_until(WORKING_MARK, 10, start=len(term.buf)) is None:
+                sent_at = len(term.buf)
+                if term.read_until(WORKING_MARK, 10, start=sent_at) is None:
                     raise SystemExit("the turn did not start")
+                # Typing starts once the answer is on screen: before that the turn selects tools
+                # and assembles context, which is a different load than streaming.
+                if term.read_until(STREAM_MARK, 30, start=sent_at) is None:
+                    raise SystemExit("the answer never started streaming")
                 term.drain(0.2)
             out: list[float] = []
             still_streaming = True
@@ -170,6 +177,11 @@ def key_latencies(script: Path, keys: int, streaming: bool) -> tuple[list[float]
             return out, still_streaming
         finally:
             term.close()
+
+
+def load_note() -> str:
+    """The 1-minute load average, printed with each number (they stretch with it)."""
+    return f"load {os.getloadavg()[0]:.1f}"
 
 
 def main() -> None:
@@ -195,17 +207,17 @@ def main() -> None:
                     cpus.append(c)
                 if r is not None:
                     readies.append(r)
-            print(f"start     first frame (header)    median {statistics.median(firsts) * 1000:7.0f} ms   max {max(firsts) * 1000:6.0f} ms   target ≤ 1000 ms   runs {len(firsts)}/{a.runs}")
+            print(f"start     first frame (header)    median {statistics.median(firsts) * 1000:7.0f} ms   max {max(firsts) * 1000:6.0f} ms   target ≤ 1000 ms   runs {len(firsts)}/{a.runs}   {load_note()}")
             print(f"start     CPU used by first frame median {statistics.median(cpus) * 1000:7.0f} ms   (user+system of the console process)")
             if readies:
                 print(f"start     model ready (scripted)  median {statistics.median(readies) * 1000:7.0f} ms   max {max(readies) * 1000:6.0f} ms")
         if a.only == "start":
             return
         idle, _ = key_latencies(script, a.keys, streaming=False)
-        print(f"baseline  keypress→frame idle     p50 {percentile(idle, 50):6.1f} ms   p95 {percentile(idle, 95):6.1f} ms   max {max(idle):6.1f} ms   n={len(idle)}")
+        print(f"baseline  keypress→frame idle     p50 {percentile(idle, 50):6.1f} ms   p95 {percentile(idle, 95):6.1f} ms   max {max(idle):6.1f} ms   n={len(idle)}   {load_note()}")
         busy, streaming = key_latencies(script, a.keys, streaming=True)
         note = "" if streaming else "  (the answer finished before the last key)"
-        print(f"stream    keypress→frame streaming p50 {percentile(busy, 50):6.1f} ms   p95 {percentile(busy, 95):6.1f} ms   max {max(busy):6.1f} ms   n={len(busy)}   target p95 ≤ 50 ms{note}")
+        print(f"stream    keypress→frame streaming p50 {percentile(busy, 50):6.1f} ms   p95 {percentile(busy, 95):6.1f} ms   max {max(busy):6.1f} ms   n={len(busy)}   {load_note()}   target p95 ≤ 50 ms{note}")
 
 
 if __name__ == "__main__":

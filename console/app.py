@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import inspect
 import json
 import time
 from collections.abc import Callable
 from typing import Any
 
-from textual import work
+from textual import events, work
 from textual.app import App
 
 from console import keys as K
@@ -108,6 +109,14 @@ class LanternApp(App[int]):
         """Approval requests left unanswered when a reopened session last closed."""
         self._queued: list[str] = []
         self._last_ctrl_c = 0.0
+        self._freezes = 0
+        self.last_key_at = 0.0
+        """time.monotonic() of the latest keypress (the stream redraws less often while typing)."""
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key):
+            self.last_key_at = time.monotonic()
+        await super().on_event(event)
 
     # -- start-up ---------------------------------------------------------------------------------
     def get_theme_variable_defaults(self) -> dict[str, str]:
@@ -189,6 +198,20 @@ class LanternApp(App[int]):
         if self.clock is not None and self.bridge.session is not None:
             self.bridge.session.clock = self.clock
 
+    def _freeze_heap(self, upto: int) -> None:
+        """Exempt everything alive now (modules, engine, model adapter) from garbage collection.
+
+        A full collection walks every tracked object; with the engine loaded that is a 200-300 ms
+        pause, and one landing while an answer streams is a keystroke drawn that late. Frozen
+        objects are never scanned again, so later collections walk only what the session
+        allocates. Nothing is collected first (that would be the same pause); garbage alive at
+        this moment is never reclaimed, so it is done at most twice: when the engine is ready
+        and after the first turn. Headless apps (tests, many per process) leave the heap alone.
+        """
+        if self._freezes < upto and not self.is_headless:
+            self._freezes = upto
+            gc.freeze()
+
     @property
     def main(self) -> MainScreen:
         """The main screen."""
@@ -203,6 +226,7 @@ class LanternApp(App[int]):
         header.model, header.model_state = message.model, "loading"
 
     async def on_engine_ready(self, message: EngineReady) -> None:
+        self._freeze_heap(1)
         session = message.session
         header = self.main.query_one(HeaderBar)
         header.model = session.model.name
@@ -276,6 +300,9 @@ class LanternApp(App[int]):
             return False
 
     def on_turn_state_changed(self, message: TurnStateChanged) -> None:
+        if not message.running:
+            # The first turn loads retrieval and the tools' modules: freeze those too.
+            self._freeze_heap(2)
         if not self._header_alive():
             return
         header = self.main.query_one(HeaderBar)

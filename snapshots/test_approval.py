@@ -12,6 +12,13 @@ class TestApproval:
     """The approval modal as the engine asks."""
 
     def test_modal_with_dry_run_diff(self, snap_compare):
+        self._compare(snap_compare, SIZE)
+
+    def test_modal_at_80x24(self, snap_compare):
+        # The action, risk, rule and buttons stay put; the diff scrolls between them.
+        self._compare(snap_compare, (80, 24))
+
+    def _compare(self, snap_compare, size):
         app = harness_app(INCIDENT_SCRIPT, incident_tools())
 
         async def run_before(pilot):
@@ -24,4 +31,4 @@ class TestApproval:
             app.main.query_one(StepList).scroll_end(animate=False, immediate=True)
             await pilot.pause(0.2)
 
-        assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+        assert snap_compare(app, terminal_size=size, run_before=run_before)

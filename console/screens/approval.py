@@ -21,6 +21,16 @@ from console.keys import bindings, keys_for
 
 PREVIEW_LINES = 14
 """Diff lines shown before `inspect` expands it."""
+ACTION_CHARS = 160
+"""The one-line call on top is cut here (the full arguments are below)."""
+
+
+def _short(value: Any) -> str:
+    """An argument value as the call line shows it: strings bare, the rest as JSON."""
+    if isinstance(value, str):
+        return value if len(value) <= 40 else value[:39] + "…"
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 40 else text[:39] + "…"
 
 
 class ReasonScreen(ModalScreen[str | None]):
@@ -40,6 +50,23 @@ class ReasonScreen(ModalScreen[str | None]):
     def action_cancel(self) -> None:
         """Back to the request, nothing decided."""
         self.dismiss(None)
+
+
+class ApprovalDialog(VerticalScroll):
+    """The modal's frame: scrolls the details; its bottom border says whether there is more."""
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        self.show_scroll_hint()
+
+    def show_scroll_hint(self) -> None:
+        """Say on the bottom border whether the details go on below (or above)."""
+        if self.max_scroll_y <= 0:
+            self.border_subtitle = ""
+        elif self.scroll_y < self.max_scroll_y:
+            self.border_subtitle = "more below: j/k or ↓ scroll · i inspect"
+        else:
+            self.border_subtitle = "end of details · k scrolls back"
 
 
 class ApprovalScreen(ModalScreen[Any]):
@@ -66,22 +93,30 @@ class ApprovalScreen(ModalScreen[Any]):
 
     # -- layout ---------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
+        # The dialog scrolls as a whole, but what decides the answer is docked: the action, its
+        # risk and the policy rule on top, the countdown and the buttons below. Only the long
+        # parts (dry-run diff, the way back, full arguments) move, so an 80×24 terminal still
+        # shows the decision and its controls without scrolling.
         r = self.request
-        with Vertical(id="approval-dialog", classes=f"risk-{r.risk}"):
-            yield Static(id="approval-title")
-            with VerticalScroll(id="approval-body"):
-                yield Static(id="approval-call")
+        with ApprovalDialog(id="approval-dialog", classes=f"risk-{r.risk}"):
+            with Vertical(id="approval-head"):
+                yield Static(id="approval-title")
+                yield Static(id="approval-action")
                 yield Static(id="approval-policy")
+            with Vertical(id="approval-foot"):
+                yield Static(id="approval-countdown")
+                with Horizontal(id="approval-buttons"):
+                    yield Button("Approve (a)", id="approve", variant="success")
+                    yield Button("Deny (d)", id="deny", variant="error")
+                    yield Button("Deny + reason (r)", id="reason")
+                    yield Button("Inspect (i)", id="inspect")
+            with Vertical(id="approval-body"):
                 yield Label("What it will touch", classes="approval-section")
                 yield Static(id="approval-touches")
                 yield Label("The way back", classes="approval-section")
                 yield Static(id="approval-rollback")
-            yield Static(id="approval-countdown")
-            with Horizontal(id="approval-buttons"):
-                yield Button("Approve (a)", id="approve", variant="success")
-                yield Button("Deny (d)", id="deny", variant="error")
-                yield Button("Deny + reason (r)", id="reason")
-                yield Button("Inspect (i)", id="inspect")
+                yield Label("Arguments", classes="approval-section")
+                yield Static(id="approval-call")
 
     def on_mount(self) -> None:
         self.render_request()
@@ -106,10 +141,17 @@ class ApprovalScreen(ModalScreen[Any]):
             title.append(f"  ·  {self.queued} more waiting", style=v.get("drop-warning", ""))
         self.query_one("#approval-title", Static).update(title)
 
+        action = Text()
+        action.append(r.tool, style="bold")
+        action.append("(" + ", ".join(f"{k}={_short(v)}" for k, v in r.arguments.items()) + ")")
+        if len(action) > ACTION_CHARS:
+            action.truncate(ACTION_CHARS - 1)
+            action.append("…")
+        self.query_one("#approval-action", Static).update(action)
+
         args = json.dumps(r.arguments, indent=2, ensure_ascii=False, default=str)
         call = Text()
-        call.append(r.tool, style="bold")
-        call.append(f"  (call {r.call_id}, hash {r.call_hash[:12]})", style=v.get("muted", ""))
+        call.append(f"call {r.call_id}, hash {r.call_hash[:12]}", style=v.get("muted", ""))
         arg_lines = args.splitlines()
         if not self.expanded and len(arg_lines) > 12:
             arg_lines = arg_lines[:12] + [f"… {len(arg_lines) - 12} more lines (i to inspect)"]
@@ -132,6 +174,14 @@ class ApprovalScreen(ModalScreen[Any]):
         self.query_one("#approval-touches", Static).update(diff_text(touches, v))
         self.query_one("#approval-rollback", Static).update(Text(r.rollback or "(no rollback given: treat as one-way)", style="bold" if r.rollback else v.get("drop-warning", "")))
         self._render_countdown()
+        self.call_after_refresh(self._show_scroll_hint)
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._show_scroll_hint)
+
+    def _show_scroll_hint(self) -> None:
+        if self.is_mounted:
+            self.query_one(ApprovalDialog).show_scroll_hint()
 
     def _render_countdown(self) -> None:
         w = self.query_one("#approval-countdown", Static)
@@ -200,11 +250,12 @@ class ApprovalScreen(ModalScreen[Any]):
 
     def action_scroll_down(self) -> None:
         """Scroll the details."""
-        self.query_one("#approval-body").scroll_down()
+        # Not animated: a burst of keys (or a held key) scrolls one line per key.
+        self.query_one(ApprovalDialog).scroll_down(animate=False)
 
     def action_scroll_up(self) -> None:
         """Scroll the details."""
-        self.query_one("#approval-body").scroll_up()
+        self.query_one(ApprovalDialog).scroll_up(animate=False)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()

@@ -35,14 +35,15 @@ def help_tables(keymap: dict[str, str], muted: str = "") -> list[Table]:
     """One table per scope, then the commands."""
     out = []
     for scope, title in SCOPE_TITLES.items():
-        t = Table(title=title, title_justify="left", show_header=False, box=None, padding=(0, 2), expand=False)
+        # expand: a title is as wide as its table, so a narrow table wrapped a long title.
+        t = Table(title=title, title_justify="left", show_header=False, box=None, padding=(0, 2), expand=True)
         t.add_column("keys", no_wrap=True, style="bold", width=16)
         t.add_column("what")
         for k in KEYS:
             if k.scope == scope:
                 t.add_row(pretty_keys(effective_keys(k, keymap)), k.help or k.description)
         out.append(t)
-    t = Table(title="Commands (: in the panes, / in the input, or ctrl+p)", title_justify="left", show_header=False, box=None, padding=(0, 2), expand=False)
+    t = Table(title="Commands (: in the panes, / in the input, or ctrl+p)", title_justify="left", show_header=False, box=None, padding=(0, 2), expand=True)
     t.add_column("cmd", no_wrap=True, style="bold", width=16)
     t.add_column("what")
     aliases: dict[str, list[str]] = {}

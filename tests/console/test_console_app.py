@@ -295,3 +295,56 @@ async def test_conversation_scrolls_with_j_and_k() -> None:
         await pilot.press("G")
         await pilot.pause(0.2)
         assert conv.scroll_y == conv.max_scroll_y
+
+
+async def test_conversation_follows_a_streaming_answer_until_the_reader_scrolls_up() -> None:
+    long = "\n\n".join(f"Paragraph {i} of a long answer about the api pods." for i in range(80))
+    app = app_for([{"text": long, "token_delay": 0.01}])
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        conv = app.main.query_one(Conversation)
+        assert conv.scroll_y == 0, "a short conversation starts at the top"
+        await pilot.press(*"long please", "enter")
+        await until(pilot, lambda: conv.max_scroll_y > 10)
+        assert not kinds(app, "turn-finished"), "the answer is still streaming"
+        assert conv.scroll_y == conv.max_scroll_y, "the newest streamed text is in view"
+        await pilot.press("escape", "c", "k", "k", "k")
+        await pilot.pause(0.1)
+        held = conv.scroll_y
+        assert held < conv.max_scroll_y
+        await until(pilot, lambda: bool(kinds(app, "turn-finished")))
+        await pilot.pause(0.3)
+        assert conv.scroll_y == held < conv.max_scroll_y, "the reader's place holds while more text arrives"
+        await pilot.press("G")
+        await pilot.pause(0.2)
+        assert conv.scroll_y == conv.max_scroll_y
+
+
+async def test_typing_while_an_answer_streams_keeps_both_moving() -> None:
+    from console.widgets.conversation.conversation import StreamingAnswer
+
+    long = "\n\n".join(f"Paragraph {i} of a long answer about the api pods." for i in range(300))
+    app = app_for([{"text": long, "token_delay": 0.01}])
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press(*"long please", "enter")
+        conv = app.main.query_one(Conversation)
+
+        def streamed() -> int:
+            return sum(len(shown(w).strip()) for w in conv.query(StreamingAnswer))
+
+        await until(pilot, lambda: streamed() > 0)
+        before = streamed()
+        from textual import events
+
+        # Typed at 20 keys a second for 1.5 s: longer than the stream may wait on typing.
+        typed = "next: is the db pool exhausted too"
+        for ch in typed:
+            app.post_message(events.Key(ch, ch))
+            await asyncio.sleep(0.05)
+        await pilot.pause(0.1)
+        assert not kinds(app, "turn-finished"), "the answer is still streaming"
+        assert streamed() > before, "the answer kept appearing while the user typed"
+        assert app.main.query_one(PromptInput).value == typed
+        await pilot.press("ctrl+c")
+        await until(pilot, lambda: bool(kinds(app, "turn-finished")))

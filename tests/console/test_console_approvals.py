@@ -198,3 +198,46 @@ async def test_expired_request_is_denied() -> None:
         app.run_worker(ask())
         await until(pilot, lambda: len(answers) == 1)
         assert answers[0].approved is False and "expired" in answers[0].reason
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+async def test_the_decision_and_its_buttons_show_without_scrolling(size: tuple[int, int]) -> None:
+    executed: list[dict[str, Any]] = []
+    app = make_app(executed)
+    async with app.run_test(size=size) as pilot:
+        await start_and_ask(pilot, app)
+        await until(pilot, lambda: isinstance(app.screen, ApprovalScreen))
+        await pilot.pause(0.2)
+        screen = app.screen
+        dialog = screen.query_one("#approval-dialog")
+
+        def on_top(selector: str) -> bool:
+            # What the user sees at the middle of the widget is the widget itself.
+            region = screen.query_one(selector).region
+            if not region or not screen.region.contains_region(region):
+                return False
+            hit, _ = screen.get_widget_at(*region.center)
+            return hit is screen.query_one(selector) or screen.query_one(selector) in hit.ancestors
+
+        action = screen.query_one("#approval-action")
+        assert "rollback_deployment(name=api, namespace=payments, revision=13)" in str(action.render())
+        assert "org/payments: writes in payments need approval" in str(screen.query_one("#approval-policy").render())
+        for selector in ("#approval-title", "#approval-action", "#approval-policy", "#approve", "#deny", "#reason", "#inspect"):
+            assert on_top(selector), f"{selector} is hidden at {size}"
+        from console.widgets.header.header_bar import HeaderBar
+
+        header = app.main.query_one(HeaderBar)
+        line = str(header.render())
+        assert "⚠ 1 approval" in line and len(line) <= size[0]
+        assert ("session" not in line) or line.endswith(header.session_id), "a session id is shown whole or not at all"
+        if size == (80, 24):
+            # The diff is longer than the room left: it scrolls, and says so; the buttons stay.
+            assert dialog.max_scroll_y > 0
+            assert "more below" in str(dialog.border_subtitle)
+            await pilot.press("j", "j", "j")
+            await pilot.pause(0.1)
+            assert dialog.scroll_y > 0
+            assert on_top("#approve") and on_top("#approval-policy")
+        await pilot.press("a")
+        await until(pilot, lambda: bool(events(app, "turn-finished")))
+        assert executed == [{"tool": "rollback_deployment", "name": "api", "namespace": "payments", "revision": 13}]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from textual.containers import VerticalScroll
 from textual.widgets import Markdown, Static
 
@@ -50,6 +52,8 @@ class Conversation(VerticalScroll):
 
     FLUSH_S = 0.15
     """Streamed text is drawn at most this often: reading speed, and keys stay responsive."""
+    TYPING_FLUSH_S = 0.4
+    """While the user types, streamed text is drawn at most this often: keys come first."""
     SETTLE_CHARS = 1200
     """Finished paragraphs are frozen into their own widget in chunks of at least this size."""
 
@@ -60,17 +64,24 @@ class Conversation(VerticalScroll):
         self._settled: dict[tuple[int, int], int] = {}
         self._latest: dict[tuple[int, int], str] = {}
         self._flush_timer: object | None = None
+        self._flushed_at = 0.0
         self._final: set[tuple[int, int]] = set()
 
-    def _follow(self) -> None:
-        # Only follow the stream when the reader is already at the bottom.
-        if self.max_scroll_y - self.scroll_y <= 3:
-            self.call_after_refresh(self.scroll_end, animate=False)
+    def watch_virtual_size(self) -> None:
+        # Anchored, the layout itself keeps the newest block in view: no second frame to scroll
+        # after each streamed update. Textual's anchor also pushes short content to the bottom,
+        # so it is set only once the conversation overflows (checked once this layout is done).
+        # Scrolling up releases it; scrolling back to the end restores it.
+        self.call_later(self._anchor_when_overflowing)
+
+    def _anchor_when_overflowing(self) -> None:
+        overflows = self.max_scroll_y > 0
+        if overflows != self.is_anchored:
+            self.anchor(overflows)
 
     def add_user(self, text: str) -> None:
         """Show the user's question."""
         self.mount(UserLine(f"› {text}", markup=False))
-        self._follow()
 
     def stream(self, turn: int, step: int, text: str) -> None:
         """Note everything streamed so far for a step; it is drawn on the next flush."""
@@ -80,6 +91,14 @@ class Conversation(VerticalScroll):
 
     async def _flush(self) -> None:
         self._flush_timer = None
+        now = time.monotonic()
+        # A redraw of the stream relays out the pane; one under way when a key arrives delays
+        # that key's echo. So while keys arrive the stream is drawn less often (never stalled).
+        typing = now - getattr(self.app, "last_key_at", 0.0) < self.FLUSH_S
+        if typing and now - self._flushed_at < self.TYPING_FLUSH_S:
+            self._flush_timer = self.set_timer(self.FLUSH_S, self._flush)
+            return
+        self._flushed_at = now
         latest, self._latest = self._latest, {}
         for (turn, step), text in latest.items():
             await self._draw(turn, step, text)
@@ -108,7 +127,6 @@ class Conversation(VerticalScroll):
             self._settled[key] = cut
             await self.mount(settled, before=tail)
         tail.show(text[self._settled[key] :])
-        self._follow()
 
     async def finish(self, turn: int, step: int, text: str, *, hypothesis: bool) -> None:
         """The step's final text replaces the streamed one; a step that calls tools is a hypothesis."""
@@ -128,18 +146,15 @@ class Conversation(VerticalScroll):
             await self.remove_children(parts)
         else:
             await self.mount(block)
-        self._follow()
 
     def notice(self, text: str, level: str = "info") -> None:
         """Show a notice (info, warning or error)."""
         line = NoticeLine(text, markup=False)
         line.add_class(level)
         self.mount(line)
-        self._follow()
 
     def turn_finished(self, text: str, reason: str) -> None:
         """Close a turn with its summary line."""
         footer = TurnFooter(text, markup=False)
         footer.add_class(reason)
         self.mount(footer)
-        self._follow()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from textual import events
 from textual.binding import Binding
+from textual.geometry import Size
 from textual.message import Message
+from textual.reactive import Reactive
 from textual.suggester import SuggestFromList
 from textual.widgets import Input
 
@@ -19,6 +21,11 @@ class PromptInput(Input):
         Binding("down", "history(1)", "Next", show=False, id="prompt.history_next"),
         Binding("tab", "complete", "Complete", show=False, id="prompt.complete"),
     ]
+
+    virtual_size: Reactive[Size] = Reactive(Size(0, 0), layout=False, repaint=True)
+    """The text's extent. Input sets it on every keystroke; as Widget's layout reactive that
+    relaid out the whole screen per key (costly while an answer streams), and the prompt's own
+    size never depends on its text."""
 
     class Asked(Message):
         """The user submitted a question."""

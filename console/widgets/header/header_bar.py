@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
@@ -47,9 +48,17 @@ class HeaderBar(Widget):
         t.append(self.model or "-", style="bold")
         t.append(" ")
         t.append(state_label, style=f"bold {state_style}")
+        # What does not fit is left out whole (a cut-off session id reads as a different one);
+        # pending approvals come first and shorten before they go.
+        room = self.content_size.width or 10_000
         if self.pending:
-            t.append(f"  ⚠ {self.pending} approval{'s' if self.pending > 1 else ''} waiting", style=f"bold {v.get('risk-high', '')}")
-        if self.session_id:
+            plural = "s" if self.pending > 1 else ""
+            style = f"bold {v.get('risk-high', '')}"
+            for label in (f"  ⚠ {self.pending} approval{plural} waiting", f"  ⚠ {self.pending} approval{plural}", f"  ⚠ {self.pending}"):
+                if t.cell_len + cell_len(label) <= room:
+                    t.append(label, style=style)
+                    break
+        if self.session_id and t.cell_len + len("  session ") + len(self.session_id) <= room:
             t.append("  session ", style=muted)
             t.append(self.session_id, style=muted)
         return t
