@@ -33,7 +33,7 @@ from typing import Any
 
 from engine.models import errors
 from engine.models.base import Completion, Message, ModelChunk, TextDelta, ToolCall, ToolSpec, Usage, drop_nulls
-from engine.models.grammar import StepParser, step_gbnf, tool_line
+from engine.models.grammar import StepParser, ground_arguments, step_gbnf, tool_line
 from engine.models.install import QWEN_CODER_1_5B, model_path, status
 
 DEFAULT_N_CTX = 8192
@@ -324,7 +324,7 @@ class LocalModel:
                 elif kind == "error":
                     raise value
                 elif kind == "done":
-                    yield self._completion(parser, value)
+                    yield self._completion(parser, value, tools, _conversation(prompt))
                     return
         finally:
             # Closing or cancelling the stream lands here: stop the worker (and llama.cpp) promptly.
@@ -347,7 +347,7 @@ class LocalModel:
         self._last_prompt = prompt
         return prompt
 
-    def _completion(self, parser: StepParser, info: dict[str, Any]) -> Completion:
+    def _completion(self, parser: StepParser, info: dict[str, Any], tools: list[ToolSpec], conversation: str) -> Completion:
         usage = Usage(prompt_tokens=info["prompt_tokens"], completion_tokens=info["completion_tokens"], cached_tokens=info["cached_tokens"])
         step = parser.result()
         if step is None:
@@ -366,9 +366,15 @@ class LocalModel:
             text = answer if isinstance(answer, str) else json.dumps(answer, ensure_ascii=False)
             return Completion(text=text, usage=usage, finish_reason="stop")
         args = step.get("arguments") if isinstance(step.get("arguments"), dict) else {}
-        call = ToolCall(id=_call_id(), name=str(step.get("tool", "")), arguments=drop_nulls(args),
-                        raw_arguments=json.dumps(args, ensure_ascii=False))
-        return Completion(text=str(step.get("thought", "")), tool_calls=[call], usage=usage, finish_reason="tool_calls")
+        name = str(step.get("tool", ""))
+        kept, dropped = ground_arguments(drop_nulls(args), next((t for t in tools if t.name == name), None), conversation)
+        call = ToolCall(id=_call_id(), name=name, arguments=kept, raw_arguments=json.dumps(args, ensure_ascii=False))
+        text = str(step.get("thought", ""))
+        if dropped:
+            # Said where the step is shown, so nothing the model wrote disappears unseen.
+            note = f"(left out {', '.join(dropped)}: not mentioned in the conversation, so the tool's default applies)"
+            text = f"{text} {note}".strip()
+        return Completion(text=text, tool_calls=[call], usage=usage, finish_reason="tool_calls")
 
     def _run_step(self, prompt: str, gbnf: str, emit: Any, cancel: threading.Event) -> None:
         """Worker thread: evaluate the prompt (reusing the cached prefix), then sample under the grammar."""
@@ -484,6 +490,12 @@ def _abort_callback(llama_cpp: Any, flag: Any, fallback: Any) -> Any:
     except (OSError, AttributeError):
         pass
     return llama_cpp.ggml_abort_callback(fallback)
+
+
+def _conversation(prompt: str) -> str:
+    """The prompt without its system turn (tool descriptions and examples are not the user's words)."""
+    end = prompt.find("<|im_end|>")
+    return prompt[end:] if prompt.startswith("<|im_start|>system") and end >= 0 else prompt
 
 
 def _call_id() -> str:

@@ -230,3 +230,30 @@ def test_the_answer_step_keeps_the_tool_list_so_the_cached_prefix_survives(tmp_p
 def test_tool_line_keeps_the_first_sentence_whole_past_an_abbreviation() -> None:
     spec = ToolSpec(name="k.scale", description="Scale a deployment (kubectl scale); e.g. to 0 to stop it. Second sentence.")
     assert tool_line(spec) == "- k.scale() - Scale a deployment (kubectl scale); e.g. to 0 to stop it"
+
+
+UNDO = ToolSpec(
+    name="kubernetes.rollout_undo",
+    description="Roll a deployment back.",
+    parameters={
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "namespace": {"type": "string"}, "to_revision": {"type": "integer"},
+                       "kind": {"enum": ["deployment", "statefulset"]}, "dry_run": {"type": "boolean"}},
+        "required": ["name"],
+    },
+)
+
+
+def test_invented_optional_arguments_are_left_out_and_named() -> None:
+    from engine.models.grammar import ground_arguments
+
+    said = "Roll back deployment payments-api in namespace payments to the previous revision (it was at 17)."
+    kept, dropped = ground_arguments(
+        {"name": "payments-api", "namespace": "payments", "to_revision": 1, "kind": "deployment", "dry_run": True}, UNDO, said
+    )
+    assert kept == {"name": "payments-api", "namespace": "payments", "kind": "deployment", "dry_run": True}
+    assert dropped == ["to_revision=1"], "1 is not the 1 inside 17"
+    # A value the user gave, or that a tool output showed, stays; so does any required argument.
+    assert ground_arguments({"name": "x", "to_revision": 7}, UNDO, "back to revision 7")[0] == {"name": "x", "to_revision": 7}
+    assert ground_arguments({"name": "nowhere"}, UNDO, "")[0] == {"name": "nowhere"}
+    assert ground_arguments({"name": "a", "namespace": "SHOP"}, UNDO, "pods in shop")[1] == []
