@@ -377,6 +377,10 @@ class HybridIndex:
         """The stored document with this id, or None."""
         return self._docs.get(doc_id)
 
+    def content_hash(self, doc_id: str) -> str | None:
+        """The stored content hash of a document (changes whenever the document does), or None."""
+        return self._hashes.get(doc_id)
+
     def docs(self, kind: str | None = None) -> list[Doc]:
         """Every stored document (of one kind if given)."""
         return [d for d in self._docs.values() if kind is None or d.kind == kind]
