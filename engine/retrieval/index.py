@@ -377,6 +377,10 @@ class HybridIndex:
         """The stored document with this id, or None."""
         return self._docs.get(doc_id)
 
+    def content_hash(self, doc_id: str) -> str | None:
+        """The stored content hash of a document (changes whenever the document does), or None."""
+        return self._hashes.get(doc_id)
+
     def docs(self, kind: str | None = None) -> list[Doc]:
         """Every stored document (of one kind if given)."""
         return [d for d in self._docs.values() if kind is None or d.kind == kind]
@@ -409,7 +413,10 @@ class HybridIndex:
         mat = self._mat[kind]
         if not len(mat):
             return []
-        scores = mat @ np.asarray(vector, dtype=np.float32).reshape(-1)
+        # einsum runs a plain single-threaded loop; `mat @ v` goes to OpenBLAS, whose thread pool
+        # wakes up against the embedder's OpenMP threads: 0.1 ms when warm but 6–16 ms right
+        # after a query embedding at 10k rows, against ~0.5 ms here.
+        scores = np.einsum("ij,j->i", mat, np.asarray(vector, dtype=np.float32).reshape(-1))
         ids = self._ids[kind]
         n = len(ids)
         take = n if allowed is not None else min(k, n)

@@ -19,6 +19,7 @@ from engine.models.base import ToolSpec
 from engine.retrieval.index import HybridIndex, doc_from_tool
 from engine.retrieval.rewrite import Rewrite, Rewriter, exchanges_from_events
 from engine.retrieval.search import Hit, HybridSearch, SearchConfig
+from engine.retrieval.text import STOPWORDS, is_report, split_identifier, stem, terms
 from engine.tools import Tool, ToolOutput
 
 FIND_TOOLS = "find_tools"
@@ -28,6 +29,31 @@ FIND_TOOLS = "find_tools"
 def schema_tokens(spec: ToolSpec) -> int:
     """Approximate prompt tokens of one tool schema (JSON characters / 4, the usual rule of thumb)."""
     return max(1, len(json.dumps(spec.to_openai(), separators=(",", ":"))) // 4)
+
+
+def change_verbs(tools: list[Tool]) -> dict[str, set[str]]:
+    """The verbs that ask for each write or dangerous tool, read from the catalogue itself.
+
+    A change tool's verbs are the stems of its action-name words that no read tool's name uses
+    (rollout_restart → restart, since rollout_history is a read; delete_pod → delete, since
+    list_pods is a read).
+    """
+    def name_words(t: Tool) -> set[str]:
+        return {stem(w) for w in split_identifier(t.name.split(".", 1)[-1]) if w not in STOPWORDS}
+
+    read_names = {w for t in tools if t.risk == "read" for w in name_words(t)}
+    return {t.name: name_words(t) - read_names for t in tools if t.risk != "read"}
+
+
+def command_words(tools: list[Tool]) -> set[str]:
+    """Words that open a command to this catalogue: the first word of each action name and of
+    each description (list, describe, restart, scale, mark…)."""
+    out: set[str] = set()
+    for t in tools:
+        words = split_identifier(t.name.split(".", 1)[-1])[:1]
+        words += (t.description or "").lower().split()[:1]
+        out.update(w.strip(".,:;()") for w in words)
+    return out - STOPWORDS
 
 
 @dataclass
@@ -60,6 +86,7 @@ class ToolSelector:
         rewriter: Rewriter | None = None,
         search_config: SearchConfig | None = None,
         rewrite: bool = True,
+        change_penalty: float = 0.5,
     ) -> None:
         self.tools: dict[str, Tool] = {}
         """Every tool known, by name."""
@@ -87,6 +114,12 @@ class ToolSelector:
         """Standalone-query rewriting."""
         self.rewrite_enabled = rewrite
         """False: retrieve with the raw message (for ablations)."""
+        self.change_penalty = change_penalty
+        """Score factor for a write or dangerous tool when the request is a question or a symptom
+        report (text.is_report) that does not use the tool's verb: "the reports job failed" is
+        investigated with reads first, so delete/drain/undo do not take the reads' slots;
+        commands ("kill the stuck pod", "tell the channel") and questions naming the verb ("why
+        did it restart?") keep full scores. 1.0 turns this off."""
         self._offered: list[str] = []
         self._used: dict[str, int] = {}
         self._found: dict[str, tuple[int, str]] = {}
@@ -101,6 +134,8 @@ class ToolSelector:
         docs = [doc_from_tool(t) for t in tools if t.name not in self.pinned]
         self.index.sync(docs, kinds=["tool"])
         self._tokens = {n: schema_tokens(t.spec) for n, t in self.tools.items()}
+        self._verbs = change_verbs(list(self.tools.values()))
+        self._command_words = command_words(list(self.tools.values()))
         self._turn_plan = None
 
     def add_tool(self, tool: Tool) -> None:
@@ -133,7 +168,15 @@ class ToolSelector:
         allowed = {n for n in self.tools if n not in self.pinned}
         if not allowed:
             return []
-        return self.search.search(query, context=context, k=max((self.max_tools + self.cold_extra) * 3, 30), allowed=allowed)
+        hits = self.search.search(query, context=context, k=max((self.max_tools + self.cold_extra) * 3, 30), allowed=allowed)
+        if self.change_penalty != 1.0 and self._verbs and is_report(query, self._command_words):
+            asked = {stem(t) for t in terms(query)}
+            for h in hits:
+                verbs = self._verbs.get(h.id)
+                if verbs is not None and not verbs & asked:
+                    h.score *= self.change_penalty
+            hits.sort(key=lambda h: -h.score)  # stable: equal scores keep the fused order
+        return hits
 
     def plan(self, text: str, history: list[Any] | None = None, *, turn: int | None = None, used: dict[str, int] | None = None) -> Selection:
         """The ToolSet for a request: pinned + sticky + retrieved within threshold and budget."""

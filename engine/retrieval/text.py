@@ -64,6 +64,58 @@ def terms(text: str, *, drop_stopwords: bool = True) -> list[str]:
     return ts
 
 
+_SUFFIXES = ("ing", "ed", "es", "s")
+
+
+def stem(word: str) -> str:
+    """A light English stem, enough to meet inflections of one verb: restarted, restarting → restart."""
+    w = word.lower()
+    for suf in _SUFFIXES:
+        if w.endswith(suf) and len(w) - len(suf) >= 3:
+            w = w[: -len(suf)]
+            break
+    if len(w) > 3 and w.endswith("e"):
+        w = w[:-1]
+    if len(w) > 3 and w[-1] == w[-2] and w[-1] not in "aeiousl":
+        w = w[:-1]  # "stopped" → "stopp" → "stop"
+    return w
+
+
+_DISCOURSE = frozenset("ok okay so now then and also alright right well hey hi please first next".split())
+IMPERATIVES = frozenset(
+    """add allow apply block bounce bring bump cancel change check clean clear close comment cordon
+    create delete deploy describe disable drain drop edit enable evict find fix flush get give go
+    grab increase kill leave let lift list look lower make mark merge move mute note notify open
+    page pause pin ping post pull purge push put raise reboot recycle reduce re-run rerun reload
+    remove replace reply report reset resize restart restore resume revert roll rollback rotate
+    run scale send set show silence start stop suspend switch take tell terminate trigger undo
+    uncordon unmute unpause update upgrade wake warn write""".split()
+)
+"""Common English command verbs; with the catalogue's own verbs they tell a command's first word."""
+
+
+def is_report(text: str, verbs: frozenset[str] | set[str] = frozenset()) -> bool:
+    """True when a request reads as a question or a report of a symptom, not a command.
+
+    "is the ledger statefulset healthy?", "the reports job failed", "payments-api pods keep
+    restarting" ask or report; "restart cache-0 first", "now move everything off it", "tell the
+    channel" command. The test is the first word after discourse fillers (ok, now, so…): a
+    trailing question mark, or a first word that is no command verb (IMPERATIVES, or `verbs`,
+    the catalogue's own), opens a question or a statement about something.
+    """
+    t = text.strip()
+    if t.endswith("?"):
+        return True
+    words = [w.strip(".,!;:'\"()").lower() for w in t.split()]
+    words = [w for w in words if w]
+    while words and words[0] in _DISCOURSE:
+        words.pop(0)
+    if not words:
+        return False
+    first = words[0]
+    return first not in IMPERATIVES and first not in verbs
+
+
 _CLAUSE = re.compile(
     r"(?:[.;!?]\s+|,\s*(?:and\s+|then\s+|also\s+|plus\s+)?|\s+(?:and then|and also|as well as|and|then|also|plus|after that|afterwards)\s+)",
     re.IGNORECASE,

@@ -131,3 +131,31 @@ async def test_find_tools_rejects_empty_query(index_dir: Path, tmp_path: Path) -
     out = await sel.tools[FIND_TOOLS].handler({"query": "  "})
     assert out.status == "error" and "non-empty" in out.text
     assert [n for n, _, _ in sel.find("drain a node for maintenance")][0] == "kubernetes.drain_node"
+
+
+def test_symptom_reports_load_reads_before_changes_and_commands_load_the_change(index_dir: Path, tmp_path: Path) -> None:
+    sel, tools = _selector(index_dir, tmp_path, max_tools=6, cold_extra=0)
+    risk = {t.name: t.risk for t in tools}
+    report = sel.plan("the nightly cronjob backup did not run")
+    report_changes = [n for n in report.names if risk.get(n, "read") != "read"]
+    sel.change_penalty = 1.0
+    unpenalised = sel.plan("the nightly cronjob backup did not run")
+    # Demoted, not banned: fewer change tools take read tools' slots on a symptom report.
+    assert len(report_changes) < len([n for n in unpenalised.names if risk.get(n, "read") != "read"])
+    sel.change_penalty = 0.5
+    # A command names its verb, and a question naming the verb keeps it too.
+    assert "kubernetes.drain_node" in sel.plan("drain worker-3").names
+    assert "kubernetes.rollout_restart" in sel.plan("restart the checkout deployment").names
+    assert "kubernetes.rollout_restart" in sel.plan("why did checkout restart? should we restart it").names
+
+
+def test_change_verbs_come_from_the_catalogue() -> None:
+    from engine.retrieval.selector import change_verbs
+
+    verbs = change_verbs(_tools())
+    assert "restart" in verbs["kubernetes.rollout_restart"]
+    assert "delet" in verbs["kubernetes.delete_pod"]
+    # "pod" and "rollout" name read tools too (list_pods, rollout_history): they ask for nothing.
+    assert "pod" not in verbs["kubernetes.delete_pod"]
+    assert "rollout" not in verbs["kubernetes.rollout_restart"]
+    assert "kubernetes.list_pods" not in verbs

@@ -91,3 +91,32 @@ class TestRewrite:
         assert strip_filler("Hey, could you please check the error rate, thanks!") == "check the error rate"
         names = {(e.name, e.kind) for e in extract_entities("rollback deployment/payments-api in -n prod after PR #123")}
         assert names == {("payments-api", "deployment"), ("prod", "namespace"), ("123", "pr")}
+
+
+@pytest.mark.parametrize(
+    "text,report",
+    [
+        ("is the ledger statefulset healthy", True),
+        ("the reports job failed with exit code 1", True),
+        ("payments-api pods keep restarting", True),
+        ("why did it restart?", True),
+        ("ok, so restart it for now", False),
+        ("now move everything off it", False),
+        ("tell the platform channel", False),
+        ("quiesce worker-3", True),
+    ],
+)
+def test_is_report_tells_questions_and_symptoms_from_commands(text: str, report: bool) -> None:
+    from engine.retrieval.text import is_report
+
+    assert is_report(text) is report
+    if text == "quiesce worker-3":
+        assert is_report(text, {"quiesce"}) is False  # a catalogue verb opens a command
+
+
+def test_stem_meets_inflections() -> None:
+    from engine.retrieval.text import stem
+
+    assert stem("restarted") == stem("restarting") == stem("restart")
+    assert stem("scaling") == stem("scale")
+    assert stem("stopped") == stem("stop")
