@@ -176,10 +176,11 @@ def tool_line(spec: ToolSpec, *, max_desc: int = 110) -> str:
 def ground_arguments(args: dict[str, Any], spec: ToolSpec | None, conversation: str) -> tuple[dict[str, Any], list[str]]:
     """(arguments kept, 'name=value' of those left out): an optional string or number argument
     whose value appears nowhere in the conversation (the user's words, earlier calls, tool
-    outputs) is left out, so the tool's default applies. A 1.5B model fills optional slots with
-    plausible inventions (a revision "1" for "the previous revision", a vhost "your_vhost_name",
-    a thread id); an invented filter hides what the investigation needs, a missing one does not.
-    Required arguments, booleans, enum choices and nested values are always kept."""
+    outputs) is left out, so the tool's default applies; so is an optional enum choice that is not
+    a word of the conversation ("alert" for "alerting and recording rules"). A 1.5B model fills
+    optional slots with plausible inventions (a revision "1" for "the previous revision", a vhost
+    "your_vhost_name", a thread id); an invented filter hides what the investigation needs, a
+    missing one does not. Required arguments, booleans and nested values are always kept."""
     if spec is None:
         return args, []
     schema = spec.parameters or {}
@@ -190,19 +191,21 @@ def ground_arguments(args: dict[str, Any], spec: ToolSpec | None, conversation: 
     dropped: list[str] = []
     for k, v in args.items():
         s = clean_schema(props.get(k, {}))
-        if k in required or "enum" in s or "const" in s or isinstance(v, bool) or not isinstance(v, (str, int, float)):
+        if k in required or "const" in s or isinstance(v, bool) or not isinstance(v, (str, int, float)):
             kept[k] = v
             continue
         needle = (v if isinstance(v, str) else (str(int(v)) if float(v).is_integer() else str(v))).strip().casefold()
-        if not needle or _occurs(needle, hay):
+        if not needle or _occurs(needle, hay, word="enum" in s):
             kept[k] = v
         else:
             dropped.append(f"{k}={json.dumps(v, ensure_ascii=False)}")
     return kept, dropped
 
 
-def _occurs(needle: str, hay: str) -> bool:
-    """`needle` in `hay`, as a whole token when it is a number (7 is not in 17)."""
+def _occurs(needle: str, hay: str, *, word: bool = False) -> bool:
+    """`needle` in `hay`, as a whole token when it is a number (7 is not in 17) or a `word`."""
+    if word:
+        return re.search(rf"(?<![\w-]){re.escape(needle)}(?:e?s)?(?![\w-])", hay) is not None  # plurals count
     if needle.replace(".", "", 1).isdigit():
         return re.search(rf"(?<![\w.]){re.escape(needle)}(?![\w]|\.\d)", hay) is not None
     return needle in hay

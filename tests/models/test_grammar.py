@@ -253,6 +253,9 @@ def test_invented_optional_arguments_are_left_out_and_named() -> None:
     )
     assert kept == {"name": "payments-api", "namespace": "payments", "kind": "deployment", "dry_run": True}
     assert dropped == ["to_revision=1"], "1 is not the 1 inside 17"
+    # An enum choice must be a word of the conversation, not part of one.
+    assert ground_arguments({"name": "x", "kind": "deployment"}, UNDO, "the deploymentbot of shop")[1] == ['kind="deployment"']
+    assert ground_arguments({"name": "x", "kind": "statefulset"}, UNDO, "restart the statefulsets of shop")[1] == []
     # A value the user gave, or that a tool output showed, stays; so does any required argument.
     assert ground_arguments({"name": "x", "to_revision": 7}, UNDO, "back to revision 7")[0] == {"name": "x", "to_revision": 7}
     assert ground_arguments({"name": "nowhere"}, UNDO, "")[0] == {"name": "nowhere"}
