@@ -44,6 +44,9 @@ class LoopConfig:
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     answer_schema: dict[str, Any] | None = None
     """A JSON Schema the turn's final answer must match (structured output), or None for prose."""
+    opening: list[dict[str, Any]] = field(default_factory=list)
+    """Read calls ({name, arguments}) a triage playbook runs at the start of each turn, before the
+    model's first step, through the same guarded dispatch; the model starts from their results."""
 
 
 class TurnCancelled(Exception):
@@ -307,9 +310,42 @@ class Session:
             )
         )
 
+    async def _opening(self, ctx: TurnContext) -> AsyncIterator[Any]:
+        """The triage playbook's reads, as step 0 of the turn: one assistant message carrying the
+        calls (so every face and the history show who asked for what), then each call through
+        the toolbox. Anything but a read is refused here: a playbook never writes unasked."""
+        calls, refused = [], []
+        for i, c in enumerate(self.config.opening):
+            name = str(c.get("name", ""))
+            if self.toolbox.risk_of(name) != "read":
+                refused.append(name)
+                continue
+            calls.append(ToolCall(id=f"open_{ctx.turn}_{i}", name=name, arguments=dict(c.get("arguments") or {})))
+        if refused:
+            yield ctx.event(ev.Notice, text=f"Triage playbook: not run, not read-only: {', '.join(refused)}.", level="warning", topic="opening")
+        if not calls:
+            return
+        yield ctx.event(
+            ev.AssistantMessage,
+            text="Opening checks from the triage playbook.",
+            step=0,
+            tool_calls=[{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls],
+        )
+        for call in calls:
+            gen = self.toolbox.dispatch(call, ctx)
+            while True:
+                try:
+                    e = await self._anext(gen, ctx.cancelled)
+                except StopAsyncIteration:
+                    break
+                yield e
+
     async def _steps(self, ctx: TurnContext, totals: dict[str, Any], t0: float) -> AsyncIterator[Any]:
         cfg = self.config
         reviewed_once = False
+        if cfg.opening:
+            async for e in self._opening(ctx):
+                yield e
         while True:
             if ctx.step >= cfg.max_steps:
                 yield ctx.event(

@@ -100,3 +100,27 @@ async def test_last_step_offers_no_tools_so_the_model_answers():
     assert out[-1].reason == "answered"
     assert model.requests[0][1] and model.requests[1][1] == [], "no tools on the last step"
     assert any(e.kind == "notice" and e.topic == "last-step" for e in out)
+
+
+async def test_a_triage_playbook_opens_the_turn_with_reads_only():
+    """The opening reads run as step 0, before the model's first step, and the model starts from
+    their results; a write in the playbook is refused with a notice, never run."""
+    ran: list[str] = []
+
+    def restart(name: str) -> str:
+        """Restart a deployment."""
+        ran.append(name)
+        return "restarted"
+
+    model = ScriptedModel([{"text": "checkout is crash-looping."}])
+    toolbox = SimpleToolbox([python_tool(get_pods), python_tool(restart, risk="write")])
+    opening = [{"name": "get_pods", "arguments": {"namespace": "shop"}}, {"name": "restart", "arguments": {"name": "checkout"}}]
+    s = Session(model, toolbox, config=LoopConfig(opening=opening))
+    out = await collect(s, "why is checkout failing?")
+    assert ran == []
+    assert any(e.kind == "notice" and "restart" in e.text for e in out)
+    started = [e for e in out if e.kind == "tool-call-started"]
+    assert [(e.tool, e.step) for e in started] == [("get_pods", 0)]
+    msgs, _ = model.requests[0]
+    assert msgs[-1].role == "tool" and "CrashLoopBackOff" in msgs[-1].content
+    assert out[-1].reason == "answered" and out[-1].steps == 1

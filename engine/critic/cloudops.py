@@ -148,6 +148,20 @@ def parse_answers(text: str) -> list[dict[str, str]]:
     return []
 
 
+def triage(case: Case) -> list[dict[str, Any]]:
+    """The opening reads of a Kubernetes triage, run before the model's first step: the
+    namespace's pods and events, the nodes, and the firing alerts. Where each recorded fault
+    shows is the model's to find; these only give it the broad first look an on-call engineer
+    takes (and that every expert path in the benchmark starts with)."""
+    ns = case.namespace
+    return [
+        {"name": "cloudops.GetResources", "arguments": {"resource_type": "pods", "namespace": ns}},
+        {"name": "cloudops.GetResources", "arguments": {"resource_type": "events", "namespace": ns}},
+        {"name": "cloudops.GetClusterConfiguration", "arguments": {}},
+        {"name": "cloudops.GetAlerts", "arguments": {}},
+    ]
+
+
 def parse_evidence(text: str) -> str:
     """The evidence sentence of a structured answer ('' when there is none)."""
     try:
@@ -204,8 +218,10 @@ def alignment(calls: list[str], paths: list[list[str]]) -> float:
     return round(best, 3)
 
 
-async def run_case(case: Case, cands: dict[str, Any], model: Any, make_tools: Callable[[Path], list[Any]], *, max_steps: int = 10) -> CaseResult:
-    """Run the real engine on one case and score it."""
+async def run_case(
+    case: Case, cands: dict[str, Any], model: Any, make_tools: Callable[[Path], list[Any]], *, max_steps: int = 10, opening: bool = True
+) -> CaseResult:
+    """Run the real engine on one case and score it (`opening`: start with the triage reads)."""
     from engine.config import Config
     from engine.loop import LoopConfig, Session
     from engine.runtime import build_context_for, make_reviewer
@@ -227,7 +243,7 @@ async def run_case(case: Case, cands: dict[str, Any], model: Any, make_tools: Ca
                     sink=store,
                     context=build_context_for(model, cfg),
                     reviewer=make_reviewer(model, cfg, None),
-                    config=LoopConfig(max_steps=max_steps, answer_schema=answer_schema(cands)),
+                    config=LoopConfig(max_steps=max_steps, answer_schema=answer_schema(cands), opening=triage(case) if opening else []),
                 )
                 await store.create_session(session.id, model=getattr(model, "name", "eval"), context=None)
                 final = await _investigate(session, task_prompt(case, cands), res)
@@ -303,6 +319,7 @@ class OracleModel:
         self.case = case
         self.cache_keys = [k for k in tool_cache if ":" in k]
         self.wrong = wrong
+        self._steps = 0  # its own steps: the opening triage reads are not the oracle's calls
         self.inner = ScriptedModel(responder=self._respond, name="oracle" + ("-wrong" if wrong else ""))
         self.name = self.inner.name
         self.context_window = 128_000
@@ -316,7 +333,8 @@ class OracleModel:
         return self.inner.stream(messages, tools, answer_schema=answer_schema)
 
     def _respond(self, messages: list[Message], tools: list[ToolSpec]) -> dict[str, Any]:
-        done = sum(len(m.tool_calls) for m in messages if m.role == "assistant")
+        done = self._steps
+        self._steps += 1
         path = list(dict.fromkeys(self.case.paths[0])) if self.case.paths else []
         offered = {t.name.rsplit(".", 1)[-1]: t.name for t in tools}
         if done < len(path):

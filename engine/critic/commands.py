@@ -17,6 +17,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     c.add_argument("--model", help="model to evaluate (default: the configured one); 'oracle' or 'oracle-wrong' check the harness")
     c.add_argument("--limit", type=int, help="at most N cases (sampled across categories)")
     c.add_argument("--max-steps", type=int, default=10)
+    c.add_argument("--no-triage", action="store_true", help="leave out the opening triage reads (pods, events, nodes, alerts): the model starts from the alert alone")
     c.add_argument("--json", action="store_true")
     c.add_argument("--out", help="append each case's result to this JSON-lines file as it finishes; cases already in it are not run again (resume)")
     e = sub.add_parser("export", help="write a finished session as a replay case")
@@ -70,7 +71,7 @@ async def _cloudops(args: argparse.Namespace) -> int:
             model = co.OracleModel(case, cache, wrong=model_name == "oracle-wrong")
         else:
             model = shared_model
-        r = await co.run_case(case, cands, model, make_tools, max_steps=args.max_steps)
+        r = await co.run_case(case, cands, model, make_tools, max_steps=args.max_steps, opening=not args.no_triage)
         results.append(r)
         if out is not None:
             with out.open("a") as f:

@@ -104,7 +104,7 @@ async def test_an_interrupted_run_resumes_from_its_results_file(tmp_path, capsys
     from engine.critic.commands import run
 
     out = tmp_path / "results.jsonl"
-    args = argparse.Namespace(eval_cmd="cloudops", cases=str(DEV), model="oracle", limit=2, max_steps=10, json=True, out=str(out))
+    args = argparse.Namespace(eval_cmd="cloudops", cases=str(DEV), model="oracle", limit=2, max_steps=10, json=True, out=str(out), no_triage=False)
     assert await run(args) == 0
     lines = out.read_text().splitlines()
     assert len(lines) == 2
@@ -127,7 +127,20 @@ async def test_replayed_calls_pass_the_guard_like_a_live_session():
     call = {"name": "cloudops.GetResources", "arguments": {"resource_type": "pods", "namespace": case.namespace}}
     bogus = {"name": "cloudops.GetResources", "arguments": {"resource_type": "pods", "verbose": True}}
     model = ScriptedModel([{"tool_calls": [call]}, {"tool_calls": [call]}, {"tool_calls": [bogus]}, {"text": "{}"}])
-    r = await co.run_case(case, cands, model, replay_tools_factory(), max_steps=5)
+    r = await co.run_case(case, cands, model, replay_tools_factory(), max_steps=5, opening=False)
     assert len(r.calls) == 1, "the repeat and the invented parameter never reached the replay executor"
     results = [m for m in model.requests[-1][0] if m.role == "tool"]
     assert "Not run again" in results[1].content and "verbose" in results[2].content
+
+
+async def test_the_triage_reads_open_the_investigation():
+    """The opening reads run before the model's first step, and its first request carries their results."""
+    from engine.testing import ScriptedModel
+
+    cands = co.load_candidates(DEV)
+    case = co.load_cases(DEV, 1)[0]
+    model = ScriptedModel([{"text": "{}"}])
+    r = await co.run_case(case, cands, model, replay_tools_factory(), max_steps=3)
+    assert r.calls[:2] == ["GetResources::pods", "GetResources::events"] and len(r.calls) == 4
+    first = model.requests[0][0]
+    assert [m.role for m in first].count("tool") == 4 and "exceeded quota" in "".join(m.content for m in first)
