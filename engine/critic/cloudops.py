@@ -152,7 +152,7 @@ def triage(case: Case) -> list[dict[str, Any]]:
     """The opening reads of a Kubernetes triage, run before the model's first step: the
     namespace's pods and events, the nodes, and the firing alerts. Where each recorded fault
     shows is the model's to find; these only give it the broad first look an on-call engineer
-    takes (and that every expert path in the benchmark starts with)."""
+    takes (every expert path in the dev set starts with the pods)."""
     ns = case.namespace
     return [
         {"name": "cloudops.GetResources", "arguments": {"resource_type": "pods", "namespace": ns}},
