@@ -332,13 +332,18 @@ class Session:
             tool_calls=[{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls],
         )
         for call in calls:
-            gen = self.toolbox.dispatch(call, ctx)
-            while True:
-                try:
-                    e = await self._anext(gen, ctx.cancelled)
-                except StopAsyncIteration:
-                    break
+            async for e in self._dispatch(call, ctx):
                 yield e
+
+    async def _dispatch(self, call: ToolCall, ctx: TurnContext) -> AsyncIterator[Any]:
+        """One call through the toolbox, each event raced against cancellation."""
+        gen = self.toolbox.dispatch(call, ctx)
+        while True:
+            try:
+                e = await self._anext(gen, ctx.cancelled)
+            except StopAsyncIteration:
+                return
+            yield e
 
     async def _steps(self, ctx: TurnContext, totals: dict[str, Any], t0: float) -> AsyncIterator[Any]:
         cfg = self.config
@@ -452,12 +457,7 @@ class Session:
 
             for call in calls:
                 d0 = time.perf_counter()
-                gen = self.toolbox.dispatch(call, ctx)
-                while True:
-                    try:
-                        e = await self._anext(gen, ctx.cancelled)
-                    except StopAsyncIteration:
-                        break
+                async for e in self._dispatch(call, ctx):
                     yield e
                 outside += time.perf_counter() - d0
 
