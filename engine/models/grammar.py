@@ -156,6 +156,15 @@ _SENTENCE_END = re.compile(r"(?<!\be\.g)(?<!\bi\.e)(?<!\betc)\.\s+")
 """A full stop that ends a sentence (not the one in "e.g." or "i.e.")."""
 
 
+def _object_hint(key: str, schema: Any) -> str:
+    """' (deployment name)' for a parameter described as "Deployment name": a 1.5B model otherwise
+    swaps a generic `name` with `namespace` when the user's words put the namespace first."""
+    d = " ".join(str(schema.get("description", "")).split()) if isinstance(schema, dict) else ""
+    if key in {"name", "id"} and len(d) <= 24 and d.lower().endswith((" name", " id")) and len(d.split()) <= 3:
+        return f" ({d.lower()})"
+    return ""
+
+
 def tool_line(spec: ToolSpec, *, max_desc: int = 110) -> str:
     """One line per tool: `name(a: str, b?: int) - description` (optional args marked '?')."""
     raw = spec.parameters or {}
@@ -164,7 +173,7 @@ def tool_line(spec: ToolSpec, *, max_desc: int = 110) -> str:
     args = []
     for k, v in props.items():
         hint = _type_hint(clean_schema(v))
-        args.append(f"{k}{'' if k in required else '?'}: {hint}")
+        args.append(f"{k}{'' if k in required else '?'}: {hint}{_object_hint(k, v)}")
     desc = " ".join((spec.description or "").split())
     first = _SENTENCE_END.split(desc, maxsplit=1)[0].rstrip(".")
     if len(first) > max_desc:

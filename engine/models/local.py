@@ -58,6 +58,9 @@ REPLY_FORMAT_PLAIN = (
 )
 
 
+TOOLS_NOTE = "A tool is named system.action: when the user names a system (Datadog, Prometheus, ...), use that system's tool."
+"""Sibling tools of two systems (prometheus.range_query, datadog.query_metrics) read alike to a 1.5B model."""
+
 ANSWER_STRUCTURED = 'To answer: {"answer": <the JSON value the task asks for>}'
 
 
@@ -65,7 +68,8 @@ def system_text(system: str, tools: list[ToolSpec], *, thought: bool = True, str
     """The system turn's content: the caller's instructions, the tool lines, the reply format."""
     parts = [system.strip() or DEFAULT_SYSTEM]
     if tools:
-        parts.append("# Tools\n" + "\n".join(tool_line(t) for t in sorted(tools, key=lambda t: t.name)))
+        lines = [tool_line(t) for t in sorted(tools, key=lambda t: t.name)]
+        parts.append("# Tools\n" + "\n".join(lines) + "\n" + TOOLS_NOTE)
     reply = REPLY_FORMAT_THOUGHT if thought else REPLY_FORMAT_PLAIN
     if structured:
         reply = reply.rsplit("\n", 1)[0] + "\n" + ANSWER_STRUCTURED
