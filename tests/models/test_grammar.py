@@ -260,3 +260,19 @@ def test_invented_optional_arguments_are_left_out_and_named() -> None:
     assert ground_arguments({"name": "x", "to_revision": 7}, UNDO, "back to revision 7")[0] == {"name": "x", "to_revision": 7}
     assert ground_arguments({"name": "nowhere"}, UNDO, "")[0] == {"name": "nowhere"}
     assert ground_arguments({"name": "a", "namespace": "SHOP"}, UNDO, "pods in shop")[1] == []
+
+
+def test_tool_line_names_the_object_of_a_generic_name_parameter() -> None:
+    spec = ToolSpec(
+        name="k.undo",
+        description="Roll back.",
+        parameters={"type": "object", "properties": {"name": {"type": "string", "description": "Deployment name"},
+                                                      "namespace": {"type": "string", "description": "Namespace"}},
+                    "required": ["name"]},
+    )
+    assert tool_line(spec) == "- k.undo(name: str (deployment name), namespace?: str) - Roll back"
+
+
+def test_system_text_ends_the_tool_list_with_the_system_note() -> None:
+    s = system_text("", [PODS])
+    assert "use that system's tool" in s.split("# Reply")[0]
