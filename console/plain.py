@@ -88,6 +88,8 @@ class BlockRenderer:
             c.print(line)
             if e.summary:
                 c.print(Text("    " + e.summary, style="dim"))
+            for f in e.findings:
+                c.print(Text("    ◆ " + f, style="yellow"))
         elif k == "approval-resolved":
             c.print(Text(f"approval {'granted' if e.approved else 'denied'} by {e.by}" + (f": {e.reason}" if e.reason else ""), style="green" if e.approved else "magenta"))
         elif k == "critic-verdict":

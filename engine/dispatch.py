@@ -283,6 +283,10 @@ class Dispatcher:
                 elif data is not None:
                     notes.append(f"response is a {type(data).__name__}, not the object this tool declares: the API may have changed")
 
+        findings = self._diagnose(ctx, tool.name, args, text, out.data) if failure is None else []
+        # A finding quotes the output (or its raw data): it passes the same scrubber.
+        findings = [self.scrubber.clean(f, known)[0] for f in findings]
+
         output_ref = None
         sink = getattr(ctx.session, "sink", None)
         if sink is not None and hasattr(sink, "put_blob") and text:
@@ -318,8 +322,20 @@ class Dispatcher:
             yield e
         summary = (f"{tool.name} failed: {failure.kind}" if failure else (shown.splitlines()[0][:160] if shown else "(no output)"))
         yield self._finished(
-            ctx, call, status, shown, t0, summary=summary, output_ref=output_ref, tokens=tokens, partial=partial, redactions=redactions, notes=notes
+            ctx, call, status, shown, t0, summary=summary, output_ref=output_ref, tokens=tokens, partial=partial, redactions=redactions, notes=notes, findings=findings
         )
+
+    @staticmethod
+    def _diagnose(ctx: Any, tool: str, args: dict[str, Any], text: str, data: Any = None) -> list[str]:
+        """The session's checks (engine.diagnose) read the whole scrubbed output, before the
+        trim, so a signal past the cut still reaches the model as a finding."""
+        diagnoser = getattr(ctx.session, "diagnoser", None)
+        if diagnoser is None or not text:
+            return []
+        try:
+            return [f.line() for f in diagnoser.observe(tool, args, text, data)]
+        except Exception as exc:  # noqa: BLE001 - a check that trips must never cost the call
+            return [f"(the engine's checks could not read this output: {type(exc).__name__})"]
 
     async def _ask(
         self, call: ToolCall, tool: Tool, ctx: Any, args: dict[str, Any], args_json: str, h: str, decision: Decision, risk: str, now: dt.datetime

@@ -144,6 +144,8 @@ class ToolCallFinished(_Event):
     """How many values the scrubber replaced."""
     notes: list[str] = Field(default_factory=list)
     """Boundary notes (coercions, dropped nulls) the model also sees."""
+    findings: list[str] = Field(default_factory=list)
+    """Failure signals the engine's checks read in this output (engine.diagnose), new in it."""
     step: int = 0
 
 

@@ -47,6 +47,12 @@ class LoopConfig:
     opening: list[dict[str, Any]] = field(default_factory=list)
     """Read calls ({name, arguments}) a triage playbook runs at the start of each turn, before the
     model's first step, through the same guarded dispatch; the model starts from their results."""
+    diagnose: bool = True
+    """Read every tool output with the engine's checks (engine.diagnose) and note the failure
+    signals they find on the result the model reads."""
+    follow_up_rounds: int = 2
+    """After the opening reads, rounds of the reads the findings ask for (read-only, at most
+    four a round), then the ranked findings, all before the model's first step."""
 
 
 class TurnCancelled(Exception):
@@ -163,6 +169,7 @@ def tool_message_text(e: ev.ToolCallFinished) -> str:
     if e.partial:
         head.append(f"[{e.partial}]")
     head.extend(f"[note: {n}]" for n in e.notes)
+    head.extend(f"[finding: {f}]" for f in e.findings)
     body = e.output or e.summary
     return (" ".join(head) + "\n" + body).strip() if head else body
 
@@ -215,6 +222,19 @@ class Session:
         self._seq = self.events[-1].seq if self.events else 0
         self._turn = max((getattr(e, "turn", 0) for e in self.events), default=0)
         self._cancel: asyncio.Event | None = None
+        self.diagnoser = None
+        """The session's findings (engine.diagnose), when the config asks for them."""
+        if self.config.diagnose:
+            from engine.diagnose import Diagnoser
+
+            self.diagnoser = Diagnoser(namespace=self._namespace())
+
+    def _namespace(self) -> str:
+        for c in self.config.opening:
+            ns = (c.get("arguments") or {}).get("namespace")
+            if ns:
+                return str(ns)
+        return "default"
 
     # -- events -----------------------------------------------------------------------------
     def stamp(self, cls: type[T], **fields: Any) -> T:
@@ -334,15 +354,73 @@ class Session:
         for call in calls:
             async for e in self._dispatch(call, ctx):
                 yield e
+        async for e in self._follow_ups(ctx):
+            yield e
+
+    async def _follow_ups(self, ctx: TurnContext) -> AsyncIterator[Any]:
+        """The reads the findings ask for, in rounds, then the ranked findings as the result of
+        the engine's own `findings` call, so the model starts from the strongest signal."""
+        d = self.diagnoser
+        if d is None:
+            return
+        from engine.diagnose.intents import resolve
+
+        available = set(getattr(self.toolbox, "all_tool_names", list)())
+        for rnd in range(self.config.follow_up_rounds):
+            calls, why = [], []
+            for r in d.next_reads():
+                d.mark_done(r)
+                c = resolve(r, available)
+                if c is None or self.toolbox.risk_of(c["name"]) != "read":
+                    continue
+                calls.append(ToolCall(id=f"follow_{ctx.turn}_{rnd}_{len(calls)}", name=c["name"], arguments=c["arguments"]))
+                why.append(r.why)
+            if not calls:
+                break
+            yield ctx.event(
+                ev.AssistantMessage,
+                text="Follow-up checks from the findings: " + "; ".join(why) + ".",
+                step=0,
+                tool_calls=[{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls],
+            )
+            for call in calls:
+                async for e in self._dispatch(call, ctx):
+                    yield e
+        if not d.findings:
+            return
+        call_id = f"open_{ctx.turn}_findings"
+        yield ctx.event(ev.AssistantMessage, text="The findings so far, strongest first.", step=0, tool_calls=[{"id": call_id, "name": "findings", "arguments": {}}])
+        yield ctx.event(ev.ToolCallStarted, call_id=call_id, tool="findings", arguments={}, step=0)
+        ranked = d.ranked()
+        yield ctx.event(
+            ev.ToolCallFinished,
+            call_id=call_id,
+            tool="findings",
+            status="ok",
+            duration_ms=0.0,
+            summary=f"{len(ranked)} findings; strongest: {ranked[0].cause} on {ranked[0].object}",
+            output=d.summary(limit=5),
+            step=0,
+        )
 
     async def _dispatch(self, call: ToolCall, ctx: TurnContext) -> AsyncIterator[Any]:
-        """One call through the toolbox, each event raced against cancellation."""
+        """One call through the toolbox, each event raced against cancellation; a finished
+        read's output goes past the engine's checks, and what they find is noted on it."""
         gen = self.toolbox.dispatch(call, ctx)
         while True:
             try:
                 e = await self._anext(gen, ctx.cancelled)
             except StopAsyncIteration:
                 return
+            # The guarded dispatcher runs the checks itself, on the output before its trim.
+            if self.diagnoser is not None and getattr(self.toolbox, "dispatcher", None) is None and getattr(e, "kind", "") == "tool-call-finished" and e.status == "ok" and e.output:
+                try:
+                    found = self.diagnoser.observe(call.name, call.arguments, e.output)
+                except Exception as exc:  # noqa: BLE001 - a check that trips must never cost the call
+                    found = []
+                    e = e.model_copy(update={"notes": [*e.notes, f"the engine's checks could not read this output ({type(exc).__name__})"]})
+                if found:
+                    e = e.model_copy(update={"findings": [f.line() for f in found]})
             yield e
 
     async def _steps(self, ctx: TurnContext, totals: dict[str, Any], t0: float) -> AsyncIterator[Any]:

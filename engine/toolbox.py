@@ -49,10 +49,6 @@ class RuntimeToolbox(SimpleToolbox):
         self.notices: list[str] = list(notices or [])
         """Load problems (broken packs, policy errors) for the face to show."""
 
-    def all_tool_names(self) -> list[str]:
-        """Names of every tool the session could use."""
-        return sorted(self.tools)
-
     def tool(self, name: str) -> Tool | None:
         """A tool by name."""
         return self.tools.get(name)

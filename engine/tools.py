@@ -110,6 +110,10 @@ class SimpleToolbox:
         """Register a tool."""
         self.tools[tool.name] = tool
 
+    def all_tool_names(self) -> list[str]:
+        """Names of every registered tool."""
+        return sorted(self.tools)
+
     async def select(self, ctx: Any) -> tuple[list[ToolSpec], Any | None]:
         names = sorted(self.tools)
         changed = None

@@ -165,7 +165,7 @@ class MainScreen(Screen[None]):
         elif k == "tool-call-finished":
             if steps.block_of_call(e.call_id) is None:
                 steps.call(e.turn, e.step, CallView(call_id=e.call_id, tool=e.tool, arguments={}))
-            steps.update_call(e.call_id, status=e.status, summary=e.summary, output=e.output, output_ref=e.output_ref, partial=e.partial, duration_ms=e.duration_ms)
+            steps.update_call(e.call_id, status=e.status, summary=e.summary, output=e.output, output_ref=e.output_ref, partial=e.partial, duration_ms=e.duration_ms, findings=list(e.findings))
             row = timeline.get(e.call_id) or Row(call_id=e.call_id, at=e.at, tool=e.tool)
             row.status, row.duration_ms, row.tokens = e.status, e.duration_ms, e.tokens
             timeline.upsert(row)

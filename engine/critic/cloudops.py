@@ -42,8 +42,13 @@ class CaseResult:
     answers: list[dict[str, str]] = field(default_factory=list)
     evidence: str = ""
     """What the model quoted as the evidence for its answer (structured answers)."""
+    checks: list[dict[str, str]] = field(default_factory=list)
+    """The engine's own top findings (engine.diagnose) at the end of the turn, as answers: what
+    the checks alone would have said, scored beside the model."""
     hit1: bool = False
     hit3: bool = False
+    checks_hit1: bool = False
+    checks_hit3: bool = False
     calls: list[str] = field(default_factory=list)
     alignment: float = 0.0
     tokens: int = 0
@@ -219,9 +224,10 @@ def alignment(calls: list[str], paths: list[list[str]]) -> float:
 
 
 async def run_case(
-    case: Case, cands: dict[str, Any], model: Any, make_tools: Callable[[Path], list[Any]], *, max_steps: int = 10, opening: bool = True
+    case: Case, cands: dict[str, Any], model: Any, make_tools: Callable[[Path], list[Any]], *, max_steps: int = 10, opening: bool = True, diagnose: bool = True
 ) -> CaseResult:
-    """Run the real engine on one case and score it (`opening`: start with the triage reads)."""
+    """Run the real engine on one case and score it (`opening`: start with the triage reads;
+    `diagnose`: the engine's checks read each output and the findings ask for follow-up reads)."""
     from engine.config import Config
     from engine.loop import LoopConfig, Session
     from engine.runtime import build_context_for, make_reviewer
@@ -243,16 +249,26 @@ async def run_case(
                     sink=store,
                     context=build_context_for(model, cfg),
                     reviewer=make_reviewer(model, cfg, None),
-                    config=LoopConfig(max_steps=max_steps, answer_schema=answer_schema(cands), opening=triage(case) if opening else []),
+                    config=LoopConfig(
+                        max_steps=max_steps,
+                        answer_schema=answer_schema(cands),
+                        opening=triage(case) if opening else [],
+                        diagnose=diagnose,
+                        follow_up_rounds=3,
+                    ),
                 )
                 await store.create_session(session.id, model=getattr(model, "name", "eval"), context=None)
                 final = await _investigate(session, task_prompt(case, cands), res)
+                if session.diagnoser is not None:
+                    res.checks = [{"root_cause": f.cause, "object": f.object} for f in session.diagnoser.ranked()[:3]]
         res.answers = parse_answers(final)
         res.evidence = parse_evidence(final)
     except Exception as exc:  # noqa: BLE001 - one broken case must not stop the run
         res.error = f"{type(exc).__name__}: {exc}"
     res.hit1 = bool(res.answers) and is_hit(res.answers[0], case.truth)
     res.hit3 = any(is_hit(a, case.truth) for a in res.answers[:3])
+    res.checks_hit1 = bool(res.checks) and is_hit(res.checks[0], case.truth)
+    res.checks_hit3 = any(is_hit(a, case.truth) for a in res.checks[:3])
     res.alignment = alignment(res.calls, case.paths)
     res.seconds = round(time.perf_counter() - t0, 2)
     return res
@@ -262,7 +278,7 @@ async def _investigate(session: Any, prompt: str, res: CaseResult) -> str:
     """Run the turn, recording calls, tokens and errors on `res`; the final answer text."""
     final = ""
     async for e in session.run_turn(prompt):
-        if e.kind == "tool-call-started":
+        if e.kind == "tool-call-started" and e.tool != "findings":
             res.calls.append(call_step(e.tool, e.arguments))
         elif e.kind == "assistant-message" and e.text and not e.tool_calls:
             final = e.text
@@ -295,6 +311,8 @@ def summarise(results: list[CaseResult]) -> dict[str, Any]:
         "cases": len(results),
         "A@1": round(sum(r.hit1 for r in results) / n, 3),
         "A@3": round(sum(r.hit3 for r in results) / n, 3),
+        "checks_A@1": round(sum(r.checks_hit1 for r in results) / n, 3),
+        "checks_A@3": round(sum(r.checks_hit3 for r in results) / n, 3),
         "per_category": {
             c: {"cases": len(rs), "A@1": round(sum(r.hit1 for r in rs) / len(rs), 3), "A@3": round(sum(r.hit3 for r in rs) / len(rs), 3)}
             for c, rs in sorted(cats.items())

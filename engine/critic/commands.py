@@ -18,6 +18,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     c.add_argument("--limit", type=int, help="at most N cases (sampled across categories)")
     c.add_argument("--max-steps", type=int, default=10)
     c.add_argument("--no-triage", action="store_true", help="leave out the opening triage reads (pods, events, nodes, alerts): the model starts from the alert alone")
+    c.add_argument("--no-checks", action="store_true", help="leave out the engine's checks (findings and the reads they ask for): the model reads raw outputs only")
     c.add_argument("--json", action="store_true")
     c.add_argument("--out", help="append each case's result to this JSON-lines file as it finishes; cases already in it are not run again (resume)")
     e = sub.add_parser("export", help="write a finished session as a replay case")
@@ -71,7 +72,7 @@ async def _cloudops(args: argparse.Namespace) -> int:
             model = co.OracleModel(case, cache, wrong=model_name == "oracle-wrong")
         else:
             model = shared_model
-        r = await co.run_case(case, cands, model, make_tools, max_steps=args.max_steps, opening=not args.no_triage)
+        r = await co.run_case(case, cands, model, make_tools, max_steps=args.max_steps, opening=not args.no_triage, diagnose=not args.no_checks)
         results.append(r)
         if out is not None:
             with out.open("a") as f:
@@ -79,7 +80,8 @@ async def _cloudops(args: argparse.Namespace) -> int:
         if not args.json:
             mark = "✓" if r.hit1 else ("~" if r.hit3 else "✗")
             got = r.answers[0]["root_cause"] + " " + r.answers[0]["object"] if r.answers else (r.error or "no answer")
-            print(f"[{i}/{len(cases)}] {mark} {case.id:18s} truth={case.truth['root_cause']} {case.truth['fault_object']}  got={got}  calls={len(r.calls)} align={r.alignment} {r.seconds}s", flush=True)
+            checks = f"  checks={r.checks[0]['root_cause']} {r.checks[0]['object']}" if r.checks else ""
+            print(f"[{i}/{len(cases)}] {mark} {case.id:18s} truth={case.truth['root_cause']} {case.truth['fault_object']}  got={got}{checks}  calls={len(r.calls)} align={r.alignment} {r.seconds}s", flush=True)
             if r.evidence:
                 print(f"      evidence: {r.evidence}", flush=True)
     summary = co.summarise(results)

@@ -19,7 +19,8 @@ async def _run(wrong: bool, limit: int = 7):
     results = []
     for case in co.load_cases(DEV, limit):
         cache = json.loads((case.dir / "tool_cache.json").read_text())
-        results.append(await co.run_case(case, cands, co.OracleModel(case, cache, wrong=wrong), replay_tools_factory()))
+        # The oracle's own path alone (no triage reads, no checks): what the harness scores is its run.
+        results.append(await co.run_case(case, cands, co.OracleModel(case, cache, wrong=wrong), replay_tools_factory(), opening=False, diagnose=False))
     return results, co.summarise(results)
 
 
@@ -104,7 +105,7 @@ async def test_an_interrupted_run_resumes_from_its_results_file(tmp_path, capsys
     from engine.critic.commands import run
 
     out = tmp_path / "results.jsonl"
-    args = argparse.Namespace(eval_cmd="cloudops", cases=str(DEV), model="oracle", limit=2, max_steps=10, json=True, out=str(out), no_triage=False)
+    args = argparse.Namespace(eval_cmd="cloudops", cases=str(DEV), model="oracle", limit=2, max_steps=10, json=True, out=str(out), no_triage=False, no_checks=False)
     assert await run(args) == 0
     lines = out.read_text().splitlines()
     assert len(lines) == 2
@@ -141,6 +142,8 @@ async def test_the_triage_reads_open_the_investigation():
     case = co.load_cases(DEV, 1)[0]
     model = ScriptedModel([{"text": "{}"}])
     r = await co.run_case(case, cands, model, replay_tools_factory(), max_steps=3)
-    assert r.calls[:2] == ["GetResources::pods", "GetResources::events"] and len(r.calls) == 4
+    assert r.calls[:4] == ["GetResources::pods", "GetResources::events", "GetClusterConfiguration", "GetAlerts"]
     first = model.requests[0][0]
-    assert [m.role for m in first].count("tool") == 4 and "exceeded quota" in "".join(m.content for m in first)
+    assert "exceeded quota" in "".join(m.content for m in first)
+    # The checks read the quota refusal in the events: the engine's own top finding is the truth.
+    assert r.checks[0] == {"root_cause": case.truth["root_cause"], "object": case.truth["fault_object"]} and r.checks_hit1

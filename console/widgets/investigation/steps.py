@@ -61,6 +61,8 @@ class CallView:
     approval: str = ""
     """'' or a line about the approval (awaiting / approved by / denied by)."""
     notes: list[str] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)
+    """What the engine's checks read in the output (cause on object: the line)."""
 
 
 class StepBlock(Static):
@@ -116,6 +118,8 @@ class StepBlock(Static):
                 lines.append("\n  → " + summary)
             if c.partial:
                 lines.append(f"\n  {c.partial}", style=v.get("status-partial", ""))
+            for f in c.findings[:3]:
+                lines.append("\n  ◆ " + f.split(": ", 1)[0], style=v.get("status-partial", ""))
         if self.calls:
             parts.append(Padding(lines, (0, 0, 0, 2)))
         if self.expanded and self.calls:

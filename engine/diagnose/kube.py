@@ -1,0 +1,627 @@
+"""Kubernetes checks over kubectl-style output: tables (`get`), `describe`, node summaries,
+systemd status of node agents, metric alerts and recent logs.
+
+Outputs are recognised by their shape, not by the tool that printed them, so any read that
+prints what kubectl prints is covered. Each check is one well-known signal; none looks at the
+names of a particular application.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import yaml
+
+Hit = tuple[str, str, str, float]
+"""(cause, object, evidence line, weight)."""
+
+_POD_HASH = re.compile(r"-(?=[a-z0-9]*\d)[a-z0-9]{6,10}-[a-z0-9]{5}$")
+_RS_HASH = re.compile(r"-(?=[a-z0-9]*\d)[a-z0-9]{6,10}$")
+_POD_SUFFIX = re.compile(r"-[a-z0-9]{5}$")
+HEALTHY = {"Running", "Completed", "Succeeded"}
+
+
+def workload_of(name: str) -> str:
+    """The deployment behind a pod or replica set name (its hashes stripped)."""
+    n = _POD_HASH.sub("", name)
+    if n != name:
+        return n
+    n = _RS_HASH.sub("", name)
+    return n if n != name else name
+
+
+@dataclass
+class Pod:
+    name: str
+    workload: str
+    ready: int
+    total: int
+    status: str
+    restarts: int
+    node: str = ""
+
+    @property
+    def healthy(self) -> bool:
+        return self.status in HEALTHY and self.ready == self.total and self.restarts == 0
+
+
+@dataclass
+class Described:
+    """What a `describe pod` showed."""
+
+    node: str = ""
+    pending: bool = False
+    scheduling_events: bool = False
+    crashing: bool = False
+    oom: bool = False
+    sandbox_runtime_error: bool = False
+
+
+@dataclass
+class ClusterState:
+    """What the session has read so far, as far as the checks need it."""
+
+    pods: dict[str, Pod] = field(default_factory=dict)
+    pod_lists: int = 0
+    described: dict[str, Described] = field(default_factory=dict)
+    nodes: dict[str, str] = field(default_factory=dict)
+    """node → status (Ready, NotReady, Unknown)."""
+    control_plane: set[str] = field(default_factory=set)
+    node_agents: dict[tuple[str, str], bool] = field(default_factory=dict)
+    """(node, agent) → running."""
+    alerts_read: bool = False
+    alerting: set[str] = field(default_factory=set)
+    endpoints: dict[str, str] = field(default_factory=dict)
+    service_ports: dict[str, str] = field(default_factory=dict)
+    container_ports: dict[str, set[int]] = field(default_factory=dict)
+    logs_read: set[str] = field(default_factory=set)
+    manifests: set[str] = field(default_factory=set)
+    quotas: set[str] = field(default_factory=set)
+    quota_keys: set[str] = field(default_factory=set)
+    claims: dict[str, str] = field(default_factory=dict)
+    missing_claims: set[str] = field(default_factory=set)
+    """Claims a pod waits on that the API server says do not exist."""
+    quota_read: bool = False
+    strong: float = 0.0
+    """The highest weight found so far."""
+
+    def workload_healthy(self, workload: str) -> bool | None:
+        """True when every listed pod of `workload` is healthy, False when one is not, None when
+        no pod list has been read or it has no pod of that workload."""
+        pods = [p for p in self.pods.values() if p.workload == workload]
+        if not self.pod_lists or not pods:
+            return None
+        return all(p.healthy for p in pods)
+
+
+# --- parsing ---------------------------------------------------------------------------------
+
+
+def parse_table(text: str) -> tuple[list[str], list[dict[str, str]]]:
+    """A kubectl table: header columns and rows, sliced at the header's column offsets (values
+    such as `2 (14s ago)` hold spaces)."""
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        return [], []
+    header = lines[0]
+    cols = [(m.start(), m.group(0)) for m in re.finditer(r"\S+(?: \S+)*", header)]
+    if len(cols) < 2 or not all(c[1].isupper() or c[1].replace("(", "").replace(")", "").replace(" ", "").replace("-", "").isupper() for c in cols):
+        return [], []
+    rows = []
+    for ln in lines[1:]:
+        row = {}
+        for i, (start, name) in enumerate(cols):
+            end = cols[i + 1][0] if i + 1 < len(cols) else None
+            row[name] = (ln[start:end] if end is not None else ln[start:]).strip()
+        rows.append(row)
+    return [c[1] for c in cols], rows
+
+
+def _int(s: str) -> int:
+    m = re.match(r"\d+", s or "")
+    return int(m.group(0)) if m else 0
+
+
+def _ready(s: str) -> tuple[int, int]:
+    m = re.match(r"(\d+)/(\d+)", s or "")
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
+# --- message classifiers (shared by event lists and describe output) -------------------------
+
+
+_QUOTA_KIND = [
+    (re.compile(r"(?:requests|limits)\.memory|^memory$"), "namespace_memory_quota_exceeded"),
+    (re.compile(r"(?:requests|limits)\.cpu|^cpu$"), "namespace_cpu_quota_exceeded"),
+    (re.compile(r"requests\.storage|persistentvolumeclaims|storage$"), "namespace_storage_quota_exceeded"),
+    (re.compile(r"^(?:count/)?services"), "namespace_service_quota_exceeded"),
+    (re.compile(r"^(?:count/)?pods$"), "namespace_pod_quota_exceeded"),
+]
+
+
+def quota_causes(message: str) -> list[str]:
+    """The quota kinds an `exceeded quota` admission error names in `requested: a=1,b=2`."""
+    m = re.search(r"requested:\s*([^\s,]+(?:,[^\s,]+)*)", message)
+    if not m:
+        return []
+    out = []
+    for part in m.group(1).split(","):
+        key = part.split("=", 1)[0].strip().lower()
+        for rx, cause in _QUOTA_KIND:
+            if rx.search(key) and cause not in out:
+                out.append(cause)
+    return out
+
+
+def scheduling_causes(message: str, node_selector: bool | None) -> list[tuple[str, float]]:
+    """The causes a FailedScheduling message gives, strongest first. `node_selector`: whether the
+    pod sets a nodeSelector (None: not known)."""
+    m = message.lower()
+    out: list[tuple[str, float]] = []
+    taints = [t for t in re.findall(r"untolerated taint\(?s?\)?\s*\{([^}]*)\}", m) if not t.strip().startswith("node.kubernetes.io/")]
+    blocker = False
+    if taints:
+        out.append(("taint_toleration_mismatch", 0.85))
+        blocker = True
+    if "insufficient cpu" in m:
+        out.append(("insufficient_node_cpu", 0.85))
+        blocker = True
+    if "insufficient memory" in m:
+        out.append(("insufficient_node_memory", 0.85))
+        blocker = True
+    if "anti-affinity" in m:
+        out.append(("pod_anti_affinity_conflict", 0.8))
+        blocker = True
+    if "didn't match pod's node affinity/selector" in m or "node affinity/selector" in m:
+        w = 0.55 if blocker else (0.8 if node_selector is not None else 0.65)
+        if node_selector is None:
+            out.append(("node_affinity_mismatch", w))
+            out.append(("node_selector_mismatch", w - 0.05))
+        else:
+            out.append(("node_selector_mismatch" if node_selector else "node_affinity_mismatch", w))
+    if "unbound immediate persistentvolumeclaims" in m or "persistentvolumeclaim" in m and "not found" in m:
+        out.append(("pvc_unbound", 0.5))
+    n_unsched = sum(_int(x) for x in re.findall(r"(\d+) node\(s\) were unschedulable", m))
+    if n_unsched and not out:
+        out.append(("node_cordoned", 0.6))
+    return out
+
+
+def image_pull_cause(message: str) -> tuple[str, float] | None:
+    """What an image pull failure says about the reference, the registry or the credentials."""
+    m = message.lower()
+    if "no such host" in m or re.search(r"dial tcp: lookup \S+", m) or "server misbehaving" in m:
+        return "image_registry_dns_failure", 0.85
+    if any(s in m for s in ("unauthorized", "authorization failed", "failed to authorize", "401", "403 forbidden", "denied", "anonymous token")):
+        return "missing_image_pull_secret", 0.8
+    if any(s in m for s in ("not found", "manifest unknown", "code = notfound", "does not exist", "invalid reference format", "repository does not exist")):
+        return "incorrect_image_reference", 0.85
+    return None
+
+
+# --- readers ---------------------------------------------------------------------------------
+
+
+def read_output(state: ClusterState, tool: str, args: dict[str, Any], text: str, namespace: str) -> list[Hit]:
+    """Every finding in one output, recognised by its shape; `state` learns what it shows."""
+    ns = str(args.get("namespace") or namespace)
+    hits: list[Hit] = []
+    stripped = text.lstrip()
+    if re.match(r"NAME\s+READY\s+STATUS\s+RESTARTS", stripped):
+        _read_pods(state, stripped)
+    elif re.match(r"LAST SEEN\s+TYPE\s+REASON\s+OBJECT", stripped) or _EVENT_ROW.match(stripped.split("\n", 1)[0]):
+        hits += _read_events(state, stripped, ns)
+    elif re.match(r"NAME\s+ENDPOINTS", stripped):
+        hits += _read_endpoints(state, stripped)
+    elif re.match(r"NAME\s+AGE\s+REQUEST\s+LIMIT", stripped):
+        hits += _read_quotas(state, stripped, ns)
+    elif re.match(r"NAME\s+STATUS\s+VOLUME\s+CAPACITY", stripped):
+        _read_pvcs(state, stripped)
+    elif re.match(r"NAME\s+TYPE\s+CLUSTER-IP", stripped):
+        hits += _read_services(state, stripped)
+    elif re.match(r"Name:\s+\S+", stripped) and "Containers:" in stripped and ("Status:" in stripped or "Events:" in stripped):
+        hits += _read_describe_pod(state, stripped, ns)
+    elif re.match(r"Service:\s+\S+\s*\nNode:\s+\S+", stripped):
+        hits += _read_agent(state, stripped)
+    elif stripped.startswith(("node_count:", "nodes:")):
+        _read_nodes(state, stripped)
+    elif stripped.startswith(("status: has_anomalies", "alert_count:", "alerts:")) or "No active metric anomalies" in stripped:
+        hits += _read_alerts(state, stripped)
+    elif "apiVersion:" in stripped and "kind:" in stripped:
+        _read_manifest(state, stripped, args)
+    else:
+        service = str(args.get("service_name") or args.get("app_name") or args.get("name") or "")
+        if service and tool.rsplit(".", 1)[-1].lower() in ("getrecentlogs", "get_pod_logs", "geterrorlogs"):
+            hits += _read_logs(state, workload_of(service), stripped)
+    if state.endpoints and state.container_ports:
+        hits += port_mismatches(state)
+    for h in hits:
+        state.strong = max(state.strong, h[3])
+    return hits
+
+
+def read_data(state: ClusterState, tool: str, args: dict[str, Any], data: dict[str, Any], namespace: str) -> list[Hit] | None:
+    """Findings in structured output (a Python-client pack's pods, events and describe dicts);
+    None when the shape is not one of those, so the text is read instead."""
+    ns = str(args.get("namespace") or data.get("namespace") or namespace)
+    hits: list[Hit] = []
+    if isinstance(data.get("pods"), list):
+        state.pod_lists += 1
+        for r in data["pods"]:
+            if not isinstance(r, dict) or not r.get("name"):
+                continue
+            ready, total = _ready(str(r.get("ready", "")))
+            name = str(r["name"])
+            state.pods[name] = Pod(name, workload_of(name), ready, total, str(r.get("status", "")), _int(str(r.get("restarts", 0))), str(r.get("node", "")))
+            if "OOMKilled" in str(r.get("last_terminated", "")):
+                hits.append(("oom_killed", f"service/{workload_of(name)}", f"pod {name}: last terminated OOMKilled", 0.9))
+        return hits
+    if isinstance(data.get("events"), list) and "containers" not in data:
+        for e in data["events"]:
+            if isinstance(e, dict) and e.get("type") == "Warning":
+                kind, _, name = str(e.get("object", "")).partition("/")
+                target = f"service/{workload_of(name)}" if name else ""
+                gone = kind == "pod" and state.pod_lists > 0 and name not in state.pods
+                hits += _classify(state, str(e.get("reason", "")), str(e.get("message", "")), target, ns, node_selector=None, penalty=0.4 if gone else 0.05)
+        return hits
+    if isinstance(data.get("containers"), list) and data.get("name"):
+        name = str(data["name"])
+        target = f"service/{workload_of(name)}"
+        d = Described(node=str(data.get("node") or ""), pending=data.get("phase") == "Pending")
+        for c in data["containers"]:
+            if not isinstance(c, dict):
+                continue
+            for key in ("current", "last"):
+                st = c.get(key) or {}
+                if isinstance(st, dict) and st.get("reason") == "OOMKilled":
+                    hits.append(("oom_killed", target, f"container {c.get('name')}: {key} state OOMKilled", 0.9))
+                    d.oom = True
+                if isinstance(st, dict) and st.get("reason") in ("CrashLoopBackOff", "Error"):
+                    d.crashing = True
+        for e in data.get("events") or []:
+            if isinstance(e, dict) and e.get("type") == "Warning":
+                if e.get("reason") == "FailedScheduling":
+                    d.scheduling_events = True
+                hits += _classify(state, str(e.get("reason", "")), str(e.get("message", "")), target, ns, node_selector=None)
+        state.described[name] = d
+        return hits
+    return None
+
+
+def _read_pods(state: ClusterState, text: str) -> None:
+    cols, rows = parse_table(text)
+    state.pod_lists += 1
+    for r in rows:
+        name = r.get("NAME", "")
+        if not name:
+            continue
+        ready, total = _ready(r.get("READY", ""))
+        state.pods[name] = Pod(name, workload_of(name), ready, total, r.get("STATUS", ""), _int(r.get("RESTARTS", "")), r.get("NODE", ""))
+
+
+_EVENT_ROW = re.compile(r"^\s*(\S+)\s+(Normal|Warning)\s+(\S+)\s+(\S+/\S+)\s+(.*)$")
+
+
+def _event_rows(text: str) -> Iterator[dict[str, str]]:
+    """Warning rows of `kubectl get events` (with or without its header line)."""
+    for ln in text.splitlines():
+        m = _EVENT_ROW.match(ln)
+        if m and m.group(2) == "Warning":
+            yield {"LAST SEEN": m.group(1), "REASON": m.group(3), "OBJECT": m.group(4), "MESSAGE": m.group(5).strip()}
+
+
+def _read_events(state: ClusterState, text: str, ns: str) -> list[Hit]:
+    hits: list[Hit] = []
+    for r in _event_rows(text):
+        reason, obj, msg = r.get("REASON", ""), r.get("OBJECT", ""), r.get("MESSAGE", "")
+        kind, _, name = obj.partition("/")
+        target = f"service/{workload_of(name)}" if name else ""
+        # An event about a pod the current pod list no longer has is about an earlier rollout.
+        gone = kind == "pod" and state.pod_lists > 0 and name not in state.pods
+        hits += _classify(state, reason, msg, target, ns, node_selector=None, penalty=0.4 if gone else 0.05)
+    return hits
+
+
+def _classify(state: ClusterState, reason: str, msg: str, target: str, ns: str, *, node_selector: bool | None, penalty: float = 0.0) -> list[Hit]:
+    """Findings from one event (reason and message) about `target`."""
+    hits: list[Hit] = []
+    low = msg.lower()
+    if "exceeded quota" in low:
+        for cause in quota_causes(msg):
+            hits.append((cause, f"namespace/{ns}", msg, 0.9))
+    elif "error looking up service account" in low or ("serviceaccount" in low and "not found" in low):
+        if target:
+            hits.append(("missing_service_account", target, msg, 0.6 - penalty))
+    elif reason == "FailedScheduling" and target:
+        for claim in re.findall(r'persistentvolumeclaim "([^"]+)" not found', msg):
+            state.missing_claims.add(claim)
+        for cause, w in scheduling_causes(msg, node_selector):
+            hits.append((cause, target, msg, w - penalty))
+    elif target and ("failed to pull image" in low or reason in ("ErrImagePull", "ImagePullBackOff") and "pull" in low):
+        c = image_pull_cause(msg)
+        if c:
+            hits.append((c[0], target, msg, c[1] - penalty))
+    elif target and ("oom-killed" in low or "oomkilled" in low):
+        hits.append(("oom_killed", target, msg, 0.9 - penalty))
+    return hits
+
+
+def _probe_of(line: str) -> tuple[str, int | None]:
+    """(kind, port) of a describe `Liveness:`/`Readiness:` line: grpc, http-get, tcp-socket, exec."""
+    kind = line.split()[0] if line.split() else ""
+    m = re.search(r":(\d+)\b", line)
+    return kind, (int(m.group(1)) if m else None)
+
+
+def _read_describe_pod(state: ClusterState, text: str, ns: str) -> list[Hit]:
+    name = re.match(r"Name:\s+(\S+)", text).group(1)  # type: ignore[union-attr]
+    workload = workload_of(name)
+    target = f"service/{workload}"
+    d = Described()
+    m = re.search(r"^Node:\s+(\S+)", text, re.M)
+    d.node = (m.group(1).split("/")[0] if m else "").replace("<none>", "")
+    status = re.search(r"^Status:\s+(\S+)", text, re.M)
+    d.pending = bool(status and status.group(1) == "Pending")
+    sel = re.search(r"^Node-Selectors:\s+(.*)$", text, re.M)
+    node_selector = None if not sel else sel.group(1).strip() not in ("<none>", "")
+    ports = {int(p) for p in re.findall(r"^\s+Port:\s+(\d+)/", text, re.M)}
+    if ports:
+        state.container_ports.setdefault(workload, set()).update(ports)
+    probes = {k.lower(): _probe_of(v) for k, v in re.findall(r"^\s+(Liveness|Readiness):\s+(.*)$", text, re.M)}
+    events = text[text.find("\nEvents:"):] if "\nEvents:" in text else ""
+    hits: list[Hit] = []
+    if re.search(r"Reason:\s+OOMKilled", text):
+        line = next((ln for ln in text.splitlines() if "OOMKilled" in ln), "OOMKilled")
+        hits.append(("oom_killed", target, line.strip(), 0.9))
+        d.oom = True
+    if re.search(r"Reason:\s+(CrashLoopBackOff|Error)", text) or re.search(r"Back-off restarting failed container", events):
+        d.crashing = True
+    for ln in events.splitlines():
+        parts = ln.split(None, 1)
+        if len(parts) < 2 or parts[0] != "Warning":
+            continue
+        rm = re.match(r"Warning\s+(\S+)\s+.*?\s{2,}(?:\S+(?:, \S+)*)\s{2,}(.*)$", ln.strip())
+        reason, msg = (rm.group(1), rm.group(2)) if rm else (parts[1].split()[0], parts[1])
+        low = msg.lower()
+        if reason == "FailedScheduling":
+            d.scheduling_events = True
+        if reason == "FailedCreatePodSandBox" and ("containerd" in low and ("connection error" in low or "dial" in low or ".sock" in low)):
+            d.sandbox_runtime_error = True
+            if d.node:
+                hits.append(("containerd_unavailable", f"node/{d.node}", msg, 0.75))
+        if "probe failed" in low:
+            kind = "liveness" if low.startswith("liveness") else "readiness"
+            ptype, pport = probes.get(kind, ("", None))
+            if pport is not None and ports and pport not in ports:
+                hits.append((f"{kind}_probe_incorrect_port", target, f"{kind} probe on port {pport}, container listens on {', '.join(map(str, sorted(ports)))}: {msg}", 0.85))
+            elif any(s in low for s in ("malformed http", "http/1.x transport", "gave http response", "does not look like a tls", "unimplemented", "not implement")) or (
+                ptype == "http-get" and "grpc" in " ".join(p[0] for p in probes.values())
+            ):
+                hits.append((f"{kind}_probe_incorrect_protocol", target, f"{kind} probe {ptype}: {msg}", 0.8))
+            else:
+                hits.append((f"{kind}_probe_incorrect_timing", target, f"{kind} probe {ptype} port {pport}: {msg}", 0.5))
+        else:
+            hits += _classify(state, reason, msg, target, ns, node_selector=node_selector)
+    if d.pending and not d.node and not d.scheduling_events:
+        cp = sorted(state.control_plane) or ["master"]
+        hits.append(("kube_scheduler_unavailable", f"node/{cp[0]}", f"pod {name} is Pending with no node and no scheduling events: nothing has tried to schedule it", 0.55))
+    state.described[name] = d
+    return hits
+
+
+def _read_agent(state: ClusterState, text: str) -> list[Hit]:
+    svc = re.match(r"Service:\s+(\S+)\s*\nNode:\s+(\S+)", text)
+    assert svc is not None
+    agent, node = svc.group(1), svc.group(2)
+    active = re.search(r"^\s*Active:\s+(.*)$", text, re.M)
+    line = active.group(1).strip() if active else ""
+    running = line.startswith("active (running)")
+    state.node_agents[(node, agent)] = running
+    if active and not running:
+        return [(f"{agent.replace('-', '_')}_unavailable", f"node/{node}", f"{agent} on {node}: Active: {line}", 0.9)]
+    return []
+
+
+def _read_nodes(state: ClusterState, text: str) -> None:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return
+    for n in (data or {}).get("nodes", []) if isinstance(data, dict) else []:
+        if not isinstance(n, dict) or "name" not in n:
+            continue
+        name = str(n["name"])
+        state.nodes[name] = str(n.get("status", ""))
+        labels = n.get("labels") or {}
+        roles = str(n.get("role", "")) + " " + " ".join(str(k) for k in labels)
+        if "control-plane" in roles or "master" in roles or name in ("master", "control-plane"):
+            state.control_plane.add(name)
+
+
+def _pct(s: str) -> float:
+    vals = [float(x) for x in re.findall(r"\(\+([\d.]+)%\)", s)]
+    return max(vals) if vals else 0.0
+
+
+def _read_alerts(state: ClusterState, text: str) -> list[Hit]:
+    state.alerts_read = True
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return []
+    alerts = (data or {}).get("alerts", []) if isinstance(data, dict) else []
+    hits: list[Hit] = []
+    latency: list[tuple[float, str, str]] = []
+    for a in alerts:
+        if not isinstance(a, dict) or a.get("type") != "Service":
+            continue
+        svc = str(a.get("name", ""))
+        state.alerting.add(svc)
+        for ev in a.get("evidence") or []:
+            ev = str(ev)
+            if "RESOURCE_SATURATION" in ev and "cpu" in ev.lower():
+                hits.append(("pod_cpu_overload", f"service/{svc}", ev, 0.75))
+            elif "LATENCY_DEGRADATION" in ev:
+                latency.append((_pct(ev), svc, ev))
+    # The service a delay is injected into slows down the most; its callers see a share of it.
+    latency.sort(reverse=True)
+    for i, (pct, svc, ev) in enumerate(latency[:2]):
+        hits.append(("pod_network_delay", f"service/{svc}", ev, 0.6 if i == 0 else 0.35))
+    return hits
+
+
+def _read_endpoints(state: ClusterState, text: str) -> list[Hit]:
+    _, rows = parse_table(text)
+    hits: list[Hit] = []
+    for r in rows:
+        svc, eps = r.get("NAME", ""), r.get("ENDPOINTS", "")
+        state.endpoints[svc] = eps
+        if eps == "<none>":
+            hits.append(("service_selector_mismatch", f"service/{svc}", f"service {svc} has no endpoints: its selector matches no ready pod", 0.7))
+    return hits
+
+
+def _read_services(state: ClusterState, text: str) -> list[Hit]:
+    _, rows = parse_table(text)
+    hits: list[Hit] = []
+    for r in rows:
+        svc, ports = r.get("NAME", ""), r.get("PORT(S)", "")
+        state.service_ports[svc] = ports
+        if "/UDP" in ports and "/TCP" not in ports:
+            hits.append(("service_protocol_mismatch", f"service/{svc}", f"service {svc} exposes {ports}: UDP only", 0.6))
+    return hits
+
+
+_UNITS = {"": 1, "m": 1e-3, "k": 1e3, "Ki": 1024, "M": 1e6, "Mi": 1024**2, "G": 1e9, "Gi": 1024**3, "T": 1e12, "Ti": 1024**4}
+
+
+def quantity(s: str) -> float | None:
+    """A Kubernetes quantity (`300Mi`, `1Gi`, `500m`, `11`) as a number."""
+    m = re.fullmatch(r"\s*([\d.]+)\s*([A-Za-z]*)\s*", s or "")
+    if not m or m.group(2) not in _UNITS:
+        return None
+    return float(m.group(1)) * _UNITS[m.group(2)]
+
+
+def _read_quotas(state: ClusterState, text: str, ns: str) -> list[Hit]:
+    """`kubectl get resourcequota`: a resource used up to its hard limit refuses the next create."""
+    _, rows = parse_table(text)
+    state.quota_read = True
+    hits: list[Hit] = []
+    for r in rows:
+        state.quotas.add(r.get("NAME", ""))
+        for col in ("REQUEST", "LIMIT"):
+            for key, used, hard in re.findall(r"([\w./-]+):\s*([\w.]+)/([\w.]+)", r.get(col, "")):
+                state.quota_keys.add(key)
+                u, h = quantity(used), quantity(hard)
+                if u is not None and h is not None and h > 0 and u >= h:
+                    for cause in quota_causes(f"requested: {key}=1"):
+                        hits.append((cause, f"namespace/{ns}", f"quota {r.get('NAME', '')}: {key} {used}/{hard} used up", 0.7))
+    if state.missing_claims and any(quota_causes(f"requested: {k}=1") == ["namespace_storage_quota_exceeded"] for k in state.quota_keys):
+        claims = ", ".join(sorted(state.missing_claims))
+        hits.append(("namespace_storage_quota_exceeded", f"namespace/{ns}", f"claim {claims} does not exist and the namespace has a storage quota: the claim was refused at admission", 0.75))
+    return hits
+
+
+def _read_pvcs(state: ClusterState, text: str) -> None:
+    _, rows = parse_table(text)
+    for r in rows:
+        state.claims[r.get("NAME", "")] = r.get("STATUS", "")
+
+
+def _read_manifest(state: ClusterState, text: str, args: dict[str, Any]) -> None:
+    app = str(args.get("app_name") or args.get("name") or "")
+    if app:
+        state.manifests.add(app)
+        ports = {int(p) for p in re.findall(r"containerPort:\s*(\d+)", text)}
+        if ports:
+            state.container_ports.setdefault(app, set()).update(ports)
+
+
+def _read_logs(state: ClusterState, workload: str, text: str) -> list[Hit]:
+    state.logs_read.add(workload)
+    for ln in text.splitlines():
+        if re.search(r"permission denied", ln, re.I):
+            return [("volume_mount_permission_denied", f"service/{workload}", ln.strip(), 0.75)]
+    return []
+
+
+def port_mismatches(state: ClusterState) -> list[Hit]:
+    """Services whose endpoints carry a port none of their pods' containers listen on."""
+    hits: list[Hit] = []
+    for svc, eps in state.endpoints.items():
+        cports = state.container_ports.get(svc)
+        if not cports or eps in ("", "<none>"):
+            continue
+        eports = {int(p) for p in re.findall(r":(\d+)", eps)}
+        if eports and not eports & cports:
+            hits.append(("service_port_mapping_mismatch", f"service/{svc}", f"service {svc} sends traffic to port {', '.join(map(str, sorted(eports)))}; its containers listen on {', '.join(map(str, sorted(cports)))}", 0.85))
+    return hits
+
+
+# --- ranking and next reads -------------------------------------------------------------------
+
+
+def adjust(state: ClusterState, cause: str, obj: str, weight: float) -> float:
+    """A finding's weight against what the cluster shows now."""
+    kind, _, name = obj.partition("/")
+    if kind != "service":
+        return weight
+    healthy = state.workload_healthy(name)
+    if cause in ("missing_service_account",):
+        # Pods that exist were admitted: the service account was there when they were made.
+        if any(p.workload == name for p in state.pods.values()):
+            return weight * 0.3
+        return weight
+    if healthy and not cause.startswith(("service_", "pod_")):
+        return weight * 0.4
+    return weight
+
+
+def follow_ups(state: ClusterState, namespace: str) -> Iterator[tuple[str, dict[str, Any], str]]:
+    """(intent, arguments, why), most useful first."""
+    for node, status in sorted(state.nodes.items()):
+        if status != "Ready" and node not in state.control_plane:
+            for agent in ("kubelet", "containerd"):
+                if (node, agent) not in state.node_agents:
+                    yield "node_service", {"node": node, "agent": agent}, f"node {node} is {status}"
+    order = {"Pending": 0}
+    sick = sorted((p for p in state.pods.values() if not p.healthy), key=lambda p: (order.get(p.status, 1), p.ready - p.total, -p.restarts, p.name))
+    seen_workloads: set[str] = set()
+    for p in sick:
+        if p.workload in seen_workloads:
+            continue
+        seen_workloads.add(p.workload)
+        if p.name not in state.described:
+            yield "describe_pod", {"name": p.name, "namespace": namespace}, f"pod {p.name} is {p.status} ({p.ready}/{p.total} ready, {p.restarts} restarts)"
+    for name, d in state.described.items():
+        w = workload_of(name)
+        if d.crashing and not d.oom and w not in state.logs_read:
+            yield "logs", {"service": w, "namespace": namespace}, f"pod {name} keeps crashing"
+        if d.sandbox_runtime_error and d.node and (d.node, "containerd") not in state.node_agents:
+            yield "node_service", {"node": d.node, "agent": "containerd"}, f"pod sandboxes fail on {d.node}"
+        if d.pending and not d.node and not d.scheduling_events:
+            cp = sorted(state.control_plane) or ["master"]
+            if (cp[0], "kube-scheduler") not in state.node_agents:
+                yield "node_service", {"node": cp[0], "agent": "kube-scheduler"}, f"pod {name} was never scheduled"
+    if (state.missing_claims or any(s == "Pending" for s in state.claims.values())) and not state.quota_read:
+        yield "quota", {"namespace": namespace}, "a pod waits on a volume claim: is a storage quota refusing it"
+    if state.pod_lists and state.strong < 0.7 and not sick:
+        if not state.quota_read:
+            yield "quota", {"namespace": namespace}, "every pod is healthy: is a quota refusing new objects"
+        if not state.endpoints:
+            yield "endpoints", {"namespace": namespace}, "every pod is healthy: check that each service has endpoints"
+        if not state.service_ports:
+            yield "services", {"namespace": namespace}, "every pod is healthy: check the services' ports and protocols"
+        for svc, eps in sorted(state.endpoints.items()):
+            sport = {int(p) for p in re.findall(r"^(\d+)|,(\d+)", state.service_ports.get(svc, "")) for p in p if p}
+            eports = {int(p) for p in re.findall(r":(\d+)", eps)}
+            if eports and sport and not eports & sport and svc not in state.manifests and not svc.endswith("-external"):
+                yield "manifest", {"app": svc}, f"service {svc} maps port {', '.join(map(str, sorted(sport)))} to {', '.join(map(str, sorted(eports)))}"
+        if state.endpoints and state.service_ports:
+            for node in sorted(n for n, s in state.nodes.items() if s == "Ready" and n not in state.control_plane):
+                if (node, "kube-proxy") not in state.node_agents:
+                    yield "node_service", {"node": node, "agent": "kube-proxy"}, "services look right: check the node proxies"
+
