@@ -107,7 +107,7 @@ def parse_table(text: str) -> tuple[list[str], list[dict[str, str]]]:
         return [], []
     header = lines[0]
     cols = [(m.start(), m.group(0)) for m in re.finditer(r"\S+(?: \S+)*", header)]
-    if len(cols) < 2 or not all(c[1].isupper() or c[1].replace("(", "").replace(")", "").replace(" ", "").replace("-", "").isupper() for c in cols):
+    if len(cols) < 2 or not all(re.fullmatch(r"[A-Z][A-Z ()/_-]*", c[1]) for c in cols):
         return [], []
     rows = []
     for ln in lines[1:]:
@@ -616,7 +616,7 @@ def follow_ups(state: ClusterState, namespace: str) -> Iterator[tuple[str, dict[
         if not state.service_ports:
             yield "services", {"namespace": namespace}, "every pod is healthy: check the services' ports and protocols"
         for svc, eps in sorted(state.endpoints.items()):
-            sport = {int(p) for p in re.findall(r"^(\d+)|,(\d+)", state.service_ports.get(svc, "")) for p in p if p}
+            sport = {int(p) for p in re.findall(r"(?:^|,)(\d+)", state.service_ports.get(svc, ""))}
             eports = {int(p) for p in re.findall(r":(\d+)", eps)}
             if eports and sport and not eports & sport and svc not in state.manifests and not svc.endswith("-external"):
                 yield "manifest", {"app": svc}, f"service {svc} maps port {', '.join(map(str, sorted(sport)))} to {', '.join(map(str, sorted(eports)))}"
