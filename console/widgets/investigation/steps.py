@@ -119,7 +119,7 @@ class StepBlock(Static):
             if c.partial:
                 lines.append(f"\n  {c.partial}", style=v.get("status-partial", ""))
             for f in c.findings[:3]:
-                lines.append("\n  ◆ " + f.split(": ", 1)[0], style=v.get("status-partial", ""))
+                lines.append("\n  ◆ finding: " + f.split(" (weight", 1)[0], style=v.get("status-partial", ""))
         if self.calls:
             parts.append(Padding(lines, (0, 0, 0, 2)))
         if self.expanded and self.calls:
