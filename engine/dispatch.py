@@ -330,12 +330,7 @@ class Dispatcher:
         """The session's checks (engine.diagnose) read the whole scrubbed output, before the
         trim, so a signal past the cut still reaches the model as a finding."""
         diagnoser = getattr(ctx.session, "diagnoser", None)
-        if diagnoser is None or not text:
-            return []
-        try:
-            return [f.line() for f in diagnoser.observe(tool, args, text, data)]
-        except Exception as exc:  # noqa: BLE001 - a check that trips must never cost the call
-            return [f"(the engine's checks could not read this output: {type(exc).__name__})"]
+        return diagnoser.lines(tool, args, text, data) if diagnoser is not None and text else []
 
     async def _ask(
         self, call: ToolCall, tool: Tool, ctx: Any, args: dict[str, Any], args_json: str, h: str, decision: Decision, risk: str, now: dt.datetime

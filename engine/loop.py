@@ -399,7 +399,7 @@ class Session:
             status="ok",
             duration_ms=0.0,
             summary=f"{len(ranked)} findings; strongest: {ranked[0].cause} on {ranked[0].object}",
-            output=d.summary(limit=5),
+            output=d.summary(limit=5, ranked=ranked),
             step=0,
         )
 
@@ -414,13 +414,9 @@ class Session:
                 return
             # The guarded dispatcher runs the checks itself, on the output before its trim.
             if self.diagnoser is not None and getattr(self.toolbox, "dispatcher", None) is None and getattr(e, "kind", "") == "tool-call-finished" and e.status == "ok" and e.output:
-                try:
-                    found = self.diagnoser.observe(call.name, call.arguments, e.output)
-                except Exception as exc:  # noqa: BLE001 - a check that trips must never cost the call
-                    found = []
-                    e = e.model_copy(update={"notes": [*e.notes, f"the engine's checks could not read this output ({type(exc).__name__})"]})
+                found = self.diagnoser.lines(call.name, call.arguments, e.output)
                 if found:
-                    e = e.model_copy(update={"findings": [f.line() for f in found]})
+                    e = e.model_copy(update={"findings": found})
             yield e
 
     async def _steps(self, ctx: TurnContext, totals: dict[str, Any], t0: float) -> AsyncIterator[Any]:

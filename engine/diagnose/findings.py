@@ -74,6 +74,14 @@ class Diagnoser:
             new.append(f)
         return new
 
+    def lines(self, tool: str, args: dict[str, Any], text: str, data: Any = None) -> list[str]:
+        """`observe` as the lines a tool result carries; a check that trips says so in a line
+        instead of costing the call."""
+        try:
+            return [f.line() for f in self.observe(tool, args, text, data)]
+        except Exception as exc:  # noqa: BLE001 - the call's result matters more than a check
+            return [f"(the engine's checks could not read this output: {type(exc).__name__})"]
+
     def ranked(self) -> list[Finding]:
         """Findings by weight, adjusted for what the cluster shows now (a cause on a service
         whose pods are all healthy now counts for less: the event is most likely stale)."""
@@ -97,7 +105,7 @@ class Diagnoser:
         """A read that has run (or cannot run here): never suggested again."""
         self._done.add(read)
 
-    def summary(self, limit: int = 3) -> str:
+    def summary(self, limit: int = 3, ranked: list[Finding] | None = None) -> str:
         """The strongest findings as short lines ('' when there are none)."""
-        top = self.ranked()[:limit]
+        top = (self.ranked() if ranked is None else ranked)[:limit]
         return "\n".join(f"{i}. {f.line()}" for i, f in enumerate(top, 1))

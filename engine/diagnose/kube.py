@@ -71,14 +71,11 @@ class ClusterState:
     control_plane: set[str] = field(default_factory=set)
     node_agents: dict[tuple[str, str], bool] = field(default_factory=dict)
     """(node, agent) → running."""
-    alerts_read: bool = False
-    alerting: set[str] = field(default_factory=set)
     endpoints: dict[str, str] = field(default_factory=dict)
     service_ports: dict[str, str] = field(default_factory=dict)
     container_ports: dict[str, set[int]] = field(default_factory=dict)
     logs_read: set[str] = field(default_factory=set)
     manifests: set[str] = field(default_factory=set)
-    quotas: set[str] = field(default_factory=set)
     quota_keys: set[str] = field(default_factory=set)
     claims: dict[str, str] = field(default_factory=dict)
     missing_claims: set[str] = field(default_factory=set)
@@ -237,8 +234,6 @@ def read_output(state: ClusterState, tool: str, args: dict[str, Any], text: str,
             hits += _read_logs(state, workload_of(service), stripped)
     if state.endpoints and state.container_ports:
         hits += port_mismatches(state)
-    for h in hits:
-        state.strong = max(state.strong, h[3])
     return hits
 
 
@@ -446,7 +441,6 @@ def _pct(s: str) -> float:
 
 
 def _read_alerts(state: ClusterState, text: str) -> list[Hit]:
-    state.alerts_read = True
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError:
@@ -458,7 +452,6 @@ def _read_alerts(state: ClusterState, text: str) -> list[Hit]:
         if not isinstance(a, dict) or a.get("type") != "Service":
             continue
         svc = str(a.get("name", ""))
-        state.alerting.add(svc)
         for ev in a.get("evidence") or []:
             ev = str(ev)
             if "RESOURCE_SATURATION" in ev and "cpu" in ev.lower():
@@ -511,7 +504,6 @@ def _read_quotas(state: ClusterState, text: str, ns: str) -> list[Hit]:
     state.quota_read = True
     hits: list[Hit] = []
     for r in rows:
-        state.quotas.add(r.get("NAME", ""))
         for col in ("REQUEST", "LIMIT"):
             for key, used, hard in re.findall(r"([\w./-]+):\s*([\w.]+)/([\w.]+)", r.get(col, "")):
                 state.quota_keys.add(key)
