@@ -220,13 +220,33 @@ class LanternApp(App[int]):
                 return s
         raise LookupError("main screen not mounted")
 
+    def _live_main(self) -> MainScreen | None:
+        """The main screen with its panes, or None once the app is shutting down.
+
+        The engine posts from its own task, so its messages can still arrive after exit has
+        emptied the screen stack; those have nothing left to draw in (the session store already
+        holds them) and are dropped here, in one place, rather than raised into the test harness
+        or the terminal.
+        """
+        try:
+            screen = self.main
+        except LookupError:
+            return None
+        if not screen.is_attached or not screen.query(HeaderBar):
+            return None
+        return screen
+
     # -- engine messages --------------------------------------------------------------------------
     def on_engine_starting(self, message: EngineStarting) -> None:
-        header = self.main.query_one(HeaderBar)
+        if (main := self._live_main()) is None:
+            return
+        header = main.query_one(HeaderBar)
         header.model, header.model_state = message.model, "loading"
 
     async def on_engine_ready(self, message: EngineReady) -> None:
         self._freeze_heap(1)
+        if self._live_main() is None:
+            return
         session = message.session
         header = self.main.query_one(HeaderBar)
         header.model = session.model.name
@@ -269,8 +289,10 @@ class LanternApp(App[int]):
             self.send(opening)
 
     def on_engine_failed(self, message: EngineFailed) -> None:
-        header = self.main.query_one(HeaderBar)
-        conv = self.main.query_one(Conversation)
+        if (main := self._live_main()) is None:
+            return
+        header = main.query_one(HeaderBar)
+        conv = main.query_one(Conversation)
         if message.code == "no-session":
             conv.notice(message.message, "warning")
             return
@@ -282,37 +304,33 @@ class LanternApp(App[int]):
     async def on_engine_event(self, message: EngineEvent) -> None:
         from textual.css.query import NoMatches
 
+        if (main := self._live_main()) is None:
+            return
         try:
-            await self.main.show_event(message.event)
+            await main.show_event(message.event)
         except NoMatches:
-            # An event that arrives while the app is shutting down has no panes left to draw in.
-            if self.is_running and self.main.is_attached and not self._exit:
+            # The panes can also go while the event is being drawn (exit began meanwhile).
+            if self._live_main() is not None and self.is_running and not self._exit:
                 raise
 
     def on_answer_streamed(self, message: AnswerStreamed) -> None:
-        self.main.stream(message.turn, message.step, message.text)
-
-    def _header_alive(self) -> bool:
-        # Messages can still arrive while the app shuts down and the screen is emptied.
-        try:
-            return bool(self.main.query(HeaderBar))
-        except LookupError:
-            return False
+        if (main := self._live_main()) is not None:
+            main.stream(message.turn, message.step, message.text)
 
     def on_turn_state_changed(self, message: TurnStateChanged) -> None:
         if not message.running:
             # The first turn loads retrieval and the tools' modules: freeze those too.
             self._freeze_heap(2)
-        if not self._header_alive():
+        if (main := self._live_main()) is None:
             return
-        header = self.main.query_one(HeaderBar)
+        header = main.query_one(HeaderBar)
         if header.model_state != "failed":
             header.model_state = "running" if message.running else "ready"
 
     def on_approvals_changed(self, message: ApprovalsChanged) -> None:
-        if not self._header_alive():
+        if (main := self._live_main()) is None:
             return
-        self.main.query_one(HeaderBar).pending = message.pending
+        main.query_one(HeaderBar).pending = message.pending
         from console.screens.approval import ApprovalScreen
 
         for screen in self.screen_stack:

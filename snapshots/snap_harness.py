@@ -28,7 +28,7 @@ def harness_app(script: list[dict[str, Any]], tools: list[Any] | None = None, *,
     )
 
 
-async def wait_for(pilot: Pilot[Any], cond: Callable[[], bool], timeout: float = 10.0) -> None:
+async def wait_for(pilot: Pilot[Any], cond: Callable[[], bool], timeout: float = 30.0) -> None:
     """Pause until `cond()` holds (the engine runs in a worker), then let the screen settle."""
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
@@ -36,9 +36,11 @@ async def wait_for(pilot: Pilot[Any], cond: Callable[[], bool], timeout: float =
         if loop.time() > end:
             raise AssertionError("condition not reached in time")
         await pilot.pause(0.05)
-    # Let deferred work settle (DataTable measures new rows when idle, streamed text flushes on a timer).
+    # Let deferred work settle (streamed text flushes on a timer), then wait for the screen's
+    # next refresh: on a loaded machine a fixed pause alone can end before it.
     for _ in range(3):
         await pilot.pause(0.2)
+    await asyncio.wait_for(pilot.app.screen.wait_for_refresh(), timeout)
     await pilot.wait_for_scheduled_animations()
     await pilot.pause()
 

@@ -126,7 +126,12 @@ class ApprovalScreen(ModalScreen[Any]):
         expires = self.request.expires_at
         if expires is not None:
             left = (expires - dt.datetime.now(dt.timezone.utc)).total_seconds()
-            self.set_timer(max(0.0, left), self._expired)
+            if left > 0:
+                self.set_timer(left, self._expired)
+            else:
+                # Expired before the dialog could show (a slow machine, a long queue): a zero
+                # timer would never fire (Textual divides by its interval), leaving it open.
+                self.call_later(self._expired)
 
     def render_request(self) -> None:
         """Fill the dialog from the request."""

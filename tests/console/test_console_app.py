@@ -41,7 +41,7 @@ def shown(widget: Any) -> str:
     return console.export_text()
 
 
-async def until(pilot: Any, cond: Any, timeout: float = 10.0) -> None:
+async def until(pilot: Any, cond: Any, timeout: float = 30.0) -> None:
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
     while not cond():
@@ -116,6 +116,26 @@ async def test_timeline_filter_with_slash() -> None:
         assert timeline.row_count == 2
 
 
+async def test_timeline_draws_a_longer_tool_name_whole_at_once() -> None:
+    # A row drawn before the table goes idle must not keep a cell cropped to the old width.
+    import datetime as dt
+
+    from console.widgets.timeline.timeline import Row
+
+    app = app_for([{"text": "Done."}], [])
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        timeline = app.main.query_one(Timeline)
+        at = dt.datetime(2026, 12, 2, 3, 7, tzinfo=dt.timezone.utc)
+        timeline.upsert(Row("c1", at, "get_pods", status="ok"))
+        await pilot.pause(0.1)
+        timeline.upsert(Row("c2", at, "rollout_history"))
+        assert "rollout_history" in timeline.render_line(2).text
+        timeline.upsert(Row("c2", at, "rollout_history", status="ok", duration_ms=42))
+        await pilot.pause(0.1)
+        assert "rollout_history" in timeline.render_line(2).text and "get_pods" in timeline.render_line(1).text
+
+
 async def test_ctrl_c_cancels_the_running_turn_and_twice_quits() -> None:
     gate = asyncio.Event()
 
@@ -138,6 +158,26 @@ async def test_ctrl_c_cancels_the_running_turn_and_twice_quits() -> None:
         await pilot.press("ctrl+c")
         await pilot.pause(0.1)
     assert app.return_code == 0
+
+
+async def test_engine_messages_that_arrive_after_exit_are_dropped_not_raised() -> None:
+    # The engine posts from its own task: a turn that finishes while the app exits has its last
+    # events land after the screen stack is empty. They are in the session store already.
+    from console.bridge import AnswerStreamed, ApprovalsChanged, EngineEvent, EngineFailed, EngineStarting, TurnStateChanged
+
+    app = app_for([{"text": "Done."}], [])
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, app)
+        await pilot.press(*"hi", "enter")
+        await until(pilot, lambda: bool(kinds(app, "turn-finished")))
+        last = app.bridge.session.events[-1]
+    assert not any(True for _ in app.screen_stack)
+    await app.on_engine_event(EngineEvent(last))
+    app.on_answer_streamed(AnswerStreamed(1, 1, "late"))
+    app.on_turn_state_changed(TurnStateChanged(False))
+    app.on_approvals_changed(ApprovalsChanged(0))
+    app.on_engine_starting(EngineStarting("scripted"))
+    app.on_engine_failed(EngineFailed("late failure"))
 
 
 async def test_colon_commands_theme_ns_and_unknown() -> None:

@@ -6,8 +6,10 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey
 
 from console.keys import bindings
 
@@ -41,7 +43,10 @@ class Timeline(DataTable[Any]):
 
     def on_mount(self) -> None:
         self.add_column("time", key="time", width=8)
-        self.add_column("tool", key="tool")
+        # Sized here, not by DataTable's auto width: that is measured when the table next goes
+        # idle, and a row drawn before then keeps its cropped cell (the cell cache does not key
+        # on width), so the newest tool name could stay cut short ("rollout_") on a busy machine.
+        self.add_column("tool", key="tool", width=cell_len("tool"))
         self.add_column("ms", key="ms", width=7)
         self.add_column("status", key="status", width=9)
         self.add_column("tok", key="tok", width=6)
@@ -75,8 +80,15 @@ class Timeline(DataTable[Any]):
             for key, value in zip(("time", "tool", "ms", "status", "tok"), self._cells(row)):
                 self.update_cell(row.call_id, key, value)
         else:
+            self._fit(row)
             self.add_row(*self._cells(row), key=row.call_id)
             self.move_cursor(row=self.row_count - 1, animate=False)
+
+    def _fit(self, row: Row) -> None:
+        """Widen the tool column to this row's name before the row is added (which redraws)."""
+        column = self.columns.get(ColumnKey("tool"))
+        if column is not None:
+            column.width = max(column.width, cell_len(row.tool))
 
     def get(self, call_id: str) -> Row | None:
         """A known call."""
@@ -88,6 +100,7 @@ class Timeline(DataTable[Any]):
         self.clear()
         for r in self.rows_by_id.values():
             if self._visible(r):
+                self._fit(r)
                 self.add_row(*self._cells(r), key=r.call_id)
         self.border_subtitle = f"/{self.filter_text}" if self.filter_text else ""
 
@@ -95,3 +108,5 @@ class Timeline(DataTable[Any]):
         """Forget every call (a new session)."""
         self.rows_by_id.clear()
         self.clear()
+        if (column := self.columns.get(ColumnKey("tool"))) is not None:
+            column.width = cell_len("tool")
