@@ -8,6 +8,7 @@ fill; context assembly passes through `ContextBuilder`; plans with writes pass `
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -422,6 +423,8 @@ class Session:
     async def _steps(self, ctx: TurnContext, totals: dict[str, Any], t0: float) -> AsyncIterator[Any]:
         cfg = self.config
         reviewed_once = False
+        asked_before: tuple[tuple[str, str], ...] = ()
+        looping = False  # the model asked for exactly the calls of its previous step
         if cfg.opening:
             async for e in self._opening(ctx):
                 yield e
@@ -454,6 +457,16 @@ class Session:
                 # instead of running into the step limit mid-investigation.
                 tools = []
                 yield ctx.event(ev.Notice, text=f"Step {ctx.step} is the last of this turn: the model answers with the evidence it has.", topic="last-step")
+            elif looping and tools:
+                # Asking again for what was just answered (or refused) learns nothing, and a small
+                # local model can do it until the step limit: the next step is its answer.
+                tools = []
+                yield ctx.event(
+                    ev.Notice,
+                    text=f"The model asked again for the same calls as step {ctx.step - 2}; step {ctx.step} answers with the evidence it has.",
+                    level="warning",
+                    topic="repeat-loop",
+                )
             # Compaction and fact extraction are CPU work: off the event loop the faces share.
             messages, ctx_events = await _in_thread(self.context.build, ctx, cfg.system_prompt, tools)
             for e in ctx_events:
@@ -538,6 +551,8 @@ class Session:
             yield self._step_finished(ctx, s0, outside, u)
             if not calls:
                 return
+            asked = _signature(calls)
+            looping, asked_before = asked == asked_before, asked
 
     def _step_finished(self, ctx: TurnContext, s0: float, outside: float, u: Any) -> Any:
         total = time.perf_counter() - s0
@@ -563,6 +578,11 @@ class Session:
         if wall >= cfg.max_wall_s:
             return f"Time budget for this turn spent: {wall:.0f}s of {cfg.max_wall_s:.0f}s."
         return ""
+
+
+def _signature(calls: list[ToolCall]) -> tuple[tuple[str, str], ...]:
+    """The calls of one step, order aside: tool names and canonical arguments."""
+    return tuple(sorted((c.name, json.dumps(c.arguments, sort_keys=True, default=str)) for c in calls))
 
 
 @dataclass

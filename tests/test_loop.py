@@ -124,3 +124,29 @@ async def test_a_triage_playbook_opens_the_turn_with_reads_only():
     msgs, _ = model.requests[0]
     assert msgs[-1].role == "tool" and "CrashLoopBackOff" in msgs[-1].content
     assert out[-1].reason == "answered" and out[-1].steps == 1
+
+
+async def test_asking_again_for_the_same_calls_makes_the_next_step_the_answer():
+    same = {"tool_calls": [{"name": "get_pods", "arguments": {"namespace": "shop"}}]}
+    model = ScriptedModel([same, same, {"text": "checkout-7d9f is crash-looping (restarts=14)."}, same])
+    s = Session(model, SimpleToolbox([python_tool(get_pods)]), config=LoopConfig(max_steps=8))
+    out = await collect(s, "why is checkout failing?")
+    assert out[-1].reason == "answered" and out[-1].steps == 3
+    (notice,) = [e for e in out if e.kind == "notice" and e.topic == "repeat-loop"]
+    assert "step 1" in notice.text and "step 3" in notice.text
+    assert [t.name for t in model.requests[1][1]] == ["get_pods"]
+    assert model.requests[2][1] == []
+
+
+async def test_a_different_call_after_a_repeat_keeps_the_tools():
+    def get_events(namespace: str) -> str:
+        """Events in a namespace."""
+        return "Back-off restarting failed container"
+
+    first = {"tool_calls": [{"name": "get_pods", "arguments": {"namespace": "shop"}}]}
+    other = {"tool_calls": [{"name": "get_pods", "arguments": {"namespace": "shop"}}, {"name": "get_events", "arguments": {"namespace": "shop"}}]}
+    model = ScriptedModel([first, other, {"text": "done"}])
+    s = Session(model, SimpleToolbox([python_tool(get_pods), python_tool(get_events)]), config=LoopConfig(max_steps=8))
+    out = await collect(s, "go")
+    assert not [e for e in out if e.kind == "notice" and e.topic == "repeat-loop"]
+    assert len(model.requests[2][1]) == 2
