@@ -358,23 +358,28 @@ class Session:
         async for e in self._follow_ups(ctx):
             yield e
 
-    async def _follow_ups(self, ctx: TurnContext) -> AsyncIterator[Any]:
+    async def _follow_ups(self, ctx: TurnContext, *, rounds: int | None = None, summary: bool = True) -> AsyncIterator[Any]:
         """The reads the findings ask for, in rounds, then the ranked findings as the result of
-        the engine's own `findings` call, so the model starts from the strongest signal."""
+        the engine's own `findings` call, so the model starts from the strongest signal.
+
+        After the opening the summary is always given; after a step of the model's own
+        (`summary=False`) only when a follow-up read ran, so a step that found nothing new
+        adds nothing to the prompt."""
         d = self.diagnoser
         if d is None:
             return
         from engine.diagnose.intents import resolve
 
         available = set(getattr(self.toolbox, "all_tool_names", list)())
-        for rnd in range(self.config.follow_up_rounds):
+        ran = False
+        for rnd in range(self.config.follow_up_rounds if rounds is None else rounds):
             calls, why = [], []
             for r in d.next_reads():
                 d.mark_done(r)
                 c = resolve(r, available)
                 if c is None or self.toolbox.risk_of(c["name"]) != "read":
                     continue
-                calls.append(ToolCall(id=f"follow_{ctx.turn}_{rnd}_{len(calls)}", name=c["name"], arguments=c["arguments"]))
+                calls.append(ToolCall(id=f"follow_{ctx.turn}_{uuid.uuid4().hex[:6]}_{len(calls)}", name=c["name"], arguments=c["arguments"]))
                 why.append(r.why)
             if not calls:
                 break
@@ -384,12 +389,13 @@ class Session:
                 step=0,
                 tool_calls=[{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls],
             )
+            ran = True
             for call in calls:
                 async for e in self._dispatch(call, ctx):
                     yield e
-        if not d.findings:
+        if not d.findings or not (summary or ran):
             return
-        call_id = f"open_{ctx.turn}_findings"
+        call_id = f"open_{ctx.turn}_{uuid.uuid4().hex[:6]}_findings"
         yield ctx.event(ev.AssistantMessage, text="The findings so far, strongest first.", step=0, tool_calls=[{"id": call_id, "name": "findings", "arguments": {}}])
         yield ctx.event(ev.ToolCallStarted, call_id=call_id, tool="findings", arguments={}, step=0)
         ranked = d.ranked()
@@ -548,6 +554,19 @@ class Session:
                     yield e
                 outside += time.perf_counter() - d0
 
+            if calls:
+                # What the model's reads turned up can ask for reads of their own (a pod it
+                # described is crash-looping: the terminated container's log), run as the
+                # opening's are: read-only, through the same dispatcher and policy.
+                # They belong to step 0, the engine's own reads, as the opening's do.
+                d0, step = time.perf_counter(), ctx.step
+                ctx.step = 0
+                try:
+                    async for e in self._follow_ups(ctx, rounds=1, summary=False):
+                        yield e
+                finally:
+                    ctx.step = step
+                outside += time.perf_counter() - d0
             yield self._step_finished(ctx, s0, outside, u)
             if not calls:
                 return

@@ -150,3 +150,54 @@ async def test_a_different_call_after_a_repeat_keeps_the_tools():
     out = await collect(s, "go")
     assert not [e for e in out if e.kind == "notice" and e.topic == "repeat-loop"]
     assert len(model.requests[2][1]) == 2
+
+
+DESCRIBED = """Name:         checkout-7d9f8b6c5-x2k4p
+Namespace:    shop
+Node:         worker-1
+Status:       Running
+Containers:
+  checkout:
+    State:          Waiting
+      Reason:       CrashLoopBackOff
+    Last State:     Terminated
+      Reason:       Error
+      Exit Code:    1
+Events:
+  Type     Reason   Age  From     Message
+  Warning  BackOff  10s  kubelet  Back-off restarting failed container checkout
+"""
+
+
+async def test_a_crash_looping_pod_the_model_described_gets_its_previous_log_read():
+    read: list[dict] = []
+
+    def describe_pod(name: str, namespace: str) -> str:
+        """Describe a pod."""
+        return DESCRIBED
+
+    def get_pod_logs(name: str, namespace: str, previous: bool = False, tail_lines: int = 200) -> str:
+        """A pod's log."""
+        read.append({"name": name, "namespace": namespace, "previous": previous, "tail_lines": tail_lines})
+        return "panic: DATABASE_URL is not set"
+
+    model = ScriptedModel(
+        [
+            {"text": "Describing the pod.", "tool_calls": [{"name": "kubernetes.describe_pod", "arguments": {"name": "checkout-7d9f8b6c5-x2k4p", "namespace": "shop"}}]},
+            {"text": "checkout exits at start: DATABASE_URL is not set."},
+        ]
+    )
+    tools = [python_tool(describe_pod, name="kubernetes.describe_pod"), python_tool(get_pod_logs, name="kubernetes.get_pod_logs")]
+    s = Session(model, SimpleToolbox(tools), config=LoopConfig(max_steps=6))
+    out = await collect(s, "why is checkout failing?")
+    assert out[-1].reason == "answered" and out[-1].steps == 2
+    assert read == [{"name": "checkout-7d9f8b6c5-x2k4p", "namespace": "shop", "previous": True, "tail_lines": 60}]
+    logs = next(e for e in out if e.kind == "tool-call-finished" and e.tool == "kubernetes.get_pod_logs")
+    assert logs.step == 0, "the engine's own reads are step 0"
+    # The model's second step read the log the engine fetched (no check named a cause, so no
+    # findings summary was added).
+    msgs, _ = model.requests[1]
+    assert msgs[-1].role == "tool" and msgs[-1].name == "kubernetes.get_pod_logs" and "DATABASE_URL" in msgs[-1].content
+    assert not any(m.name == "findings" for m in msgs)
+    # Nothing is fetched twice: the log is read once, whatever the model asks next.
+    assert sum(1 for e in out if e.kind == "tool-call-started" and e.tool == "kubernetes.get_pod_logs") == 1

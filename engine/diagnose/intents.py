@@ -23,6 +23,8 @@ ROUTES: dict[str, list[tuple[str, Builder]]] = {
     ],
     "logs": [
         ("cloudops.GetRecentLogs", lambda a: {"service_name": a["service"], "namespace": a["namespace"]}),
+        # A crash-looping pod's error is in the terminated container's log, not the new one's.
+        ("kubernetes.get_pod_logs", lambda a: {"name": a["pod"], "namespace": a["namespace"], "previous": True, "tail_lines": 60}),
     ],
     "manifest": [
         ("cloudops.GetAppYAML", lambda a: {"app_name": a["app"]}),

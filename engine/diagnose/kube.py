@@ -41,6 +41,8 @@ class Pod:
     status: str
     restarts: int
     node: str = ""
+    namespace: str = ""
+    """Where the listing that showed it was read ('' when it did not say)."""
 
     @property
     def healthy(self) -> bool:
@@ -57,6 +59,8 @@ class Described:
     crashing: bool = False
     oom: bool = False
     sandbox_runtime_error: bool = False
+    namespace: str = ""
+    """The pod's namespace, as it was described."""
 
 
 @dataclass
@@ -207,7 +211,7 @@ def read_output(state: ClusterState, tool: str, args: dict[str, Any], text: str,
     hits: list[Hit] = []
     stripped = text.lstrip()
     if re.match(r"NAME\s+READY\s+STATUS\s+RESTARTS", stripped):
-        _read_pods(state, stripped)
+        _read_pods(state, stripped, str(args.get("namespace") or ""))
     elif re.match(r"LAST SEEN\s+TYPE\s+REASON\s+OBJECT", stripped) or _EVENT_ROW.match(stripped.split("\n", 1)[0]):
         hits += _read_events(state, stripped, ns)
     elif re.match(r"NAME\s+ENDPOINTS", stripped):
@@ -249,7 +253,7 @@ def read_data(state: ClusterState, tool: str, args: dict[str, Any], data: dict[s
                 continue
             ready, total = _ready(str(r.get("ready", "")))
             name = str(r["name"])
-            state.pods[name] = Pod(name, workload_of(name), ready, total, str(r.get("status", "")), _int(str(r.get("restarts", 0))), str(r.get("node", "")))
+            state.pods[name] = Pod(name, workload_of(name), ready, total, str(r.get("status", "")), _int(str(r.get("restarts", 0))), str(r.get("node", "")), str(r.get("namespace") or ns))
             if "OOMKilled" in str(r.get("last_terminated", "")):
                 hits.append(("oom_killed", f"service/{workload_of(name)}", f"pod {name}: last terminated OOMKilled", 0.9))
         return hits
@@ -264,7 +268,7 @@ def read_data(state: ClusterState, tool: str, args: dict[str, Any], data: dict[s
     if isinstance(data.get("containers"), list) and data.get("name"):
         name = str(data["name"])
         target = f"service/{workload_of(name)}"
-        d = Described(node=str(data.get("node") or ""), pending=data.get("phase") == "Pending")
+        d = Described(node=str(data.get("node") or ""), pending=data.get("phase") == "Pending", namespace=ns)
         for c in data["containers"]:
             if not isinstance(c, dict):
                 continue
@@ -285,7 +289,7 @@ def read_data(state: ClusterState, tool: str, args: dict[str, Any], data: dict[s
     return None
 
 
-def _read_pods(state: ClusterState, text: str) -> None:
+def _read_pods(state: ClusterState, text: str, namespace: str = "") -> None:
     cols, rows = parse_table(text)
     state.pod_lists += 1
     for r in rows:
@@ -293,7 +297,7 @@ def _read_pods(state: ClusterState, text: str) -> None:
         if not name:
             continue
         ready, total = _ready(r.get("READY", ""))
-        state.pods[name] = Pod(name, workload_of(name), ready, total, r.get("STATUS", ""), _int(r.get("RESTARTS", "")), r.get("NODE", ""))
+        state.pods[name] = Pod(name, workload_of(name), ready, total, r.get("STATUS", ""), _int(r.get("RESTARTS", "")), r.get("NODE", ""), r.get("NAMESPACE") or namespace)
 
 
 _EVENT_ROW = re.compile(r"^\s*(\S+)\s+(Normal|Warning)\s+(\S+)\s+(\S+/\S+)\s+(.*)$")
@@ -354,7 +358,8 @@ def _read_describe_pod(state: ClusterState, text: str, ns: str) -> list[Hit]:
     name = re.match(r"Name:\s+(\S+)", text).group(1)  # type: ignore[union-attr]
     workload = workload_of(name)
     target = f"service/{workload}"
-    d = Described()
+    shown = re.search(r"^Namespace:\s+(\S+)", text, re.M)
+    d = Described(namespace=shown.group(1) if shown else ns)
     m = re.search(r"^Node:\s+(\S+)", text, re.M)
     d.node = (m.group(1).split("/")[0] if m else "").replace("<none>", "")
     status = re.search(r"^Status:\s+(\S+)", text, re.M)
@@ -587,11 +592,11 @@ def follow_ups(state: ClusterState, namespace: str) -> Iterator[tuple[str, dict[
             continue
         seen_workloads.add(p.workload)
         if p.name not in state.described:
-            yield "describe_pod", {"name": p.name, "namespace": namespace}, f"pod {p.name} is {p.status} ({p.ready}/{p.total} ready, {p.restarts} restarts)"
+            yield "describe_pod", {"name": p.name, "namespace": p.namespace or namespace}, f"pod {p.name} is {p.status} ({p.ready}/{p.total} ready, {p.restarts} restarts)"
     for name, d in state.described.items():
         w = workload_of(name)
         if d.crashing and not d.oom and w not in state.logs_read:
-            yield "logs", {"service": w, "namespace": namespace}, f"pod {name} keeps crashing"
+            yield "logs", {"service": w, "pod": name, "namespace": d.namespace or namespace}, f"pod {name} keeps crashing"
         if d.sandbox_runtime_error and d.node and (d.node, "containerd") not in state.node_agents:
             yield "node_service", {"node": d.node, "agent": "containerd"}, f"pod sandboxes fail on {d.node}"
         if d.pending and not d.node and not d.scheduling_events:

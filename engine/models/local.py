@@ -42,6 +42,9 @@ DEFAULT_THREADS = 2
 MAX_STEP_TOKENS = 768
 """Generated tokens per step (a call is ~40; an answer gets the rest)."""
 MIN_ANSWER_ROOM = 96
+REPEAT_SPAN = 20
+"""An answer that writes the same REPEAT_SPAN tokens a second time is stopped there: greedy
+decoding of a small model otherwise loops the same sentences until the token limit."""
 """Tokens that must remain free after the prompt for a step to be worth starting."""
 
 DEFAULT_SYSTEM = "You are Lantern, an on-call assistant. Use the tools to gather evidence, then answer."
@@ -354,6 +357,10 @@ class LocalModel:
     def _completion(self, parser: StepParser, info: dict[str, Any], tools: list[ToolSpec], conversation: str) -> Completion:
         usage = Usage(prompt_tokens=info["prompt_tokens"], completion_tokens=info["completion_tokens"], cached_tokens=info["cached_tokens"])
         step = parser.result()
+        if step is None and info.get("repeated_at") is not None:
+            # Stopped where the answer began to repeat itself: the text up to there, said so.
+            said = _streamed_text(parser.text[: info["repeated_at"]]).rstrip()
+            return Completion(text=f"{said}\n\n(stopped here: the local model began repeating itself)", usage=usage, finish_reason="length")
         if step is None:
             # Cut off by the token limit: keep what was said; a half-written call comes back as an error.
             streamed = _streamed_text(parser.text)
@@ -443,6 +450,8 @@ class LocalModel:
         first = None
         budget = min(self.max_step_tokens, self.context_window - n)
         vocab = llm._model.vocab
+        loop = _RepeatGuard(REPEAT_SPAN)
+        repeated_at: int | None = None
         try:
             for tok in llm.generate(tokens, temp=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0, grammar=grammar):
                 if cancel.is_set():
@@ -458,6 +467,10 @@ class LocalModel:
                     emit("piece", piece)
                 if parser.complete or produced >= budget:
                     break
+                if parser.is_answer:
+                    repeated_at = loop.add(tok, len(parser.text))
+                    if repeated_at is not None:
+                        break
         except RuntimeError:
             if cancel.is_set():
                 raise _Cancelled() from None
@@ -472,6 +485,7 @@ class LocalModel:
             "first_token_s": (first - t0) if first else None,
             "prompt_tok_s": (n - cached - 1) / (t1 - t0) if t1 > t0 and n - cached > 1 else None,
             "gen_tok_s": produced / (t2 - t1) if t2 > t1 else None,
+            "repeated_at": repeated_at,
         }
         self.last_step = info
         return info
@@ -504,6 +518,32 @@ def _conversation(prompt: str) -> str:
 
 def _call_id() -> str:
     return "call_" + uuid.uuid4().hex[:12]
+
+
+class _RepeatGuard:
+    """Finds the first time the last `span` tokens equal an earlier run of `span` tokens.
+
+    `add` takes each token with the length of the text so far and returns, on the first
+    repeat, the text length where the repeated run began the second time (where to cut)."""
+
+    def __init__(self, span: int) -> None:
+        self.span = span
+        self.tokens: list[int] = []
+        self.ends: list[int] = []
+        self.seen: set[tuple[int, ...]] = set()
+
+    def add(self, token: int, text_len: int) -> int | None:
+        self.tokens.append(token)
+        self.ends.append(text_len)
+        n = len(self.tokens)
+        if n < self.span:
+            return None
+        window = tuple(self.tokens[n - self.span :])
+        if window in self.seen:
+            start = n - self.span
+            return self.ends[start - 1] if start > 0 else 0
+        self.seen.add(window)
+        return None
 
 
 def _streamed_text(text: str) -> str:

@@ -163,8 +163,14 @@ def finished(events: list[Any], tool: str | None = None) -> list[Any]:
 
 
 def executed_tools(events: list[Any]) -> list[str]:
-    """Names of the tools that actually ran (ToolCallStarted), in order, meta-tools left out."""
-    return [e.tool for e in events if e.kind == "tool-call-started" and e.tool not in ("find_tools", "recall_detail")]
+    """Names of the tools the model's own calls ran (ToolCallStarted), in order, meta-tools
+    left out; the engine's follow-up reads (step 0) are `engine_reads`."""
+    return [e.tool for e in events if e.kind == "tool-call-started" and e.step > 0 and e.tool not in ("find_tools", "recall_detail")]
+
+
+def engine_reads(events: list[Any]) -> list[str]:
+    """The reads the engine ran itself (step 0: the triage opening, the findings' follow-ups)."""
+    return [e.tool for e in events if e.kind == "tool-call-started" and e.step == 0]
 
 
 async def audit_rows(store: Store, session_id: str) -> list[AuditRow]:

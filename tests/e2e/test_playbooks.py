@@ -21,6 +21,7 @@ from e2e_support import (
     audit_rows,
     audit_verifies,
     call,
+    engine_reads,
     executed_tools,
     finished,
     open_real_session,
@@ -43,16 +44,21 @@ def _live(pods):
 def _output(events, tool):
     done = finished(events, tool)
     assert done, f"{tool} never finished; ran: {executed_tools(events)}"
-    assert done[-1].status in ("ok", "partial"), f"{tool}: {done[-1].status}: {done[-1].output[:500]}"
-    return done[-1].output
+    ran = [d for d in done if d.status in ("ok", "partial")]  # a refused repeat points at one of these
+    assert ran, f"{tool}: {done[-1].status}: {done[-1].output[:500]}"
+    return ran[-1].output
 
 
 async def _no_writes(session, store, approver, events):
     """Read-only walk: nothing asked, only read calls executed and audited, the chain intact."""
     assert approver.asked == []
     rows = await audit_rows(store, session.id)
-    assert rows and {r.kind for r in rows} == {"execution"}
-    assert all(r.decision == "allow" for r in rows), [(r.tool, r.decision) for r in rows]
+    # Besides executions, only refusals of a repeated read (the model asking again for what the
+    # engine's follow-up already read).
+    assert rows and {r.kind for r in rows} <= {"execution", "refusal"}, {r.kind for r in rows}
+    executions = [r for r in rows if r.kind == "execution"]
+    assert executions and all(r.decision == "allow" for r in executions), [(r.tool, r.decision) for r in executions]
+    assert all(r.rule == "guard:repeat" for r in rows if r.kind == "refusal"), [(r.tool, r.rule) for r in rows if r.kind == "refusal"]
     ok, _, why = await (await AuditLog.open(store.db)).verify()
     assert ok, why
 
@@ -252,8 +258,11 @@ async def test_oom_playbook_finds_oomkilled_and_names_the_limit(world, monkeypat
         session = await open_real_session(si, store, approver, inv.model)
         events = await run_turn(session, "report-worker in namespace analytics keeps getting OOMKilled; use the OOM runbook")
         assert events[-1].reason == "answered", events[-1]
-        assert executed_tools(events) == ["read_runbook", "kubernetes.list_pods", "kubernetes.describe_pod",
-                                          "kubernetes.get_pod_logs", "kubernetes.rollout_history"]
+        # The restarting pod the listing showed is described by the engine's follow-up read, so
+        # the model's own describe_pod of it is answered from that, not run twice.
+        assert engine_reads(events) == ["kubernetes.describe_pod", "findings"]
+        assert executed_tools(events) == ["read_runbook", "kubernetes.list_pods", "kubernetes.get_pod_logs", "kubernetes.rollout_history"]
+        assert any(e.kind == "tool-call-finished" and e.tool == "kubernetes.describe_pod" and e.step > 0 and "Not run again" in e.output for e in events)
         desc = _output(events, "kubernetes.describe_pod")
         assert "OOMKilled" in desc and "137" in desc and "256Mi" in desc, desc
         assert "close to container limit" in _output(events, "kubernetes.get_pod_logs")

@@ -39,6 +39,41 @@ def test_own_gguf_path_must_exist(tmp_path: Path) -> None:
         LocalModel.create(f"local:{tmp_path / 'missing.gguf'}")
 
 
+def test_an_answer_that_starts_repeating_itself_is_cut_where_the_repeat_began() -> None:
+    from engine.models.grammar import StepParser
+    from engine.models.local import _RepeatGuard
+
+    # Words stand in for tokens: a loop of one sentence, as greedy decoding produces.
+    sentence = "the deployment was crashing due to the missing configuration setting so the issue may have been resolved".split()
+    words = ["checkout-api", "exits:", "PAYMENTS_TIMEOUT_MS", "is", "not", "set."] + sentence + sentence + sentence
+    guard, parser, cut = _RepeatGuard(8), StepParser(), None
+    parser.feed('{"answer": "')
+    for w in words:
+        parser.feed(w + " ")
+        cut = guard.add(hash(w), len(parser.text))
+        if cut is not None:
+            break
+    assert cut is not None
+    said = parser.text[:cut]
+    assert said.count("resolved") == 1 and "PAYMENTS_TIMEOUT_MS" in said
+    # Text that never repeats a run of 8 is left alone, however long.
+    guard = _RepeatGuard(8)
+    assert all(guard.add(i, i) is None for i in range(2000))
+
+
+def test_a_cut_answer_comes_back_with_what_was_said_and_why_it_stopped(tmp_path: Path) -> None:
+    from engine.models.grammar import StepParser
+
+    parser = StepParser()
+    text = '{"answer": "PAYMENTS_TIMEOUT_MS is not set. It loops. It loops. It loops.'
+    parser.feed(text)
+    info = {"prompt_tokens": 10, "completion_tokens": 30, "cached_tokens": 0, "repeated_at": text.index(" It loops.") + len(" It loops.")}
+    c = LocalModel.__new__(LocalModel)._completion(parser, info, [], "")
+    assert c.finish_reason == "length" and not c.tool_calls
+    assert c.text.startswith("PAYMENTS_TIMEOUT_MS is not set. It loops.") and c.text.count("It loops") == 1
+    assert "repeating itself" in c.text
+
+
 async def test_a_broken_file_fails_to_load_with_a_typed_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.gguf"
     bad.write_bytes(b"not a gguf at all")
