@@ -185,8 +185,9 @@ class ApprovalScreen(ModalScreen[Any]):
         self.call_after_refresh(self._show_scroll_hint)
 
     def _show_scroll_hint(self) -> None:
-        if self.is_mounted:
-            self.query_one(ApprovalDialog).show_scroll_hint()
+        # An answer given before this runs (an expired request) has taken the dialog down already.
+        for dialog in self.query(ApprovalDialog):
+            dialog.show_scroll_hint()
 
     def _render_countdown(self) -> None:
         w = self.query_one("#approval-countdown", Static)
