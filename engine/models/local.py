@@ -20,8 +20,10 @@ from __future__ import annotations
 import asyncio
 import codecs
 import concurrent.futures
+import contextlib
 import ctypes
 import ctypes.util
+import io
 import json
 import re
 import threading
@@ -250,23 +252,29 @@ class LocalModel:
         except ImportError as exc:
             fut.set_exception(errors.Unavailable(f"llama-cpp-python is not installed: {exc}", hint="run `uv sync --frozen`"))
             return
+        # llama.cpp's own logging goes nowhere, set before the load (it logs while loading).
+        _quiet_llama_logs(llama_cpp)
         try:
-            llm = llama_cpp.Llama(
-                model_path=str(self.path),
-                n_ctx=self.context_window,
-                n_threads=self.n_threads,
-                n_threads_batch=self.n_threads,
-                n_batch=512,
-                verbose=False,
-            )
+            # verbose=False would make llama-cpp-python point file descriptors 1 and 2 at
+            # /dev/null for the whole load, process-wide: every frame the console drew meanwhile
+            # (the header turning ready, then working) was lost, and the header stayed on
+            # "loading model…". Verbose only adds Python prints to sys.stderr; those are kept
+            # out here, and the per-call prints are turned off on the loaded model.
+            with contextlib.redirect_stderr(io.StringIO()):
+                llm = llama_cpp.Llama(
+                    model_path=str(self.path),
+                    n_ctx=self.context_window,
+                    n_threads=self.n_threads,
+                    n_threads_batch=self.n_threads,
+                    n_batch=512,
+                    verbose=True,
+                )
+            llm.verbose = False
         except Exception as exc:  # noqa: BLE001 - llama.cpp reports load failures as bare ValueErrors
             with self._load_lock:
                 self._load_future = None  # a later call may try again (e.g. after reinstalling)
             fut.set_exception(errors.Unavailable(f"could not load {self.path}: {exc}", hint="run `lantern model install --force`"))
             return
-        # llama.cpp logs aborted decodes straight to stderr, which would scribble over the console.
-        self._log_cb = llama_cpp.llama_log_callback(lambda level, text, data: None)
-        llama_cpp.llama_log_set(self._log_cb, ctypes.c_void_p(0))
         self._abort_cb = _abort_callback(llama_cpp, self._abort_flag, self._should_abort)
         llama_cpp.llama_set_abort_callback(llm.ctx, self._abort_cb, ctypes.cast(self._abort_flag, ctypes.c_void_p))
         self._llm = llm
@@ -489,6 +497,18 @@ class LocalModel:
         }
         self.last_step = info
         return info
+
+
+_QUIET_LOG: Any = None
+
+
+def _quiet_llama_logs(llama_cpp: Any) -> None:
+    """Send llama.cpp's log (process-wide) to a no-op, once. The callback lives as long as the
+    process: one owned by a model would dangle in llama.cpp once that model is collected."""
+    global _QUIET_LOG
+    if _QUIET_LOG is None:
+        _QUIET_LOG = llama_cpp.llama_log_callback(lambda level, text, data: None)
+        llama_cpp.llama_log_set(_QUIET_LOG, ctypes.c_void_p(0))
 
 
 def _abort_callback(llama_cpp: Any, flag: Any, fallback: Any) -> Any:

@@ -114,6 +114,28 @@ def model() -> LocalModel:
 
 @pytest.mark.model
 @needs_model
+async def test_loading_leaves_the_terminal_descriptors_alone(monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+    # The console draws to fd 1 from its own thread while the weights load: a load that points
+    # fds 1 and 2 elsewhere, even for a moment, loses those frames (the header stuck on loading).
+    import os
+
+    moved: list[int] = []
+    real_dup2 = os.dup2
+
+    def dup2(fd: int, fd2: int, inheritable: bool = True) -> int:
+        moved.append(fd2)
+        return real_dup2(fd, fd2, inheritable)
+
+    monkeypatch.setattr(os, "dup2", dup2)
+    fresh = LocalModel.create("local")
+    await fresh.warm()
+    assert not {1, 2} & set(moved), f"the load redirected file descriptors {moved}"
+    out, err = capfd.readouterr()
+    assert "metadata" not in err.lower() and "llama" not in err.lower(), err[:300]
+
+
+@pytest.mark.model
+@needs_model
 async def test_one_step_tool_call_then_the_cached_prefix_is_reused(model: LocalModel) -> None:
     msgs = [SYSTEM, Message(role="user", content="Show me the logs of pod checkout-7d9f in namespace shop.")]
     chunks = [c async for c in model.stream(msgs, [PODS, LOGS, ROLLBACK])]
