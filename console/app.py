@@ -232,9 +232,8 @@ class LanternApp(App[int]):
             screen = self.main
         except LookupError:
             return None
-        if not screen.is_attached or not screen.query(HeaderBar):
-            return None
-        return screen
+        # Checked on every streamed answer chunk: flags only, no walk of the widget tree.
+        return None if self._exit or not screen.is_attached else screen
 
     # -- engine messages --------------------------------------------------------------------------
     def on_engine_starting(self, message: EngineStarting) -> None:
