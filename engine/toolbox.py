@@ -107,7 +107,11 @@ def build_toolbox(cfg: Config, *, extra_tools: list[Tool] | None = None, include
     from engine.retrieval.index import HybridIndex
     from engine.retrieval.selector import ToolSelector, find_tools_tool
 
-    selector = ToolSelector(tools, HybridIndex(), pinned=PINNED)
+    from skills.playbooks import load_playbooks
+
+    books, book_errors = load_playbooks()
+    notices += [f"playbook: {e}" for e in book_errors]
+    selector = ToolSelector(tools, HybridIndex(), pinned=PINNED, runbooks=[b.doc() for b in books])
     finder = find_tools_tool(selector)
     selector.add_tool(finder)
     return RuntimeToolbox([*tools, finder], selector=selector, notices=notices)

@@ -1,6 +1,7 @@
 """`lantern bench retrieval-multiturn`: needed-tool recall per turn over labelled on-call conversations.
 
-Reports, for the selector with and without query rewriting and sticky tools: mean needed-tool
+Reports, for the selector with and without query rewriting, sticky tools and runbook checks
+(a symptom report that matches a playbook brings the playbook's first checks): mean needed-tool
 recall per turn, the share of turns with every needed tool loaded, tools loaded and schema
 tokens per turn; then the trade-off curve (recall against schema tokens) over thresholds and
 tool caps for the full configuration.
@@ -39,17 +40,21 @@ def run(args: argparse.Namespace) -> int:
         from engine.config import cache_dir
 
         path = cache_dir() / "bench" / "multiturn"
-    sel = ToolSelector(tools, HybridIndex(path))
+    from skills.playbooks import load_playbooks
+
+    sel = ToolSelector(tools, HybridIndex(path), runbooks=[b.doc() for b in load_playbooks()[0]])
     sel.add_tool(find_tools_tool(sel))
     rows = {}
     first_turn = {}
-    for label, rewrite, sticky in (("full", True, True), ("no rewrite", False, True), ("no sticky", True, False), ("neither", False, False)):
+    checks = sel.runbook_checks
+    configs = (("full", True, True, checks), ("no runbooks", True, True, 0), ("no rewrite", False, True, checks), ("no sticky", True, False, checks), ("neither", False, False, checks))
+    for label, rewrite, sticky, sel.runbook_checks in configs:
         sel.rewrite_enabled = rewrite
         res = replay(sel, convs, sticky=sticky)
         rows[label] = summarize(res)
         first_turn[label] = summarize([r for r in res if r.turn == 1])["recall"]
         rows[label]["later_turns_recall"] = summarize([r for r in res if r.turn > 1])["recall"]
-    sel.rewrite_enabled = True
+    sel.rewrite_enabled, sel.runbook_checks = True, checks
     curve = []
     if not args.no_curve:
         base = (sel.threshold, sel.max_tools, sel.budget_tokens)

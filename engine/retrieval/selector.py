@@ -16,8 +16,8 @@ from typing import Any
 
 from engine import events as ev
 from engine.models.base import ToolSpec
-from engine.retrieval.index import HybridIndex, doc_from_tool
-from engine.retrieval.rewrite import Rewrite, Rewriter, exchanges_from_events
+from engine.retrieval.index import Doc, HybridIndex, doc_from_tool
+from engine.retrieval.rewrite import Rewrite, Rewriter, exchanges_from_events, strip_filler
 from engine.retrieval.search import Hit, HybridSearch, SearchConfig
 from engine.retrieval.text import STOPWORDS, is_report, split_identifier, stem, terms
 from engine.tools import Tool, ToolOutput
@@ -87,6 +87,8 @@ class ToolSelector:
         search_config: SearchConfig | None = None,
         rewrite: bool = True,
         change_penalty: float = 0.5,
+        runbooks: list[Doc] | None = None,
+        runbook_checks: int = 3,
     ) -> None:
         self.tools: dict[str, Tool] = {}
         """Every tool known, by name."""
@@ -125,7 +127,11 @@ class ToolSelector:
         self._found: dict[str, tuple[int, str]] = {}
         self._turn_plan: tuple[int, Selection] | None = None
         self._turn = 0
+        self.runbook_checks = runbook_checks
+        """How many of a matched runbook's first checks join the set (they take retrieved slots)."""
+        self._runbooks: dict[str, Doc] = {}
         self.set_tools(tools)
+        self.set_runbooks(runbooks or [])
 
     # -- catalogue --------------------------------------------------------------------------
     def set_tools(self, tools: list[Tool]) -> None:
@@ -137,6 +143,28 @@ class ToolSelector:
         self._verbs = change_verbs(list(self.tools.values()))
         self._command_words = command_words(list(self.tools.values()))
         self._turn_plan = None
+
+    def set_runbooks(self, docs: list[Doc]) -> None:
+        """Replace the runbook table (playbooks): a request that matches one brings its first checks."""
+        self._runbooks = {d.id: d for d in docs if d.kind == "runbook"}
+        self.index.sync(list(self._runbooks.values()), kinds=["runbook"])
+        self._turn_plan = None
+
+    def runbook_for(self, query: str) -> Doc | None:
+        """The runbook a symptom report or question matches, when the two rankings agree on it:
+        BM25 (some of its symptom or keyword words are in the request) and dense (its meaning is
+        the closest). Commands ("restart the api deployment") name their own tool and get none.
+        A symptom report names no tool ("profile-svc returns 500 for every request"); the
+        playbook for that symptom knows which reads come first."""
+        if not self._runbooks or not query.strip() or not is_report(query, self._command_words):
+            return None
+        lexical = self.index.bm25(query, kind="runbook", k=1, fields=("keywords", "description"))
+        if not lexical:
+            return None
+        dense = self.index.dense(self.index.embedder.query(strip_filler(query) or query), kind="runbook", k=1)
+        if not dense or dense[0][0] != lexical[0][0]:
+            return None
+        return self._runbooks.get(lexical[0][0])
 
     def add_tool(self, tool: Tool) -> None:
         """Register one more tool (a pinned meta-tool such as find_tools, or a new action)."""
@@ -208,6 +236,14 @@ class ToolSelector:
         taken = 0
         cold = not history and all(reasons[n] == "pinned" for n in names)
         limit = self.max_tools + (self.cold_extra if cold else 0)
+        book = self.runbook_for(rw.query) if self.runbook_checks > 0 else None
+        if book is not None:
+            for n in [t for t in book.params if t in self.tools and t not in reasons][: self.runbook_checks]:
+                names.append(n)
+                reasons[n] = f"runbook: {book.id}"
+                spent += self._tokens.get(n, 0)
+                retrieved_tokens += self._tokens.get(n, 0)
+                taken += 1
         for h in hits:
             if taken >= limit:
                 break

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -20,6 +22,28 @@ class Playbook:
     keywords: list[str] = field(default_factory=list)
     body: str = ""
     path: Path | None = None
+
+    @property
+    def checks(self) -> list[str]:
+        """The tools the "Checks" section names (`pack.action` in backticks), in order, once each."""
+        m = re.search(r"^##\s*Checks[^\n]*\n(.*?)(?=^##\s|\Z)", self.body, re.M | re.S)
+        return list(dict.fromkeys(_TOOL_REF.findall(m.group(1)))) if m else []
+
+    def doc(self) -> Any:
+        """The retrieval document of this playbook (the index's runbook table): what it is for and
+        its symptoms are the text, its checks the tools it points to."""
+        from engine.retrieval.index import runbook_doc
+
+        return runbook_doc(
+            self.name,
+            self.title,
+            "Symptoms: " + "; ".join(self.symptoms) if self.symptoms else self.title,
+            tools=self.checks,
+            keywords=self.keywords,
+        )
+
+
+_TOOL_REF = re.compile(r"`([a-z][a-z0-9_-]*\.[a-z][a-z0-9_]*)`")
 
 
 class PlaybookError(ValueError):
@@ -39,7 +63,7 @@ def parse(path: Path) -> Playbook:
     missing = [k for k in ("name", "title") if not meta.get(k)]
     if missing:
         raise PlaybookError(f"{path}: front matter lacks {', '.join(missing)}")
-    return Playbook(meta["name"], meta["title"], list(meta.get("symptoms", [])), list(meta.get("keywords", [])), body.strip(), path)
+    return Playbook(meta["name"], meta["title"], [str(x) for x in meta.get("symptoms") or []], [str(x) for x in meta.get("keywords") or []], body.strip(), path)
 
 
 def load_playbooks(dirs: list[Path] | None = None) -> tuple[list[Playbook], list[str]]:

@@ -159,3 +159,41 @@ def test_change_verbs_come_from_the_catalogue() -> None:
     assert "pod" not in verbs["kubernetes.delete_pod"]
     assert "rollout" not in verbs["kubernetes.rollout_restart"]
     assert "kubernetes.list_pods" not in verbs
+
+
+def test_a_symptom_report_brings_the_matching_playbooks_first_checks(index_dir: Path, tmp_path: Path) -> None:
+    from skills.playbooks import load_playbooks
+
+    books, errors = load_playbooks()
+    assert not errors
+    sel, _ = _selector(index_dir, tmp_path, runbooks=[b.doc() for b in books])
+    report = sel.plan("profile-svc returns 500 for every request")
+    from_book = [n for n, why in report.reasons.items() if why == "runbook: service-errors"]
+    assert from_book == ["prometheus.instant_query", "kubernetes.list_pods", "kubernetes.describe_service"]
+    assert report.names.index(from_book[0]) < report.names.index(next(n for n, why in report.reasons.items() if why.startswith(("matched", "similar"))))
+    # A command names its own tool: no playbook is consulted, and no slot is taken from it.
+    command = sel.plan("restart the api deployment in staging")
+    assert not [why for why in command.reasons.values() if why.startswith("runbook")]
+    assert "kubernetes.rollout_restart" in command.names
+    # Without runbooks the same report loads no tool for that reason.
+    sel.set_runbooks([])
+    assert not [why for why in sel.plan("profile-svc returns 500 for every request").reasons.values() if why.startswith("runbook")]
+
+
+def test_playbook_checks_and_front_matter_values(tmp_path: Path) -> None:
+    from skills.playbooks import load_playbooks
+
+    (tmp_path / "a.md").write_text(
+        "---\nname: a\ntitle: A\nsymptoms: [exit code 137, 502]\nkeywords: [memory, 404]\n---\n"
+        "## Checks, in order\n1. `kubernetes.list_pods` then `dns.resolve` and `kubernetes.list_pods` again.\n"
+        "## Safe fixes\n- `kubernetes.rollout_undo`\n"
+    )
+    (tmp_path / "b.md").write_text("---\nname: b\ntitle: B\n---\nno checks here, `kubernetes.list_pods` only in prose\n")
+    (tmp_path / "broken.md").write_text("no front matter\n")
+    books, errors = load_playbooks([tmp_path])
+    by = {b.name: b for b in books}
+    assert by["a"].checks == ["kubernetes.list_pods", "dns.resolve"]  # fixes are not checks; once each
+    assert by["b"].checks == []
+    doc = by["a"].doc()
+    assert doc.kind == "runbook" and doc.keywords == ("memory", "404") and "502" in doc.description
+    assert len(errors) == 1 and "broken.md" in errors[0]
