@@ -223,6 +223,8 @@ def finish(action: Any, data: Any, *, text: str | None = None, partial: str | No
     return ToolOutput(text=scrub(body, secrets or {}), data=scrub(projected, secrets or {}), partial=partial, status=status)
 
 
-def error(message: str, secrets: dict[str, str] | None = None) -> ToolOutput:
-    """An error result whose text is safe to show."""
-    return ToolOutput(text=scrub(message, secrets or {}), data=None, partial=None, status="error")
+def error(message: str, secrets: dict[str, str] | None = None, *, status_code: int | None = None) -> ToolOutput:
+    """An error result whose text is safe to show; `status_code` (an HTTP answer's) lets the
+    dispatcher classify it (4xx: the arguments, 429: wait, 5xx: the backend)."""
+    data = {"status_code": status_code} if status_code is not None else None
+    return ToolOutput(text=scrub(message, secrets or {}), data=data, partial=None, status="error")

@@ -172,7 +172,7 @@ async def run_rest(action: Action, args: dict[str, Any], *, credential_resolver:
                         from skills.credentials import env_var
 
                         hint = f" [credential {conn.credential!r} is not set: run `lantern creds set {conn.credential}` or export {env_var(conn.credential)}]"
-                    return error(_describe(resp) + hint, secrets)
+                    return error(_describe(resp) + hint, secrets, status_code=resp.status_code)
                 payload = _json_or_text(resp)
                 # Slack-style APIs answer 200 with {"ok": false, "error": ...}
                 if isinstance(payload, dict) and payload.get("ok") is False:
@@ -284,7 +284,7 @@ async def run_graphql(action: Action, args: dict[str, Any], *, credential_resolv
     except httpx.HTTPError as exc:
         return error(f"graphql: {type(exc).__name__}: {exc} ({conn.base_url})", secrets)
     if resp.status_code >= 400:
-        return error(_describe(resp), secrets)
+        return error(_describe(resp), secrets, status_code=resp.status_code)
     payload = _json_or_text(resp)
     if not isinstance(payload, dict):
         return error(f"graphql: the answer is not JSON: {str(payload)[:200]}", secrets)

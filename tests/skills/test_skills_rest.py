@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import skills_http_app as http_app
 from conftest import write_pack
 
@@ -57,6 +58,18 @@ async def test_persistent_5xx_gives_up_after_bounded_retries(tmp_path, api):
     assert out.status == "error"
     assert "HTTP 503" in out.text and "still broken" in out.text
     assert http_app.hits["/always500"] == 4  # one try + 3 retries
+
+
+@pytest.mark.parametrize(("path", "status", "kind"), [("/always500", 503, "unavailable"), ("/long-retry-after", 429, "rate-limited"), ("/no-such-endpoint", 404, "client")])
+async def test_an_http_error_carries_its_status_so_the_dispatcher_classifies_it(tmp_path, api, path, status, kind):
+    """Without the status a 4xx read as "failed: internal" and a 5xx never counted toward the breaker."""
+    from engine.dispatch import _status_code
+    from engine.guard.breakers import classify
+
+    out = await run(_action(tmp_path, api, path), {})
+    assert out.status == "error" and out.data == {"status_code": status}
+    failure = classify(None, status=_status_code(out.data), text=out.text)
+    assert failure.kind == kind and failure.transient == (status >= 429)
 
 
 async def test_retry_after_beyond_the_cap_fails_fast_with_the_reason(tmp_path, api):
