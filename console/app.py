@@ -224,7 +224,8 @@ class LanternApp(App[int]):
         """The main screen with its panes, or None once the app is shutting down.
 
         The engine posts from its own task, so its messages can still arrive after exit has
-        emptied the screen stack; those have nothing left to draw in (the session store already
+        emptied the screen stack, or while shutdown is removing the panes (is_running is False
+        from its first step); those have nothing left to draw in (the session store already
         holds them) and are dropped here, in one place, rather than raised into the test harness
         or the terminal.
         """
@@ -233,7 +234,7 @@ class LanternApp(App[int]):
         except LookupError:
             return None
         # Checked on every streamed answer chunk: flags only, no walk of the widget tree.
-        return None if self._exit or not screen.is_attached else screen
+        return None if self._exit or not self.is_running or not screen.is_attached else screen
 
     # -- engine messages --------------------------------------------------------------------------
     def on_engine_starting(self, message: EngineStarting) -> None:
