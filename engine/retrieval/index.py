@@ -385,11 +385,12 @@ class HybridIndex:
         """Every stored document (of one kind if given)."""
         return [d for d in self._docs.values() if kind is None or d.kind == kind]
 
-    def bm25(self, query: str, *, kind: str = "tool", k: int = 50, allowed: set[str] | None = None, fields: tuple[str, ...] | None = None) -> list[tuple[str, float]]:
-        """BM25 over name/description/pack/keywords/params/details (or only `fields`): [(id, score)], best first."""
+    def bm25(self, query: str, *, kind: str = "tool", k: int = 50, allowed: set[str] | None = None, fields: tuple[str, ...] | None = None, stopwords: bool = True) -> list[tuple[str, float]]:
+        """BM25 over name/description/pack/keywords/params/details (or only `fields`): [(id, score)],
+        best first. `stopwords=False` keeps filler words ("tell" in a command phrase)."""
         import tantivy
 
-        ts = terms(query)
+        ts = terms(query, drop_stopwords=stopwords)
         if not ts:
             return []
         names = list(fields or FIELD_BOOSTS)

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.retrieval.text import STOPWORDS, terms
+from engine.retrieval.text import IMPERATIVES, STOPWORDS, terms
 
 K8S_KINDS: dict[str, str] = {
     "deployment": "deployment", "deployments": "deployment", "deploy": "deployment", "deploys": "deployment",
@@ -243,8 +243,9 @@ class Rewriter:
         prev_user = next((h.text for h in reversed(history) if h.role == "user"), "")
         m = _ELLIPSIS.match(clean)
         tail = m.group(1) if m else ""
-        # "and prod?" is ellipsis; "and is redis-master up?" is a question of its own.
-        if m and prev_user and len(tail.split()) <= 3 and tail.split()[0].lower() not in STOPWORDS:
+        # "and prod?" is ellipsis; "and is redis-master up?" is a question of its own, and "and
+        # kick metrics-server" a command of its own.
+        if m and prev_user and len(tail.split()) <= 3 and tail.split()[0].lower() not in STOPWORDS | IMPERATIVES:
             # "what about staging?" → the previous request with the new entity swapped in.
             new = extract_entities(m.group(1)) or [Entity(m.group(1).strip(" ?"))]
             base = strip_filler(prev_user)

@@ -9,6 +9,7 @@ Rankings, each over the whole index:
   drowned by the first (query decomposition);
 - feedback: the query vector moved towards the centroid of its best first-pass documents
   (Rocchio pseudo-relevance feedback), which finds tools phrased unlike the query;
+- command: BM25 of each command's verb phrase against names and keywords ("roll it back");
 - context: BM25 of keywords from the recent conversation (weak, so the topic carries over).
 """
 
@@ -21,7 +22,7 @@ import numpy as np
 from engine.retrieval.fusion import rrf
 from engine.retrieval.index import HybridIndex, _bm25_text
 from engine.retrieval.rewrite import strip_filler
-from engine.retrieval.text import clauses, terms, value_types
+from engine.retrieval.text import clauses, command_phrases, terms, value_types
 
 
 @dataclass
@@ -46,6 +47,10 @@ class SearchConfig:
     """Weight of BM25 over recent-conversation keywords."""
     arguments: float = 0.5
     """Weight of BM25 of the request's value types against parameter names and descriptions."""
+    command: float = 1.5
+    """Weight of BM25 of each command's verb phrase ("roll … back", "tell") against tool names
+    and keywords: in "yeah that's it. roll orders-api back to 56" the verb decides the tool, and
+    the rest of the words would pull the reads that found the problem."""
 
 
 @dataclass
@@ -123,6 +128,9 @@ class HybridSearch:
         vt = value_types(query) if c.arguments > 0 else ""
         if vt:
             add("arguments", ix.bm25(vt, kind=kind, k=d, allowed=allowed, fields=("params", "details")), c.arguments)
+        phrases = command_phrases(query) if c.command > 0 else []
+        for ph in phrases:
+            add("command", ix.bm25(ph, kind=kind, k=d, allowed=allowed, fields=("name", "keywords"), stopwords=False), c.command / len(phrases) ** 0.5)
         if context and c.context > 0:
             add("context", ix.bm25(context, kind=kind, k=d, allowed=allowed), c.context)
         return ranks, weights, names

@@ -89,9 +89,51 @@ IMPERATIVES = frozenset(
     page pause pin ping post pull purge push put raise reboot recycle reduce re-run rerun reload
     remove replace reply report reset resize restart restore resume revert roll rollback rotate
     run scale send set show silence start stop suspend switch take tell terminate trigger undo
-    uncordon unmute unpause update upgrade wake warn write""".split()
+    uncordon unmute unpause update upgrade wake warn write back nuke kick shut snooze wipe cycle
+    announce""".split()
 )
 """Common English command verbs; with the catalogue's own verbs they tell a command's first word."""
+
+
+_PARTICLES = frozenset("back out up down off over".split())
+_SENTENCE = re.compile(r"(?<=[.;!?])\s+")
+_READING = frozenset("check look show see find get give help list describe".split())
+"""Verbs that ask for information ("check the pods"): they name no change, and they open the
+names of read tools (get_pod_logs, check_endpoint_certificate), so a command phrase leaves them out."""
+_ASKING = _READING | {"tell", "let"}
+"""…and with "me"/"us" after them these ask a question ("tell me why…", "let me see…");
+"tell #incidents…" and "let the team know" stay commands."""
+
+
+def _opening_words(text: str) -> list[str]:
+    words = [w.strip(".,!;:'\"()").lower() for w in text.strip().split()]
+    words = [w for w in words if w]
+    while words and words[0] in _DISCOURSE:
+        words.pop(0)
+    return words
+
+
+def command_phrases(text: str, verbs: frozenset[str] | set[str] = frozenset()) -> list[str]:
+    """The verb phrases of the request's commands ("yeah. roll orders-api back to 56" → ["roll
+    back"], "known issue. shut it up for 2h" → ["shut up"], "tell #incidents …" → ["tell"]);
+    none for questions and reports. A command is a sentence or clause that opens with a command
+    verb (after discourse fillers); a particle within the next three words completes a phrasal
+    verb."""
+    out: list[str] = []
+    for sentence in _SENTENCE.split(text.strip()):
+        if sentence.strip().endswith("?"):
+            continue
+        for part in dict.fromkeys([sentence, *_CLAUSE.split(sentence)]):
+            words = _opening_words(part or "")
+            if not words or (words[0] not in IMPERATIVES and words[0] not in verbs):
+                continue
+            if len(words) > 1 and words[1] in ("me", "us") and words[0] in _ASKING:
+                continue  # "tell me why…", "show me the logs": a question put as a command
+            particle = next((w for w in words[1:4] if w in _PARTICLES), "")
+            phrase = " ".join(w for w in (words[0], particle) if w and w not in _READING)
+            if phrase and phrase not in out:
+                out.append(phrase)
+    return out
 
 
 def is_report(text: str, verbs: frozenset[str] | set[str] = frozenset()) -> bool:
@@ -104,12 +146,11 @@ def is_report(text: str, verbs: frozenset[str] | set[str] = frozenset()) -> bool
     the catalogue's own), opens a question or a statement about something.
     """
     t = text.strip()
+    if command_phrases(t, verbs):
+        return False  # "yeah that's it. roll orders-api back": a command after a remark
     if t.endswith("?"):
         return True
-    words = [w.strip(".,!;:'\"()").lower() for w in t.split()]
-    words = [w for w in words if w]
-    while words and words[0] in _DISCOURSE:
-        words.pop(0)
+    words = _opening_words(t)
     if not words:
         return False
     first = words[0]
@@ -153,6 +194,8 @@ _VALUE_TYPES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*\d)[0-9a-f]{7,40}\b"), "commit sha"),
     (re.compile(r"\b(?:USD|EUR|GBP|JPY|CHF|CAD|AUD|INR|CNY|BTC|ETH)\b"), "currency"),
     (re.compile(r"\b\d+(?:\.\d+)?\s*(?:ms|s|m|h|d|days?|hours?|minutes?)\b", re.I), "duration since window"),
+    (re.compile(r"\b(?:last|past|previous)\s+(?:\d+\s*|few\s+|couple\s+of\s+)?(?:min(?:ute)?s?|hours?|days?|weeks?)\b|\bsince when\b|\bover time\b", re.I), "start end range"),
+    (re.compile(r"(?<![\w&])#[a-z][\w-]*", re.I), "channel"),
 ]
 
 

@@ -149,6 +149,15 @@ def test_symptom_reports_load_reads_before_changes_and_commands_load_the_change(
     assert "kubernetes.rollout_restart" in sel.plan("why did checkout restart? should we restart it").names
 
 
+def test_the_verb_of_a_command_picks_the_tool_whatever_else_the_message_says(index_dir: Path, tmp_path: Path) -> None:
+    sel, _ = _selector(index_dir, tmp_path, max_tools=6, cold_extra=0)
+    # A remark before the command, and a long payload after it, carry the investigation's words.
+    assert "kubernetes.rollout_undo" in sel.plan("yeah thats the bad one. roll orders-api back to 56").names
+    assert "slack.post_message" in sel.plan("tell #incidents checkout pods are OOMKilled at 512Mi, restarted them, limit bump PR coming").names
+    sel.search.config.command = 0.0
+    assert "slack.post_message" not in sel.plan("tell #incidents checkout pods are OOMKilled at 512Mi, restarted them, limit bump PR coming").names
+
+
 def test_change_verbs_come_from_the_catalogue() -> None:
     from engine.retrieval.selector import change_verbs
 

@@ -87,6 +87,11 @@ class TestRewrite:
         r = Rewriter().rewrite("and now?", self.HISTORY)
         assert "crashlooping" in r.context.split() and "checkout" in r.context.split()
 
+    def test_and_with_a_verb_is_a_new_command_not_ellipsis(self) -> None:
+        history = [Exchange("user", "put search-api on 10 replicas by hand", 1)]
+        assert Rewriter().rewrite("and kick metrics-server", history).query == "and kick metrics-server"
+        assert Rewriter().rewrite("and staging?", history).query != "and staging?"
+
     def test_filler_and_entities(self) -> None:
         assert strip_filler("Hey, could you please check the error rate, thanks!") == "check the error rate"
         names = {(e.name, e.kind) for e in extract_entities("rollback deployment/payments-api in -n prod after PR #123")}
@@ -104,6 +109,9 @@ class TestRewrite:
         ("now move everything off it", False),
         ("tell the platform channel", False),
         ("quiesce worker-3", True),
+        ("yeah thats it. roll orders-api back to 56", False),
+        ("known issue, reindex job running. shut it up for 2h", False),
+        ("the pods are fine? restart them anyway", False),
     ],
 )
 def test_is_report_tells_questions_and_symptoms_from_commands(text: str, report: bool) -> None:
@@ -120,3 +128,38 @@ def test_stem_meets_inflections() -> None:
     assert stem("restarted") == stem("restarting") == stem("restart")
     assert stem("scaling") == stem("scale")
     assert stem("stopped") == stem("stop")
+
+
+@pytest.mark.parametrize(
+    "text,phrases",
+    [
+        ("yeah thats it. roll orders-api back to 56", ["roll back"]),
+        ("known issue, reindex job running. shut it up for 2h", ["shut up"]),
+        ("ok back out to the last revision", ["back out"]),
+        ("tell #incidents checkout is OOMing at 512Mi", ["tell"]),
+        ("scale it up and tell the channel", ["scale up", "tell"]),
+        ("why did it restart?", []),
+        ("tell me why the pod crashed", []),
+        ("check inventory-svc", []),
+        ("checkout is slow", []),
+    ],
+)
+def test_command_phrases_are_the_verbs_of_commands(text: str, phrases: list[str]) -> None:
+    from engine.retrieval.text import command_phrases
+
+    assert command_phrases(text) == phrases
+
+
+@pytest.mark.parametrize(
+    "text,words",
+    [
+        ("tell #checkout we will tune the monitor", "channel"),
+        ("since when is p99 that high", "start end range"),
+        ("error rate in the past hour", "start end range"),
+        ("PR #12 broke it", "pull request number"),
+    ],
+)
+def test_value_types_name_the_parameters_a_request_fills(text: str, words: str) -> None:
+    from engine.retrieval.text import value_types
+
+    assert value_types(text) == words
