@@ -143,7 +143,8 @@ def is_report(text: str, verbs: frozenset[str] | set[str] = frozenset()) -> bool
     restarting" ask or report; "restart cache-0 first", "now move everything off it", "tell the
     channel" command. The test is the first word after discourse fillers (ok, now, so…): a
     trailing question mark, or a first word that is no command verb (IMPERATIVES, or `verbs`,
-    the catalogue's own), opens a question or a statement about something.
+    the catalogue's own), opens a question or a statement about something; but a request that
+    holds a command in any sentence or clause ("yeah thats it. roll it back") is a command.
     """
     t = text.strip()
     if command_phrases(t, verbs):
