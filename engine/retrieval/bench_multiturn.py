@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 
@@ -37,11 +38,15 @@ def configure(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Replay the set under each configuration and print the table and the curve."""
     from engine.retrieval.index import HybridIndex
-    from engine.retrieval.multiturn import catalog_tools, load_conversations, pack_tools_or_catalog, replay, summarize
+    from engine.retrieval.multiturn import SetError, catalog_tools, load_conversations, pack_tools_or_catalog, replay, summarize
     from engine.retrieval.selector import ToolSelector, find_tools_tool
 
-    convs = load_conversations(args.set)
-    held = load_conversations(args.holdout) if args.holdout and args.holdout.exists() else []
+    try:
+        convs = load_conversations(args.set)
+        held = load_conversations(args.holdout)
+    except SetError as exc:
+        print(f"lantern bench retrieval-multiturn: {exc}", file=sys.stderr)
+        return 2
     tools, source = (catalog_tools(), "catalog.jsonl (stand-in)") if args.catalog else pack_tools_or_catalog()
     names = {t.name for t in tools}
     unknown = sorted({n for c in [*convs, *held] for t in c["turns"] for n in t["needed"] if n not in names})
@@ -99,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{len(convs)} conversations · {out['turns']} turns · {len(tools)} tools from {source} · settings {out['settings']}")
     if unknown:
         print(f"labels naming tools that do not exist (counted as misses): {', '.join(unknown)}")
-    tables = [(f"{args.set.name}", rows)]
+    tables = [(args.set.name, rows)]
     if held_rows:
         tables.append((f"{args.holdout.name}: {len(held)} conversations · {out['holdout']['turns']} turns", held_rows))
     for title, table in tables:

@@ -31,6 +31,8 @@ def load_conversations(path: str | Path = DATA / "multiturn.jsonl") -> list[dict
     """The labelled conversations, validated."""
     out = []
     p = Path(path)
+    if not p.is_file():
+        raise SetError(f"{p}: no such file")
     for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
