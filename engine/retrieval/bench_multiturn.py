@@ -4,10 +4,11 @@ Reports, for the selector with and without query rewriting, sticky tools and run
 (a symptom report that matches a playbook brings the playbook's first checks): mean needed-tool
 recall per turn, the share of turns with every needed tool loaded, tools loaded and schema
 tokens per turn; then the trade-off curve (recall against schema tokens) over thresholds and
-tool caps for the full configuration. The same table is printed for a held-out set
-(data/multiturn-holdout.jsonl), written by someone who saw only the tool names and descriptions,
-not the packs' keywords and examples nor the first set: the gap between the two says how much of
-the first set's recall comes from metadata written with it in view.
+tool caps for the full configuration. The same table is printed for each held-out set
+(data/multiturn-holdout*.jsonl), written by someone who saw only the tool names and descriptions,
+not the packs' keywords and examples nor the other sets: the gap says how much of the first set's
+recall comes from metadata written with it in view. A held-out set stays clean only until its
+misses are studied; holdout2 was added after holdout's misses had been looked at.
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--holdout",
         type=Path,
-        default=DATA / "multiturn-holdout.jsonl",
-        help="a second labelled set, written apart from the packs' metadata, reported alongside (curve not run on it)",
+        action="append",
+        default=None,
+        help="a held-out labelled set, written apart from the packs' metadata, reported alongside (repeatable; "
+        "default: every data/multiturn-holdout*.jsonl; the curve is not run on them)",
     )
     p.add_argument("--catalog", action="store_true", help="use the stand-in catalogue even when packs load")
     p.add_argument("--index", type=Path, default=None, help="index directory (default: cache dir)")
@@ -38,18 +41,19 @@ def configure(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Replay the set under each configuration and print the table and the curve."""
     from engine.retrieval.index import HybridIndex
-    from engine.retrieval.multiturn import SetError, catalog_tools, load_conversations, pack_tools_or_catalog, replay, summarize
+    from engine.retrieval.multiturn import DATA, SetError, catalog_tools, load_conversations, pack_tools_or_catalog, replay, summarize
     from engine.retrieval.selector import ToolSelector, find_tools_tool
 
+    holdouts = args.holdout or sorted(DATA.glob("multiturn-holdout*.jsonl"))
     try:
         convs = load_conversations(args.set)
-        held = load_conversations(args.holdout)
+        helds = [(Path(h), load_conversations(h)) for h in holdouts]
     except SetError as exc:
         print(f"lantern bench retrieval-multiturn: {exc}", file=sys.stderr)
         return 2
     tools, source = (catalog_tools(), "catalog.jsonl (stand-in)") if args.catalog else pack_tools_or_catalog()
     names = {t.name for t in tools}
-    unknown = sorted({n for c in [*convs, *held] for t in c["turns"] for n in t["needed"] if n not in names})
+    unknown = sorted({n for c in [*convs, *(c for _, h in helds for c in h)] for t in c["turns"] for n in t["needed"] if n not in names})
     path = args.index
     if path is None:
         from engine.config import cache_dir
@@ -62,10 +66,10 @@ def run(args: argparse.Namespace) -> int:
     rows = {}
     checks = sel.runbook_checks
     configs = (("full", True, True, checks), ("no runbooks", True, True, 0), ("no rewrite", False, True, checks), ("no sticky", True, False, checks), ("neither", False, False, checks))
-    held_rows: dict[str, dict[str, float]] = {}
+    held_rows: list[dict[str, dict[str, float]]] = [{} for _ in helds]
     for label, rewrite, sticky, sel.runbook_checks in configs:
         sel.rewrite_enabled = rewrite
-        for rows_of, convs_of in ((rows, convs), (held_rows, held)):
+        for rows_of, convs_of in ((rows, convs), *((hr, h) for hr, (_, h) in zip(held_rows, helds))):
             if not convs_of:
                 continue
             res = replay(sel, convs_of, sticky=sticky)
@@ -91,11 +95,15 @@ def run(args: argparse.Namespace) -> int:
         "unknown_labels": unknown,
         "settings": {"threshold": sel.threshold, "max_tools": sel.max_tools, "cold_extra": sel.cold_extra, "budget_tokens": sel.budget_tokens, "sticky_turns": sel.sticky_turns},
         "results": {k: {m: round(v, 3) for m, v in r.items()} for k, r in rows.items()},
-        "holdout": {
-            "conversations": len(held),
-            "turns": int(held_rows["full"]["turns"]) if held_rows else 0,
-            "results": {k: {m: round(v, 3) for m, v in r.items()} for k, r in held_rows.items()},
-        },
+        "holdouts": [
+            {
+                "set": hpath.name,
+                "conversations": len(held),
+                "turns": int(hr["full"]["turns"]) if hr else 0,
+                "results": {k: {m: round(v, 3) for m, v in r.items()} for k, r in hr.items()},
+            }
+            for (hpath, held), hr in zip(helds, held_rows)
+        ],
         "curve": curve,
     }
     if args.json:
@@ -105,8 +113,9 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         print(f"labels naming tools that do not exist (counted as misses): {', '.join(unknown)}")
     tables = [(args.set.name, rows)]
-    if held_rows:
-        tables.append((f"{args.holdout.name}: {len(held)} conversations · {out['holdout']['turns']} turns", held_rows))
+    for h, hr in zip(out["holdouts"], held_rows):
+        if hr:
+            tables.append((f"{h['set']}: {h['conversations']} conversations · {h['turns']} turns", hr))
     for title, table in tables:
         print(f"== {title}")
         print(f"{'configuration':<14}{'recall':>9}{'all-needed':>12}{'turn 1':>8}{'later':>8}{'tools':>8}{'schema tok':>12}")

@@ -267,6 +267,9 @@ class Rewriter:
                 if alt is not None:
                     query = clean[: om.start()] + alt.phrase() + clean[om.end() :]
                     resolved[om.group(0)] = alt.phrase()
+            elif (one := _list_one(clean, history)) is not None:
+                query, phrase = one
+                resolved[phrase] = query
             elif recent and not own:
                 pm = _PRONOUN.search(clean)
                 if pm:
@@ -277,6 +280,7 @@ class Rewriter:
                     # Terse follow-ups ("logs?", "restart") act on what the last turn was about.
                     query = f"{clean} {recent[0].phrase()}"
                     resolved["(ellipsis)"] = recent[0].phrase()
+        query = _type_mentions(query, recent, history)
         # Context keywords: words of recent user messages and tool names called (not outputs:
         # they are long and drown the signal).
         ctx_terms: list[str] = []
@@ -290,6 +294,79 @@ class Rewriter:
                     pass
         ctx = " ".join(list(dict.fromkeys(ctx_terms))[: self.context_terms])
         return Rewrite(query=re.sub(r"\s+", " ", query).strip(), original=text, context=ctx, resolved=resolved, entities=own + recent)
+
+
+_MENTION = re.compile(r"(?<![\w.\-/#])([a-z0-9][\w.\-]*[a-z0-9])(?![\w\-/])", re.IGNORECASE)
+_LIST_ONE = re.compile(r"\bthe\s+([a-z0-9][\w\-]*)\s+one\b", re.IGNORECASE)
+
+
+def _noun_of(tool: str) -> str:
+    """The resource a listing tool enumerates, from its name: github.list_deployments →
+    deployment (a get or describe output is about one thing and names many others)."""
+    words = re.split(r"[._]", tool.lower())
+    if len(words) < 3 or words[1] != "list":
+        return ""
+    noun = words[-1]
+    return noun[:-1] if noun.endswith("s") and not noun.endswith("ss") else noun
+
+
+def _sources(history: list[Exchange]) -> list[tuple[str, str]]:
+    """(tool output, the resource its tool lists), newest first, for turns that made one call."""
+    calls: dict[int, list[str]] = {}
+    for h in history:
+        if h.role == "call":
+            try:
+                calls.setdefault(h.turn, []).append(str(json.loads(h.text).get("name", "")))
+            except (ValueError, AttributeError):
+                calls.setdefault(h.turn, []).append("")
+    out = []
+    for h in reversed(history):
+        names = calls.get(h.turn, [])
+        if h.role == "tool" and len(names) == 1 and _noun_of(names[0]):
+            out.append((h.text, _noun_of(names[0])))
+    return out
+
+
+def _source_noun(word: str, sources: list[tuple[str, str]]) -> str:
+    """The resource of the newest listing whose output names `word` ('' if none)."""
+    pat = re.compile(r"(?<![\w\-])" + re.escape(word) + r"(?![\w\-])", re.IGNORECASE)
+    return next((noun for text, noun in sources if pat.search(text)), "")
+
+
+def _list_one(text: str, history: list[Exchange]) -> tuple[str, str] | None:
+    """'the disk one' → ('the disk monitor …', 'the disk one') when the newest listing that
+    mentions 'disk' listed monitors; None when there is no such phrase or listing."""
+    lm = _LIST_ONE.search(text)
+    if not lm or lm.group(1).lower() in STOPWORDS:
+        return None
+    noun = _source_noun(lm.group(1), _sources(history))
+    if not noun:
+        return None
+    return text[: lm.end() - 3] + noun + text[lm.end() :], lm.group(0)
+
+
+def _type_mentions(query: str, recent: list[Entity], history: list[Exchange]) -> str:
+    """Give an opaque id the user repeats from earlier turns its kind: 'is ip-10-3-4-5 alive' →
+    'is node ip-10-3-4-5 alive' when an output said 'node ip-10-3-4-5'; 'did 90233 go green' →
+    'did deployment 90233 go green' when 90233 came out of list_deployments. Only ids with a digit:
+    a worded name ('redis-master') already tells the embedder what it is."""
+    kinds = {e.name.lower(): e.kind for e in recent if e.kind not in ("resource", "", "environment")}
+    sources = _sources(history)
+    out: list[str] = []
+    last = 0
+    for m in _MENTION.finditer(query):
+        word = m.group(1)
+        low = word.lower()
+        if not any(ch.isdigit() for ch in word) or len(word) < 3 or low in K8S_KINDS:
+            continue
+        before = query[:m.start()].split()
+        if before and K8S_KINDS.get(before[-1].lower().strip(",:;(")):
+            continue  # already typed: "node ip-10-3-4-5"
+        kind = kinds.get(low) or _source_noun(word, sources)
+        if kind and kind not in low:
+            out.append(query[last : m.start()] + f"{kind} ")
+            last = m.start()
+    return "".join(out) + query[last:]
 
 
 def exchanges_from_events(events: list[Any], *, before_turn: int | None = None, output_chars: int = 2000) -> list[Exchange]:

@@ -22,7 +22,7 @@ import numpy as np
 from engine.retrieval.fusion import rrf
 from engine.retrieval.index import HybridIndex, _bm25_text
 from engine.retrieval.rewrite import strip_filler
-from engine.retrieval.text import clauses, command_phrases, terms, value_types
+from engine.retrieval.text import clauses, command_phrases, terms, typed_values
 
 
 @dataclass
@@ -47,6 +47,8 @@ class SearchConfig:
     """Weight of BM25 over recent-conversation keywords."""
     arguments: float = 0.5
     """Weight of BM25 of the request's value types against parameter names and descriptions."""
+    exact_argument: float = 3.0
+    """Weight of each exact value type's own ranking (a `#channel`, an email, a SHA)."""
     command: float = 1.5
     """Weight of BM25 of each command's verb phrase ("roll … back", "tell") against tool names
     and keywords: in "yeah that's it. roll orders-api back to 56" the verb decides the tool, and
@@ -125,9 +127,16 @@ class HybridSearch:
                 moved = (1 - c.feedback_alpha) * qv + c.feedback_alpha * centroid
                 moved = moved / (np.linalg.norm(moved) or 1.0)
                 add("feedback", ix.dense(moved, kind=kind, k=d, allowed=allowed), c.feedback)
-        vt = value_types(query) if c.arguments > 0 else ""
-        if vt:
-            add("arguments", ix.bm25(vt, kind=kind, k=d, allowed=allowed, fields=("params", "details")), c.arguments)
+        if c.arguments > 0:
+            typed = typed_values(query)
+            loose = " ".join(w for w, exact in typed if not exact)
+            if loose:
+                add("arguments", ix.bm25(loose, kind=kind, k=d, allowed=allowed, fields=("params", "details")), c.arguments)
+            for words, exact in typed:
+                if exact:
+                    fits = ix.bm25(words, kind=kind, k=d, allowed=allowed, fields=("params", "details"))
+                    # The vote is spread over the tools the value fits: a #channel fits two or three.
+                    add("argument", fits, c.exact_argument / max(len(fits), 1) ** 0.5)
         phrases = command_phrases(query) if c.command > 0 else []
         for ph in phrases:
             add("command", ix.bm25(ph, kind=kind, k=d, allowed=allowed, fields=("name", "keywords"), stopwords=False), c.command / len(phrases) ** 0.5)

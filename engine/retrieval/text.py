@@ -105,6 +105,10 @@ _ASKING = _READING | {"tell", "let"}
 "tell #incidents…" and "let the team know" stay commands."""
 
 
+_ADDRESSED = re.compile(r"\s*#[a-z][\w-]*\s*:\s+\S", re.I)
+"""A message that opens with a channel and a colon is addressed to it ("#incidents: rolled back")."""
+
+
 def _opening_words(text: str) -> list[str]:
     words = [w.strip(".,!;:'\"()").lower() for w in text.strip().split()]
     words = [w for w in words if w]
@@ -115,11 +119,13 @@ def _opening_words(text: str) -> list[str]:
 
 def command_phrases(text: str, verbs: frozenset[str] | set[str] = frozenset()) -> list[str]:
     """The verb phrases of the request's commands ("yeah. roll orders-api back to 56" → ["roll
-    back"], "known issue. shut it up for 2h" → ["shut up"], "tell #incidents …" → ["tell"]);
-    none for questions and reports. A command is a sentence or clause that opens with a command
+    back"], "known issue. shut it up for 2h" → ["shut up"], "tell #incidents …" → ["tell"],
+    "#incidents: rolled back" → ["post"]); none for questions and reports. A command is a sentence or clause that opens with a command
     verb (after discourse fillers); a particle within the next three words completes a phrasal
     verb."""
     out: list[str] = []
+    if _ADDRESSED.match(text):
+        out.append("post")  # "#db-oncall: disk at 96%, need a dba": a message addressed to a channel
     for sentence in _SENTENCE.split(text.strip()):
         if sentence.strip().endswith("?"):
             continue
@@ -182,22 +188,26 @@ def clauses(text: str, *, min_terms: int = 2) -> list[str]:
     return out or [text]
 
 
-_VALUE_TYPES: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"-?\d{1,3}\.\d{2,}\s*°?\s*[NS]?\s*,?\s*(?:and\s+)?-?\d{1,3}\.\d{2,}"), "latitude longitude coordinates location"),
-    (re.compile(r"\b(?:lat|latitude|longitude|coordinates?)\b", re.I), "latitude longitude coordinates location"),
-    (re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.]+\b"), "email address"),
-    (re.compile(r"\bhttps?://\S+|\bwww\.\S+", re.I), "url link website domain"),
-    (re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b"), "ip address"),
-    (re.compile(r"\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:com|net|org|io|dev|internal|local|cloud)\b(?::\d+)?", re.I), "host hostname domain"),
-    (re.compile(r"\b\d{4}-\d{2}-\d{2}\b|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+\d{1,2}(?:st|nd|rd|th)?\b|\b\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b", re.I), "date time from start end"),
-    (re.compile(r"\b(?:zip|postal|postcode)\b", re.I), "postal code zip"),
-    (re.compile(r"\b(?:PR|pull request)\s*#?\d+|#\d+\b", re.I), "pull request number"),
-    (re.compile(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*\d)[0-9a-f]{7,40}\b"), "commit sha"),
-    (re.compile(r"\b(?:USD|EUR|GBP|JPY|CHF|CAD|AUD|INR|CNY|BTC|ETH)\b"), "currency"),
-    (re.compile(r"\b\d+(?:\.\d+)?\s*(?:ms|s|m|h|d|days?|hours?|minutes?)\b", re.I), "duration since window"),
-    (re.compile(r"\b(?:last|past|previous)\s+(?:\d+\s*|few\s+|couple\s+of\s+)?(?:min(?:ute)?s?|hours?|days?|weeks?)\b|\bsince when\b|\bover time\b", re.I), "start end range"),
-    (re.compile(r"(?<![\w&])#[a-z][\w-]*", re.I), "channel"),
+_VALUE_TYPES: list[tuple[re.Pattern[str], str, bool]] = [
+    (re.compile(r"-?\d{1,3}\.\d{2,}\s*°?\s*[NS]?\s*,?\s*(?:and\s+)?-?\d{1,3}\.\d{2,}"), "latitude longitude coordinates location", True),
+    (re.compile(r"\b(?:lat|latitude|longitude|coordinates?)\b", re.I), "latitude longitude coordinates location", True),
+    (re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.]+\b"), "email address", True),
+    (re.compile(r"\bhttps?://\S+|\bwww\.\S+", re.I), "url link website domain", True),
+    (re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b"), "ip address", True),
+    (re.compile(r"\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:com|net|org|io|dev|internal|local|cloud)\b(?::\d+)?", re.I), "host hostname domain", True),
+    (re.compile(r"\b\d{4}-\d{2}-\d{2}\b|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+\d{1,2}(?:st|nd|rd|th)?\b|\b\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b", re.I), "date time from start end", False),
+    (re.compile(r"\b(?:zip|postal|postcode)\b", re.I), "postal code zip", True),
+    (re.compile(r"\b(?:PR|pull request)\s*#?\d+|#\d+\b", re.I), "pull request number", True),
+    (re.compile(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*\d)[0-9a-f]{7,40}\b"), "commit sha", True),
+    (re.compile(r"\b(?:USD|EUR|GBP|JPY|CHF|CAD|AUD|INR|CNY|BTC|ETH)\b"), "currency", True),
+    (re.compile(r"\b\d+(?:\.\d+)?\s*(?:ms|s|m|h|d|days?|hours?|minutes?)\b", re.I), "duration since window", False),
+    (re.compile(r"\b(?:last|past|previous)\s+(?:\d+\s*|few\s+|couple\s+of\s+)?(?:min(?:ute)?s?|hours?|days?|weeks?)\b|\bsince when\b|\bover time\b", re.I), "start end range", False),
+    (re.compile(r"(?<![\w&])#[a-z][\w-]*", re.I), "channel", True),
+    (re.compile(r"\b[a-z_:][\w:]*\{[^{}]*[=~]\s*\"|\b(?:rate|irate|increase|histogram_quantile|topk|absent)\s*\(|\b(?:sum|avg|max|min|count)\s+by\s*\(", re.I), "promql expression", True),
+    (re.compile(r"\b(?:avg|sum|min|max|count|p\d\d)(?:\(last_\w+\))?:[a-z_][\w]*(?:\.[\w]+)+", re.I), "datadog metric query", True),
 ]
+"""(pattern, the words it stands for, exact): an exact type's syntax says which kind of parameter
+takes it (a `#channel`, an email, a SHA); a loose one (a date, a duration) fits many tools."""
 
 
 def value_types(text: str) -> str:
@@ -206,8 +216,13 @@ def value_types(text: str) -> str:
     A tool that can take the request's values as arguments is more likely needed, so these words
     are matched against parameter names and descriptions ("42.1, -71.3" → latitude longitude).
     """
-    out: list[str] = []
-    for pat, words in _VALUE_TYPES:
-        if pat.search(text) and words not in out:
-            out.append(words)
-    return " ".join(out)
+    return " ".join(w for w, _ in typed_values(text))
+
+
+def typed_values(text: str) -> list[tuple[str, bool]]:
+    """(words, exact) for each kind of value the request carries, in table order, once each."""
+    out: list[tuple[str, bool]] = []
+    for pat, words, exact in _VALUE_TYPES:
+        if pat.search(text) and all(words != w for w, _ in out):
+            out.append((words, exact))
+    return out

@@ -154,8 +154,12 @@ def test_the_verb_of_a_command_picks_the_tool_whatever_else_the_message_says(ind
     # A remark before the command, and a long payload after it, carry the investigation's words.
     assert "kubernetes.rollout_undo" in sel.plan("yeah thats the bad one. roll orders-api back to 56").names
     assert "slack.post_message" in sel.plan("tell #incidents checkout pods are OOMKilled at 512Mi, restarted them, limit bump PR coming").names
+    msg = "tell #incidents checkout pods are OOMKilled at 512Mi, restarted them, limit bump PR coming"
+    # Two signals each suffice: the verb "tell", and the #channel only two tools take.
     sel.search.config.command = 0.0
-    assert "slack.post_message" not in sel.plan("tell #incidents checkout pods are OOMKilled at 512Mi, restarted them, limit bump PR coming").names
+    assert "slack.post_message" in sel.plan(msg).names
+    sel.search.config.exact_argument = 0.0
+    assert "slack.post_message" not in sel.plan(msg).names
 
 
 def test_change_verbs_come_from_the_catalogue() -> None:

@@ -137,6 +137,8 @@ def test_stem_meets_inflections() -> None:
         ("known issue, reindex job running. shut it up for 2h", ["shut up"]),
         ("ok back out to the last revision", ["back out"]),
         ("tell #incidents checkout is OOMing at 512Mi", ["tell"]),
+        ("#db-oncall: pg-replica-2 disk at 96%, need a dba", ["post"]),
+        ("#db-oncall is quiet tonight", []),
         ("scale it up and tell the channel", ["scale up", "tell"]),
         ("why did it restart?", []),
         ("tell me why the pod crashed", []),
@@ -157,9 +159,55 @@ def test_command_phrases_are_the_verbs_of_commands(text: str, phrases: list[str]
         ("since when is p99 that high", "start end range"),
         ("error rate in the past hour", "start end range"),
         ("PR #12 broke it", "pull request number"),
+        ('disk now: 1 - node_filesystem_avail_bytes{mountpoint="/data"} / node_filesystem_size_bytes', "promql expression"),
+        ("histogram_quantile(0.99, sum by (le)(rate(x_bucket[5m])))", "duration since window promql expression"),
+        ("dd pls: avg:trace.http.request.duration{service:cart} same window", "datadog metric query"),
+        ("the queue {big} is stuck", ""),
     ],
 )
 def test_value_types_name_the_parameters_a_request_fills(text: str, words: str) -> None:
     from engine.retrieval.text import value_types
 
     assert value_types(text) == words
+
+
+def test_exact_value_types_are_told_from_loose_ones() -> None:
+    from engine.retrieval.text import typed_values
+
+    assert typed_values("post in #ops that the last hours were bad") == [("start end range", False), ("channel", True)]
+
+
+def _turn(call: str, output: str, turn: int, user: str = "ok") -> list[Exchange]:
+    import json
+
+    return [Exchange("user", user, turn), Exchange("call", json.dumps({"name": call, "arguments": {}}), turn), Exchange("tool", output, turn)]
+
+
+class TestTypedMentions:
+    """An opaque id the user repeats gets the kind it had earlier, so retrieval sees what it is."""
+
+    def test_an_id_an_output_typed_gets_its_kind(self) -> None:
+        h = _turn("kubernetes.describe_pod", "coord/zk-2 events: FailedAttachVolume Multi-Attach error (node ip-10-3-4-5)", 1)
+        assert Rewriter().rewrite("is ip-10-3-4-5 even alive", h).query == "is node ip-10-3-4-5 even alive"
+
+    def test_an_id_from_a_listing_gets_the_listed_resource(self) -> None:
+        h = _turn("github.list_deployments", "id=90233 env=production sha=e51a7c3; id=90220 env=staging", 1)
+        # (the terse follow-up also gains the newest entity, as before)
+        assert Rewriter().rewrite("did 90233 go green", h).query.startswith("did deployment 90233 go green")
+
+    def test_the_x_one_names_the_listed_resource(self) -> None:
+        h = _turn("datadog.list_monitors", "Alert: 'Disk usage >90% on batch hosts' id=88213; Alert: 'payments-gw 5xx rate' id=77102", 1)
+        q = Rewriter().rewrite("the disk one has been flapping all nite. show me it", h).query
+        assert q.startswith("the disk monitor has been flapping")
+
+    def test_no_kind_without_evidence(self) -> None:
+        # A worded name says what it is; a get/describe output names many things; two calls in
+        # one turn leave the source of an id unknown.
+        h = _turn("kubernetes.list_deployments", "prometheus-server 0/1; grafana 1/1", 1)
+        assert Rewriter().rewrite("why is prometheus-server not ready", h).query == "why is prometheus-server not ready"
+        h = _turn("kubernetes.get_pod_logs", "connecting to cache-7 failed", 1)
+        assert "cache-7" in Rewriter().rewrite("is cache-7 up", h).query and "log" not in Rewriter().rewrite("is cache-7 up", h).query
+        import json
+
+        two = [*_turn("github.list_deployments", "id=90233 env=production", 1), Exchange("call", json.dumps({"name": "github.list_commits"}), 1)]
+        assert "deployment" not in Rewriter().rewrite("did 90233 go green", two).query
