@@ -153,6 +153,7 @@ class HybridIndex:
         self._hashes: dict[str, str] = {}
         self._ids: dict[str, list[str]] = {k: [] for k in KINDS}
         self._mat: dict[str, np.ndarray] = {k: np.zeros((0, DIM), np.float32) for k in KINDS}
+        self._positions: dict[str, tuple[list[str], dict[str, int]]] = {}
         self._open()
 
     # -- storage ----------------------------------------------------------------------------
@@ -420,20 +421,31 @@ class HybridIndex:
         scores = np.einsum("ij,j->i", mat, np.asarray(vector, dtype=np.float32).reshape(-1))
         ids = self._ids[kind]
         n = len(ids)
-        take = n if allowed is not None else min(k, n)
-        idx = np.argpartition(-scores, take - 1)[:take] if take < n else np.arange(n)
-        idx = idx[np.argsort(-scores[idx])]
-        out = []
-        for j in idx:
-            i = ids[j]
-            if allowed is None or i in allowed:
-                out.append((i, float(scores[j])))
-                if len(out) >= k:
-                    break
-        return out
+        # A filter that admits most rows drops at most n - len(allowed) of the best; when it held
+        # ids of other kinds and too few came through, every row is sorted.
+        take = min(n, k + max(0, n - len(allowed))) if allowed is not None else min(k, n)
+        while True:
+            idx = np.argpartition(-scores, take - 1)[:take] if take < n else np.arange(n)
+            idx = idx[np.argsort(-scores[idx])]
+            out = []
+            for j in idx:
+                i = ids[j]
+                if allowed is None or i in allowed:
+                    out.append((i, float(scores[j])))
+                    if len(out) >= k:
+                        return out
+            if take >= n or allowed is None:
+                return out
+            take = n
 
-    def vectors(self, kind: str = "tool") -> tuple[list[str], np.ndarray]:
-        """(ids, matrix) of the stored passage vectors of one kind."""
-        return list(self._ids[kind]), self._mat[kind]
+    def centroid(self, doc_ids: list[str], *, kind: str = "tool") -> np.ndarray | None:
+        """Mean of the stored vectors of `doc_ids` (those of this kind), or None if none is stored."""
+        ids = self._ids[kind]
+        cached = self._positions.get(kind)
+        if cached is None or cached[0] is not ids:
+            cached = (ids, {i: j for j, i in enumerate(ids)})  # rebuilt only when the rows change
+            self._positions[kind] = cached
+        rows = [cached[1][i] for i in doc_ids if i in cached[1]]
+        return self._mat[kind][rows].mean(axis=0) if rows else None
 
 

@@ -119,11 +119,8 @@ class HybridSearch:
                 add("clause-dense", ix.dense(emb.query(strip_filler(p) or p), kind=kind, k=d, allowed=allowed), c.clause_dense * share)
                 add("clause-bm25", ix.bm25(p, kind=kind, k=d, allowed=allowed), c.clause_bm25 * share)
         if c.feedback > 0 and dense:
-            ids, mat = ix.vectors(kind)
-            pos = {i: j for j, i in enumerate(ids)}
-            top = [pos[i] for i, _ in dense[: c.feedback_docs] if i in pos]
-            if top:
-                centroid = mat[top].mean(axis=0)
+            centroid = ix.centroid([i for i, _ in dense[: c.feedback_docs]], kind=kind)
+            if centroid is not None:
                 moved = (1 - c.feedback_alpha) * qv + c.feedback_alpha * centroid
                 moved = moved / (np.linalg.norm(moved) or 1.0)
                 add("feedback", ix.dense(moved, kind=kind, k=d, allowed=allowed), c.feedback)
