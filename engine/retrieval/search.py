@@ -22,7 +22,7 @@ import numpy as np
 from engine.retrieval.fusion import rrf
 from engine.retrieval.index import HybridIndex, _bm25_text
 from engine.retrieval.rewrite import strip_filler
-from engine.retrieval.text import clauses, command_phrases, terms, typed_values
+from engine.retrieval.text import clauses, command_phrases, terms, typed_mentions
 
 
 @dataclass
@@ -125,18 +125,18 @@ class HybridSearch:
                 moved = moved / (np.linalg.norm(moved) or 1.0)
                 add("feedback", ix.dense(moved, kind=kind, k=d, allowed=allowed), c.feedback)
         if c.arguments > 0:
-            typed = typed_values(query)
-            loose = " ".join(w for w, exact in typed if not exact)
+            typed = typed_mentions(query)
+            loose = " ".join(w for _, w, exact in typed if not exact)
             if loose:
                 add("arguments", ix.bm25(loose, kind=kind, k=d, allowed=allowed, fields=("params", "details")), c.arguments)
-            for words, exact in typed:
+            for value, words, exact in typed:
                 if exact:
                     fits = ix.bm25(words, kind=kind, k=d, allowed=allowed, fields=("params", "details"))
                     # The vote is spread over the tools the value fits: a #channel fits two or three.
-                    add("argument", fits, c.exact_argument / max(len(fits), 1) ** 0.5)
+                    add(f"takes {value[:40]}", fits, c.exact_argument / max(len(fits), 1) ** 0.5)
         phrases = command_phrases(query) if c.command > 0 else []
         for ph in phrases:
-            add("command", ix.bm25(ph, kind=kind, k=d, allowed=allowed, fields=("name", "keywords"), stopwords=False), c.command / len(phrases) ** 0.5)
+            add(f"asked to {ph}", ix.bm25(ph, kind=kind, k=d, allowed=allowed, fields=("name", "keywords"), stopwords=False), c.command / len(phrases) ** 0.5)
         if context and c.context > 0:
             add("context", ix.bm25(context, kind=kind, k=d, allowed=allowed), c.context)
         return ranks, weights, names
@@ -176,6 +176,10 @@ class HybridSearch:
         return hit
 
     def _reason(self, doc_id: str, qterms: list[str], cterms: list[str], sources: dict[str, int]) -> str:
+        # A command's verb or an exact value that put this tool first says more than shared words.
+        for name, rank in sources.items():
+            if rank == 1 and name.startswith(("asked to ", "takes ")):
+                return name
         found = self._words(doc_id)
         if found is None:
             return ""

@@ -221,8 +221,14 @@ def value_types(text: str) -> str:
 
 def typed_values(text: str) -> list[tuple[str, bool]]:
     """(words, exact) for each kind of value the request carries, in table order, once each."""
-    out: list[tuple[str, bool]] = []
+    return [(words, exact) for _, words, exact in typed_mentions(text)]
+
+
+def typed_mentions(text: str) -> list[tuple[str, str, bool]]:
+    """(the value as written, words, exact) for each kind of value the request carries, once each."""
+    out: list[tuple[str, str, bool]] = []
     for pat, words, exact in _VALUE_TYPES:
-        if pat.search(text) and all(words != w for w, _ in out):
-            out.append((words, exact))
+        m = pat.search(text)
+        if m and all(words != w for _, w, _ in out):
+            out.append((m.group(0).strip(), words, exact))
     return out

@@ -79,11 +79,11 @@ def test_hit_reasons_follow_a_changed_document(tmp_path: Path) -> None:
     ix = HybridIndex(tmp_path)
     ix.sync(DOCS)
     search = HybridSearch(ix)
-    hit = next(h for h in search.search("bounce the deployment") if h.id == "kubernetes.rollout_restart")
+    hit = next(h for h in search.search("should we bounce the deployment?") if h.id == "kubernetes.rollout_restart")
     assert hit.reason.startswith("matched:") and "bounce" in hit.reason
     # The same search object after the tool's text changed: the reason names the new words only.
     changed = Doc("kubernetes.rollout_restart", "tool", "kubernetes.rollout_restart", "Recycle every replica of a workload", "kubernetes", ("recycle",), ("namespace",))
     ix.sync([changed, *DOCS[1:]])
-    hit = next(h for h in search.search("bounce and recycle the workload") if h.id == "kubernetes.rollout_restart")
+    hit = next(h for h in search.search("should we bounce and recycle the workload?") if h.id == "kubernetes.rollout_restart")
     assert "bounce" not in hit.reason and "recycle" in hit.reason
     assert hit.sources  # where it ranked, by ranking name

@@ -77,7 +77,7 @@ async def test_toolset_changed_has_reasons_and_sticky_tools_stay(index_dir: Path
     events = await _run(s, "post an update to the incident channel in slack")
     second = next(e for e in events if isinstance(e, ToolSetChanged))
     assert "slack.post_message" in second.loaded
-    assert second.reasons["slack.post_message"].startswith("matched")
+    assert second.reasons["slack.post_message"] == "asked to post"
     offered = next(e for e in events if isinstance(e, StepStarted)).tools
     assert "kubernetes.get_pod_logs" in offered  # used last turn: sticky
     assert all(n in offered for n in (FIND_TOOLS, "slack.post_message"))
@@ -154,10 +154,13 @@ def test_the_verb_of_a_command_picks_the_tool_whatever_else_the_message_says(ind
     # A remark before the command, and a long payload after it, carry the investigation's words.
     assert "kubernetes.rollout_undo" in sel.plan("yeah thats the bad one. roll orders-api back to 56").names
     assert "slack.post_message" in sel.plan("tell #incidents checkout pods are OOMKilled at 512Mi, restarted them, limit bump PR coming").names
+    # The reason shown in the console names the verb that chose the tool.
+    assert sel.plan("yeah thats the bad one. roll orders-api back to 56").reasons["kubernetes.rollout_undo"] == "asked to roll back"
     msg = "tell #incidents checkout pods are OOMKilled at 512Mi, restarted them, limit bump PR coming"
     # Two signals each suffice: the verb "tell", and the #channel only two tools take.
     sel.search.config.command = 0.0
     assert "slack.post_message" in sel.plan(msg).names
+    assert sel.plan(msg).reasons["slack.post_message"] == "takes #incidents"
     sel.search.config.exact_argument = 0.0
     assert "slack.post_message" not in sel.plan(msg).names
 
