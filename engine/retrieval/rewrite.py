@@ -237,6 +237,7 @@ class Rewriter:
         clean = strip_filler(text) or text.strip()
         own = extract_entities(clean)
         recent = entities_of(history)
+        sources = _sources(history)
         resolved: dict[str, str] = {}
         query = clean
 
@@ -267,7 +268,7 @@ class Rewriter:
                 if alt is not None:
                     query = clean[: om.start()] + alt.phrase() + clean[om.end() :]
                     resolved[om.group(0)] = alt.phrase()
-            elif (one := _list_one(clean, history)) is not None:
+            elif (one := _list_one(clean, sources)) is not None:
                 query, phrase = one
                 resolved[phrase] = query
             elif recent and not own:
@@ -280,7 +281,7 @@ class Rewriter:
                     # Terse follow-ups ("logs?", "restart") act on what the last turn was about.
                     query = f"{clean} {recent[0].phrase()}"
                     resolved["(ellipsis)"] = recent[0].phrase()
-        query = _type_mentions(query, recent, history)
+        query = _type_mentions(query, recent, sources)
         # Context keywords: words of recent user messages and tool names called (not outputs:
         # they are long and drown the signal).
         ctx_terms: list[str] = []
@@ -322,8 +323,9 @@ def _sources(history: list[Exchange]) -> list[tuple[str, str]]:
     out = []
     for h in reversed(history):
         names = calls.get(h.turn, [])
-        if h.role == "tool" and len(names) == 1 and _noun_of(names[0]):
-            out.append((h.text, _noun_of(names[0])))
+        noun = _noun_of(names[0]) if h.role == "tool" and len(names) == 1 else ""
+        if noun:
+            out.append((h.text, noun))
     return out
 
 
@@ -333,25 +335,24 @@ def _source_noun(word: str, sources: list[tuple[str, str]]) -> str:
     return next((noun for text, noun in sources if pat.search(text)), "")
 
 
-def _list_one(text: str, history: list[Exchange]) -> tuple[str, str] | None:
+def _list_one(text: str, sources: list[tuple[str, str]]) -> tuple[str, str] | None:
     """'the disk one' → ('the disk monitor …', 'the disk one') when the newest listing that
     mentions 'disk' listed monitors; None when there is no such phrase or listing."""
     lm = _LIST_ONE.search(text)
     if not lm or lm.group(1).lower() in STOPWORDS:
         return None
-    noun = _source_noun(lm.group(1), _sources(history))
+    noun = _source_noun(lm.group(1), sources)
     if not noun:
         return None
     return text[: lm.end() - 3] + noun + text[lm.end() :], lm.group(0)
 
 
-def _type_mentions(query: str, recent: list[Entity], history: list[Exchange]) -> str:
+def _type_mentions(query: str, recent: list[Entity], sources: list[tuple[str, str]]) -> str:
     """Give an opaque id the user repeats from earlier turns its kind: 'is ip-10-3-4-5 alive' →
     'is node ip-10-3-4-5 alive' when an output said 'node ip-10-3-4-5'; 'did 90233 go green' →
     'did deployment 90233 go green' when 90233 came out of list_deployments. Only ids with a digit:
     a worded name ('redis-master') already tells the embedder what it is."""
     kinds = {e.name.lower(): e.kind for e in recent if e.kind not in ("resource", "", "environment")}
-    sources = _sources(history)
     out: list[str] = []
     last = 0
     for m in _MENTION.finditer(query):

@@ -124,16 +124,15 @@ class HybridSearch:
                 moved = (1 - c.feedback_alpha) * qv + c.feedback_alpha * centroid
                 moved = moved / (np.linalg.norm(moved) or 1.0)
                 add("feedback", ix.dense(moved, kind=kind, k=d, allowed=allowed), c.feedback)
-        if c.arguments > 0:
-            typed = typed_mentions(query)
-            loose = " ".join(w for _, w, exact in typed if not exact)
-            if loose:
-                add("arguments", ix.bm25(loose, kind=kind, k=d, allowed=allowed, fields=("params", "details")), c.arguments)
-            for value, words, exact in typed:
-                if exact:
-                    fits = ix.bm25(words, kind=kind, k=d, allowed=allowed, fields=("params", "details"))
-                    # The vote is spread over the tools the value fits: a #channel fits two or three.
-                    add(f"takes {value[:40]}", fits, c.exact_argument / max(len(fits), 1) ** 0.5)
+        typed = typed_mentions(query)
+        loose = " ".join(w for _, w, exact in typed if not exact)
+        if loose and c.arguments > 0:
+            add("arguments", ix.bm25(loose, kind=kind, k=d, allowed=allowed, fields=("params", "details")), c.arguments)
+        for value, words, exact in typed:
+            if exact and c.exact_argument > 0:
+                fits = ix.bm25(words, kind=kind, k=d, allowed=allowed, fields=("params", "details"))
+                # The vote is spread over the tools the value fits: a #channel fits two or three.
+                add(f"takes {value[:40]}", fits, c.exact_argument / max(len(fits), 1) ** 0.5)
         phrases = command_phrases(query) if c.command > 0 else []
         for ph in phrases:
             add(f"asked to {ph}", ix.bm25(ph, kind=kind, k=d, allowed=allowed, fields=("name", "keywords"), stopwords=False), c.command / len(phrases) ** 0.5)

@@ -120,9 +120,9 @@ def _opening_words(text: str) -> list[str]:
 def command_phrases(text: str, verbs: frozenset[str] | set[str] = frozenset()) -> list[str]:
     """The verb phrases of the request's commands ("yeah. roll orders-api back to 56" → ["roll
     back"], "known issue. shut it up for 2h" → ["shut up"], "tell #incidents …" → ["tell"],
-    "#incidents: rolled back" → ["post"]); none for questions and reports. A command is a sentence or clause that opens with a command
-    verb (after discourse fillers); a particle within the next three words completes a phrasal
-    verb."""
+    "#incidents: rolled back" → ["post"]); none for questions and reports. A command is a sentence
+    or clause that opens with a command verb (after discourse fillers); a particle within the next
+    three words completes a phrasal verb."""
     out: list[str] = []
     if _ADDRESSED.match(text):
         out.append("post")  # "#db-oncall: disk at 96%, need a dba": a message addressed to a channel
@@ -216,16 +216,12 @@ def value_types(text: str) -> str:
     A tool that can take the request's values as arguments is more likely needed, so these words
     are matched against parameter names and descriptions ("42.1, -71.3" → latitude longitude).
     """
-    return " ".join(w for w, _ in typed_values(text))
-
-
-def typed_values(text: str) -> list[tuple[str, bool]]:
-    """(words, exact) for each kind of value the request carries, in table order, once each."""
-    return [(words, exact) for _, words, exact in typed_mentions(text)]
+    return " ".join(w for _, w, _ in typed_mentions(text))
 
 
 def typed_mentions(text: str) -> list[tuple[str, str, bool]]:
-    """(the value as written, words, exact) for each kind of value the request carries, once each."""
+    """(the value as written, words, exact) for each kind of value the request carries, in table
+    order, once each."""
     out: list[tuple[str, str, bool]] = []
     for pat, words, exact in _VALUE_TYPES:
         m = pat.search(text)

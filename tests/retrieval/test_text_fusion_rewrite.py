@@ -172,9 +172,10 @@ def test_value_types_name_the_parameters_a_request_fills(text: str, words: str) 
 
 
 def test_exact_value_types_are_told_from_loose_ones() -> None:
-    from engine.retrieval.text import typed_values
+    from engine.retrieval.text import typed_mentions
 
-    assert typed_values("post in #ops that the last hours were bad") == [("start end range", False), ("channel", True)]
+    typed = typed_mentions("post in #ops that the last hours were bad")
+    assert [(w, exact) for _, w, exact in typed] == [("start end range", False), ("channel", True)]
 
 
 def _turn(call: str, output: str, turn: int, user: str = "ok") -> list[Exchange]:
