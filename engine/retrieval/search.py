@@ -17,8 +17,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from engine.retrieval.fusion import rrf
 from engine.retrieval.index import HybridIndex, _bm25_text
 from engine.retrieval.rewrite import strip_filler
@@ -109,21 +107,20 @@ class HybridSearch:
                 weights.append(w)
 
         qv = emb.query(strip_filler(query) or query)
-        dense = ix.dense(qv, kind=kind, k=d, allowed=allowed)
+        if c.feedback > 0:
+            dense, feedback = ix.dense_feedback(qv, kind=kind, k=d, allowed=allowed, docs=c.feedback_docs, alpha=c.feedback_alpha)
+        else:
+            dense, feedback = ix.dense(qv, kind=kind, k=d, allowed=allowed), []
         add("dense", dense, c.dense)
         add("bm25", ix.bm25(query, kind=kind, k=d, allowed=allowed), c.bm25)
         parts = clauses(query)
         if len(parts) > 1:
             share = 1.0 / len(parts) ** 0.5
             for p in parts:
-                add("clause-dense", ix.dense(emb.query(strip_filler(p) or p), kind=kind, k=d, allowed=allowed), c.clause_dense * share)
+                if c.clause_dense > 0:  # each costs a query embedding
+                    add("clause-dense", ix.dense(emb.query(strip_filler(p) or p), kind=kind, k=d, allowed=allowed), c.clause_dense * share)
                 add("clause-bm25", ix.bm25(p, kind=kind, k=d, allowed=allowed), c.clause_bm25 * share)
-        if c.feedback > 0 and dense:
-            centroid = ix.centroid([i for i, _ in dense[: c.feedback_docs]], kind=kind)
-            if centroid is not None:
-                moved = (1 - c.feedback_alpha) * qv + c.feedback_alpha * centroid
-                moved = moved / (np.linalg.norm(moved) or 1.0)
-                add("feedback", ix.dense(moved, kind=kind, k=d, allowed=allowed), c.feedback)
+        add("feedback", feedback, c.feedback)
         typed = typed_mentions(query)
         loose = " ".join(w for _, w, exact in typed if not exact)
         if loose and c.arguments > 0:

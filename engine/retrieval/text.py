@@ -30,6 +30,8 @@ STOPWORDS = frozenset(
 
 def split_identifier(word: str) -> list[str]:
     """Split one identifier on snake/kebab/dot separators and CamelCase humps, lowercased."""
+    if word.isalnum() and (word.islower() or word.isdigit()):
+        return [word]  # a plain word, most of any text: nothing to split
     parts: list[str] = []
     for chunk in _SEP.split(word):
         if not chunk:

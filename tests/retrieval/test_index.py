@@ -87,3 +87,35 @@ def test_hit_reasons_follow_a_changed_document(tmp_path: Path) -> None:
     hit = next(h for h in search.search("should we bounce and recycle the workload?") if h.id == "kubernetes.rollout_restart")
     assert "bounce" not in hit.reason and "recycle" in hit.reason
     assert hit.sources  # where it ranked, by ranking name
+
+
+def test_feedback_ranking_is_the_moved_query_over_the_first_pass_pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    from engine.retrieval import index as index_mod
+    from engine.retrieval.bench_scale import synthetic_docs
+
+    ix = HybridIndex(tmp_path)
+    ix.sync(synthetic_docs(60))
+    q = ix.embedder.query("restart the redis node")
+    mat, ids = ix._mat["tool"], ix._ids["tool"]
+    scores = mat @ q
+    top5 = np.argsort(-scores)[:5]
+    moved = 0.4 * q + 0.6 * mat[top5].mean(axis=0)
+    exact = [ids[j] for j in np.argsort(-(mat @ moved))]
+
+    first, fb = ix.dense_feedback(q, k=10, docs=5, alpha=0.6)
+    assert [i for i, _ in first] == [i for i, _ in ix.dense(q, k=10)]
+    assert [i for i, _ in fb] == exact[:10]  # the index is smaller than the pool: every row
+
+    # With a pool smaller than the index, only the first pass's best rows are re-scored.
+    monkeypatch.setattr(index_mod, "FEEDBACK_POOL", 20)
+    pool = {ids[j] for j in np.argsort(-scores)[:20]}
+    _, fb = ix.dense_feedback(q, k=10, docs=5, alpha=0.6)
+    assert [i for i, _ in fb] == [i for i in exact if i in pool][:10]
+
+    # A filter keeps the pool at FEEDBACK_POOL allowed rows, and only allowed ids come back.
+    allowed = set(ids[::3])
+    first, fb = ix.dense_feedback(q, k=10, allowed=allowed, docs=5, alpha=0.6)
+    assert len(fb) == 10 and {i for i, _ in fb} <= allowed and {i for i, _ in first} <= allowed
+    assert [i for i, _ in first] == [ids[j] for j in np.argsort(-scores) if ids[j] in allowed][:10]
