@@ -102,6 +102,8 @@ _SENTENCE = re.compile(r"(?<=[.;!?])\s+")
 _READING = frozenset("check look show see find get give help list describe".split())
 """Verbs that ask for information ("check the pods"): they name no change, and they open the
 names of read tools (get_pod_logs, check_endpoint_certificate), so a command phrase leaves them out."""
+_READING_PHRASAL = frozenset("pull up|bring up|look up|dig up|call up".split("|"))
+"""Phrasal verbs that mean "show" ("pull up the configmap"): reading, like _READING."""
 _ASKING = _READING | {"tell", "let"}
 """…and with "me"/"us" after them these ask a question ("tell me why…", "let me see…");
 "tell #incidents…" and "let the team know" stay commands."""
@@ -138,6 +140,8 @@ def command_phrases(text: str, verbs: frozenset[str] | set[str] = frozenset()) -
             if len(words) > 1 and words[1] in ("me", "us") and words[0] in _ASKING:
                 continue  # "tell me why…", "show me the logs": a question put as a command
             particle = next((w for w in words[1:4] if w in _PARTICLES), "")
+            if f"{words[0]} {particle}" in _READING_PHRASAL:
+                continue
             phrase = " ".join(w for w in (words[0], particle) if w and w not in _READING)
             if phrase and phrase not in out:
                 out.append(phrase)

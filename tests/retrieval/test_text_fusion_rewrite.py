@@ -143,6 +143,8 @@ def test_stem_meets_inflections() -> None:
         ("why did it restart?", []),
         ("tell me why the pod crashed", []),
         ("check inventory-svc", []),
+        ("pull up the configmap its mounting", []),
+        ("pull the bad image and push it again", ["pull", "push"]),
         ("checkout is slow", []),
     ],
 )
