@@ -47,7 +47,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--qrels", type=Path, default=DEFAULT_DATA / "qrels-test.tsv", help="BEIR qrels .tsv")
     p.add_argument("--limit", type=int, default=0, help="use only the first N queries (0: all)")
     p.add_argument("--index", type=Path, default=None, help="index directory (default: cache dir, keyed by corpus)")
-    p.add_argument("--threads", type=int, default=1, help="embedder threads")
+    p.add_argument("--threads", type=int, default=None, help="embedder threads (default: every core, as the console uses)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
 

@@ -90,7 +90,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     """Arguments of `lantern bench retrieval-scale`."""
     p.add_argument("--tools", type=int, default=10_000, help="number of synthetic actions (≤ 13,440)")
     p.add_argument("--queries", type=int, default=200, help="timed queries")
-    p.add_argument("--threads", type=int, default=1, help="embedder threads")
+    p.add_argument("--threads", type=int, default=None, help="embedder threads (default: every core, as the console uses)")
     p.add_argument("--index", type=Path, default=None, help="index directory (default: a fresh temp dir)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
