@@ -274,7 +274,7 @@ class Rewriter:
             elif recent and not own:
                 pm = _PRONOUN.search(clean)
                 if pm:
-                    focus = recent[0]
+                    focus = _pronoun_focus(history, recent)
                     query = clean[: pm.start()] + focus.phrase() + clean[pm.end() :]
                     resolved[pm.group(0)] = focus.phrase()
                 elif len(terms(clean)) <= 3:
@@ -295,6 +295,15 @@ class Rewriter:
                     pass
         ctx = " ".join(list(dict.fromkeys(ctx_terms))[: self.context_terms])
         return Rewrite(query=re.sub(r"\s+", " ", query).strip(), original=text, context=ctx, resolved=resolved, entities=own + recent)
+
+
+def _pronoun_focus(history: list[Exchange], recent: list[Entity]) -> Entity:
+    """What "it" stands for: the newest turn's first thing that is not a place. In "there's a pod
+    in ns batch called migrate-once-x7" → "what's it printing", "it" is the pod, not the namespace
+    named first; a place is the answer only when the turn named nothing else."""
+    newest = max((h.turn for h in history), default=0)
+    latest = {e.name.lower() for e in entities_of([h for h in history if h.turn == newest])}
+    return next((e for e in recent if e.name.lower() in latest and e.kind not in _PLACE and e.kind != "environment"), recent[0])
 
 
 _MENTION = re.compile(r"(?<![\w.\-/#])([a-z0-9][\w.\-]*[a-z0-9])(?![\w\-/])", re.IGNORECASE)

@@ -70,6 +70,12 @@ class TestRewrite:
         assert r.query == "restart payments-api"
         assert r.resolved == {"it": "payments-api"}
 
+    def test_it_is_the_thing_not_the_place_the_turn_named_first(self) -> None:
+        history = [Exchange("user", "theres a pod in ns batch called migrate-once-x7 running for days", 1)]
+        assert Rewriter().rewrite("what's it printing", history).query == "what's migrate-once-x7 printing"
+        # A turn that named only a place: "it" is that place.
+        assert Rewriter().rewrite("what's running in it", [Exchange("user", "ns batch looks odd", 1)]).query == "what's running in namespace batch"
+
     def test_the_other_one(self) -> None:
         r = Rewriter().rewrite("restart the other one", self.HISTORY)
         assert "payments-api" in r.query and "checkout" not in r.query
