@@ -256,7 +256,7 @@ class Dispatcher:
         known = list(self.known_values(tool))
         if failure is not None:
             body = f"{tool.name} failed: {failure.message}"
-            if out.text:
+            if out.text and out.text.strip()[:300] not in failure.message:  # not twice when the message quotes it
                 body += "\n" + out.text
         else:
             body = out.text

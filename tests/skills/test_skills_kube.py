@@ -137,6 +137,9 @@ async def test_reads_and_writes_on_nodes_and_workloads(sandbox, tools):
 
     gone = await tools["kubernetes.describe_pod"].handler({"name": "no-such-pod", "namespace": "shop"})
     assert gone.status == "error" and "NotFound" in gone.text
+    # The API server's 404 travels with the error, so the dispatcher reads it as a wrong argument
+    # (the model is told to check them), not as an internal failure.
+    assert gone.data == {"status_code": 404}
 
 
 async def test_drain_evicts_with_the_old_eviction_api(sandbox, tools):
