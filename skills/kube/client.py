@@ -20,6 +20,12 @@ class NotAvailable(Exception):
     """The cluster's API server does not serve this API (too old, or the kind is not installed)."""
 
 
+class NotFound(Exception):
+    """An object is not there; the message says what is (the pods of a workload by that name)."""
+
+    status = 404
+
+
 class KubeConfigMissing(Exception):
     """No kubeconfig holds the requested context."""
 
@@ -157,7 +163,7 @@ def explain(exc: BaseException) -> str:
         elif exc.status == 404 and not message:
             message = "not found"
         return f"{reason or 'Error'} (HTTP {exc.status}): {message}{hint}"
-    if isinstance(exc, (KubeConfigMissing, NotAvailable)):
+    if isinstance(exc, (KubeConfigMissing, NotAvailable, NotFound)):
         return str(exc)
     if isinstance(exc, ConfigException):
         return f"kubeconfig problem: {exc}"

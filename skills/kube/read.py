@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from skills.kube.client import Kube, NotAvailable
+from skills.kube.client import Kube, NotAvailable, NotFound
 
 REVISION = "deployment.kubernetes.io/revision"
 """The annotation holding a ReplicaSet's (and a Deployment's) rollout revision."""
@@ -199,9 +199,28 @@ def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v not in (None, {}, [])}
 
 
+def read_pod(kube: Kube, name: str, namespace: str) -> Any:
+    """The pod, or NotFound that names the pods of a workload called `name` ("checkout-api" is the
+    deployment; its pods are checkout-api-7d9f8-x2k4b …), which is what a caller meant."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        return kube.core.read_namespaced_pod(name, namespace)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+    pods = kube.core.list_namespaced_pod(namespace).items
+    own = [p for p in pods if p.metadata.name.startswith(name + "-") or (p.metadata.labels or {}).get("app") == name]
+    if not own:
+        raise NotFound(f'NotFound: no pod "{name}" in namespace {namespace}, and no pods of a workload by that name there; list_pods shows what runs')
+    shown = ", ".join(f"{p.metadata.name} ({pod_status(p)})" for p in own[:8])
+    more = f" and {len(own) - 8} more" if len(own) > 8 else ""
+    raise NotFound(f'NotFound: no pod "{name}" in namespace {namespace}; "{name}" names a workload whose pods are {shown}{more}. Call again with one of these pod names.')
+
+
 def describe_pod(kube: Kube, name: str, namespace: str = "default") -> dict[str, Any]:
     """A pod's phase, node, conditions, each container's state/last state/restarts/limits/probes, and its events."""
-    pod = kube.core.read_namespaced_pod(name, namespace)
+    pod = read_pod(kube, name, namespace)
     statuses = {c.name: c for c in pod.status.container_statuses or []}
     containers = []
     for c in pod.spec.containers:
@@ -330,7 +349,7 @@ def pod_logs(kube: Kube, name: str, namespace: str = "default", container: str |
     """A pod's container log (the previous, crashed container's with previous=true), last lines only."""
     note = ""
     if container is None:
-        pod = kube.core.read_namespaced_pod(name, namespace)
+        pod = read_pod(kube, name, namespace)
         names = [c.name for c in pod.spec.containers]
         container = names[0]
         if len(names) > 1:

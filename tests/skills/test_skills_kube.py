@@ -140,6 +140,12 @@ async def test_reads_and_writes_on_nodes_and_workloads(sandbox, tools):
     # The API server's 404 travels with the error, so the dispatcher reads it as a wrong argument
     # (the model is told to check them), not as an internal failure.
     assert gone.data == {"status_code": 404}
+    # A workload's name where a pod's is wanted: the error names its pods, to call again with.
+    meant = await tools["kubernetes.describe_pod"].handler({"name": "payments", "namespace": "shop"})
+    assert meant.status == "error" and meant.data == {"status_code": 404}
+    assert 'no pod "payments"' in meant.text and "payments-" in meant.text and "Call again with one of these" in meant.text
+    logs = await tools["kubernetes.get_pod_logs"].handler({"name": "payments", "namespace": "shop"})
+    assert logs.status == "error" and "payments-" in logs.text
 
 
 async def test_drain_evicts_with_the_old_eviction_api(sandbox, tools):
