@@ -199,28 +199,44 @@ def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v not in (None, {}, [])}
 
 
-def read_pod(kube: Kube, name: str, namespace: str) -> Any:
-    """The pod, or NotFound that names the pods of a workload called `name` ("checkout-api" is the
-    deployment; its pods are checkout-api-7d9f8-x2k4b …), which is what a caller meant."""
+def _workload_pods(kube: Kube, name: str, namespace: str) -> list[Any]:
+    """Pods of a workload called `name` (names that start with "name-", or label app=name), the
+    ones not ready first."""
+    pods = kube.core.list_namespaced_pod(namespace).items
+    own = [p for p in pods if p.metadata.name.startswith(name + "-") or (p.metadata.labels or {}).get("app") == name]
+    return sorted(own, key=lambda p: (_ready(p), p.metadata.name))
+
+
+def _ready(pod: Any) -> bool:
+    return pod.status.phase == "Running" and all(c.ready for c in pod.status.container_statuses or [])
+
+
+def read_pod(kube: Kube, name: str, namespace: str, *, pick: bool = False) -> tuple[Any, str]:
+    """(the pod, a note). A workload's name where a pod's is wanted ("checkout-api", the deployment)
+    either picks its first pod that is not ready, as `kubectl describe pods NAME_PREFIX` and
+    `kubectl logs deploy/NAME` do, with a note naming the others (`pick`), or raises NotFound
+    naming its pods (for a write, which must name its pod)."""
     from kubernetes.client.exceptions import ApiException
 
     try:
-        return kube.core.read_namespaced_pod(name, namespace)
+        return kube.core.read_namespaced_pod(name, namespace), ""
     except ApiException as exc:
         if exc.status != 404:
             raise
-    pods = kube.core.list_namespaced_pod(namespace).items
-    own = [p for p in pods if p.metadata.name.startswith(name + "-") or (p.metadata.labels or {}).get("app") == name]
+    own = _workload_pods(kube, name, namespace)
     if not own:
         raise NotFound(f'NotFound: no pod "{name}" in namespace {namespace}, and no pods of a workload by that name there; list_pods shows what runs')
-    shown = ", ".join(f"{p.metadata.name} ({pod_status(p)})" for p in own[:8])
-    more = f" and {len(own) - 8} more" if len(own) > 8 else ""
-    raise NotFound(f'NotFound: no pod "{name}" in namespace {namespace}; "{name}" names a workload whose pods are {shown}{more}. Call again with one of these pod names.')
+    shown = ", ".join(f"{p.metadata.name} ({pod_status(p)})" for p in own[:8]) + (f" and {len(own) - 8} more" if len(own) > 8 else "")
+    if not pick:
+        raise NotFound(f'NotFound: no pod "{name}" in namespace {namespace}; "{name}" names a workload whose pods are {shown}. Call again with one of these pod names.')
+    which = "the first" if _ready(own[0]) else "the first not ready"
+    return own[0], f'no pod "{name}"; this is {own[0].metadata.name}, {which} of the workload\'s {len(own)} pod(s): {shown}'
 
 
 def describe_pod(kube: Kube, name: str, namespace: str = "default") -> dict[str, Any]:
     """A pod's phase, node, conditions, each container's state/last state/restarts/limits/probes, and its events."""
-    pod = read_pod(kube, name, namespace)
+    pod, note = read_pod(kube, name, namespace, pick=True)
+    name = pod.metadata.name
     statuses = {c.name: c for c in pod.status.container_statuses or []}
     containers = []
     for c in pod.spec.containers:
@@ -240,6 +256,7 @@ def describe_pod(kube: Kube, name: str, namespace: str = "default") -> dict[str,
         }))
     owner = next((f"{o.kind}/{o.name}" for o in pod.metadata.owner_references or [] if o.controller), None)
     return _drop_none({
+        "note": note or None,
         "name": pod.metadata.name,
         "namespace": pod.metadata.namespace,
         "status": pod_status(pod),
@@ -349,11 +366,13 @@ def pod_logs(kube: Kube, name: str, namespace: str = "default", container: str |
     """A pod's container log (the previous, crashed container's with previous=true), last lines only."""
     note = ""
     if container is None:
-        pod = read_pod(kube, name, namespace)
+        pod, picked = read_pod(kube, name, namespace, pick=True)
+        if picked:
+            name, note = pod.metadata.name, f" ({picked})"
         names = [c.name for c in pod.spec.containers]
         container = names[0]
         if len(names) > 1:
-            note = f" (pod has containers {', '.join(names)}; showing {container})"
+            note += f" (pod has containers {', '.join(names)}; showing {container})"
     text = kube.core.read_namespaced_pod_log(name, namespace, container=container, previous=previous, tail_lines=tail_lines, since_seconds=since_seconds, _preload_content=False).data.decode("utf-8", "replace")
     which = "previous (terminated) container" if previous else "current container"
     lines = text.rstrip("\n").splitlines()

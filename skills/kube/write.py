@@ -71,7 +71,7 @@ def uncordon(kube: Kube, node: str) -> dict[str, Any]:
 
 def delete_pod(kube: Kube, name: str, namespace: str = "default", grace_period_seconds: int | None = None) -> dict[str, Any]:
     """Delete one pod; its controller (if any) creates a replacement."""
-    pod = read_pod(kube, name, namespace)
+    pod, _ = read_pod(kube, name, namespace)
     owner = next((f"{o.kind}/{o.name}" for o in pod.metadata.owner_references or [] if o.controller), None)
     kube.core.delete_namespaced_pod(name, namespace, grace_period_seconds=grace_period_seconds)
     return {"deleted": f"pod/{name}", "namespace": namespace, "controlled_by": owner or "<none>", "replaced": "yes, by its controller" if owner else "no: it had no controller"}

@@ -140,12 +140,16 @@ async def test_reads_and_writes_on_nodes_and_workloads(sandbox, tools):
     # The API server's 404 travels with the error, so the dispatcher reads it as a wrong argument
     # (the model is told to check them), not as an internal failure.
     assert gone.data == {"status_code": 404}
-    # A workload's name where a pod's is wanted: the error names its pods, to call again with.
-    meant = await tools["kubernetes.describe_pod"].handler({"name": "payments", "namespace": "shop"})
-    assert meant.status == "error" and meant.data == {"status_code": 404}
-    assert 'no pod "payments"' in meant.text and "payments-" in meant.text and "Call again with one of these" in meant.text
-    logs = await tools["kubernetes.get_pod_logs"].handler({"name": "payments", "namespace": "shop"})
-    assert logs.status == "error" and "payments-" in logs.text
+    # A workload's name where a pod's is wanted: reads take its first pod that is not ready (as
+    # `kubectl describe pods PREFIX` and `kubectl logs deploy/NAME` do) and say so; a write refuses
+    # and names the pods.
+    meant = await call(tools, "kubernetes.describe_pod", name="payments", namespace="shop")
+    assert meant.data["name"].startswith("payments-") and meant.data["note"].startswith('no pod "payments"; this is payments-')
+    logs = await call(tools, "kubernetes.get_pod_logs", name="payments", namespace="shop")
+    assert f"logs of pod/{meant.data['name']}" in logs.text and 'no pod "payments"' in logs.text
+    refused = await tools["kubernetes.delete_pod"].handler({"name": "payments", "namespace": "shop"})
+    assert refused.status == "error" and refused.data == {"status_code": 404}
+    assert "Call again with one of these pod names" in refused.text and "payments-" in refused.text
 
 
 async def test_drain_evicts_with_the_old_eviction_api(sandbox, tools):
