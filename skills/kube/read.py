@@ -200,18 +200,36 @@ def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
 
 
 def _workload_pods(kube: Kube, name: str, namespace: str) -> list[Any]:
-    """Pods of a workload called `name` (names that start with "name-", or label app=name), the
-    ones not ready first."""
+    """Pods of a workload called `name`, the ones not ready first: those its controller owns (a
+    StatefulSet, DaemonSet or Job by that name, or a Deployment's ReplicaSet "name-<hash>") or
+    labelled app=name; failing those, names that start with "name-" (as kubectl's prefix match),
+    so that "checkout" does not pick a pod of checkout-api when checkout has pods of its own."""
     pods = kube.core.list_namespaced_pod(namespace).items
-    own = [p for p in pods if p.metadata.name.startswith(name + "-") or (p.metadata.labels or {}).get("app") == name]
-    return sorted(own, key=lambda p: (_ready(p), p.metadata.name))
+
+    def owned(p: Any) -> bool:
+        ref = next((o for o in p.metadata.owner_references or [] if o.controller), None)
+        by_owner = ref is not None and (ref.name == name or (ref.kind == "ReplicaSet" and ref.name.rsplit("-", 1)[0] == name))
+        return by_owner or (p.metadata.labels or {}).get("app") == name
+
+    own = [p for p in pods if owned(p)] or [p for p in pods if p.metadata.name.startswith(name + "-")]
+    return sorted(own, key=lambda p: (p.metadata.deletion_timestamp is not None, not _crashing(p), _ready(p), p.metadata.name))
 
 
 def _ready(pod: Any) -> bool:
     return pod.status.phase == "Running" and all(c.ready for c in pod.status.container_statuses or [])
 
 
-def read_pod(kube: Kube, name: str, namespace: str, *, pick: bool = False) -> tuple[Any, str]:
+def _crashing(pod: Any) -> bool:
+    """A container of the pod has restarted or waits in CrashLoopBackOff (it has logs to read)."""
+    return any(c.restart_count or (c.state and c.state.waiting and c.state.waiting.reason == "CrashLoopBackOff") for c in pod.status.container_statuses or [])
+
+
+def _started(pod: Any) -> bool:
+    """A container of the pod has run (a pod still being created has no logs yet)."""
+    return any(c.restart_count or (c.state and (c.state.running or c.state.terminated)) for c in pod.status.container_statuses or [])
+
+
+def read_pod(kube: Kube, name: str, namespace: str, *, pick: bool = False, logs: bool = False) -> tuple[Any, str]:
     """(the pod, a note). A workload's name where a pod's is wanted ("checkout-api", the deployment)
     either picks its first pod that is not ready, as `kubectl describe pods NAME_PREFIX` and
     `kubectl logs deploy/NAME` do, with a note naming the others (`pick`), or raises NotFound
@@ -224,12 +242,14 @@ def read_pod(kube: Kube, name: str, namespace: str, *, pick: bool = False) -> tu
         if exc.status != 404:
             raise
     own = _workload_pods(kube, name, namespace)
+    if logs:
+        own.sort(key=lambda p: not _started(p))  # stable: the order above among those with logs
     if not own:
         raise NotFound(f'NotFound: no pod "{name}" in namespace {namespace}, and no pods of a workload by that name there; list_pods shows what runs')
     shown = ", ".join(f"{p.metadata.name} ({pod_status(p)})" for p in own[:8]) + (f" and {len(own) - 8} more" if len(own) > 8 else "")
     if not pick:
         raise NotFound(f'NotFound: no pod "{name}" in namespace {namespace}; "{name}" names a workload whose pods are {shown}. Call again with one of these pod names.')
-    which = "the first" if _ready(own[0]) else "the first not ready"
+    which = "the first crashing" if _crashing(own[0]) else "the first" if _ready(own[0]) else "the first not ready"
     return own[0], f'no pod "{name}"; this is {own[0].metadata.name}, {which} of the workload\'s {len(own)} pod(s): {shown}'
 
 
@@ -366,7 +386,7 @@ def pod_logs(kube: Kube, name: str, namespace: str = "default", container: str |
     """A pod's container log (the previous, crashed container's with previous=true), last lines only."""
     note = ""
     if container is None:
-        pod, picked = read_pod(kube, name, namespace, pick=True)
+        pod, picked = read_pod(kube, name, namespace, pick=True, logs=True)
         if picked:
             name, note = pod.metadata.name, f" ({picked})"
         names = [c.name for c in pod.spec.containers]

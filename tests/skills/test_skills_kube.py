@@ -76,6 +76,12 @@ async def test_bad_deploy_investigation_and_rollout_undo_heals(sandbox, tools):
     assert container["image"] == BAD and container["last"]["exit_code"] == 1
     logs = await call(tools, "kubernetes.get_pod_logs", name=bad_pod["name"], namespace="shop", previous=True)
     assert "PAYMENTS_TIMEOUT_MS" in logs.text and "previous (terminated) container" in logs.text
+    # A workload's name where a pod's is wanted: reads take its first crashing pod (else its first
+    # not ready), as `kubectl describe pods PREFIX` and `kubectl logs deploy/NAME` pick one, and say so.
+    meant = await call(tools, "kubernetes.describe_pod", name="checkout-api", namespace="shop")
+    assert meant.data["name"].startswith("checkout-api-") and meant.data["note"].startswith(f'no pod "checkout-api"; this is {meant.data["name"]}, the first crashing')
+    logs = await call(tools, "kubernetes.get_pod_logs", name="checkout-api", namespace="shop", previous=True)
+    assert "logs of pod/checkout-api-" in logs.text and 'no pod "checkout-api"' in logs.text and "PAYMENTS_TIMEOUT_MS" in logs.text
 
     hist = await call(tools, "kubernetes.rollout_history", name="checkout-api", namespace="shop")
     revs = hist.data["revisions"]
@@ -140,13 +146,7 @@ async def test_reads_and_writes_on_nodes_and_workloads(sandbox, tools):
     # The API server's 404 travels with the error, so the dispatcher reads it as a wrong argument
     # (the model is told to check them), not as an internal failure.
     assert gone.data == {"status_code": 404}
-    # A workload's name where a pod's is wanted: reads take its first pod that is not ready (as
-    # `kubectl describe pods PREFIX` and `kubectl logs deploy/NAME` do) and say so; a write refuses
-    # and names the pods.
-    meant = await call(tools, "kubernetes.describe_pod", name="payments", namespace="shop")
-    assert meant.data["name"].startswith("payments-") and meant.data["note"].startswith('no pod "payments"; this is payments-')
-    logs = await call(tools, "kubernetes.get_pod_logs", name="payments", namespace="shop")
-    assert f"logs of pod/{meant.data['name']}" in logs.text and 'no pod "payments"' in logs.text
+    # A write given a workload's name refuses and names its pods (reads pick one; see above).
     refused = await tools["kubernetes.delete_pod"].handler({"name": "payments", "namespace": "shop"})
     assert refused.status == "error" and refused.data == {"status_code": 404}
     assert "Call again with one of these pod names" in refused.text and "payments-" in refused.text
