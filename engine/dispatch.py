@@ -26,7 +26,7 @@ from typing import Any
 
 from engine import events as ev
 from engine.guard.args import ArgumentRefused, check_args
-from engine.guard.breakers import Breakers, Budgets, Failure, classify
+from engine.guard.breakers import DETAIL_CHARS, Breakers, Budgets, Failure, classify
 from engine.guard.partial import detect_partial
 from engine.guard.scrub import Scrubber, default_scrubber
 from engine.loop import TurnCancelled
@@ -256,7 +256,7 @@ class Dispatcher:
         known = list(self.known_values(tool))
         if failure is not None:
             body = f"{tool.name} failed: {failure.message}"
-            if out.text and out.text.strip()[:300] not in failure.message:  # not twice when the message quotes it
+            if out.text and out.text.strip()[:DETAIL_CHARS] not in failure.message:  # not twice when the message quotes it
                 body += "\n" + out.text
         else:
             body = out.text

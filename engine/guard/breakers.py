@@ -31,21 +31,24 @@ class Failure:
     retry_after: float | None = None
 
 
-def _status_of(exc: BaseException) -> int | None:
-    for attr in ("status_code", "status"):
-        v = getattr(exc, attr, None)
-        if isinstance(v, int):
+DETAIL_CHARS = 300
+"""How much of an error's text a Failure message quotes."""
+
+
+def status_of(exc: BaseException) -> int | None:
+    """The HTTP status a client library's exception carries (`.status_code`, the kubernetes
+    client's `.status`, httpx's `.response.status_code`), or None."""
+    for v in (getattr(exc, "status_code", None), getattr(exc, "status", None), getattr(getattr(exc, "response", None), "status_code", None)):
+        if isinstance(v, int) and not isinstance(v, bool) and 100 <= v <= 599:
             return v
-    resp = getattr(exc, "response", None)
-    v = getattr(resp, "status_code", None)
-    return v if isinstance(v, int) else None
+    return None
 
 
 def classify(exc: BaseException | None = None, *, status: int | None = None, text: str = "") -> Failure:
     """Turn an exception (or an error status) into a Failure with an actionable message."""
     name = type(exc).__name__ if exc is not None else ""
-    detail = (str(exc) if exc is not None else text).strip()[:300]
-    code = status if status is not None else (_status_of(exc) if exc is not None else None)
+    detail = (str(exc) if exc is not None else text).strip()[:DETAIL_CHARS]
+    code = status if status is not None else (status_of(exc) if exc is not None else None)
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)) or "Timeout" in name:
         return Failure("timeout", True, f"timed out{': ' + detail if detail else ''}. The backend may be slow or down; try a narrower query or later.")
     if code == 429:

@@ -7,6 +7,7 @@ import importlib
 import inspect
 from typing import Any
 
+from engine.guard.breakers import status_of
 from engine.tools import ToolOutput
 from skills.executors.common import CredentialResolver, ExecutorError, error, finish, project, scrub
 
@@ -64,7 +65,7 @@ async def run_python(action: Any, args: dict[str, Any], *, credential_resolver: 
     except Exception as exc:  # noqa: BLE001 - a failing integration is a result the model can act on
         from skills.kube.client import explain
 
-        return error(explain(exc), secrets, status_code=_http_status(exc))
+        return error(explain(exc), secrets, status_code=status_of(exc))
     if isinstance(out, ToolOutput):
         data = project(out.data, action.output) if out.data is not None else None
         status = "partial" if out.partial and out.status == "ok" else out.status
@@ -73,12 +74,3 @@ async def run_python(action: Any, args: dict[str, Any], *, credential_resolver: 
         return finish(action, None, text=out, secrets=secrets)
     return finish(action, out, secrets=secrets)
 
-
-def _http_status(exc: BaseException) -> int | None:
-    """The HTTP status a client library's exception carries (the kubernetes client's ApiException
-    `.status`, httpx's `.response.status_code`), so that a 404 reads as a wrong argument and a 503
-    counts toward the breaker, not as an internal failure."""
-    for v in (getattr(exc, "status", None), getattr(exc, "status_code", None), getattr(getattr(exc, "response", None), "status_code", None)):
-        if isinstance(v, int) and not isinstance(v, bool) and 100 <= v <= 599:
-            return v
-    return None

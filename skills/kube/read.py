@@ -199,11 +199,12 @@ def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v not in (None, {}, [])}
 
 
-def _workload_pods(kube: Kube, name: str, namespace: str) -> list[Any]:
-    """Pods of a workload called `name`, the ones not ready first: those its controller owns (a
-    StatefulSet, DaemonSet or Job by that name, or a Deployment's ReplicaSet "name-<hash>") or
-    labelled app=name; failing those, names that start with "name-" (as kubectl's prefix match),
-    so that "checkout" does not pick a pod of checkout-api when checkout has pods of its own."""
+def _workload_pods(kube: Kube, name: str, namespace: str, *, logs: bool = False) -> list[Any]:
+    """Pods of a workload called `name`: those its controller owns (a StatefulSet, DaemonSet or Job
+    by that name, or a Deployment's ReplicaSet "name-<hash>") or labelled app=name; failing those,
+    names that start with "name-" (kubectl's prefix match), so that "checkout" does not pick a pod
+    of checkout-api when checkout has pods of its own. Crashing first, then not ready, terminating
+    last; for `logs`, pods whose containers have run before those still being created."""
     pods = kube.core.list_namespaced_pod(namespace).items
 
     def owned(p: Any) -> bool:
@@ -212,7 +213,7 @@ def _workload_pods(kube: Kube, name: str, namespace: str) -> list[Any]:
         return by_owner or (p.metadata.labels or {}).get("app") == name
 
     own = [p for p in pods if owned(p)] or [p for p in pods if p.metadata.name.startswith(name + "-")]
-    return sorted(own, key=lambda p: (p.metadata.deletion_timestamp is not None, not _crashing(p), _ready(p), p.metadata.name))
+    return sorted(own, key=lambda p: (logs and not _started(p), p.metadata.deletion_timestamp is not None, not _crashing(p), _ready(p), p.metadata.name))
 
 
 def _ready(pod: Any) -> bool:
@@ -231,9 +232,9 @@ def _started(pod: Any) -> bool:
 
 def read_pod(kube: Kube, name: str, namespace: str, *, pick: bool = False, logs: bool = False) -> tuple[Any, str]:
     """(the pod, a note). A workload's name where a pod's is wanted ("checkout-api", the deployment)
-    either picks its first pod that is not ready, as `kubectl describe pods NAME_PREFIX` and
-    `kubectl logs deploy/NAME` do, with a note naming the others (`pick`), or raises NotFound
-    naming its pods (for a write, which must name its pod)."""
+    either picks one of its pods (the first of `_workload_pods`), as `kubectl describe pods
+    NAME_PREFIX` and `kubectl logs deploy/NAME` do, with a note naming the others (`pick`), or
+    raises NotFound naming its pods (for a write, which must name its pod)."""
     from kubernetes.client.exceptions import ApiException
 
     try:
@@ -241,9 +242,7 @@ def read_pod(kube: Kube, name: str, namespace: str, *, pick: bool = False, logs:
     except ApiException as exc:
         if exc.status != 404:
             raise
-    own = _workload_pods(kube, name, namespace)
-    if logs:
-        own.sort(key=lambda p: not _started(p))  # stable: the order above among those with logs
+    own = _workload_pods(kube, name, namespace, logs=logs)
     if not own:
         raise NotFound(f'NotFound: no pod "{name}" in namespace {namespace}, and no pods of a workload by that name there; list_pods shows what runs')
     shown = ", ".join(f"{p.metadata.name} ({pod_status(p)})" for p in own[:8]) + (f" and {len(own) - 8} more" if len(own) > 8 else "")
