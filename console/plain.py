@@ -45,7 +45,7 @@ class PromptApprover:
         )
         answer = await asyncio.to_thread(input, "Approve? [y/N] ")
         ok = answer.strip().lower() in ("y", "yes")
-        return ApprovalAnswer(ok, by=self.user, reason="" if ok else "denied at the prompt")
+        return ApprovalAnswer(ok, by=self.user, reason="" if ok else "denied at the prompt", call_hash=request.call_hash, request_id=request.request_id)
 
 
 class BlockRenderer:
@@ -107,12 +107,14 @@ class BlockRenderer:
 async def ask(session: Any, question: str, *, as_json: bool, console: Console) -> int:
     """Run one turn, rendering it; returns the exit code (non-zero on error or block)."""
     render = None if as_json else BlockRenderer(console)
-    if session.events and as_json:
-        for e in session.events:
-            if e.kind == "session-started":
-                print(ev.to_json(e), flush=True)
-    elif render is not None and session.events:
-        render(session.events[-1])
+    # What opening the session said (its start and every load problem: broken packs, a policy
+    # typo) reaches this face before the turn, in both forms.
+    starts = [i for i, e in enumerate(session.events) if e.kind == "session-started"]
+    for e in session.events[starts[-1] :] if starts else []:
+        if as_json:
+            print(ev.to_json(e), flush=True)
+        else:
+            render(e)  # type: ignore[misc]
     last = None
     errors = 0
     async for e in session.run_turn(question):

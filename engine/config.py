@@ -21,6 +21,29 @@ class ConfigError(Exception):
     """The config file is unreadable or invalid; the message names the file and field."""
 
 
+class UnreadableFile(ValueError):
+    """A settings file that cannot be read as text: the message names the file and what to fix."""
+
+    def __init__(self, path: Path, line: int | None, reason: str) -> None:
+        self.path, self.line, self.reason = path, line, reason
+        super().__init__(f"{path}{f':{line}' if line else ''}: {reason}")
+
+
+def read_text_file(path: Path) -> str:
+    """A settings file's text, or UnreadableFile (not UTF-8, a directory, unreadable)."""
+    try:
+        data = path.read_bytes()
+    except IsADirectoryError:
+        raise UnreadableFile(path, None, "is a directory, not a file; remove it or put the settings in a file of that name") from None
+    except OSError as exc:
+        raise UnreadableFile(path, None, f"cannot read: {exc.strerror or exc}") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise UnreadableFile(path, line, f"not UTF-8 text (byte 0x{data[exc.start]:02x}); save the file as UTF-8") from None
+
+
 def lantern_home() -> Path:
     """The directory for Lantern's data: $LANTERN_HOME, else ~/.local/share/lantern."""
     home = os.environ.get("LANTERN_HOME")
@@ -80,7 +103,9 @@ def load(path: Path | None = None, **overrides: Any) -> Config:
     data: dict[str, Any] = {}
     if p.exists():
         try:
-            raw = yaml.safe_load(p.read_text()) or {}
+            raw = yaml.safe_load(read_text_file(p)) or {}
+        except UnreadableFile as exc:
+            raise ConfigError(str(exc)) from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" line {mark.line + 1}" if mark else ""

@@ -32,11 +32,20 @@ from engine.guard.scrub import Scrubber, default_scrubber
 from engine.loop import TurnCancelled
 from engine.models.base import ToolCall
 from engine.policy.audit import AuditLog, call_hash, canonical
-from engine.policy.rules import Action, Decision, Policy, decide, effective_risk
+from engine.policy.rules import Action, Decision, Policy, decide, effective_risk, resolve_targets
+from engine.textsafe import safe_tree, unicode_safe
 from engine.tools import SimpleToolbox, Tool, ToolOutput, as_output
 
+TIMEOUT_GRACE_S = 5.0
+"""How much longer than an action's declared timeout the dispatcher waits for its handler."""
 OUTPUT_CAP = 4000
 """Characters of a tool's output the model reads at first (the context builder may trim further)."""
+
+
+def _failure_hint(data: Any) -> str | None:
+    """An executor's own word on why a call failed (timeout, unavailable, client)."""
+    v = data.get("failure") if isinstance(data, dict) else None
+    return v if v in ("timeout", "unavailable", "client") else None
 
 
 def _status_code(data: Any) -> int | None:
@@ -94,18 +103,29 @@ class Dispatcher:
         self._denied: dict[tuple[str, str], str] = {}
 
     # -- helpers --------------------------------------------------------------------------------
+    def _known(self, tool: Tool | None) -> list[str]:
+        """Credential values to remove verbatim (and in their encoded forms) from what is stored or shown."""
+        try:
+            return [v for v in self.known_values(tool) if v]
+        except Exception:  # noqa: BLE001 - scrubbing by rules still applies
+            return []
+
+    def redact(self, text: str) -> str:
+        """`text` without credentials (every configured one, in any form) or personal data: for the
+        texts a session stores and shows beside tool outputs (messages, arguments, plans)."""
+        return self.scrubber.clean(text, self._known(None))[0]
+
     def _scrub_args(self, tool: Tool | None, args: dict[str, Any]) -> str:
-        known = list(self.known_values(tool)) if tool is not None else []
-        text, _ = self.scrubber.clean(canonical(args), known)
+        text, _ = self.scrubber.clean(canonical(args), self._known(tool))
         return text
 
-    async def _audit(self, ctx: Any, kind: str, tool: str, args_json: str, h: str, decision: str = "", rule: str = "", detail: str = "") -> None:
+    async def _audit(self, ctx: Any, kind: str, tool: str, args_json: str, h: str, decision: str = "", rule: str = "", detail: str = "", **output: Any) -> None:
         if self.audit is None:
             return
         # Details quote tool errors and reasons, which can carry credentials: scrub them too.
-        detail, _ = self.scrubber.clean(detail)
+        detail, _ = self.scrubber.clean(detail, self._known(None))
         await self.audit.append(
-            session_id=ctx.session.id, user=self.user, kind=kind, tool=tool, args_json=args_json, call_hash=h, decision=decision, rule=rule, detail=detail
+            session_id=ctx.session.id, user=self.user, kind=kind, tool=tool, args_json=args_json, call_hash=h, decision=decision, rule=rule, detail=detail, **output
         )
 
     def _finished(self, ctx: Any, call: ToolCall, status: str, message: str, t0: float, **extra: Any) -> Any:
@@ -121,6 +141,13 @@ class Dispatcher:
             **extra,
         )
 
+    def approvers_for(self, decision: Decision) -> set[str]:
+        """Who may answer an approval: the rule's approvers, else the session's user and the
+        policy's `operators` role (never any name an answer happens to carry)."""
+        if decision.approvers:
+            return set(decision.approvers)
+        return {self.user, *self.policy.org.roles.get("operators", [])}
+
     @staticmethod
     def _offered(ctx: Any) -> list[str]:
         for e in reversed(ctx.session.events):
@@ -132,6 +159,8 @@ class Dispatcher:
     async def dispatch(self, call: ToolCall, tool: Tool | None, ctx: Any) -> AsyncIterator[Any]:
         """Run one call; yields events, the last a ToolCallFinished."""
         t0 = time.perf_counter()
+        # a model may write any code point: one that UTF-8 cannot encode would break every hash and write below
+        call = call.model_copy(update={"arguments": safe_tree(call.arguments, unicode_safe), "name": unicode_safe(call.name)})
         if call.parse_error or tool is None:
             offered = self._offered(ctx)
             msg = call.parse_error or f"Unknown tool {call.name!r}."
@@ -192,7 +221,9 @@ class Dispatcher:
             return
 
         now = self.clock()
-        decision = decide(self.policy, Action(name=tool.name, pack=tool.pack, risk=risk, namespace=namespace, context=context), args, self.user, now)
+        targets = resolve_targets(tool.name, args, tool.meta.get("touches"), namespace)
+        action = Action(name=tool.name, pack=tool.pack, risk=risk, namespace=namespace, context=context, targets=targets)
+        decision = decide(self.policy, action, args, self.user, now)
         shown_risk = risk if risk in ("read", "write", "dangerous") else "dangerous"
         if decision.outcome == "block":
             msg = (
@@ -231,17 +262,23 @@ class Dispatcher:
             approver_name = detail
 
         # -- execution ----------------------------------------------------------------------------
+        if shown_risk != "read":
+            # written before the executor runs: a crash mid-call still leaves the record that it was about to run
+            await self._audit(ctx, "intent", tool.name, args_json, h, decision.outcome, decision.rule_id, "about to run" + (f"; approved by {approver_name}" if approver_name else ""))
         yield ctx.event(ev.ToolCallStarted, call_id=call.id, tool=tool.name, arguments=args, risk=shown_risk, step=ctx.step)
         e0 = time.perf_counter()
         failure: Failure | None = None
         out: ToolOutput
-        timeout = float(tool.meta.get("timeout_s") or self.timeout_s)
+        # The executor enforces the action's own timeout; this outer one only catches a handler
+        # that ignores it, so it waits a little longer than the action may take.
+        declared = tool.meta.get("timeout_s")
+        timeout = float(declared) + TIMEOUT_GRACE_S if declared else self.timeout_s
         try:
             result = await asyncio.wait_for(tool.handler(copy.deepcopy(args)), timeout=timeout)
             out = as_output(result)
             code = _status_code(out.data)
             if out.status == "error" or (code is not None and code >= 400):
-                failure = classify(None, status=code, text=out.text)
+                failure = classify(None, status=code, text=out.text, hint=_failure_hint(out.data))
         except (TurnCancelled, asyncio.CancelledError):
             await self._audit(ctx, "execution", tool.name, args_json, h, decision.outcome, decision.rule_id, "cancelled while running" + (f"; approved by {approver_name}" if approver_name else ""))
             raise
@@ -253,7 +290,8 @@ class Dispatcher:
             out = ToolOutput(text="", status="error")
         wall = time.perf_counter() - e0
 
-        known = list(self.known_values(tool))
+        known = self._known(tool)
+        out.text = unicode_safe(out.text or "")
         if failure is not None:
             body = f"{tool.name} failed: {failure.message}"
             if out.text and out.text.strip()[:DETAIL_CHARS] not in failure.message:  # not twice when the message quotes it
@@ -317,7 +355,7 @@ class Dispatcher:
         detail = f"{status}: " + (text.splitlines()[0][:300] if text else "")
         if approver_name:
             detail += f"; approved by {approver_name}"
-        await self._audit(ctx, "execution", tool.name, args_json, h, decision.outcome, decision.rule_id, detail)
+        await self._audit(ctx, "execution", tool.name, args_json, h, decision.outcome, decision.rule_id, detail, output_ref=output_ref or "", output=text)
         for e in self.budgets.events(ctx):
             yield e
         summary = (f"{tool.name} failed: {failure.kind}" if failure else (shown.splitlines()[0][:160] if shown else "(no output)"))
@@ -338,7 +376,7 @@ class Dispatcher:
         """Emit ApprovalRequested, wait for the approver, validate, emit ApprovalResolved; finally yields (ok, detail)."""
         request_id = uuid.uuid4().hex[:12]
         expires = now + dt.timedelta(seconds=self.approval_ttl_s)
-        touches = str(tool.meta.get("touches") or _touches(tool, args))
+        touches = _touches(tool, args)
         req = ctx.event(
             ev.ApprovalRequested,
             request_id=request_id,
@@ -369,14 +407,16 @@ class Dispatcher:
         if approved:
             bound = getattr(answer, "call_hash", None)
             rid = getattr(answer, "request_id", None)
-            if bound is not None and bound != h:
+            if bound is None or rid is None:
+                approved, reason = False, "the approval names no call hash and request id, so it cannot be bound to this call"
+            elif bound != h:
                 approved, reason = False, "the approval was for a different call (hash mismatch)"
-            elif rid is not None and rid != request_id:
+            elif rid != request_id:
                 approved, reason = False, "the approval answered a different request"
             elif self.clock() > expires:
                 approved, reason = False, f"the approval came after the request expired at {expires.isoformat(timespec='seconds')}"
-            elif decision.approvers and by not in decision.approvers:
-                approved, reason = False, f"{by} may not approve this (approvers: {', '.join(decision.approvers)})"
+            elif by not in (allowed := self.approvers_for(decision)):
+                approved, reason = False, f"{by} may not approve this (approvers: {', '.join(sorted(allowed))})"
         yield ctx.event(ev.ApprovalResolved, request_id=request_id, call_id=call.id, approved=approved, by=by, reason=reason)
         if approved:
             kind = "confirmation" if decision.outcome == "confirm" else "approval"
@@ -419,14 +459,15 @@ def _same_call_this_turn(ctx: Any, tool: str, h: str) -> int | None:
     return seen
 
 
-def _skills_known_values(tool: Tool) -> Iterable[str]:
-    """Every credential value the skills executors resolved in this process (removed verbatim from outputs)."""
+def _skills_known_values(tool: Tool | None) -> Iterable[str]:
+    """Every credential value configured for this user (keyring, LANTERN_CRED_*, pack literals) or
+    resolved in this process: removed from outputs, arguments and details in any encoded form."""
     try:
-        from skills.credentials import known_values
+        from skills.credentials import configured_values
     except ImportError:
         return ()
     try:
-        return [v for v in known_values().values() if v]
+        return [v for v in configured_values().values() if v]
     except Exception:  # noqa: BLE001 - scrubbing by rules still applies
         return ()
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+
+from engine.textsafe import display_safe, safe_tree
 
 PROTOCOL_VERSION = 1
 """Bumped when an existing event changes shape; adding a kind does not bump it."""
@@ -35,6 +37,12 @@ class _Event(BaseModel):
     """When the engine emitted it (UTC)."""
     turn: int = 0
     """The turn (1-based) it belongs to; 0 for session-level events."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _safe_text(cls, data: Any) -> Any:
+        # Events are stored, hashed and shown on terminals: no lone surrogates, no escape sequences.
+        return safe_tree(data, display_safe) if isinstance(data, dict) else data
 
 
 ToolStatus = Literal["ok", "error", "partial", "blocked", "denied", "cancelled"]

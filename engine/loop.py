@@ -18,6 +18,7 @@ from typing import Any, Protocol, TypeVar
 from engine import events as ev
 from engine.models.base import Completion, Message, Model, TextDelta, ToolCall, ToolSpec
 from engine.models.errors import ModelError
+from engine.textsafe import safe_tree
 
 T = TypeVar("T")
 
@@ -183,6 +184,45 @@ class VerbatimContext:
         return msgs, []
 
 
+class _HeldBack:
+    """Streamed text shown only once it is scrubbed as a whole: the unfinished last word (and at
+    least BATCH characters) wait, so a credential split across fragments never shows in part.
+    Without a scrubber, fragments pass through as they come."""
+
+    BATCH = 32
+
+    def __init__(self, redact: Callable[[str], str] | None) -> None:
+        self.redact = redact
+        self.raw = ""
+        self.done = 0
+        """Raw characters already shown."""
+        self.sent = 0
+        """Scrubbed characters already shown."""
+
+    def feed(self, text: str) -> str:
+        if self.redact is None:
+            return text
+        self.raw += text
+        cut = max(self.raw.rfind(" "), self.raw.rfind("\n")) + 1
+        if cut - self.done < self.BATCH:
+            return ""
+        return self._upto(cut)
+
+    def flush(self) -> str:
+        return self._upto(len(self.raw)) if self.redact is not None else ""
+
+    def _upto(self, cut: int) -> str:
+        assert self.redact is not None
+        clean = self.redact(self.raw[:cut])
+        out = clean[self.sent :]
+        self.done, self.sent = cut, max(self.sent, len(clean))
+        return out
+
+
+_IDS = frozenset({"call_id", "call_hash", "request_id", "output_ref", "ref", "tool", "model", "status", "kind", "risk", "decision"})
+"""Event fields that are identifiers, never scrubbed (an approval binds to call_hash and request_id)."""
+
+
 class Session:
     """One conversation with the agent; owns the event log and runs turns."""
 
@@ -199,6 +239,7 @@ class Session:
         config: LoopConfig | None = None,
         events: list[Any] | None = None,
         clock: Callable[[], Any] = ev.utcnow,
+        redact: Callable[[str], str] | None = None,
     ) -> None:
         self.model = model
         """The model this session talks to."""
@@ -220,6 +261,9 @@ class Session:
         """Every event of the session so far, in order."""
         self.clock = clock
         """Time source (frozen in snapshot tests)."""
+        self.redact = redact
+        """Scrubs credentials and personal data from every text an event carries (the user's
+        message, the model's text and arguments, plans, critic notes) before it is stored or shown."""
         self._seq = self.events[-1].seq if self.events else 0
         self._turn = max((getattr(e, "turn", 0) for e in self.events), default=0)
         self._cancel: asyncio.Event | None = None
@@ -242,6 +286,8 @@ class Session:
         """Create the next event of this session."""
         self._seq += 1
         fields.setdefault("turn", self._turn)
+        if self.redact is not None and cls is not ev.ToolCallFinished:  # a tool's output is scrubbed by the dispatcher
+            fields = {k: v if k in _IDS else safe_tree(v, self.redact) for k, v in fields.items()}
         return cls(session_id=self.id, seq=self._seq, at=self.clock(), **fields)  # type: ignore[call-arg]
 
     async def _record(self, event: Any) -> Any:
@@ -482,6 +528,7 @@ class Session:
             m0 = time.perf_counter()
             completion: Completion | None = None
             stream = self.model.stream(messages, tools, answer_schema=cfg.answer_schema)
+            held = _HeldBack(self.redact)
             try:
                 while True:
                     try:
@@ -489,10 +536,14 @@ class Session:
                     except StopAsyncIteration:
                         break
                     if isinstance(chunk, TextDelta):
-                        if chunk.text:
-                            yield ctx.event(ev.AssistantDelta, text=chunk.text, step=ctx.step)
+                        shown = held.feed(chunk.text)
+                        if shown:
+                            yield ctx.event(ev.AssistantDelta, text=shown, step=ctx.step)
                     else:
                         completion = chunk
+                rest = held.flush()
+                if rest:
+                    yield ctx.event(ev.AssistantDelta, text=rest, step=ctx.step)
             finally:
                 aclose = getattr(stream, "aclose", None)
                 if aclose is not None:

@@ -136,6 +136,9 @@ async def open_session(
     attach = getattr(toolbox, "attach", None)
     if attach is not None:
         await attach(store, cfg)
+    dispatcher = getattr(toolbox, "dispatcher", None)
+    if dispatcher is not None:
+        session.redact = dispatcher.redact
     await store.create_session(session.id, model=model.name, context=cfg.context)
     await session.emit(ev.SessionStarted, model=model.name, context=cfg.context, namespace=cfg.namespace, resumed=bool(past))
     for text in getattr(toolbox, "notices", []):

@@ -2,13 +2,19 @@
 
 An event is committed before any face shows it, so a killed process loses nothing already on
 screen. The audit log lives in the same file, in its own append-only table (engine/policy).
+Each session's events form a keyed hash chain (engine.chain), checked by `lantern audit verify`.
+Several processes may share the file: every write waits for SQLite's lock (busy timeout), and
+writes of one process share one lock so the audit's numbering transaction stays its own.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import hmac
 import json
 import os
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +22,24 @@ from typing import Any
 import aiosqlite
 
 from engine import events as ev
+from engine.chain import load_key, mac
+
+BUSY_TIMEOUT_S = 30.0
+"""How long a write waits for another process holding the database's lock."""
+_LOCKS: weakref.WeakKeyDictionary[aiosqlite.Connection, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
+def write_lock(db: aiosqlite.Connection) -> asyncio.Lock:
+    """The one lock for writes on a connection (the store's events and the audit's rows)."""
+    lock = _LOCKS.get(db)
+    if lock is None:
+        lock = _LOCKS[db] = asyncio.Lock()
+    return lock
+
+
+def event_hash(key: bytes, prev: str, body: str) -> str:
+    """The keyed link of one event to the one before it in its session."""
+    return mac(key, prev + "\n" + body)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -33,6 +57,7 @@ CREATE TABLE IF NOT EXISTS events (
     kind TEXT NOT NULL,
     at TEXT NOT NULL,
     body TEXT NOT NULL,
+    hash TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (session_id, seq)
 );
 CREATE TABLE IF NOT EXISTS blobs (
@@ -75,15 +100,22 @@ class Store:
         self.path = Path(path) if path else default_path()
         """The database file."""
         self._db: aiosqlite.Connection | None = None
+        self._key = b""
+        self._heads: dict[str, str] = {}
 
     async def open(self) -> Store:
         """Open (creating if needed) the database in WAL mode."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = await aiosqlite.connect(self.path)
-        await self._db.execute("PRAGMA journal_mode=WAL")
-        await self._db.execute("PRAGMA synchronous=NORMAL")
-        await self._db.executescript(SCHEMA)
-        await self._db.commit()
+        self._key = load_key()
+        self._db = await aiosqlite.connect(self.path, timeout=BUSY_TIMEOUT_S)
+        async with write_lock(self._db):
+            await self._db.execute("PRAGMA journal_mode=WAL")
+            await self._db.execute("PRAGMA synchronous=NORMAL")
+            await self._db.executescript(SCHEMA)
+            async with self._db.execute("PRAGMA table_info(events)") as cur:
+                if "hash" not in {r[1] async for r in cur}:  # a store from before events were chained
+                    await self._db.execute("ALTER TABLE events ADD COLUMN hash TEXT NOT NULL DEFAULT ''")
+            await self._db.commit()
         return self
 
     @property
@@ -108,28 +140,62 @@ class Store:
     async def create_session(self, session_id: str, *, model: str = "", context: str | None = None, meta: dict[str, Any] | None = None) -> None:
         """Register a session (idempotent)."""
         now = ev.utcnow().isoformat()
-        await self.db.execute(
-            "INSERT OR IGNORE INTO sessions(id, created_at, updated_at, model, context, meta) VALUES (?,?,?,?,?,?)",
-            (session_id, now, now, model, context, json.dumps(meta or {})),
-        )
-        await self.db.commit()
+        async with write_lock(self.db):
+            await self.db.execute(
+                "INSERT OR IGNORE INTO sessions(id, created_at, updated_at, model, context, meta) VALUES (?,?,?,?,?,?)",
+                (session_id, now, now, model, context, json.dumps(meta or {})),
+            )
+            await self.db.commit()
 
     async def append(self, event: Any) -> None:
         """Persist one event and commit (the event is durable before any face shows it)."""
         body = event.model_dump_json()
         at = event.at.isoformat() if isinstance(event.at, dt.datetime) else str(event.at)
-        await self.db.execute(
-            "INSERT INTO events(session_id, seq, kind, at, body) VALUES (?,?,?,?,?)",
-            (event.session_id, event.seq, event.kind, at, body),
-        )
-        if event.kind == "user-message":
+        async with write_lock(self.db):
+            prev = await self._head(event.session_id)
+            h = event_hash(self._key, prev, body)
             await self.db.execute(
-                "UPDATE sessions SET updated_at=?, title=CASE WHEN title='' THEN ? ELSE title END WHERE id=?",
-                (at, event.text[:80], event.session_id),
+                "INSERT INTO events(session_id, seq, kind, at, body, hash) VALUES (?,?,?,?,?,?)",
+                (event.session_id, event.seq, event.kind, at, body, h),
             )
-        elif event.kind == "turn-finished":
-            await self.db.execute("UPDATE sessions SET updated_at=? WHERE id=?", (at, event.session_id))
-        await self.db.commit()
+            if event.kind == "user-message":
+                await self.db.execute(
+                    "UPDATE sessions SET updated_at=?, title=CASE WHEN title='' THEN ? ELSE title END WHERE id=?",
+                    (at, event.text[:80], event.session_id),
+                )
+            elif event.kind == "turn-finished":
+                await self.db.execute("UPDATE sessions SET updated_at=? WHERE id=?", (at, event.session_id))
+            await self.db.commit()
+            self._heads[event.session_id] = h
+
+    async def _head(self, session_id: str) -> str:
+        if session_id not in self._heads:
+            async with self.db.execute("SELECT hash FROM events WHERE session_id=? ORDER BY seq DESC LIMIT 1", (session_id,)) as cur:
+                row = await cur.fetchone()
+            self._heads[session_id] = row[0] if row else ""
+        return self._heads[session_id]
+
+    async def verify_events(self) -> tuple[bool, str]:
+        """(ok, why): every session's events still form their keyed chain (an edit, a removed or
+        re-ordered event breaks it); sessions written before events were chained are counted apart."""
+        sessions = unchained = 0
+        current, prev, seq = None, "", 0
+        async with self.db.execute("SELECT session_id, seq, body, hash FROM events ORDER BY session_id, seq") as cur:
+            async for sid, n, body, h in cur:
+                if sid != current:
+                    current, prev, seq = sid, "", 0
+                    sessions += 1
+                seq += 1
+                if not h and not prev:
+                    unchained += n == 1
+                    continue
+                if n != seq:
+                    return False, f"session {sid}: event {seq} is missing"
+                if not hmac.compare_digest(event_hash(self._key, prev, body), h):
+                    return False, f"session {sid}: event {n} does not match its keyed hash (edited)"
+                prev = h
+        extra = f" ({unchained} written before events were chained)" if unchained else ""
+        return True, f"{sessions} sessions' events intact{extra}"
 
     async def events(self, session_id: str) -> list[Any]:
         """All events of a session, in order."""
@@ -167,22 +233,27 @@ class Store:
 
     async def put_blob(self, ref: str, session_id: str, body: str) -> None:
         """Keep a full (scrubbed) tool output, recallable by `ref`."""
-        await self.db.execute("INSERT OR REPLACE INTO blobs(ref, session_id, body) VALUES (?,?,?)", (ref, session_id, body))
-        await self.db.commit()
+        async with write_lock(self.db):
+            await self.db.execute("INSERT OR REPLACE INTO blobs(ref, session_id, body) VALUES (?,?,?)", (ref, session_id, body))
+            await self.db.commit()
 
-    async def get_blob(self, ref: str) -> str | None:
-        """A stored output by reference."""
-        async with self.db.execute("SELECT body FROM blobs WHERE ref=?", (ref,)) as cur:
+    async def get_blob(self, ref: str, *, session_id: str | None = None) -> str | None:
+        """A stored output by reference (only if it belongs to `session_id`, when given)."""
+        sql, params = "SELECT body FROM blobs WHERE ref=?", [ref]
+        if session_id is not None:
+            sql, params = sql + " AND session_id=?", [ref, session_id]
+        async with self.db.execute(sql, params) as cur:
             row = await cur.fetchone()
         return row[0] if row else None
 
     async def put_score(self, session_id: str, score: dict[str, Any]) -> None:
         """Store a session's trajectory score."""
-        await self.db.execute(
-            "INSERT OR REPLACE INTO scores(session_id, at, body) VALUES (?,?,?)",
-            (session_id, ev.utcnow().isoformat(), json.dumps(score)),
-        )
-        await self.db.commit()
+        async with write_lock(self.db):
+            await self.db.execute(
+                "INSERT OR REPLACE INTO scores(session_id, at, body) VALUES (?,?,?)",
+                (session_id, ev.utcnow().isoformat(), json.dumps(score)),
+            )
+            await self.db.commit()
 
     async def get_score(self, session_id: str) -> dict[str, Any] | None:
         """A session's stored trajectory score."""

@@ -64,6 +64,8 @@ class ScriptedModel:
             raise errors.BadRequest(f"script file not found: {p}") from None
         except json.JSONDecodeError as exc:
             raise errors.BadRequest(f"script {p} is not valid JSON: line {exc.lineno}: {exc.msg}") from None
+        except (UnicodeDecodeError, IsADirectoryError, PermissionError) as exc:
+            raise errors.BadRequest(f"script {p} cannot be read as UTF-8 JSON: {exc}") from None
         steps = data.get("steps") if isinstance(data, dict) else data
         if not isinstance(steps, list):
             raise errors.BadRequest(f"script {p} must be a list of steps or an object with 'steps'")

@@ -74,7 +74,10 @@ def cmd_show(args: argparse.Namespace) -> int:
     c = pack.connection
     print(f"{pack.name} v{pack.version}: {pack.description.strip()}")
     print(f"  source: {pack.source}")
+    from skills.spec import redact_url
+
     where = c.base_url or c.binary or c.module or (c.server.url or " ".join(c.server.command or []) if c.server else "") or "-"
+    where = redact_url(where)
     print(f"  executor: {c.executor}  target: {where}  credential: {c.credential or '-'}  timeout: {c.timeout:g}s")
     print()
     width = max(len(a.name) for a in pack.actions) if pack.actions else 0

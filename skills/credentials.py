@@ -109,6 +109,32 @@ def known_values() -> dict[str, str]:
         return dict(_known)
 
 
+KEYRING_TTL_S = 30.0
+"""How long the keyring's stored values are reused before the keyring is read again."""
+_stored: tuple[float, dict[str, str]] = (-1e9, {})
+
+
+def note_literal(name: str, value: str) -> None:
+    """A secret written into a pack's config (a header value, a URL's password): scrubbed like a credential."""
+    if value:
+        _remember(name, value)
+
+
+def configured_values() -> dict[str, str]:
+    """Every credential value this user has configured, resolved in this process or not: each
+    LANTERN_CRED_* variable, each name stored with `lantern creds set` (the keyring is read at
+    most every KEYRING_TTL_S), and the values already resolved or noted."""
+    import time
+
+    global _stored
+    at, stored = _stored
+    if time.monotonic() - at > KEYRING_TTL_S:
+        stored = {name: v for name in _read_index() if (v := _keyring_get(name))}
+        _stored = (time.monotonic(), stored)
+    env = {k: v for k, v in os.environ.items() if k.startswith("LANTERN_CRED_") and v}
+    return {**env, **stored, **known_values()}
+
+
 def _index_path() -> Path:
     from engine.config import lantern_home
 

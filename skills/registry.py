@@ -41,6 +41,8 @@ def action_tool(action: Action, **options: Any) -> Tool:
             "action": action,
             "projection": list(action.output),
             "rollback": action.rollback,
+            "touches": action.touches.model_dump(exclude_none=True) if action.touches else None,
+            "timeout_s": action.timeout or action.pack.connection.timeout,
             "permissions": list(action.permissions),
             "examples": list(action.examples),
             "executor": action.pack.connection.executor,
@@ -52,7 +54,19 @@ def action_tool(action: Action, **options: Any) -> Tool:
 
 
 def pack_tools(packs: list[Pack], *, context: str | None = None, **options: Any) -> list[Tool]:
-    """Every action of every pack as a Tool named `pack.action`."""
+    """Every action of every pack as a Tool named `pack.action` (a pack's literal secrets join the
+    values the guard scrubs)."""
+    from skills.credentials import note_literal
+
+    for p in packs:
+        for i, value in enumerate(p.connection.literal_secrets()):
+            note_literal(f"{p.name} config #{i + 1}", value)
+        for a in p.actions:
+            for h, value in (a.http.headers.items() if a.http else ()):
+                from skills.spec import _looks_secret
+
+                if _looks_secret(h, value):
+                    note_literal(f"{a.qualified_name} header {h}", value)
     opts = dict(options)
     if context is not None:
         opts["context"] = context

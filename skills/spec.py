@@ -7,9 +7,12 @@ pydantic model (`Action.args_model()`), so arguments are checked before anything
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 from functools import cached_property
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, create_model, field_validator, model_validator
 
@@ -50,6 +53,9 @@ class Param(_Strict):
     """Regular expression a string must match."""
     items: Param | None = None
     """Element schema of an array."""
+    slashes: bool = False
+    """A path parameter whose values may hold '/' (a RabbitMQ vhost), sent percent-encoded as one
+    segment; any other path parameter with a '/' is refused."""
 
     @field_validator("pattern")
     @classmethod
@@ -166,6 +172,18 @@ class Cli(_Strict):
     """How to read stdout."""
 
 
+class Touches(_Strict):
+    """The object an action changes, as templates over its parameters ('{name}'): policy rules
+    on kind, namespace and name match it."""
+
+    kind: str
+    """Kind, literal ('pod') or a parameter ('{kind}')."""
+    name: str | None = None
+    """Object name, usually '{name}'."""
+    namespace: str | None = None
+    """Namespace, usually '{namespace}'; ignored for cluster-scoped kinds."""
+
+
 class Action(_Strict):
     """One thing a pack can do."""
 
@@ -199,6 +217,8 @@ class Action(_Strict):
     """How to page through results."""
     rollback: str | None = None
     """For writes: how to undo it, shown with the approval."""
+    touches: Touches | None = None
+    """For writes: the object it changes (default: read from kind/name/namespace arguments)."""
     timeout: float | None = Field(default=None, gt=0)
     """Overrides the connection's timeout."""
 
@@ -246,7 +266,7 @@ class Action(_Strict):
                 fields[pname] = (typ | None, Field(default=p.default, **constraints))
         model = create_model(  # type: ignore[call-overload]
             f"{self.name}_args",
-            __config__=ConfigDict(extra="forbid", strict=False),
+            __config__=ConfigDict(extra="forbid", strict=False, regex_engine="python-re"),
             **fields,
         )
         self._args_cache = model
@@ -282,6 +302,40 @@ class McpServer(_Strict):
         return self
 
 
+_SECRET_NAME = re.compile(r"auth|token|secret|passw|pwd|api[-_]?key|apikey|cookie|session|signature|credential|private", re.I)
+
+
+def _looks_secret(name: str, value: str) -> bool:
+    """A literal in a pack that is a secret: named like one, or long and random."""
+    if not value or len(value) < 6:
+        return False
+    if _SECRET_NAME.search(name):
+        return True
+    n = len(value)
+    entropy = -sum(c / n * math.log2(c / n) for c in Counter(value).values())
+    return n >= 16 and entropy >= 3.5 and " " not in value
+
+
+def url_password(url: str | None) -> str | None:
+    """The password in a URL's userinfo (https://user:PASSWORD@host), if any."""
+    try:
+        return urlsplit(url).password if url else None
+    except ValueError:
+        return None
+
+
+def redact_url(url: str) -> str:
+    """`url` with the password of its userinfo replaced by '***' (for printing)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if not parts.password:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 class Connection(_Strict):
     """How the executor reaches the system: kind, address, credential by name, auth scheme."""
 
@@ -311,6 +365,19 @@ class Connection(_Strict):
     """Fixed headers."""
     timeout: float = Field(default=20.0, gt=0)
     """Seconds per request or command."""
+
+    def literal_secrets(self) -> list[str]:
+        """Secrets written into the pack itself (an auth header's value, a password in base_url or
+        an MCP server's URL, a secret-named server env value): scrubbed like resolved credentials."""
+        out = [v for k, v in self.headers.items() if _looks_secret(k, v)]
+        for url in (self.base_url, self.server.url if self.server else None):
+            pw = url_password(url)
+            if pw:
+                out.append(pw)
+        if self.server is not None:
+            out += [v for k, v in self.server.env.items() if _looks_secret(k, v)]
+        return out
+
     retries: int = Field(default=3, ge=0, le=10)
     """Retries on 429/5xx and connection errors."""
     max_retry_after: float = Field(default=30.0, ge=0)

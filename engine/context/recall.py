@@ -37,10 +37,12 @@ def recall_tool(store_getter: Callable[[], Any] | None, builder: Any = None, *, 
         text: str | None = None
         source = ""
         blob_ref = getattr(event, "output_ref", None) if event is not None else None
-        if store is not None:
+        owner = _session_of(active, event)
+        if store is not None and owner is not None:
             for candidate in [r for r in (blob_ref, ref) if r]:
                 try:
-                    text = await store.get_blob(candidate)
+                    # a ref names a blob of this session only: another session's outputs stay there
+                    text = await store.get_blob(candidate, session_id=owner)
                 except Exception:  # noqa: BLE001 - a store error falls back to the event's own text
                     text = None
                 if text is not None:
@@ -76,6 +78,15 @@ def recall_tool(store_getter: Callable[[], Any] | None, builder: Any = None, *, 
         keywords=["recall", "detail", "dropped", "earlier output", "full output"],
         meta={"pinned": True},
     )
+
+
+def _session_of(builder: Any, event: Any) -> str | None:
+    """The session whose outputs a recall may read: the turn's own."""
+    for e in ([event] if event is not None else []) + list(getattr(builder, "events", None) or []):
+        sid = getattr(e, "session_id", None)
+        if isinstance(sid, str) and sid:
+            return sid
+    return None
 
 
 def _limit(builder: Any) -> int:

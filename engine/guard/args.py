@@ -135,7 +135,7 @@ def _model_for(schema: dict[str, Any], name: str = "Arguments", depth: int = 0) 
     extra = "forbid" if schema.get("additionalProperties") is not True else "allow"
     model = create_model(  # type: ignore[call-overload]
         re.sub(r"\W", "_", name)[:60] or "Arguments",
-        __config__=ConfigDict(extra=extra, coerce_numbers_to_str=True, populate_by_name=False),
+        __config__=ConfigDict(extra=extra, coerce_numbers_to_str=True, populate_by_name=False, regex_engine="python-re"),
         **fields,
     )
     _cache[key] = model

@@ -44,22 +44,40 @@ def status_of(exc: BaseException) -> int | None:
     return None
 
 
-def classify(exc: BaseException | None = None, *, status: int | None = None, text: str = "") -> Failure:
-    """Turn an exception (or an error status) into a Failure with an actionable message."""
+def transient_kind(exc: BaseException | None) -> str | None:
+    """'timeout' or 'unavailable' when an exception (or one it wraps: urllib3's MaxRetryError keeps
+    the refused connection in `.reason`) says the backend did not answer, else None."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        name = type(exc).__name__
+        if isinstance(exc, (asyncio.TimeoutError, TimeoutError)) or "Timeout" in name:
+            return "timeout"
+        if isinstance(exc, (ConnectionError, OSError)) or "Connect" in name or "Transport" in name or "MaxRetry" in name or "NameResolution" in name:
+            return "unavailable"
+        nxt = getattr(exc, "reason", None)
+        exc = nxt if isinstance(nxt, BaseException) else (exc.__cause__ or exc.__context__)
+    return None
+
+
+def classify(exc: BaseException | None = None, *, status: int | None = None, text: str = "", hint: str | None = None) -> Failure:
+    """Turn an exception (or an error status, or an executor's `hint`: timeout, unavailable,
+    client) into a Failure with an actionable message."""
     name = type(exc).__name__ if exc is not None else ""
     detail = (str(exc) if exc is not None else text).strip()[:DETAIL_CHARS]
     code = status if status is not None else (status_of(exc) if exc is not None else None)
-    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)) or "Timeout" in name:
+    kind = hint or transient_kind(exc)
+    if kind == "timeout":
         return Failure("timeout", True, f"timed out{': ' + detail if detail else ''}. The backend may be slow or down; try a narrower query or later.")
     if code == 429:
         ra = getattr(exc, "retry_after", None)
         return Failure("rate-limited", True, f"rate limited by the backend (429){': ' + detail if detail else ''}. Wait before calling it again.", ra if isinstance(ra, (int, float)) else None)
     if code is not None and code >= 500:
         return Failure("unavailable", True, f"backend error {code}{': ' + detail if detail else ''}. The backend is failing; retrying the same call is unlikely to help soon.")
-    if isinstance(exc, (ConnectionError, OSError)) or "Connect" in name or "Transport" in name:
-        return Failure("unavailable", True, f"could not reach the backend ({name}{': ' + detail if detail else ''}).")
-    if code is not None and 400 <= code < 500:
-        return Failure("client", False, f"the backend refused the request ({code}){': ' + detail if detail else ''}. Check the arguments.")
+    if kind == "unavailable":
+        return Failure("unavailable", True, f"could not reach the backend ({name + ': ' if name else ''}{detail or 'no answer'}).")
+    if kind == "client" or (code is not None and 400 <= code < 500):
+        return Failure("client", False, f"the backend refused the request{f' ({code})' if code else ''}{': ' + detail if detail else ''}. Check the arguments.")
     if isinstance(exc, (KeyError, TypeError, ValueError, AttributeError)):
         return Failure("schema", False, f"the response did not have the expected shape ({name}: {detail}). The backend's API may have changed.")
     return Failure("internal", False, f"{name or 'error'}: {detail or 'failed'}")

@@ -25,6 +25,8 @@ from typing import Any
 
 import yaml
 
+from engine.guard.known import find_known
+
 RULES_PATH = Path(__file__).with_name("rules.yaml")
 """The shipped rule set."""
 
@@ -175,14 +177,8 @@ class Scrubber:
 
     def find(self, text: str, known_values: Iterable[str] = ()) -> list[Finding]:
         """Every span to replace, merged so that none overlap, in text order."""
-        spans: list[Finding] = []
-        for value in known_values:
-            # Short values would shred ordinary words; executors only inject real credentials.
-            if value and len(value) >= 4:
-                start = text.find(value)
-                while start != -1:
-                    spans.append(Finding(start, start + len(value), "credential", "known"))
-                    start = text.find(value, start + len(value))
+        # Known values in any form they leak in (encoded, split over lines, cut short): engine.guard.known
+        spans: list[Finding] = [Finding(a, b, "credential", "known") for a, b in find_known(text, known_values)]
         lower = text.lower()
         aligned = len(lower) == len(text)  # some characters change length when lower-cased
         present = {k for k in self._keywords if k in lower}  # each keyword searched once, not once per rule

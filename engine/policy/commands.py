@@ -8,7 +8,7 @@ import json
 import os
 from pathlib import Path
 
-from engine.policy.rules import Action, PolicyError, decide, effective_risk, load_policy
+from engine.policy.rules import Action, PolicyError, decide, effective_risk, load_policy, resolve_targets
 
 SHIPPED = Path(__file__).with_name("defaults") / "org.yaml"
 """The org policy that ships with Lantern."""
@@ -80,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
     pack = name.split(".", 1)[0] if "." in name else ""
     meta = {"http_method": args.method} if args.method else {}
     risk = effective_risk(name, args.risk, meta)
-    d = decide(policy, Action(name=name, pack=pack, risk=risk, namespace=args.namespace, context=args.context), call_args, args.user, now)
+    targets = resolve_targets(name, call_args, None, args.namespace or "default")
+    d = decide(policy, Action(name=name, pack=pack, risk=risk, namespace=args.namespace, context=args.context, targets=targets), call_args, args.user, now)
     if args.json:
         print(json.dumps({"decision": d.outcome, "rule": d.rule_id, "reason": d.reason, "risk": d.risk, "approvers": list(d.approvers), "policy": policy.source}))
     else:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -130,6 +131,11 @@ class Match(BaseModel):
     action: list[str] | None = None
     risk: list[Literal["read", "write", "dangerous", "unknown"]] | None = None
     namespace: list[str] | None = None
+    """Namespaces the action touches (a rule on a namespace also covers the namespace object itself)."""
+    kind: list[str] | None = None
+    """Kinds of the objects the action touches (pod, deployment, namespace ...)."""
+    name: list[str] | None = None
+    """Names of the objects the action touches."""
     context: list[str] | None = None
     users: list[str] | None = None
     """Users (or role:NAME) the rule applies to."""
@@ -138,7 +144,7 @@ class Match(BaseModel):
     args: dict[str, Any] | None = None
     """Argument values (globs for strings) that must all match."""
 
-    @field_validator("pack", "action", "risk", "namespace", "context", "users", mode="before")
+    @field_validator("pack", "action", "risk", "namespace", "kind", "name", "context", "users", mode="before")
     @classmethod
     def _listify(cls, v: Any) -> Any:
         return _as_list(v)
@@ -322,22 +328,28 @@ def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     return model
 
 
+def _read(path: Path) -> str:
+    """A policy file's text, or a PolicyError naming the file and what to fix."""
+    from engine.config import UnreadableFile, read_text_file
+
+    try:
+        return read_text_file(path)
+    except UnreadableFile as exc:
+        raise PolicyError(str(path), exc.line, "", exc.reason) from None
+
+
 def load_policy(org_path: str | Path | None = None, user_path: str | Path | None = None) -> Policy:
     """Load the org file and a user's overrides; raises PolicyError on any mistake."""
     org = PolicyFile()
     source = "built-in defaults"
     if org_path is not None:
         p = Path(org_path)
-        try:
-            text = p.read_text()
-        except OSError as exc:
-            raise PolicyError(str(p), None, "", f"cannot read: {exc.strerror or exc}") from None
-        org = parse_policy(text, str(p))
+        org = parse_policy(_read(p), str(p))
         source = str(p)
     user_rules: list[Rule] = []
     if user_path is not None and Path(user_path).exists():
         up = Path(user_path)
-        uf = parse_policy(up.read_text(), str(up))
+        uf = parse_policy(_read(up), str(up))
         for r in uf.rules:
             if r.final:
                 raise PolicyError(str(up), None, f"rules[{r.id}].final", "only the org policy may mark rules final")
@@ -357,6 +369,98 @@ def load_policy_safe(org_path: str | Path | None = None, user_path: str | Path |
 # -- deciding -------------------------------------------------------------------------------
 
 
+# -- what a call touches ----------------------------------------------------------------------
+
+_DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2043\u2212\u02d7\ufe58\ufe63\uff0d\u058a\u1400\u2e3a\u2e3b"
+_INVISIBLE = "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b\u200c\u200d\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2060\u2061\u2062\u2063\u2064\ufeff"
+# Letters that render as Latin ones (Unicode's confusables.txt, the lowercase Latin targets;
+# upper case is folded first).
+_LOOKALIKES = {
+    "a": "\u0430\u03b1\u0251", "c": "\u0441\u03f2\u217d", "d": "\u0501\u217e", "e": "\u0435\u0454\u04bd",
+    "h": "\u04bb\u0570", "i": "\u0456\u03b9\u0131\u0269\u2170", "j": "\u0458\u03f3", "k": "\u03ba\u043a",
+    "l": "\u04cf\u0399\u217c\u01c0", "m": "\u217f", "n": "\u0578\u057c", "o": "\u043e\u03bf\u0585\u03c3",
+    "p": "\u0440\u03c1", "q": "\u051b\u0566", "s": "\u0455", "t": "\u03c4", "u": "\u03c5\u057d", "v": "\u03bd\u0475\u2174",
+    "w": "\u051d\u0461", "x": "\u0445\u03c7\u2179", "y": "\u0443\u03b3\u04af", "z": "\u1d22",
+}
+_FOLD = {ord(c): "-" for c in _DASHES} | {ord(c): None for c in _INVISIBLE} | {ord(c): latin for latin, cs in _LOOKALIKES.items() for c in cs}
+
+
+def fold(text: str) -> str:
+    """Text as a policy compares it: NFKC, case-folded, look-alike letters and dashes folded to
+    ASCII and invisible characters removed, so `KUBE-SYSTEM` and `kube‐system` (U+2010) are `kube-system`."""
+    once = unicodedata.normalize("NFKC", text).casefold().translate(_FOLD)
+    return unicodedata.normalize("NFKC", once)
+
+
+NAMESPACE_KINDS = frozenset({"namespace", "namespaces", "ns"})
+"""Names of the Namespace kind: deleting one touches every object in it."""
+CLUSTER_KINDS = frozenset(
+    {
+        "node", "nodes", "no", "persistentvolume", "persistentvolumes", "pv", "storageclass", "storageclasses", "sc",
+        "clusterrole", "clusterroles", "clusterrolebinding", "clusterrolebindings", "customresourcedefinition",
+        "customresourcedefinitions", "crd", "crds", "ingressclass", "ingressclasses", "priorityclass", "priorityclasses", "pc",
+        "mutatingwebhookconfiguration", "mutatingwebhookconfigurations", "validatingwebhookconfiguration",
+        "validatingwebhookconfigurations", "apiservice", "apiservices", "csidriver", "csidrivers", "csinode", "csinodes",
+        "runtimeclass", "runtimeclasses", "volumeattachment", "volumeattachments",
+    }
+    | NAMESPACE_KINDS
+)
+"""Kubernetes kinds that live in no namespace (a `namespace` argument means nothing to them)."""
+_NAME_KEYS = ("name", "resource_name", "object")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One object a call touches, folded for matching."""
+
+    kind: str = ""
+    name: str = ""
+    namespace: str | None = None
+    """None for cluster-scoped kinds."""
+
+
+def _filled(template: Any, args: dict[str, Any]) -> str:
+    if not isinstance(template, str):
+        return ""
+    out = re.sub(r"\{([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: str(args.get(m.group(1)) if args.get(m.group(1)) is not None else ""), template)
+    return fold(out)
+
+
+def resolve_targets(action_name: str, args: dict[str, Any], declared: dict[str, Any] | None, default_namespace: str | None = None) -> tuple[Target, ...]:
+    """What a call touches: the action's declared `touches` (templates over its parameters) filled
+    from the arguments after defaults and coercion, else read from the usual argument names
+    (kind/resource, name, namespace) and the action's noun (delete_pod → pod, drain_node → node)."""
+    noun = fold(action_name.rsplit(".", 1)[-1]).partition("_")[2]
+    if isinstance(declared, dict) and declared:
+        kind = _filled(declared.get("kind"), args)
+        name = _filled(declared.get("name"), args)
+        ns_raw = _filled(declared.get("namespace"), args) if declared.get("namespace") else ""
+    else:
+        kind = fold(str(args.get("kind") or args.get("resource") or args.get("resource_type") or noun or ""))
+        name = next((fold(str(args[k])) for k in (*_NAME_KEYS, noun) if k and isinstance(args.get(k), (str, int))), "")
+        ns_raw = fold(str(args["namespace"])) if isinstance(args.get("namespace"), str) else ""
+    if not (kind or name or ns_raw):
+        return ()
+    namespace: str | None = ns_raw or (fold(default_namespace) if default_namespace else None)
+    if kind in CLUSTER_KINDS:
+        namespace = None
+    return (Target(kind, name, namespace),)
+
+
+def touched_namespaces(action: Action, args: dict[str, Any]) -> set[str]:
+    """Every namespace a call reaches: its targets' namespaces and any namespace it touches as an object."""
+    if not action.targets:
+        ns = args.get("namespace") if isinstance(args.get("namespace"), str) else action.namespace
+        return {fold(ns)} if ns else set()
+    out: set[str] = set()
+    for t in action.targets:
+        if t.namespace:
+            out.add(t.namespace)
+        if t.kind in NAMESPACE_KINDS and t.name:
+            out.add(t.name)
+    return out
+
+
 @dataclass(frozen=True)
 class Action:
     """What is about to run, as the policy sees it."""
@@ -367,6 +471,8 @@ class Action:
     """Declared risk, already raised by `effective_risk` where the tool's metadata says more."""
     namespace: str | None = None
     context: str | None = None
+    targets: tuple[Target, ...] = ()
+    """The objects the call touches (resolve_targets); empty: only `namespace` is known."""
 
 
 @dataclass(frozen=True)
@@ -416,6 +522,11 @@ def _glob_any(value: str | None, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatchcase(value, p) for p in patterns)
 
 
+def _folded_any(values: set[str], patterns: list[str]) -> bool:
+    folded = [fold(p) for p in patterns]
+    return any(fnmatch.fnmatchcase(v, p) for v in values for p in folded)
+
+
 def _expand(names: list[str], roles: dict[str, list[str]]) -> set[str]:
     out: set[str] = set()
     for n in names:
@@ -434,10 +545,12 @@ def _matches(rule: Rule, action: Action, args: dict[str, Any], user: str, now: d
         return False
     if m.risk is not None and action.risk not in m.risk:
         return False
-    if m.namespace is not None:
-        ns = args.get("namespace") if isinstance(args.get("namespace"), str) else action.namespace
-        if not _glob_any(ns, m.namespace):
-            return False
+    if m.namespace is not None and not _folded_any(touched_namespaces(action, args), m.namespace):
+        return False
+    if m.kind is not None and not _folded_any({t.kind for t in action.targets if t.kind}, m.kind):
+        return False
+    if m.name is not None and not _folded_any({t.name for t in action.targets if t.name}, m.name):
+        return False
     if m.context is not None and not _glob_any(action.context, m.context):
         return False
     if m.users is not None and user not in _expand(m.users, roles):
@@ -448,7 +561,7 @@ def _matches(rule: Rule, action: Action, args: dict[str, Any], user: str, now: d
         for k, want in m.args.items():
             got = args.get(k)
             if isinstance(want, str) and isinstance(got, str):
-                if not fnmatch.fnmatchcase(got, want):
+                if not fnmatch.fnmatchcase(fold(got), fold(want)):
                     return False
             elif got != want:
                 return False

@@ -10,10 +10,14 @@ well under a millisecond, cheaper than a LanceDB query's fixed overhead, so sear
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import json
+import os
 import shutil
 import threading
+import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -156,14 +160,39 @@ class HybridIndex:
         self._hashes: dict[str, str] = {}
         self._ids: dict[str, list[str]] = {k: [] for k in KINDS}
         self._mat: dict[str, np.ndarray] = {k: np.zeros((0, DIM), np.float32) for k in KINDS}
-        self._open()
+        self._generation = ""
+        self.path.mkdir(parents=True, exist_ok=True)
+        with self._exclusive():
+            self._open()
 
     # -- storage ----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _exclusive(self) -> Any:
+        """Hold the index directory against other processes: Tantivy allows one writer per
+        directory, so a second process that opens or syncs the same index waits here, then reads
+        what the first one wrote instead of failing."""
+        fd = os.open(self.path / ".write.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+    def _read_generation(self) -> str:
+        try:
+            return (self.path / "generation").read_text()
+        except OSError:
+            return ""
+
+    def _bump_generation(self) -> None:
+        self._generation = uuid.uuid4().hex
+        (self.path / "generation").write_text(self._generation)
+
     def _open(self) -> None:
         import lancedb
         import tantivy
 
-        self.path.mkdir(parents=True, exist_ok=True)
         meta = self.path / "meta.json"
         try:
             version = json.loads(meta.read_text()).get("version") if meta.exists() else None
@@ -190,6 +219,7 @@ class HybridIndex:
         self._db = lancedb.connect(str(self.path / "lance"))
         self._load_tables()
         meta.write_text(json.dumps({"version": SCHEMA_VERSION}))
+        self._generation = self._read_generation()
 
     def _table_names(self) -> list[str]:
         try:
@@ -306,7 +336,10 @@ class HybridIndex:
         kinds_set = set(kinds or KINDS)
         scope_set = set(scope) if scope is not None else None
         rep = SyncReport()
-        with self._lock:
+        with self._lock, self._exclusive():
+            if self._read_generation() != self._generation:  # another process wrote since we read
+                self._load_tables()
+                self._generation = self._read_generation()
             changed: list[Doc] = []
             for d in seen.values():
                 h = d.hash
@@ -367,6 +400,7 @@ class HybridIndex:
             finally:
                 w.wait_merging_threads()
             self._tindex.reload()
+            self._bump_generation()
         return rep
 
     # -- reads ------------------------------------------------------------------------------

@@ -223,8 +223,11 @@ def finish(action: Any, data: Any, *, text: str | None = None, partial: str | No
     return ToolOutput(text=scrub(body, secrets or {}), data=scrub(projected, secrets or {}), partial=partial, status=status)
 
 
-def error(message: str, secrets: dict[str, str] | None = None, *, status_code: int | None = None) -> ToolOutput:
-    """An error result whose text is safe to show; `status_code` (an HTTP answer's) lets the
-    dispatcher classify it (4xx: the arguments, 429: wait, 5xx: the backend)."""
-    data = {"status_code": status_code} if status_code is not None else None
+def error(message: str, secrets: dict[str, str] | None = None, *, status_code: int | None = None, failure: str | None = None) -> ToolOutput:
+    """An error result whose text is safe to show; `status_code` (an HTTP answer's) or `failure`
+    (timeout, unavailable, client) lets the dispatcher classify it (4xx: the arguments, 429: wait,
+    5xx, timeouts and refused connections: the backend, counted by its breaker)."""
+    data: dict[str, Any] | None = {"status_code": status_code} if status_code is not None else None
+    if failure is not None:
+        data = {**(data or {}), "failure": failure}
     return ToolOutput(text=scrub(message, secrets or {}), data=data, partial=None, status="error")

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import importlib
 import inspect
+import threading
+from collections.abc import Callable
 from typing import Any
 
-from engine.guard.breakers import status_of
+from engine.guard.breakers import status_of, transient_kind
 from engine.tools import ToolOutput
 from skills.executors.common import CredentialResolver, ExecutorError, error, finish, project, scrub
 
@@ -27,6 +30,48 @@ def load_function(spec: str, default_module: str | None = None) -> Any:
     if not callable(fn):
         raise ExecutorError(f"{mod_name!r} has no function {fn_name!r}")
     return fn
+
+
+SYNC_SLOTS = 8
+"""Sync pack functions that may run at once, stuck ones included."""
+_slots = threading.BoundedSemaphore(SYNC_SLOTS)
+
+
+class ToolThreadsBusy(RuntimeError):
+    """Every slot for sync pack code is held (by calls still running past their timeout)."""
+
+
+async def run_sync(timeout: float, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+    """Run a sync function in a daemon thread of its own, bounded by SYNC_SLOTS.
+
+    A thread cannot be killed, so one that outlives its timeout is abandoned: as a daemon it never
+    holds up the process's exit (asyncio.to_thread's pool is joined at exit, which kept `lantern
+    ask` alive 90 s after its turn), and it holds a slot of this pool alone, never one of the
+    event loop's default executor that the engine's own work shares."""
+    if not _slots.acquire(blocking=False):
+        raise ToolThreadsBusy(f"{SYNC_SLOTS} earlier tool calls are still running past their timeout; try again later")
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[Any] = loop.create_future()
+    ctx = contextvars.copy_context()
+
+    def settle(ok: bool, value: Any) -> None:
+        if not fut.done():
+            (fut.set_result if ok else fut.set_exception)(value)
+
+    def work() -> None:
+        try:
+            value, ok = ctx.run(fn, *args, **kwargs), True
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting call
+            value, ok = exc, False
+        finally:
+            _slots.release()
+        try:
+            loop.call_soon_threadsafe(settle, ok, value)
+        except RuntimeError:
+            pass  # the loop is gone: nobody waits for this answer any more
+
+    threading.Thread(target=work, name=f"lantern-tool-{getattr(fn, '__name__', 'fn')}", daemon=True).start()
+    return await asyncio.wait_for(fut, timeout)
 
 
 async def run_python(action: Any, args: dict[str, Any], *, credential_resolver: CredentialResolver, context: str | None = None, **_: Any) -> ToolOutput:
@@ -59,13 +104,15 @@ async def run_python(action: Any, args: dict[str, Any], *, credential_resolver: 
         if inspect.iscoroutinefunction(fn):
             out = await asyncio.wait_for(fn(*pos, **call_args), timeout)
         else:
-            out = await asyncio.wait_for(asyncio.to_thread(fn, *pos, **call_args), timeout)
+            out = await run_sync(timeout, fn, *pos, **call_args)
     except asyncio.TimeoutError:
-        return error(f"{action.function} did not finish within {timeout:g}s", secrets)
+        return error(f"{action.function} did not finish within {timeout:g}s", secrets, failure="timeout")
+    except ToolThreadsBusy as exc:
+        return error(str(exc), secrets, failure="unavailable")
     except Exception as exc:  # noqa: BLE001 - a failing integration is a result the model can act on
         from skills.kube.client import explain
 
-        return error(explain(exc), secrets, status_code=status_of(exc))
+        return error(explain(exc), secrets, status_code=status_of(exc), failure=transient_kind(exc))
     if isinstance(out, ToolOutput):
         data = project(out.data, action.output) if out.data is not None else None
         status = "partial" if out.partial and out.status == "ok" else out.status

@@ -147,7 +147,10 @@ async def run_rest(action: Action, args: dict[str, Any], *, credential_resolver:
     secrets: dict[str, str] = {}
     headers, auth = _auth_headers(conn, credential_resolver, secrets)
     headers.update(http.headers)
-    path = _fill_path(http.path, args)
+    try:
+        path = _fill_path(http.path, args, {k for k, p in action.parameters.properties.items() if p.slashes})
+    except ValueError as exc:
+        return error(f"{http.method} {http.path}: refused: {exc}", secrets, failure="client")
     query = fill(http.query, args)
     body = fill(http.body, args) if http.body is not None else None
     pag = action.pagination
@@ -207,7 +210,9 @@ async def run_rest(action: Action, args: dict[str, Any], *, credential_resolver:
             else:
                 data = payload
     except httpx.TimeoutException:
-        return error(f"{http.method} {path}: timed out after {timeout:g}s ({conn.base_url})", secrets)
+        return error(f"{http.method} {path}: timed out after {timeout:g}s ({conn.base_url})", secrets, failure="timeout")
+    except httpx.TransportError as exc:
+        return error(f"{http.method} {path}: could not reach the backend: {type(exc).__name__}: {exc} ({conn.base_url})", secrets, failure="unavailable")
     except httpx.HTTPError as exc:
         return error(f"{http.method} {path}: {type(exc).__name__}: {exc} ({conn.base_url})", secrets)
     return finish(action, data, partial=partial, secrets=secrets)
@@ -224,17 +229,29 @@ def _set(data: dict[str, Any], path: str, value: Any) -> None:
     cur[parts[-1]] = value
 
 
-def _fill_path(template: str, args: dict[str, Any]) -> str:
+def _fill_path(template: str, args: dict[str, Any], slashes: frozenset[str] | set[str] = frozenset()) -> str:
     import re
 
     def sub(m: re.Match[str]) -> str:
         v = args.get(m.group(1))
         if v is None:
             raise ValueError(f"missing value for path parameter {m.group(1)!r}")
-        # each value is one path segment: '/' and '..' cannot climb to another endpoint
-        return quote(str(v), safe="")
+        return path_segment(m.group(1), str(v), m.group(1) in slashes)
 
     return re.sub(r"\{([A-Za-z_][A-Za-z0-9_]*)\}", sub, template)
+
+
+def path_segment(param: str, value: str, slashes: bool = False) -> str:
+    """One path segment that URL normalisation cannot fold into another endpoint: '/' and '\\'
+    are refused (unless the parameter declares `slashes`: then '/' is sent as %2F), an empty value
+    too, and a dots-only value ('.', '..') is percent-encoded."""
+    if not value:
+        raise ValueError(f"path parameter {param!r} is empty")
+    if "\\" in value or ("/" in value and not slashes):
+        raise ValueError(f"path parameter {param!r} must be one path segment, not {value!r}")
+    if set(value) == {"."}:
+        return "%2E" * len(value)
+    return quote(value, safe="")
 
 
 def _json_or_text(resp: httpx.Response) -> Any:

@@ -58,7 +58,7 @@ class TestApprover:
 
     async def ask(self, request: Any) -> ApprovalAnswer:
         self.asked.append(request)
-        return ApprovalAnswer(self.approve, by="tester", reason=self.reason)
+        return ApprovalAnswer(self.approve, by="tester", reason=self.reason, call_hash=request.call_hash, request_id=request.request_id)
 
 
 Step = Callable[["Investigator"], dict[str, Any]]

@@ -107,7 +107,7 @@ async def test_approve_in_the_modal_rolls_back_and_pods_heal(world, monkeypatch,
     (undo,) = [e for e in events if e.kind == "tool-call-finished" and e.tool == "kubernetes.rollout_undo"]
     assert undo.status == "ok" and "2.4.3" in undo.output, undo.output
     rows = await _audit(store_path, sid)
-    assert [r.kind for r in rows] == ["approval", "execution"], [(r.kind, r.detail) for r in rows]
+    assert [r.kind for r in rows] == ["approval", "intent", "execution"], [(r.kind, r.detail) for r in rows]
     assert "by tester" in rows[0].detail and "approved by tester" in rows[1].detail
     rc, out = await audit_verifies(tmp_path / "store.db")
     assert rc == 0, out

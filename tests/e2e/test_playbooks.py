@@ -133,11 +133,11 @@ async def test_deployment_regression_is_rolled_back_and_heals(world, monkeypatch
 
         rows = await audit_rows(store, session.id)
         undo_rows = [r for r in rows if r.tool == "kubernetes.rollout_undo"]
-        assert [r.kind for r in undo_rows] == ["approval", "execution"], [(r.kind, r.detail) for r in undo_rows]
+        assert [r.kind for r in undo_rows] == ["approval", "intent", "execution"], [(r.kind, r.detail) for r in undo_rows]
         assert undo_rows[0].decision == "approve" and "by tester" in undo_rows[0].detail
-        assert undo_rows[1].detail.startswith("ok") and "approved by tester" in undo_rows[1].detail
-        assert json.loads(undo_rows[1].args_json)["name"] == "checkout-api"
-        assert undo_rows[0].call_hash == undo_rows[1].call_hash == asked.call_hash
+        assert undo_rows[2].detail.startswith("ok") and "approved by tester" in undo_rows[2].detail
+        assert json.loads(undo_rows[2].args_json)["name"] == "checkout-api"
+        assert undo_rows[0].call_hash == undo_rows[1].call_hash == undo_rows[2].call_hash == asked.call_hash
     finally:
         await store.close()
     rc, out = await audit_verifies(tmp_path / "store.db")
@@ -198,7 +198,7 @@ async def test_queue_backlog_consumer_is_scaled_up_and_drains(world, monkeypatch
 
         rows = await audit_rows(store, session.id)
         scale_rows = [r for r in rows if r.tool == "kubernetes.scale_deployment"]
-        assert [r.kind for r in scale_rows] == ["approval", "execution"], [(r.kind, r.detail) for r in scale_rows]
+        assert [r.kind for r in scale_rows] == ["approval", "intent", "execution"], [(r.kind, r.detail) for r in scale_rows]
         assert "approved by tester" in scale_rows[1].detail
         ok, _, why = await (await AuditLog.open(store.db)).verify()
         assert ok, why

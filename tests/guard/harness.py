@@ -80,7 +80,7 @@ class ScriptedApprover:
         a = self.answers.pop(0) if self.answers else False
         if callable(a):
             return a(request)
-        return ApprovalAnswer(bool(a), by=self.by, reason="scripted")
+        return ApprovalAnswer(bool(a), by=self.by, reason="scripted", call_hash=request.call_hash, request_id=request.request_id)
 
 
 async def make_session(

@@ -134,9 +134,9 @@ async def test_approved_dangerous_call_runs_once_and_is_audited(store):
     req = approver.requests[0]
     assert req.arguments == {"name": "web-1", "namespace": "shop"} and req.rollback and "name=\"web-1\"" in req.touches
     rows = await audit.rows()
-    assert [r.kind for r in rows] == ["approval", "execution"]
-    assert rows[0].call_hash == rows[1].call_hash == req.call_hash
-    assert "approved by alice" in rows[1].detail
+    assert [r.kind for r in rows] == ["approval", "intent", "execution"]
+    assert rows[0].call_hash == rows[1].call_hash == rows[2].call_hash == req.call_hash
+    assert "approved by alice" in rows[1].detail and "approved by alice" in rows[2].detail
     assert of(events, "tool-call-finished")[0].status == "ok"
 
 
@@ -144,9 +144,7 @@ async def test_approval_bound_to_another_hash_or_expired_is_refused(store):
     rec = Recorder()
 
     def wrong_hash(req):
-        a = ApprovalAnswer(True, by="alice")
-        a.call_hash = "0" * 64  # an answer for some other call
-        return a
+        return ApprovalAnswer(True, by="alice", call_hash="0" * 64, request_id=req.request_id)  # an answer for some other call
 
     approver = ScriptedApprover(wrong_hash)
     session, _, audit = await make_session(store, k8s_tools(rec), [step(DELETE), {"text": "x"}], approver=approver)
@@ -176,7 +174,7 @@ async def test_operator_may_approve_what_others_may_not(store, tmp_path):
             assert approver.requests == [] and [r.kind for r in rows] == ["block"]
             assert of(events, "tool-call-finished")[0].status == "blocked"
         else:
-            assert [r.kind for r in rows] == ["approval", "execution"]
+            assert [r.kind for r in rows] == ["approval", "intent", "execution"]
 
 
 async def test_confirm_for_safe_write_of_trusted_pack(store):
@@ -192,7 +190,7 @@ async def test_confirm_for_safe_write_of_trusted_pack(store):
     assert rec.calls == [("kubernetes.scale_deployment", {"name": "web", "replicas": 3, "namespace": "default"})]
     fin = of(events, "tool-call-finished")[0]
     assert any("coerced replicas" in n for n in fin.notes)
-    assert [r.kind for r in await audit.rows()] == ["confirmation", "execution"]
+    assert [r.kind for r in await audit.rows()] == ["confirmation", "intent", "execution"]
 
 
 async def test_new_pack_writes_need_approval(store):

@@ -167,6 +167,26 @@ async def test_path_parameters_cannot_escape_their_segment(tmp_path, api):
     assert http_app.hits == {} or all(k.startswith("/things/") for k in http_app.hits)
 
 
+@pytest.mark.parametrize("value, refused", [("..", False), (".", False), ("...", False), ("a/b", True), ("a\\b", True), ("", True)])
+async def test_dot_segments_and_slashes_never_reach_another_endpoint(tmp_path, api, value, refused):
+    actions = """          - name: drop
+            description: Delete one thing by id.
+            risk: dangerous
+            http: {method: DELETE, path: "/things/{id}"}
+            parameters:
+              properties:
+                id: {type: string}
+              required: [id]
+"""
+    out = await run(_pack(tmp_path, api.url, actions).by_name["drop"], {"id": value})
+    assert "/" not in http_app.hits and "/things" not in http_app.hits and "/things/" not in http_app.hits
+    if refused:
+        assert out.status == "error" and "refused" in out.text and not http_app.hits
+        assert out.data == {"failure": "client"}
+    else:
+        assert f"DELETE /things/{value} →" in out.text  # sent as one segment (%2E), never folded into another path
+
+
 async def test_ok_false_answers_are_errors(tmp_path, api):
     out = await run(_action(tmp_path, api, "/slack", method="POST", risk="write"), {})
     assert out.status == "error" and "channel_not_found" in out.text
