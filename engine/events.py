@@ -47,6 +47,7 @@ class _Event(BaseModel):
 
 ToolStatus = Literal["ok", "error", "partial", "blocked", "denied", "cancelled"]
 Risk = Literal["read", "write", "dangerous"]
+"""How much an action can change: read (nothing), write (reversible change), dangerous (hard to undo)."""
 
 
 class SessionStarted(_Event):

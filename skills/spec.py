@@ -16,15 +16,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, create_model, field_validator, model_validator
 
-Risk = Literal["read", "write", "dangerous"]
-"""How much an action can change: read (nothing), write (reversible change), dangerous (hard to undo)."""
+from engine.events import Risk  # one definition of the risk levels: the engine's
+from engine.policy.rules import WRITE_METHODS  # likewise the HTTP methods that change state
+
 ExecutorKind = Literal["python", "rest", "graphql", "cli", "mcp", "replay"]
 """Which executor runs a pack's actions."""
 ParamType = Literal["string", "integer", "number", "boolean", "array", "object"]
 """The JSON-Schema types a parameter may have."""
 
-WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
-"""HTTP methods that change state on the far side."""
 _NAME = r"^[A-Za-z][A-Za-z0-9_]*$"
 _PACK_NAME = r"^[a-z][a-z0-9_-]*$"
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")

@@ -487,7 +487,8 @@ class Decision:
     risk: str = "unknown"
 
 
-_WRITE_METHODS = {"POST", "PUT", "PATCH"}
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+"""HTTP methods that change state (DELETE is dangerous, the others write)."""
 # The action's leading verb (delete_pod, drain_node, scale_deployment): only the first word counts,
 # so reads such as rollout_history or label_values stay reads.
 _DANGEROUS_VERBS = {"delete", "destroy", "drop", "purge", "terminate", "kill", "evict", "drain", "wipe", "truncate", "remove", "uninstall", "rm"}
@@ -504,7 +505,7 @@ def effective_risk(name: str, declared: str, meta: dict[str, Any] | None = None)
     method = str(meta.get("http_method") or meta.get("method") or declared_http or "").upper()
     if method == "DELETE":
         implied = "dangerous"
-    elif method in _WRITE_METHODS:
+    elif method in WRITE_METHODS:
         implied = "write"
     verb = re.split(r"[_\-]|(?<=[a-z])(?=[A-Z])", name.rsplit(".", 1)[-1])[0].lower()
     if verb in _DANGEROUS_VERBS:

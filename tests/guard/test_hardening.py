@@ -659,3 +659,34 @@ async def test_random_outputs_and_arguments_never_lose_the_record(tmp_path_facto
         assert (await audit.verify())[0] and (await store.verify_events())[0]
     finally:
         await store.close()
+
+
+# -- the house: an action's own timeout is the one that counts -------------------------------
+
+
+async def test_an_actions_yaml_timeout_outlasts_the_dispatchers_default(store, tmp_path, monkeypatch):
+    from skills.loader import load_packs
+    from skills.registry import pack_tools
+
+    (tmp_path / "patient_mod.py").write_text("import asyncio\n\nasync def slow():\n    await asyncio.sleep(2.5)\n    return 'answered after 2.5 s'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    (tmp_path / "packs").mkdir()
+    (tmp_path / "packs" / "patient.yaml").write_text(
+        textwrap.dedent(
+            """
+            name: patient
+            description: A backend that takes its time.
+            connection: {executor: python, module: patient_mod, timeout: 1}
+            actions:
+              - name: slow
+                description: Ask the slow backend and wait for it.
+                function: patient_mod:slow
+                timeout: 6
+            """
+        )
+    )
+    tools = pack_tools(load_packs([tmp_path / "packs"]).packs)
+    session, _, _ = await make_session(store, tools, [step(("patient.slow", {})), {"text": "ok"}], timeout_s=1.0)
+    events = await run(session)
+    fin = of(events, "tool-call-finished")[0]
+    assert fin.status == "ok" and "answered after 2.5 s" in fin.output
