@@ -18,7 +18,7 @@ from rich.text import Text
 from engine import events as ev
 from engine.loop import ApprovalAnswer
 
-STATUS_STYLE = {"ok": "green", "error": "red", "partial": "yellow", "blocked": "magenta", "denied": "magenta", "cancelled": "dim"}
+STATUS_STYLE = {"ok": "green", "error": "red", "partial": "yellow", "blocked": "magenta", "denied": "magenta", "refused": "cyan", "cancelled": "dim"}
 
 
 class PromptApprover:

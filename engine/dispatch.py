@@ -168,7 +168,7 @@ class Dispatcher:
             if tool is None and not call.parse_error:
                 msg += " If the tool you need is not listed, call find_tools with what you are looking for."
             await self._audit(ctx, "refusal", call.name, self._scrub_args(None, call.arguments), call_hash(call.name, call.arguments), "refused", "guard:unknown-tool" if tool is None else "guard:parse", msg)
-            yield self._finished(ctx, call, "error", msg, t0)
+            yield self._finished(ctx, call, "refused", msg, t0)
             return
 
         context, namespace = self.kube()
@@ -177,7 +177,7 @@ class Dispatcher:
             args, notes = check_args(tool, dict(call.arguments))
         except ArgumentRefused as exc:
             await self._audit(ctx, "refusal", tool.name, self._scrub_args(tool, call.arguments), call_hash(tool.name, call.arguments), "refused", "guard:arguments", exc.message)
-            yield self._finished(ctx, call, "error", exc.message, t0, summary=f"arguments refused: {exc.message.splitlines()[1] if len(exc.message.splitlines()) > 1 else exc.message}"[:160])
+            yield self._finished(ctx, call, "refused", exc.message, t0, summary=f"arguments refused: {exc.message.splitlines()[1] if len(exc.message.splitlines()) > 1 else exc.message}"[:160])
             return
         h = call_hash(tool.name, args)
         args_json = self._scrub_args(tool, args)
@@ -201,7 +201,7 @@ class Dispatcher:
                     "events or rollout history), or give your answer."
                 )
                 await self._audit(ctx, "refusal", tool.name, args_json, h, "refused", "guard:repeat", msg)
-                yield self._finished(ctx, call, "error", msg, t0, notes=notes, summary="repeat of an earlier call; not run")
+                yield self._finished(ctx, call, "refused", msg, t0, notes=notes, summary="repeat of an earlier call; not run")
                 return
 
         self.budgets.sync(ctx)
@@ -210,14 +210,14 @@ class Dispatcher:
             await self._audit(ctx, "refusal", tool.name, args_json, h, "refused", "guard:budget", over)
             for e in self.budgets.events(ctx):
                 yield e
-            yield self._finished(ctx, call, "error", over, t0, notes=notes)
+            yield self._finished(ctx, call, "refused", over, t0, notes=notes)
             return
 
         backend = str(tool.meta.get("backend") or tool.pack or "") or None
         refusal = self.breakers.check(tool.name, backend, h)
         if refusal:
             await self._audit(ctx, "refusal", tool.name, args_json, h, "refused", "guard:breaker", refusal)
-            yield self._finished(ctx, call, "error", refusal, t0, notes=notes)
+            yield self._finished(ctx, call, "refused", refusal, t0, notes=notes)
             return
 
         now = self.clock()

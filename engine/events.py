@@ -45,7 +45,9 @@ class _Event(BaseModel):
         return safe_tree(data, display_safe) if isinstance(data, dict) else data
 
 
-ToolStatus = Literal["ok", "error", "partial", "blocked", "denied", "cancelled"]
+ToolStatus = Literal["ok", "error", "partial", "blocked", "denied", "refused", "cancelled"]
+"""ok, partial: it ran; error: it ran and failed; refused: the guard did not run it (arguments,
+a repeat, a budget, an open breaker); denied: a person said no; blocked: the policy said no."""
 Risk = Literal["read", "write", "dangerous"]
 """How much an action can change: read (nothing), write (reversible change), dangerous (hard to undo)."""
 

@@ -133,14 +133,14 @@ class MainScreen(Screen[None]):
         if k == "user-message":
             conv.add_user(e.text)
         elif k == "toolset-changed" and e.loaded:
-            shown = [f"{n} ({e.reasons[n]})" if e.reasons.get(n) else n for n in e.loaded if e.reasons.get(n) != "pinned"]
+            shown = [(n, e.reasons.get(n, "")) for n in e.loaded if e.reasons.get(n) != "pinned"]
             if shown:
-                more = f" and {len(shown) - 6} more" if len(shown) > 6 else ""
-                conv.notice("tools loaded: " + ", ".join(shown[:6]) + more, "info")
+                conv.tools_loaded(shown)
         elif k == "assistant-message":
             await conv.finish(e.turn, e.step, e.text, hypothesis=bool(e.tool_calls))
             if e.tool_calls:
-                steps.set_hypothesis(e.turn, e.step, e.text or "(no reasoning given)")
+                if e.text.strip():  # the model's intent, when it gave one; an empty line says nothing
+                    steps.set_hypothesis(e.turn, e.step, e.text.strip())
                 for c in e.tool_calls:
                     if steps.block_of_call(c["id"]) is None:
                         steps.call(e.turn, e.step, CallView(call_id=c["id"], tool=c["name"], arguments=c.get("arguments") or {}, status="running"))

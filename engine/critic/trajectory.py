@@ -29,7 +29,7 @@ def score_session(events: list[Any]) -> dict[str, Any]:
     calls = [e for e in events if e.kind == "tool-call-finished"]
     keys = [e.tool + json.dumps(_args_of(events, e.call_id), sort_keys=True, default=str) for e in calls]
     repeats = sum(c - 1 for c in Counter(keys).values() if c > 1)
-    failed = [e for e in calls if e.status in ("error", "blocked", "denied")]
+    failed = [e for e in calls if e.status in ("error", "refused", "blocked", "denied")]
     answers = [e for e in events if e.kind == "assistant-message" and e.text and not e.tool_calls]
     final = answers[-1].text if answers else ""
     later_text: dict[str, str] = {}

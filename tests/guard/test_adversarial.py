@@ -53,7 +53,7 @@ async def test_smuggled_argument_is_refused_before_policy(store):
     assert rec.calls == []
     assert approver.requests == []  # a refused call never reaches a human
     fins = of(events, "tool-call-finished")
-    assert [f.status for f in fins] == ["error", "error", "error"]
+    assert [f.status for f in fins] == ["refused", "refused", "refused"]
     assert "'approved' is not a parameter of kubernetes.delete_pod" in fins[0].output
     assert "Valid parameters of kubernetes.delete_pod" in fins[0].output
     assert "should match pattern" in fins[1].output
@@ -207,7 +207,7 @@ async def test_unknown_tool_lists_valid_tools(store):
     session, _, audit = await make_session(store, k8s_tools(rec), [step(("kubernetes.nuke_cluster", {})), {"text": "x"}])
     events = await run(session)
     fin = of(events, "tool-call-finished")[0]
-    assert fin.status == "error" and "kubernetes.get_pod" in fin.output and "Unknown tool" in fin.output
+    assert fin.status == "refused" and "kubernetes.get_pod" in fin.output and "Unknown tool" in fin.output
     assert [r.kind for r in await audit.rows()] == ["refusal"]
 
 

@@ -26,7 +26,7 @@ async def test_identical_read_in_same_turn_is_refused_with_a_pointer():
     out = [e async for e in s.run_turn("why?")]
     finished = [e for e in out if e.kind == "tool-call-finished"]
     assert runs == ["checkout-1"], "the second identical call did not run"
-    assert finished[1].status == "error" and "already answered at step 1" in finished[1].output
+    assert finished[1].status == "refused" and "already answered at step 1" in finished[1].output
     # a new turn may ask again (the cluster may have changed)
     model.enqueue({"tool_calls": [call]}, {"text": "same"})
     [e async for e in s.run_turn("and now?")]

@@ -561,7 +561,7 @@ async def test_lookahead_and_backreference_patterns_are_checked(store):
     session, _, _ = await make_session(store, [tool], script)
     events = await run(session)
     assert ran == [{"name": "web", "pair": "aa"}]
-    assert [f.status for f in of(events, "tool-call-finished")] == ["ok", "error", "error"]
+    assert [f.status for f in of(events, "tool-call-finished")] == ["ok", "refused", "refused"]
     assert all("cannot check" not in f.output for f in of(events, "tool-call-finished"))
 
 

@@ -41,6 +41,38 @@ class NoticeLine(Static):
     """A notice, warning or error from the engine or the console."""
 
 
+class ToolsLoaded(Static, can_focus=True):
+    """Which tools a step loaded, folded to one short line; enter or a click unfolds the list."""
+
+    def __init__(self, loaded: list[tuple[str, str]]) -> None:
+        super().__init__(markup=False)
+        self.loaded = loaded
+        """(tool, why) in the order the engine gave them."""
+        self.expanded = False
+        """True while the whole list shows."""
+        self.update(self._text())
+
+    def _text(self) -> str:
+        whys = list(dict.fromkeys(why for _, why in self.loaded if why and why != "registered"))
+        head = f"{'▾' if self.expanded else '▸'} {len(self.loaded)} tool{'s' if len(self.loaded) != 1 else ''} loaded"
+        if whys:
+            head += " · " + ", ".join(whys[:2]) + (" …" if len(whys) > 2 else "")
+        if not self.expanded:
+            return head
+        return head + "".join(f"\n    {name}" + (f"  ({why})" if why else "") for name, why in self.loaded)
+
+    def toggle(self) -> None:
+        """Fold or unfold the list."""
+        self.expanded = not self.expanded
+        self.update(self._text())
+
+    def on_click(self) -> None:
+        self.toggle()
+
+    def key_enter(self) -> None:
+        self.toggle()
+
+
 class TurnFooter(Static):
     """How a turn ended: reason, steps, tokens, time."""
 
@@ -152,6 +184,10 @@ class Conversation(VerticalScroll):
         line = NoticeLine(text, markup=False)
         line.add_class(level)
         self.mount(line)
+
+    def tools_loaded(self, loaded: list[tuple[str, str]]) -> None:
+        """One folded line for the tools a step loaded."""
+        self.mount(ToolsLoaded(loaded))
 
     def turn_finished(self, text: str, reason: str) -> None:
         """Close a turn with its summary line."""

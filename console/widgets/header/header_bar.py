@@ -45,12 +45,13 @@ class HeaderBar(Widget):
         t.append("  ns ", style=muted)
         t.append(self.namespace or "default", style="bold")
         t.append("  model ", style=muted)
-        t.append(self.model or "-", style="bold")
+        room = self.content_size.width or 10_000
+        # the model's name gives way before the readiness that follows it: shortened, never dropped
+        t.append(short_model(self.model or "-", room - t.cell_len - 1 - cell_len(state_label)), style="bold")
         t.append(" ")
         t.append(state_label, style=f"bold {state_style}")
         # What does not fit is left out whole (a cut-off session id reads as a different one);
         # pending approvals come first and shorten before they go.
-        room = self.content_size.width or 10_000
         if self.pending:
             plural = "s" if self.pending > 1 else ""
             style = f"bold {v.get('risk-high', '')}"
@@ -62,3 +63,16 @@ class HeaderBar(Widget):
             t.append("  session ", style=muted)
             t.append(self.session_id, style=muted)
         return t
+
+
+def short_model(name: str, room: int) -> str:
+    """The model's name in at most `room` cells: whole, then without its provider, then cut in
+    the middle ('qwen2.5…instruct'), never under 8 cells."""
+    if cell_len(name) <= room:
+        return name
+    bare = name.rsplit("/", 1)[-1]
+    if cell_len(bare) <= room:
+        return bare
+    room = max(room, 8)
+    head = (room - 1) // 2
+    return bare[:head] + "…" + bare[len(bare) - (room - 1 - head) :]

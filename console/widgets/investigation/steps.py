@@ -19,7 +19,7 @@ from textual.widgets import Static
 
 from console.keys import bindings
 
-STATUS_MARK = {"ok": "✓", "error": "✗", "partial": "◑", "blocked": "⊘", "denied": "⊘", "cancelled": "–", "running": "…", "awaiting": "?"}
+STATUS_MARK = {"ok": "✓", "error": "✗", "partial": "◑", "blocked": "⊘", "denied": "⊗", "refused": "↺", "cancelled": "–", "running": "…", "awaiting": "?"}
 """One glyph per call status (colour comes from the theme)."""
 
 
@@ -104,8 +104,6 @@ class StepBlock(Static):
             if lines:
                 lines.append("\n")
             style = v.get(f"status-{c.status}", v.get("status-running", "")) if c.status != "awaiting" else v.get("risk-high", "")
-            if c.status == "denied":
-                style = v.get("status-blocked", "")
             lines.append(f"{STATUS_MARK.get(c.status, '?')} ", style=f"bold {style}")
             lines.append(c.tool, style="bold")
             if c.risk != "read":

@@ -14,6 +14,11 @@ from textual.widgets.data_table import ColumnKey
 from console.keys import bindings
 
 
+STATUS_WORD = {"error": "failed"}
+"""A status as the Timeline says it: a call that ran and failed is 'failed'; one the guard did
+not run is 'refused', one a person turned down 'denied', one the policy stopped 'blocked'."""
+
+
 @dataclass
 class Row:
     """One call in the timeline."""
@@ -54,21 +59,19 @@ class Timeline(DataTable[Any]):
     def _cells(self, r: Row) -> list[Any]:
         v = self.app.theme_variables
         style = v.get(f"status-{r.status}", "")
-        if r.status == "denied":
-            style = v.get("status-blocked", "")
         local = r.at.astimezone(self.tz) if self.tz is not None else r.at.astimezone()
         ms = "" if r.status in ("running", "awaiting") else (f"{r.duration_ms:,.0f}")
         return [
             local.strftime("%H:%M:%S"),
             r.tool,
             Text(ms, justify="right"),
-            Text(r.status, style=style),
+            Text(STATUS_WORD.get(r.status, r.status), style=style),
             Text(str(r.tokens) if r.tokens else "", justify="right"),
         ]
 
     def _visible(self, r: Row) -> bool:
         f = self.filter_text.lower()
-        return not f or f in r.tool.lower() or f in r.status
+        return not f or f in r.tool.lower() or f in r.status or f in STATUS_WORD.get(r.status, "")
 
     def upsert(self, row: Row) -> None:
         """Add a call or update it in place."""
