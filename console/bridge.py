@@ -53,7 +53,9 @@ async def default_session_factory(cfg: Config, *, store: Store, approver: Any, s
     if alert:
         session.opening = (  # type: ignore[attr-defined]
             f"Alert from the sandbox cluster (context {cfg.context}): {alert.rstrip('. ')}. "
-            "Investigate: find the root cause with evidence, then propose the smallest safe fix."
+            "The alert is unconfirmed until a read shows its condition; if no read confirms it, say so plainly. "
+            "Investigate: find the root cause with evidence, then propose the smallest safe fix as a call of a tool "
+            "you can run, or say that no available action can make it and what a person must do."
         )
     return session
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -93,6 +93,9 @@ class Config(BaseModel):
     """Binding id → keys, overriding the defaults."""
     max_steps: int = 12
     """Model steps per turn."""
+    sandbox_on_exit: Literal["keep", "stop"] = "keep"
+    """What quitting the console does to a sandbox cluster that it started: keep it running (and
+    say how to stop it) or stop it."""
     context_share: float = 0.6
     """Share of the model's window the prompt may use."""
 

@@ -59,7 +59,7 @@ def embedded_world(cfg: Config) -> str | None:
         return None
     from skills.sandbox.cluster import default_world, info
 
-    world = default_world()
+    world = default_world(rearm=True)  # the opening alert must be true now, not when it last fired
     if world is None:
         return None
     _, context, symptom = world
@@ -74,6 +74,23 @@ def embedded_world(cfg: Config) -> str | None:
         if name in pack_of:
             os.environ.setdefault(f"LANTERN_{pack_of[name]}_URL", url)
     return symptom or "The sandbox cluster has a live incident."
+
+
+def leave_world(cfg: Config) -> str:
+    """What quitting a face does to a sandbox cluster it started: stop it (`sandbox_on_exit: stop`)
+    or leave it running; returns the line to tell the user ('' when this process started none)."""
+    from skills.sandbox.cluster import down, footprint, started_here
+
+    if not started_here():
+        return ""
+    if cfg.sandbox_on_exit == "stop":
+        down()
+        return "Stopped the sandbox cluster this console started."
+    n, mb = footprint()
+    return (
+        f"The sandbox cluster this console started is still running ({n} processes, {mb} MB): "
+        "`lantern sandbox down` stops it (or set `sandbox_on_exit: stop` in the config to stop it on exit)."
+    )
 
 
 def build_context_for(model: Model, cfg: Config) -> Any:

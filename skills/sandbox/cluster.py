@@ -460,6 +460,7 @@ def _up(home: Path | str | None, nodes: int, timeout: float, progress: Any, time
             lay.write_state(state)
             started.append((name, proc))
             restarted_agent = restarted_agent or name == "agent"
+            _remember_home(lay.home)
         for name, proc in started:
             _wait(name, lay, state, proc, timeout)
         if group[0] == "kube-apiserver" and started:
@@ -497,6 +498,62 @@ def _epoch(ts: str | None) -> float:
         return datetime.datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return 0.0
+
+
+_STARTED_HERE: set[Path] = set()
+
+
+def started_here(home: Path | str | None = None) -> bool:
+    """True when this process started the sandbox in `home` (default: this LANTERN_HOME's) and it
+    still runs."""
+    lay = Layout(home)
+    return lay.home in _STARTED_HERE and is_running(lay.home)
+
+
+def _registry() -> Path:
+    from engine.config import cache_dir
+
+    return cache_dir() / "sandbox" / "started.json"
+
+
+def _remember_home(home: Path) -> None:
+    """Note a data directory this user started a sandbox in (so `down_all` finds it)."""
+    _STARTED_HERE.add(home)
+    path = _registry()
+    try:
+        homes = set(json.loads(path.read_text())) if path.exists() else set()
+    except (OSError, ValueError):
+        homes = set()
+    homes.add(str(home))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(sorted(homes)))
+    tmp.replace(path)
+
+
+def down_all(home: Path | str | None = None) -> list[Path]:
+    """Stop every sandbox this user started (each data directory ever started from here, and
+    `home`); returns the directories that had something running."""
+    try:
+        homes = {Path(h) for h in json.loads(_registry().read_text())}
+    except (OSError, ValueError):
+        homes = set()
+    homes.add(sandbox_home(home))
+    return [h for h in sorted(homes) if h.is_dir() and down(h)]
+
+
+def footprint(home: Path | str | None = None) -> tuple[int, int]:
+    """(processes alive, their resident memory in MB) of the sandbox in `home`."""
+    lay = Layout(home)
+    pids = (lay.read_state().get("pids") or {})
+    alive = [pid for name, pid in pids.items() if name in _MARKERS and _alive(pid, _MARKERS[name], lay.home)]
+    kb = 0
+    for pid in alive:
+        try:
+            kb += next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("VmRSS:"))
+        except (OSError, StopIteration, ValueError):
+            pass
+    return len(alive), kb // 1024
 
 
 def down(home: Path | str | None = None) -> bool:
@@ -599,11 +656,13 @@ def _ensure_up(scenario: str | None, home: Path | str | None, nodes: int | None,
 
 
 def default_world(home: Path | str | None = None, scenario: str = DEFAULT_SCENARIO,
-                  progress: Any = None) -> tuple[Path, str, str] | None:
+                  progress: Any = None, rearm: bool = False) -> tuple[Path, str, str] | None:
     """With no kubeconfig on this machine, the sandbox with a live scenario: (kubeconfig, context, symptom).
 
     Returns None when the user has a kubeconfig (theirs wins). Raises SandboxError when the sandbox
-    cannot start (for example, binaries not built), with the command that fixes it.
+    cannot start (for example, binaries not built), with the command that fixes it. `rearm` starts
+    the scenario afresh even when it already ran (a fix approved earlier may have healed it, and
+    its alert would no longer be true).
     """
     if os.environ.get("KUBECONFIG") or (Path.home() / ".kube" / "config").is_file():
         return None
@@ -612,4 +671,9 @@ def default_world(home: Path | str | None = None, scenario: str = DEFAULT_SCENAR
     # Keep whatever scenario the user last chose; start the default one only on a fresh sandbox.
     wanted = current.get("name") if current.get("applied") else scenario
     si = ensure_up(wanted, home=lay.home, progress=progress)
+    if rearm and current.get("applied"):
+        from skills.sandbox.scenario import apply_scenario
+
+        apply_scenario(wanted, home=lay.home)
+        si = info(lay.home)
     return si.kubeconfig, si.context, si.symptom or ""

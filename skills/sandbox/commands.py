@@ -18,7 +18,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     u = sub.add_parser("up", help="start the cluster (idempotent) and print how to use it")
     u.add_argument("--nodes", type=int, default=2, help="how many nodes the agent registers (1-3)")
     u.add_argument("--scenario", help="also start this scenario")
-    sub.add_parser("down", help="stop the cluster (data is kept for a warm start)")
+    sub.add_parser("down", help="stop every sandbox cluster this user started (data is kept for a warm start)")
     s = sub.add_parser("status", help="pids, ports, readiness and memory")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     sc = sub.add_parser("scenario", help="start a scenario (resets the previous one); `scenario list` lists them")
@@ -49,7 +49,11 @@ def run(args: argparse.Namespace) -> int:
             _usage(si)
             return 0
         if cmd == "down":
-            print("sandbox stopped" if c.down(home) else "sandbox was not running")
+            stopped = c.down_all(home)
+            for h in stopped:
+                print(f"sandbox stopped: {h}")
+            if not stopped:
+                print("no sandbox was running")
             return 0
         if cmd == "status":
             st = c.status(home)

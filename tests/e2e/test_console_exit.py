@@ -1,0 +1,57 @@
+"""Quitting the console: a sandbox cluster it started is stopped when the setting says so, and the
+first alert is re-armed from the scenario, not replayed from a run that already healed it."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+from typing import Any
+
+import pytest
+from e2e_support import LONG
+
+from console.app import LanternApp
+from console.launch import _leave_world
+from engine.config import Config
+
+pytestmark = pytest.mark.sandbox
+
+
+async def _until(pilot: Any, cond: Any, what: str, timeout: float = LONG) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not cond():
+        assert loop.time() < end, f"timed out waiting for {what}"
+        await pilot.pause(0.2)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split()[2] != "Z"
+
+
+async def test_quitting_a_console_that_started_the_sandbox_stops_it(tmp_path, monkeypatch, capsys):
+    from skills.sandbox.cluster import Layout, started_here
+
+    monkeypatch.setenv("LANTERN_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv("LANTERN_CONTEXT", raising=False)
+    script = tmp_path / "s.json"
+    script.write_text(json.dumps([{"text": "Looking at it."}] * 4))
+    app = LanternApp(config=Config(model=f"scripted:{script}", sandbox_on_exit="stop"), tz=dt.timezone.utc, blink=False)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _until(pilot, lambda: app.bridge is not None and app.bridge.ready, "the engine and its sandbox")
+        assert started_here(), "this console started the sandbox"
+        pids = [p for p in (Layout().read_state().get("pids") or {}).values() if p]
+        assert len(pids) == 5 and all(_alive(p) for p in pids)
+        opening = getattr(app.bridge.session, "opening", "")
+        assert "unconfirmed" in opening
+    _leave_world(app)
+    assert "Stopped the sandbox cluster" in capsys.readouterr().err
+    assert not [p for p in pids if _alive(p)] and not started_here()
