@@ -93,9 +93,9 @@ def one_run(args: argparse.Namespace, writes: set[str]) -> dict[str, Any]:
     finally:
         os.killpg(term.proc.pid, signal.SIGTERM)
         term.proc.wait(timeout=30)
-        import subprocess
+        from skills.sandbox.cluster import down
 
-        subprocess.run([PY, "-m", "console.cli", "sandbox", "down"], env=env, cwd=ROOT, capture_output=True)
+        down(home / "sandbox")  # this run's sandbox only, never another of this user's
     return _score(events, wall0, first_frame, args.scenario, writes)
 
 
