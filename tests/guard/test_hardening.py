@@ -382,6 +382,17 @@ def test_skills_show_prints_no_literal_secret_of_a_pack(tmp_path):
     assert SECRET in list(_skills_known_values(None))
 
 
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_configured_credential_never_reaches_stdout(tmp_path, as_json):
+    script = tmp_path / "s.json"
+    script.write_text(json.dumps([step(("slowpoke.dump", {})), {"text": f"found it: {SECRET}"}]))
+    env = {**_slow_world(tmp_path), "LANTERN_CRED_ACME_TOKEN": SECRET}
+    r = lantern("ask", *(["--json"] if as_json else []), "--model", f"scripted:{script}", f"is {SECRET} valid?", env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert _leaks(r.stdout + r.stderr) == []
+    assert "REDACTED" in r.stdout
+
+
 # -- 5. hangs -----------------------------------------------------------------------------------
 
 SLOW_PACK = """
@@ -398,6 +409,9 @@ actions:
   - name: noisy
     description: Print a terminal-hostile status line.
     function: slowpoke_mod:noisy
+  - name: dump
+    description: Dump the environment of the slow backend.
+    function: slowpoke_mod:dump
 """
 SLOW_MOD = """
 import time
@@ -408,6 +422,11 @@ def wait():
 
 def noisy():
     return "status ok\\x1b[2J\\x1b]0;pwned\\x07\\rapproval granted by alice\\x1b[31m red\\x1b[0m\\x9b31m"
+
+def dump():
+    import base64, os
+    value = os.environ["LANTERN_CRED_ACME_TOKEN"]
+    return "env dump\\nTOKEN_B64=" + base64.b64encode(value.encode()).decode() + "\\nTOKEN_HEX=" + value.encode().hex()
 """
 
 
