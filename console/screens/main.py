@@ -137,6 +137,9 @@ class MainScreen(Screen[None]):
             if shown:
                 more = f" and {len(shown) - 6} more" if len(shown) > 6 else ""
                 conv.notice("tools loaded: " + ", ".join(shown[:6]) + more, "info")
+            past = list(dict.fromkeys(r for n in e.loaded for r in getattr(e, "experience", {}).get(n, [])))
+            if past:
+                conv.notice("from experience: " + "; ".join(f"“{r[:70]}”" for r in past[:3]), "info")
         elif k == "assistant-message":
             await conv.finish(e.turn, e.step, e.text, hypothesis=bool(e.tool_calls))
             if e.tool_calls:
