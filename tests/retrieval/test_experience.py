@@ -195,3 +195,24 @@ async def test_the_toolset_change_shows_which_past_requests(warm_index: Path, tm
 async def test_a_session_marked_bad_teaches_nothing(warm_index: Path, tmp_path: Path) -> None:
     sel, _ = await _first_session(warm_index, tmp_path, mark="bad")
     assert sel.index.experience_if_any() is None or len(sel.index.experience) == 0
+
+
+def test_the_bench_drops_unseen_scenes_from_the_history_before_anything_is_built(tmp_path: Path) -> None:
+    import argparse
+    import json
+
+    from engine.retrieval import bench_history
+
+    q, r = tmp_path / "q.jsonl", tmp_path / "r.tsv"
+    scenes = [("a", "b"), ("c",), ("d", "e"), ("f",)]
+    q.write_text("".join(json.dumps({"_id": f"h{i}", "text": f"request {i}"}) + "\n" for i in range(40)))
+    r.write_text("".join(f"h{i}\t{t}\t1\n" for i in range(40) for t in scenes[i % 4]))
+    test = {f"t{i}": set(scenes[i % 4]) for i in range(8)} | {"t9": {"z"}}
+    args = argparse.Namespace(history_queries=q, history_qrels=r, unseen_scenes=0.5, seed=3)
+    h = bench_history.load(args, test)
+    kept = {e.tools for e in h.experiences}
+    assert h.scenes == 5 and h.dropped_scenes == 2 and kept < set(scenes)
+    assert h.dropped_requests == 40 - len(h.experiences)
+    assert h.seen == {t for t, tools in test.items() if tuple(sorted(tools)) in kept}
+    assert "t9" not in h.seen and bench_history.load(args, test).seen == h.seen  # seeded: the same split
+    assert bench_history.check(argparse.Namespace(history_queries=None, history_qrels=r, unseen_scenes=0.0)) is not None
