@@ -20,7 +20,7 @@ import json
 import math
 import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +34,9 @@ EXACT_ROWS = 20_000
 
 HAMMING_POOL = 2_000
 """Above EXACT_ROWS, the rows pre-selected by sign-bit distance and then scored exactly."""
+
+Progress = Callable[[int, int], None]
+"""Called with (embedded so far, to embed) while a history is embedded."""
 
 _BATCH = 64
 """Texts per embedding call (and per cache write) on import."""
@@ -225,7 +228,7 @@ class ExperienceMemory:
         else:
             self._cache_db.create_table("vectors", data=table)
 
-    def vectors(self, texts: list[str], *, progress: object = None) -> np.ndarray:
+    def vectors(self, texts: list[str], *, progress: Progress | None = None) -> np.ndarray:
         """Query vectors of `texts`, embedding (and caching) only those never embedded before."""
         keys = [vector_key(t) for t in texts]
         have = self._cached(keys)
@@ -233,18 +236,15 @@ class ExperienceMemory:
         text_of = dict(zip(keys, texts))
         for s in range(0, len(todo), _BATCH):
             chunk = todo[s : s + _BATCH]
-            with self.embedder._lock:
-                v = np.asarray(self.embedder.model.query([text_of[k].strip() for k in chunk]), dtype=np.float32).reshape(len(chunk), DIM)
-                self.embedder.queries_embedded += len(chunk)
-            new = dict(zip(chunk, v))
+            new = dict(zip(chunk, self.embedder.query_batch([text_of[k].strip() for k in chunk])))
             self._cache_put(new)
             have.update(new)
-            if callable(progress):
+            if progress is not None:
                 progress(min(s + _BATCH, len(todo)), len(todo))
         return np.vstack([have[k] for k in keys]) if keys else np.zeros((0, DIM), np.float32)
 
     # -- updates ----------------------------------------------------------------------------
-    def add(self, experiences: Iterable[Experience], *, progress: object = None, vectors: np.ndarray | None = None) -> int:
+    def add(self, experiences: Iterable[Experience], *, progress: Progress | None = None, vectors: np.ndarray | None = None) -> int:
         """Append new experiences (ones already held are skipped); returns how many were added.
         `vectors` (one row per experience, in order) skips embedding: for synthetic scale tests."""
         import pyarrow as pa

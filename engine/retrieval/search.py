@@ -18,13 +18,20 @@ Rankings, each over the whole index:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from engine.retrieval.experience import Recall, RecallConfig, recall
 from engine.retrieval.fusion import rrf
 from engine.retrieval.index import HybridIndex, _bm25_text
 from engine.retrieval.rewrite import strip_filler
 from engine.retrieval.text import clauses, command_phrases, terms, typed_mentions
+
+
+AddRanking = Callable[[str, list[tuple[str, float]], float], None]
+"""Adds one named, weighted ranking to the fusion."""
 
 
 @dataclass
@@ -157,17 +164,17 @@ class HybridSearch:
             self._experience(query, qv, allowed, add, (ranks, weights), memory)
         return ranks, weights, names
 
-    def _experience(self, query: str, qv: object, allowed: set[str] | None, add: object, fused: tuple[list[list[str]], list[float]], memory: Recall | None) -> None:
+    def _experience(self, query: str, qv: np.ndarray, allowed: set[str] | None, add: AddRanking, fused: tuple[list[list[str]], list[float]], memory: Recall | None) -> None:
         """The experience and co-usage rankings (nothing when the index has no history)."""
         c = self.config
         mem = self.index.experience_if_any()
         if mem is None or not len(mem) or (c.experience <= 0 and c.co_usage <= 0):
             return
-        rec = recall(mem, query, qv, c.recall, allowed)  # type: ignore[arg-type]
+        rec = recall(mem, query, qv, c.recall, allowed)
         if memory is not None:
             memory.ranking, memory.because, memory.strength = rec.ranking, rec.because, rec.strength
         if rec.ranking and c.experience > 0:
-            add("experience", rec.ranking, c.experience * rec.strength)  # type: ignore[operator]
+            add("experience", rec.ranking, c.experience * rec.strength)
         if c.co_usage <= 0:
             return
         seeds = [i for i, _ in rrf(*fused, k=c.rrf_k)[: c.co_seeds]]
@@ -176,7 +183,7 @@ class HybridSearch:
             for b, share in mem.companions(s):
                 if b not in seeds and (allowed is None or b in allowed):
                     lift[b] = max(lift.get(b, 0.0), share)
-        add("co-usage", sorted(lift.items(), key=lambda kv: -kv[1]), c.co_usage)  # type: ignore[operator]
+        add("co-usage", sorted(lift.items(), key=lambda kv: -kv[1]), c.co_usage)
 
     def search(self, query: str, *, context: str = "", kind: str = "tool", k: int = 10, allowed: set[str] | None = None) -> list[Hit]:
         """The fused ranking, best first, with a reason per hit."""
