@@ -216,3 +216,16 @@ def test_the_bench_drops_unseen_scenes_from_the_history_before_anything_is_built
     assert h.seen == {t for t, tools in test.items() if tuple(sorted(tools)) in kept}
     assert "t9" not in h.seen and bench_history.load(args, test).seen == h.seen  # seeded: the same split
     assert bench_history.check(argparse.Namespace(history_queries=None, history_qrels=r, unseen_scenes=0.0)) is not None
+
+
+def test_co_usage_names_the_tools_a_tool_usually_comes_with(tmp_path: Path) -> None:
+    rng = np.random.default_rng(5)
+    vecs = rng.normal(size=(8, DIM)).astype(np.float32)
+    rows = [Experience(f"payments slow {i}", ("prometheus.range_query", "github.list_deployments"), "import:x") for i in range(6)]
+    rows += [Experience("payments slow alone", ("prometheus.range_query",), "import:x"), Experience("dns", ("dns.resolve",), "import:x")]
+    mem = ExperienceMemory(tmp_path / "x")
+    mem.add(rows, vectors=vecs)
+    assert mem.companions("prometheus.range_query") == [("github.list_deployments", 6 / 7)]
+    assert mem.companions("dns.resolve") == []  # too few uses to say
+    mem.forget(source="import:x")
+    assert mem.companions("prometheus.range_query") == []
