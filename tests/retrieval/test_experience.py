@@ -229,3 +229,16 @@ def test_co_usage_names_the_tools_a_tool_usually_comes_with(tmp_path: Path) -> N
     assert mem.companions("dns.resolve") == []  # too few uses to say
     mem.forget(source="import:x")
     assert mem.companions("prometheus.range_query") == []
+
+
+def test_the_scale_bench_recombines_real_requests_into_new_rows() -> None:
+    from engine.retrieval.bench_history_scale import synthetic
+
+    texts = ["show logs of the payments pod", "roll orders-api back now", "which deploy broke checkout today"]
+    vecs = np.eye(3, DIM, dtype=np.float32)
+    rows, out = synthetic(texts, [("a",), ("b",), ("c",)], vecs, 5, seed=1)
+    assert len(rows) == 5 and len({r.text for r in rows}) == 5 and not {r.text for r in rows} & set(texts)
+    assert np.allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+    for r, v in zip(rows, out):
+        source = "abc".index(r.tools[0])
+        assert r.text.split()[0] == texts[source].split()[0] and v[source] > 0.9  # the first request's words, tools and vector
