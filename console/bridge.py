@@ -289,7 +289,7 @@ class Bridge:
                 try:
                     from engine.runtime import score_in_background
 
-                    score_in_background(self.store, session.id)
+                    score_in_background(self.store, session.id, session.toolbox)
                 except Exception:  # noqa: BLE001 - scoring is advisory; it never breaks a turn
                     pass
 

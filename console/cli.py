@@ -25,6 +25,7 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("policy", "engine.policy.commands", "check what the policy decides for an action"),
     ("audit", "engine.policy.audit_cli", "verify or tail the audit log"),
     ("scrub", "engine.guard.commands", "scrub credentials and PII from stdin"),
+    ("experience", "console.commands.experience", "past requests that teach retrieval: import, list, forget"),
     ("bench", "console.commands.bench", "benchmarks: retrieval, retrieval-scale, scrub, compaction"),
     ("eval", "engine.critic.commands", "evaluation: cloudops replay, export a session"),
 ]

@@ -76,6 +76,9 @@ class BlockRenderer:
         elif k == "toolset-changed" and e.loaded:
             why = ", ".join(f"{n} ({e.reasons.get(n, '')})" if e.reasons.get(n) else n for n in e.loaded[:8])
             c.print(Text(f"tools loaded: {why}", style="dim"))
+            past = list(dict.fromkeys(r for n in e.loaded for r in e.experience.get(n, [])))
+            if past:
+                c.print(Text("from experience: " + "; ".join(f"“{r[:70]}”" for r in past[:3]), style="dim"))
         elif k == "tool-call-started":
             c.print(Text.assemble(("▶ ", "cyan"), (e.tool, "bold"), f" {e.arguments}", (f"  [{e.risk}]", "dim")))
         elif k == "tool-call-finished":

@@ -171,6 +171,8 @@ class ToolSetChanged(_Event):
     query: str = ""
     """The standalone query used for retrieval."""
     schema_tokens: int = 0
+    experience: dict[str, list[str]] = Field(default_factory=dict)
+    """Tool name → the past requests whose sessions used it (loaded by experience), nearest first."""
 
 
 class ApprovalRequested(_Event):

@@ -107,13 +107,37 @@ def make_reviewer(model: Model, cfg: Config, store: Store | None, hints: list[st
     return PlanCritic(hints)
 
 
-def score_in_background(store: Store, session_id: str) -> Any:
-    """Score the session's trajectory off the critical path (a task; the face need not wait)."""
+def score_in_background(store: Store, session_id: str, toolbox: Any = None) -> Any:
+    """Score the session's trajectory off the critical path (a task; the face need not wait); a
+    session that went well teaches the toolbox's experience memory what it used."""
+    import asyncio
+
+    return asyncio.ensure_future(score_and_learn(store, session_id, toolbox))
+
+
+async def score_and_learn(store: Store, session_id: str, toolbox: Any = None) -> dict[str, Any]:
+    """Score a session, store the score, and add its lessons to the experience memory (when the
+    toolbox retrieves from an index, the score is good and the user has not marked it bad)."""
     import asyncio
 
     from engine.critic.trajectory import score_and_store
+    from engine.retrieval.lessons import lessons_from_session
 
-    return asyncio.ensure_future(score_and_store(store, session_id))
+    score = await score_and_store(store, session_id)
+    selector = getattr(toolbox, "selector", None)
+    index = getattr(selector, "index", None)
+    if index is None:
+        return score
+    lessons = lessons_from_session(
+        await store.events(session_id),
+        score,
+        session_id=session_id,
+        marked_bad=await store.get_mark(session_id) == "bad",
+        exclude=getattr(selector, "pinned", ()),
+    )
+    if lessons:
+        score["taught"] = await asyncio.to_thread(index.experience.add, lessons)
+    return score
 
 
 async def open_session(

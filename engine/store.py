@@ -70,6 +70,11 @@ CREATE TABLE IF NOT EXISTS scores (
     at TEXT NOT NULL,
     body TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS marks (
+    session_id TEXT PRIMARY KEY,
+    at TEXT NOT NULL,
+    verdict TEXT NOT NULL
+);
 """
 
 
@@ -260,3 +265,20 @@ class Store:
         async with self.db.execute("SELECT body FROM scores WHERE session_id=?", (session_id,)) as cur:
             row = await cur.fetchone()
         return json.loads(row[0]) if row else None
+
+    async def put_mark(self, session_id: str, verdict: str) -> None:
+        """Keep the user's verdict on a session ('good' or 'bad'; a bad session never teaches)."""
+        if verdict not in ("good", "bad"):
+            raise ValueError(f"a session is marked good or bad, not {verdict!r}")
+        async with write_lock(self.db):
+            await self.db.execute(
+                "INSERT OR REPLACE INTO marks(session_id, at, verdict) VALUES (?,?,?)",
+                (session_id, ev.utcnow().isoformat(), verdict),
+            )
+            await self.db.commit()
+
+    async def get_mark(self, session_id: str) -> str | None:
+        """The user's verdict on a session, or None when unmarked."""
+        async with self.db.execute("SELECT verdict FROM marks WHERE session_id=?", (session_id,)) as cur:
+            row = await cur.fetchone()
+        return row[0] if row else None

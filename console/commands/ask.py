@@ -41,5 +41,5 @@ async def run(args: argparse.Namespace) -> int:
         code = await ask(session, args.question, as_json=args.json, console=console)
         from engine.runtime import score_in_background
 
-        await score_in_background(store, session.id)
+        await score_in_background(store, session.id, session.toolbox)
         return code

@@ -9,6 +9,7 @@ import importlib
 BENCHES: list[tuple[str, str, str]] = [
     ("retrieval", "engine.retrieval.bench", "tool retrieval quality on BEIR-format files"),
     ("retrieval-scale", "engine.retrieval.bench_scale", "index build and query latency with N actions"),
+    ("retrieval-history-scale", "engine.retrieval.bench_history_scale", "experience memory build time and query latency with N past requests"),
     ("retrieval-multiturn", "engine.retrieval.bench_multiturn", "multi-turn tool selection recall on Lantern's own packs"),
     ("scrub", "engine.guard.bench", "scrubber recall/precision on secrets and PII sets"),
     ("compaction", "engine.context.bench", "fact survival and compression of context compaction"),

@@ -9,8 +9,9 @@ import sys
 
 def configure(p: argparse.ArgumentParser) -> None:
     """Arguments of `lantern sessions`."""
-    p.add_argument("action", nargs="?", choices=["list", "show"], default="list")
-    p.add_argument("id", nargs="?", help="session id or unique prefix (for show)")
+    p.add_argument("action", nargs="?", choices=["list", "show", "mark"], default="list")
+    p.add_argument("id", nargs="?", help="session id or unique prefix (for show and mark)")
+    p.add_argument("verdict", nargs="?", choices=["good", "bad"], help="with mark: a bad session never teaches, and forgets what it taught")
     p.add_argument("--score", action="store_true", help="with show: print the trajectory score")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--limit", type=int, default=30)
@@ -40,6 +41,8 @@ async def run(args: argparse.Namespace) -> int:
         if sid is None:
             print(f"lantern: no session matches {args.id!r}", file=sys.stderr)
             return 2
+        if args.action == "mark":
+            return await _mark(store, sid, args.verdict)
         if args.score:
             score = await store.get_score(sid)
             if score is None:
@@ -55,3 +58,20 @@ async def run(args: argparse.Namespace) -> int:
         for e in await store.events(sid):
             print(ev.to_json(e))
         return 0
+
+
+async def _mark(store: object, sid: str, verdict: str | None) -> int:
+    """Keep the user's verdict; a bad session's lessons leave the experience memory."""
+    if verdict is None:
+        print("lantern sessions mark: say good or bad", file=sys.stderr)
+        return 2
+    await store.put_mark(sid, verdict)  # type: ignore[attr-defined]
+    forgot = 0
+    if verdict == "bad":
+        from console.commands.experience import memory_at
+        from engine.config import cache_dir
+
+        if (cache_dir() / "index" / "experience").exists():
+            forgot = memory_at(None).forget(source=f"session:{sid}")
+    print(f"session {sid} marked {verdict}" + (f"; forgot the {forgot} lessons it taught" if forgot else ""))
+    return 0

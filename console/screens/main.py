@@ -136,6 +136,9 @@ class MainScreen(Screen[None]):
             shown = [(n, e.reasons.get(n, "")) for n in e.loaded if e.reasons.get(n) != "pinned"]
             if shown:
                 conv.tools_loaded(shown)
+            past = list(dict.fromkeys(r for n in e.loaded for r in getattr(e, "experience", {}).get(n, [])))
+            if past:
+                conv.notice("from experience: " + "; ".join(f"“{r[:70]}”" for r in past[:3]), "info")
         elif k == "assistant-message":
             await conv.finish(e.turn, e.step, e.text, hypothesis=bool(e.tool_calls))
             if e.tool_calls:

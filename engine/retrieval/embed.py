@@ -65,6 +65,16 @@ class Embedder:
             self._qcache.popitem(last=False)
         return v
 
+    def query_batch(self, texts: list[str]) -> np.ndarray:
+        """Embed many queries at once with the `query: ` prefix, bypassing the cache (past requests
+        for the experience memory, which caches them on disk itself)."""
+        if not texts:
+            return np.zeros((0, DIM), dtype=np.float32)
+        with self._lock:
+            v = np.asarray(self.model.query(list(texts)), dtype=np.float32).reshape(len(texts), -1)
+            self.queries_embedded += len(texts)
+        return v
+
     def queries(self, texts: list[str]) -> np.ndarray:
         """Embed several queries (cached individually)."""
         if not texts:

@@ -160,6 +160,8 @@ class HybridIndex:
         self._hashes: dict[str, str] = {}
         self._ids: dict[str, list[str]] = {k: [] for k in KINDS}
         self._mat: dict[str, np.ndarray] = {k: np.zeros((0, DIM), np.float32) for k in KINDS}
+        self._experience: Any = None
+        self._experience_off = False
         self._generation = ""
         self.path.mkdir(parents=True, exist_ok=True)
         with self._exclusive():
@@ -402,6 +404,30 @@ class HybridIndex:
             self._tindex.reload()
             self._bump_generation()
         return rep
+
+    # -- experience (the third table) -------------------------------------------------------
+    @property
+    def experience(self) -> Any:
+        """The experience memory beside the tools (`<index>/experience`), opened on first use."""
+        if self._experience is None:
+            from engine.retrieval.experience import ExperienceMemory
+
+            with self._lock:
+                if self._experience is None:
+                    self._experience = ExperienceMemory(self.path / "experience", embedder=self.embedder)
+        return self._experience
+
+    def experience_if_any(self) -> Any:
+        """The experience memory when one exists on disk or was attached (None: no history yet)."""
+        if self._experience_off or (self._experience is None and not (self.path / "experience").exists()):
+            return None
+        return self.experience
+
+    def attach_experience(self, memory: Any) -> None:
+        """Use this experience memory instead of the one beside the tools (None: search without
+        history; benchmarks compare several)."""
+        self._experience = memory
+        self._experience_off = memory is None
 
     # -- reads ------------------------------------------------------------------------------
     def __len__(self) -> int:

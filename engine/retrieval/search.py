@@ -10,17 +10,28 @@ Rankings, each over the whole index:
 - feedback: the query vector moved towards the centroid of its best first-pass documents
   (Rocchio pseudo-relevance feedback), which finds tools phrased unlike the query;
 - command: BM25 of each command's verb phrase against names and keywords ("roll it back");
-- context: BM25 of keywords from the recent conversation (weak, so the topic carries over).
+- context: BM25 of keywords from the recent conversation (weak, so the topic carries over);
+- experience: the tools of the nearest past requests (engine/retrieval/experience.py), weighted
+  by how near the nearest one is (nothing below the similarity gate);
+- co-usage: tools that the first fused choices usually come with in the history.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from engine.retrieval.experience import Recall, RecallConfig, recall
 from engine.retrieval.fusion import rrf
 from engine.retrieval.index import HybridIndex, _bm25_text
 from engine.retrieval.rewrite import strip_filler
 from engine.retrieval.text import clauses, command_phrases, terms, typed_mentions
+
+
+AddRanking = Callable[[str, list[tuple[str, float]], float], None]
+"""Adds one named, weighted ranking to the fusion."""
 
 
 @dataclass
@@ -51,6 +62,15 @@ class SearchConfig:
     """Weight of BM25 of each command's verb phrase ("roll … back", "tell") against tool names
     and keywords: in "yeah that's it. roll orders-api back to 56" the verb decides the tool, and
     the rest of the words would pull the reads that found the problem."""
+    experience: float = 4.0
+    """Weight of the experience ranking at full strength (scaled by the nearest past request's
+    similarity, 0 below the gate). High, because a near past request with its exact tools is
+    the strongest evidence there is; chosen on a split of the history, never on the test."""
+    co_usage: float = 0.5
+    """Weight of the co-usage ranking: companions of the first `co_seeds` fused choices."""
+    co_seeds: int = 3
+    recall: RecallConfig = field(default_factory=RecallConfig)
+    """How near past requests vote (gate, margin, temperature)."""
 
 
 @dataclass
@@ -62,6 +82,8 @@ class Hit:
     reason: str = ""
     sources: dict[str, int] = field(default_factory=dict)
     """Ranking name → rank (from 1) where this document appeared."""
+    past: list[str] = field(default_factory=list)
+    """The past requests whose tools included this one (experience), nearest first."""
 
 
 class HybridSearch:
@@ -90,8 +112,11 @@ class HybridSearch:
         return [i for i, _ in fused[:k]]
 
     # -- the full pipeline ------------------------------------------------------------------
-    def rankings(self, query: str, *, context: str = "", kind: str = "tool", allowed: set[str] | None = None) -> tuple[list[list[str]], list[float], list[str]]:
-        """Every ranking of the pipeline with its weight and name."""
+    def rankings(
+        self, query: str, *, context: str = "", kind: str = "tool", allowed: set[str] | None = None, memory: Recall | None = None
+    ) -> tuple[list[list[str]], list[float], list[str]]:
+        """Every ranking of the pipeline with its weight and name; what experience recalled goes
+        into `memory` when given."""
         c = self.config
         d = c.depth
         ix = self.index
@@ -135,11 +160,35 @@ class HybridSearch:
             add(f"asked to {ph}", ix.bm25(ph, kind=kind, k=d, allowed=allowed, fields=("name", "keywords"), stopwords=False), c.command / len(phrases) ** 0.5)
         if context and c.context > 0:
             add("context", ix.bm25(context, kind=kind, k=d, allowed=allowed), c.context)
+        if kind == "tool":
+            self._experience(query, qv, allowed, add, (ranks, weights), memory)
         return ranks, weights, names
+
+    def _experience(self, query: str, qv: np.ndarray, allowed: set[str] | None, add: AddRanking, fused: tuple[list[list[str]], list[float]], memory: Recall | None) -> None:
+        """The experience and co-usage rankings (nothing when the index has no history)."""
+        c = self.config
+        mem = self.index.experience_if_any()
+        if mem is None or not len(mem) or (c.experience <= 0 and c.co_usage <= 0):
+            return
+        rec = recall(mem, query, qv, c.recall, allowed)
+        if memory is not None:
+            memory.ranking, memory.because, memory.strength = rec.ranking, rec.because, rec.strength
+        if rec.ranking and c.experience > 0:
+            add("experience", rec.ranking, c.experience * rec.strength)
+        if c.co_usage <= 0:
+            return
+        seeds = [i for i, _ in rrf(*fused, k=c.rrf_k)[: c.co_seeds]]
+        lift: dict[str, float] = {}
+        for s in seeds:
+            for b, share in mem.companions(s):
+                if b not in seeds and (allowed is None or b in allowed):
+                    lift[b] = max(lift.get(b, 0.0), share)
+        add("co-usage", sorted(lift.items(), key=lambda kv: -kv[1]), c.co_usage)
 
     def search(self, query: str, *, context: str = "", kind: str = "tool", k: int = 10, allowed: set[str] | None = None) -> list[Hit]:
         """The fused ranking, best first, with a reason per hit."""
-        ranks, weights, names = self.rankings(query, context=context, kind=kind, allowed=allowed)
+        memory = Recall()
+        ranks, weights, names = self.rankings(query, context=context, kind=kind, allowed=allowed, memory=memory)
         fused = rrf(ranks, weights, k=self.config.rrf_k)[:k]
         qterms = sorted(set(terms(query)))
         cterms = sorted(set(terms(context))) if context else []
@@ -153,7 +202,11 @@ class HybridSearch:
             for n, pos in positions:
                 if n not in sources and i in pos:
                     sources[n] = pos[i]
-            hits.append(Hit(i, score, self._reason(i, qterms, cterms, sources), sources))
+            past = memory.because.get(i, []) if "experience" in sources else []
+            reason = _experience_reason(len(past)) if past else self._reason(i, qterms, cterms, sources)
+            if not past and "co-usage" in sources and sources["co-usage"] <= 3 and reason == "similar meaning":
+                reason = "often used together with the tools above"
+            hits.append(Hit(i, score, reason, sources, past[:5]))
         return hits
 
     def _words(self, doc_id: str) -> tuple[frozenset[str], frozenset[str]] | None:
@@ -192,3 +245,7 @@ class HybridSearch:
         if ctx and "context" in sources:
             return "conversation: " + ", ".join(ctx[:3])
         return "similar meaning"
+
+
+def _experience_reason(n: int) -> str:
+    return f"experience: {n} similar past request" + ("" if n == 1 else "s")

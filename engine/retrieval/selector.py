@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from engine import events as ev
@@ -66,6 +66,8 @@ class Selection:
     query: str
     schema_tokens: int
     hits: list[Hit]
+    past: dict[str, list[str]] = field(default_factory=dict)
+    """Tool → the past requests that brought it (experience), for the tools offered."""
 
 
 class ToolSelector:
@@ -92,7 +94,7 @@ class ToolSelector:
     ) -> None:
         self.tools: dict[str, Tool] = {}
         """Every tool known, by name."""
-        self.index = index or HybridIndex()
+        self.index = index if index is not None else HybridIndex()
         """The hybrid index (tools are synced into it here)."""
         self.search = HybridSearch(self.index, search_config)
         """The fused retrieval pipeline."""
@@ -231,6 +233,7 @@ class ToolSelector:
                 names.append(n)
                 reasons[n] = why
         spent = sum(self._tokens[n] for n in names)
+        past: dict[str, list[str]] = {}
         retrieved_tokens = 0
         top = hits[0].score if hits else 0.0
         taken = 0
@@ -256,10 +259,12 @@ class ToolSelector:
                 continue
             names.append(h.id)
             reasons[h.id] = h.reason
+            if h.past and h.reason.startswith("experience"):
+                past[h.id] = list(h.past)
             spent += cost
             retrieved_tokens += cost
             taken += 1
-        return Selection(names=names, reasons=reasons, query=rw.query, schema_tokens=spent, hits=hits)
+        return Selection(names=names, reasons=reasons, query=rw.query, schema_tokens=spent, hits=hits, past=past)
 
     async def select(self, ctx: Any) -> tuple[list[ToolSpec], Any | None]:
         """Toolbox.select: the specs to offer at this step and a ToolSetChanged when the set changed."""
@@ -303,6 +308,7 @@ class ToolSelector:
                     reasons={n: reasons[n] for n in loaded},
                     query=base.query,
                     schema_tokens=sum(self._tokens[n] for n in names),
+                    experience={n: base.past[n] for n in loaded if n in base.past},
                 )
             self._offered = names
         return [self.tools[n].spec for n in names], changed

@@ -29,8 +29,11 @@ def _tools() -> list[Tool]:
 @pytest.fixture(scope="module")
 def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # Embedding the catalogue once per module keeps the suite cheap; each test syncs into a copy.
+    from skills.playbooks import load_playbooks
+
     d = tmp_path_factory.mktemp("index")
-    ToolSelector(_tools(), HybridIndex(d))
+    # The playbooks too, so a test that loads them finds their vectors cached.
+    ToolSelector(_tools(), HybridIndex(d), runbooks=[b.doc() for b in load_playbooks()[0]])
     return d
 
 
