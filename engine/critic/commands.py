@@ -35,13 +35,17 @@ async def run(args: argparse.Namespace) -> int:
 
 async def _cloudops(args: argparse.Namespace) -> int:
     from engine.critic import cloudops as co
+    from engine.jsonfile import load_json
 
     root = Path(args.cases)
     if not (root / "candidates.json").exists():
         print(f"lantern eval: {root} has no candidates.json (expected a Cloud-OpsBench case directory)", file=sys.stderr)
         return 2
     cands = co.load_candidates(root)
-    cases = co.load_cases(root, args.limit)
+    notices: list[str] = []
+    cases = co.load_cases(root, args.limit, notices)
+    for n in notices:
+        print(f"lantern eval: {n}", file=sys.stderr)
     make_tools = replay_tools_factory()
     results = []
     model_name = args.model or ""
@@ -68,7 +72,7 @@ async def _cloudops(args: argparse.Namespace) -> int:
             results.append(done[case.id])
             continue
         if shared_model is None:
-            cache = json.loads((case.dir / "tool_cache.json").read_text())
+            cache = load_json(case.dir / "tool_cache.json", {}, expect=dict)
             model = co.OracleModel(case, cache, wrong=model_name == "oracle-wrong")
         else:
             model = shared_model
