@@ -16,11 +16,23 @@ keyword prefilter.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 Window = tuple[int, int]
+
+KEYWORD_GATE_MIN = 4
+"""A rule whose keywords are all at least this long is gated on them alone (shorter ones, such as
+`ac` or `sk`, occur everywhere: such a rule is gated on its own pattern)."""
+
+COMMON_WORDS = frozenset({"secret", "token", "password", "passwd", "credential", "private", "access", "client", "bearer", "basic", "auth", "api-", "dapi", "data:", "://"})
+"""Keywords that fill kubectl output (Secret volumes, service-account tokens): a rule keyed on one
+is gated on its own pattern, or it would run on every describe."""
 
 _HS_FLAGS = {"i": "HS_FLAG_CASELESS", "m": "HS_FLAG_MULTILINE", "s": "HS_FLAG_DOTALL"}
 
@@ -36,6 +48,8 @@ class Spec:
     flags: str
     keywords: tuple[str, ...]
     whole_text: bool
+    prefilter: str = ""
+    """A Hyperscan expression whose one match says the rule may match ('' = the rule itself)."""
 
 
 class Scanner:
@@ -93,28 +107,58 @@ def _collect(rule: int, start: int, end: int, flags: int, reports: dict[int, lis
 
 
 def _compile(specs: Sequence[Spec]):  # noqa: ANN202 - (hyperscan.Database | None, list[int])
-    """One database of every rule Hyperscan accepts; the rest are listed to run by keyword."""
+    """One database of every rule Hyperscan accepts; the rest are listed to run by keyword. The
+    compiled database is cached on disk by the hash of the rules (compiling takes seconds)."""
     try:
         import hyperscan
     except ImportError:
         return None, list(range(len(specs)))
-    exprs: list[bytes] = []
-    ids: list[int] = []
-    flags: list[int] = []
-    always: list[int] = []
-    for i, s in enumerate(specs):
-        expr, fl = _expression(hyperscan, s)
-        try:  # compiled alone first: one pattern Hyperscan refuses must not sink the database
-            hyperscan.Database().compile(expressions=[expr], ids=[i], flags=[fl])
-        except hyperscan.error:
-            always.append(i)
-            continue
-        exprs.append(expr)
-        ids.append(i)
-        flags.append(fl)
-    db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-    db.compile(expressions=exprs, ids=ids, flags=flags)
+    compiled = [(i, *_expression(hyperscan, s)) for i, s in enumerate(specs)]
+    key = hashlib.sha256(repr([(e, f) for _, e, f in compiled]).encode() + hyperscan.__version__.encode()).hexdigest()[:24]
+    cached = _cache_path(key)
+    if cached is not None and cached.is_file():
+        try:
+            db = hyperscan.loadb(cached.read_bytes(), mode=hyperscan.HS_MODE_BLOCK)
+            return db, [int(x) for x in cached.with_suffix(".skip").read_text().split()]
+        except (hyperscan.error, OSError, ValueError):
+            pass  # a stale or cut-off cache: compile again
+    db, always = _build(hyperscan, compiled)
+    if cached is not None:
+        try:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            cached.with_suffix(".skip").write_text(" ".join(map(str, always)))
+            cached.write_bytes(hyperscan.dumpb(db))
+        except OSError:
+            pass
     return db, always
+
+
+def _build(hyperscan, compiled: list[tuple[int, bytes, int]]):  # noqa: ANN001, ANN202
+    """The database; when Hyperscan refuses the whole set, each pattern alone finds the ones it refuses."""
+    always: list[int] = []
+    try:
+        return _database(hyperscan, compiled), always
+    except hyperscan.error:
+        pass
+    ok = []
+    for item in compiled:
+        try:
+            _database(hyperscan, [item])
+            ok.append(item)
+        except hyperscan.error:
+            always.append(item[0])
+    return _database(hyperscan, ok), always
+
+
+def _database(hyperscan, items: list[tuple[int, bytes, int]]):  # noqa: ANN001, ANN202
+    db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    db.compile(expressions=[e for _, e, _ in items], ids=[i for i, _, _ in items], flags=[f for _, _, f in items])
+    return db
+
+
+def _cache_path(key: str) -> Path | None:
+    base = os.environ.get("LANTERN_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "lantern")
+    return Path(base) / "scrub" / f"rules-{key}.hsdb"
 
 
 def _expression(hyperscan, s: Spec) -> tuple[bytes, int]:  # noqa: ANN001 - the module
@@ -123,7 +167,11 @@ def _expression(hyperscan, s: Spec) -> tuple[bytes, int]:  # noqa: ANN001 - the 
         fl |= getattr(hyperscan, _HS_FLAGS[ch])
     if s.hs:
         return s.hs.encode(), fl
-    return s.pattern.encode(), fl | hyperscan.HS_FLAG_PREFILTER | hyperscan.HS_FLAG_SINGLEMATCH
+    if not s.prefilter and s.keywords and not s.whole_text and min(map(len, s.keywords)) >= KEYWORD_GATE_MIN and not COMMON_WORDS.intersection(s.keywords):
+        # Literals are what Hyperscan matches fastest; the rule itself then runs on the keyword's lines.
+        gate = "|".join(re.escape(k) for k in s.keywords)
+        return gate.encode(), hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH
+    return (s.prefilter or s.pattern).encode(), fl | hyperscan.HS_FLAG_PREFILTER | hyperscan.HS_FLAG_SINGLEMATCH
 
 
 def _keyword_lines(text: str, lower: str, keywords: tuple[str, ...]) -> list[Window]:

@@ -75,6 +75,10 @@ class _Rule:
     """Numeric personal data: run only around runs of digits (phones, cards, SSNs, IPs)."""
     hs: str = ""
     """A Hyperscan-compatible candidate shape whose every match is checked ('' = the rule itself)."""
+    prefilter: str = ""
+    """A cheaper Hyperscan expression that must match before the rule runs ('' = the rule itself)."""
+    min_entropy: float = 0.0
+    """The value's least Shannon entropy, bits per character (gitleaks' `entropy`)."""
 
 
 def shannon(value: str) -> float:
@@ -225,10 +229,14 @@ class Scrubber:
             start, end = m.span(rule.group)
         except IndexError:
             start, end = m.span()
+        if start < 0 and isinstance(rule.group, int):  # another alternative's group holds the value
+            start, end = next((m.span(g) for g in range(1, (m.re.groups or 0) + 1) if m.span(g)[0] >= 0), (-1, -1))
         if start < 0 or end <= start:
             return []
         value = text[start:end]
         if rule.check and not self._check(rule.check, value, m, text):
+            return []
+        if rule.min_entropy and (shannon(value) < rule.min_entropy or _placeholderish(value)):
             return []
         # Vendor-format tokens in documentation are EXAMPLEs; headers, passwords and keys are always removed.
         if rule.category == "secret" and not rule.check and rule.id not in _ALWAYS and _exampleish(value):
@@ -255,6 +263,8 @@ class Scrubber:
             return b"PRIVATE KEY-----" in raw and b"ENCRYPTED" not in raw
         if check == "jwk":
             return bool(re.search(r'"(?:d|k|p|q|dp|dq|qi)"\s*:\s*"[A-Za-z0-9_-]{16,}"', v))
+        if check == "b64_entropy":
+            return _high_entropy_b64(v)
         if check == "not_placeholder":
             return not _placeholderish(v)
         if check == "basic":
@@ -270,6 +280,8 @@ class Scrubber:
         if check == "secret":
             v = v.strip("\"'`()")
             if len(v) < 6 or _placeholderish(v) or (not quoted and _IDENT_CALL.match(v)):
+                return False
+            if _not_secret_shape(v, m.groupdict().get("var") or ""):
                 return False
             if v.lower().startswith(("http", "os.", "process.", "env.", "getenv", "sys.", "config.", "settings.", "self.", "this.")):
                 return False
@@ -374,6 +386,32 @@ def _possible_phone(v: str) -> bool:
     return False
 
 
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_ID_KEY = re.compile(r"(?i)(?:^|[_.-])(?:id|uid|uuid|guid|name|ref|version|hash|sha\d*|md5|digest|checksum|commit|etag)$")
+_HEX_DIGEST = re.compile(r"(?:[0-9a-f]{32}|[0-9a-f]{40}|[0-9a-f]{64}|[0-9A-F]{32}|[0-9A-F]{40}|[0-9A-F]{64})")
+
+
+def _not_secret_shape(v: str, var: str) -> bool:
+    """Known false-positive shapes: a UUID or a hex digest under a key that names an id or a hash
+    (key_id, token_uid, secret_hash), and a digest that says what it is (sha256:...)."""
+    if (_UUID.fullmatch(v) or _HEX_DIGEST.fullmatch(v)) and _ID_KEY.search(var):
+        return True
+    return v.lower().startswith(("sha256:", "sha1:", "sha512:", "md5:"))
+
+
+def _high_entropy_b64(v: str) -> bool:
+    """detect-secrets' base64 entropy test (4.5 bits), on strings that mix cases and digits and are
+    not paths, identifiers, hex digests or UUIDs."""
+    if _UUID.fullmatch(v) or re.fullmatch(r"[0-9a-fA-F_-]+", v) or _exampleish(v) or _placeholderish(v):
+        return False
+    if v.count("/") >= 2 or re.fullmatch(r"[A-Za-z]+(?:[_-][A-Za-z]+)*", v):
+        return False
+    # generated keys mix upper case, lower case and digits; names (pods, images, hosts) are lower case
+    if not (re.search(r"[A-Z]", v) and re.search(r"[a-z]", v) and re.search(r"\d", v)):
+        return False
+    return shannon(v) >= 4.5
+
+
 _NUMBER_RUN = re.compile(r"\d[\d .()+\-x/]{5,}")
 
 
@@ -419,42 +457,53 @@ _FLAGS = {"i": re.I, "m": re.M, "s": re.S}
 
 @lru_cache(maxsize=8)
 def _load_rules(path: str, pii: bool) -> list[_Rule]:
+    """The rules of `path`, then those of the rule sets it includes (secrets first, then PII)."""
     data: dict[str, Any] = yaml.safe_load(Path(path).read_text())
+    sources = [(path, data)]
+    for inc in data.get("include") or []:
+        p = Path(path).parent / inc
+        sources.append((str(p), yaml.safe_load(p.read_text()) or {}))
     out = []
     for category in ("secrets", "pii") if pii else ("secrets",):
-        for i, r in enumerate(data.get(category) or []):
-            flags = 0
-            for ch in r.get("flags", ""):
-                flags |= _FLAGS[ch]
-            try:
-                rx = re.compile(r["regex"], flags)
-            except re.error as exc:
-                raise ValueError(f"{path}: {category}[{i}] ({r.get('id')}): bad regex: {exc}") from None
-            group = r.get("group", "value")
-            if group != 0 and group not in rx.groupindex:
-                group = 0
-            out.append(
-                _Rule(
-                    id=r["id"],
-                    regex=rx,
-                    group=group,
-                    keywords=tuple(k.lower() for k in r.get("keywords", [])),
-                    check=r.get("check", ""),
-                    category="secret" if category == "secrets" else "pii",
-                    block=bool(r.get("block")),
-                    whole_text=r.get("scope") == "text" or not r.get("keywords"),
-                    numbers=r.get("scope") == "numbers",
-                    hs=r.get("hs", ""),
-                )
-            )
+        for src, d in sources:
+            out.extend(_rule(src, category, i, r) for i, r in enumerate(d.get(category) or []))
     return out
+
+
+def _rule(path: str, category: str, i: int, r: dict[str, Any]) -> _Rule:
+    flags = 0
+    for ch in r.get("flags", ""):
+        flags |= _FLAGS[ch]
+    try:
+        rx = re.compile(r["regex"], flags)
+    except re.error as exc:
+        raise ValueError(f"{path}: {category}[{i}] ({r.get('id')}): bad regex: {exc}") from None
+    group = r.get("group", "value")
+    if isinstance(group, int):
+        group = group if 0 <= group <= rx.groups else 0
+    elif group not in rx.groupindex:
+        group = 0
+    return _Rule(
+        id=r["id"],
+        regex=rx,
+        group=group,
+        keywords=tuple(k.lower() for k in r.get("keywords", [])),
+        check=r.get("check", ""),
+        category="secret" if category == "secrets" else "pii",
+        block=bool(r.get("block")),
+        whole_text=r.get("scope") == "text" or not r.get("keywords"),
+        numbers=r.get("scope") == "numbers",
+        hs=r.get("hs", ""),
+        prefilter=r.get("prefilter", ""),
+        min_entropy=float(r.get("min_entropy", 0.0)),
+    )
 
 
 @lru_cache(maxsize=8)
 def _scanner(path: str, pii: bool) -> Scanner:
     """The one-pass scanner of a rule set (compiled once per process)."""
     rules = _load_rules(path, pii)
-    return Scanner([Spec(r.regex.pattern, r.hs, _flag_letters(r.regex.flags), r.keywords, r.whole_text and not r.numbers) for r in rules])
+    return Scanner([Spec(r.regex.pattern, r.hs, _flag_letters(r.regex.flags), r.keywords, r.whole_text and not r.numbers, r.prefilter) for r in rules])
 
 
 def _flag_letters(flags: int) -> str:

@@ -59,3 +59,33 @@ def test_cluster_addresses_are_evidence_unless_the_org_masks_them():
     assert "44.10.0.5" in Scrubber(cluster_cidrs=["44.10.0.0/16"]).clean(text)[0]
     masked, _ = Scrubber(keep_private_ips=False).clean(text)
     assert "10.244.1.17" not in masked and "192.168.49.2" not in masked
+
+
+def test_gitleaks_rules_come_in_as_data():
+    from engine.guard.rulesets.port_gitleaks import python_regex
+
+    assert python_regex(r"\b(LTAI(?i)[a-z0-9]{20})(?:x|$)") == r"\b(LTAI(?i:[a-z0-9]{20}))(?:x|$)"
+    assert python_regex(r"\b(pat[[:alnum:]]{14})") == r"\b(pat[a-zA-Z0-9]{14})"
+    ids = {r.id for r in S.rules}
+    assert {"age-secret-key", "anthropic-api-key", "sendgrid-api-token", "doppler-api-token"} <= ids
+    key = "AGE-SECRET-KEY-1" + "QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L" * 2
+    out, counts = S.clean(f"identity: {key[:74]}\n")
+    assert "AGE-SECRET-KEY-1QPZ" not in out and counts
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'level=info msg="bound" pod="boutique/paymentservice-869f9f96cd-qkds4" node="worker-2"',
+        "secret_key_id: 3f0c2a9e-1b2d-4c5e-8f70-1234567890ab",
+        "token_sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        'image: "registry.example.io/team/payments-api:v2.31.4"',
+    ],
+)
+def test_known_false_positive_shapes_stay(text):
+    assert S.clean(text)[0] == text
+
+
+def test_a_quoted_high_entropy_string_goes():
+    out, counts = S.clean('signing = "q8Xf2LmZ7rTb9VwK3nYp6HsJ4dGc1aEuQo5iR0tBvN"')
+    assert counts.get("high-entropy-string") == 1 or counts.get("secret") == 1, counts
