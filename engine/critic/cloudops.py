@@ -276,7 +276,7 @@ async def run_case(
                 await store.create_session(session.id, model=getattr(model, "name", "eval"), context=None)
                 final = await _investigate(session, task_prompt(case, cands), res)
                 if session.diagnoser is not None:
-                    res.checks = [{"root_cause": f.cause, "object": f.object} for f in session.diagnoser.ranked()[:3]]
+                    res.checks = benchmark_answers(session.diagnoser.ranked(), cands)
         res.answers = parse_answers(final)
         res.evidence = parse_evidence(final)
     except Exception as exc:  # noqa: BLE001 - one broken case must not stop the run
@@ -288,6 +288,35 @@ async def run_case(
     res.alignment = alignment(res.calls, case.paths)
     res.seconds = round(time.perf_counter() - t0, 2)
     return res
+
+
+BENCHMARK_LABELS: dict[str, str] = {
+    "image_not_found": "incorrect_image_reference",
+    "image_pull_unauthorized": "missing_image_pull_secret",
+    "service_no_endpoints": "service_selector_mismatch",
+    "dns_resolution_failure": "service_env_var_address_mismatch",
+    "node_not_ready": "kubelet_unavailable",
+    "cpu_throttling": "pod_cpu_overload",
+    "storage_class_missing": "pvc_storage_class_mismatch",
+}
+"""Lantern's causes (engine/diagnose/catalogue.yaml) → Cloud-OpsBench's labels, where the benchmark
+names the same fault differently. A cause the benchmark has no label for is left out of its answers."""
+
+
+def benchmark_answers(findings: list[Any], cands: dict[str, Any], limit: int = 3) -> list[dict[str, str]]:
+    """The checks' ranked findings as the benchmark's answers: causes mapped to its labels, those
+    it has no label for left out, each (label, object) once."""
+    labels = {c["root_cause"] for c in cands.get("root_causes", [])}
+    out: list[dict[str, str]] = []
+    for f in findings:
+        label = BENCHMARK_LABELS.get(f.cause, f.cause)
+        ans = {"root_cause": label, "object": f.object}
+        if (labels and label not in labels) or ans in out:
+            continue
+        out.append(ans)
+        if len(out) >= limit:
+            break
+    return out
 
 
 def _notices(tools: list[Any]) -> list[str]:
