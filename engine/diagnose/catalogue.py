@@ -55,7 +55,7 @@ def match(place: str, reason: str, message: str) -> list[Entry]:
             continue
         if e.pattern is None and not (e.reasons and reason in e.reasons):
             continue
-        if e.pattern is not None and not e.pattern.search(message):
+        if e.pattern is not None and not (e.pattern.search(message) or (reason and e.pattern.search(reason))):
             continue
         found.append(e)
     return found

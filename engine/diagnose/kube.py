@@ -146,11 +146,15 @@ def _ready(s: str) -> tuple[int, int]:
 
 
 _QUOTA_KIND = [
+    (re.compile(r"ephemeral-storage"), "namespace_ephemeral_storage_quota_exceeded"),
     (re.compile(r"(?:requests|limits)\.memory|^memory$"), "namespace_memory_quota_exceeded"),
     (re.compile(r"(?:requests|limits)\.cpu|^cpu$"), "namespace_cpu_quota_exceeded"),
-    (re.compile(r"requests\.storage|persistentvolumeclaims|storage$"), "namespace_storage_quota_exceeded"),
+    (re.compile(r"requests\.storage|persistentvolumeclaims|(?<!ephemeral-)storage$"), "namespace_storage_quota_exceeded"),
     (re.compile(r"^(?:count/)?services"), "namespace_service_quota_exceeded"),
     (re.compile(r"^(?:count/)?pods$"), "namespace_pod_quota_exceeded"),
+    # the rest of ResourceQuota's kinds (https://kubernetes.io/docs/concepts/policy/resource-quotas/)
+    (re.compile(r"^(?:requests|limits)\.[a-z0-9.-]+/[\w.-]+$|^[a-z0-9.-]+\.[a-z]+/[\w.-]+$"), "namespace_extended_resource_quota_exceeded"),
+    (re.compile(r"^(?:count/[\w.-]+|configmaps|secrets|replicationcontrollers|resourcequotas)$"), "namespace_object_count_quota_exceeded"),
 ]
 
 
@@ -248,7 +252,7 @@ def read_output(state: ClusterState, tool: str, args: dict[str, Any], text: str,
         hits += _read_describe_pod(state, stripped, ns)
     elif _POD_ROW.match(stripped):
         # pod rows without their header (a grep, a --no-headers listing)
-        _read_pods(state, "NAME   READY   STATUS   RESTARTS   AGE\n" + "\n".join("   ".join(ln.split()[:5]) for ln in stripped.splitlines() if _POD_ROW.match(ln)), str(args.get("namespace") or ""))
+        _read_pod_rows(state, stripped, str(args.get("namespace") or ""))
     elif re.match(r"Service:\s+\S+\s*\nNode:\s+\S+", stripped):
         hits += _read_agent(state, stripped)
     elif stripped.startswith(("node_count:", "nodes:")):
@@ -455,8 +459,7 @@ def _read_describe_pod(state: ClusterState, text: str, ns: str) -> list[Hit]:
                 hits.append((f"{kind}_probe_incorrect_timing", target, f"{kind} probe {ptype} port {pport}: {msg}", 0.5))
         else:
             hits += _classify(state, reason, msg, target, ns, node_selector=node_selector)
-    if not hits:
-        hits += _container_states(state, text, target, d.namespace)
+    hits += _container_states(state, text, target, d.namespace)
     if d.pending and not d.node and not d.scheduling_events:
         cp = sorted(state.control_plane) or ["master"]
         hits.append(("kube_scheduler_unavailable", f"node/{cp[0]}", f"pod {name} is Pending with no node and no scheduling events: nothing has tried to schedule it", 0.55))
@@ -519,19 +522,45 @@ def _read_alerts(state: ClusterState, text: str) -> list[Hit]:
     hits: list[Hit] = []
     latency: list[tuple[float, str, str]] = []
     for a in alerts:
-        if not isinstance(a, dict) or a.get("type") != "Service":
+        if not isinstance(a, dict):
+            continue
+        if a.get("type") == "Node":
+            hits += _node_alert(str(a.get("name", "")), [str(e) for e in a.get("evidence") or []])
+            continue
+        if a.get("type") != "Service":
             continue
         svc = str(a.get("name", ""))
         for ev in a.get("evidence") or []:
             ev = str(ev)
-            if "RESOURCE_SATURATION" in ev and "cpu" in ev.lower():
+            low = ev.lower()
+            if "RESOURCE_SATURATION" in ev and "cpu" in low:
                 hits.append(("pod_cpu_overload", f"service/{svc}", ev, 0.75))
+            elif "RESOURCE_SATURATION" in ev and "mem" in low:
+                hits.append(("pod_memory_pressure", f"service/{svc}", ev, 0.7))
+            elif "packet loss" in low or "PACKET_LOSS" in ev:
+                hits.append(("pod_network_packet_loss", f"service/{svc}", ev, 0.6))
             elif "LATENCY_DEGRADATION" in ev:
                 latency.append((_pct(ev), svc, ev))
     # The service a delay is injected into slows down the most; its callers see a share of it.
     latency.sort(reverse=True)
     for i, (pct, svc, ev) in enumerate(latency[:2]):
         hits.append(("pod_network_delay", f"service/{svc}", ev, 0.6 if i == 0 else 0.35))
+    return hits
+
+
+def _node_alert(node: str, evidence: list[str]) -> list[Hit]:
+    """A node's own metric anomalies: injected delay or loss on its network, memory or disk pressure."""
+    hits: list[Hit] = []
+    for ev in evidence:
+        low = ev.lower()
+        if "loss" in low:
+            hits.append(("node_network_packet_loss", f"node/{node}", ev, 0.65))
+        elif "latency" in low or "delay" in low or "rtt" in low:
+            hits.append(("node_network_delay", f"node/{node}", ev, 0.65))
+        elif "RESOURCE_SATURATION" in ev and "mem" in low:
+            hits.append(("node_memory_pressure", f"node/{node}", ev, 0.6))
+        elif "RESOURCE_SATURATION" in ev and ("disk" in low or "fs" in low):
+            hits.append(("node_disk_pressure", f"node/{node}", ev, 0.6))
     return hits
 
 
@@ -616,7 +645,16 @@ def _read_logs(state: ClusterState, workload: str, text: str, ns: str = "") -> l
     return hits
 
 
-_POD_ROW = re.compile(r"^\S+\s+\d+/\d+\s+[A-Za-z:]+\s+\d+(?:\s+\([^)]*\))?\s+\S+", re.M)
+def _read_pod_rows(state: ClusterState, text: str, namespace: str) -> None:
+    """`get pods` rows without their header line."""
+    state.pod_lists += 1
+    for m in _POD_ROW.finditer(text):
+        name, ready, status, restarts = m.group(1), m.group(2), m.group(3), m.group(4)
+        r, t = _ready(ready)
+        state.pods[name] = Pod(name, state.workload(name), r, t, status, _int(restarts), "", namespace)
+
+
+_POD_ROW = re.compile(r"^(\S+)[ \t]+(\d+/\d+)[ \t]+([A-Za-z:]+)[ \t]+(\d+)(?:[ \t]+\([^)]*\))?[ \t]+\S+", re.M)
 """A `get pods` row: NAME READY STATUS RESTARTS AGE."""
 
 _DESCRIBE_KINDS = [
