@@ -368,7 +368,13 @@ def summarise(results: list[CaseResult]) -> dict[str, Any]:
         "checks_A@1": round(sum(r.checks_hit1 for r in results) / n, 3),
         "checks_A@3": round(sum(r.checks_hit3 for r in results) / n, 3),
         "per_category": {
-            c: {"cases": len(rs), "A@1": round(sum(r.hit1 for r in rs) / len(rs), 3), "A@3": round(sum(r.hit3 for r in rs) / len(rs), 3)}
+            c: {
+                "cases": len(rs),
+                "A@1": round(sum(r.hit1 for r in rs) / len(rs), 3),
+                "A@3": round(sum(r.hit3 for r in rs) / len(rs), 3),
+                "checks_A@1": round(sum(r.checks_hit1 for r in rs) / len(rs), 3),
+                "checks_A@3": round(sum(r.checks_hit3 for r in rs) / len(rs), 3),
+            }
             for c, rs in sorted(cats.items())
         },
         "tool_calls_per_case": round(sum(len(r.calls) for r in results) / n, 2),
@@ -377,6 +383,15 @@ def summarise(results: list[CaseResult]) -> dict[str, Any]:
         "alignment": round(sum(r.alignment for r in results) / n, 3),
         "failure_patterns": dict(sorted(failures.items(), key=lambda kv: -kv[1])[:3]),
     }
+
+
+def checks_only_model() -> Any:
+    """A scripted model that answers at once with nothing: the case's score is the checks' own
+    (the triage reads and the follow-ups the findings ask for still run, as the engine's step 0)."""
+    from engine.testing import ScriptedModel
+
+    reply = {"text": json.dumps({"evidence": "", "answers": []})}
+    return ScriptedModel(responder=lambda messages, tools: reply, name="checks")
 
 
 class OracleModel:
