@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from engine.jsonfile import load_json
 from engine.models.base import Message, ToolSpec
 
 
@@ -54,17 +55,27 @@ class CaseResult:
     tokens: int = 0
     seconds: float = 0.0
     error: str = ""
+    notices: list[str] = field(default_factory=list)
+    """Files of the case read as absent (empty, cut off, binary)."""
 
 
-def load_cases(root: Path, limit: int | None = None) -> list[Case]:
-    """Cases under `root` (category/n/metadata.json), ordered so a limit samples every category."""
+def load_cases(root: Path, limit: int | None = None, notices: list[str] | None = None) -> list[Case]:
+    """Cases under `root` (category/n/metadata.json), ordered so a limit samples every category. A
+    case whose metadata cannot be read (empty, cut off, binary, no truth) is left out with a line
+    in `notices`: it cannot be scored."""
     by_cat: dict[str, list[Case]] = defaultdict(list)
     for meta in sorted(root.glob("*/*/metadata.json")):
-        m = json.loads(meta.read_text())
-        proc = m.get("process", {})
+        local: list[str] = []
+        m = load_json(meta, {}, local, expect=dict)
+        truth = m.get("result")
+        if not isinstance(truth, dict) or not {"root_cause", "fault_object"} <= truth.keys():
+            if notices is not None:
+                notices.append(f"{meta.parent.parent.name}/{meta.parent.name}: " + (local[0] if local else "metadata.json has no truth: left out"))
+            continue
+        proc = m.get("process") if isinstance(m.get("process"), dict) else {}
         paths = [p for k, p in sorted(proc.items()) if k.startswith("path") and isinstance(p, list)]
         by_cat[meta.parent.parent.name].append(
-            Case(f"{meta.parent.parent.name}/{meta.parent.name}", meta.parent.parent.name, m["query"], m.get("namespace", "default"), m["result"], paths, meta.parent)
+            Case(f"{meta.parent.parent.name}/{meta.parent.name}", meta.parent.parent.name, str(m.get("query", "")), m.get("namespace") or "default", truth, paths, meta.parent)
         )
     ordered: list[Case] = []
     while any(by_cat.values()):
@@ -75,8 +86,11 @@ def load_cases(root: Path, limit: int | None = None) -> list[Case]:
 
 
 def load_candidates(root: Path) -> dict[str, Any]:
-    """The allowed labels (candidates.json)."""
-    return json.loads((root / "candidates.json").read_text())
+    """The allowed labels (candidates.json); empty lists when it cannot be read."""
+    data = load_json(root / "candidates.json", {}, expect=dict)
+    for k in ("root_causes", "taxonomies", "services", "nodes", "namespaces"):
+        data.setdefault(k, [])
+    return data
 
 
 def task_prompt(case: Case, cands: dict[str, Any]) -> str:
@@ -240,7 +254,9 @@ async def run_case(
         with tempfile.TemporaryDirectory(prefix="lantern-eval-") as tmp:
             async with Store(Path(tmp) / "eval.db") as store:
                 cfg = Config(model=getattr(model, "name", "eval"), max_steps=max_steps)
-                toolbox = build_toolbox(cfg, extra_tools=make_tools(case.dir), include_packs=False, kube_context=None)
+                tools = make_tools(case.dir)
+                res.notices = _notices(tools)
+                toolbox = build_toolbox(cfg, extra_tools=tools, include_packs=False, kube_context=None)
                 # The guarded dispatcher (argument checks, repeat guard, policy, audit), as in a live session.
                 await toolbox.attach(store, cfg)
                 session = Session(
@@ -260,7 +276,7 @@ async def run_case(
                 await store.create_session(session.id, model=getattr(model, "name", "eval"), context=None)
                 final = await _investigate(session, task_prompt(case, cands), res)
                 if session.diagnoser is not None:
-                    res.checks = [{"root_cause": f.cause, "object": f.object} for f in session.diagnoser.ranked()[:3]]
+                    res.checks = benchmark_answers(session.diagnoser.ranked(), cands)
         res.answers = parse_answers(final)
         res.evidence = parse_evidence(final)
     except Exception as exc:  # noqa: BLE001 - one broken case must not stop the run
@@ -272,6 +288,44 @@ async def run_case(
     res.alignment = alignment(res.calls, case.paths)
     res.seconds = round(time.perf_counter() - t0, 2)
     return res
+
+
+BENCHMARK_LABELS: dict[str, str] = {
+    "image_not_found": "incorrect_image_reference",
+    "image_pull_unauthorized": "missing_image_pull_secret",
+    "service_no_endpoints": "service_selector_mismatch",
+    "dns_resolution_failure": "service_env_var_address_mismatch",
+    "node_not_ready": "kubelet_unavailable",
+    "cpu_throttling": "pod_cpu_overload",
+    "storage_class_missing": "pvc_storage_class_mismatch",
+}
+"""Lantern's causes (engine/diagnose/catalogue.yaml) → Cloud-OpsBench's labels, where the benchmark
+names the same fault differently. A cause the benchmark has no label for is left out of its answers."""
+
+
+def benchmark_answers(findings: list[Any], cands: dict[str, Any], limit: int = 3) -> list[dict[str, str]]:
+    """The checks' ranked findings as the benchmark's answers: causes mapped to its labels, those
+    it has no label for left out, each (label, object) once."""
+    labels = {c["root_cause"] for c in cands.get("root_causes", [])}
+    out: list[dict[str, str]] = []
+    for f in findings:
+        label = BENCHMARK_LABELS.get(f.cause, f.cause)
+        ans = {"root_cause": label, "object": f.object}
+        if (labels and label not in labels) or ans in out:
+            continue
+        out.append(ans)
+        if len(out) >= limit:
+            break
+    return out
+
+
+def _notices(tools: list[Any]) -> list[str]:
+    """What the replay world could not read of the case (its files read as absent)."""
+    for t in tools:
+        case = getattr(t, "meta", {}).get("replay_case")
+        if case is not None:
+            return list(getattr(case, "notices", []))
+    return []
 
 
 async def _investigate(session: Any, prompt: str, res: CaseResult) -> str:
@@ -314,7 +368,13 @@ def summarise(results: list[CaseResult]) -> dict[str, Any]:
         "checks_A@1": round(sum(r.checks_hit1 for r in results) / n, 3),
         "checks_A@3": round(sum(r.checks_hit3 for r in results) / n, 3),
         "per_category": {
-            c: {"cases": len(rs), "A@1": round(sum(r.hit1 for r in rs) / len(rs), 3), "A@3": round(sum(r.hit3 for r in rs) / len(rs), 3)}
+            c: {
+                "cases": len(rs),
+                "A@1": round(sum(r.hit1 for r in rs) / len(rs), 3),
+                "A@3": round(sum(r.hit3 for r in rs) / len(rs), 3),
+                "checks_A@1": round(sum(r.checks_hit1 for r in rs) / len(rs), 3),
+                "checks_A@3": round(sum(r.checks_hit3 for r in rs) / len(rs), 3),
+            }
             for c, rs in sorted(cats.items())
         },
         "tool_calls_per_case": round(sum(len(r.calls) for r in results) / n, 2),
@@ -323,6 +383,15 @@ def summarise(results: list[CaseResult]) -> dict[str, Any]:
         "alignment": round(sum(r.alignment for r in results) / n, 3),
         "failure_patterns": dict(sorted(failures.items(), key=lambda kv: -kv[1])[:3]),
     }
+
+
+def checks_only_model() -> Any:
+    """A scripted model that answers at once with nothing: the case's score is the checks' own
+    (the triage reads and the follow-ups the findings ask for still run, as the engine's step 0)."""
+    from engine.testing import ScriptedModel
+
+    reply = {"text": json.dumps({"evidence": "", "answers": []})}
+    return ScriptedModel(responder=lambda messages, tools: reply, name="checks")
 
 
 class OracleModel:

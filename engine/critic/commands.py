@@ -14,7 +14,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="eval_cmd", metavar="WHAT", required=True)
     c = sub.add_parser("cloudops", help="replay Cloud-OpsBench cases through the real engine")
     c.add_argument("--cases", required=True, help="directory with category/n/ case folders and candidates.json")
-    c.add_argument("--model", help="model to evaluate (default: the configured one); 'oracle' or 'oracle-wrong' check the harness")
+    c.add_argument("--model", help="model to evaluate (default: the configured one); 'oracle' or 'oracle-wrong' check the harness; 'checks' scores the engine's checks alone (the model answers at once, checks_A@1)")
     c.add_argument("--limit", type=int, help="at most N cases (sampled across categories)")
     c.add_argument("--max-steps", type=int, default=10)
     c.add_argument("--no-triage", action="store_true", help="leave out the opening triage reads (pods, events, nodes, alerts): the model starts from the alert alone")
@@ -35,18 +35,22 @@ async def run(args: argparse.Namespace) -> int:
 
 async def _cloudops(args: argparse.Namespace) -> int:
     from engine.critic import cloudops as co
+    from engine.jsonfile import load_json
 
     root = Path(args.cases)
     if not (root / "candidates.json").exists():
         print(f"lantern eval: {root} has no candidates.json (expected a Cloud-OpsBench case directory)", file=sys.stderr)
         return 2
     cands = co.load_candidates(root)
-    cases = co.load_cases(root, args.limit)
+    notices: list[str] = []
+    cases = co.load_cases(root, args.limit, notices)
+    for n in notices:
+        print(f"lantern eval: {n}", file=sys.stderr)
     make_tools = replay_tools_factory()
     results = []
     model_name = args.model or ""
     shared_model = None
-    if model_name not in ("oracle", "oracle-wrong"):
+    if model_name not in ("oracle", "oracle-wrong", "checks"):
         from engine.config import load, resolve_model
         from engine.runtime import make_model
 
@@ -67,12 +71,14 @@ async def _cloudops(args: argparse.Namespace) -> int:
         if case.id in done:
             results.append(done[case.id])
             continue
-        if shared_model is None:
-            cache = json.loads((case.dir / "tool_cache.json").read_text())
+        if model_name == "checks":
+            model = co.checks_only_model()
+        elif shared_model is None:
+            cache = load_json(case.dir / "tool_cache.json", {}, expect=dict)
             model = co.OracleModel(case, cache, wrong=model_name == "oracle-wrong")
         else:
             model = shared_model
-        r = await co.run_case(case, cands, model, make_tools, max_steps=args.max_steps, opening=not args.no_triage, diagnose=not args.no_checks)
+        r = await co.run_case(case, cands, model, make_tools, max_steps=1 if model_name == "checks" else args.max_steps, opening=not args.no_triage, diagnose=not args.no_checks)
         results.append(r)
         if out is not None:
             with out.open("a") as f:

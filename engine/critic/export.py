@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from engine.jsonfile import load_json
 from engine.tools import Tool, ToolOutput
 
 
@@ -58,7 +59,7 @@ def export_session(events: list[Any], out_dir: Path) -> Path:
 
 def session_replay_tools(case_dir: Path) -> list[Tool]:
     """Tools that answer from a case's tool_cache.json, named and shaped as they were recorded."""
-    cache = json.loads((Path(case_dir) / "tool_cache.json").read_text())
+    cache = load_json(Path(case_dir) / "tool_cache.json", {}, expect=dict)
     by_tool: dict[str, dict[str, str]] = {}
     params: dict[str, dict[str, Any]] = {}
     for key, out in cache.items():

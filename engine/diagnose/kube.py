@@ -14,6 +14,8 @@ from typing import Any, Iterator
 
 import yaml
 
+from engine.diagnose import catalogue
+
 Hit = tuple[str, str, str, float]
 """(cause, object, evidence line, weight)."""
 
@@ -85,8 +87,18 @@ class ClusterState:
     missing_claims: set[str] = field(default_factory=set)
     """Claims a pod waits on that the API server says do not exist."""
     quota_read: bool = False
+    jobs: set[str] = field(default_factory=set)
+    """Jobs read (a job's pods are NAME-xxxxx: mapped to the job, not to a deployment)."""
     strong: float = 0.0
     """The highest weight found so far."""
+
+    def workload(self, name: str) -> str:
+        """The workload behind a pod name: its job when a job of that name was read, else its deployment."""
+        for job in self.jobs:
+            rest = name[len(job) + 1 :]
+            if name.startswith(job + "-") and _POD_SUFFIX.fullmatch("-" + rest):
+                return job
+        return workload_of(name)
 
     def workload_healthy(self, workload: str) -> bool | None:
         """True when every listed pod of `workload` is healthy, False when one is not, None when
@@ -134,11 +146,15 @@ def _ready(s: str) -> tuple[int, int]:
 
 
 _QUOTA_KIND = [
+    (re.compile(r"ephemeral-storage"), "namespace_ephemeral_storage_quota_exceeded"),
     (re.compile(r"(?:requests|limits)\.memory|^memory$"), "namespace_memory_quota_exceeded"),
     (re.compile(r"(?:requests|limits)\.cpu|^cpu$"), "namespace_cpu_quota_exceeded"),
-    (re.compile(r"requests\.storage|persistentvolumeclaims|storage$"), "namespace_storage_quota_exceeded"),
+    (re.compile(r"requests\.storage|persistentvolumeclaims|(?<!ephemeral-)storage$"), "namespace_storage_quota_exceeded"),
     (re.compile(r"^(?:count/)?services"), "namespace_service_quota_exceeded"),
     (re.compile(r"^(?:count/)?pods$"), "namespace_pod_quota_exceeded"),
+    # the rest of ResourceQuota's kinds (https://kubernetes.io/docs/concepts/policy/resource-quotas/)
+    (re.compile(r"^(?:requests|limits)\.[a-z0-9.-]+/[\w.-]+$|^[a-z0-9.-]+\.[a-z]+/[\w.-]+$"), "namespace_extended_resource_quota_exceeded"),
+    (re.compile(r"^(?:count/[\w.-]+|configmaps|secrets|replicationcontrollers|resourcequotas)$"), "namespace_object_count_quota_exceeded"),
 ]
 
 
@@ -195,10 +211,12 @@ def image_pull_cause(message: str) -> tuple[str, float] | None:
     m = message.lower()
     if "no such host" in m or re.search(r"dial tcp: lookup \S+", m) or "server misbehaving" in m:
         return "image_registry_dns_failure", 0.85
-    if any(s in m for s in ("unauthorized", "authorization failed", "failed to authorize", "401", "403 forbidden", "denied", "anonymous token")):
-        return "missing_image_pull_secret", 0.8
+    # Docker Hub answers "repository does not exist or may require 'docker login'" for a name that
+    # is wrong as well as for one that is private: the reference is the likelier fault.
     if any(s in m for s in ("not found", "manifest unknown", "code = notfound", "does not exist", "invalid reference format", "repository does not exist")):
         return "incorrect_image_reference", 0.85
+    if any(s in m for s in ("unauthorized", "authorization failed", "failed to authorize", "401", "403 forbidden", "denied", "anonymous token", "no basic auth credentials")):
+        return "missing_image_pull_secret", 0.8
     return None
 
 
@@ -222,8 +240,19 @@ def read_output(state: ClusterState, tool: str, args: dict[str, Any], text: str,
         _read_pvcs(state, stripped)
     elif re.match(r"NAME\s+TYPE\s+CLUSTER-IP", stripped):
         hits += _read_services(state, stripped)
+    elif re.match(r"NAME\s+STATUS\s+ROLES", stripped):
+        _read_node_table(state, stripped)
+    elif re.match(r"NAME\s+(?:STATUS\s+)?COMPLETIONS", stripped):
+        state.jobs.update(r.get("NAME", "") for r in parse_table(stripped)[1] if r.get("NAME"))
+    elif re.match(r"NAME\s+CLASS\s+HOSTS", stripped):
+        hits += _read_ingress_table(stripped)
+    elif re.match(r"Name:\s+\S+", stripped) and describe_kind(stripped) not in ("pod", ""):
+        hits += _read_describe_other(state, stripped, ns, describe_kind(stripped))
     elif re.match(r"Name:\s+\S+", stripped) and "Containers:" in stripped and ("Status:" in stripped or "Events:" in stripped):
         hits += _read_describe_pod(state, stripped, ns)
+    elif _POD_ROW.match(stripped):
+        # pod rows without their header (a grep, a --no-headers listing)
+        _read_pod_rows(state, stripped, str(args.get("namespace") or ""))
     elif re.match(r"Service:\s+\S+\s*\nNode:\s+\S+", stripped):
         hits += _read_agent(state, stripped)
     elif stripped.startswith(("node_count:", "nodes:")):
@@ -233,9 +262,9 @@ def read_output(state: ClusterState, tool: str, args: dict[str, Any], text: str,
     elif "apiVersion:" in stripped and "kind:" in stripped:
         _read_manifest(state, stripped, args)
     else:
-        service = str(args.get("service_name") or args.get("app_name") or args.get("name") or "")
-        if service and tool.rsplit(".", 1)[-1].lower() in ("getrecentlogs", "get_pod_logs", "geterrorlogs"):
-            hits += _read_logs(state, workload_of(service), stripped)
+        service = str(args.get("service_name") or args.get("app_name") or args.get("name") or args.get("pod") or "")
+        if service and ("log" in tool.rsplit(".", 1)[-1].lower()):
+            hits += _read_logs(state, state.workload(service), stripped, ns)
     if state.endpoints and state.container_ports:
         hits += port_mismatches(state)
     return hits
@@ -297,10 +326,10 @@ def _read_pods(state: ClusterState, text: str, namespace: str = "") -> None:
         if not name:
             continue
         ready, total = _ready(r.get("READY", ""))
-        state.pods[name] = Pod(name, workload_of(name), ready, total, r.get("STATUS", ""), _int(r.get("RESTARTS", "")), r.get("NODE", ""), r.get("NAMESPACE") or namespace)
+        state.pods[name] = Pod(name, state.workload(name), ready, total, r.get("STATUS", ""), _int(r.get("RESTARTS", "")), r.get("NODE", ""), r.get("NAMESPACE") or namespace)
 
 
-_EVENT_ROW = re.compile(r"^\s*(\S+)\s+(Normal|Warning)\s+(\S+)\s+(\S+/\S+)\s+(.*)$")
+_EVENT_ROW = re.compile(r"^\s*(\S+(?:\s+\(x\d+ over \S+\))?)\s+(Normal|Warning)\s+(\S+)\s+(\S+/\S+)\s+(.*)$")
 
 
 def _event_rows(text: str) -> Iterator[dict[str, str]]:
@@ -316,11 +345,20 @@ def _read_events(state: ClusterState, text: str, ns: str) -> list[Hit]:
     for r in _event_rows(text):
         reason, obj, msg = r.get("REASON", ""), r.get("OBJECT", ""), r.get("MESSAGE", "")
         kind, _, name = obj.partition("/")
-        target = f"service/{workload_of(name)}" if name else ""
+        target = _target(state, kind, name)
         # An event about a pod the current pod list no longer has is about an earlier rollout.
         gone = kind == "pod" and state.pod_lists > 0 and name not in state.pods
         hits += _classify(state, reason, msg, target, ns, node_selector=None, penalty=0.4 if gone else 0.05)
     return hits
+
+
+def _target(state: ClusterState, kind: str, name: str) -> str:
+    """The object an event's OBJECT names: a node, or the workload behind a pod, job or replica set."""
+    if not name:
+        return ""
+    if kind.lower() == "node":
+        return f"node/{name}"
+    return f"service/{state.workload(name)}"
 
 
 def _classify(state: ClusterState, reason: str, msg: str, target: str, ns: str, *, node_selector: bool | None, penalty: float = 0.0) -> list[Hit]:
@@ -344,6 +382,23 @@ def _classify(state: ClusterState, reason: str, msg: str, target: str, ns: str, 
             hits.append((c[0], target, msg, c[1] - penalty))
     elif target and ("oom-killed" in low or "oomkilled" in low):
         hits.append(("oom_killed", target, msg, 0.9 - penalty))
+    if not hits:
+        hits += catalogued(state, "event", reason, msg, target, ns, penalty=penalty)
+    return hits
+
+
+def catalogued(state: ClusterState, place: str, reason: str, msg: str, target: str, ns: str, *, node: str = "", penalty: float = 0.0) -> list[Hit]:
+    """Findings from the failure catalogue for one line read in `place` (event, state, condition, log)."""
+    hits: list[Hit] = []
+    for e in catalogue.match(place, reason, msg):
+        if e.object == "namespace":
+            obj = f"namespace/{ns}"
+        elif e.object == "node":
+            obj = f"node/{node}" if node else (target if target.startswith("node/") else "")
+        else:
+            obj = target
+        if obj:
+            hits.append((e.cause, obj, msg, e.weight - penalty))
     return hits
 
 
@@ -356,7 +411,7 @@ def _probe_of(line: str) -> tuple[str, int | None]:
 
 def _read_describe_pod(state: ClusterState, text: str, ns: str) -> list[Hit]:
     name = re.match(r"Name:\s+(\S+)", text).group(1)  # type: ignore[union-attr]
-    workload = workload_of(name)
+    workload = state.workload(name)
     target = f"service/{workload}"
     shown = re.search(r"^Namespace:\s+(\S+)", text, re.M)
     d = Described(namespace=shown.group(1) if shown else ns)
@@ -404,10 +459,23 @@ def _read_describe_pod(state: ClusterState, text: str, ns: str) -> list[Hit]:
                 hits.append((f"{kind}_probe_incorrect_timing", target, f"{kind} probe {ptype} port {pport}: {msg}", 0.5))
         else:
             hits += _classify(state, reason, msg, target, ns, node_selector=node_selector)
+    hits += _container_states(state, text, target, d.namespace)
     if d.pending and not d.node and not d.scheduling_events:
         cp = sorted(state.control_plane) or ["master"]
         hits.append(("kube_scheduler_unavailable", f"node/{cp[0]}", f"pod {name} is Pending with no node and no scheduling events: nothing has tried to schedule it", 0.55))
     state.described[name] = d
+    return hits
+
+
+_STATE_REASON = re.compile(r"^[ \t]+Reason:[ \t]+(\S+)[ \t]*\n(?:[ \t]+Message:[ \t]+(.*)\n)?", re.M)
+
+
+def _container_states(state: ClusterState, text: str, target: str, ns: str) -> list[Hit]:
+    """A described pod's container (and init container) waiting/terminated reasons and messages."""
+    hits: list[Hit] = []
+    for m in _STATE_REASON.finditer(text):
+        reason, msg = m.group(1), (m.group(2) or "").strip()
+        hits += catalogued(state, "state", reason, msg or reason, target, ns)
     return hits
 
 
@@ -454,19 +522,45 @@ def _read_alerts(state: ClusterState, text: str) -> list[Hit]:
     hits: list[Hit] = []
     latency: list[tuple[float, str, str]] = []
     for a in alerts:
-        if not isinstance(a, dict) or a.get("type") != "Service":
+        if not isinstance(a, dict):
+            continue
+        if a.get("type") == "Node":
+            hits += _node_alert(str(a.get("name", "")), [str(e) for e in a.get("evidence") or []])
+            continue
+        if a.get("type") != "Service":
             continue
         svc = str(a.get("name", ""))
         for ev in a.get("evidence") or []:
             ev = str(ev)
-            if "RESOURCE_SATURATION" in ev and "cpu" in ev.lower():
+            low = ev.lower()
+            if "RESOURCE_SATURATION" in ev and "cpu" in low:
                 hits.append(("pod_cpu_overload", f"service/{svc}", ev, 0.75))
+            elif "RESOURCE_SATURATION" in ev and "mem" in low:
+                hits.append(("pod_memory_pressure", f"service/{svc}", ev, 0.7))
+            elif "packet loss" in low or "PACKET_LOSS" in ev:
+                hits.append(("pod_network_packet_loss", f"service/{svc}", ev, 0.6))
             elif "LATENCY_DEGRADATION" in ev:
                 latency.append((_pct(ev), svc, ev))
     # The service a delay is injected into slows down the most; its callers see a share of it.
     latency.sort(reverse=True)
     for i, (pct, svc, ev) in enumerate(latency[:2]):
         hits.append(("pod_network_delay", f"service/{svc}", ev, 0.6 if i == 0 else 0.35))
+    return hits
+
+
+def _node_alert(node: str, evidence: list[str]) -> list[Hit]:
+    """A node's own metric anomalies: injected delay or loss on its network, memory or disk pressure."""
+    hits: list[Hit] = []
+    for ev in evidence:
+        low = ev.lower()
+        if "loss" in low:
+            hits.append(("node_network_packet_loss", f"node/{node}", ev, 0.65))
+        elif "latency" in low or "delay" in low or "rtt" in low:
+            hits.append(("node_network_delay", f"node/{node}", ev, 0.65))
+        elif "RESOURCE_SATURATION" in ev and "mem" in low:
+            hits.append(("node_memory_pressure", f"node/{node}", ev, 0.6))
+        elif "RESOURCE_SATURATION" in ev and ("disk" in low or "fs" in low):
+            hits.append(("node_disk_pressure", f"node/{node}", ev, 0.6))
     return hits
 
 
@@ -537,12 +631,125 @@ def _read_manifest(state: ClusterState, text: str, args: dict[str, Any]) -> None
             state.container_ports.setdefault(app, set()).update(ports)
 
 
-def _read_logs(state: ClusterState, workload: str, text: str) -> list[Hit]:
+def _read_logs(state: ClusterState, workload: str, text: str, ns: str = "") -> list[Hit]:
+    """Log lines the catalogue knows (a missing variable, an executable not found, an expired
+    certificate, a host that does not resolve), the first line of each cause."""
     state.logs_read.add(workload)
-    for ln in text.splitlines():
-        if re.search(r"permission denied", ln, re.I):
-            return [("volume_mount_permission_denied", f"service/{workload}", ln.strip(), 0.75)]
+    hits: list[Hit] = []
+    seen: set[str] = set()
+    for ln in text.splitlines()[-400:]:
+        for h in catalogued(state, "log", "", ln.strip(), f"service/{workload}", ns):
+            if h[0] not in seen:
+                seen.add(h[0])
+                hits.append(h)
+    return hits
+
+
+def _read_pod_rows(state: ClusterState, text: str, namespace: str) -> None:
+    """`get pods` rows without their header line."""
+    state.pod_lists += 1
+    for m in _POD_ROW.finditer(text):
+        name, ready, status, restarts = m.group(1), m.group(2), m.group(3), m.group(4)
+        r, t = _ready(ready)
+        state.pods[name] = Pod(name, state.workload(name), r, t, status, _int(restarts), "", namespace)
+
+
+_POD_ROW = re.compile(r"^(\S+)[ \t]+(\d+/\d+)[ \t]+([A-Za-z:]+)[ \t]+(\d+)(?:[ \t]+\([^)]*\))?[ \t]+\S+", re.M)
+"""A `get pods` row: NAME READY STATUS RESTARTS AGE."""
+
+_DESCRIBE_KINDS = [
+    ("node", (r"^Roles:", r"^Conditions:")),
+    ("cronjob", (r"^Schedule:", r"^Concurrency Policy:")),
+    ("job", (r"^(?:Parallelism|Completions|Completion Mode):",)),
+    ("deployment", (r"^StrategyType:",)),
+    ("daemonset", (r"^Desired Number of Nodes Scheduled:",)),
+    ("statefulset", (r"^Update Strategy:", r"^Replicas:")),
+    ("replicaset", (r"^Pods Status:", r"^Replicas:")),
+    ("service", (r"^Type:\s+(?:ClusterIP|NodePort|LoadBalancer|ExternalName)", r"^(?:IP|IPs|Port|Selector):")),
+    ("pvc", (r"^StorageClass:", r"^Access Modes:")),
+    ("ingress", (r"^(?:Rules|Ingress Class|Default backend):",)),
+    ("networkpolicy", (r"PodSelector:", r"Policy Types:")),
+]
+
+
+def describe_kind(text: str) -> str:
+    """What a `kubectl describe` output describes (pod when none of the other kinds' fields are there)."""
+    for kind, marks in _DESCRIBE_KINDS:
+        if all(re.search(m, text, re.M) for m in marks):
+            return kind
+    return "pod" if "Containers:" in text else ""
+
+
+def _block(text: str, title: str) -> list[str]:
+    """The indented lines under a top-level `Title:` of a describe."""
+    m = re.search(rf"^{title}:[^\n]*\n((?:[ \t]+[^\n]*\n?)*)", text, re.M)
+    return [ln.strip() for ln in (m.group(1).splitlines() if m else []) if ln.strip()]
+
+
+def _read_describe_other(state: ClusterState, text: str, ns: str, kind: str) -> list[Hit]:
+    """`describe` of a node, workload controller, service, claim, ingress or network policy: its
+    conditions, its events and the fields that say what is wrong with it."""
+    name = re.match(r"Name:\s+(\S+)", text).group(1)  # type: ignore[union-attr]
+    shown = re.search(r"^Namespace:\s+(\S+)", text, re.M)
+    ns = shown.group(1) if shown and shown.group(1) != "<none>" else ns
+    if kind == "job":
+        state.jobs.add(name)
+    target = f"node/{name}" if kind == "node" else f"service/{name if kind in ('service', 'job', 'cronjob') else workload_of(name)}"
+    if kind == "networkpolicy":
+        sel = re.search(r"PodSelector:\s+(?:app(?:\.kubernetes\.io/name)?=)?([\w.-]+)", text)
+        target = f"service/{sel.group(1)}" if sel and "<none>" not in sel.group(0) else f"namespace/{ns}"
+    hits: list[Hit] = []
+    conditions = _block(text, "Conditions") if kind != "networkpolicy" else [ln.strip() for ln in text.splitlines() if "isolated for" in ln]
+    for ln in conditions:
+        hits += catalogued(state, "condition", "", ln, target, ns, node=name if kind == "node" else "")
+        if kind == "node" and ln.startswith("Ready "):
+            status = ln.split()[1] if len(ln.split()) > 1 else ""
+            state.nodes[name] = "Ready" if status == "True" else "NotReady"
+    hits += _service_fields(state, text, name) if kind == "service" else []
+    if kind == "ingress" and re.search(r"^Ingress Class:\s+<none>", text, re.M):
+        hits.append(("ingress_class_missing", target, "Ingress Class: <none>", 0.4))
+    for reason, msg in _describe_events(text):
+        hits += _classify(state, reason, msg, target, ns, node_selector=None)
+    return hits
+
+
+def _describe_events(text: str) -> Iterator[tuple[str, str]]:
+    """(reason, message) of the Warning rows under a describe's `Events:`."""
+    events = text[text.find("\nEvents:"):] if "\nEvents:" in text else ""
+    for ln in events.splitlines():
+        parts = ln.split(None, 1)
+        if len(parts) < 2 or parts[0] != "Warning":
+            continue
+        rm = re.match(r"Warning\s+(\S+)\s+.*?\s{2,}(?:\S+(?:, \S+)*)\s{2,}(.*)$", ln.strip())
+        yield (rm.group(1), rm.group(2)) if rm else (parts[1].split()[0], parts[1])
+
+
+def _service_fields(state: ClusterState, text: str, name: str) -> list[Hit]:
+    """A described service: its endpoints (none: the selector matches no ready pod) and ports."""
+    m = re.search(r"^Endpoints:[ \t]*(.*)$", text, re.M)
+    if not m:
+        return []
+    eps = m.group(1).strip() or "<none>"
+    state.endpoints[name] = eps
+    tport = re.search(r"^TargetPort:\s+(\S+)", text, re.M)
+    if tport:
+        state.service_ports.setdefault(name, tport.group(1))
+    if eps == "<none>":
+        return [("service_selector_mismatch", f"service/{name}", f"service {name}: Endpoints: <none> (its selector matches no ready pod)", 0.7)]
     return []
+
+
+def _read_node_table(state: ClusterState, text: str) -> None:
+    for r in parse_table(text)[1]:
+        name, status = r.get("NAME", ""), r.get("STATUS", "")
+        if name:
+            state.nodes[name] = "Ready" if status.split(",")[0] == "Ready" else "NotReady"
+            if "control-plane" in r.get("ROLES", "") or "master" in r.get("ROLES", ""):
+                state.control_plane.add(name)
+
+
+def _read_ingress_table(text: str) -> list[Hit]:
+    return [("ingress_class_missing", f"service/{r['NAME']}", f"ingress {r['NAME']}: CLASS <none>", 0.35) for r in parse_table(text)[1] if r.get("NAME") and r.get("CLASS") == "<none>"]
 
 
 def port_mismatches(state: ClusterState) -> list[Hit]:

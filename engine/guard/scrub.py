@@ -1,14 +1,19 @@
 """Output scrubbing: credentials and personal data replaced by typed placeholders, and counted.
 
 The rules are data (engine/guard/rules.yaml, ported from CredSweeper and gitleaks, both MIT);
-this module compiles them, runs each only when one of its keywords occurs in the text, checks
+this module compiles them, runs each only where the one-pass scan finds a candidate, checks
 candidate values (entropy, Luhn, IBAN mod-97, placeholder words) and replaces the union of all
 spans in one pass. Known credential values (what the executor injected) are replaced verbatim
 first, whatever their shape.
 
-IP addresses: private, loopback, link-local, CGNAT and unspecified addresses are kept (the agent
-needs pod, service and node IPs to investigate); public addresses are redacted as personal data
-(client IPs in access logs). `Scrubber(keep_private_ips=False)` redacts them all.
+IP addresses: private, loopback, link-local, CGNAT and unspecified addresses, and the cluster's pod
+and service CIDRs (`cluster_cidrs`), are kept (the agent needs pod, service and node IPs to
+investigate); public addresses are redacted as personal data (client IPs in access logs).
+`Scrubber(keep_private_ips=False)` redacts them all, for an org that wants them masked.
+
+Speed: one Hyperscan pass over the text (engine/guard/scan.py) says which rules may match and
+where; only those run, with `re`, on windows around their candidates. Phone numbers are decided by
+shape, a label before them (Phone:, tel, mobile) and libphonenumber's `is_possible_number`.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from typing import Any
 import yaml
 
 from engine.guard.known import find_known
+from engine.guard.scan import Scanner, Spec
 
 RULES_PATH = Path(__file__).with_name("rules.yaml")
 """The shipped rule set."""
@@ -68,6 +74,12 @@ class _Rule:
     """Matches may span lines: run on the whole text, not on keyword lines."""
     numbers: bool = False
     """Numeric personal data: run only around runs of digits (phones, cards, SSNs, IPs)."""
+    hs: str = ""
+    """A Hyperscan-compatible candidate shape whose every match is checked ('' = the rule itself)."""
+    prefilter: str = ""
+    """A cheaper Hyperscan expression that must match before the rule runs ('' = the rule itself)."""
+    min_entropy: float = 0.0
+    """The value's least Shannon entropy, bits per character (gitleaks' `entropy`)."""
 
 
 def shannon(value: str) -> float:
@@ -146,15 +158,21 @@ _IDENT_CALL = re.compile(r"^[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)+$|^[A-Za-z_]\w*\($"
 _PRIVATE_NETS = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "169.254.0.0/16", "100.64.0.0/10", "0.0.0.0/8", "255.0.0.0/8", "224.0.0.0/4")]
 
 
+_PRIVATE_PREFIXES = ("10.", "192.168.", "127.", "169.254.", "0.") + tuple(f"172.{i}." for i in range(16, 32)) + tuple(f"100.{i}." for i in range(64, 128))
+"""Leading octets of the kept private ranges (a fast path before ipaddress parses the rest)."""
+
+
 class Scrubber:
     """Finds credentials and personal data in text and replaces them with typed placeholders."""
 
-    def __init__(self, rules_path: str | Path | None = None, *, pii: bool = True, keep_private_ips: bool = True) -> None:
+    def __init__(self, rules_path: str | Path | None = None, *, pii: bool = True, keep_private_ips: bool = True, cluster_cidrs: Iterable[str] = ()) -> None:
         self.rules = _load_rules(str(rules_path or RULES_PATH), pii)
         """Compiled rules, secrets first."""
         self.keep_private_ips = keep_private_ips
-        self._keywords = sorted({k for r in self.rules for k in r.keywords})
         """Keep RFC 1918 / loopback / link-local / CGNAT addresses (the agent needs cluster IPs)."""
+        self.cluster_nets = [ipaddress.ip_network(c, strict=False) for c in cluster_cidrs]
+        """The cluster's pod and service CIDRs: kept like private addresses (evidence, not personal data)."""
+        self._scanner = _scanner(str(rules_path or RULES_PATH), pii)
 
     # -- public API -----------------------------------------------------------------------------
     def clean(self, text: str, known_values: Iterable[str] = ()) -> tuple[str, dict[str, int]]:
@@ -179,39 +197,46 @@ class Scrubber:
         """Every span to replace, merged so that none overlap, in text order."""
         # Known values in any form they leak in (encoded, split over lines, cut short): engine.guard.known
         spans: list[Finding] = [Finding(a, b, "credential", "known") for a, b in find_known(text, known_values)]
-        lower = text.lower()
-        aligned = len(lower) == len(text)  # some characters change length when lower-cased
-        present = {k for k in self._keywords if k in lower}  # each keyword searched once, not once per rule
-        windows: list[tuple[int, int]] | None = None
-        for rule in self.rules:
-            if rule.keywords and present.isdisjoint(rule.keywords):
-                continue
-            if rule.numbers:
-                if windows is None:
-                    windows = _number_windows(text)
-                matches: Iterable[re.Match[str]] = (m for a, b in windows for m in rule.regex.finditer(text, a, b))
-            elif rule.whole_text or not aligned or len(text) < 4096:
-                matches = rule.regex.finditer(text)
-            else:
-                matches = _line_matches(rule, text, lower)
-            for m in matches:
-                if rule.block:
-                    spans.extend(self._block_values(text, m, rule))
-                    continue
-                try:
-                    start, end = m.span(rule.group)
-                except IndexError:
-                    start, end = m.span()
-                if start < 0 or end <= start:
-                    continue
-                value = text[start:end]
-                if rule.check and not self._check(rule.check, value, m, text):
-                    continue
-                # Vendor-format tokens in documentation are EXAMPLEs; headers, passwords and keys are always removed.
-                if rule.category == "secret" and not rule.check and rule.id not in _ALWAYS and _exampleish(value):
-                    continue
-                spans.append(Finding(start, end, rule.id, rule.category))
+        spans.extend(self._rule_spans(text))
         return _merge(spans)
+
+    def _rule_spans(self, text: str) -> list[Finding]:
+        """The spans of every rule, each run only where the one-pass scan says it may match."""
+        lower = text.lower()
+        spans: list[Finding] = []
+        for i, windows in sorted(self._scanner.candidates(text, lower).items()):
+            rule = self.rules[i]
+            if windows is None and rule.numbers:
+                windows = _number_windows(text)
+            if windows is None:
+                matches: Iterable[re.Match[str]] = rule.regex.finditer(text)
+            else:
+                matches = (m for a, b in windows for m in rule.regex.finditer(text, a, b))
+            for m in matches:
+                spans.extend(self._spans_of(rule, m, text))
+        return spans
+
+    def _spans_of(self, rule: _Rule, m: re.Match[str], text: str) -> list[Finding]:
+        """The finding a match makes once its value passes the rule's checks (none when it fails)."""
+        if rule.block:
+            return self._block_values(text, m, rule)
+        try:
+            start, end = m.span(rule.group)
+        except IndexError:
+            start, end = m.span()
+        if start < 0 and isinstance(rule.group, int):  # another alternative's group holds the value
+            start, end = next((m.span(g) for g in range(1, (m.re.groups or 0) + 1) if m.span(g)[0] >= 0), (-1, -1))
+        if start < 0 or end <= start:
+            return []
+        value = text[start:end]
+        if rule.check and not self._check(rule.check, value, m, text):
+            return []
+        if rule.min_entropy and (shannon(value) < rule.min_entropy or _placeholderish(value)):
+            return []
+        # Vendor-format tokens in documentation are EXAMPLEs; headers, passwords and keys are always removed.
+        if rule.category == "secret" and not rule.check and rule.id not in _ALWAYS and _exampleish(value):
+            return []
+        return [Finding(start, end, rule.id, rule.category)]
 
     # -- checks ---------------------------------------------------------------------------------
     def _check(self, check: str, v: str, m: re.Match[str], text: str) -> bool:
@@ -233,6 +258,8 @@ class Scrubber:
             return b"PRIVATE KEY-----" in raw and b"ENCRYPTED" not in raw
         if check == "jwk":
             return bool(re.search(r'"(?:d|k|p|q|dp|dq|qi)"\s*:\s*"[A-Za-z0-9_-]{16,}"', v))
+        if check == "b64_entropy":
+            return _high_entropy_b64(v)
         if check == "not_placeholder":
             return not _placeholderish(v)
         if check == "basic":
@@ -248,6 +275,8 @@ class Scrubber:
         if check == "secret":
             v = v.strip("\"'`()")
             if len(v) < 6 or _placeholderish(v) or (not quoted and _IDENT_CALL.match(v)):
+                return False
+            if _not_secret_shape(v, m.groupdict().get("var") or ""):
                 return False
             if v.lower().startswith(("http", "os.", "process.", "env.", "getenv", "sys.", "config.", "settings.", "self.", "this.")):
                 return False
@@ -286,30 +315,17 @@ class Scrubber:
             a, g, s = v.split("-")
             return a not in ("000", "666") and not a.startswith("9") and g != "00" and s != "0000"
         if check == "ipv4":
+            if self.keep_private_ips and v.startswith(_PRIVATE_PREFIXES):
+                return False  # the common case in cluster output, decided without parsing
             try:
                 ip = ipaddress.ip_address(v)
             except ValueError:
                 return False
-            if self.keep_private_ips and any(ip in n for n in _PRIVATE_NETS):
+            if self.keep_private_ips and any(ip in n for n in (*_PRIVATE_NETS, *self.cluster_nets)):
                 return False
             return True
         if check == "phone":
-            digits = re.sub(r"\D", "", v.split("x")[0].split("ext")[0])
-            if not 7 <= len(digits) <= 15:
-                return False
-            if _DATE.match(v) or re.match(r"^\d{4}-\d{2}-\d{2}", v):
-                return False
-            if re.fullmatch(r"\d{1,3}(?:\.\d{1,3}){3}", v):  # an IPv4 address
-                return False
-            if v.isdigit():
-                return False
-            groups = re.findall(r"\d+", v)
-            if len(groups) == 2 and "-" in v and min(len(g) for g in groups) >= 4:  # 30000-32767: a range or an id
-                return False
-            # "5533 119 Countess Close": a house number and a street, not a phone
-            if not re.search(r"[+(]", v) and len(re.findall(r"\d+", v)) == 2 and re.match(r"\s+[A-Za-z]", text[m.end() : m.end() + 3]):
-                return False
-            return True
+            return _phone(v, m, text)
         return True
 
     def _block_values(self, text: str, m: re.Match[str], rule: _Rule) -> list[Finding]:
@@ -325,6 +341,70 @@ class Scrubber:
                 continue
             out.append(Finding(start + line.start("v"), start + line.end("v"), "k8s-secret-data", rule.category))
         return out
+
+
+_PHONE_LABEL = re.compile(r"(?:phone|\btel\b|tel\.|mobile|\bcell|\bfax|\bdesk|\bcall|contact|\bsms|whatsapp|\bph\b|\bph\.)[^\d\n]{0,20}$")
+_PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN", "AU", "BR", "JP")
+"""Regions a number without a country code is tried in (libphonenumber: is it a possible number there)."""
+
+
+def _phone(v: str, m: re.Match[str], text: str) -> bool:
+    """A phone number by shape, label and libphonenumber; dates, times, versions and ranges are not."""
+    digits = re.sub(r"\D", "", re.split(r"x|ext", v)[0])
+    if not 7 <= len(digits) <= 15 or _DATE.match(v) or re.match(r"^\d{4}-\d{2}-\d{2}", v):
+        return False
+    if re.fullmatch(r"\d{1,3}(?:\.\d{1,3}){3}", v):  # an IPv4 address
+        return False
+    if _PHONE_LABEL.search(text[max(0, m.start() - 30) : m.start()].lower()):
+        return True  # "Phone: 467 3395": the label says what the digits are
+    if v.isdigit():
+        return False  # bare digits are ids, sizes and timestamps unless labelled
+    groups = re.findall(r"\d+", v)
+    if len(groups) == 2 and "-" in v and min(len(g) for g in groups) >= 4:  # 30000-32767: a range or an id
+        return False
+    # "5533 119 Countess Close": a house number and a street, not a phone
+    if not re.search(r"[+(]", v) and len(groups) == 2 and re.match(r"\s+[A-Za-z]", text[m.end() : m.end() + 3]):
+        return False
+    return _possible_phone(v)
+
+
+def _possible_phone(v: str) -> bool:
+    import phonenumbers
+
+    number = re.split(r"\s?(?:x|ext\.?)\s?\d", v)[0]
+    for region in (None,) if number.startswith("+") else _PHONE_REGIONS:
+        try:
+            if phonenumbers.is_possible_number(phonenumbers.parse(number, region)):
+                return True
+        except phonenumbers.NumberParseException:
+            continue
+    return False
+
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_ID_KEY = re.compile(r"(?i)(?:^|[_.-])(?:id|uid|uuid|guid|name|ref|version|hash|sha\d*|md5|digest|checksum|commit|etag)$")
+_HEX_DIGEST = re.compile(r"(?:[0-9a-f]{32}|[0-9a-f]{40}|[0-9a-f]{64}|[0-9A-F]{32}|[0-9A-F]{40}|[0-9A-F]{64})")
+
+
+def _not_secret_shape(v: str, var: str) -> bool:
+    """Known false-positive shapes: a UUID or a hex digest under a key that names an id or a hash
+    (key_id, token_uid, secret_hash), and a digest that says what it is (sha256:...)."""
+    if (_UUID.fullmatch(v) or _HEX_DIGEST.fullmatch(v)) and _ID_KEY.search(var):
+        return True
+    return v.lower().startswith(("sha256:", "sha1:", "sha512:", "md5:"))
+
+
+def _high_entropy_b64(v: str) -> bool:
+    """detect-secrets' base64 entropy test (4.5 bits), on strings that mix cases and digits and are
+    not paths, identifiers, hex digests or UUIDs."""
+    if _UUID.fullmatch(v) or re.fullmatch(r"[0-9a-fA-F_-]+", v) or _exampleish(v) or _placeholderish(v):
+        return False
+    if v.count("/") >= 2 or re.fullmatch(r"[A-Za-z]+(?:[_-][A-Za-z]+)*", v):
+        return False
+    # generated keys mix upper case, lower case and digits; names (pods, images, hosts) are lower case
+    if not (re.search(r"[A-Z]", v) and re.search(r"[a-z]", v) and re.search(r"\d", v)):
+        return False
+    return shannon(v) >= 4.5
 
 
 _NUMBER_RUN = re.compile(r"\d[\d .()+\-x/]{5,}")
@@ -350,21 +430,6 @@ def _number_windows(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def _line_matches(rule: _Rule, text: str, lower: str) -> Iterable[re.Match[str]]:
-    """Run a single-line rule only on the lines that hold one of its keywords (the big speed-up)."""
-    windows: set[tuple[int, int]] = set()
-    for kw in rule.keywords:
-        i = lower.find(kw)
-        while i != -1:
-            a = text.rfind("\n", 0, i) + 1
-            b = text.find("\n", i)
-            b = len(text) if b == -1 else b
-            windows.add((a, b))
-            i = lower.find(kw, b)
-    for a, b in sorted(windows):
-        yield from rule.regex.finditer(text, a, b)
-
-
 def _merge(spans: list[Finding]) -> list[Finding]:
     if not spans:
         return []
@@ -387,34 +452,57 @@ _FLAGS = {"i": re.I, "m": re.M, "s": re.S}
 
 @lru_cache(maxsize=8)
 def _load_rules(path: str, pii: bool) -> list[_Rule]:
+    """The rules of `path`, then those of the rule sets it includes (secrets first, then PII)."""
     data: dict[str, Any] = yaml.safe_load(Path(path).read_text())
+    sources = [(path, data)]
+    for inc in data.get("include") or []:
+        p = Path(path).parent / inc
+        sources.append((str(p), yaml.safe_load(p.read_text()) or {}))
     out = []
     for category in ("secrets", "pii") if pii else ("secrets",):
-        for i, r in enumerate(data.get(category) or []):
-            flags = 0
-            for ch in r.get("flags", ""):
-                flags |= _FLAGS[ch]
-            try:
-                rx = re.compile(r["regex"], flags)
-            except re.error as exc:
-                raise ValueError(f"{path}: {category}[{i}] ({r.get('id')}): bad regex: {exc}") from None
-            group = r.get("group", "value")
-            if group != 0 and group not in rx.groupindex:
-                group = 0
-            out.append(
-                _Rule(
-                    id=r["id"],
-                    regex=rx,
-                    group=group,
-                    keywords=tuple(k.lower() for k in r.get("keywords", [])),
-                    check=r.get("check", ""),
-                    category="secret" if category == "secrets" else "pii",
-                    block=bool(r.get("block")),
-                    whole_text=r.get("scope") == "text" or not r.get("keywords"),
-                    numbers=r.get("scope") == "numbers",
-                )
-            )
+        for src, d in sources:
+            out.extend(_rule(src, category, i, r) for i, r in enumerate(d.get(category) or []))
     return out
+
+
+def _rule(path: str, category: str, i: int, r: dict[str, Any]) -> _Rule:
+    flags = 0
+    for ch in r.get("flags", ""):
+        flags |= _FLAGS[ch]
+    try:
+        rx = re.compile(r["regex"], flags)
+    except re.error as exc:
+        raise ValueError(f"{path}: {category}[{i}] ({r.get('id')}): bad regex: {exc}") from None
+    group = r.get("group", "value")
+    if isinstance(group, int):
+        group = group if 0 <= group <= rx.groups else 0
+    elif group not in rx.groupindex:
+        group = 0
+    return _Rule(
+        id=r["id"],
+        regex=rx,
+        group=group,
+        keywords=tuple(k.lower() for k in r.get("keywords", [])),
+        check=r.get("check", ""),
+        category="secret" if category == "secrets" else "pii",
+        block=bool(r.get("block")),
+        whole_text=r.get("scope") == "text" or not r.get("keywords"),
+        numbers=r.get("scope") == "numbers",
+        hs=r.get("hs", ""),
+        prefilter=r.get("prefilter", ""),
+        min_entropy=float(r.get("min_entropy", 0.0)),
+    )
+
+
+@lru_cache(maxsize=8)
+def _scanner(path: str, pii: bool) -> Scanner:
+    """The one-pass scanner of a rule set (compiled once per process)."""
+    rules = _load_rules(path, pii)
+    return Scanner([Spec(r.regex.pattern, r.hs, _flag_letters(r.regex.flags), r.keywords, r.whole_text and not r.numbers, r.prefilter) for r in rules])
+
+
+def _flag_letters(flags: int) -> str:
+    return "".join(ch for ch, f in _FLAGS.items() if flags & f)
 
 
 _default: Scrubber | None = None

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from engine.jsonfile import load_json
 from engine.tools import ToolOutput
 
 RESOURCE_ALIASES: dict[str, str] = {
@@ -52,19 +53,22 @@ class ReplayCase:
     """service → recent log lines."""
     calls: list[dict[str, Any]] = field(default_factory=list)
     """Every call answered, in order (tool, args, hit) for trajectory scoring."""
+    notices: list[str] = field(default_factory=list)
+    """Files of the case that could not be read (empty, cut off, binary): read as absent."""
 
     @classmethod
     def open(cls, case_dir: Path | str) -> ReplayCase:
-        """Read a case folder; raises FileNotFoundError with the path when it is not one."""
+        """Read a case folder; raises FileNotFoundError with the path when it is not one. A file
+        that is empty, cut off or binary is read as absent, with a line in `notices`."""
         d = Path(case_dir)
         cache_path = d / "tool_cache.json"
         if not cache_path.is_file():
             raise FileNotFoundError(f"{d} is not a Cloud-OpsBench case (no tool_cache.json)")
-        cache = json.loads(cache_path.read_text(encoding="utf-8"))
         case = cls(case_dir=d)
-        meta = d / "metadata.json"
-        if meta.is_file():
-            case.namespace = json.loads(meta.read_text(encoding="utf-8")).get("namespace") or case.namespace
+        cache = load_json(cache_path, {}, case.notices, expect=dict)
+        meta = load_json(d / "metadata.json", {}, case.notices, expect=dict)
+        if isinstance(meta.get("namespace"), str) and meta["namespace"]:
+            case.namespace = meta["namespace"]
         for key, value in cache.items():
             tool, sep, raw = key.partition(":")
             if not sep:
@@ -73,11 +77,10 @@ class ReplayCase:
                 args = json.loads(raw) if raw.strip() else {}
             except ValueError:
                 continue
-            case.index[(tool, canonical(args))] = value
-        logs = d / "raw_data" / "logs.json"
-        if logs.is_file():
-            raw_logs = json.loads(logs.read_text(encoding="utf-8"))
-            case.logs = {k: v for k, v in raw_logs.items() if isinstance(v, list)}
+            if isinstance(args, dict):
+                case.index[(tool, canonical(args))] = value
+        raw_logs = load_json(d / "raw_data" / "logs.json", {}, case.notices, expect=dict)
+        case.logs = {str(k): v for k, v in raw_logs.items() if isinstance(v, list)}
         return case
 
     def lookup(self, tool: str, candidates: list[dict[str, Any]]) -> tuple[bool, Any]:
@@ -156,14 +159,20 @@ def answer(case: ReplayCase, tool: str, args: dict[str, Any]) -> ToolOutput:
         if hit and not text.strip():
             text = _not_found(kind, name, a.get("namespace") or case.namespace)
     elif tool == "GetRecentLogs":
-        svc = a.get("service_name", "")
-        lines = int(a.get("lines") or 50)
+        svc = str(a.get("service_name", ""))
+        try:
+            lines = max(1, int(a.get("lines") or 50))
+        except (TypeError, ValueError):
+            lines = 50
         entries = case.logs.get(svc)
         hit = entries is not None
+        unread = [n for n in case.notices if n.startswith("logs.json")]
         if entries:
             text, status = "\n".join(str(x) for x in entries[-lines:]), "ok"
         elif hit:
             text, status = f"No recent logs found for {svc} in {a.get('namespace') or case.namespace} namespace.", "ok"
+        elif unread:
+            text, status = f"No recent logs available for {svc}: the recorded {unread[0]}.", "ok"
         else:
             text, status = f'Error from server (NotFound): no logs recorded for service "{svc}"', "error"
     elif tool in ("GetAlerts", "GetClusterConfiguration"):
