@@ -82,6 +82,8 @@ class BlockRenderer:
             self._streaming = False
         if k == "session-started":
             c.print(Text(f"session {e.session_id} · model {e.model}" + (f" · context {e.context}" if e.context else ""), style="dim"))
+            if getattr(e, "read_only", False):
+                c.print(Text("READ-ONLY: no write runs; the agent can only propose", style="bold magenta"))
         elif k == "assistant-message" and e.text and not e.tool_calls:
             c.print(Panel(Markdown(e.text), title="answer", border_style="cyan"))
         elif k == "assistant-message" and e.text:

@@ -75,6 +75,7 @@ class Dispatcher:
         output_cap: int = OUTPUT_CAP,
         approval_ttl_s: float = 300.0,
         clock: Callable[[], dt.datetime] = ev.utcnow,
+        read_only: bool = False,
     ) -> None:
         self.policy = policy
         """Rules in force (a broken file means Policy.safest())."""
@@ -100,7 +101,13 @@ class Dispatcher:
         """How long an approval request stays valid."""
         self.clock = clock
         """Wall clock (policy time windows, approval expiry)."""
+        self._read_only = read_only
         self._denied: dict[tuple[str, str], str] = {}
+
+    @property
+    def read_only(self) -> bool:
+        """No write or dangerous call runs: asked for by the user (--read-only, config) or forced by the org policy."""
+        return self._read_only or bool(getattr(self.policy.org, "read_only", False))
 
     # -- helpers --------------------------------------------------------------------------------
     def _known(self, tool: Tool | None) -> list[str]:
@@ -218,6 +225,18 @@ class Dispatcher:
         if refusal:
             await self._audit(ctx, "refusal", tool.name, args_json, h, "refused", "guard:breaker", refusal)
             yield self._finished(ctx, call, "error", refusal, t0, notes=notes)
+            return
+
+        if self.read_only and risk != "read":
+            # before the policy, so no rule, override or approver can let a write through
+            why = "the org policy sets read_only" if getattr(self.policy.org, "read_only", False) else "the session was started with --read-only"
+            msg = (
+                f"Blocked: Lantern is in read-only mode ({why}). The call was not run. Do not retry it or any other write; "
+                "propose the change in your answer (the exact action and arguments) so a person can make it."
+            )
+            self.breakers.release(tool.name, backend)
+            await self._audit(ctx, "block", tool.name, args_json, h, "block", "read-only", why)
+            yield self._finished(ctx, call, "blocked", msg, t0, notes=notes, summary="blocked: read-only mode")
             return
 
         now = self.clock()
@@ -536,7 +555,7 @@ class GuardedToolbox(SimpleToolbox):
             yield e
 
 
-async def make_dispatcher(store: Any, *, user: str | None = None, kube: Callable[[], tuple[str | None, str | None]] | None = None, **kwargs: Any) -> Dispatcher:
+async def make_dispatcher(store: Any, *, user: str | None = None, kube: Callable[[], tuple[str | None, str | None]] | None = None, read_only: bool = False, **kwargs: Any) -> Dispatcher:
     """The runtime Dispatcher: the org policy in force plus the user's overrides, the store's audit log.
 
     A broken policy file does not stop the engine: it runs with Policy.safest() and the error is
@@ -551,4 +570,4 @@ async def make_dispatcher(store: Any, *, user: str | None = None, kube: Callable
     org, user_file = policy_paths(who)
     policy = load_policy_safe(org, user_file)
     audit = await AuditLog.open(store.db)
-    return Dispatcher(policy, audit, user=who, kube=kube, **kwargs)
+    return Dispatcher(policy, audit, user=who, kube=kube, read_only=read_only, **kwargs)

@@ -62,6 +62,8 @@ class SessionStarted(_Event):
     """The default namespace."""
     resumed: bool = False
     """True when an existing session was reopened (`--continue`)."""
+    read_only: bool = False
+    """No write runs in this session (--read-only, the config, or the org policy)."""
 
 
 class UserMessage(_Event):
