@@ -141,6 +141,7 @@ class LanternApp(App[int]):
         header.context = getattr(a, "context", None) or (self.cfg.context if self.cfg else None) or "sandbox"
         header.namespace = getattr(a, "namespace", None) or (self.cfg.namespace if self.cfg else None) or "default"
         header.model = getattr(a, "model", None) or (self.cfg.model if self.cfg else None) or "…"
+        header.read_only = bool(getattr(a, "read_only", False) or (self.cfg.read_only if self.cfg else False))
         self.call_after_refresh(self._after_first_frame)
 
     def _after_first_frame(self) -> None:
@@ -179,6 +180,7 @@ class LanternApp(App[int]):
         header.context = self.cfg.context or "sandbox"
         header.namespace = self.namespace
         header.model = resolve_model(self.cfg)
+        header.read_only = header.read_only or self.cfg.read_only
         for p in problems:
             self.notify(p, severity="warning", timeout=8)
         self.bridge = Bridge(self, self.cfg, factory=self.session_factory, approver=ConsoleApprover(self, countdown_s=self.countdown_s, user=self.cfg.user), store_path=self.store_path)
@@ -255,6 +257,7 @@ class LanternApp(App[int]):
         if started is not None:
             # The engine may have chosen the world (the sandbox and its incident's namespace).
             header.context = started.context or header.context
+            header.read_only = header.read_only or bool(getattr(started, "read_only", False))
             if started.namespace:
                 self.namespace = header.namespace = started.namespace
         header.model_state = "running" if session.running else "ready"
@@ -618,6 +621,7 @@ def _load_config(args: Any) -> tuple[Any, list[str]]:
     from engine.config import Config, ConfigError, load
 
     fields = {k: getattr(args, k, None) for k in ("model", "context", "namespace")}
+    fields["read_only"] = True if getattr(args, "read_only", False) else None
     try:
         return load(**fields), []
     except ConfigError as exc:

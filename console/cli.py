@@ -38,6 +38,7 @@ def _add_session_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--namespace", "-n", help="default namespace")
     p.add_argument("--continue", dest="cont", action="store_true", help="reopen the latest session")
     p.add_argument("--session", help="open the session with this id (or unique prefix)")
+    p.add_argument("--read-only", dest="read_only", action="store_true", help="block every write: the agent can only investigate and propose")
 
 
 def build_parser(configure: set[str] | None = None) -> argparse.ArgumentParser:
@@ -92,7 +93,7 @@ def session_config(args: Any) -> Any:
     from engine.config import ConfigError, load
 
     try:
-        return load(model=args.model, context=args.context, namespace=args.namespace)
+        return load(model=args.model, context=args.context, namespace=args.namespace, read_only=True if getattr(args, "read_only", False) else None)
     except ConfigError as exc:
         print(f"lantern: config error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

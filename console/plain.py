@@ -37,7 +37,8 @@ class PromptApprover:
                     (f"{request.tool}", "bold"),
                     f"  risk={request.risk}  rule={request.rule}\n",
                     f"arguments: {request.arguments}\n",
-                    f"touches: {request.touches or '-'}\nrollback: {request.rollback or '-'}",
+                    f"touches: {', '.join(request.objects) or request.touches or '-'}\nrollback: {request.rollback or '-'}",
+                    *preview_lines(request),
                 ),
                 title="approval needed",
                 border_style="red" if request.risk == "dangerous" else "yellow",
@@ -46,6 +47,18 @@ class PromptApprover:
         answer = await asyncio.to_thread(input, "Approve? [y/N] ")
         ok = answer.strip().lower() in ("y", "yes")
         return ApprovalAnswer(ok, by=self.user, reason="" if ok else "denied at the prompt", call_hash=request.call_hash, request_id=request.request_id)
+
+
+def preview_lines(request: ev.ApprovalRequested) -> list[Any]:
+    """The dry-run diff, coloured line by line (or why there is none), for the prompt's panel."""
+    if not request.preview:
+        note = request.preview_note or "no dry run for this backend: the arguments above are the exact request"
+        return [("\n" + note, "dim")]
+    out: list[Any] = [("\ndry run (live → API server's result):", "bold")]
+    for line in request.preview.splitlines():
+        style = "bold" if line.startswith(("---", "+++")) else "cyan" if line.startswith("@@") else "green" if line.startswith("+") else "red" if line.startswith("-") else "dim"
+        out.append(("\n" + line, style))
+    return out
 
 
 class BlockRenderer:
@@ -69,6 +82,8 @@ class BlockRenderer:
             self._streaming = False
         if k == "session-started":
             c.print(Text(f"session {e.session_id} · model {e.model}" + (f" · context {e.context}" if e.context else ""), style="dim"))
+            if getattr(e, "read_only", False):
+                c.print(Text("READ-ONLY: no write runs; the agent can only propose", style="bold magenta"))
         elif k == "assistant-message" and e.text and not e.tool_calls:
             c.print(Panel(Markdown(e.text), title="answer", border_style="cyan"))
         elif k == "assistant-message" and e.text:

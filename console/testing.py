@@ -20,7 +20,7 @@ from engine import events as ev
 from engine.loop import Session, TurnContext, VerbatimContext
 from engine.models.base import Message, ToolCall, ToolSpec
 from engine.testing import ScriptedModel
-from engine.tools import SimpleToolbox, Tool, python_tool
+from engine.tools import Preview, SimpleToolbox, Tool, python_tool
 
 FROZEN = dt.datetime(2026, 3, 14, 3, 7, 0, tzinfo=dt.timezone.utc)
 """The frozen time of snapshots (03:07 UTC, the small hours it is built for)."""
@@ -53,7 +53,7 @@ class FixedTimingSession(Session):
 class ApprovingToolbox(SimpleToolbox):
     """SimpleToolbox that asks the Approver before a write or dangerous call, as the policy will.
 
-    A tool's `meta` may carry `decision` (approve|confirm), `rule`, `touches` (a dry-run diff)
+    A tool's `meta` may carry `decision` (approve|confirm), `rule`, `touches` (one line)
     and `rollback`; a denied call is not executed and finishes with status 'denied'.
     """
 
@@ -75,6 +75,7 @@ class ApprovingToolbox(SimpleToolbox):
                 touches=meta.get("touches", ""),
                 rollback=meta.get("rollback", ""),
                 call_hash=call_hash,
+                **(await _preview_fields(tool, call.arguments)),
             )
             yield request
             answer = await ctx.race(ctx.approver.ask(request))
@@ -85,6 +86,14 @@ class ApprovingToolbox(SimpleToolbox):
                 return
         async for e in super().dispatch(call, ctx):
             yield e
+
+
+async def _preview_fields(tool: Tool, args: dict[str, Any]) -> dict[str, Any]:
+    """The tool's dry run as ApprovalRequested fields, as the dispatcher fills them."""
+    if tool.preview is None:
+        return {}
+    got = await tool.preview(dict(args))
+    return {"preview": got.diff, "objects": got.objects, "preview_note": got.note}
 
 
 class GaugeContext(VerbatimContext):
@@ -159,16 +168,29 @@ def scripted_factory(
 # -- an incident, for demos, snapshots and the benchmark -------------------------------------------
 
 ROLLBACK_DIFF = """\
---- deployment/api (live)
-+++ deployment/api (after rollback to revision 13)
-@@ spec.template.spec.containers[0].resources.limits @@
+--- live/Deployment/payments/api
++++ dry-run/Deployment/payments/api
+@@ -3,7 +3,7 @@
+ metadata:
+   annotations:
+     deployment.kubernetes.io/revision: '14'
+-    kubernetes.io/change-cause: limits.memory 512Mi -> 128Mi (cost cut)
++    kubernetes.io/change-cause: image api:2.4.1
+   labels:
+     app: api
+   name: api
+@@ -23,7 +23,7 @@
+         name: api
+         resources:
+           limits:
 -            memory: 128Mi
 +            memory: 512Mi
-@@ metadata.annotations @@
--    deployment.kubernetes.io/revision: "14"
-+    deployment.kubernetes.io/revision: "15"
-"""
-"""A server-side dry-run diff as the Kubernetes skill will produce it."""
+           requests:
+             cpu: 100m
+-            memory: 128Mi
++            memory: 256Mi"""
+"""The diff skills.kube.fix.diff_objects makes of the payments api and its dry-run rollback
+(tests/skills/test_skills_kube_diff.py checks that it still does)."""
 
 
 def incident_tools(executed: list[dict[str, Any]] | None = None) -> list[Tool]:
@@ -204,17 +226,33 @@ def incident_tools(executed: list[dict[str, Any]] | None = None) -> list[Tool]:
         "decision": "approve",
         "rule": "org/payments: writes in payments need approval",
         "reason": "changes a production deployment",
-        "touches": ROLLBACK_DIFF,
+        "touches": "deployment/api in payments",
         "rollback": "kubectl -n payments rollout undo deployment/api --to-revision=14",
     }
     scale = python_tool(scale_deployment, risk="write")
     scale.meta = {
         "decision": "confirm",
         "rule": "default: scaling within 1-10 replicas is a safe write",
-        "touches": "--- deployment/api (live)\n+++ deployment/api (dry-run)\n@@ spec @@\n-  replicas: 2\n+  replicas: 4\n",
+        "touches": "deployment/api in payments",
         "rollback": "kubectl -n payments scale deployment/api --replicas=2",
     }
+    rollback.preview = _fixed_preview(ROLLBACK_DIFF, "Deployment/payments/api")
+    scale.preview = _fixed_preview(SCALE_DIFF, "Deployment/payments/api")
     return [python_tool(get_pods), python_tool(rollout_history), rollback, scale]
+
+
+SCALE_DIFF = (
+    "--- live/Deployment/payments/api\n+++ dry-run/Deployment/payments/api\n@@ -4,7 +4,7 @@\n   name: api\n   namespace: payments\n"
+    " spec:\n-  replicas: 2\n+  replicas: 4\n   selector:\n     matchLabels:\n       app: api"
+)
+"""skills.kube.fix.diff_objects of a scale from 2 to 4 replicas."""
+
+
+def _fixed_preview(diff: str, obj: str) -> Any:
+    async def preview(args: dict[str, Any]) -> Preview:
+        return Preview(diff=diff, objects=[obj])
+
+    return preview
 
 
 INCIDENT_SCRIPT: list[dict[str, Any]] = [

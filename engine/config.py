@@ -98,6 +98,8 @@ class Config(BaseModel):
     say how to stop it) or stop it."""
     context_share: float = 0.6
     """Share of the model's window the prompt may use."""
+    read_only: bool = False
+    """Block every write and dangerous action before policy; the agent can only propose."""
 
 
 def load(path: Path | None = None, **overrides: Any) -> Config:

@@ -34,7 +34,7 @@ from engine.models.base import ToolCall
 from engine.policy.audit import AuditLog, call_hash, canonical
 from engine.policy.rules import Action, Decision, Policy, decide, effective_risk, resolve_targets
 from engine.textsafe import safe_tree, unicode_safe
-from engine.tools import SimpleToolbox, Tool, ToolOutput, as_output
+from engine.tools import Preview, PreviewFailed, SimpleToolbox, Tool, ToolOutput, as_output
 
 TIMEOUT_GRACE_S = 5.0
 """How much longer than an action's declared timeout the dispatcher waits for its handler."""
@@ -75,6 +75,7 @@ class Dispatcher:
         output_cap: int = OUTPUT_CAP,
         approval_ttl_s: float = 300.0,
         clock: Callable[[], dt.datetime] = ev.utcnow,
+        read_only: bool = False,
     ) -> None:
         self.policy = policy
         """Rules in force (a broken file means Policy.safest())."""
@@ -100,7 +101,13 @@ class Dispatcher:
         """How long an approval request stays valid."""
         self.clock = clock
         """Wall clock (policy time windows, approval expiry)."""
+        self._read_only = read_only
         self._denied: dict[tuple[str, str], str] = {}
+
+    @property
+    def read_only(self) -> bool:
+        """No write or dangerous call runs: asked for by the user (--read-only, config) or forced by the org policy."""
+        return self._read_only or bool(getattr(self.policy.org, "read_only", False))
 
     # -- helpers --------------------------------------------------------------------------------
     def _known(self, tool: Tool | None) -> list[str]:
@@ -220,6 +227,18 @@ class Dispatcher:
             yield self._finished(ctx, call, "refused", refusal, t0, notes=notes)
             return
 
+        if self.read_only and risk != "read":
+            # before the policy, so no rule, override or approver can let a write through
+            why = "the org policy sets read_only" if getattr(self.policy.org, "read_only", False) else "the session was started with --read-only"
+            msg = (
+                f"Blocked: Lantern is in read-only mode ({why}). The call was not run. Do not retry it or any other write; "
+                "propose the change in your answer (the exact action and arguments) so a person can make it."
+            )
+            self.breakers.release(tool.name, backend)
+            await self._audit(ctx, "block", tool.name, args_json, h, "block", "read-only", why)
+            yield self._finished(ctx, call, "blocked", msg, t0, notes=notes, summary="blocked: read-only mode")
+            return
+
         now = self.clock()
         targets = resolve_targets(tool.name, args, tool.meta.get("touches"), namespace)
         action = Action(name=tool.name, pack=tool.pack, risk=risk, namespace=namespace, context=context, targets=targets)
@@ -237,7 +256,15 @@ class Dispatcher:
 
         approver_name = ""
         if decision.outcome in ("confirm", "approve"):
-            gen = self._ask(call, tool, ctx, args, args_json, h, decision, shown_risk, now)
+            preview = await self._preview(tool, args)
+            if isinstance(preview, str):
+                # the backend refused the change in its dry run: nothing to approve, the call fails with its error
+                self.breakers.release(tool.name, backend)
+                await self._audit(ctx, "refusal", tool.name, args_json, h, "refused", "guard:dry-run", preview)
+                msg = f"{tool.name} failed: the dry run was rejected, so no approval was asked and nothing changed: {preview}"
+                yield self._finished(ctx, call, "error", msg, t0, notes=notes, summary=f"dry run rejected: {preview}"[:160])
+                return
+            gen = self._ask(call, tool, ctx, args, args_json, h, decision, shown_risk, now, preview)
             verdict: tuple[bool, str] | None = None
             try:
                 async for item in gen:
@@ -355,6 +382,10 @@ class Dispatcher:
         detail = f"{status}: " + (text.splitlines()[0][:300] if text else "")
         if approver_name:
             detail += f"; approved by {approver_name}"
+        undo = out.data.get("undo") if failure is None and isinstance(out.data, dict) else None
+        if isinstance(undo, str) and undo:
+            # the way back, computed by the write itself from the values it replaced (`lantern undo` reads it)
+            detail += f"; undo: {undo[:300]}"
         await self._audit(ctx, "execution", tool.name, args_json, h, decision.outcome, decision.rule_id, detail, output_ref=output_ref or "", output=text)
         for e in self.budgets.events(ctx):
             yield e
@@ -370,8 +401,28 @@ class Dispatcher:
         diagnoser = getattr(ctx.session, "diagnoser", None)
         return diagnoser.lines(tool, args, text, data) if diagnoser is not None and text else []
 
+    async def _preview(self, tool: Tool, args: dict[str, Any]) -> Preview | str | None:
+        """The tool's dry run (None when it has none); a string is the backend's refusal, scrubbed."""
+        if tool.preview is None:
+            return None
+        declared = tool.meta.get("timeout_s")
+        timeout = float(declared) + TIMEOUT_GRACE_S if declared else self.timeout_s
+        known = self._known(tool)
+        try:
+            got = await asyncio.wait_for(tool.preview(copy.deepcopy(args)), timeout=timeout)
+        except PreviewFailed as exc:
+            return self.scrubber.clean(unicode_safe(str(exc)) or "the dry run failed", known)[0]
+        except asyncio.TimeoutError:
+            return f"the dry run gave no answer within {timeout:g}s"
+        except Exception as exc:  # noqa: BLE001 - a preview that breaks must not approve blind
+            return self.scrubber.clean(f"{type(exc).__name__}: {exc}", known)[0]
+        # a diff quotes live objects, which can hold credentials: it passes the scrubber like any output
+        clean = lambda text: self.scrubber.clean(unicode_safe(text), known)[0]  # noqa: E731
+        return Preview(diff=clean(got.diff), objects=[clean(o) for o in got.objects], note=clean(got.note))
+
     async def _ask(
-        self, call: ToolCall, tool: Tool, ctx: Any, args: dict[str, Any], args_json: str, h: str, decision: Decision, risk: str, now: dt.datetime
+        self, call: ToolCall, tool: Tool, ctx: Any, args: dict[str, Any], args_json: str, h: str, decision: Decision, risk: str, now: dt.datetime,
+        preview: Preview | None = None,
     ) -> AsyncIterator[Any]:
         """Emit ApprovalRequested, wait for the approver, validate, emit ApprovalResolved; finally yields (ok, detail)."""
         request_id = uuid.uuid4().hex[:12]
@@ -391,6 +442,9 @@ class Dispatcher:
             rollback=str(tool.meta.get("rollback") or ""),
             call_hash=h,
             expires_at=expires,
+            preview=preview.diff if preview else "",
+            objects=preview.objects if preview else [],
+            preview_note=preview.note if preview else "",
         )
         yield req
         try:
@@ -501,7 +555,7 @@ class GuardedToolbox(SimpleToolbox):
             yield e
 
 
-async def make_dispatcher(store: Any, *, user: str | None = None, kube: Callable[[], tuple[str | None, str | None]] | None = None, **kwargs: Any) -> Dispatcher:
+async def make_dispatcher(store: Any, *, user: str | None = None, kube: Callable[[], tuple[str | None, str | None]] | None = None, read_only: bool = False, **kwargs: Any) -> Dispatcher:
     """The runtime Dispatcher: the org policy in force plus the user's overrides, the store's audit log.
 
     A broken policy file does not stop the engine: it runs with Policy.safest() and the error is
@@ -516,4 +570,4 @@ async def make_dispatcher(store: Any, *, user: str | None = None, kube: Callable
     org, user_file = policy_paths(who)
     policy = load_policy_safe(org, user_file)
     audit = await AuditLog.open(store.db)
-    return Dispatcher(policy, audit, user=who, kube=kube, **kwargs)
+    return Dispatcher(policy, audit, user=who, kube=kube, read_only=read_only, **kwargs)

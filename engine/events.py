@@ -64,6 +64,8 @@ class SessionStarted(_Event):
     """The default namespace."""
     resumed: bool = False
     """True when an existing session was reopened (`--continue`)."""
+    read_only: bool = False
+    """No write runs in this session (--read-only, the config, or the org policy)."""
 
 
 class UserMessage(_Event):
@@ -190,12 +192,18 @@ class ApprovalRequested(_Event):
     """The policy rule that asked, for people."""
     reason: str = ""
     touches: str = ""
-    """What it will change (a dry-run diff where available)."""
+    """What it will change, in one line (older records carried a diff here)."""
     rollback: str = ""
     """The way back."""
     call_hash: str
     """Hash of the exact call; an approval binds to it."""
     expires_at: dt.datetime | None = None
+    preview: str = ""
+    """The backend's dry run: a unified diff of the live objects against the result ('' when none ran)."""
+    objects: list[str] = Field(default_factory=list)
+    """The objects the dry run says it touches (Deployment/shop/checkout-api)."""
+    preview_note: str = ""
+    """What the dry run adds in words ('no change: the live object already matches')."""
 
 
 class ApprovalResolved(_Event):

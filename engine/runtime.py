@@ -93,6 +93,14 @@ def leave_world(cfg: Config) -> str:
     )
 
 
+READ_ONLY_PROMPT = (
+    "READ-ONLY MODE: you can investigate with read tools but cannot change anything; every write or "
+    "dangerous tool is blocked. When you find the fix, propose it in your answer: the exact action and "
+    "arguments, why, and how to undo it, so a person can make the change."
+)
+"""Added to the system prompt of a read-only session."""
+
+
 def build_context_for(model: Model, cfg: Config) -> Any:
     """The context builder for this model (compaction, ledger, gauge)."""
     from engine.context import build_context
@@ -180,8 +188,11 @@ async def open_session(
     dispatcher = getattr(toolbox, "dispatcher", None)
     if dispatcher is not None:
         session.redact = dispatcher.redact
+    read_only = bool(cfg.read_only or getattr(dispatcher, "read_only", False))
+    if read_only:
+        loop_cfg.system_prompt += "\n" + READ_ONLY_PROMPT
     await store.create_session(session.id, model=model.name, context=cfg.context)
-    await session.emit(ev.SessionStarted, model=model.name, context=cfg.context, namespace=cfg.namespace, resumed=bool(past))
+    await session.emit(ev.SessionStarted, model=model.name, context=cfg.context, namespace=cfg.namespace, resumed=bool(past), read_only=read_only)
     for text in getattr(toolbox, "notices", []):
         await session.emit(ev.Notice, text=text, level="warning", topic="load")
     return session

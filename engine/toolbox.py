@@ -69,7 +69,7 @@ class RuntimeToolbox(SimpleToolbox):
         from engine.context import recall_tool
         from engine.dispatch import make_dispatcher
 
-        self.dispatcher = await make_dispatcher(store, user=cfg.user, kube=kube or (lambda: (cfg.context, cfg.namespace)))
+        self.dispatcher = await make_dispatcher(store, user=cfg.user, kube=kube or (lambda: (cfg.context, cfg.namespace)), read_only=cfg.read_only)
         for err in getattr(self.dispatcher.policy, "errors", []) or []:
             self.notices.append(f"policy: {err} (running with the safest policy: every write needs approval)")
         recall = recall_tool(lambda: store)

@@ -36,6 +36,25 @@ Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 
 
 @dataclass
+class Preview:
+    """What a write would change, from the backend's own dry run: shown with the approval."""
+
+    diff: str = ""
+    """Unified diff of the live objects against the dry-run result ('' when nothing changes)."""
+    objects: list[str] = field(default_factory=list)
+    """The objects it touches, e.g. Deployment/shop/checkout-api."""
+    note: str = ""
+    """Anything else the approver should read (no change, what follows the change)."""
+
+
+class PreviewFailed(Exception):
+    """The backend refused the change in its dry run; the message is the backend's error."""
+
+
+PreviewFn = Callable[[dict[str, Any]], Awaitable[Preview]]
+
+
+@dataclass
 class Tool:
     """One callable action: its schema for the model, its risk, and how to run it."""
 
@@ -51,6 +70,8 @@ class Tool:
     """Extra retrieval words."""
     meta: dict[str, Any] = field(default_factory=dict)
     """Executor-specific details (projection, permissions, rollback hints)."""
+    preview: PreviewFn | None = None
+    """Runs the call as a dry run and returns what it would change (None: the backend has no dry run)."""
 
     @property
     def spec(self) -> ToolSpec:

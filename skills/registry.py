@@ -27,9 +27,26 @@ def _handler(action: Action, options: dict[str, Any]) -> Any:
     return handler
 
 
+def _previewer(action: Action, options: dict[str, Any]) -> Any:
+    """The Tool's dry-run preview, for writes whose python function takes `dry_run`."""
+    if action.risk == "read" or action.pack.connection.executor != "python" or not action.function:
+        return None
+    from skills.executors.python import has_dry_run, preview_python
+
+    if not has_dry_run(action):
+        return None
+
+    async def preview(args: dict[str, Any]) -> Any:
+        model = action.args_model().model_validate(args)
+        return await preview_python(action, model.model_dump(), **options)
+
+    return preview
+
+
 def action_tool(action: Action, **options: Any) -> Tool:
     """One action as a Tool; `options` go to the executor (context=kube context, replay=case)."""
     return Tool(
+        preview=_previewer(action, options),
         name=action.qualified_name,
         description=action.description.strip(),
         parameters=action.json_schema(),

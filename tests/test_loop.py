@@ -194,10 +194,11 @@ async def test_a_crash_looping_pod_the_model_described_gets_its_previous_log_rea
     assert read == [{"name": "checkout-7d9f8b6c5-x2k4p", "namespace": "shop", "previous": True, "tail_lines": 60}]
     logs = next(e for e in out if e.kind == "tool-call-finished" and e.tool == "kubernetes.get_pod_logs")
     assert logs.step == 0, "the engine's own reads are step 0"
-    # The model's second step read the log the engine fetched (no check named a cause, so no
-    # findings summary was added).
+    # The model's second step read the log the engine fetched (then the ranked findings, when the
+    # checks named a cause: here the crash loop the description shows).
     msgs, _ = model.requests[1]
-    assert msgs[-1].role == "tool" and msgs[-1].name == "kubernetes.get_pod_logs" and "DATABASE_URL" in msgs[-1].content
-    assert not any(m.name == "findings" for m in msgs)
+    logs_msg = [m for m in msgs if m.role == "tool" and m.name == "kubernetes.get_pod_logs"]
+    assert logs_msg and "DATABASE_URL" in logs_msg[-1].content
+    assert all(m.name in ("kubernetes.describe_pod", "kubernetes.get_pod_logs", "findings") for m in msgs if m.role == "tool")
     # Nothing is fetched twice: the log is read once, whatever the model asks next.
     assert sum(1 for e in out if e.kind == "tool-call-started" and e.tool == "kubernetes.get_pod_logs") == 1

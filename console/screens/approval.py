@@ -113,6 +113,8 @@ class ApprovalScreen(ModalScreen[Any]):
             with Vertical(id="approval-body"):
                 yield Label("What it will touch", classes="approval-section")
                 yield Static(id="approval-touches")
+                yield Label("Dry run: live → the API server's result", classes="approval-section", id="approval-diff-label")
+                yield Static(id="approval-diff")
                 yield Label("The way back", classes="approval-section")
                 yield Static(id="approval-rollback")
                 yield Label("Arguments", classes="approval-section")
@@ -172,14 +174,22 @@ class ApprovalScreen(ModalScreen[Any]):
             pol.append(r.reason)
         self.query_one("#approval-policy", Static).update(pol)
 
-        touches = r.touches.rstrip() or "(the engine gave no preview of what this changes)"
-        lines = touches.splitlines()
-        if not self.expanded and len(lines) > PREVIEW_LINES:
-            touches = "\n".join(lines[:PREVIEW_LINES]) + f"\n… {len(lines) - PREVIEW_LINES} more lines (i to inspect)"
-        self.query_one("#approval-touches", Static).update(diff_text(touches, v))
+        self.query_one("#approval-touches", Static).update(touches_text(r, v))
+        self.query_one("#approval-diff", Static).update(self._diff(r, v))
         self.query_one("#approval-rollback", Static).update(Text(r.rollback or "(no rollback given: treat as one-way)", style="bold" if r.rollback else v.get("drop-warning", "")))
         self._render_countdown()
         self.call_after_refresh(self._show_scroll_hint)
+
+    def _diff(self, r: Any, v: dict[str, str]) -> Text:
+        # records from before the preview field carried their diff in `touches`
+        diff = (getattr(r, "preview", "") or (r.touches if r.touches.lstrip().startswith("---") else "")).rstrip()
+        if not diff:
+            note = getattr(r, "preview_note", "") or "no dry run: this backend cannot preview; the arguments below are the exact request"
+            return Text(note, style=v.get("muted", ""))
+        lines = diff.splitlines()
+        if not self.expanded and len(lines) > PREVIEW_LINES:
+            diff = "\n".join(lines[:PREVIEW_LINES]) + f"\n… {len(lines) - PREVIEW_LINES} more lines (i to inspect)"
+        return diff_text(diff, v)
 
     def on_resize(self) -> None:
         self.call_after_refresh(self._show_scroll_hint)
@@ -271,6 +281,16 @@ class ApprovalScreen(ModalScreen[Any]):
 def approval_keys_line() -> str:
     """The approval keys, for help text."""
     return " · ".join(f"{k.keys.split(',')[0]} {k.description.lower()}" for k in keys_for("approval") if k.show)
+
+
+def touches_text(r: Any, variables: dict[str, str]) -> Text:
+    """The objects the dry run named (else the engine's one-line summary)."""
+    objects = list(getattr(r, "objects", []) or [])
+    line = "" if r.touches.lstrip().startswith("---") else r.touches.strip()
+    out = Text(", ".join(objects) if objects else (line or "(the engine named no objects)"), style="bold" if objects else "")
+    if objects and line:
+        out.append(f"\n{line}", style=variables.get("muted", ""))
+    return out
 
 
 def diff_text(text: str, variables: dict[str, str]) -> Text:

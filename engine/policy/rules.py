@@ -208,6 +208,8 @@ class PolicyFile(BaseModel):
     roles: dict[str, list[str]] = Field(default_factory=dict)
     trusted_packs: list[str] = Field(default_factory=list)
     rules: list[Rule] = Field(default_factory=list)
+    read_only: bool = False
+    """An org's switch: no write or dangerous action runs, whatever the rules or a user's config say."""
 
     @model_validator(mode="after")
     def _unique(self) -> PolicyFile:

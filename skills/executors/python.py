@@ -121,3 +121,34 @@ async def run_python(action: Any, args: dict[str, Any], *, credential_resolver: 
         return finish(action, None, text=out, secrets=secrets)
     return finish(action, out, secrets=secrets)
 
+
+
+def has_dry_run(action: Any) -> bool:
+    """Whether the action's function takes `dry_run` (then it can preview itself)."""
+    try:
+        fn = load_function(action.function, action.pack.connection.module)
+    except ExecutorError:
+        return False
+    return "dry_run" in inspect.signature(fn).parameters
+
+
+async def preview_python(action: Any, args: dict[str, Any], *, context: str | None = None, **_: Any) -> Any:
+    """Run the action's function with dry_run=True; its answer (diff, objects, note) as a Preview.
+
+    Raises PreviewFailed with the backend's own error (an API server's rejection, a bad input)."""
+    from engine.tools import Preview, PreviewFailed
+    from skills.kube.client import LazyKube, explain
+
+    conn = action.pack.connection
+    fn = load_function(action.function, conn.module)
+    params = list(inspect.signature(fn).parameters)
+    pos: list[Any] = [LazyKube(context)] if conn.client == "kubernetes" and params and params[0] in ("kube", "client") else []
+    call_args = {k: v for k, v in args.items() if v is not None}
+    try:
+        out = await run_sync(action.timeout or conn.timeout, fn, *pos, **call_args, dry_run=True)
+    except asyncio.TimeoutError:
+        raise PreviewFailed(f"the dry run did not finish within {action.timeout or conn.timeout:g}s") from None
+    except Exception as exc:  # noqa: BLE001 - the backend's refusal is the message the approver reads
+        raise PreviewFailed(explain(exc)) from None
+    out = out if isinstance(out, dict) else {}
+    return Preview(diff=str(out.get("diff") or ""), objects=[str(o) for o in out.get("objects") or []], note=str(out.get("note") or ""))

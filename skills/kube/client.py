@@ -163,7 +163,7 @@ def explain(exc: BaseException) -> str:
         elif exc.status == 404 and not message:
             message = "not found"
         return f"{reason or 'Error'} (HTTP {exc.status}): {message}{hint}"
-    if isinstance(exc, (KubeConfigMissing, NotAvailable, NotFound)):
+    if isinstance(exc, (KubeConfigMissing, NotAvailable, NotFound)) or getattr(exc, "plain", False):
         return str(exc)
     if isinstance(exc, ConfigException):
         return f"kubeconfig problem: {exc}"

@@ -12,6 +12,7 @@ import datetime as dt
 import time
 from typing import Any
 
+from skills.kube import fix
 from skills.kube.client import Kube, NotAvailable
 from skills.kube.read import REVISION, _owned_replicasets, _rev, read_pod
 
@@ -32,17 +33,27 @@ class RollbackError(Exception):
     """The rollback cannot be done (no history, unknown revision, paused deployment)."""
 
 
-def rollout_restart(kube: Kube, name: str, namespace: str = "default", kind: str = "deployment") -> dict[str, Any]:
+def _preview(kube: Kube, kind: str, name: str, namespace: str | None, body: Any, *, method: str = "patch", content_type: str = fix.STRATEGIC) -> dict[str, Any]:
+    """The dry-run preview of one change (see skills.kube.fix.change)."""
+    res = fix._resource(kube, kind)
+    return fix.change(kube, res, name, namespace, body, dry_run=True, method=method, content_type=content_type)
+
+
+def rollout_restart(kube: Kube, name: str, namespace: str = "default", kind: str = "deployment", *, dry_run: bool = False) -> dict[str, Any]:
     """Restart every pod of a deployment/statefulset/daemonset by stamping the template, as kubectl does."""
     now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
     body = {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": now}}}}}
+    if dry_run:
+        return _preview(kube, kind, name, namespace, body)
     fn = {"deployment": kube.apps.patch_namespaced_deployment, "statefulset": kube.apps.patch_namespaced_stateful_set, "daemonset": kube.apps.patch_namespaced_daemon_set}[kind]
     fn(name, namespace, body)
     return {"restarted": f"{kind}/{name}", "namespace": namespace, "restartedAt": now, "note": "pods are replaced one by one per the rollout strategy"}
 
 
-def scale(kube: Kube, name: str, replicas: int, namespace: str = "default", kind: str = "deployment") -> dict[str, Any]:
+def scale(kube: Kube, name: str, replicas: int, namespace: str = "default", kind: str = "deployment", *, dry_run: bool = False) -> dict[str, Any]:
     """Set the replica count of a deployment or statefulset; returns the previous count."""
+    if dry_run:
+        return _preview(kube, kind, name, namespace, {"spec": {"replicas": replicas}})
     if kind == "deployment":
         # The Scale subresource leaves replicas out when it is 0.
         before = kube.apps.read_namespaced_deployment_scale(name, namespace).spec.replicas or 0
@@ -50,28 +61,33 @@ def scale(kube: Kube, name: str, replicas: int, namespace: str = "default", kind
     else:
         before = kube.apps.read_namespaced_stateful_set_scale(name, namespace).spec.replicas or 0
         kube.apps.patch_namespaced_stateful_set_scale(name, namespace, {"spec": {"replicas": replicas}})
-    return {"scaled": f"{kind}/{name}", "namespace": namespace, "from": before, "to": replicas, "undo": f"scale back to {before}"}
+    return {"scaled": f"{kind}/{name}", "namespace": namespace, "from": before, "to": replicas, "previous": {"replicas": before}, "undo": f"scale_deployment {kind}/{name} replicas={before}"}
 
 
-def _set_unschedulable(kube: Kube, node: str, value: bool) -> dict[str, Any]:
+def _set_unschedulable(kube: Kube, node: str, value: bool, dry_run: bool = False) -> dict[str, Any]:
+    if dry_run:
+        return _preview(kube, "Node", node, None, {"spec": {"unschedulable": value}})
     before = bool(kube.core.read_node(node).spec.unschedulable)
     kube.core.patch_node(node, {"spec": {"unschedulable": value}})
-    return {"node": node, "unschedulable_before": before, "unschedulable_now": value}
+    return {"node": node, "unschedulable_before": before, "unschedulable_now": value, "previous": {"unschedulable": before},
+            "undo": f"{'cordon' if before else 'uncordon'}_node {node}" if before != value else "nothing to undo (it already was so)"}
 
 
-def cordon(kube: Kube, node: str) -> dict[str, Any]:
+def cordon(kube: Kube, node: str, *, dry_run: bool = False) -> dict[str, Any]:
     """Mark a node unschedulable (running pods stay)."""
-    return _set_unschedulable(kube, node, True)
+    return _set_unschedulable(kube, node, True, dry_run)
 
 
-def uncordon(kube: Kube, node: str) -> dict[str, Any]:
+def uncordon(kube: Kube, node: str, *, dry_run: bool = False) -> dict[str, Any]:
     """Mark a node schedulable again."""
-    return _set_unschedulable(kube, node, False)
+    return _set_unschedulable(kube, node, False, dry_run)
 
 
-def delete_pod(kube: Kube, name: str, namespace: str = "default", grace_period_seconds: int | None = None) -> dict[str, Any]:
+def delete_pod(kube: Kube, name: str, namespace: str = "default", grace_period_seconds: int | None = None, *, dry_run: bool = False) -> dict[str, Any]:
     """Delete one pod; its controller (if any) creates a replacement."""
     pod, _ = read_pod(kube, name, namespace)
+    if dry_run:
+        return _preview(kube, "Pod", name, namespace, None, method="delete")
     owner = next((f"{o.kind}/{o.name}" for o in pod.metadata.owner_references or [] if o.controller), None)
     kube.core.delete_namespaced_pod(name, namespace, grace_period_seconds=grace_period_seconds)
     return {"deleted": f"pod/{name}", "namespace": namespace, "controlled_by": owner or "<none>", "replaced": "yes, by its controller" if owner else "no: it had no controller"}
@@ -136,13 +152,15 @@ def plan_rollback(deployment: dict[str, Any], replicasets: list[dict[str, Any]],
     return plan
 
 
-def rollout_undo(kube: Kube, name: str, namespace: str = "default", to_revision: int | None = None) -> dict[str, Any]:
+def rollout_undo(kube: Kube, name: str, namespace: str = "default", to_revision: int | None = None, *, dry_run: bool = False) -> dict[str, Any]:
     """Roll a deployment back to the previous (or a given) revision by restoring that ReplicaSet's template."""
     dep = kube.apps.read_namespaced_deployment(name, namespace)
     rss = _owned_replicasets(kube, dep)
     plan = plan_rollback(kube.serialize(dep), [kube.serialize(rs) for rs in rss], to_revision)
     if plan.get("skip"):
-        return {"rolled_back": False, "reason": plan["skip"], "deployment": f"{namespace}/{name}"}
+        return {"rolled_back": False, "reason": plan["skip"], "deployment": f"{namespace}/{name}"} if not dry_run else {"diff": "", "objects": [f"Deployment/{namespace}/{name}"], "note": plan["skip"]}
+    if dry_run:
+        return _preview(kube, "Deployment", name, namespace, plan["patch"], content_type=fix.JSON_PATCH)
     kube.apps.patch_namespaced_deployment(name, namespace, plan["patch"])
     return {
         "rolled_back": True,
@@ -152,14 +170,18 @@ def rollout_undo(kube: Kube, name: str, namespace: str = "default", to_revision:
         "replicaset": plan["replicaset"],
         "images": plan["images"],
         "note": "the controller creates a new revision with the restored template and scales the old ReplicaSet up",
+        "previous": {"revision": plan["from_revision"]},
+        "undo": f"rollout_undo {name} to_revision={plan['from_revision']}",
     }
 
 
-def delete_resource(kube: Kube, kind: str, name: str, namespace: str | None = "default") -> dict[str, Any]:
+def delete_resource(kube: Kube, kind: str, name: str, namespace: str | None = "default", *, dry_run: bool = False) -> dict[str, Any]:
     """Delete any object by kind and name (its dependents are garbage-collected)."""
     from skills.kube.read import resolve_kind
 
     res = resolve_kind(kube, kind)
+    if dry_run:
+        return fix.change(kube, res, name, namespace, None, dry_run=True, method="delete")
     res.delete(name=name, namespace=namespace if res.namespaced else None)
     return {"deleted": f"{res.kind}/{name}", "namespace": namespace if res.namespaced else None}
 
@@ -172,9 +194,16 @@ def _evict(kube: Kube, name: str, namespace: str) -> None:
     kube.core.create_namespaced_pod_eviction(name, namespace, body)
 
 
-def drain(kube: Kube, node: str, ignore_daemonsets: bool = True, delete_emptydir_data: bool = False, force: bool = False, wait_seconds: int = 30) -> dict[str, Any]:
+def drain(kube: Kube, node: str, ignore_daemonsets: bool = True, delete_emptydir_data: bool = False, force: bool = False, wait_seconds: int = 30,
+          *, dry_run: bool = False) -> dict[str, Any]:
     """Cordon a node and evict its pods (respecting PodDisruptionBudgets), as kubectl drain does."""
     from kubernetes.client.exceptions import ApiException
+
+    if dry_run:
+        got = _set_unschedulable(kube, node, True, dry_run=True)
+        pods = kube.core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}").items
+        got["note"] = f"then evicts up to {len(pods)} pods on {node} (DaemonSet pods stay)"
+        return got
 
     _set_unschedulable(kube, node, True)
     pods = kube.core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}").items

@@ -27,6 +27,8 @@ class HeaderBar(Widget):
     """Open session id."""
     pending: reactive[int] = reactive(0)
     """Approvals waiting."""
+    read_only: reactive[bool] = reactive(False)
+    """Whether writes are blocked in this session."""
 
     def render(self) -> Text:
         v = self.app.theme_variables
@@ -40,6 +42,9 @@ class HeaderBar(Widget):
         muted = v.get("muted", "")
         t = Text(no_wrap=True, overflow="ellipsis")
         t.append("◆ Lantern ", style=f"bold {v.get('primary', '')}")
+        if self.read_only:
+            # first, so a narrow terminal never cuts it off
+            t.append(" READ-ONLY ", style=f"bold reverse {v.get('risk-high', '')}")
         t.append(" ctx ", style=muted)
         t.append(self.context or "-", style="bold")
         t.append("  ns ", style=muted)

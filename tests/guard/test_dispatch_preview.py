@@ -1,0 +1,69 @@
+"""The dry-run preview in every approval: the dispatcher runs a tool's preview before asking, puts
+its diff in the ApprovalRequested event, and fails the call (never asking) when the dry run is rejected."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from engine.tools import Preview, PreviewFailed, Tool, ToolOutput
+from tests.guard.harness import NAME, Recorder, ScriptedApprover, make_session, of, run, step
+
+DIFF = "--- live/Deployment/shop/web\n+++ dry-run/Deployment/shop/web\n@@ -1,1 +1,1 @@\n-  replicas: 2\n+  replicas: 5"
+
+
+def scale_tool(rec: Recorder, preview: Any) -> Tool:
+    """A write whose handler records executions and returns the way back, with the given preview."""
+
+    async def scale(args: dict[str, Any]) -> Any:
+        rec.calls.append(("kubernetes.scale_deployment", args))
+        return ToolOutput(text=f"scaled {args['name']}", data={"previous": {"replicas": 2}, "undo": f"scale_deployment {args['name']} replicas=2"})
+
+    params = {"type": "object", "properties": {"name": NAME, "replicas": {"type": "integer"}}, "required": ["name", "replicas"]}
+    return Tool("kubernetes.scale_deployment", "Scale a deployment", params, scale, risk="write", pack="kubernetes",
+                meta={"rollback": "scale back"}, preview=preview)
+
+
+async def test_the_approval_carries_the_dry_run_diff_and_the_audit_the_way_back(store):
+    rec = Recorder()
+    seen: list[dict[str, Any]] = []
+
+    async def preview(args: dict[str, Any]) -> Preview:
+        seen.append(args)
+        return Preview(diff=DIFF, objects=["Deployment/shop/web"])
+
+    approver = ScriptedApprover(True)
+    session, _, audit = await make_session(store, [scale_tool(rec, preview)], [step(("kubernetes.scale_deployment", {"name": "web", "replicas": 5})), {"text": "done"}], approver=approver)
+    events = await run(session)
+    (req,) = of(events, "approval-requested")
+    assert req.preview == DIFF and req.objects == ["Deployment/shop/web"] and req.rollback == "scale back"
+    assert seen == [{"name": "web", "replicas": 5}] and rec.count("kubernetes.scale_deployment") == 1
+    execution = [r for r in await audit.rows() if r.kind == "execution"][-1]
+    assert "undo: scale_deployment web replicas=2" in execution.detail
+
+
+async def test_a_rejected_dry_run_is_never_offered_and_the_call_fails_with_the_servers_error(store):
+    rec = Recorder()
+
+    async def preview(args: dict[str, Any]) -> Preview:
+        raise PreviewFailed('Invalid (HTTP 422): Deployment.apps "web" is invalid: spec.replicas: Invalid value: -1')
+
+    approver = ScriptedApprover(True)
+    session, _, audit = await make_session(store, [scale_tool(rec, preview)], [step(("kubernetes.scale_deployment", {"name": "web", "replicas": 5})), {"text": "done"}], approver=approver)
+    events = await run(session)
+    assert not of(events, "approval-requested") and approver.requests == [] and rec.calls == []
+    (fin,) = [e for e in of(events, "tool-call-finished") if e.tool == "kubernetes.scale_deployment"]
+    assert fin.status == "error" and "dry run was rejected" in fin.output and "HTTP 422" in fin.output
+    assert any(r.rule == "guard:dry-run" and "HTTP 422" in r.detail for r in await audit.rows())
+
+
+def test_the_plain_prompt_shows_the_diff_or_says_there_is_no_dry_run():
+    import datetime as dt
+
+    from console.plain import preview_lines
+    from engine import events as ev
+
+    base = dict(session_id="s", seq=1, at=dt.datetime.now(dt.timezone.utc), request_id="r", call_id="c", tool="kubernetes.scale_deployment",
+                arguments={}, risk="write", decision="approve", rule="default", call_hash="h")
+    lines = preview_lines(ev.ApprovalRequested(**base, preview=DIFF))
+    assert ("\n+  replicas: 5", "green") in lines and ("\n-  replicas: 2", "red") in lines
+    assert "no dry run" in preview_lines(ev.ApprovalRequested(**base))[0][0]
