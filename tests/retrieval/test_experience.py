@@ -242,3 +242,21 @@ def test_the_scale_bench_recombines_real_requests_into_new_rows() -> None:
     for r, v in zip(rows, out):
         source = "abc".index(r.tools[0])
         assert r.text.split()[0] == texts[source].split()[0] and v[source] > 0.9  # the first request's words, tools and vector
+
+
+def test_the_plain_face_says_which_past_requests_brought_a_tool() -> None:
+    from rich.console import Console
+
+    from console.plain import BlockRenderer
+
+    console = Console(record=True, width=200)
+    BlockRenderer(console)(
+        ev.ToolSetChanged(
+            session_id="s", seq=1, at=ev.utcnow(), loaded=["github.list_deployments"],
+            reasons={"github.list_deployments": "experience: 1 similar past request"},
+            experience={"github.list_deployments": [REQUEST]},
+        )
+    )
+    text = console.export_text()
+    assert "github.list_deployments (experience: 1 similar past request)" in text
+    assert f"from experience: “{REQUEST}”" in text
