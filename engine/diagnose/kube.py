@@ -159,17 +159,26 @@ _QUOTA_KIND = [
 
 
 def quota_causes(message: str) -> list[str]:
-    """The quota kinds an `exceeded quota` admission error names in `requested: a=1,b=2`."""
-    m = re.search(r"requested:\s*([^\s,]+(?:,[^\s,]+)*)", message)
-    if not m:
-        return []
+    """The quota kinds an `exceeded quota` admission error names in `requested: a=1,b=2`, the
+    resource pushed furthest past its limit ((used + requested) / limited) first."""
+    req, used, lim = (_quota_map(message, k) for k in ("requested", "used", "limited"))
+
+    def overshoot(key: str) -> float:
+        r, u, h = quantity(req[key]), quantity(used.get(key, "")), quantity(lim.get(key, ""))
+        return (u + r) / h if r is not None and u is not None and h else 0.0
+
     out = []
-    for part in m.group(1).split(","):
-        key = part.split("=", 1)[0].strip().lower()
-        for rx, cause in _QUOTA_KIND:
-            if rx.search(key) and cause not in out:
-                out.append(cause)
+    for key in sorted(req, key=lambda k: -overshoot(k)):
+        cause = next((c for rx, c in _QUOTA_KIND if rx.search(key.lower())), None)
+        if cause and cause not in out:
+            out.append(cause)
     return out
+
+
+def _quota_map(message: str, label: str) -> dict[str, str]:
+    m = re.search(rf"{label}:\s*([^\s,]+(?:,[^\s,]+)*)", message)
+    pairs = (part.split("=", 1) for part in (m.group(1).split(",") if m else []))
+    return {k.strip(): v.strip() for k, v in (p if len(p) == 2 else (p[0], "") for p in pairs)}
 
 
 def scheduling_causes(message: str, node_selector: bool | None) -> list[tuple[str, float]]:

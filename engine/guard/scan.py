@@ -67,9 +67,10 @@ class Scanner:
         """True when the one-pass Hyperscan database is in use."""
         return self._db is not None
 
-    def candidates(self, text: str, lower: str) -> dict[int, list[Window] | None]:
+    def candidates(self, text: str) -> dict[int, list[Window] | None]:
         """rule index → windows around its candidate matches, or None to run it on the whole text."""
         if self._db is None:
+            lower = text.lower()
             return {i: None for i, sp in enumerate(self.specs) if not sp.keywords or any(k in lower for k in sp.keywords)}
         # Each non-ASCII character becomes one '?', so byte offsets stay character offsets.
         data = text.encode("ascii", "replace")
@@ -77,13 +78,14 @@ class Scanner:
         self._db.scan(data, match_event_handler=_collect, context=reports, scratch=self._scratch())
         out: dict[int, list[Window] | None] = {}
         n = len(text)
+        lower = text.lower() if n >= 4096 or self._always else ""  # only keyword windows need it
         for i, ends in reports.items():
             spec = self.specs[i]
             if spec.hs and spec.whole_text:
                 out[i] = None  # the candidate is where a block starts: the rule reads on from there
             elif spec.hs:
                 out[i] = _merge([(max(0, e - 64), min(n, e + 8)) for e in ends])
-            elif spec.whole_text or n < 4096 or len(lower) != n:
+            elif spec.whole_text or n < 4096 or len(lower) != n:  # lower-casing changed offsets: whole text
                 out[i] = None
             else:
                 out[i] = _keyword_lines(text, lower, spec.keywords) or None

@@ -202,9 +202,8 @@ class Scrubber:
 
     def _rule_spans(self, text: str) -> list[Finding]:
         """The spans of every rule, each run only where the one-pass scan says it may match."""
-        lower = text.lower()
         spans: list[Finding] = []
-        for i, windows in sorted(self._scanner.candidates(text, lower).items()):
+        for i, windows in sorted(self._scanner.candidates(text).items()):
             rule = self.rules[i]
             if windows is None and rule.numbers:
                 windows = _number_windows(text)

@@ -312,3 +312,9 @@ def test_performance_named_by_kind():
     found = _top(("cloudops.GetAlerts", {}, alerts))
     assert ("pod_memory_pressure", "service/cart") in found and ("pod_network_delay", "service/web") in found
     assert ("node_network_packet_loss", "node/worker-3") in found
+
+
+def test_the_resource_pushed_furthest_past_its_quota_comes_first():
+    msg = ('pods "web-1" is forbidden: exceeded quota: compute, requested: requests.memory=256Mi,requests.cpu=2, '
+           "used: requests.memory=1Gi,requests.cpu=3, limited: requests.memory=2Gi,requests.cpu=4")
+    assert kube.quota_causes(msg) == ["namespace_cpu_quota_exceeded", "namespace_memory_quota_exceeded"]
