@@ -90,6 +90,10 @@ class TestOutcomes:
             await wait_for(pilot, lambda: bool(events_of(app, "turn-finished")))
             if size != SIZE:
                 await pilot.press("escape")  # the stacked layout: show the investigation panes
-            await pilot.pause(0.2)
+            # the pane follows the newest step on its next refresh: settle it explicitly (stable snapshots)
+            from console.widgets.investigation.steps import StepList
+
+            app.main.query_one(StepList).scroll_end(animate=False, immediate=True)
+            await pilot.pause(0.3)
 
         assert snap_compare(app, terminal_size=size, run_before=run_before)
