@@ -128,7 +128,7 @@ class Drill(BaseModel):
     """The reads of the reference play: they show the objects the fix acts on (the plan critic wants them seen)."""
     reference: list[FixStep]
     healthy: Healthy
-    heal_seconds: float = 90.0
+    heal_seconds: float = 60.0
     """How long the cluster gets to become healthy after the fix."""
 
 
