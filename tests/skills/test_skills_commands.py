@@ -16,7 +16,7 @@ def test_skills_list_counts_risks_and_prints_load_errors(tmp_path, capsys):
     rc = main(["skills", "list", "--dir", str(tmp_path)])
     out, err = capsys.readouterr()
     assert rc == 1
-    assert "kubernetes" in out and "15/4/4" in out and "packs," in out
+    assert "kubernetes" in out and "15/12/7" in out and "packs," in out
     assert "1 pack(s) failed to load" in err and "broken.yaml" in err and "base_url is required" in err
 
 
