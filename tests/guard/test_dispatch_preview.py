@@ -67,3 +67,21 @@ def test_the_plain_prompt_shows_the_diff_or_says_there_is_no_dry_run():
     lines = preview_lines(ev.ApprovalRequested(**base, preview=DIFF))
     assert ("\n+  replicas: 5", "green") in lines and ("\n-  replicas: 2", "red") in lines
     assert "no dry run" in preview_lines(ev.ApprovalRequested(**base))[0][0]
+
+
+async def test_lantern_audit_undo_lists_the_way_back_a_write_recorded(store, tmp_path, capsys):
+    from engine.policy.audit_cli import _undo
+
+    rec = Recorder()
+
+    async def preview(args: dict[str, Any]) -> Preview:
+        return Preview(diff=DIFF, objects=["Deployment/shop/web"])
+
+    session, _, audit = await make_session(store, [scale_tool(rec, preview)], [step(("kubernetes.scale_deployment", {"name": "web", "replicas": 5})), {"text": "done"}],
+                                           approver=ScriptedApprover(True))
+    await run(session)
+    import argparse
+
+    assert await _undo(audit, argparse.Namespace(session=None, n=5)) == 0
+    out = capsys.readouterr().out
+    assert "kubernetes.scale_deployment" in out and "undo: scale_deployment web replicas=2" in out
