@@ -63,7 +63,7 @@ async def _drive(app: LanternApp, key: str) -> tuple[str, list[Any]]:
         # the modal shows the API server's dry run of this very rollback: the image goes back to 2.4.3
         (req,) = _events(app, "approval-requested")
         assert req.objects == ["Deployment/shop/checkout-api"] and any(line.startswith("+") and "checkout-api:2.4.3" in line for line in req.preview.splitlines()), req.preview
-        assert "checkout-api:2.4.3" in "".join(str(w.content) for w in app.screen.query("#approval-diff"))
+        await _until(pilot, lambda: "checkout-api:2.4.3" in "".join(str(w.content) for w in app.screen.query("#approval-diff")), "the diff in the modal")
         await pilot.press(key)
         await _until(pilot, lambda: bool(_events(app, "turn-finished")), "the end of the turn")
         return app.bridge.session.id, list(app.bridge.session.events)
