@@ -377,6 +377,15 @@ class LanternApp(App[int]):
     def on_dropped_list_recall_requested(self, message: DroppedList.RecallRequested) -> None:
         self.cmd_recall(message.item.ref, what=message.item.what)
 
+    async def on_inspector_apply_requested(self, message: Any) -> None:
+        bridge = self.bridge
+        if bridge is None or not bridge.ready or bridge.running:
+            self.notify("The engine is busy or not ready: apply again when the turn has finished.", severity="warning")
+            return
+        args = {"manifest": message.manifest, "namespace": self.namespace or "default"}
+        self.run_worker(bridge.run_call("apply the manifest from the inspector", "kubernetes.apply_manifest", args), exclusive=True, group="agent", name="apply")
+        await self.main.toggle_inspector()
+
     async def on_inspector_turn_requested(self, message: Any) -> None:
         if self.send(message.text):
             await self.main.toggle_inspector()

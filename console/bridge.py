@@ -263,11 +263,19 @@ class Bridge:
     async def run_turn(self, text: str) -> None:
         """Run one user turn and post its events. Run as the exclusive 'agent' worker."""
         session = self.session
-        if session is None:
-            return
+        if session is not None:
+            await self._pump(session, session.run_turn(text))
+
+    async def run_call(self, text: str, tool: str, arguments: dict[str, Any]) -> None:
+        """Run a person's own call (the inspector's Apply) through the engine's pipeline and post its events."""
+        session = self.session
+        if session is not None:
+            await self._pump(session, session.run_call(text, tool, arguments))
+
+    async def _pump(self, session: Any, stream: Any) -> None:
         self.app.post_message(TurnStateChanged(True))
         try:
-            async for e in session.run_turn(text):
+            async for e in stream:
                 kind = e.kind
                 if kind == "assistant-delta":
                     key = (e.turn, e.step)

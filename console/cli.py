@@ -28,6 +28,7 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("experience", "console.commands.experience", "past requests that teach retrieval: import, list, forget"),
     ("bench", "console.commands.bench", "benchmarks: retrieval, retrieval-scale, scrub, compaction"),
     ("eval", "engine.critic.commands", "evaluation: cloudops replay, export a session"),
+    ("drill", "console.commands.drill", "drills: run a sandbox scenario end to end and check that the fix heals it"),
 ]
 """(name, module, help) for every subcommand."""
 

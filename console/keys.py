@@ -72,6 +72,7 @@ KEYS: list[Key] = [
     Key("inspector.validate", "ctrl+s", "validate", "Validate", scope="inspector", help="Parse and validate the manifest against the Kubernetes schema."),
     Key("inspector.explain", "ctrl+e", "explain", "Explain", scope="inspector", help="Ask the agent to explain the manifest (a user turn)."),
     Key("inspector.diff", "ctrl+d", "diff", "Diff live", scope="inspector", help="Ask the agent to diff the manifest against the live object (a user turn)."),
+    Key("inspector.apply", "ctrl+a", "apply", "Apply", scope="inspector", help="Apply the manifest (server-side apply) through the policy and the approval, which shows the dry-run diff."),
     # approval modal
     Key("approval.approve", "a", "approve", "Approve", scope="approval", help="Approve this exact call."),
     Key("approval.deny", "d,escape", "deny", "Deny", scope="approval", help="Deny (the default; nothing is approved by timeout)."),

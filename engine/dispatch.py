@@ -384,7 +384,7 @@ class Dispatcher:
             detail += f"; approved by {approver_name}"
         undo = out.data.get("undo") if failure is None and isinstance(out.data, dict) else None
         if isinstance(undo, str) and undo:
-            # the way back, computed by the write itself from the values it replaced (`lantern undo` reads it)
+            # the way back, computed by the write itself from the values it replaced (`lantern audit undo` lists it)
             detail += f"; undo: {undo[:300]}"
         await self._audit(ctx, "execution", tool.name, args_json, h, decision.outcome, decision.rule_id, detail, output_ref=output_ref or "", output=text)
         for e in self.budgets.events(ctx):

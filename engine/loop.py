@@ -377,6 +377,30 @@ class Session:
             )
         )
 
+    async def run_call(self, text: str, tool: str, arguments: dict[str, Any]) -> AsyncIterator[Any]:
+        """A person's own call (the inspector's Apply) as a turn of its own: the same guard, policy,
+        dry-run preview, approval and audit as any call the model makes; no model step runs."""
+        if self._cancel is not None:
+            raise RuntimeError("a turn is already running in this session")
+        self._turn += 1
+        cancelled = asyncio.Event()
+        self._cancel = cancelled
+        ctx = TurnContext(session=self, turn=self._turn, query=text, cancelled=cancelled)
+        t0 = time.perf_counter()
+        reason = "answered"
+        try:
+            yield await self._record(ctx.event(ev.UserMessage, text=text))
+            ctx.step = 1
+            call = ToolCall(id=f"user_{self._turn}", name=tool, arguments=dict(arguments))
+            async for e in self._dispatch(call, ctx):
+                yield await self._record(e)
+        except TurnCancelled:
+            reason = "cancelled"
+        finally:
+            self._cancel = None
+        yield await self._record(ctx.event(ev.TurnFinished, reason=reason, steps=1, prompt_tokens=0, completion_tokens=0, cost_usd=0.0,
+                                           duration_ms=(time.perf_counter() - t0) * 1000))
+
     async def _opening(self, ctx: TurnContext) -> AsyncIterator[Any]:
         """The triage playbook's reads, as step 0 of the turn: one assistant message carrying the
         calls (so every face and the history show who asked for what), then each call through

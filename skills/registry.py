@@ -28,8 +28,17 @@ def _handler(action: Action, options: dict[str, Any]) -> Any:
 
 
 def _previewer(action: Action, options: dict[str, Any]) -> Any:
-    """The Tool's dry-run preview, for writes whose python function takes `dry_run`."""
-    if action.risk == "read" or action.pack.connection.executor != "python" or not action.function:
+    """The Tool's preview of a write: a python function's own dry run (when it takes `dry_run`), a REST call's exact request."""
+    if action.risk == "read":
+        return None
+    if action.pack.connection.executor == "rest" and action.http is not None:
+        from skills.executors.rest import preview_rest
+
+        async def request(args: dict[str, Any]) -> Any:
+            return await preview_rest(action, action.args_model().model_validate(args).model_dump(exclude_none=True))
+
+        return request
+    if action.pack.connection.executor != "python" or not action.function:
         return None
     from skills.executors.python import has_dry_run, preview_python
 

@@ -118,6 +118,8 @@ def review_plan(steps: list[Step], evidence: str, available: Iterable[str]) -> V
         if s.risk != "dangerous":
             continue
         for bad, good, why in SAFER:
+            if good == "rollout_undo" and str(s.arguments.get("kind") or "deployment").lower() not in _ROLLED_OUT:
+                continue  # a Service or a ConfigMap has no revisions to roll back to
             if _has(s.action, bad):
                 alt = next((t for t in sorted(available) if t.startswith(s.pack + ".") and _has(t.rsplit(".", 1)[-1], good)), None)
                 if alt:
@@ -151,9 +153,50 @@ def review_plan(steps: list[Step], evidence: str, available: Iterable[str]) -> V
             findings.append(f"{len(ss)} scale steps on {t}: a single scale (or a rollout restart) does the same")
             verdict = "simplify" if verdict == "ok" else verdict
 
+    # 6. fixes that do not fit the findings: the gentler or the right action, named
+    for finding in fix_findings(unique, evidence, available):
+        findings.append(finding)
+        verdict = "simplify" if verdict == "ok" else verdict
+
     if verdict != "ok" and not suggested:
         suggested = [{"tool": s.tool, "arguments": s.arguments} for s in unique[:MAX_STEPS] if not any(t.lower() not in low for t in s.targets())]
     return Verdict(verdict, findings, suggested)
+
+
+_ROLLED_OUT = {"deployment", "deployments", "deploy", "statefulset", "sts", "daemonset", "ds"}
+# what a deploy leaves in the evidence: a new revision, a rollout, an image or change-cause
+_DEPLOY = re.compile(r"revision|rollout|rolled out|new replicaset|change-cause|deploy(ed|ment of| of)|image .*(→|->|changed)|\bimage\b.*:\d", re.I)
+# what a configuration cause looks like in logs and findings
+_CONFIG = re.compile(r"(missing|not set|required (setting|key)|no such key|configmap|environment variable|env var|config(uration)?:|no such host)", re.I)
+_CRASH = re.compile(r"CrashLoopBackOff|OOMKilled|BackOff|Error|crash", re.I)
+_CHANGED = re.compile(r"changed: (ConfigMap|Deployment|StatefulSet|DaemonSet|Secret)/")  # an earlier fix's own output
+_CONFIG_FIX = ("set_env", "edit_configmap_key", "set_image", "patch_resource", "apply_manifest", "rollout_undo", "set_resources")
+
+
+def _mentions_together(evidence: str, target: str, pattern: re.Pattern[str]) -> bool:
+    """Whether one line of the evidence names `target` and matches `pattern`."""
+    t = target.lower()
+    return any(t in line.lower() and pattern.search(line) for line in evidence.splitlines())
+
+
+def fix_findings(steps: list[Step], evidence: str, available: Iterable[str]) -> list[str]:
+    """Writes that do not fit the findings: an undo with no deploy behind the failure, a restart that
+    brings a bad configuration back, more replicas of a workload that crashes."""
+    out: list[str] = []
+    fixes = {s.action for s in steps}
+    for s in steps:
+        target = (s.targets() or ["the workload"])[0]
+        if _has(s.action, "rollout_undo") and not _DEPLOY.search(evidence):
+            out.append(f"{s.tool} on {target}: no finding ties the failure to a deploy (no new revision or image change was shown); "
+                       "read rollout_history first, or fix the cause the findings name")
+        elif (_has(s.action, "rollout_restart") or _has(s.action, "delete_pod")) and _CONFIG.search(evidence) and not fixes & set(_CONFIG_FIX) \
+                and not _CHANGED.search(evidence):
+            out.append(f"{s.tool} on {target}: the cause is configuration, and a restart brings the same configuration back; "
+                       "change it first (set_env or edit_configmap_key), then restart")
+        elif _has(s.action, "scale") and int(s.arguments.get("replicas") or 0) > 0 and _mentions_together(evidence, _owner(target), _CRASH):
+            out.append(f"{s.tool} on {target}: it is crash-looping, and more replicas crash too; fix the cause "
+                       "(set_resources for OOMKilled, set_env or edit_configmap_key for configuration, rollout_undo for a bad deploy)")
+    return out
 
 
 def _safer_args(step: Step, alt: str) -> dict[str, Any]:

@@ -218,6 +218,27 @@ async def run_rest(action: Action, args: dict[str, Any], *, credential_resolver:
     return finish(action, data, partial=partial, secrets=secrets)
 
 
+async def preview_rest(action: Action, args: dict[str, Any], **_: Any) -> Any:
+    """A REST backend has no dry run: the preview is the exact request that will be sent (headers,
+    which carry the credential, left out). Raises PreviewFailed when the request cannot be built."""
+    import json as _json
+    from urllib.parse import urlencode
+
+    from engine.tools import Preview, PreviewFailed
+
+    http = action.http
+    assert http is not None
+    try:
+        path = _fill_path(http.path, args, {k for k, p in action.parameters.properties.items() if p.slashes})
+    except ValueError as exc:
+        raise PreviewFailed(f"{http.method} {http.path}: refused: {exc}") from None
+    query = fill(http.query, args)
+    body = fill(http.body, args) if http.body is not None else None
+    line = f"{http.method} {(action.pack.connection.base_url or '').rstrip('/')}{path}" + (f"?{urlencode(query, doseq=True)}" if query else "")
+    text = line + ("\n" + _json.dumps(body, indent=2, ensure_ascii=False, default=str) if body is not None else "")
+    return Preview(objects=[line], note="no dry run for this backend; the exact request:\n" + text)
+
+
 def _set(data: dict[str, Any], path: str, value: Any) -> None:
     parts = path.split(".")
     cur = data

@@ -61,7 +61,7 @@ def scale(kube: Kube, name: str, replicas: int, namespace: str = "default", kind
     else:
         before = kube.apps.read_namespaced_stateful_set_scale(name, namespace).spec.replicas or 0
         kube.apps.patch_namespaced_stateful_set_scale(name, namespace, {"spec": {"replicas": replicas}})
-    return {"scaled": f"{kind}/{name}", "namespace": namespace, "from": before, "to": replicas, "previous": {"replicas": before}, "undo": f"scale_deployment {kind}/{name} replicas={before}"}
+    return {"scaled": f"{kind}/{name}", "namespace": namespace, "from": before, "to": replicas, "previous": {"replicas": before}, "undo": f"scale back to {before} (scale_deployment {name} kind={kind} replicas={before})"}
 
 
 def _set_unschedulable(kube: Kube, node: str, value: bool, dry_run: bool = False) -> dict[str, Any]:

@@ -98,6 +98,40 @@ class TlsEndpoint(BaseModel):
     server_name: str
 
 
+class FixStep(BaseModel):
+    """One call of a scenario's reference fix: a pack action and its arguments."""
+
+    model_config = ConfigDict(extra="forbid")
+    tool: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    renew_cert: dict[str, Any] | None = None
+    """Issue a fresh certificate from the sandbox's CA ({common_name, sans}) and pass it as cert/key."""
+
+
+class Healthy(BaseModel):
+    """The scenario's own health condition, read from the cluster."""
+
+    model_config = ConfigDict(extra="forbid")
+    deployments: list[str] = Field(default_factory=list)
+    """Each has replicas > 0, all updated, ready and available, and the rollout observed."""
+    endpoints: list[str] = Field(default_factory=list)
+    """Each Service has at least one ready endpoint address."""
+
+
+class Drill(BaseModel):
+    """How a drill judges this scenario: the cause an answer must name, the reference fix, health."""
+
+    model_config = ConfigDict(extra="forbid")
+    cause: list[str]
+    """Words of which an answer that names the cause contains at least one (case-folded)."""
+    investigate: list[FixStep] = Field(default_factory=list)
+    """The reads of the reference play: they show the objects the fix acts on (the plan critic wants them seen)."""
+    reference: list[FixStep]
+    healthy: Healthy
+    heal_seconds: float = 60.0
+    """How long the cluster gets to become healthy after the fix."""
+
+
 class Scenario(BaseModel):
     """One incident as data."""
 
@@ -114,6 +148,7 @@ class Scenario(BaseModel):
     rules: list[Rule] = Field(default_factory=list)
     queue: QueueModel | None = None
     tls_endpoint: TlsEndpoint | None = None
+    drill: Drill | None = None
     source: str = ""
 
     @field_validator("manifests")

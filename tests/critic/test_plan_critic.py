@@ -90,3 +90,39 @@ def test_dangerous_delete_suggests_the_safer_restart():
 
 def test_plan_count_is_at_least_twenty():
     assert len(PLANS) >= 20
+
+
+# -- fixes judged against the findings ------------------------------------------------------------
+FIX_TOOLS = ["kubernetes.rollout_undo", "kubernetes.rollout_restart", "kubernetes.scale_deployment", "kubernetes.set_env",
+             "kubernetes.edit_configmap_key", "kubernetes.set_resources", "kubernetes.patch_resource"]
+
+
+def test_a_rollout_undo_with_no_deploy_behind_the_failure_is_flagged():
+    evidence = "pod report-worker-5d9 OOMKilled (exit 137), memory limit 256Mi\n[finding: OOMKilled report-worker]"
+    v = review_plan([Step("kubernetes.rollout_undo", {"name": "report-worker", "namespace": "analytics"}, "dangerous")], evidence, FIX_TOOLS)
+    assert v.verdict != "ok" and any("no finding ties the failure to a deploy" in f for f in v.findings)
+    ok = review_plan([Step("kubernetes.rollout_undo", {"name": "checkout-api", "namespace": "shop"}, "dangerous")],
+                     "checkout-api revision 7 image checkout-api:2.5.0 crash-loops; revision 6 was healthy", FIX_TOOLS)
+    assert not any("deploy" in f for f in ok.findings)
+
+
+def test_a_restart_when_the_cause_is_configuration_names_the_config_fix():
+    evidence = "invoice-api-7c9 CrashLoopBackOff\nERROR config: required key LEDGER_URL is missing (ConfigMap invoice-api-config)"
+    v = review_plan([Step("kubernetes.rollout_restart", {"name": "invoice-api", "namespace": "billing"})], evidence, FIX_TOOLS)
+    assert v.verdict == "simplify" and any("edit_configmap_key" in f and "restart" in f for f in v.findings)
+    with_fix = [Step("kubernetes.edit_configmap_key", {"name": "invoice-api-config", "key": "LEDGER_URL", "value": "x"}),
+                Step("kubernetes.rollout_restart", {"name": "invoice-api", "namespace": "billing"})]
+    assert not any("configuration" in f for f in review_plan(with_fix, evidence, FIX_TOOLS).findings)
+
+
+def test_scaling_up_a_crash_looping_workload_is_flagged_but_a_scaled_down_consumer_is_not():
+    crash = "report-worker-5d9f-x2k4q   0/1   CrashLoopBackOff   7   OOMKilled"
+    v = review_plan([Step("kubernetes.scale_deployment", {"name": "report-worker", "replicas": 5})], crash, FIX_TOOLS)
+    assert v.verdict == "simplify" and any("crash-looping" in f and "set_resources" in f for f in v.findings)
+    idle = "deployment order-worker 0/0 ready (scaled to 0 for broker upgrade); queue orders 41,000 messages, 0 consumers"
+    assert not review_plan([Step("kubernetes.scale_deployment", {"name": "order-worker", "replicas": 2})], idle, FIX_TOOLS).findings
+
+
+def test_patching_a_service_is_not_steered_to_a_rollout_undo():
+    v = review_plan([Step("kubernetes.patch_resource", {"kind": "service", "name": "catalog", "patch": "{}"}, "dangerous")], "service catalog selector app=catalog-api", FIX_TOOLS)
+    assert not any("rollout_undo" in f for f in v.findings)

@@ -60,6 +60,9 @@ async def _drive(app: LanternApp, key: str) -> tuple[str, list[Any]]:
         await pilot.press(*"roll back checkout-api in shop", "enter")
         await _until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the approval modal")
         assert not [e for e in _events(app, "tool-call-started") if e.tool == "kubernetes.rollout_undo"], "nothing runs before the human answers"
+        # the approval carries the API server's dry run of this very rollback: the image goes back to 2.4.3
+        (req,) = _events(app, "approval-requested")
+        assert req.objects == ["Deployment/shop/checkout-api"] and any(line.startswith("+") and "checkout-api:2.4.3" in line for line in req.preview.splitlines()), req.preview
         await pilot.press(key)
         await _until(pilot, lambda: bool(_events(app, "turn-finished")), "the end of the turn")
         return app.bridge.session.id, list(app.bridge.session.events)

@@ -67,3 +67,36 @@ def test_the_plain_prompt_shows_the_diff_or_says_there_is_no_dry_run():
     lines = preview_lines(ev.ApprovalRequested(**base, preview=DIFF))
     assert ("\n+  replicas: 5", "green") in lines and ("\n-  replicas: 2", "red") in lines
     assert "no dry run" in preview_lines(ev.ApprovalRequested(**base))[0][0]
+
+
+async def test_lantern_audit_undo_lists_the_way_back_a_write_recorded(store, tmp_path, capsys):
+    from engine.policy.audit_cli import _undo
+
+    rec = Recorder()
+
+    async def preview(args: dict[str, Any]) -> Preview:
+        return Preview(diff=DIFF, objects=["Deployment/shop/web"])
+
+    session, _, audit = await make_session(store, [scale_tool(rec, preview)], [step(("kubernetes.scale_deployment", {"name": "web", "replicas": 5})), {"text": "done"}],
+                                           approver=ScriptedApprover(True))
+    await run(session)
+    import argparse
+
+    assert await _undo(audit, argparse.Namespace(session=None, n=5)) == 0
+    out = capsys.readouterr().out
+    assert "kubernetes.scale_deployment" in out and "undo: scale_deployment web replicas=2" in out
+
+
+async def test_a_persons_own_call_goes_through_the_same_preview_approval_and_audit(store):
+    rec = Recorder()
+
+    async def preview(args: dict[str, Any]) -> Preview:
+        return Preview(diff=DIFF, objects=["Deployment/shop/web"])
+
+    approver = ScriptedApprover(True)
+    session, _, audit = await make_session(store, [scale_tool(rec, preview)], [], approver=approver)
+    events = [e async for e in session.run_call("apply from the inspector", "kubernetes.scale_deployment", {"name": "web", "replicas": 5})]
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "user-message" and kinds[-1] == "turn-finished" and "approval-requested" in kinds
+    assert approver.requests[0].preview == DIFF and rec.count("kubernetes.scale_deployment") == 1
+    assert [r.kind for r in await audit.rows() if r.tool == "kubernetes.scale_deployment"] == ["approval", "intent", "execution"]

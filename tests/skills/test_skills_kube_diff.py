@@ -35,3 +35,13 @@ def test_secret_values_never_reach_a_diff():
     new["data"]["tls.key"] = "b3RoZXI="
     diff = diff_objects(secret, new, "Secret/t")
     assert "LS0tLS1" not in diff and "b3RoZXI=" not in diff and "tls.key: <" in diff
+
+
+async def test_a_rest_write_previews_the_exact_request_without_its_credential():
+    from skills.loader import load_packs
+    from skills.registry import pack_tools
+
+    tools = {t.name: t for t in pack_tools([p for p in load_packs().packs if p.name == "slack"])}
+    p = await tools["slack.post_message"].preview({"channel": "#incidents", "text": "checkout rolled back"})
+    assert p.diff == "" and p.objects == ["POST https://slack.com/api/chat.postMessage"]
+    assert '"text": "checkout rolled back"' in p.note and "Authorization" not in p.note and "Bearer" not in p.note

@@ -39,6 +39,10 @@ class ManifestEditor(TextArea):
         """Ask the agent to diff against the live object."""
         self.post_message(Inspector.ActionRequested("diff"))
 
+    def action_apply(self) -> None:
+        """Apply through the approval path (the modal shows the API server's dry-run diff first)."""
+        self.post_message(Inspector.ActionRequested("apply"))
+
 
 class IssueList(OptionList):
     """Problems by line; enter jumps to the line."""
@@ -65,6 +69,14 @@ class Inspector(Vertical):
             self.text = text
             """The turn text."""
 
+    class ApplyRequested(Message):
+        """Apply this manifest: one call of kubernetes.apply_manifest through the policy, preview and approval."""
+
+        def __init__(self, manifest: str) -> None:
+            super().__init__()
+            self.manifest = manifest
+            """The manifest text."""
+
     def __init__(self, *, models: Any = None, debounce_s: float = 0.4, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.border_title = "Inspector · paste YAML"
@@ -86,7 +98,8 @@ class Inspector(Vertical):
         with Horizontal(id="inspector-actions"):
             yield Button("Validate ^s", id="validate", compact=True)
             yield Button("Explain ^e", id="explain", compact=True)
-            yield Button("Diff live ^d", id="diff", compact=True)
+            yield Button("Diff ^d", id="diff", compact=True)
+            yield Button("Apply ^a", id="apply", compact=True)
 
     def on_mount(self) -> None:
         self._status("Paste one or more manifests (--- between documents).", "muted")
@@ -176,6 +189,11 @@ class Inspector(Vertical):
             self.post_message(self.TurnRequested(explain_prompt(text)))
         elif event.action == "diff":
             self.post_message(self.TurnRequested(diff_prompt(text)))
+        elif event.action == "apply":
+            if self.report is not None and not self.report.ok:
+                self._status("Fix the errors above first: a manifest that does not validate is not applied.", "status-error")
+                return
+            self.post_message(self.ApplyRequested(text))
 
 
 def explain_prompt(text: str) -> str:
