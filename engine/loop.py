@@ -337,6 +337,24 @@ class Session:
     # -- the turn ---------------------------------------------------------------------------
     async def run_turn(self, text: str) -> AsyncIterator[Any]:
         """Run one user turn; yields every event as it happens (each already persisted)."""
+        async for e in self._framed(text, self._steps):
+            yield e
+
+    async def run_call(self, text: str, tool: str, arguments: dict[str, Any]) -> AsyncIterator[Any]:
+        """A person's own call (the inspector's Apply) as a turn of its own: the same guard, policy,
+        dry-run preview, approval and audit as any call the model makes; no model step runs."""
+
+        async def one_call(ctx: TurnContext, totals: dict[str, Any], t0: float) -> AsyncIterator[Any]:
+            ctx.step = 1
+            async for e in self._dispatch(ToolCall(id=f"user_{ctx.turn}", name=tool, arguments=dict(arguments)), ctx):
+                yield e
+
+        async for e in self._framed(text, one_call):
+            yield e
+
+    async def _framed(self, text: str, body: Callable[[TurnContext, dict[str, Any], float], AsyncIterator[Any]]) -> AsyncIterator[Any]:
+        """One turn's frame around `body`: the user's message first, cancellation and model errors
+        as events, and TurnFinished last, whatever happened."""
         if self._cancel is not None:
             raise RuntimeError("a turn is already running in this session")
         self._turn += 1
@@ -348,7 +366,7 @@ class Session:
         reason = "answered"
         try:
             yield await self._record(ctx.event(ev.UserMessage, text=text))
-            async for e in self._steps(ctx, totals, t0):
+            async for e in body(ctx, totals, t0):
                 if isinstance(e, _Stop):
                     reason = e.reason
                     break
@@ -376,30 +394,6 @@ class Session:
                 duration_ms=(time.perf_counter() - t0) * 1000,
             )
         )
-
-    async def run_call(self, text: str, tool: str, arguments: dict[str, Any]) -> AsyncIterator[Any]:
-        """A person's own call (the inspector's Apply) as a turn of its own: the same guard, policy,
-        dry-run preview, approval and audit as any call the model makes; no model step runs."""
-        if self._cancel is not None:
-            raise RuntimeError("a turn is already running in this session")
-        self._turn += 1
-        cancelled = asyncio.Event()
-        self._cancel = cancelled
-        ctx = TurnContext(session=self, turn=self._turn, query=text, cancelled=cancelled)
-        t0 = time.perf_counter()
-        reason = "answered"
-        try:
-            yield await self._record(ctx.event(ev.UserMessage, text=text))
-            ctx.step = 1
-            call = ToolCall(id=f"user_{self._turn}", name=tool, arguments=dict(arguments))
-            async for e in self._dispatch(call, ctx):
-                yield await self._record(e)
-        except TurnCancelled:
-            reason = "cancelled"
-        finally:
-            self._cancel = None
-        yield await self._record(ctx.event(ev.TurnFinished, reason=reason, steps=1, prompt_tokens=0, completion_tokens=0, cost_usd=0.0,
-                                           duration_ms=(time.perf_counter() - t0) * 1000))
 
     async def _opening(self, ctx: TurnContext) -> AsyncIterator[Any]:
         """The triage playbook's reads, as step 0 of the turn: one assistant message carrying the

@@ -83,15 +83,14 @@ def pack_tools(packs: list[Pack], *, context: str | None = None, **options: Any)
     """Every action of every pack as a Tool named `pack.action` (a pack's literal secrets join the
     values the guard scrubs)."""
     from skills.credentials import note_literal
+    from skills.spec import looks_secret
 
     for p in packs:
         for i, value in enumerate(p.connection.literal_secrets()):
             note_literal(f"{p.name} config #{i + 1}", value)
         for a in p.actions:
             for h, value in (a.http.headers.items() if a.http else ()):
-                from skills.spec import _looks_secret
-
-                if _looks_secret(h, value):
+                if looks_secret(h, value):
                     note_literal(f"{a.qualified_name} header {h}", value)
     opts = dict(options)
     if context is not None:

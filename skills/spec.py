@@ -304,7 +304,7 @@ class McpServer(_Strict):
 _SECRET_NAME = re.compile(r"auth|token|secret|passw|pwd|api[-_]?key|apikey|cookie|session|signature|credential|private", re.I)
 
 
-def _looks_secret(name: str, value: str) -> bool:
+def looks_secret(name: str, value: str) -> bool:
     """A literal in a pack that is a secret: named like one, or long and random."""
     if not value or len(value) < 6:
         return False
@@ -364,25 +364,24 @@ class Connection(_Strict):
     """Fixed headers."""
     timeout: float = Field(default=20.0, gt=0)
     """Seconds per request or command."""
-
-    def literal_secrets(self) -> list[str]:
-        """Secrets written into the pack itself (an auth header's value, a password in base_url or
-        an MCP server's URL, a secret-named server env value): scrubbed like resolved credentials."""
-        out = [v for k, v in self.headers.items() if _looks_secret(k, v)]
-        for url in (self.base_url, self.server.url if self.server else None):
-            pw = url_password(url)
-            if pw:
-                out.append(pw)
-        if self.server is not None:
-            out += [v for k, v in self.server.env.items() if _looks_secret(k, v)]
-        return out
-
     retries: int = Field(default=3, ge=0, le=10)
     """Retries on 429/5xx and connection errors."""
     max_retry_after: float = Field(default=30.0, ge=0)
     """Longest Retry-After honoured; longer waits fail with a clear error."""
     verify_tls: bool = True
     """Verify server certificates."""
+
+    def literal_secrets(self) -> list[str]:
+        """Secrets written into the pack itself (an auth header's value, a password in base_url or
+        an MCP server's URL, a secret-named server env value): scrubbed like resolved credentials."""
+        out = [v for k, v in self.headers.items() if looks_secret(k, v)]
+        for url in (self.base_url, self.server.url if self.server else None):
+            pw = url_password(url)
+            if pw:
+                out.append(pw)
+        if self.server is not None:
+            out += [v for k, v in self.server.env.items() if looks_secret(k, v)]
+        return out
 
     def credential_names(self) -> list[str]:
         """Every credential this connection uses."""
