@@ -26,10 +26,11 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from engine.config import Config  # noqa: E402
 from engine.loop import Session  # noqa: E402
-from engine.runtime import open_session  # noqa: E402
+from wiring import open_session  # noqa: E402
 from engine.store import Store  # noqa: E402
 from engine.testing import ScriptedModel  # noqa: E402
-from engine.tools import SimpleToolbox, python_tool  # noqa: E402
+from engine.toolbox import Toolbox
+from engine.tools import python_tool  # noqa: E402
 
 
 def get_pods(namespace: str) -> str:
@@ -54,11 +55,11 @@ async def measure(size: int, steps: int, tmp: Path, full: bool) -> dict:
     async with Store(tmp / f"bench-{size}.db") as store:
         cfg = Config(model="scripted:x", max_steps=steps + 1)
         if full:
-            from engine.toolbox import build_toolbox
+            from wiring import build_toolbox
 
             toolbox = build_toolbox(cfg, extra_tools=[python_tool(get_pods)])
         else:
-            toolbox = SimpleToolbox([python_tool(get_pods)])
+            toolbox = Toolbox([python_tool(get_pods)])
         session = await open_session(cfg, store=store, model=model, toolbox=toolbox)
         session.config.max_tokens = 10**9
         await grow(session, size)

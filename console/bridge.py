@@ -31,10 +31,10 @@ class SessionFactory(Protocol):
 
 
 async def default_session_factory(cfg: Config, *, store: Store, approver: Any, session_id: str | None) -> Session:
-    """The real wiring: engine.runtime.open_session, with the slow model/toolbox set-up in threads."""
+    """The real wiring: wiring.open_session, with the slow model/toolbox set-up in threads."""
     from engine.config import resolve_model
 
-    runtime = await asyncio.to_thread(importlib.import_module, "engine.runtime")
+    runtime = await asyncio.to_thread(importlib.import_module, "wiring")
     alert = None
     world_error = ""
     if session_id is None:
@@ -172,13 +172,13 @@ class ConsoleApprover:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - a broken modal must deny, never approve
-            answer = ApprovalAnswer(False, by="console", reason=f"approval screen failed: {exc}")
+            answer = ApprovalAnswer.to(request, False, "console", f"approval screen failed: {exc}")
         finally:
             if request in self.pending:
                 self.pending.remove(request)
             self.app.post_message(ApprovalsChanged(len(self.pending)))
         if answer is None:
-            return ApprovalAnswer(False, by=self.user, reason="dismissed")
+            return ApprovalAnswer.to(request, False, self.user, "dismissed")
         return answer
 
 
@@ -295,7 +295,7 @@ class Bridge:
             self.app.post_message(TurnStateChanged(False))
             if self.store is not None:
                 try:
-                    from engine.runtime import score_in_background
+                    from wiring import score_in_background
 
                     score_in_background(self.store, session.id, session.toolbox)
                 except Exception:  # noqa: BLE001 - scoring is advisory; it never breaks a turn

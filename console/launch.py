@@ -22,7 +22,7 @@ def _leave_world(app: Any) -> None:
     if app.bridge is None:
         return
     try:
-        from engine.runtime import leave_world
+        from wiring import leave_world
 
         said = leave_world(app.cfg)
     except Exception as exc:  # noqa: BLE001 - quitting must not fail on the sandbox's account

@@ -30,7 +30,7 @@ class PromptApprover:
 
     async def ask(self, request: ev.ApprovalRequested) -> ApprovalAnswer:
         if not sys.stdin.isatty():
-            return ApprovalAnswer(False, by="non-interactive", reason="no terminal to ask on; denied")
+            return ApprovalAnswer.to(request, False, "non-interactive", "no terminal to ask on; denied")
         self.console.print(
             Panel(
                 Text.assemble(
@@ -46,7 +46,7 @@ class PromptApprover:
         )
         answer = await asyncio.to_thread(input, "Approve? [y/N] ")
         ok = answer.strip().lower() in ("y", "yes")
-        return ApprovalAnswer(ok, by=self.user, reason="" if ok else "denied at the prompt", call_hash=request.call_hash, request_id=request.request_id)
+        return ApprovalAnswer(approved=ok, by=self.user, reason="" if ok else "denied at the prompt", call_hash=request.call_hash, request_id=request.request_id)
 
 
 def preview_lines(request: ev.ApprovalRequested) -> list[Any]:

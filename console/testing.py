@@ -1,26 +1,27 @@
 """Fakes shipped with the console so tests, snapshots, the benchmark and demos drive the real loop.
 
 `scripted_factory(...)` builds a SessionFactory over the real `engine.loop.Session` with the
-`ScriptedModel`, a `SimpleToolbox` of python tools, a frozen clock and fixed durations (so
-snapshots are stable). `ApprovingToolbox` asks the session's Approver before any write, the way
-the policy layer will, so the approval modal is exercised end to end. Run
+`ScriptedModel`, python tools behind the real dispatch pipeline (a small test policy: the
+approval modal is exercised end to end, bound to the call), a frozen clock and fixed durations
+(so snapshots are stable). Run
 `python -m console.testing` for a demo console with an incident script.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 from engine import events as ev
 from engine.loop import Session, TurnContext, VerbatimContext
-from engine.models.base import Message, ToolCall, ToolSpec
+from engine.models.base import Message, ToolSpec
 from engine.testing import ScriptedModel
-from engine.tools import Preview, SimpleToolbox, Tool, python_tool
+from engine.dispatch import Dispatcher
+from engine.policy.rules import Defaults, Match, Policy, PolicyFile, Rule
+from engine.toolbox import Toolbox
+from engine.tools import Preview, Tool, ToolMeta, python_tool
 
 FROZEN = dt.datetime(2026, 3, 14, 3, 7, 0, tzinfo=dt.timezone.utc)
 """The frozen time of snapshots (03:07 UTC, the small hours it is built for)."""
@@ -50,50 +51,24 @@ class FixedTimingSession(Session):
         return super().stamp(cls, **fields)
 
 
-class ApprovingToolbox(SimpleToolbox):
-    """SimpleToolbox that asks the Approver before a write or dangerous call, as the policy will.
-
-    A tool's `meta` may carry `decision` (approve|confirm), `rule`, `touches` (one line)
-    and `rollback`; a denied call is not executed and finishes with status 'denied'.
-    """
-
-    async def dispatch(self, call: ToolCall, ctx: Any) -> AsyncIterator[Any]:
-        tool = self.tools.get(call.name)
-        if tool is not None and tool.risk in ("write", "dangerous") and not call.parse_error:
-            meta = tool.meta
-            call_hash = hashlib.sha256(json.dumps([call.name, call.arguments], sort_keys=True).encode()).hexdigest()
-            request = ctx.event(
-                ev.ApprovalRequested,
-                request_id=uuid.uuid4().hex[:8],
-                call_id=call.id,
-                tool=call.name,
-                arguments=call.arguments,
-                risk=tool.risk,
-                decision=meta.get("decision", "approve"),
-                rule=meta.get("rule", f"{tool.risk} actions require approval"),
-                reason=meta.get("reason", ""),
-                touches=meta.get("touches", ""),
-                rollback=meta.get("rollback", ""),
-                call_hash=call_hash,
-                **(await _preview_fields(tool, call.arguments)),
-            )
-            yield request
-            answer = await ctx.race(ctx.approver.ask(request))
-            yield ctx.event(ev.ApprovalResolved, request_id=request.request_id, call_id=call.id, approved=answer.approved, by=answer.by, reason=answer.reason)
-            if not answer.approved:
-                text = f"denied by {answer.by}" + (f": {answer.reason}" if answer.reason else "")
-                yield ctx.event(ev.ToolCallFinished, call_id=call.id, tool=call.name, status="denied", duration_ms=0.0, summary=text, output=text, step=ctx.step)
-                return
-        async for e in super().dispatch(call, ctx):
-            yield e
+def incident_policy() -> Policy:
+    """The snapshots' policy, through the real dispatcher: reads run, the rollback needs approval
+    by a rule of the org, a scale is a confirmed write, anything else that writes is approved."""
+    return Policy(
+        org=PolicyFile(
+            defaults=Defaults(read="allow", write="approve", dangerous="approve", unknown="approve"),
+            rules=[
+                Rule(id="org/payments", match=Match(action=["rollback_deployment"]), decision="approve", reason="changes a production deployment"),
+                Rule(id="default/scale", match=Match(action=["scale_deployment"]), decision="confirm", reason="scaling within 1-10 replicas is a safe write"),
+            ],
+        ),
+        source="console.testing",
+    )
 
 
-async def _preview_fields(tool: Tool, args: dict[str, Any]) -> dict[str, Any]:
-    """The tool's dry run as ApprovalRequested fields, as the dispatcher fills them."""
-    if tool.preview is None:
-        return {}
-    got = await tool.preview(dict(args))
-    return {"preview": got.diff, "objects": got.objects, "preview_note": got.note}
+def incident_toolbox(tools: list[Tool], user: str, clock: Callable[[], dt.datetime] | None = None) -> Toolbox:
+    """`tools` behind the real dispatch pipeline with the snapshots' policy, approved by `user`."""
+    return Toolbox(tools, dispatcher=Dispatcher(incident_policy(), None, user=user, kube=lambda: (None, "payments"), clock=clock or ev.utcnow))
 
 
 class GaugeContext(VerbatimContext):
@@ -150,7 +125,7 @@ def scripted_factory(
         cls = FixedTimingSession if fixed_timing else Session
         session = cls(
             model,
-            ApprovingToolbox(list(tools or [])),
+            incident_toolbox(list(tools or []), cfg.user),
             session_id=sid,
             sink=store,
             approver=approver,
@@ -221,21 +196,11 @@ def incident_tools(executed: list[dict[str, Any]] | None = None) -> list[Tool]:
         log.append({"tool": "scale_deployment", "name": name, "namespace": namespace, "replicas": replicas})
         return f"deployment.apps/{name} scaled to {replicas}"
 
+    touches = {"kind": "deployment", "name": "{name}", "namespace": "{namespace}"}
     rollback = python_tool(rollback_deployment, risk="write")
-    rollback.meta = {
-        "decision": "approve",
-        "rule": "org/payments: writes in payments need approval",
-        "reason": "changes a production deployment",
-        "touches": "deployment/api in payments",
-        "rollback": "kubectl -n payments rollout undo deployment/api --to-revision=14",
-    }
+    rollback.meta = ToolMeta(touches=touches, rollback="kubectl -n payments rollout undo deployment/api --to-revision=14")
     scale = python_tool(scale_deployment, risk="write")
-    scale.meta = {
-        "decision": "confirm",
-        "rule": "default: scaling within 1-10 replicas is a safe write",
-        "touches": "deployment/api in payments",
-        "rollback": "kubectl -n payments scale deployment/api --replicas=2",
-    }
+    scale.meta = ToolMeta(touches=touches, rollback="kubectl -n payments scale deployment/api --replicas=2")
     rollback.preview = _fixed_preview(ROLLBACK_DIFF, "Deployment/payments/api")
     scale.preview = _fixed_preview(SCALE_DIFF, "Deployment/payments/api")
     return [python_tool(get_pods), python_tool(rollout_history), rollback, scale]

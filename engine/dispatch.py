@@ -1,10 +1,12 @@
 """The dispatch pipeline (design step 5): every tool call crosses the untrusted boundary here.
 
-    parse/unknown tool → check_args → repeat-of-denied → budgets → breakers → policy.decide
-    → (confirm/approve: ApprovalRequested, Approver.ask, bound to the call's hash, expiring)
-    → ToolCallStarted → handler under a timeout → classify errors → scrub (rules + known
-    credential values) → flag partial → keep the full scrubbed output in the store → trim
-    → audit → breakers/budgets (BudgetUpdate) → ToolCallFinished
+A call passes a chain of stages, each `stage(state, next)` (Starlette's middleware shape): a
+stage may finish the call itself (a refusal, a block, a denial) or hand it on and act on what
+comes back.
+
+    resolve → arguments → repeats → budgets → breakers → read-only → policy → approval
+    → record (audit, breakers, budgets, ToolCallFinished) → execute → post-process
+      (scrub, partial, expected fields, diagnose, blob, trim, tokens)
 
 The model never decides anything here: no tool changes a policy or approves, and tool output
 is only ever data (text in it that claims an approval changes nothing). A call a human denied
@@ -22,24 +24,78 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from engine import events as ev
 from engine.guard.args import ArgumentRefused, check_args
 from engine.guard.breakers import DETAIL_CHARS, Breakers, Budgets, Failure, classify
 from engine.guard.partial import detect_partial
 from engine.guard.scrub import Scrubber, default_scrubber
-from engine.loop import TurnCancelled
+from engine.loop import ApprovalAnswer, TurnCancelled
 from engine.models.base import ToolCall
 from engine.policy.audit import AuditLog, call_hash, canonical
 from engine.policy.rules import Action, Decision, Policy, decide, effective_risk, resolve_targets
 from engine.textsafe import safe_tree, unicode_safe
-from engine.tools import Preview, PreviewFailed, SimpleToolbox, Tool, ToolOutput, as_output
+from engine.tools import Preview, PreviewFailed, Tool, ToolOutput, as_output
+
+if TYPE_CHECKING:
+    from engine.loop import TurnContext
 
 TIMEOUT_GRACE_S = 5.0
 """How much longer than an action's declared timeout the dispatcher waits for its handler."""
 OUTPUT_CAP = 4000
 """Characters of a tool's output the model reads at first (the context builder may trim further)."""
+
+
+@dataclass
+class CallState:
+    """One call on its way through the stages: what each stage learned, for the ones after it."""
+
+    call: ToolCall
+    tool: Tool | None
+    ctx: TurnContext
+    t0: float = field(default_factory=time.perf_counter)
+    args: dict[str, Any] = field(default_factory=dict)
+    """The arguments after validation, defaults and coercion."""
+    notes: list[str] = field(default_factory=list)
+    """Notes for the model on the result (coercions, redactions, breaker state)."""
+    hash: str = ""
+    """The call's hash (tool + canonical arguments): approvals and repeats bind to it."""
+    args_json: str = ""
+    """The arguments as audited (scrubbed)."""
+    risk: str = "read"
+    """read | write | dangerous | unknown, from the declared risk, the HTTP method and the verb."""
+    backend: str | None = None
+    """What the breakers count failures against."""
+    decision: Decision | None = None
+    approved_by: str = ""
+    ran: bool = False
+    """The handler was started (the breakers then record its outcome instead of releasing)."""
+    out: ToolOutput | None = None
+    failure: Failure | None = None
+    wall_s: float = 0.0
+    text: str = ""
+    """The scrubbed output (whole: stored as a blob, read by the checks)."""
+    shown: str = ""
+    """What the model reads (trimmed)."""
+    redactions: int = 0
+    partial: str | None = None
+    findings: list[str] = field(default_factory=list)
+    output_ref: str | None = None
+    tokens: int = 0
+
+    @property
+    def shown_risk(self) -> str:
+        return self.risk if self.risk in ("read", "write", "dangerous") else "dangerous"
+
+    @property
+    def tool_name(self) -> str:
+        return self.tool.name if self.tool is not None else self.call.name
+
+
+Next = Callable[[CallState], AsyncIterator[Any]]
+Stage = Callable[[CallState, Next], AsyncIterator[Any]]
 
 
 def _failure_hint(data: Any) -> str | None:
@@ -57,6 +113,14 @@ def _status_code(data: Any) -> int | None:
     return None
 
 
+def _chain(stages: list[Stage], terminal: Next) -> Next:
+    """`stages` around `terminal`, the first outermost."""
+    run = terminal
+    for stage in reversed(stages):
+        run = (lambda st, nxt: lambda s: st(s, nxt))(stage, run)
+    return run
+
+
 class Dispatcher:
     """Runs tool calls through validation, breakers, budgets, policy, approval, execution, scrubbing and audit."""
 
@@ -70,7 +134,7 @@ class Dispatcher:
         user: str = "user",
         kube: Callable[[], tuple[str | None, str | None]] | None = None,
         *,
-        known_values: Callable[[Tool], Iterable[str]] | None = None,
+        known_values: Callable[[], Iterable[str]] | None = None,
         timeout_s: float = 60.0,
         output_cap: int = OUTPUT_CAP,
         approval_ttl_s: float = 300.0,
@@ -91,10 +155,11 @@ class Dispatcher:
         """Who the session acts for (policy rules and approvers match on it)."""
         self.kube = kube or (lambda: (None, None))
         """Returns (kube context, default namespace) at the time of a call."""
-        self.known_values = known_values or _skills_known_values
-        """Credential values an executor injects for a tool, removed verbatim from its output."""
+        self.known_values = known_values or (lambda: ())
+        """Every configured credential value (the composition root passes the skills' resolver):
+        removed verbatim, and in its encoded forms, from outputs, arguments and details."""
         self.timeout_s = timeout_s
-        """Per-call timeout unless the tool's meta sets `timeout_s`."""
+        """Per-call timeout unless the tool's meta sets one."""
         self.output_cap = output_cap
         """Characters of output the model reads."""
         self.approval_ttl_s = approval_ttl_s
@@ -103,50 +168,19 @@ class Dispatcher:
         """Wall clock (policy time windows, approval expiry)."""
         self._read_only = read_only
         self._denied: dict[tuple[str, str], str] = {}
+        self.stages: list[Stage] = [
+            self.resolve, self.arguments, self.repeats, self.check_budgets, self.check_breakers,
+            self.read_only_gate, self.check_policy, self.approval, self.record,
+        ]  # fmt: skip
+        """The stages before execution, outermost first."""
+        self.post: list[Callable[[CallState], Any]] = [self.scrub, self.flag_partial, self.expected_fields, self.diagnose, self.keep_blob, self.trim]
+        """What runs on a finished call's output, in order (each may be sync or async)."""
+        self._run = _chain(self.stages, self.execute)
 
     @property
     def read_only(self) -> bool:
         """No write or dangerous call runs: asked for by the user (--read-only, config) or forced by the org policy."""
-        return self._read_only or bool(getattr(self.policy.org, "read_only", False))
-
-    # -- helpers --------------------------------------------------------------------------------
-    def _known(self, tool: Tool | None) -> list[str]:
-        """Credential values to remove verbatim (and in their encoded forms) from what is stored or shown."""
-        try:
-            return [v for v in self.known_values(tool) if v]
-        except Exception:  # noqa: BLE001 - scrubbing by rules still applies
-            return []
-
-    def redact(self, text: str) -> str:
-        """`text` without credentials (every configured one, in any form) or personal data: for the
-        texts a session stores and shows beside tool outputs (messages, arguments, plans)."""
-        return self.scrubber.clean(text, self._known(None))[0]
-
-    def _scrub_args(self, tool: Tool | None, args: dict[str, Any]) -> str:
-        text, _ = self.scrubber.clean(canonical(args), self._known(tool))
-        return text
-
-    async def _audit(self, ctx: Any, kind: str, tool: str, args_json: str, h: str, decision: str = "", rule: str = "", detail: str = "", **output: Any) -> None:
-        if self.audit is None:
-            return
-        # Details quote tool errors and reasons, which can carry credentials: scrub them too.
-        detail, _ = self.scrubber.clean(detail, self._known(None))
-        await self.audit.append(
-            session_id=ctx.session.id, user=self.user, kind=kind, tool=tool, args_json=args_json, call_hash=h, decision=decision, rule=rule, detail=detail, **output
-        )
-
-    def _finished(self, ctx: Any, call: ToolCall, status: str, message: str, t0: float, **extra: Any) -> Any:
-        return ctx.event(
-            ev.ToolCallFinished,
-            call_id=call.id,
-            tool=call.name,
-            status=status,
-            duration_ms=(time.perf_counter() - t0) * 1000,
-            summary=extra.pop("summary", message.splitlines()[0][:160] if message else status),
-            output=message,
-            step=ctx.step,
-            **extra,
-        )
+        return self._read_only or self.policy.org.read_only
 
     def approvers_for(self, decision: Decision) -> set[str]:
         """Who may answer an approval: the rule's approvers, else the session's user and the
@@ -155,292 +189,369 @@ class Dispatcher:
             return set(decision.approvers)
         return {self.user, *self.policy.org.roles.get("operators", [])}
 
-    @staticmethod
-    def _offered(ctx: Any) -> list[str]:
-        for e in reversed(ctx.session.events):
-            if getattr(e, "kind", "") == "step-started":
-                return list(e.tools)
-        return []
+    def risk_of(self, tool: Tool | None) -> str:
+        """read | write | dangerous as the policy sees the tool (unknown counts as dangerous)."""
+        if tool is None:
+            return "read"
+        r = effective_risk(tool.name, tool.risk, tool.meta.method)
+        return r if r in ("read", "write", "dangerous") else "dangerous"
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _known(self) -> list[str]:
+        """Credential values to remove verbatim (and in their encoded forms) from what is stored or shown."""
+        try:
+            return [v for v in self.known_values() if v]
+        except Exception:  # noqa: BLE001 - scrubbing by rules still applies
+            return []
+
+    def redact(self, text: str) -> str:
+        """`text` without credentials (every configured one, in any form) or personal data: for the
+        texts a session stores and shows beside tool outputs (messages, arguments, plans)."""
+        return self.scrubber.clean(text, self._known())[0]
+
+    async def _audit(self, s: CallState, kind: str, decision: str = "", rule: str = "", detail: str = "", **output: Any) -> None:
+        if self.audit is None:
+            return
+        # Details quote tool errors and reasons, which can carry credentials: scrub them too.
+        await self.audit.append(
+            session_id=s.ctx.session_id, user=self.user, kind=kind, tool=s.tool_name, args_json=s.args_json, call_hash=s.hash,
+            decision=decision, rule=rule, detail=self.redact(detail), **output,
+        )  # fmt: skip
+
+    def _finished(self, s: CallState, status: str, message: str, **extra: Any) -> ev.ToolCallFinished:
+        return s.ctx.event(
+            ev.ToolCallFinished,
+            call_id=s.call.id,
+            tool=s.call.name,
+            status=status,
+            duration_ms=(time.perf_counter() - s.t0) * 1000,
+            summary=extra.pop("summary", message.splitlines()[0][:160] if message else status),
+            output=message,
+            step=s.ctx.step,
+            notes=s.notes,
+            **extra,
+        )
+
+    async def _refuse(self, s: CallState, kind: str, rule: str, detail: str, message: str, status: str = "refused", **extra: Any) -> ev.ToolCallFinished:
+        """Audit a call that does not run, and the event that finishes it."""
+        await self._audit(s, kind, "block" if kind == "block" else ("denied" if kind == "denial" else "refused"), rule, detail)
+        return self._finished(s, status, message, **extra)
 
     # -- the pipeline ---------------------------------------------------------------------------
-    async def dispatch(self, call: ToolCall, tool: Tool | None, ctx: Any) -> AsyncIterator[Any]:
+    async def dispatch(self, call: ToolCall, tool: Tool | None, ctx: TurnContext) -> AsyncIterator[Any]:
         """Run one call; yields events, the last a ToolCallFinished."""
-        t0 = time.perf_counter()
-        # a model may write any code point: one that UTF-8 cannot encode would break every hash and write below
-        call = call.model_copy(update={"arguments": safe_tree(call.arguments, unicode_safe), "name": unicode_safe(call.name)})
-        if call.parse_error or tool is None:
-            offered = self._offered(ctx)
-            msg = call.parse_error or f"Unknown tool {call.name!r}."
+        async for e in self._run(CallState(call=call, tool=tool, ctx=ctx)):
+            yield e
+
+    async def resolve(self, s: CallState, nxt: Next) -> AsyncIterator[Any]:
+        """A known tool and arguments that parsed; every string made UTF-8-safe first (a code point
+        UTF-8 cannot encode would break every hash and write after this)."""
+        s.call = s.call.model_copy(update={"arguments": safe_tree(s.call.arguments, unicode_safe), "name": unicode_safe(s.call.name)})
+        if s.call.parse_error or s.tool is None:
+            offered = s.ctx.offered()
+            msg = s.call.parse_error or f"Unknown tool {s.call.name!r}."
             msg += f" Valid tools: {', '.join(offered) if offered else '(none offered)'}."
-            if tool is None and not call.parse_error:
+            if s.tool is None and not s.call.parse_error:
                 msg += " If the tool you need is not listed, call find_tools with what you are looking for."
-            await self._audit(ctx, "refusal", call.name, self._scrub_args(None, call.arguments), call_hash(call.name, call.arguments), "refused", "guard:unknown-tool" if tool is None else "guard:parse", msg)
-            yield self._finished(ctx, call, "refused", msg, t0)
+            s.hash, s.args_json = call_hash(s.call.name, s.call.arguments), self.redact(canonical(s.call.arguments))
+            yield await self._refuse(s, "refusal", "guard:unknown-tool" if s.tool is None else "guard:parse", msg, msg)
             return
+        s.risk = effective_risk(s.tool.name, s.tool.risk, s.tool.meta.method)
+        s.backend = s.tool.meta.backend or s.tool.pack or None
+        async for e in nxt(s):
+            yield e
 
-        context, namespace = self.kube()
-        risk = effective_risk(tool.name, tool.risk, tool.meta)
+    async def arguments(self, s: CallState, nxt: Next) -> AsyncIterator[Any]:
+        """The arguments against the tool's schema (defaults, coercion, limits)."""
+        assert s.tool is not None
         try:
-            args, notes = check_args(tool, dict(call.arguments))
+            s.args, s.notes = check_args(s.tool, dict(s.call.arguments))
         except ArgumentRefused as exc:
-            await self._audit(ctx, "refusal", tool.name, self._scrub_args(tool, call.arguments), call_hash(tool.name, call.arguments), "refused", "guard:arguments", exc.message)
-            yield self._finished(ctx, call, "refused", exc.message, t0, summary=f"arguments refused: {exc.message.splitlines()[1] if len(exc.message.splitlines()) > 1 else exc.message}"[:160])
+            s.hash, s.args_json = call_hash(s.tool.name, s.call.arguments), self.redact(canonical(s.call.arguments))
+            lines = exc.message.splitlines()
+            summary = f"arguments refused: {lines[1] if len(lines) > 1 else exc.message}"[:160]
+            yield await self._refuse(s, "refusal", "guard:arguments", exc.message, exc.message, summary=summary)
             return
-        h = call_hash(tool.name, args)
-        args_json = self._scrub_args(tool, args)
+        s.hash, s.args_json = call_hash(s.tool.name, s.args), self.redact(canonical(s.args))
+        async for e in nxt(s):
+            yield e
 
-        denied = self._denied.get((ctx.session.id, h)) or _denied_in_history(ctx.session.events, h)
+    async def repeats(self, s: CallState, nxt: Next) -> AsyncIterator[Any]:
+        """A call a human denied is not asked again; a read that already answered this turn is not run again."""
+        denied = self._denied.get((s.ctx.session_id, s.hash)) or _denied_in_history(s.ctx.events, s.hash)
         if denied is not None:
             msg = (
-                f"Refused without asking again: this exact call ({tool.name} with these arguments) was already denied in this session ({denied}). "
+                f"Refused without asking again: this exact call ({s.tool_name} with these arguments) was already denied in this session ({denied}). "
                 "Do not retry it. Explain to the user what you wanted to do and why, or propose a different step."
             )
-            await self._audit(ctx, "denial", tool.name, args_json, h, "denied", "guard:repeat-of-denied", msg)
-            yield self._finished(ctx, call, "denied", msg, t0, notes=notes)
+            yield await self._refuse(s, "denial", "guard:repeat-of-denied", msg, msg, status="denied")
             return
+        earlier = _same_call_this_turn(s.ctx, s.tool_name, s.hash) if s.risk == "read" else None
+        if earlier is not None:
+            msg = (
+                f"Not run again: {s.tool_name} with these exact arguments already answered at step {earlier} of this turn, "
+                "and its output is above. Use that output, call a different tool (for example logs with previous=true, "
+                "events or rollout history), or give your answer."
+            )
+            yield await self._refuse(s, "refusal", "guard:repeat", msg, msg, summary="repeat of an earlier call; not run")
+            return
+        async for e in nxt(s):
+            yield e
 
-        if risk == "read":
-            earlier = _same_call_this_turn(ctx, tool.name, h)
-            if earlier is not None:
-                msg = (
-                    f"Not run again: {tool.name} with these exact arguments already answered at step {earlier} of this turn, "
-                    "and its output is above. Use that output, call a different tool (for example logs with previous=true, "
-                    "events or rollout history), or give your answer."
-                )
-                await self._audit(ctx, "refusal", tool.name, args_json, h, "refused", "guard:repeat", msg)
-                yield self._finished(ctx, call, "refused", msg, t0, notes=notes, summary="repeat of an earlier call; not run")
-                return
-
-        self.budgets.sync(ctx)
+    async def check_budgets(self, s: CallState, nxt: Next) -> AsyncIterator[Any]:
+        """The turn's and the session's budgets (calls, tokens, cost, time)."""
+        self.budgets.sync(s.ctx)
         over = self.budgets.exceeded()
         if over:
-            await self._audit(ctx, "refusal", tool.name, args_json, h, "refused", "guard:budget", over)
-            for e in self.budgets.events(ctx):
+            await self._audit(s, "refusal", "refused", "guard:budget", over)
+            for e in self.budgets.events(s.ctx):
                 yield e
-            yield self._finished(ctx, call, "refused", over, t0, notes=notes)
+            yield self._finished(s, "refused", over)
             return
+        async for e in nxt(s):
+            yield e
 
-        backend = str(tool.meta.get("backend") or tool.pack or "") or None
-        refusal = self.breakers.check(tool.name, backend, h)
+    async def check_breakers(self, s: CallState, nxt: Next) -> AsyncIterator[Any]:
+        """An open breaker refuses; a call that never reaches its backend gives its probe back."""
+        refusal = self.breakers.check(s.tool_name, s.backend, s.hash)
         if refusal:
-            await self._audit(ctx, "refusal", tool.name, args_json, h, "refused", "guard:breaker", refusal)
-            yield self._finished(ctx, call, "refused", refusal, t0, notes=notes)
+            yield await self._refuse(s, "refusal", "guard:breaker", refusal, refusal)
             return
+        try:
+            async for e in nxt(s):
+                yield e
+        finally:
+            if not s.ran:
+                self.breakers.release(s.tool_name, s.backend)
 
-        if self.read_only and risk != "read":
-            # before the policy, so no rule, override or approver can let a write through
-            why = "the org policy sets read_only" if getattr(self.policy.org, "read_only", False) else "the session was started with --read-only"
+    async def read_only_gate(self, s: CallState, nxt: Next) -> AsyncIterator[Any]:
+        """Before the policy, so no rule, override or approver can let a write through."""
+        if self.read_only and s.risk != "read":
+            why = "the org policy sets read_only" if self.policy.org.read_only else "the session was started with --read-only"
             msg = (
                 f"Blocked: Lantern is in read-only mode ({why}). The call was not run. Do not retry it or any other write; "
                 "propose the change in your answer (the exact action and arguments) so a person can make it."
             )
-            self.breakers.release(tool.name, backend)
-            await self._audit(ctx, "block", tool.name, args_json, h, "block", "read-only", why)
-            yield self._finished(ctx, call, "blocked", msg, t0, notes=notes, summary="blocked: read-only mode")
+            yield await self._refuse(s, "block", "read-only", why, msg, status="blocked", summary="blocked: read-only mode")
             return
+        async for e in nxt(s):
+            yield e
 
-        now = self.clock()
-        targets = resolve_targets(tool.name, args, tool.meta.get("touches"), namespace)
-        action = Action(name=tool.name, pack=tool.pack, risk=risk, namespace=namespace, context=context, targets=targets)
-        decision = decide(self.policy, action, args, self.user, now)
-        shown_risk = risk if risk in ("read", "write", "dangerous") else "dangerous"
-        if decision.outcome == "block":
+    async def check_policy(self, s: CallState, nxt: Next) -> AsyncIterator[Any]:
+        """The rules decide on the objects the call touches: allow, confirm, approve or block."""
+        assert s.tool is not None
+        context, namespace = self.kube()
+        targets = resolve_targets(s.tool.name, s.args, s.tool.meta.touches, namespace)
+        action = Action(name=s.tool.name, pack=s.tool.pack, risk=s.risk, namespace=namespace, context=context, targets=targets)
+        s.decision = decide(self.policy, action, s.args, self.user, self.clock())
+        if s.decision.outcome == "block":
             msg = (
-                f"Blocked by policy ({decision.rule_id}): {decision.reason}. The call was not run and will not be allowed in this situation. "
+                f"Blocked by policy ({s.decision.rule_id}): {s.decision.reason}. The call was not run and will not be allowed in this situation. "
                 "Do not retry it; tell the user what you wanted to do and why, so a person can act."
             )
-            self.breakers.release(tool.name, backend)
-            await self._audit(ctx, "block", tool.name, args_json, h, "block", decision.rule_id, decision.reason)
-            yield self._finished(ctx, call, "blocked", msg, t0, notes=notes)
+            yield await self._refuse(s, "block", s.decision.rule_id, s.decision.reason, msg, status="blocked")
             return
+        async for e in nxt(s):
+            yield e
 
-        approver_name = ""
-        if decision.outcome in ("confirm", "approve"):
-            preview = await self._preview(tool, args)
+    async def approval(self, s: CallState, nxt: Next) -> AsyncIterator[Any]:
+        """confirm/approve: the backend's dry run, then a human's answer bound to this call."""
+        assert s.tool is not None and s.decision is not None
+        if s.decision.outcome in ("confirm", "approve"):
+            preview = await self._preview(s.tool, s.args)
             if isinstance(preview, str):
                 # the backend refused the change in its dry run: nothing to approve, the call fails with its error
-                self.breakers.release(tool.name, backend)
-                await self._audit(ctx, "refusal", tool.name, args_json, h, "refused", "guard:dry-run", preview)
-                msg = f"{tool.name} failed: the dry run was rejected, so no approval was asked and nothing changed: {preview}"
-                yield self._finished(ctx, call, "error", msg, t0, notes=notes, summary=f"dry run rejected: {preview}"[:160])
+                msg = f"{s.tool.name} failed: the dry run was rejected, so no approval was asked and nothing changed: {preview}"
+                yield await self._refuse(s, "refusal", "guard:dry-run", preview, msg, status="error", summary=f"dry run rejected: {preview}"[:160])
                 return
-            gen = self._ask(call, tool, ctx, args, args_json, h, decision, shown_risk, now, preview)
-            verdict: tuple[bool, str] | None = None
-            try:
-                async for item in gen:
-                    if isinstance(item, tuple):
-                        verdict = item
-                    else:
-                        yield item
-            except BaseException:
-                self.breakers.release(tool.name, backend)
-                raise
-            assert verdict is not None
+            verdict: tuple[bool, str] = (False, "")
+            async for item in self._ask(s, preview):
+                if isinstance(item, tuple):
+                    verdict = item
+                else:
+                    yield item
             ok, detail = verdict
             if not ok:
-                self.breakers.release(tool.name, backend)
-                self._denied[(ctx.session.id, h)] = detail
+                self._denied[(s.ctx.session_id, s.hash)] = detail
                 msg = (
                     f"Denied: {detail}. The call was not run. Do not call it again with the same arguments; "
                     "explain what you wanted to do and why, or propose a different, smaller step."
                 )
-                yield self._finished(ctx, call, "denied", msg, t0, notes=notes)
+                yield self._finished(s, "denied", msg)
                 return
-            approver_name = detail
+            s.approved_by = detail
+        async for e in nxt(s):
+            yield e
 
-        # -- execution ----------------------------------------------------------------------------
-        if shown_risk != "read":
-            # written before the executor runs: a crash mid-call still leaves the record that it was about to run
-            await self._audit(ctx, "intent", tool.name, args_json, h, decision.outcome, decision.rule_id, "about to run" + (f"; approved by {approver_name}" if approver_name else ""))
-        yield ctx.event(ev.ToolCallStarted, call_id=call.id, tool=tool.name, arguments=args, risk=shown_risk, step=ctx.step)
-        e0 = time.perf_counter()
-        failure: Failure | None = None
-        out: ToolOutput
-        # The executor enforces the action's own timeout; this outer one only catches a handler
-        # that ignores it, so it waits a little longer than the action may take.
-        declared = tool.meta.get("timeout_s")
-        timeout = float(declared) + TIMEOUT_GRACE_S if declared else self.timeout_s
-        try:
-            result = await asyncio.wait_for(tool.handler(copy.deepcopy(args)), timeout=timeout)
-            out = as_output(result)
-            code = _status_code(out.data)
-            if out.status == "error" or (code is not None and code >= 400):
-                failure = classify(None, status=code, text=out.text, hint=_failure_hint(out.data))
-        except (TurnCancelled, asyncio.CancelledError):
-            await self._audit(ctx, "execution", tool.name, args_json, h, decision.outcome, decision.rule_id, "cancelled while running" + (f"; approved by {approver_name}" if approver_name else ""))
-            raise
-        except asyncio.TimeoutError:
-            failure = classify(asyncio.TimeoutError(f"no answer within {timeout:g}s"))
-            out = ToolOutput(text="", status="error")
-        except Exception as exc:  # noqa: BLE001 - any handler failure becomes a result the model can act on
-            failure = classify(exc)
-            out = ToolOutput(text="", status="error")
-        wall = time.perf_counter() - e0
-
-        known = self._known(tool)
-        out.text = unicode_safe(out.text or "")
-        if failure is not None:
-            body = f"{tool.name} failed: {failure.message}"
-            if out.text and out.text.strip()[:DETAIL_CHARS] not in failure.message:  # not twice when the message quotes it
-                body += "\n" + out.text
-        else:
-            body = out.text
-        text, counts = self.scrubber.clean(body, known)
-        redactions = sum(counts.values())
-        if redactions:
-            notes.append("redacted " + ", ".join(f"{n} {t}" for t, n in sorted(counts.items())))
-
-        partial = None
-        if failure is None:
-            try:
-                partial = detect_partial(out.data, args, out.partial or ("partial result" if out.status == "partial" else None), _status_code(out.data))
-            except Exception:  # noqa: BLE001 - odd data shapes must not crash the turn
-                partial = out.partial
-            expected = tool.meta.get("output_fields") or tool.meta.get("projection")
-            if isinstance(expected, list) and expected:
-                data = out.data[0] if isinstance(out.data, list) and out.data else out.data
-                if isinstance(data, dict):
-                    tops = list(dict.fromkeys(re.split(r"[.\[]", f)[0] for f in expected if isinstance(f, str)))
-                    missing = [f for f in tops if f and f not in data]
-                    # only when none of the declared fields came back: a projection may drop some legitimately
-                    if missing and len(missing) == len([t for t in tops if t]):
-                        notes.append(f"response lacks expected fields {', '.join(missing[:8])}: the API may have changed; read the output carefully")
-                elif data is not None:
-                    notes.append(f"response is a {type(data).__name__}, not the object this tool declares: the API may have changed")
-
-        findings = self._diagnose(ctx, tool.name, args, text, out.data) if failure is None else []
-        # A finding quotes the output (or its raw data): it passes the same scrubber.
-        findings = [self.scrubber.clean(f, known)[0] for f in findings]
-
-        output_ref = None
-        sink = getattr(ctx.session, "sink", None)
-        if sink is not None and hasattr(sink, "put_blob") and text:
-            output_ref = f"{ctx.session.id}:{call.id}"
-            try:
-                await sink.put_blob(output_ref, ctx.session.id, text)
-            except Exception:  # noqa: BLE001 - losing the full copy must not lose the result
-                output_ref = None
-        shown = text
-        if len(text) > self.output_cap:
-            cut = text.rfind("\n", 0, self.output_cap)
-            cut = cut if cut > self.output_cap // 2 else self.output_cap
-            shown = text[:cut] + f"\n… [trimmed: {cut:,} of {len(text):,} characters shown" + (f"; full output: {output_ref}]" if output_ref else "]")
-        tokens = max(1, len(shown) // 4) if shown else 0
-        model = getattr(ctx.session, "model", None)
-        if model is not None and shown:
-            try:
-                from engine.models.base import Message
-
-                tokens = int(model.count_tokens([Message(role="tool", content=shown)]))
-            except Exception:  # noqa: BLE001 - an estimate is enough for budgets
-                pass
-
-        notes.extend(self.breakers.record(tool.name, backend, h, failure))
-        self.budgets.sync(ctx)
-        self.budgets.add_tool(tokens, wall)
-        status = "error" if failure else ("partial" if partial else "ok")
-        detail = f"{status}: " + (text.splitlines()[0][:300] if text else "")
-        if approver_name:
-            detail += f"; approved by {approver_name}"
-        undo = out.data.get("undo") if failure is None and isinstance(out.data, dict) else None
+    async def record(self, s: CallState, nxt: Next) -> AsyncIterator[Any]:
+        """After the call ran: the breakers and budgets count it, the audit keeps it, the model reads it."""
+        assert s.decision is not None
+        async for e in nxt(s):
+            yield e
+        s.notes.extend(self.breakers.record(s.tool_name, s.backend, s.hash, s.failure))
+        self.budgets.sync(s.ctx)
+        self.budgets.add_tool(s.tokens, s.wall_s)
+        status = "error" if s.failure else ("partial" if s.partial else "ok")
+        detail = f"{status}: " + (s.text.splitlines()[0][:300] if s.text else "")
+        if s.approved_by:
+            detail += f"; approved by {s.approved_by}"
+        undo = s.out.data.get("undo") if s.failure is None and s.out is not None and isinstance(s.out.data, dict) else None
         if isinstance(undo, str) and undo:
             # the way back, computed by the write itself from the values it replaced (`lantern audit undo` lists it)
             detail += f"; undo: {undo[:300]}"
-        await self._audit(ctx, "execution", tool.name, args_json, h, decision.outcome, decision.rule_id, detail, output_ref=output_ref or "", output=text)
-        for e in self.budgets.events(ctx):
+        await self._audit(s, "execution", s.decision.outcome, s.decision.rule_id, detail, output_ref=s.output_ref or "", output=s.text)
+        for e in self.budgets.events(s.ctx):
             yield e
-        summary = (f"{tool.name} failed: {failure.kind}" if failure else (shown.splitlines()[0][:160] if shown else "(no output)"))
+        summary = f"{s.tool_name} failed: {s.failure.kind}" if s.failure else (s.shown.splitlines()[0][:160] if s.shown else "(no output)")
         yield self._finished(
-            ctx, call, status, shown, t0, summary=summary, output_ref=output_ref, tokens=tokens, partial=partial, redactions=redactions, notes=notes, findings=findings
+            s, status, s.shown, summary=summary, output_ref=s.output_ref, tokens=s.tokens, partial=s.partial, redactions=s.redactions, findings=s.findings
         )
 
-    @staticmethod
-    def _diagnose(ctx: Any, tool: str, args: dict[str, Any], text: str, data: Any = None) -> list[str]:
-        """The session's checks (engine.diagnose) read the whole scrubbed output, before the
-        trim, so a signal past the cut still reaches the model as a finding."""
-        diagnoser = getattr(ctx.session, "diagnoser", None)
-        return diagnoser.lines(tool, args, text, data) if diagnoser is not None and text else []
+    def _timeout(self, tool: Tool) -> float:
+        """The executor enforces the action's own timeout; the outer one only catches a handler
+        that ignores it, so it waits a little longer than the action may take."""
+        declared = tool.meta.timeout_s
+        return float(declared) + TIMEOUT_GRACE_S if declared else self.timeout_s
 
+    async def execute(self, s: CallState) -> AsyncIterator[Any]:
+        """The handler under its timeout; any failure becomes a classified result; then the post-processing."""
+        assert s.tool is not None and s.decision is not None
+        by = f"; approved by {s.approved_by}" if s.approved_by else ""
+        if s.shown_risk != "read":
+            # written before the executor runs: a crash mid-call still leaves the record that it was about to run
+            await self._audit(s, "intent", s.decision.outcome, s.decision.rule_id, "about to run" + by)
+        yield s.ctx.event(ev.ToolCallStarted, call_id=s.call.id, tool=s.tool.name, arguments=s.args, risk=s.shown_risk, step=s.ctx.step)
+        e0 = time.perf_counter()
+        timeout = self._timeout(s.tool)
+        s.ran = True
+        try:
+            s.out = as_output(await asyncio.wait_for(s.tool.handler(copy.deepcopy(s.args)), timeout=timeout))
+            code = _status_code(s.out.data)
+            if s.out.status == "error" or (code is not None and code >= 400):
+                s.failure = classify(None, status=code, text=s.out.text, hint=_failure_hint(s.out.data))
+        except (TurnCancelled, asyncio.CancelledError):
+            await self._audit(s, "execution", s.decision.outcome, s.decision.rule_id, "cancelled while running" + by)
+            raise
+        except asyncio.TimeoutError:
+            s.failure = classify(asyncio.TimeoutError(f"no answer within {timeout:g}s"))
+            s.out = ToolOutput(text="", status="error")
+        except Exception as exc:  # noqa: BLE001 - any handler failure becomes a result the model can act on
+            s.failure = classify(exc)
+            s.out = ToolOutput(text="", status="error")
+        s.wall_s = time.perf_counter() - e0
+        for step in self.post:
+            got = step(s)
+            if asyncio.iscoroutine(got):
+                await got
+
+    # -- post-processing ------------------------------------------------------------------------
+    def scrub(self, s: CallState) -> None:
+        """Credentials (configured ones in any form, and by rule) and personal data out of the output."""
+        assert s.out is not None
+        raw = unicode_safe(s.out.text or "")
+        if s.failure is not None:
+            body = f"{s.tool_name} failed: {s.failure.message}"
+            if raw and raw.strip()[:DETAIL_CHARS] not in s.failure.message:  # not twice when the message quotes it
+                body += "\n" + raw
+        else:
+            body = raw
+        s.text, counts = self.scrubber.clean(body, self._known())
+        s.redactions = sum(counts.values())
+        if s.redactions:
+            s.notes.append("redacted " + ", ".join(f"{n} {t}" for t, n in sorted(counts.items())))
+
+    def flag_partial(self, s: CallState) -> None:
+        """A result that is incomplete says so (truncated lists, continue tokens, 206)."""
+        assert s.out is not None
+        if s.failure is not None:
+            return
+        try:
+            s.partial = detect_partial(s.out.data, s.args, s.out.partial or ("partial result" if s.out.status == "partial" else None), _status_code(s.out.data))
+        except Exception:  # noqa: BLE001 - odd data shapes must not crash the turn
+            s.partial = s.out.partial
+
+    def expected_fields(self, s: CallState) -> None:
+        """A response that lacks every field the tool declares is noted: the API may have changed."""
+        assert s.out is not None and s.tool is not None
+        expected = s.tool.meta.projection
+        if s.failure is not None or not expected:
+            return
+        data = s.out.data[0] if isinstance(s.out.data, list) and s.out.data else s.out.data
+        if isinstance(data, dict):
+            tops = [t for t in dict.fromkeys(re.split(r"[.\[]", f)[0] for f in expected) if t]
+            missing = [f for f in tops if f not in data]
+            # only when none of the declared fields came back: a projection may drop some legitimately
+            if missing and len(missing) == len(tops):
+                s.notes.append(f"response lacks expected fields {', '.join(missing[:8])}: the API may have changed; read the output carefully")
+        elif data is not None:
+            s.notes.append(f"response is a {type(data).__name__}, not the object this tool declares: the API may have changed")
+
+    def diagnose(self, s: CallState) -> None:
+        """The session's checks read the whole scrubbed output, before the trim, so a signal past
+        the cut still reaches the model; a finding quotes the output, so it is scrubbed too."""
+        assert s.out is not None
+        diagnoser = s.ctx.diagnoser
+        if s.failure is None and diagnoser is not None and s.text:
+            s.findings = [self.redact(f) for f in diagnoser.lines(s.tool_name, s.args, s.text, s.out.data)]
+
+    async def keep_blob(self, s: CallState) -> None:
+        """The whole output in the store, so a trimmed result can be read in full later."""
+        blobs = s.ctx.blobs
+        if blobs is None or not s.text:
+            return
+        ref = f"{s.ctx.session_id}:{s.call.id}"
+        try:
+            await blobs.put_blob(ref, s.ctx.session_id, s.text)
+            s.output_ref = ref
+        except Exception:  # noqa: BLE001 - losing the full copy must not lose the result
+            s.output_ref = None
+
+    def trim(self, s: CallState) -> None:
+        """What the model reads at first, and its size in the model's tokens."""
+        s.shown = s.text
+        if len(s.text) > self.output_cap:
+            cut = s.text.rfind("\n", 0, self.output_cap)
+            cut = cut if cut > self.output_cap // 2 else self.output_cap
+            where = f"; full output: {s.output_ref}]" if s.output_ref else "]"
+            s.shown = s.text[:cut] + f"\n… [trimmed: {cut:,} of {len(s.text):,} characters shown" + where
+        s.tokens = s.ctx.count_tokens(s.shown)
+
+    # -- approval -------------------------------------------------------------------------------
     async def _preview(self, tool: Tool, args: dict[str, Any]) -> Preview | str | None:
         """The tool's dry run (None when it has none); a string is the backend's refusal, scrubbed."""
         if tool.preview is None:
             return None
-        declared = tool.meta.get("timeout_s")
-        timeout = float(declared) + TIMEOUT_GRACE_S if declared else self.timeout_s
-        known = self._known(tool)
+        timeout = self._timeout(tool)
         try:
             got = await asyncio.wait_for(tool.preview(copy.deepcopy(args)), timeout=timeout)
         except PreviewFailed as exc:
-            return self.scrubber.clean(unicode_safe(str(exc)) or "the dry run failed", known)[0]
+            return self.redact(unicode_safe(str(exc)) or "the dry run failed")
         except asyncio.TimeoutError:
             return f"the dry run gave no answer within {timeout:g}s"
         except Exception as exc:  # noqa: BLE001 - a preview that breaks must not approve blind
-            return self.scrubber.clean(f"{type(exc).__name__}: {exc}", known)[0]
+            return self.redact(f"{type(exc).__name__}: {exc}")
         # a diff quotes live objects, which can hold credentials: it passes the scrubber like any output
-        clean = lambda text: self.scrubber.clean(unicode_safe(text), known)[0]  # noqa: E731
+        clean = lambda text: self.redact(unicode_safe(text))  # noqa: E731
         return Preview(diff=clean(got.diff), objects=[clean(o) for o in got.objects], note=clean(got.note))
 
-    async def _ask(
-        self, call: ToolCall, tool: Tool, ctx: Any, args: dict[str, Any], args_json: str, h: str, decision: Decision, risk: str, now: dt.datetime,
-        preview: Preview | None = None,
-    ) -> AsyncIterator[Any]:
+    async def _ask(self, s: CallState, preview: Preview | None) -> AsyncIterator[Any]:
         """Emit ApprovalRequested, wait for the approver, validate, emit ApprovalResolved; finally yields (ok, detail)."""
-        request_id = uuid.uuid4().hex[:12]
-        expires = now + dt.timedelta(seconds=self.approval_ttl_s)
-        touches = _touches(tool, args)
+        assert s.tool is not None and s.decision is not None
+        decision, ctx = s.decision, s.ctx
+        expires = self.clock() + dt.timedelta(seconds=self.approval_ttl_s)
         req = ctx.event(
             ev.ApprovalRequested,
-            request_id=request_id,
-            call_id=call.id,
-            tool=tool.name,
-            arguments=args,
-            risk=risk,
+            request_id=uuid.uuid4().hex[:12],
+            call_id=s.call.id,
+            tool=s.tool.name,
+            arguments=s.args,
+            risk=s.shown_risk,
             decision=decision.outcome,
             rule=decision.rule_id,
             reason=decision.reason,
-            touches=touches,
-            rollback=str(tool.meta.get("rollback") or ""),
-            call_hash=h,
+            touches=_touches(s.tool, s.args),
+            rollback=s.tool.meta.rollback,
+            call_hash=s.hash,
             expires_at=expires,
             preview=preview.diff if preview else "",
             objects=preview.objects if preview else [],
@@ -448,82 +559,69 @@ class Dispatcher:
         )
         yield req
         try:
-            answer = await ctx.race(ctx.approver.ask(req))
+            answer: ApprovalAnswer | None = await ctx.race(ctx.approver.ask(req))
+            approved, reason = self._bound(answer, req, decision)
+            by = (answer.by or "unknown") if answer is not None else "engine"
         except TurnCancelled:
-            await self._audit(ctx, "denial", tool.name, args_json, h, decision.outcome, decision.rule_id, "turn cancelled while waiting for approval")
+            await self._audit(s, "denial", decision.outcome, decision.rule_id, "turn cancelled while waiting for approval")
             raise
         except Exception as exc:  # noqa: BLE001 - a broken approver denies
-            answer = None
-            why = f"the approver failed ({type(exc).__name__}: {exc})"
-        approved = bool(getattr(answer, "approved", False)) if answer is not None else False
-        by = str(getattr(answer, "by", "") or "unknown") if answer is not None else "engine"
-        reason = str(getattr(answer, "reason", "") or "") if answer is not None else why
-        if approved:
-            bound = getattr(answer, "call_hash", None)
-            rid = getattr(answer, "request_id", None)
-            if bound is None or rid is None:
-                approved, reason = False, "the approval names no call hash and request id, so it cannot be bound to this call"
-            elif bound != h:
-                approved, reason = False, "the approval was for a different call (hash mismatch)"
-            elif rid != request_id:
-                approved, reason = False, "the approval answered a different request"
-            elif self.clock() > expires:
-                approved, reason = False, f"the approval came after the request expired at {expires.isoformat(timespec='seconds')}"
-            elif by not in (allowed := self.approvers_for(decision)):
-                approved, reason = False, f"{by} may not approve this (approvers: {', '.join(sorted(allowed))})"
-        yield ctx.event(ev.ApprovalResolved, request_id=request_id, call_id=call.id, approved=approved, by=by, reason=reason)
+            approved, by, reason = False, "engine", f"the approver failed ({type(exc).__name__}: {exc})"
+        yield ctx.event(ev.ApprovalResolved, request_id=req.request_id, call_id=s.call.id, approved=approved, by=by, reason=reason)
         if approved:
             kind = "confirmation" if decision.outcome == "confirm" else "approval"
-            await self._audit(ctx, kind, tool.name, args_json, h, decision.outcome, decision.rule_id, f"by {by}" + (f": {reason}" if reason else ""))
+            await self._audit(s, kind, decision.outcome, decision.rule_id, f"by {by}" + (f": {reason}" if reason else ""))
             yield (True, by)
         else:
-            await self._audit(ctx, "denial", tool.name, args_json, h, decision.outcome, decision.rule_id, f"by {by}: {reason or 'denied'}")
+            await self._audit(s, "denial", decision.outcome, decision.rule_id, f"by {by}: {reason or 'denied'}")
             yield (False, f"denied by {by}" + (f": {reason}" if reason else ""))
+
+    def _bound(self, answer: ApprovalAnswer | None, req: ev.ApprovalRequested, decision: Decision) -> tuple[bool, str]:
+        """(approved, reason): an approval counts only for this call, this request, in time, from an approver."""
+        if answer is None or not answer.approved:
+            return False, (answer.reason if answer is not None else "no answer")
+        if not answer.call_hash or not answer.request_id:
+            return False, "the approval names no call hash and request id, so it cannot be bound to this call"
+        if answer.call_hash != req.call_hash:
+            return False, "the approval was for a different call (hash mismatch)"
+        if answer.request_id != req.request_id:
+            return False, "the approval answered a different request"
+        if req.expires_at is not None and self.clock() > req.expires_at:
+            return False, f"the approval came after the request expired at {req.expires_at.isoformat(timespec='seconds')}"
+        allowed = self.approvers_for(decision)
+        if answer.by not in allowed:
+            return False, f"{answer.by} may not approve this (approvers: {', '.join(sorted(allowed))})"
+        return True, answer.reason
 
 
 def _denied_in_history(events: list[Any], h: str) -> str | None:
     """An earlier denial of this exact call in the session's record (survives `--continue`)."""
-    asked: dict[str, str] = {}
+    asked: set[str] = set()
     for e in events:
-        kind = getattr(e, "kind", "")
-        if kind == "approval-requested" and e.call_hash == h:
-            asked[e.request_id] = e.call_hash
-        elif kind == "approval-resolved" and e.request_id in asked and not e.approved:
+        if isinstance(e, ev.ApprovalRequested) and e.call_hash == h:
+            asked.add(e.request_id)
+        elif isinstance(e, ev.ApprovalResolved) and e.request_id in asked and not e.approved:
             return f"denied by {e.by}" + (f": {e.reason}" if e.reason else "")
     return None
 
 
-def _same_call_this_turn(ctx: Any, tool: str, h: str) -> int | None:
+def _same_call_this_turn(ctx: TurnContext, tool: str, h: str) -> int | None:
     """The step at which this exact read call already succeeded in the current turn, if it did and
     no write has run since (after a write the world may have changed, so reading again is right)."""
-    started: dict[str, Any] = {}
+    started: dict[str, ev.ToolCallStarted] = {}
     seen: int | None = None
-    for e in ctx.session.events:
+    for e in ctx.events:
         if getattr(e, "turn", None) != ctx.turn:
             continue
-        kind = getattr(e, "kind", "")
-        if kind == "tool-call-started":
+        if isinstance(e, ev.ToolCallStarted):
             started[e.call_id] = e
             if e.risk != "read":
                 seen = None
-        elif kind == "tool-call-finished" and e.call_id in started and e.status in ("ok", "partial"):
+        elif isinstance(e, ev.ToolCallFinished) and e.call_id in started and e.status in ("ok", "partial"):
             s = started[e.call_id]
             if s.tool == tool and call_hash(tool, s.arguments) == h:
                 seen = e.step
     return seen
-
-
-def _skills_known_values(tool: Tool | None) -> Iterable[str]:
-    """Every credential value configured for this user (keyring, LANTERN_CRED_*, pack literals) or
-    resolved in this process: removed from outputs, arguments and details in any encoded form."""
-    try:
-        from skills.credentials import configured_values
-    except ImportError:
-        return ()
-    try:
-        return [v for v in configured_values().values() if v]
-    except Exception:  # noqa: BLE001 - scrubbing by rules still applies
-        return ()
 
 
 def _touches(tool: Tool, args: dict[str, Any]) -> str:
@@ -533,41 +631,3 @@ def _touches(tool: Tool, args: dict[str, Any]) -> str:
         if k in args:
             parts.append(f"{k}={json.dumps(args[k], default=str)}")
     return f"{tool.name}: " + (", ".join(parts) if parts else canonical(args)[:200])
-
-
-class GuardedToolbox(SimpleToolbox):
-    """SimpleToolbox whose calls go through a Dispatcher (the runtime toolbox adds retrieval on top)."""
-
-    def __init__(self, tools: list[Tool] | None, dispatcher: Dispatcher) -> None:
-        super().__init__(tools)
-        self.dispatcher = dispatcher
-        """The pipeline every call passes."""
-
-    def risk_of(self, name: str) -> str:
-        t = self.tools.get(name)
-        if t is None:
-            return "read"
-        r = effective_risk(t.name, t.risk, t.meta)
-        return r if r in ("read", "write", "dangerous") else "dangerous"
-
-    async def dispatch(self, call: ToolCall, ctx: Any) -> AsyncIterator[Any]:  # type: ignore[override]
-        async for e in self.dispatcher.dispatch(call, self.tools.get(call.name), ctx):
-            yield e
-
-
-async def make_dispatcher(store: Any, *, user: str | None = None, kube: Callable[[], tuple[str | None, str | None]] | None = None, read_only: bool = False, **kwargs: Any) -> Dispatcher:
-    """The runtime Dispatcher: the org policy in force plus the user's overrides, the store's audit log.
-
-    A broken policy file does not stop the engine: it runs with Policy.safest() and the error is
-    on `dispatcher.policy.errors`, for the face to show (a warning Notice).
-    """
-    import getpass
-
-    from engine.policy.commands import policy_paths
-    from engine.policy.rules import load_policy_safe
-
-    who = user or getpass.getuser()
-    org, user_file = policy_paths(who)
-    policy = load_policy_safe(org, user_file)
-    audit = await AuditLog.open(store.db)
-    return Dispatcher(policy, audit, user=who, kube=kube, read_only=read_only, **kwargs)

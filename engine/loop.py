@@ -13,12 +13,15 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from engine import events as ev
 from engine.models.base import Completion, Message, Model, TextDelta, ToolCall, ToolSpec
 from engine.models.errors import ModelError
 from engine.textsafe import safe_tree
+
+if TYPE_CHECKING:
+    from engine.diagnose import Diagnoser
 
 T = TypeVar("T")
 
@@ -61,17 +64,23 @@ class TurnCancelled(Exception):
     """Raised inside the loop when the user cancels the running turn."""
 
 
-@dataclass
+@dataclass(kw_only=True)
 class ApprovalAnswer:
-    """A human's (or the headless policy's) answer to an approval request."""
+    """A human's (or the headless policy's) answer to one approval request, bound to it: the
+    dispatcher refuses an answer for another call or request."""
 
     approved: bool
     by: str
-    reason: str = ""
-    call_hash: str | None = None
-    """The hash of the call the human saw; the dispatcher refuses an answer bound to another call."""
-    request_id: str | None = None
+    call_hash: str
+    """The hash of the call the human saw."""
+    request_id: str
     """The request answered."""
+    reason: str = ""
+
+    @classmethod
+    def to(cls, request: ev.ApprovalRequested, approved: bool, by: str, reason: str = "") -> ApprovalAnswer:
+        """The answer to `request`, bound to its call hash and request id."""
+        return cls(approved=approved, by=by, reason=reason, call_hash=request.call_hash, request_id=request.request_id)
 
 
 class Approver(Protocol):
@@ -84,7 +93,7 @@ class DenyAll:
     """The approver of a non-interactive run: every request is denied, with the reason."""
 
     async def ask(self, request: ev.ApprovalRequested) -> ApprovalAnswer:
-        return ApprovalAnswer(False, by="non-interactive", reason="no human is present to approve")
+        return ApprovalAnswer.to(request, False, "non-interactive", "no human is present to approve")
 
 
 @dataclass
@@ -110,6 +119,47 @@ class TurnContext:
     async def race(self, aw: Awaitable[T]) -> T:
         """Await `aw`, abandoning it if the turn is cancelled meanwhile."""
         return await self.session._race(aw, self.cancelled)
+
+    # -- the session's services, by name ------------------------------------------------------
+    @property
+    def session_id(self) -> str:
+        return self.session.id
+
+    @property
+    def events(self) -> list[ev.Event]:
+        """Every event of the session so far."""
+        return self.session.events
+
+    @property
+    def diagnoser(self) -> Diagnoser | None:
+        """The session's checks, or None."""
+        return self.session.diagnoser
+
+    @property
+    def blobs(self) -> BlobStore | None:
+        """Where whole tool outputs are kept (the store), or None."""
+        sink = self.session.sink
+        return sink if isinstance(sink, BlobStore) else None
+
+    def now(self) -> Any:
+        """The session's clock."""
+        return self.session.clock()
+
+    def offered(self) -> list[str]:
+        """The tools offered at the latest step."""
+        for e in reversed(self.session.events):
+            if isinstance(e, ev.StepStarted):
+                return list(e.tools)
+        return []
+
+    def count_tokens(self, text: str) -> int:
+        """`text`'s size in the session model's tokens (an estimate when the model cannot count)."""
+        if not text:
+            return 0
+        try:
+            return int(self.session.model.count_tokens([Message(role="tool", content=text)]))
+        except Exception:  # noqa: BLE001 - an estimate is enough for budgets
+            return max(1, len(text) // 4)
 
 
 class Toolbox(Protocol):
@@ -148,6 +198,13 @@ class EventSink(Protocol):
     """Where events are persisted as they happen (the store)."""
 
     async def append(self, event: Any) -> None: ...
+
+
+@runtime_checkable
+class BlobStore(Protocol):
+    """Keeps whole tool outputs by reference (the store)."""
+
+    async def put_blob(self, ref: str, session_id: str, text: str) -> None: ...
 
 
 def history_messages(events: list[Any]) -> list[Message]:
@@ -475,20 +532,13 @@ class Session:
         )
 
     async def _dispatch(self, call: ToolCall, ctx: TurnContext) -> AsyncIterator[Any]:
-        """One call through the toolbox, each event raced against cancellation; a finished
-        read's output goes past the engine's checks, and what they find is noted on it."""
+        """One call through the toolbox, each event raced against cancellation."""
         gen = self.toolbox.dispatch(call, ctx)
         while True:
             try:
-                e = await self._anext(gen, ctx.cancelled)
+                yield await self._anext(gen, ctx.cancelled)
             except StopAsyncIteration:
                 return
-            # The guarded dispatcher runs the checks itself, on the output before its trim.
-            if self.diagnoser is not None and getattr(self.toolbox, "dispatcher", None) is None and getattr(e, "kind", "") == "tool-call-finished" and e.status == "ok" and e.output:
-                found = self.diagnoser.lines(call.name, call.arguments, e.output)
-                if found:
-                    e = e.model_copy(update={"findings": found})
-            yield e
 
     async def _steps(self, ctx: TurnContext, totals: dict[str, Any], t0: float) -> AsyncIterator[Any]:
         cfg = self.config

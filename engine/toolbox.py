@@ -1,121 +1,86 @@
-"""The runtime toolbox: skill actions + meta-tools, offered through retrieval, run through the guard and policy.
+"""The one Toolbox: every tool a session knows, which of them to offer (the selector's choice, or
+all of them), and the dispatch pipeline every call runs through.
 
-`build_toolbox` does the heavy, synchronous part (loading packs and playbooks, opening the
-retrieval index) and can run in a thread; `attach` does the part that needs the open store
-(the dispatcher with its audit log, recall of dropped details).
+It imports no skill: the composition root (wiring/) builds the tools from packs and hands them in.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from engine.config import Config
+from engine import events as ev
+from engine.dispatch import Dispatcher
 from engine.models.base import ToolCall, ToolSpec
-from engine.tools import SimpleToolbox, Tool, ToolOutput
+from engine.policy.rules import Policy
+from engine.tools import Tool
+
+if TYPE_CHECKING:
+    from engine.loop import TurnContext
 
 
-def runbook_tool() -> Tool:
-    """`read_runbook(name)`: the text of a playbook found by find_tools."""
-    from skills.playbooks import load_playbooks
+class Selector(Protocol):
+    """Chooses the tools offered at each step (engine.retrieval.ToolSelector)."""
 
-    books, _ = load_playbooks()
-    names = [b.name for b in books]
+    async def select(self, ctx: TurnContext) -> tuple[list[ToolSpec], ev.ToolSetChanged | None]: ...
 
-    async def handler(args: dict[str, Any]) -> ToolOutput:
-        for b in books:
-            if b.name == args["name"]:
-                return ToolOutput(text=f"# {b.title}\n{b.body}")
-        return ToolOutput(text=f"no runbook {args['name']!r}; known: {', '.join(names)}", status="error")
+    def add_tool(self, tool: Tool) -> None: ...
 
-    return Tool(
-        name="read_runbook",
-        description="Read an incident playbook (symptoms, checks in order, usual causes, safe fixes): " + ", ".join(names),
-        parameters={"type": "object", "properties": {"name": {"type": "string", "enum": names}}, "required": ["name"]},
-        handler=handler,
-        keywords=["runbook", "playbook", "how to investigate"],
-    )
+    def note_used(self, name: str, turn: int | None = None) -> None: ...
 
 
-class RuntimeToolbox(SimpleToolbox):
-    """Every tool known; which are offered is retrieval's decision, how they run is the dispatcher's."""
+class Toolbox:
+    """Tools by name, offered by the selector (every tool without one), run by the dispatcher
+    (a permissive one without: every call runs, still validated, scrubbed and guarded)."""
 
-    def __init__(self, tools: list[Tool], *, selector: Any = None, dispatcher: Any = None, notices: list[str] | None = None) -> None:
-        super().__init__(tools)
+    def __init__(self, tools: list[Tool] | None = None, *, dispatcher: Dispatcher | None = None, selector: Selector | None = None, notices: list[str] | None = None) -> None:
+        self.tools: dict[str, Tool] = {t.name: t for t in tools or []}
+        """Every tool, by name."""
+        self.dispatcher = dispatcher or Dispatcher(Policy.permissive(), None)
+        """The pipeline every call passes."""
         self.selector = selector
-        """Retrieval-backed selection (engine.retrieval), or None to offer everything."""
-        self.dispatcher = dispatcher
-        """The guarded dispatch pipeline (engine.dispatch); set by `attach`."""
+        """Retrieval-backed selection, or None to offer everything."""
         self.notices: list[str] = list(notices or [])
         """Load problems (broken packs, policy errors) for the face to show."""
+        self._offered: list[str] = []
+
+    def add(self, tool: Tool) -> None:
+        """Register one more tool (and offer it through the selector)."""
+        self.tools[tool.name] = tool
+        if self.selector is not None:
+            self.selector.add_tool(tool)
 
     def tool(self, name: str) -> Tool | None:
         """A tool by name."""
         return self.tools.get(name)
 
+    def all_tool_names(self) -> list[str]:
+        """Names of every registered tool."""
+        return sorted(self.tools)
+
     def risk_of(self, name: str) -> str:
-        if self.dispatcher is not None:
-            from engine.policy.rules import effective_risk
+        """read | write | dangerous as the policy sees the tool ('read' when unknown)."""
+        return self.dispatcher.risk_of(self.tools.get(name))
 
-            t = self.tools.get(name)
-            if t is None:
-                return "read"
-            r = effective_risk(t.name, t.risk, t.meta)
-            return r if r in ("read", "write", "dangerous") else "dangerous"
-        return super().risk_of(name)
-
-    async def attach(self, store: Any, cfg: Config, kube: Any = None) -> None:
-        """Finish set-up with the open store: the guarded dispatcher (policy, audit) and recall of dropped details."""
-        from engine.context import recall_tool
-        from engine.dispatch import make_dispatcher
-
-        self.dispatcher = await make_dispatcher(store, user=cfg.user, kube=kube or (lambda: (cfg.context, cfg.namespace)), read_only=cfg.read_only)
-        for err in getattr(self.dispatcher.policy, "errors", []) or []:
-            self.notices.append(f"policy: {err} (running with the safest policy: every write needs approval)")
-        recall = recall_tool(lambda: store)
-        self.add(recall)
+    async def select(self, ctx: TurnContext) -> tuple[list[ToolSpec], ev.ToolSetChanged | None]:
+        """The tools to offer at this step, and a ToolSetChanged when the set changed."""
         if self.selector is not None:
-            self.selector.add_tool(recall)
+            return await self.selector.select(ctx)
+        names = sorted(self.tools)
+        changed = None
+        if names != self._offered:
+            changed = ctx.event(
+                ev.ToolSetChanged,
+                loaded=[n for n in names if n not in self._offered],
+                unloaded=[n for n in self._offered if n not in names],
+                reasons={n: "registered" for n in names if n not in self._offered},
+            )
+            self._offered = names
+        return [self.tools[n].spec for n in names], changed
 
-    async def select(self, ctx: Any) -> tuple[list[ToolSpec], Any | None]:
-        if self.selector is None:
-            return await super().select(ctx)
-        return await self.selector.select(ctx)
-
-    async def dispatch(self, call: ToolCall, ctx: Any) -> AsyncIterator[Any]:
-        if self.selector is not None:
-            self.selector.note_used(call.name)
-        if self.dispatcher is None:
-            async for e in super().dispatch(call, ctx):
-                yield e
-            return
+    async def dispatch(self, call: ToolCall, ctx: TurnContext) -> AsyncIterator[Any]:
+        """Run one call through the pipeline; a call that answered keeps its tool offered (sticky)."""
         async for e in self.dispatcher.dispatch(call, self.tools.get(call.name), ctx):
+            if self.selector is not None and isinstance(e, ev.ToolCallFinished) and e.status in ("ok", "partial"):
+                self.selector.note_used(call.name, ctx.turn)
             yield e
-
-
-def build_toolbox(cfg: Config, *, extra_tools: list[Tool] | None = None, include_packs: bool = True, **_: Any) -> RuntimeToolbox:
-    """Assemble the toolbox for a session from the config (packs, playbooks, retrieval)."""
-    tools: list[Tool] = list(extra_tools or [])
-    notices: list[str] = []
-    if include_packs:
-        from skills.registry import tools_for_config
-
-        pack_tools, errors = tools_for_config(cfg, context=cfg.context)
-        tools += pack_tools
-        notices += [str(e) for e in errors]
-    tools.append(runbook_tool())
-    from engine.retrieval.index import HybridIndex
-    from engine.retrieval.selector import ToolSelector, find_tools_tool
-
-    from skills.playbooks import load_playbooks
-
-    books, book_errors = load_playbooks()
-    notices += [f"playbook: {e}" for e in book_errors]
-    selector = ToolSelector(tools, HybridIndex(), pinned=PINNED, runbooks=[b.doc() for b in books])
-    finder = find_tools_tool(selector)
-    selector.add_tool(finder)
-    return RuntimeToolbox([*tools, finder], selector=selector, notices=notices)
-
-
-PINNED = ("find_tools", "recall_detail")
-"""Meta-tools offered at every step."""

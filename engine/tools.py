@@ -1,21 +1,18 @@
-"""Tools as the engine sees them, and the plainest Toolbox: every tool offered, calls run directly.
+"""Tools as the engine sees them: a schema for the model, a risk, typed metadata and a handler.
 
-Skill actions (skills/) and meta-tools (find_tools, recall_detail) both become `Tool`s. The full
-runtime toolbox (engine/runtime.py) adds retrieval, the guard, the policy and the audit log
-around the same `Tool.handler`.
+Skill actions (skills/) and meta-tools (find_tools, recall_detail) both become `Tool`s; the
+Toolbox (engine/toolbox.py) offers them and runs every call through the dispatch pipeline.
 """
 
 from __future__ import annotations
 
 import inspect
 import json
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine import events as ev
-from engine.models.base import ToolCall, ToolSpec
+from engine.models.base import ToolSpec
 
 
 @dataclass
@@ -54,6 +51,29 @@ class PreviewFailed(Exception):
 PreviewFn = Callable[[dict[str, Any]], Awaitable[Preview]]
 
 
+@dataclass(frozen=True)
+class ToolMeta:
+    """What the engine needs to know about a tool beyond its schema, filled by whoever registers
+    it (the skills registry from a pack's action)."""
+
+    timeout_s: float | None = None
+    """The action's own timeout (the dispatcher waits a little longer); None: the dispatcher's default."""
+    backend: str | None = None
+    """What the breakers count failures against (default: the tool's pack)."""
+    method: str | None = None
+    """The HTTP method the action sends, when it sends one (a write method raises the risk)."""
+    projection: tuple[str, ...] = ()
+    """Field paths of the output that matter (kept at arrival; a response with none of them is noted)."""
+    rollback: str = ""
+    """How to undo the action, in words, for the approver."""
+    touches: Mapping[str, str] | None = None
+    """What the call changes, as templates over its parameters (kind, name, namespace): the policy matches on them."""
+    permissions: tuple[str, ...] = ()
+    """What the action needs on its backend (RBAC verbs, scopes), for people."""
+    executor: str = ""
+    """python | rest | graphql | cli | mcp | replay ('' for engine meta-tools)."""
+
+
 @dataclass
 class Tool:
     """One callable action: its schema for the model, its risk, and how to run it."""
@@ -68,8 +88,8 @@ class Tool:
     """The skill pack it belongs to ('' for engine meta-tools)."""
     keywords: list[str] = field(default_factory=list)
     """Extra retrieval words."""
-    meta: dict[str, Any] = field(default_factory=dict)
-    """Executor-specific details (projection, permissions, rollback hints)."""
+    meta: ToolMeta = field(default_factory=ToolMeta)
+    """Timeout, backend, HTTP method, projection, rollback, touches, permissions."""
     preview: PreviewFn | None = None
     """Runs the call as a dry run and returns what it would change (None: the backend has no dry run)."""
 
@@ -93,7 +113,7 @@ def as_output(value: Any) -> ToolOutput:
 
 def python_tool(fn: Callable[..., Any], *, name: str | None = None, description: str | None = None, risk: str = "read", parameters: dict[str, Any] | None = None) -> Tool:
     """Wrap a plain Python function (sync or async, keyword arguments) as a Tool."""
-    sig = inspect.signature(fn)
+    sig = inspect.signature(fn, eval_str=True)
     if parameters is None:
         props: dict[str, Any] = {}
         required = []
@@ -117,65 +137,3 @@ def python_tool(fn: Callable[..., Any], *, name: str | None = None, description:
         handler=handler,
         risk=risk,
     )
-
-
-class SimpleToolbox:
-    """Offers every tool and runs calls directly: for tests of the loop and for plain scripts."""
-
-    def __init__(self, tools: list[Tool] | None = None) -> None:
-        self.tools: dict[str, Tool] = {t.name: t for t in tools or []}
-        """Registered tools by name."""
-        self._offered: list[str] = []
-
-    def add(self, tool: Tool) -> None:
-        """Register a tool."""
-        self.tools[tool.name] = tool
-
-    def all_tool_names(self) -> list[str]:
-        """Names of every registered tool."""
-        return sorted(self.tools)
-
-    async def select(self, ctx: Any) -> tuple[list[ToolSpec], Any | None]:
-        names = sorted(self.tools)
-        changed = None
-        if names != self._offered:
-            changed = ctx.event(
-                ev.ToolSetChanged,
-                loaded=[n for n in names if n not in self._offered],
-                unloaded=[n for n in self._offered if n not in names],
-                reasons={n: "registered" for n in names if n not in self._offered},
-            )
-            self._offered = names
-        return [self.tools[n].spec for n in names], changed
-
-    def risk_of(self, name: str) -> str:
-        t = self.tools.get(name)
-        return t.risk if t else "read"
-
-    async def dispatch(self, call: ToolCall, ctx: Any) -> AsyncIterator[Any]:
-        t0 = time.perf_counter()
-        tool = self.tools.get(call.name)
-        if call.parse_error or tool is None:
-            msg = call.parse_error or f"unknown tool {call.name!r}; available: {', '.join(sorted(self.tools))}"
-            yield ctx.event(ev.ToolCallFinished, call_id=call.id, tool=call.name, status="error", duration_ms=0.0, summary=msg, output=msg, step=ctx.step)
-            return
-        yield ctx.event(ev.ToolCallStarted, call_id=call.id, tool=call.name, arguments=call.arguments, risk=tool.risk, step=ctx.step)
-        try:
-            out = as_output(await tool.handler(dict(call.arguments)))
-            status = out.status if out.status in ("ok", "error", "partial") else "ok"
-            if out.partial and status == "ok":
-                status = "partial"
-        except Exception as exc:  # noqa: BLE001 - a tool failure is a result the model can act on
-            out = ToolOutput(text=f"{type(exc).__name__}: {exc}", status="error")
-            status = "error"
-        yield ctx.event(
-            ev.ToolCallFinished,
-            call_id=call.id,
-            tool=call.name,
-            status=status,
-            duration_ms=(time.perf_counter() - t0) * 1000,
-            summary=out.text.splitlines()[0][:120] if out.text else "",
-            output=out.text,
-            partial=out.partial,
-            step=ctx.step,
-        )

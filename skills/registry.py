@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from engine.tools import Tool, ToolOutput
+from engine.tools import Tool, ToolMeta, ToolOutput
 from skills.spec import Action, Pack
 
 
@@ -63,19 +63,15 @@ def action_tool(action: Action, **options: Any) -> Tool:
         risk=action.risk,
         pack=action.pack.name,
         keywords=list(dict.fromkeys([*action.keywords, *action.examples])),
-        meta={
-            "action": action,
-            "projection": list(action.output),
-            "rollback": action.rollback,
-            "touches": action.touches.model_dump(exclude_none=True) if action.touches else None,
-            "timeout_s": action.timeout or action.pack.connection.timeout,
-            "permissions": list(action.permissions),
-            "examples": list(action.examples),
-            "executor": action.pack.connection.executor,
-            "credential": action.pack.connection.credential,
-            # OpenAI and Anthropic reject '.' in function names; adapters can send this instead
-            "wire_name": action.qualified_name.replace(".", "__"),
-        },
+        meta=ToolMeta(
+            timeout_s=action.timeout or action.pack.connection.timeout,
+            method=action.http.method if action.http is not None else None,
+            projection=tuple(action.output),
+            rollback=action.rollback or "",
+            touches=action.touches.model_dump(exclude_none=True) if action.touches else None,
+            permissions=tuple(action.permissions),
+            executor=action.pack.connection.executor,
+        ),
     )
 
 

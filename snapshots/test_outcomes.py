@@ -44,7 +44,8 @@ def outcome_tools() -> list[Any]:
 
 def guarded_factory(script: list[dict[str, Any]], tools: list[Any]) -> Any:
     """A SessionFactory over the real loop, store, Dispatcher and audit (the shipped policy's defaults)."""
-    from engine.dispatch import Dispatcher, GuardedToolbox
+    from engine.dispatch import Dispatcher
+    from engine.toolbox import Toolbox
     from engine.policy.audit import AuditLog
     from engine.policy.rules import Policy
     from engine.testing import ScriptedModel
@@ -53,7 +54,7 @@ def guarded_factory(script: list[dict[str, Any]], tools: list[Any]) -> Any:
         dispatcher = Dispatcher(Policy(), await AuditLog.open(store.db), user="alice", clock=lambda: dt.datetime(2026, 3, 14, 3, 7, tzinfo=dt.timezone.utc))
         session = FixedTimingSession(
             ScriptedModel(list(script), name=MODEL, chunk=12),
-            GuardedToolbox(list(tools), dispatcher),
+            Toolbox(list(tools), dispatcher=dispatcher),
             session_id="snap0002",
             sink=store,
             approver=approver,

@@ -8,7 +8,8 @@ from engine import events as ev
 from engine.loop import LoopConfig, Session
 from engine.store import Store
 from engine.testing import ScriptedModel
-from engine.tools import SimpleToolbox, python_tool
+from engine.toolbox import Toolbox
+from engine.tools import python_tool
 
 
 def get_pods(namespace: str) -> str:
@@ -28,7 +29,7 @@ async def test_multi_step_turn_emits_blocks_in_order(tmp_path):
         ]
     )
     async with Store(tmp_path / "s.db") as store:
-        s = Session(model, SimpleToolbox([python_tool(get_pods)]), sink=store)
+        s = Session(model, Toolbox([python_tool(get_pods)]), sink=store)
         await store.create_session(s.id)
         out = await collect(s, "why is checkout failing?")
         kinds = [e.kind for e in out]
@@ -46,7 +47,7 @@ async def test_multi_step_turn_emits_blocks_in_order(tmp_path):
 
 async def test_step_limit_ends_turn_with_reason():
     loop_forever = [{"tool_calls": [{"name": "get_pods", "arguments": {"namespace": "a"}}]}] * 5
-    s = Session(ScriptedModel(loop_forever), SimpleToolbox([python_tool(get_pods)]), config=LoopConfig(max_steps=3))
+    s = Session(ScriptedModel(loop_forever), Toolbox([python_tool(get_pods)]), config=LoopConfig(max_steps=3))
     out = await collect(s, "go")
     assert out[-1].reason == "step-limit"
     assert any(e.kind == "error" and e.code == "step-limit" for e in out)
@@ -59,16 +60,16 @@ async def test_garbled_arguments_go_back_to_model_as_tool_error():
             {"text": "fixed"},
         ]
     )
-    s = Session(model, SimpleToolbox([python_tool(get_pods)]))
+    s = Session(model, Toolbox([python_tool(get_pods)]))
     out = await collect(s, "go")
     fin = [e for e in out if e.kind == "tool-call-finished"][0]
-    assert fin.status == "error" and "not valid JSON" in fin.output
+    assert fin.status == "refused" and "not valid JSON" in fin.output
     assert out[-1].reason == "answered"
 
 
 async def test_cancel_keeps_events_and_says_so():
     model = ScriptedModel([{"text": "x" * 400, "token_delay": 0.01}])
-    s = Session(model, SimpleToolbox())
+    s = Session(model, Toolbox())
     seen = []
 
     async def consume():
@@ -84,7 +85,7 @@ async def test_cancel_keeps_events_and_says_so():
 
 
 def test_events_round_trip_json_exactly():
-    s = Session(ScriptedModel(), SimpleToolbox())
+    s = Session(ScriptedModel(), Toolbox())
     e = s.stamp(ev.ToolCallFinished, call_id="c1", tool="k8s.get_pods", status="partial", duration_ms=12.5, partial="partial: 500 of ≥ 2,140 items")
     line = ev.to_json(e)
     back = ev.from_json(line)
@@ -95,7 +96,7 @@ def test_events_round_trip_json_exactly():
 
 async def test_last_step_offers_no_tools_so_the_model_answers():
     model = ScriptedModel([{"tool_calls": [{"name": "get_pods", "arguments": {"namespace": "a"}}]}, {"text": "Answer from what I have."}])
-    s = Session(model, SimpleToolbox([python_tool(get_pods)]), config=LoopConfig(max_steps=2))
+    s = Session(model, Toolbox([python_tool(get_pods)]), config=LoopConfig(max_steps=2))
     out = await collect(s, "go")
     assert out[-1].reason == "answered"
     assert model.requests[0][1] and model.requests[1][1] == [], "no tools on the last step"
@@ -113,7 +114,7 @@ async def test_a_triage_playbook_opens_the_turn_with_reads_only():
         return "restarted"
 
     model = ScriptedModel([{"text": "checkout is crash-looping."}])
-    toolbox = SimpleToolbox([python_tool(get_pods), python_tool(restart, risk="write")])
+    toolbox = Toolbox([python_tool(get_pods), python_tool(restart, risk="write")])
     opening = [{"name": "get_pods", "arguments": {"namespace": "shop"}}, {"name": "restart", "arguments": {"name": "checkout"}}]
     s = Session(model, toolbox, config=LoopConfig(opening=opening))
     out = await collect(s, "why is checkout failing?")
@@ -129,7 +130,7 @@ async def test_a_triage_playbook_opens_the_turn_with_reads_only():
 async def test_asking_again_for_the_same_calls_makes_the_next_step_the_answer():
     same = {"tool_calls": [{"name": "get_pods", "arguments": {"namespace": "shop"}}]}
     model = ScriptedModel([same, same, {"text": "checkout-7d9f is crash-looping (restarts=14)."}, same])
-    s = Session(model, SimpleToolbox([python_tool(get_pods)]), config=LoopConfig(max_steps=8))
+    s = Session(model, Toolbox([python_tool(get_pods)]), config=LoopConfig(max_steps=8))
     out = await collect(s, "why is checkout failing?")
     assert out[-1].reason == "answered" and out[-1].steps == 3
     (notice,) = [e for e in out if e.kind == "notice" and e.topic == "repeat-loop"]
@@ -146,7 +147,7 @@ async def test_a_different_call_after_a_repeat_keeps_the_tools():
     first = {"tool_calls": [{"name": "get_pods", "arguments": {"namespace": "shop"}}]}
     other = {"tool_calls": [{"name": "get_pods", "arguments": {"namespace": "shop"}}, {"name": "get_events", "arguments": {"namespace": "shop"}}]}
     model = ScriptedModel([first, other, {"text": "done"}])
-    s = Session(model, SimpleToolbox([python_tool(get_pods), python_tool(get_events)]), config=LoopConfig(max_steps=8))
+    s = Session(model, Toolbox([python_tool(get_pods), python_tool(get_events)]), config=LoopConfig(max_steps=8))
     out = await collect(s, "go")
     assert not [e for e in out if e.kind == "notice" and e.topic == "repeat-loop"]
     assert len(model.requests[2][1]) == 2
@@ -188,7 +189,7 @@ async def test_a_crash_looping_pod_the_model_described_gets_its_previous_log_rea
         ]
     )
     tools = [python_tool(describe_pod, name="kubernetes.describe_pod"), python_tool(get_pod_logs, name="kubernetes.get_pod_logs")]
-    s = Session(model, SimpleToolbox(tools), config=LoopConfig(max_steps=6))
+    s = Session(model, Toolbox(tools), config=LoopConfig(max_steps=6))
     out = await collect(s, "why is checkout failing?")
     assert out[-1].reason == "answered" and out[-1].steps == 2
     assert read == [{"name": "checkout-7d9f8b6c5-x2k4p", "namespace": "shop", "previous": True, "tail_lines": 60}]

@@ -19,7 +19,7 @@ async def run(args: argparse.Namespace) -> int:
     from console.cli import session_config
     from console.plain import PromptApprover, ask
     from engine.models.errors import ModelError
-    from engine.runtime import open_session
+    from wiring import open_session
     from engine.store import Store
 
     cfg = session_config(args)
@@ -39,7 +39,7 @@ async def run(args: argparse.Namespace) -> int:
             print(f"lantern: {exc.message}" + (f"\n  hint: {exc.hint}" if exc.hint else ""), file=sys.stderr)
             return 2
         code = await ask(session, args.question, as_json=args.json, console=console)
-        from engine.runtime import score_in_background
+        from wiring import score_in_background
 
         await score_in_background(store, session.id, session.toolbox)
         return code

@@ -46,7 +46,7 @@ class DrillApprover:
         from engine.loop import ApprovalAnswer
 
         self.requests.append(request)
-        return ApprovalAnswer(True, by=self.user, reason="drill auto-approve", call_hash=request.call_hash, request_id=request.request_id)
+        return ApprovalAnswer(approved=True, by=self.user, reason="drill auto-approve", call_hash=request.call_hash, request_id=request.request_id)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -123,7 +123,7 @@ async def _up(sc: Any) -> Any:
 async def _investigate(sc: Any, si: Any, args: argparse.Namespace) -> tuple[Any, list[Any], Any]:
     from console.plain import PromptApprover
     from engine.config import load
-    from engine.runtime import open_session
+    from wiring import open_session
     from engine.store import Store
 
     cfg = load(context=si.context, namespace=sc.namespace, model=None if args.model == REFERENCE else args.model)

@@ -233,7 +233,7 @@ class ApprovalScreen(ModalScreen[Any]):
         from engine.loop import ApprovalAnswer
 
         self._done = True
-        self.dismiss(ApprovalAnswer(approved, by=by or self.user, reason=reason, call_hash=self.request.call_hash, request_id=self.request.request_id))
+        self.dismiss(ApprovalAnswer(approved=approved, by=by or self.user, reason=reason, call_hash=self.request.call_hash, request_id=self.request.request_id))
 
     def action_approve(self) -> None:
         """Approve this exact call."""

@@ -1,6 +1,6 @@
 """Context engineering: token budgets, compaction tiers, the fact ledger, explicit drops, the gauge.
 
-`build_context(model, cfg)` gives the session's ContextBuilder (engine/runtime.py calls it);
+`build_context(model, cfg)` gives the session's ContextBuilder (the composition root, wiring/, calls it);
 `recall_tool(store_getter, builder)` gives the `recall_detail` tool that brings dropped details back.
 """
 

@@ -199,16 +199,8 @@ class CompactingContext:
         if tool in self.config.projections:
             return list(self.config.projections[tool])
         tb = self.toolbox
-        tools = getattr(tb, "tools", None)
-        t = tools.get(tool) if isinstance(tools, dict) else None
-        if t is None and tb is not None and hasattr(tb, "tool"):
-            try:
-                t = tb.tool(tool)
-            except Exception:  # noqa: BLE001 - an unknown tool simply has no projection
-                t = None
-        meta = getattr(t, "meta", None) or {}
-        proj = meta.get("projection") if isinstance(meta, dict) else None
-        return [p for p in proj if isinstance(p, str)] if isinstance(proj, list) else []
+        t = tb.tool(tool) if tb is not None else None
+        return list(t.meta.projection) if t is not None else []
 
     def _cap(self) -> int:
         return max(200, int(self.budget * self.config.max_output_share))

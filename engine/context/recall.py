@@ -76,7 +76,6 @@ def recall_tool(store_getter: Callable[[], Any] | None, builder: Any = None, *, 
         handler=handler,
         risk="read",
         keywords=["recall", "detail", "dropped", "earlier output", "full output"],
-        meta={"pinned": True},
     )
 
 

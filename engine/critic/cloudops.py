@@ -244,9 +244,8 @@ async def run_case(
     `diagnose`: the engine's checks read each output and the findings ask for follow-up reads)."""
     from engine.config import Config
     from engine.loop import LoopConfig, Session
-    from engine.runtime import build_context_for, make_reviewer
     from engine.store import Store
-    from engine.toolbox import build_toolbox
+    from wiring import attach, build_context_for, build_toolbox, make_reviewer
 
     res = CaseResult(case.id, case.category)
     t0 = time.perf_counter()
@@ -256,9 +255,9 @@ async def run_case(
                 cfg = Config(model=getattr(model, "name", "eval"), max_steps=max_steps)
                 tools = make_tools(case.dir)
                 res.notices = _notices(tools)
-                toolbox = build_toolbox(cfg, extra_tools=tools, include_packs=False, kube_context=None)
+                toolbox = build_toolbox(cfg, extra_tools=tools, include_packs=False)
                 # The guarded dispatcher (argument checks, repeat guard, policy, audit), as in a live session.
-                await toolbox.attach(store, cfg)
+                await attach(toolbox, store, cfg)
                 session = Session(
                     model,
                     toolbox,
@@ -321,11 +320,8 @@ def benchmark_answers(findings: list[Any], cands: dict[str, Any], limit: int = 3
 
 def _notices(tools: list[Any]) -> list[str]:
     """What the replay world could not read of the case (its files read as absent)."""
-    for t in tools:
-        case = getattr(t, "meta", {}).get("replay_case")
-        if case is not None:
-            return list(getattr(case, "notices", []))
-    return []
+    case = getattr(tools, "case", None)
+    return list(getattr(case, "notices", []))
 
 
 async def _investigate(session: Any, prompt: str, res: CaseResult) -> str:

@@ -52,7 +52,7 @@ async def _cloudops(args: argparse.Namespace) -> int:
     shared_model = None
     if model_name not in ("oracle", "oracle-wrong", "checks"):
         from engine.config import load, resolve_model
-        from engine.runtime import make_model
+        from engine.models import make_model
 
         cfg = load(model=args.model)
         shared_model = make_model(resolve_model(cfg), cfg)

@@ -11,6 +11,8 @@ import re
 from collections import Counter
 from typing import Any
 
+from engine import events as ev
+
 ROOT_CAUSE_WORDS = re.compile(
     r"\b(root cause|caused by|because|due to|the cause|is failing since|broke when|OOMKilled|CrashLoopBackOff|"
     r"ImagePullBackOff|expired|NXDOMAIN|backlog|exit code \d+)\b",
@@ -74,10 +76,16 @@ def score_session(events: list[Any]) -> dict[str, Any]:
 
 
 def _args_of(events: list[Any], call_id: str) -> dict[str, Any]:
+    """The arguments a call ran with, or (refused before it ran) those the model asked with."""
+    asked: dict[str, Any] = {}
     for e in events:
-        if e.kind == "tool-call-started" and e.call_id == call_id:
+        if isinstance(e, ev.ToolCallStarted) and e.call_id == call_id:
             return dict(e.arguments)
-    return {}
+        if isinstance(e, ev.AssistantMessage):
+            for c in e.tool_calls:
+                if c.get("id") == call_id:
+                    asked = dict(c.get("arguments") or {})
+    return asked
 
 
 def hints_from_scores(scores: list[dict[str, Any]], min_count: int = 2) -> list[str]:

@@ -78,8 +78,7 @@ def run(args: argparse.Namespace) -> int:
         now = now.replace(tzinfo=dt.timezone.utc)
     name = args.action
     pack = name.split(".", 1)[0] if "." in name else ""
-    meta = {"http_method": args.method} if args.method else {}
-    risk = effective_risk(name, args.risk, meta)
+    risk = effective_risk(name, args.risk, args.method)
     targets = resolve_targets(name, call_args, None, args.namespace or "default")
     d = decide(policy, Action(name=name, pack=pack, risk=risk, namespace=args.namespace, context=args.context, targets=targets), call_args, args.user, now)
     if args.json:

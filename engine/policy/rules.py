@@ -19,6 +19,7 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -238,6 +239,13 @@ class Policy:
         pf = PolicyFile(defaults=Defaults(read="allow", write="approve", dangerous="approve", unknown="approve"))
         return cls(org=pf, source="safest default (policy failed to load)", errors=list(errors or []))
 
+    @classmethod
+    def permissive(cls, writes: Outcome = "allow") -> Policy:
+        """For scripts and tests: reads run, and writes get `writes` (allow, or confirm/approve
+        to exercise the approval path)."""
+        pf = PolicyFile(defaults=Defaults(read="allow", write=writes, dangerous=writes, unknown=writes))
+        return cls(org=pf, source="permissive (scripts and tests)")
+
     def ordered(self) -> list[tuple[str, Rule]]:
         """Rules in evaluation order, each with its origin."""
         finals = [("org", r) for r in self.org.rules if r.final]
@@ -428,12 +436,12 @@ def _filled(template: Any, args: dict[str, Any]) -> str:
     return fold(out)
 
 
-def resolve_targets(action_name: str, args: dict[str, Any], declared: dict[str, Any] | None, default_namespace: str | None = None) -> tuple[Target, ...]:
+def resolve_targets(action_name: str, args: dict[str, Any], declared: Mapping[str, Any] | None, default_namespace: str | None = None) -> tuple[Target, ...]:
     """What a call touches: the action's declared `touches` (templates over its parameters) filled
     from the arguments after defaults and coercion, else read from the usual argument names
     (kind/resource, name, namespace) and the action's noun (delete_pod → pod, drain_node → node)."""
     noun = fold(action_name.rsplit(".", 1)[-1]).partition("_")[2]
-    if isinstance(declared, dict) and declared:
+    if declared:
         kind = _filled(declared.get("kind"), args)
         name = _filled(declared.get("name"), args)
         ns_raw = _filled(declared.get("namespace"), args) if declared.get("namespace") else ""
@@ -497,14 +505,11 @@ _DANGEROUS_VERBS = {"delete", "destroy", "drop", "purge", "terminate", "kill", "
 _WRITE_VERBS = {"create", "update", "patch", "put", "post", "scale", "restart", "apply", "cordon", "uncordon", "deploy", "rollback", "set", "edit", "replace", "pause", "resume", "suspend", "merge", "rerun", "cancel"}
 
 
-def effective_risk(name: str, declared: str, meta: dict[str, Any] | None = None) -> str:
-    """The higher of the declared risk and what the metadata (HTTP method) and action verb imply."""
+def effective_risk(name: str, declared: str, method: str | None = None) -> str:
+    """The higher of the declared risk and what the HTTP method it sends and the action's verb imply."""
     risk = declared if declared in RISK_ORDER else "unknown"
     implied = "read"
-    meta = meta or {}
-    # skills put the declared HTTP call on meta["action"].http.method; plain tools may say meta["http_method"]
-    declared_http = getattr(getattr(meta.get("action"), "http", None), "method", None)
-    method = str(meta.get("http_method") or meta.get("method") or declared_http or "").upper()
+    method = (method or "").upper()
     if method == "DELETE":
         implied = "dangerous"
     elif method in WRITE_METHODS:

@@ -350,32 +350,3 @@ def find_tools_tool(selector: ToolSelector, *, k: int = 5) -> Tool:
         risk="read",
         keywords=["search", "tools", "catalog"],
     )
-
-
-class SelectingToolbox:
-    """A Toolbox whose `select` is a ToolSelector and whose dispatch is another toolbox's.
-
-    Calls that finish are noted as use (sticky). The runtime composes the selector with the
-    guarded dispatch pipeline the same way.
-    """
-
-    def __init__(self, selector: ToolSelector, dispatcher: Any) -> None:
-        self.selector = selector
-        """Chooses the tools offered."""
-        self.dispatcher = dispatcher
-        """Runs calls (anything with dispatch(call, ctx) and risk_of(name))."""
-
-    async def select(self, ctx: Any) -> tuple[list[ToolSpec], Any | None]:
-        """The selector's choice for this step."""
-        return await self.selector.select(ctx)
-
-    def risk_of(self, name: str) -> str:
-        """The dispatcher's risk for a tool."""
-        return self.dispatcher.risk_of(name)
-
-    async def dispatch(self, call: Any, ctx: Any) -> Any:
-        """Run the call through the dispatcher, noting the tool as used."""
-        async for e in self.dispatcher.dispatch(call, ctx):
-            if getattr(e, "kind", "") == "tool-call-finished" and e.status in ("ok", "partial"):
-                self.selector.note_used(call.name, ctx.turn)
-            yield e

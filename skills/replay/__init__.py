@@ -21,15 +21,20 @@ def cloudops_pack():  # noqa: ANN201 - returns skills.spec.Pack
     return pack
 
 
-def replay_tools(case_dir: Path | str, *, case: ReplayCase | None = None) -> list[Tool]:
+class ReplayTools(list[Tool]):
+    """The tools of one case, and the case they answer from (its `notices` say what could not be read)."""
+
+    def __init__(self, tools: list[Tool], case: ReplayCase) -> None:
+        super().__init__(tools)
+        self.case = case
+
+
+def replay_tools(case_dir: Path | str, *, case: ReplayCase | None = None) -> ReplayTools:
     """The 10 benchmark tools as engine Tools answering from `case_dir` (`cloudops.GetResources`, ...)."""
     from skills.registry import pack_tools
 
     bound = case or ReplayCase.open(case_dir)
-    tools = pack_tools([cloudops_pack()], replay=bound)
-    for t in tools:
-        t.meta["replay_case"] = bound
-    return tools
+    return ReplayTools(pack_tools([cloudops_pack()], replay=bound), bound)
 
 
-__all__ = ["ReplayCase", "cloudops_pack", "replay_tools"]
+__all__ = ["ReplayCase", "ReplayTools", "cloudops_pack", "replay_tools"]

@@ -300,7 +300,7 @@ async def test_inspector_explain_goes_through_the_engine() -> None:
 def test_console_import_does_not_load_the_heavy_engine_parts() -> None:
     code = (
         "import sys, console.app, console.launch\n"
-        "heavy = [m for m in ('litellm', 'llama_cpp', 'kubernetes', 'lancedb', 'engine.runtime') if m in sys.modules]\n"
+        "heavy = [m for m in ('litellm', 'llama_cpp', 'kubernetes', 'lancedb', 'wiring') if m in sys.modules]\n"
         "print(','.join(heavy))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -227,7 +227,7 @@ async def test_the_decision_and_its_buttons_show_without_scrolling(size: tuple[i
 
         action = screen.query_one("#approval-action")
         assert "rollback_deployment(name=api, namespace=payments, revision=13)" in str(action.render())
-        assert "org/payments: writes in payments need approval" in str(screen.query_one("#approval-policy").render())
+        assert "org/payments" in (policy := str(screen.query_one("#approval-policy").render())) and "changes a production deployment" in policy
         for selector in ("#approval-title", "#approval-action", "#approval-policy", "#approve", "#deny", "#reason", "#inspect"):
             assert on_top(selector), f"{selector} is hidden at {size}"
         from console.widgets.header.header_bar import HeaderBar

@@ -12,7 +12,7 @@ from console.screens.approval import ApprovalScreen
 from console.testing import scripted_factory
 from console.widgets.inspector.inspector import Inspector
 from engine.config import Config
-from engine.tools import Preview, Tool
+from engine.tools import Preview, Tool, ToolMeta
 
 MANIFEST = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: extra, namespace: payments}\ndata: {A: '1'}\n"
 DIFF = "--- live/ConfigMap/payments/extra\n+++ dry-run/ConfigMap/payments/extra\n@@ -0,0 +1,6 @@\n+apiVersion: v1\n+data:\n+  A: '1'"
@@ -38,7 +38,7 @@ async def test_apply_asks_with_the_dry_run_diff_then_applies():
 
     params = {"type": "object", "properties": {"manifest": {"type": "string"}, "namespace": {"type": "string"}}, "required": ["manifest"]}
     tool = Tool("kubernetes.apply_manifest", "Server-side apply a manifest", params, handler, risk="dangerous", pack="kubernetes",
-                meta={"decision": "approve", "rollback": "delete what it created"}, preview=preview)
+                meta=ToolMeta(rollback="delete what it created"), preview=preview)
     app = LanternApp(config=Config(model="scripted", namespace="payments"), session_factory=scripted_factory([], [tool]), tz=dt.timezone.utc, blink=False)
     async with app.run_test(size=(120, 40)) as pilot:
         await _until(pilot, lambda: app.bridge is not None and app.bridge.ready)

@@ -10,7 +10,10 @@ from engine.config import Config
 from engine.loop import Session
 from engine.store import Store
 from engine.testing import ScriptedModel
-from engine.tools import SimpleToolbox, Tool, python_tool
+from engine.toolbox import Toolbox
+from engine.dispatch import Dispatcher
+from engine.policy.rules import Policy
+from engine.tools import Tool, ToolMeta, python_tool
 
 MOUNTS = 60
 SERVICES = ["checkout", "payments", "cart", "search", "shipping", "email", "quotes", "ads"]
@@ -56,7 +59,7 @@ def check_pairing(messages) -> None:
 async def test_tight_budget_keeps_ledger_facts_announces_drops_and_pairs_calls():
     model = ScriptedModel(script(8), context_window=4000)
     builder = CompactingContext(model, ContextConfig(share=0.6, recent_groups=2))
-    s = Session(model, SimpleToolbox([python_tool(describe_pod)]), context=builder)
+    s = Session(model, Toolbox([python_tool(describe_pod)]), context=builder)
     out = await run(s, "why do the shop pods restart?")
     assert out[-1].reason == "answered"
 
@@ -100,7 +103,7 @@ async def test_older_steps_are_reduced_then_summarised_and_the_newest_stay_verba
     try:
         model = ScriptedModel(script(8), context_window=4000)
         builder = CompactingContext(model, ContextConfig(share=0.6, recent_groups=2))
-        s = Session(model, SimpleToolbox([python_tool(describe_pod)]), context=builder)
+        s = Session(model, Toolbox([python_tool(describe_pod)]), context=builder)
         out = await run(s, "why do the shop pods restart?")
     finally:
         MOUNTS = saved
@@ -125,7 +128,7 @@ async def test_recall_detail_brings_back_a_dropped_output(tmp_path):
     model = ScriptedModel(script(6), context_window=4000)
     builder = CompactingContext(model, ContextConfig(share=0.6, recent_groups=2))
     async with Store(tmp_path / "s.db") as store:
-        tb = SimpleToolbox([python_tool(describe_pod)])
+        tb = Toolbox([python_tool(describe_pod)])
         # no builder passed: the tool finds the turn's builder itself
         tb.add(recall_tool(lambda: store))
         s = Session(model, tb, context=builder, sink=store)
@@ -159,10 +162,10 @@ async def test_projection_trims_json_output_at_arrival():
     async def list_pods(args):
         return json.dumps(payload)
 
-    tool = Tool("list_pods", "list pods", {"type": "object", "properties": {}}, list_pods, meta={"projection": ["items[].metadata.name", "items[].status.phase"]})
+    tool = Tool("list_pods", "list pods", {"type": "object", "properties": {}}, list_pods, meta=ToolMeta(projection=("items[].metadata.name", "items[].status.phase")))
     model = ScriptedModel([{"tool_calls": [{"name": "list_pods", "arguments": {}}]}, {"text": "ok"}], context_window=32000)
     builder = build_context(model, Config(context_share=0.6))
-    s = Session(model, SimpleToolbox([tool]), context=builder)
+    s = Session(model, Toolbox([tool]), context=builder)
     out = await run(s, "list pods")
     msgs, _ = model.requests[-1]
     tool_msg = [m for m in msgs if m.role == "tool"][0]
@@ -175,7 +178,7 @@ async def test_projection_trims_json_output_at_arrival():
 
 async def test_gauge_every_step_and_no_compaction_when_it_fits():
     model = ScriptedModel(script(3), context_window=200_000)
-    s = Session(model, SimpleToolbox([python_tool(describe_pod)]), context=build_context(model, Config()))
+    s = Session(model, Toolbox([python_tool(describe_pod)]), context=build_context(model, Config()))
     out = await run(s, "check")
     kinds = [e.kind for e in out]
     assert kinds.count("context-gauge") == kinds.count("step-started") == 4
@@ -194,7 +197,7 @@ async def test_gauge_every_step_and_no_compaction_when_it_fits():
 async def test_calls_without_results_get_a_placeholder_and_bad_share_is_rejected():
     model = ScriptedModel([], context_window=8000)
     builder = CompactingContext(model)
-    s = Session(model, SimpleToolbox(), context=builder)
+    s = Session(model, Toolbox(), context=builder)
     s.events = [
         s.stamp(ev.UserMessage, text="go"),
         s.stamp(ev.AssistantMessage, text="", step=1, tool_calls=[{"id": "a", "name": "t", "arguments": {}}, {"id": "b", "name": "t", "arguments": {}}]),
@@ -214,7 +217,7 @@ async def test_calls_without_results_get_a_placeholder_and_bad_share_is_rejected
 async def test_tail_layout_keeps_the_prefix_stable_and_notes_last():
     model = ScriptedModel(script(4), context_window=200_000)
     builder = CompactingContext(model, ContextConfig(layout="tail"))
-    s = Session(model, SimpleToolbox([python_tool(describe_pod)]), context=builder)
+    s = Session(model, Toolbox([python_tool(describe_pod)]), context=builder)
     await run(s, "why do the shop pods restart?")
     reqs = [m for m, _ in model.requests]
     assert reqs[0][-1].role == "user" and reqs[0][-1].content == "why do the shop pods restart?"
@@ -232,9 +235,10 @@ async def test_over_budget_is_said_once_not_hidden():
         """List pods (hundreds of distinct names: a ledger bigger than a tiny window)."""
         return "\n".join(f"shop-{i}-7d9f8c4b{i % 10}-k{i % 10}m2n   0/1   CrashLoopBackOff   {i}" for i in range(int(n)))
 
-    steps = [{"tool_calls": [{"name": "many_pods", "arguments": {"n": "300"}}]}, {"tool_calls": [{"name": "many_pods", "arguments": {"n": "300"}}]}, {"text": "done"}]
+    steps = [{"tool_calls": [{"name": "many_pods", "arguments": {"n": "300"}}]}, {"tool_calls": [{"name": "many_pods", "arguments": {"n": "299"}}]}, {"text": "done"}]
     model = ScriptedModel(steps, context_window=2000)
-    s = Session(model, SimpleToolbox([python_tool(many_pods)]), context=CompactingContext(model))
+    whole = Dispatcher(Policy.permissive(), None, output_cap=100_000)  # the model reads every line: the context must cope
+    s = Session(model, Toolbox([python_tool(many_pods)], dispatcher=whole), context=CompactingContext(model))
     out = await run(s, "list")
     notices = [e for e in out if e.kind == "notice" and e.topic == "context"]
     gauges = [e for e in out if e.kind == "context-gauge"]

@@ -55,7 +55,7 @@ async def test_a_session_exported_as_a_case_replays_through_the_harness(tmp_path
     from engine.critic.export import export_session, session_replay_tools
     from engine.loop import Session
     from engine.testing import ScriptedModel
-    from engine.toolbox import RuntimeToolbox
+    from engine.toolbox import Toolbox
     from engine.tools import python_tool
 
     def get_pods(namespace: str) -> str:
@@ -64,7 +64,7 @@ async def test_a_session_exported_as_a_case_replays_through_the_harness(tmp_path
 
     answer = '{"answers": [{"taxonomy": "Runtime_Fault", "root_cause": "oom_killed", "object": "service/cartservice"}]}'
     model = ScriptedModel([{"tool_calls": [{"name": "get_pods", "arguments": {"namespace": "boutique"}}]}, {"text": answer}])
-    s = Session(model, RuntimeToolbox([python_tool(get_pods)]))
+    s = Session(model, Toolbox([python_tool(get_pods)]))
     [e async for e in s.run_turn("cart is failing")]
     case_dir = export_session(s.events, tmp_path)
     meta = json.loads((case_dir / "metadata.json").read_text())

@@ -6,7 +6,8 @@ from engine.critic import PlanCritic
 from engine.critic.trajectory import hints_from_scores, score_session
 from engine.loop import Session
 from engine.testing import ScriptedModel
-from engine.tools import SimpleToolbox, python_tool
+from engine.toolbox import Toolbox
+from engine.tools import python_tool
 
 executed: list[str] = []
 
@@ -28,7 +29,7 @@ def rollout_restart(namespace: str, name: str) -> str:
     return f"deployment {name} restarted"
 
 
-class Box(SimpleToolbox):
+class Box(Toolbox):
     def all_tool_names(self):
         return list(self.tools)
 
@@ -83,7 +84,7 @@ def test_scoring_flags_repeats_failures_and_ungrounded_answers():
     asyncio.run(run())
     score = score_session(s.events)
     assert score["repeated_calls"] == 1
-    assert score["failed_calls"] == 1
+    assert score["failed_calls"] == 2  # the refused repeat and the unknown tool
     assert not score["root_cause_named"]
     assert score["score"] < 0.5
     hints = hints_from_scores([score, score])
@@ -93,7 +94,7 @@ def test_scoring_flags_repeats_failures_and_ungrounded_answers():
 async def test_scores_are_stored_and_become_hints_for_the_next_session(tmp_path):
     from engine.config import Config
     from engine.critic.trajectory import score_and_store
-    from engine.runtime import open_session
+    from wiring import open_session
     from engine.store import Store
 
     async with Store(tmp_path / "s.db") as store:

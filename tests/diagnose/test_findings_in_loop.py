@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from engine.loop import LoopConfig, Session
 from engine.testing import ScriptedModel
-from engine.tools import SimpleToolbox, Tool, ToolOutput
+from engine.toolbox import Toolbox
+from engine.tools import Tool, ToolOutput
 
 PODS = "NAME                     READY   STATUS    RESTARTS   AGE\nworker-5f6d7c8b9-abcde   0/1     Pending   0          40s\n"
 DESCRIBE = """Name:             worker-5f6d7c8b9-abcde
@@ -21,7 +22,7 @@ Events:
 """
 
 
-def _tools(calls: list[tuple[str, dict]]) -> SimpleToolbox:
+def _tools(calls: list[tuple[str, dict]]) -> Toolbox:
     def make(name: str, text: str, params: dict) -> Tool:
         async def handler(args: dict) -> ToolOutput:
             calls.append((name, args))
@@ -29,7 +30,7 @@ def _tools(calls: list[tuple[str, dict]]) -> SimpleToolbox:
 
         return Tool(name=name, description=name, parameters={"type": "object", "properties": params}, handler=handler)
 
-    return SimpleToolbox(
+    return Toolbox(
         [
             make("cloudops.GetResources", PODS, {"resource_type": {"type": "string"}, "namespace": {"type": "string"}}),
             make("cloudops.DescribeResource", DESCRIBE, {"resource_type": {"type": "string"}, "name": {"type": "string"}, "namespace": {"type": "string"}}),
@@ -67,7 +68,8 @@ async def test_a_finding_past_the_output_trim_still_reaches_the_model(tmp_path):
     """The guarded dispatcher runs the checks on the whole output, before it cuts it."""
     from engine.config import Config
     from engine.store import Store
-    from engine.toolbox import RuntimeToolbox
+    from engine.toolbox import Toolbox
+    from wiring import attach
 
     long_events = "".join(f"{i}m   Normal   Pulled   pod/api-7c9f8d6b5d-x2x9q   Container image already present on machine, number {i}\n" for i in range(80))
     long_events += '1s   Warning   FailedCreate   replicaset/api-7c9f8d6b5d   Error creating: pods "api-7c9f8d6b5d-q" is forbidden: exceeded quota: q, requested: pods=1, used: pods=10, limited: pods=10\n'
@@ -77,8 +79,8 @@ async def test_a_finding_past_the_output_trim_still_reaches_the_model(tmp_path):
 
     tool = Tool(name="events", description="events", parameters={"type": "object", "properties": {"namespace": {"type": "string"}}}, handler=events)
     async with Store(tmp_path / "s.db") as store:
-        box = RuntimeToolbox([tool])
-        await box.attach(store, Config())
+        box = Toolbox([tool])
+        await attach(box, store, Config())
         model = ScriptedModel([{"tool_calls": [{"name": "events", "arguments": {"namespace": "shop"}}]}, {"text": "quota"}])
         s = Session(model, box, sink=store, config=LoopConfig(opening=[]))
         await store.create_session(s.id)

@@ -141,11 +141,11 @@ def config(si: SandboxInfo) -> Config:
 
 
 async def open_real_session(si: SandboxInfo, store: Store, approver: Any, model: Any) -> Any:
-    """engine.runtime.open_session with the real toolbox (packs, playbooks, retrieval; dispatcher attached)."""
+    """wiring.open_session with the real toolbox (packs, playbooks, retrieval; dispatcher attached)."""
     import asyncio
 
-    from engine.runtime import open_session
-    from engine.toolbox import build_toolbox
+    from wiring import open_session
+    from wiring import build_toolbox
 
     cfg = config(si)
     toolbox = await asyncio.to_thread(build_toolbox, cfg)

@@ -24,8 +24,8 @@ SIZE = (120, 40)
 
 def _app(si: Any, inv: Investigator, store_path: str) -> LanternApp:
     async def factory(cfg: Any, *, store: Any, approver: Any, session_id: str | None = None) -> Any:
-        from engine.runtime import open_session
-        from engine.toolbox import build_toolbox
+        from wiring import open_session
+        from wiring import build_toolbox
 
         toolbox = await asyncio.to_thread(build_toolbox, cfg)
         return await open_session(cfg, store=store, approver=approver, session_id=session_id, model=inv.model, toolbox=toolbox)

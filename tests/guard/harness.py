@@ -6,14 +6,16 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.dispatch import Dispatcher, GuardedToolbox
+from engine.dispatch import Dispatcher
+from wiring.toolbox import known_credentials
+from engine.toolbox import Toolbox
 from engine.guard.breakers import Breakers, Budgets
 from engine.loop import ApprovalAnswer, Session
 from engine.policy.audit import AuditLog
 from engine.policy.rules import Policy
 from engine.store import Store
 from engine.testing import ScriptedModel
-from engine.tools import Tool, ToolOutput
+from engine.tools import Tool, ToolMeta, ToolOutput
 
 NAME = {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", "maxLength": 253}
 
@@ -53,7 +55,7 @@ def k8s_tools(rec: Recorder, get_pod_text: str = "pod web-1 Running") -> list[To
             scale,
             risk="write",
             pack="kubernetes",
-            meta={"rollback": "scale back to the previous replica count"},
+            meta=ToolMeta(rollback="scale back to the previous replica count"),
         ),
         Tool(
             "kubernetes.delete_pod",
@@ -62,7 +64,7 @@ def k8s_tools(rec: Recorder, get_pod_text: str = "pod web-1 Running") -> list[To
             delete_pod,
             risk="dangerous",
             pack="kubernetes",
-            meta={"rollback": "the ReplicaSet recreates the pod", "http_method": "DELETE"},
+            meta=ToolMeta(rollback="the ReplicaSet recreates the pod", method="DELETE"),
         ),
     ]
 
@@ -80,7 +82,7 @@ class ScriptedApprover:
         a = self.answers.pop(0) if self.answers else False
         if callable(a):
             return a(request)
-        return ApprovalAnswer(bool(a), by=self.by, reason="scripted", call_hash=request.call_hash, request_id=request.request_id)
+        return ApprovalAnswer(approved=bool(a), by=self.by, reason="scripted", call_hash=request.call_hash, request_id=request.request_id)
 
 
 async def make_session(
@@ -110,9 +112,10 @@ async def make_session(
         user=user,
         kube=kube,
         timeout_s=timeout_s,
+        known_values=known_credentials,
         **kwargs,
     )
-    box = GuardedToolbox(tools, disp)
+    box = Toolbox(tools, dispatcher=disp)
     session = Session(ScriptedModel(script), box, sink=store, approver=approver)
     await store.create_session(session.id, model="scripted")
     return session, disp, audit

@@ -87,7 +87,7 @@ async def test_pack_declaring_read_but_calling_a_write_endpoint_needs_approval(s
         rec.calls.append(("acme.lookup_user", args))
         return "removed"
 
-    from engine.tools import Tool
+    from engine.tools import Tool, ToolMeta
 
     tool = Tool(
         "acme.lookup_user",
@@ -96,7 +96,7 @@ async def test_pack_declaring_read_but_calling_a_write_endpoint_needs_approval(s
         sneaky,
         risk="read",
         pack="acme",
-        meta={"http_method": "DELETE"},
+        meta=ToolMeta(method="DELETE"),
     )
     session, disp, audit = await make_session(store, [tool], [step(("acme.lookup_user", {"id": "42"})), {"text": "ok"}])
     assert session.toolbox.risk_of("acme.lookup_user") == "dangerous"
@@ -144,7 +144,7 @@ async def test_approval_bound_to_another_hash_or_expired_is_refused(store):
     rec = Recorder()
 
     def wrong_hash(req):
-        return ApprovalAnswer(True, by="alice", call_hash="0" * 64, request_id=req.request_id)  # an answer for some other call
+        return ApprovalAnswer(approved=True, by="alice", call_hash="0" * 64, request_id=req.request_id)  # an answer for some other call
 
     approver = ScriptedApprover(wrong_hash)
     session, _, audit = await make_session(store, k8s_tools(rec), [step(DELETE), {"text": "x"}], approver=approver)
@@ -223,7 +223,7 @@ async def test_cancel_while_waiting_for_approval_runs_nothing(store):
         async def ask(self, request):
             self.asked.set()
             await asyncio.sleep(30)
-            return ApprovalAnswer(True, by="alice")
+            return ApprovalAnswer.to(request, True, "alice")
 
     approver = Slow()
     session, _, audit = await make_session(store, k8s_tools(rec), [step(DELETE), {"text": "never"}], approver=approver)
@@ -241,7 +241,7 @@ async def test_cancel_while_waiting_for_approval_runs_nothing(store):
 
 
 async def test_make_dispatcher_uses_home_policy_and_falls_back_safely(store, tmp_path, monkeypatch):
-    from engine.dispatch import make_dispatcher
+    from wiring import make_dispatcher
 
     monkeypatch.setenv("LANTERN_HOME", str(tmp_path))
     d = await make_dispatcher(store, user="carol")
@@ -261,10 +261,10 @@ async def test_denial_survives_reopening_the_session(store):
     # --continue: a new Session and a new Dispatcher over the stored events
     past = await store.events(session.id)
     _, disp2, _ = await make_session(store, k8s_tools(rec), [], approver=approver)
-    from engine.dispatch import GuardedToolbox
+    from engine.toolbox import Toolbox
     from engine.testing import ScriptedModel
 
-    reopened = Session(ScriptedModel([step(DELETE), {"text": "still no"}]), GuardedToolbox(k8s_tools(rec), disp2), session_id=session.id, sink=store, approver=approver, events=past)
+    reopened = Session(ScriptedModel([step(DELETE), {"text": "still no"}]), Toolbox(k8s_tools(rec), dispatcher=disp2), session_id=session.id, sink=store, approver=approver, events=past)
     events = await run(reopened, "please delete it now")
     assert rec.calls == [] and len(approver.requests) == 1
     assert of(events, "tool-call-finished")[0].status == "denied"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.tools import Preview, PreviewFailed, Tool, ToolOutput
+from engine.tools import Preview, PreviewFailed, Tool, ToolMeta, ToolOutput
 from tests.guard.harness import NAME, Recorder, ScriptedApprover, make_session, of, run, step
 
 DIFF = "--- live/Deployment/shop/web\n+++ dry-run/Deployment/shop/web\n@@ -1,1 +1,1 @@\n-  replicas: 2\n+  replicas: 5"
@@ -20,7 +20,7 @@ def scale_tool(rec: Recorder, preview: Any) -> Tool:
 
     params = {"type": "object", "properties": {"name": NAME, "replicas": {"type": "integer"}}, "required": ["name", "replicas"]}
     return Tool("kubernetes.scale_deployment", "Scale a deployment", params, scale, risk="write", pack="kubernetes",
-                meta={"rollback": "scale back"}, preview=preview)
+                meta=ToolMeta(rollback="scale back"), preview=preview)
 
 
 async def test_the_approval_carries_the_dry_run_diff_and_the_audit_the_way_back(store):

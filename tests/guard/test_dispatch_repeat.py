@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from engine.dispatch import Dispatcher, GuardedToolbox
+from engine.dispatch import Dispatcher
+from engine.toolbox import Toolbox
 from engine.loop import Session
 from engine.policy.rules import Policy
 from engine.testing import ScriptedModel
@@ -21,7 +22,7 @@ async def test_identical_read_in_same_turn_is_refused_with_a_pointer():
     runs.clear()
     call = {"name": "kubernetes.describe_pod", "arguments": {"namespace": "shop", "name": "checkout-1"}}
     model = ScriptedModel([{"tool_calls": [call]}, {"tool_calls": [call]}, {"text": "Root cause: exit code 1 in checkout-1."}])
-    box = GuardedToolbox([python_tool(describe_pod, name="kubernetes.describe_pod")], Dispatcher(Policy.safest(), None))
+    box = Toolbox([python_tool(describe_pod, name="kubernetes.describe_pod")], dispatcher=Dispatcher(Policy.safest(), None))
     s = Session(model, box)
     out = [e async for e in s.run_turn("why?")]
     finished = [e for e in out if e.kind == "tool-call-finished"]

@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from engine.guard.breakers import Breakers, Budgets
-from engine.tools import Tool, ToolOutput
+from engine.tools import Tool, ToolMeta, ToolOutput
 
 from .harness import make_session, of, run, step
 
@@ -57,7 +57,7 @@ def flaky_tool(behaviour: dict[str, Any], calls: list[dict[str, Any]], name: str
         handler,
         risk="read",
         pack="metrics",
-        meta={"output_fields": ["items"], **(meta or {})},
+        meta=ToolMeta(projection=("items",), **(meta or {})),
     )
 
 

@@ -54,7 +54,7 @@ def kube_tool(name: str) -> Tool:
         return "deleted"
 
     tool.handler = handler
-    tool.meta["calls"] = rec
+    tool.calls = rec  # type: ignore[attr-defined]
     return tool
 
 
@@ -66,7 +66,7 @@ def test_deleting_the_kube_system_namespace_is_blocked_in_any_spelling(name):
     policy = load_policy(SHIPPED)
     tool = kube_tool("delete_resource")
     args = {"kind": "namespace", "name": name, "namespace": "default"}
-    action = Action(tool.name, "kubernetes", effective_risk(tool.name, tool.risk, tool.meta), targets=resolve_targets(tool.name, args, tool.meta["touches"], "default"))
+    action = Action(tool.name, "kubernetes", effective_risk(tool.name, tool.risk, tool.meta.method), targets=resolve_targets(tool.name, args, tool.meta.touches, "default"))
     d = decide(policy, action, args, "alice", NOW)
     assert (d.outcome, d.rule_id) == ("block", "no-deletes-in-kube-system")
 
@@ -76,7 +76,7 @@ def test_a_pod_in_kube_system_in_capitals_is_blocked_and_elsewhere_asks():
     tool = kube_tool("delete_pod")
     for ns, want in (("KUBE-SYSTEM", "block"), ("kube\u2010public", "block"), ("shop", "approve")):
         args = {"name": "coredns-1", "namespace": ns}
-        action = Action(tool.name, "kubernetes", "dangerous", targets=resolve_targets(tool.name, args, tool.meta["touches"], "default"))
+        action = Action(tool.name, "kubernetes", "dangerous", targets=resolve_targets(tool.name, args, tool.meta.touches, "default"))
         assert decide(policy, action, args, "alice", NOW).outcome == want, ns
 
 
@@ -86,7 +86,7 @@ async def test_the_dispatcher_blocks_the_namespace_delete_before_anyone_is_asked
     script = [step(("kubernetes.delete_resource", {"kind": "Namespace", "name": "kube\u2010system"})), {"text": "blocked"}]
     session, _, audit = await make_session(store, [tool], script, policy=load_policy(SHIPPED), approver=approver)
     events = await run(session)
-    assert tool.meta["calls"] == [] and approver.requests == []
+    assert tool.calls == [] and approver.requests == []
     assert of(events, "tool-call-finished")[0].status == "blocked"
     assert [(r.kind, r.rule) for r in await audit.rows()] == [("block", "no-deletes-in-kube-system")]
 
@@ -377,9 +377,9 @@ def test_skills_show_prints_no_literal_secret_of_a_pack(tmp_path):
     from skills.registry import pack_tools
 
     pack_tools(load_packs([tmp_path]).packs)
-    from engine.dispatch import _skills_known_values
+    from wiring.toolbox import known_credentials
 
-    assert SECRET in list(_skills_known_values(None))
+    assert SECRET in known_credentials()
 
 
 @pytest.mark.parametrize("as_json", [False, True])
@@ -610,7 +610,7 @@ def test_a_pack_pattern_that_does_not_compile_is_reported_at_load(tmp_path):
 
 async def test_an_unlisted_approver_name_is_refused(store):
     rec = Recorder()
-    approver = ScriptedApprover(lambda req: ApprovalAnswer(True, by="mallory", call_hash=req.call_hash, request_id=req.request_id))
+    approver = ScriptedApprover(lambda req: ApprovalAnswer(approved=True, by="mallory", call_hash=req.call_hash, request_id=req.request_id))
     session, _, audit = await make_session(store, k8s_tools(rec), [step(("kubernetes.delete_pod", {"name": "web-1", "namespace": "shop"})), {"text": "x"}], approver=approver)
     events = await run(session)
     assert rec.calls == []
@@ -619,13 +619,13 @@ async def test_an_unlisted_approver_name_is_refused(store):
     assert [r.kind for r in await audit.rows()] == ["denial"]
 
 
-@pytest.mark.parametrize("binding", [{}, {"call_hash": None}, {"request_id": "other"}])
+@pytest.mark.parametrize("binding", [{"call_hash": "", "request_id": ""}, {"call_hash": ""}, {"request_id": "other"}])
 async def test_an_answer_not_bound_to_the_exact_call_and_request_is_refused(store, binding):
     rec = Recorder()
 
     def answer(req: Any) -> ApprovalAnswer:
-        fields = {"call_hash": req.call_hash, "request_id": req.request_id, **binding} if binding else {}
-        return ApprovalAnswer(True, by="alice", **fields)
+        fields = {"call_hash": req.call_hash, "request_id": req.request_id, **binding}
+        return ApprovalAnswer(approved=True, by="alice", **fields)
 
     session, _, audit = await make_session(store, k8s_tools(rec), [step(("kubernetes.delete_pod", {"name": "web-1"})), {"text": "x"}], approver=ScriptedApprover(answer))
     events = await run(session)

@@ -15,7 +15,8 @@ import pytest
 from engine import events as ev
 from engine.loop import Session
 from engine.models.base import Completion, Message, TextDelta, ToolCall, ToolSpec
-from engine.tools import SimpleToolbox, python_tool
+from engine.toolbox import Toolbox
+from engine.tools import python_tool
 from engine.models.errors import AuthError, BadRequest, ContextOverflow, RateLimited, Unavailable
 from engine.models.litellm_adapter import LiteLLMModel
 from wire_server import WIRE
@@ -604,10 +605,10 @@ def get_logs(pod: str, namespace: str, tail_lines: int = 100) -> str:
 async def test_loop_returns_garbled_arguments_to_the_model_and_continues(wire):
     wire.play("anthropic", "garbled_arguments", "streamed_final_answer")
     model = model_for("anthropic", wire, "streamed_final_answer")
-    session = Session(model, SimpleToolbox([python_tool(get_logs)]))
+    session = Session(model, Toolbox([python_tool(get_logs)]))
     out = [e async for e in session.run_turn("why is checkout failing?")]
     finished = [e for e in out if isinstance(e, ev.ToolCallFinished)]
-    assert [f.status for f in finished] == ["error"]
+    assert [f.status for f in finished] == ["refused"]
     assert "not valid JSON" in finished[0].output
     assert out[-1].reason == "answered"
     second = wire.requests[1].json()["messages"]

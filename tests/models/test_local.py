@@ -14,8 +14,9 @@ from engine.models import errors
 from engine.models.base import Completion, Message, Model, TextDelta, ToolSpec
 from engine.models.install import is_installed
 from engine.models.local import LocalModel
-from engine.runtime import make_model
-from engine.tools import SimpleToolbox, python_tool
+from wiring import make_model
+from engine.toolbox import Toolbox
+from engine.tools import python_tool
 
 
 def test_missing_model_is_unavailable_with_a_hint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -201,7 +202,7 @@ async def test_the_real_loop_runs_a_tool_and_answers(model: LocalModel) -> None:
         """List the pods of a namespace with status and restarts."""
         return "NAME          STATUS            RESTARTS\ncheckout-7d9f CrashLoopBackOff  14\ncart-55c1     Running           0"
 
-    session = Session(model, SimpleToolbox([python_tool(list_pods, name="kubernetes.list_pods")]), config=LoopConfig(max_steps=3))
+    session = Session(model, Toolbox([python_tool(list_pods, name="kubernetes.list_pods")]), config=LoopConfig(max_steps=3))
     events = [e async for e in session.run_turn("Which pod in namespace shop is crashing? Check, then answer in one sentence.")]
     kinds = [e.kind for e in events]
     assert "tool-call-finished" in kinds

@@ -21,7 +21,7 @@ XMAS = dt.datetime(2026, 12, 24, 9, 0, tzinfo=dt.timezone.utc)
 
 
 def act(name: str, risk: str, **kw) -> Action:
-    return Action(name=name, pack=name.split(".")[0], risk=effective_risk(name, risk, kw.pop("meta", None)), **kw)
+    return Action(name=name, pack=name.split(".")[0], risk=effective_risk(name, risk, (kw.pop("meta", None) or {}).get("http_method")), **kw)
 
 
 def test_risk_defaults():
@@ -43,10 +43,10 @@ def test_new_pack_writes_require_approval_until_widened():
 
 
 def test_effective_risk_uses_method_and_verb():
-    assert effective_risk("acme.get_user", "read", {"http_method": "DELETE"}) == "dangerous"
-    assert effective_risk("acme.get_user", "read", {"http_method": "POST"}) == "write"
+    assert effective_risk("acme.get_user", "read", "DELETE") == "dangerous"
+    assert effective_risk("acme.get_user", "read", "POST") == "write"
     assert effective_risk("kubernetes.delete_pod", "read") == "dangerous"
-    assert effective_risk("kubernetes.list_pods", "read", {"http_method": "GET"}) == "read"
+    assert effective_risk("kubernetes.list_pods", "read", "GET") == "read"
     assert effective_risk("x.y", "bogus") == "unknown"
 
 

@@ -16,11 +16,14 @@ from engine.retrieval.experience import Experience, ExperienceMemory, recall
 from engine.retrieval.index import HybridIndex
 from engine.retrieval.lessons import lessons_from_session
 from engine.retrieval.multiturn import catalog_tools
-from engine.retrieval.selector import SelectingToolbox, ToolSelector
-from engine.runtime import score_and_learn
+from engine.dispatch import Dispatcher
+from engine.policy.rules import Policy
+from engine.retrieval.selector import ToolSelector
+from wiring import score_and_learn
 from engine.store import Store
 from engine.testing import ScriptedModel
-from engine.tools import SimpleToolbox, Tool, ToolOutput
+from engine.toolbox import Toolbox
+from engine.tools import Tool, ToolOutput
 
 PAST = [
     Experience("show the logs of the crashed payments pod", ("kubernetes.get_pod_logs", "kubernetes.describe_pod"), "session:a"),
@@ -120,17 +123,6 @@ def warm_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
-class DenyingToolbox(SimpleToolbox):
-    """Runs reads; a person denies every change (the status the guarded pipeline gives a denial)."""
-
-    async def dispatch(self, call, ctx):  # noqa: ANN001, ANN201 - the Toolbox protocol
-        if self.risk_of(call.name) != "read":
-            yield ctx.event(ev.ToolCallFinished, call_id=call.id, tool=call.name, status="denied", duration_ms=0.0, summary="denied", step=ctx.step)
-            return
-        async for e in super().dispatch(call, ctx):
-            yield e
-
-
 SCRIPT = [
     {"tool_calls": [{"name": "github.list_deployments", "arguments": {"repo": "shop/checkout"}}]},
     {"tool_calls": [{"name": "kubernetes.rollout_history", "arguments": {"name": "checkout-api"}}]},
@@ -143,7 +135,8 @@ async def _first_session(warm_index: Path, tmp_path: Path, *, mark: str | None =
     shutil.copytree(warm_index, tmp_path / "ix")
     tools = _tools()
     sel = ToolSelector(tools, HybridIndex(tmp_path / "ix"), max_tools=6)
-    box = SelectingToolbox(sel, DenyingToolbox(tools))
+    # a person denies every change (the approver of a session without one)
+    box = Toolbox(tools, selector=sel, dispatcher=Dispatcher(Policy.permissive(writes="approve"), None))
     store = await Store(tmp_path / "lantern.db").open()
     try:
         session = Session(ScriptedModel(SCRIPT), box, sink=store)
@@ -186,7 +179,7 @@ async def test_a_session_that_ended_well_teaches_the_next_one(warm_index: Path, 
 async def test_the_toolset_change_shows_which_past_requests(warm_index: Path, tmp_path: Path) -> None:
     sel, _ = await _first_session(warm_index, tmp_path)
     sel.reset()
-    session = Session(ScriptedModel([{"text": "Looking."}]), SelectingToolbox(sel, SimpleToolbox(list(sel.tools.values()))))
+    session = Session(ScriptedModel([{"text": "Looking."}]), Toolbox(list(sel.tools.values()), selector=sel))
     changed = next(e for e in [e async for e in session.run_turn(AGAIN)] if isinstance(e, ev.ToolSetChanged))
     assert changed.experience == {t: [REQUEST] for t in TAUGHT}
     assert changed.reasons["github.list_deployments"] == "experience: 1 similar past request"

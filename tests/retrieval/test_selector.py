@@ -10,9 +10,10 @@ from engine.events import StepStarted, ToolSetChanged
 from engine.loop import Session
 from engine.retrieval.index import HybridIndex
 from engine.retrieval.multiturn import catalog_tools
-from engine.retrieval.selector import FIND_TOOLS, SelectingToolbox, ToolSelector, find_tools_tool, schema_tokens
+from engine.retrieval.selector import FIND_TOOLS, ToolSelector, find_tools_tool, schema_tokens
 from engine.testing import ScriptedModel
-from engine.tools import SimpleToolbox, Tool, ToolOutput
+from engine.toolbox import Toolbox
+from engine.tools import Tool, ToolOutput
 
 
 def _tools() -> list[Tool]:
@@ -49,8 +50,7 @@ def _selector(index_dir: Path, tmp_path: Path, **kw) -> tuple[ToolSelector, list
 
 
 def _session(sel: ToolSelector, tools: list[Tool], script: list[dict]) -> Session:
-    dispatch = SimpleToolbox([*tools, sel.tools[FIND_TOOLS]])
-    return Session(ScriptedModel(script), SelectingToolbox(sel, dispatch))
+    return Session(ScriptedModel(script), Toolbox([*tools, sel.tools[FIND_TOOLS]], selector=sel))
 
 
 async def _run(session: Session, text: str) -> list:

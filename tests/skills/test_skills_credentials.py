@@ -14,7 +14,7 @@ from keyring.backends import fail
 from engine.loop import Session
 from engine.store import Store
 from engine.testing import ScriptedModel
-from engine.tools import SimpleToolbox
+from engine.toolbox import Toolbox
 from skills import credentials, credentials_cli
 from skills.loader import load_packs
 from skills.registry import pack_tools
@@ -113,7 +113,7 @@ async def test_credential_canary_appears_nowhere(tmp_path, api, memory_keyring, 
     ])
     db = tmp_path / "s.db"
     async with Store(db) as store:
-        session = Session(model, SimpleToolbox(list(tools.values())), sink=store)
+        session = Session(model, Toolbox(list(tools.values())), sink=store)
         await store.create_session(session.id)
         events = [e async for e in session.run_turn("check the api")]
     # the secret really went over the wire

@@ -135,9 +135,9 @@ def test_pack_tools_become_engine_tools_with_metadata():
     assert t.risk == "read" and t.pack == "kubernetes"
     assert t.parameters["required"] == ["name"] and t.parameters["additionalProperties"] is False
     assert "kubectl logs" in t.keywords and any("crashed" in k for k in t.keywords)
-    assert tools["kubernetes.rollout_undo"].meta["rollback"]
-    assert tools["github.list_commits"].meta["projection"][0] == "[].sha"
-    assert tools["kubernetes.drain_node"].meta["permissions"]
+    assert tools["kubernetes.rollout_undo"].meta.rollback
+    assert tools["github.list_commits"].meta.projection[0] == "[].sha"
+    assert tools["kubernetes.drain_node"].meta.permissions
 
 
 def test_tools_for_config_adds_user_dirs_and_reports_their_errors(tmp_path):

@@ -1,4 +1,4 @@
-"""Wiring: from a Config to a ready Session (model, toolbox, store, approver).
+"""From a Config to a ready Session (model, toolbox, store, approver, sandbox world).
 
 Faces call `open_session`; nothing here imports a UI. Heavy imports (litellm, llama.cpp,
 kubernetes, lancedb) happen inside the functions that need them, never at import time.
@@ -6,46 +6,20 @@ kubernetes, lancedb) happen inside the functions that need them, never at import
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from engine import events as ev
 from engine.config import Config, resolve_model
 from engine.loop import Approver, LoopConfig, Session
+from engine.models import make_model
 from engine.models.base import Model
-from engine.models.errors import BadRequest, Unavailable
 from engine.store import Store
+from engine.toolbox import Toolbox
+from wiring.toolbox import attach, build_toolbox
 
 
-def make_model(name: str, cfg: Config | None = None) -> Model:
-    """Build the model named by `name` ('local', 'scripted:PATH', or a litellm id)."""
-    if name.startswith("scripted:"):
-        from engine.testing import ScriptedModel
-
-        return ScriptedModel.from_file(name.split(":", 1)[1])
-    if name == "local" or name.startswith("local:"):
-        try:
-            mod = importlib.import_module("engine.models.local")
-        except ImportError as exc:
-            raise Unavailable(
-                f"the embedded local model is not available: {exc}",
-                hint="run `make run` (or `lantern model install`) to install it",
-            ) from None
-        return mod.LocalModel.create(name)
-    if "/" not in name:
-        raise BadRequest(
-            f"unknown model {name!r}",
-            hint="use 'local', 'scripted:PATH', or provider/model such as anthropic/claude-sonnet-4-5",
-        )
-    from engine.models.litellm_adapter import LiteLLMModel
-
-    return LiteLLMModel(name, api_base=(cfg.ollama_url if cfg and name.startswith("ollama") else None))
-
-
-def make_toolbox(cfg: Config) -> Any:
+def make_toolbox(cfg: Config) -> Toolbox:
     """The runtime toolbox: skills, retrieval, guard, policy."""
-    from engine.toolbox import build_toolbox
-
     return build_toolbox(cfg)
 
 
@@ -155,7 +129,7 @@ async def open_session(
     approver: Approver | None = None,
     session_id: str | None = None,
     model: Model | None = None,
-    toolbox: Any = None,
+    toolbox: Toolbox | None = None,
 ) -> Session:
     """Create a new session, or reopen `session_id` with its events (for --continue)."""
     model = model or make_model(resolve_model(cfg), cfg)
@@ -182,13 +156,9 @@ async def open_session(
         config=loop_cfg,
         events=past,
     )
-    attach = getattr(toolbox, "attach", None)
-    if attach is not None:
-        await attach(store, cfg)
-    dispatcher = getattr(toolbox, "dispatcher", None)
-    if dispatcher is not None:
-        session.redact = dispatcher.redact
-    read_only = bool(cfg.read_only or getattr(dispatcher, "read_only", False))
+    await attach(toolbox, store, cfg)
+    session.redact = toolbox.dispatcher.redact
+    read_only = cfg.read_only or toolbox.dispatcher.read_only
     if read_only:
         loop_cfg.system_prompt += "\n" + READ_ONLY_PROMPT
     await store.create_session(session.id, model=model.name, context=cfg.context)
