@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from engine import events as ev
-from engine.models.base import Completion, Message, Model, TextDelta, ToolCall, ToolSpec
+from engine.models.base import Completion, Message, Model, TextDelta, ToolCall, ToolSpec, Usage
 from engine.models.errors import ModelError
 from engine.textsafe import safe_tree
 
@@ -106,6 +106,8 @@ class TurnContext:
     query: str = ""
     """The user's text for this turn."""
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+    reviewed: bool = False
+    """The plan critic asked this turn to revise a plan (it asks once a turn)."""
 
     def event(self, cls: type[T], **fields: Any) -> T:
         """Stamp a new event of this session (seq, time, turn)."""
@@ -276,6 +278,38 @@ class _HeldBack:
         return out
 
 
+@dataclass
+class Step:
+    """One model step in progress, as the hooks see it."""
+
+    started: float = field(default_factory=time.perf_counter)
+    tools: list[ToolSpec] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+    text: str = ""
+    calls: list[ToolCall] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    outside: float = 0.0
+    """Seconds spent in the model and the tools (the rest is the engine's own time)."""
+    held: bool = False
+    """A review hook held the calls back: nothing more runs in this step."""
+
+
+Hook = Callable[[TurnContext, Step], AsyncIterator[Any]]
+"""A named point of a turn where the engine's own work runs; yields events."""
+
+
+@dataclass
+class Hooks:
+    """The engine's own work around the model's steps, by name."""
+
+    opening: list[Hook] = field(default_factory=list)
+    """Before the first step (the triage playbook's reads and their follow-ups)."""
+    review: list[Hook] = field(default_factory=list)
+    """After the model asks for calls, before any runs (the plan critic; may hold them back)."""
+    after_calls: list[Hook] = field(default_factory=list)
+    """After the step's calls ran (the reads the findings ask for)."""
+
+
 _IDS = frozenset({"call_id", "call_hash", "request_id", "output_ref", "ref", "tool", "model", "status", "kind", "risk", "decision"})
 """Event fields that are identifiers, never scrubbed (an approval binds to call_hash and request_id)."""
 
@@ -324,6 +358,8 @@ class Session:
         self._seq = self.events[-1].seq if self.events else 0
         self._turn = max((getattr(e, "turn", 0) for e in self.events), default=0)
         self._cancel: asyncio.Event | None = None
+        self.hooks = Hooks(opening=[self.triage_opening], review=[self.critic_review], after_calls=[self.follow_up_reads])
+        """The engine's own work around the model's steps."""
         self.diagnoser = None
         """The session's findings (engine.diagnose), when the config asks for them."""
         if self.config.diagnose:
@@ -541,156 +577,169 @@ class Session:
                 return
 
     async def _steps(self, ctx: TurnContext, totals: dict[str, Any], t0: float) -> AsyncIterator[Any]:
-        cfg = self.config
-        reviewed_once = False
+        """A turn: the opening hooks, then steps until the model answers or a limit is reached."""
+        for hook in self.hooks.opening:
+            async for e in hook(ctx, Step()):
+                yield e
         asked_before: tuple[tuple[str, str], ...] = ()
         looping = False  # the model asked for exactly the calls of its previous step
-        if cfg.opening:
-            async for e in self._opening(ctx):
-                yield e
         while True:
-            if ctx.step >= cfg.max_steps:
-                yield ctx.event(
-                    ev.ErrorEvent,
-                    code="step-limit",
-                    message=f"Stopped after {cfg.max_steps} steps without a final answer.",
-                    hint="Ask a narrower question, or raise the step limit.",
-                )
-                yield _Stop("step-limit")
+            stop = self._limit_reached(ctx, totals, t0)
+            if stop is not None:
+                yield stop[0]
+                yield _Stop(stop[1])
                 return
-            over = self._over_budget(totals, t0)
-            if over:
-                yield ctx.event(ev.ErrorEvent, code="budget", message=over)
-                yield _Stop("budget")
-                return
-            if ctx.cancelled.is_set():
-                raise TurnCancelled()
             ctx.step += 1
-            s0 = time.perf_counter()
-            outside = 0.0  # model + tool time, to isolate the engine's own time
-
-            tools, changed = await self.toolbox.select(ctx)
-            if changed is not None:
-                yield changed
-            if ctx.step == cfg.max_steps and tools:
-                # The last step of the turn offers no tools, so the model answers with what it has
-                # instead of running into the step limit mid-investigation.
-                tools = []
-                yield ctx.event(ev.Notice, text=f"Step {ctx.step} is the last of this turn: the model answers with the evidence it has.", topic="last-step")
-            elif looping and tools:
-                # Asking again for what was just answered (or refused) learns nothing, and a small
-                # local model can do it until the step limit: the next step is its answer.
-                tools = []
-                yield ctx.event(
-                    ev.Notice,
-                    text=f"The model asked again for the same calls as step {ctx.step - 2}; step {ctx.step} answers with the evidence it has.",
-                    level="warning",
-                    topic="repeat-loop",
-                )
-            # Compaction and fact extraction are CPU work: off the event loop the faces share.
-            messages, ctx_events = await _in_thread(self.context.build, ctx, cfg.system_prompt, tools)
-            for e in ctx_events:
+            step = Step()
+            async for e in self._offer(ctx, step, looping):
                 yield e
-            yield ctx.event(ev.StepStarted, step=ctx.step, tools=[t.name for t in tools])
-
-            m0 = time.perf_counter()
-            completion: Completion | None = None
-            stream = self.model.stream(messages, tools, answer_schema=cfg.answer_schema)
-            held = _HeldBack(self.redact)
-            try:
-                while True:
-                    try:
-                        chunk = await self._anext(stream, ctx.cancelled)
-                    except StopAsyncIteration:
+            async for e in self._ask_model(ctx, step):
+                yield e
+            totals["prompt"] += step.usage.prompt_tokens
+            totals["completion"] += step.usage.completion_tokens
+            totals["cost"] += step.usage.cost_usd
+            for hooks, outside in ((self.hooks.review, False), ([self._run_calls], True), (self.hooks.after_calls, True)):
+                for hook in hooks:
+                    if step.held:
                         break
-                    if isinstance(chunk, TextDelta):
-                        shown = held.feed(chunk.text)
-                        if shown:
-                            yield ctx.event(ev.AssistantDelta, text=shown, step=ctx.step)
-                    else:
-                        completion = chunk
-                rest = held.flush()
-                if rest:
-                    yield ctx.event(ev.AssistantDelta, text=rest, step=ctx.step)
-            finally:
-                aclose = getattr(stream, "aclose", None)
-                if aclose is not None:
-                    try:
-                        await aclose()
-                    except Exception:  # noqa: BLE001
-                        pass
-            outside += time.perf_counter() - m0
-            if completion is None:
-                raise ModelError("the model ended its reply without a completion", hint="try again")
+                    d0 = time.perf_counter()
+                    async for e in hook(ctx, step):
+                        yield e
+                    if outside:  # tools' time, not the engine's own
+                        step.outside += time.perf_counter() - d0
+            yield self._step_finished(ctx, step.started, step.outside, step.usage)
+            if step.held:
+                continue
+            if not step.calls:
+                return
+            asked = _signature(step.calls)
+            looping, asked_before = asked == asked_before, asked
 
-            u = completion.usage
-            totals["prompt"] += u.prompt_tokens
-            totals["completion"] += u.completion_tokens
-            totals["cost"] += u.cost_usd
-            calls = completion.tool_calls
+    def _limit_reached(self, ctx: TurnContext, totals: dict[str, Any], t0: float) -> tuple[Any, str] | None:
+        """The event that ends the turn at a limit (steps, budget), and the reason; None to go on."""
+        if ctx.step >= self.config.max_steps:
+            return ctx.event(
+                ev.ErrorEvent,
+                code="step-limit",
+                message=f"Stopped after {self.config.max_steps} steps without a final answer.",
+                hint="Ask a narrower question, or raise the step limit.",
+            ), "step-limit"
+        over = self._over_budget(totals, t0)
+        if over:
+            return ctx.event(ev.ErrorEvent, code="budget", message=over), "budget"
+        if ctx.cancelled.is_set():
+            raise TurnCancelled()
+        return None
+
+    async def _offer(self, ctx: TurnContext, step: Step, looping: bool) -> AsyncIterator[Any]:
+        """The tools for this step and the prompt that offers them."""
+        tools, changed = await self.toolbox.select(ctx)
+        if changed is not None:
+            yield changed
+        if ctx.step == self.config.max_steps and tools:
+            # The last step of the turn offers no tools, so the model answers with what it has
+            # instead of running into the step limit mid-investigation.
+            tools = []
+            yield ctx.event(ev.Notice, text=f"Step {ctx.step} is the last of this turn: the model answers with the evidence it has.", topic="last-step")
+        elif looping and tools:
+            # Asking again for what was just answered (or refused) learns nothing, and a small
+            # local model can do it until the step limit: the next step is its answer.
+            tools = []
             yield ctx.event(
-                ev.AssistantMessage,
-                text=completion.text,
-                step=ctx.step,
-                tool_calls=[{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls],
+                ev.Notice,
+                text=f"The model asked again for the same calls as step {ctx.step - 2}; step {ctx.step} answers with the evidence it has.",
+                level="warning",
+                topic="repeat-loop",
+            )
+        # Compaction and fact extraction are CPU work: off the event loop the faces share.
+        step.messages, ctx_events = await _in_thread(self.context.build, ctx, self.config.system_prompt, tools)
+        for e in ctx_events:
+            yield e
+        step.tools = tools
+        yield ctx.event(ev.StepStarted, step=ctx.step, tools=[t.name for t in tools])
+
+    async def _ask_model(self, ctx: TurnContext, step: Step) -> AsyncIterator[Any]:
+        """Stream the model's reply (text shown as it comes, scrubbed), then its message and calls."""
+        m0 = time.perf_counter()
+        completion: Completion | None = None
+        stream = self.model.stream(step.messages, step.tools, answer_schema=self.config.answer_schema)
+        held = _HeldBack(self.redact)
+        try:
+            while True:
+                try:
+                    chunk = await self._anext(stream, ctx.cancelled)
+                except StopAsyncIteration:
+                    break
+                if isinstance(chunk, TextDelta):
+                    shown = held.feed(chunk.text)
+                    if shown:
+                        yield ctx.event(ev.AssistantDelta, text=shown, step=ctx.step)
+                else:
+                    completion = chunk
+            rest = held.flush()
+            if rest:
+                yield ctx.event(ev.AssistantDelta, text=rest, step=ctx.step)
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                try:
+                    await aclose()
+                except Exception:  # noqa: BLE001 - closing a finished stream must not fail the step
+                    pass
+        step.outside += time.perf_counter() - m0
+        if completion is None:
+            raise ModelError("the model ended its reply without a completion", hint="try again")
+        step.usage, step.calls, step.text = completion.usage, completion.tool_calls, completion.text
+        yield ctx.event(
+            ev.AssistantMessage,
+            text=completion.text,
+            step=ctx.step,
+            tool_calls=[{"id": c.id, "name": c.name, "arguments": c.arguments} for c in step.calls],
+        )
+
+    async def _run_calls(self, ctx: TurnContext, step: Step) -> AsyncIterator[Any]:
+        """The step's calls, one after another, through the toolbox."""
+        for call in step.calls:
+            async for e in self._dispatch(call, ctx):
+                yield e
+
+    async def critic_review(self, ctx: TurnContext, step: Step) -> AsyncIterator[Any]:
+        """Hook: the plan critic reads the step's writes before any runs (once a turn); a plan it
+        asks to revise is held back, and the model reads the critique as each call's result."""
+        writes = [c for c in step.calls if self.toolbox.risk_of(c.name) in ("write", "dangerous")]
+        if not writes or self.reviewer is None or ctx.reviewed:
+            return
+        plan_id = uuid.uuid4().hex[:8]
+        yield ctx.event(ev.PlanProposed, plan_id=plan_id, steps=[{"tool": c.name, "arguments": c.arguments} for c in writes], rationale=step.text)
+        verdict, findings, suggested = await self.reviewer.review(writes, ctx)
+        yield ctx.event(ev.CriticVerdict, plan_id=plan_id, verdict=verdict, findings=findings, suggested=suggested)
+        if verdict == "ok":
+            return
+        ctx.reviewed, step.held = True, True
+        note = "Plan not executed. The critic asks you to revise it: " + "; ".join(findings)
+        for c in step.calls:
+            yield ctx.event(
+                ev.ToolCallFinished, call_id=c.id, tool=c.name, status="blocked", duration_ms=0.0, summary="held back by the plan critic", output=note, step=ctx.step
             )
 
-            if calls and self.reviewer is not None and not reviewed_once:
-                writes = [c for c in calls if self.toolbox.risk_of(c.name) in ("write", "dangerous")]
-                if writes:
-                    plan_id = uuid.uuid4().hex[:8]
-                    yield ctx.event(
-                        ev.PlanProposed,
-                        plan_id=plan_id,
-                        steps=[{"tool": c.name, "arguments": c.arguments} for c in writes],
-                        rationale=completion.text,
-                    )
-                    verdict, findings, suggested = await self.reviewer.review(writes, ctx)
-                    yield ctx.event(
-                        ev.CriticVerdict, plan_id=plan_id, verdict=verdict, findings=findings, suggested=suggested
-                    )
-                    if verdict != "ok":
-                        reviewed_once = True
-                        # The model gets the critique once, as the result of each call it asked for.
-                        note = "Plan not executed. The critic asks you to revise it: " + "; ".join(findings)
-                        for c in calls:
-                            yield ctx.event(
-                                ev.ToolCallFinished,
-                                call_id=c.id,
-                                tool=c.name,
-                                status="blocked",
-                                duration_ms=0.0,
-                                summary="held back by the plan critic",
-                                output=note,
-                                step=ctx.step,
-                            )
-                        yield self._step_finished(ctx, s0, outside, u)
-                        continue
+    async def follow_up_reads(self, ctx: TurnContext, step: Step) -> AsyncIterator[Any]:
+        """Hook: what the model's reads turned up can ask for reads of their own (a pod it described
+        is crash-looping: the terminated container's log), run as the opening's are: read-only,
+        through the same dispatcher and policy, as step 0 (the engine's own reads)."""
+        if not step.calls:
+            return
+        current, ctx.step = ctx.step, 0
+        try:
+            async for e in self._follow_ups(ctx, rounds=1, summary=False):
+                yield e
+        finally:
+            ctx.step = current
 
-            for call in calls:
-                d0 = time.perf_counter()
-                async for e in self._dispatch(call, ctx):
-                    yield e
-                outside += time.perf_counter() - d0
-
-            if calls:
-                # What the model's reads turned up can ask for reads of their own (a pod it
-                # described is crash-looping: the terminated container's log), run as the
-                # opening's are: read-only, through the same dispatcher and policy.
-                # They belong to step 0, the engine's own reads, as the opening's do.
-                d0, step = time.perf_counter(), ctx.step
-                ctx.step = 0
-                try:
-                    async for e in self._follow_ups(ctx, rounds=1, summary=False):
-                        yield e
-                finally:
-                    ctx.step = step
-                outside += time.perf_counter() - d0
-            yield self._step_finished(ctx, s0, outside, u)
-            if not calls:
-                return
-            asked = _signature(calls)
-            looping, asked_before = asked == asked_before, asked
+    async def triage_opening(self, ctx: TurnContext, step: Step) -> AsyncIterator[Any]:
+        """Hook: the triage playbook's reads and the follow-ups their findings ask for."""
+        if self.config.opening:
+            async for e in self._opening(ctx):
+                yield e
 
     def _step_finished(self, ctx: TurnContext, s0: float, outside: float, u: Any) -> Any:
         total = time.perf_counter() - s0

@@ -22,7 +22,7 @@ import ipaddress
 import math
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -239,93 +239,9 @@ class Scrubber:
 
     # -- checks ---------------------------------------------------------------------------------
     def _check(self, check: str, v: str, m: re.Match[str], text: str) -> bool:
-        if check == "entropy":
-            return not _placeholderish(v) and shannon(v) >= 3.0
-        if check == "pem":
-            hm = re.match(r"-----BEGIN[^\n]*?-----", v)
-            head, body = (hm.group(), v[hm.end() :]) if hm else ("", v)
-            if re.search(r"FAKE|EXAMPLE|DUMMY|EMPTY|SAMPLE", head):
-                return False
-            body = re.sub(r"-----END.*", "", body, flags=re.S)
-            joined = "".join(re.findall(r"[A-Za-z0-9+/=]{16,}", body))
-            # a key body is one base64 run: no ellipsis, no prose between its lines
-            return len(joined) >= 48 and "..." not in body
-        if check == "b64_pem":
-            return b"ENCRYPTED" not in _b64decode(v)
-        if check == "b64_pem_strict":
-            raw = _b64decode(v)
-            return b"PRIVATE KEY-----" in raw and b"ENCRYPTED" not in raw
-        if check == "jwk":
-            return bool(re.search(r'"(?:d|k|p|q|dp|dq|qi)"\s*:\s*"[A-Za-z0-9_-]{16,}"', v))
-        if check == "b64_entropy":
-            return _high_entropy_b64(v)
-        if check == "not_placeholder":
-            return not _placeholderish(v)
-        if check == "basic":
-            return len(v) >= 8 and not _placeholderish(v) and _classes(v) >= 2
-        quoted = bool(m.groupdict().get("q"))
-        if check == "password":
-            v = v.strip("\"'`()")
-            if len(v) < 4 or _placeholderish(v) or (not quoted and _IDENT_CALL.match(v)) or "(" in v:
-                return False
-            if v.lower().startswith(("http", "os.", "process.", "env.", "getenv", "sys.", "config.", "settings.", "self.", "this.")):
-                return False
-            return _classes(v) >= 2 or (len(v) >= 12 and shannon(v) >= 3.2)
-        if check == "secret":
-            v = v.strip("\"'`()")
-            if len(v) < 6 or _placeholderish(v) or (not quoted and _IDENT_CALL.match(v)):
-                return False
-            if _not_secret_shape(v, m.groupdict().get("var") or ""):
-                return False
-            if v.lower().startswith(("http", "os.", "process.", "env.", "getenv", "sys.", "config.", "settings.", "self.", "this.")):
-                return False
-            if re.fullmatch(r"[a-z]+(?:[_-][a-z]+)*", v):  # words and identifiers: key: my-config
-                return False
-            if re.fullmatch(r"[A-Z][A-Z_]+", v) and len(v) < 16:  # constants: token: AUTH_TOKEN
-                return False
-            if re.fullmatch(r"[A-Z]?[a-z]+(?:[A-Z][a-z]+)*", v):  # type and class names: CancellationToken
-                return False
-            if len(v) >= 16:
-                return shannon(v) >= 3.0 and _classes(v) >= 2
-            return _classes(v) >= 2 and shannon(v) >= 2.5
-        if check == "email":
-            if re.search(r"://[^\s/@:]*:$", text[max(0, m.start() - 200) : m.start()]):
-                return False  # user:password@host in a URL: the url-password rule takes the password only
-            local, _, domain = v.rpartition("@")
-            return bool(local) and not domain.lower().endswith((".png", ".jpg", ".svg", ".gif", ".local", ".svc", ".internal"))
-        if check == "luhn":
-            digits = re.sub(r"\D", "", v)
-            if not 12 <= len(digits) <= 19 or len(set(digits)) < 3 or not _luhn(digits):
-                return False
-            # epoch timestamps in s/ms/us/ns pass Luhn one time in ten: not card numbers
-            if len(digits) in (10, 13, 16, 19) and re.match(r"1[5-9]", digits) and digits == v:
-                return False
-            return True
-        if check == "iban":
-            s = v.replace(" ", "")
-            if not 15 <= len(s) <= 34:
-                return False
-            r = s[4:] + s[:4]
-            try:
-                return int("".join(str(int(c, 36)) for c in r)) % 97 == 1
-            except ValueError:
-                return False
-        if check == "ssn":
-            a, g, s = v.split("-")
-            return a not in ("000", "666") and not a.startswith("9") and g != "00" and s != "0000"
-        if check == "ipv4":
-            if self.keep_private_ips and v.startswith(_PRIVATE_PREFIXES):
-                return False  # the common case in cluster output, decided without parsing
-            try:
-                ip = ipaddress.ip_address(v)
-            except ValueError:
-                return False
-            if self.keep_private_ips and any(ip in n for n in (*_PRIVATE_NETS, *self.cluster_nets)):
-                return False
-            return True
-        if check == "phone":
-            return _phone(v, m, text)
-        return True
+        """A rule's own test of a match (entropy, Luhn, a real key body...); unknown checks pass."""
+        fn = _CHECKS.get(check)
+        return fn(self, v, m, text) if fn is not None else True
 
     def _block_values(self, text: str, m: re.Match[str], rule: _Rule) -> list[Finding]:
         """Kubernetes Secret `data:` blocks: redact each value, keep the keys."""
@@ -513,3 +429,145 @@ def default_scrubber() -> Scrubber:
     if _default is None:
         _default = Scrubber()
     return _default
+
+
+# -- the rules' checks: is this match really a secret or personal data? -----------------------
+
+
+def _check_entropy(sc: Scrubber, v: str, m: re.Match[str], text: str) -> bool:
+    return not _placeholderish(v) and shannon(v) >= 3.0
+
+
+def _check_pem(sc: Scrubber, v: str, m: re.Match[str], text: str) -> bool:
+    hm = re.match(r"-----BEGIN[^\n]*?-----", v)
+    head, body = (hm.group(), v[hm.end() :]) if hm else ("", v)
+    if re.search(r"FAKE|EXAMPLE|DUMMY|EMPTY|SAMPLE", head):
+        return False
+    body = re.sub(r"-----END.*", "", body, flags=re.S)
+    joined = "".join(re.findall(r"[A-Za-z0-9+/=]{16,}", body))
+    # a key body is one base64 run: no ellipsis, no prose between its lines
+    return len(joined) >= 48 and "..." not in body
+
+
+def _check_b64_pem(sc: Scrubber, v: str, m: re.Match[str], text: str) -> bool:
+    return b"ENCRYPTED" not in _b64decode(v)
+
+
+def _check_b64_pem_strict(sc: Scrubber, v: str, m: re.Match[str], text: str) -> bool:
+    raw = _b64decode(v)
+    return b"PRIVATE KEY-----" in raw and b"ENCRYPTED" not in raw
+
+
+def _check_jwk(sc: Scrubber, v: str, m: re.Match[str], text: str) -> bool:
+    return bool(re.search(r'"(?:d|k|p|q|dp|dq|qi)"\s*:\s*"[A-Za-z0-9_-]{16,}"', v))
+
+
+def _check_b64_entropy(sc: Scrubber, v: str, m: re.Match[str], text: str) -> bool:
+    return _high_entropy_b64(v)
+
+
+def _check_not_placeholder(sc: Scrubber, v: str, m: re.Match[str], text: str) -> bool:
+    return not _placeholderish(v)
+
+
+def _check_basic(sc: Scrubber, v: str, m: re.Match[str], text: str) -> bool:
+    return len(v) >= 8 and not _placeholderish(v) and _classes(v) >= 2
+
+
+def _check_password(sc: Scrubber, v: str, m: re.Match[str], text: str) -> bool:
+    quoted = bool(m.groupdict().get("q"))
+    v = v.strip("\"'`()")
+    if len(v) < 4 or _placeholderish(v) or (not quoted and _IDENT_CALL.match(v)) or "(" in v:
+        return False
+    if v.lower().startswith(("http", "os.", "process.", "env.", "getenv", "sys.", "config.", "settings.", "self.", "this.")):
+        return False
+    return _classes(v) >= 2 or (len(v) >= 12 and shannon(v) >= 3.2)
+
+
+def _check_secret(sc: Scrubber, v: str, m: re.Match[str], text: str) -> bool:
+    quoted = bool(m.groupdict().get("q"))
+    v = v.strip("\"'`()")
+    if len(v) < 6 or _placeholderish(v) or (not quoted and _IDENT_CALL.match(v)):
+        return False
+    if _not_secret_shape(v, m.groupdict().get("var") or ""):
+        return False
+    if v.lower().startswith(("http", "os.", "process.", "env.", "getenv", "sys.", "config.", "settings.", "self.", "this.")):
+        return False
+    if re.fullmatch(r"[a-z]+(?:[_-][a-z]+)*", v):  # words and identifiers: key: my-config
+        return False
+    if re.fullmatch(r"[A-Z][A-Z_]+", v) and len(v) < 16:  # constants: token: AUTH_TOKEN
+        return False
+    if re.fullmatch(r"[A-Z]?[a-z]+(?:[A-Z][a-z]+)*", v):  # type and class names: CancellationToken
+        return False
+    if len(v) >= 16:
+        return shannon(v) >= 3.0 and _classes(v) >= 2
+    return _classes(v) >= 2 and shannon(v) >= 2.5
+
+
+def _check_email(sc: Scrubber, v: str, m: re.Match[str], text: str) -> bool:
+    if re.search(r"://[^\s/@:]*:$", text[max(0, m.start() - 200) : m.start()]):
+        return False  # user:password@host in a URL: the url-password rule takes the password only
+    local, _, domain = v.rpartition("@")
+    return bool(local) and not domain.lower().endswith((".png", ".jpg", ".svg", ".gif", ".local", ".svc", ".internal"))
+
+
+def _check_luhn(sc: Scrubber, v: str, m: re.Match[str], text: str) -> bool:
+    digits = re.sub(r"\D", "", v)
+    if not 12 <= len(digits) <= 19 or len(set(digits)) < 3 or not _luhn(digits):
+        return False
+    # epoch timestamps in s/ms/us/ns pass Luhn one time in ten: not card numbers
+    if len(digits) in (10, 13, 16, 19) and re.match(r"1[5-9]", digits) and digits == v:
+        return False
+    return True
+
+
+def _check_iban(sc: Scrubber, v: str, m: re.Match[str], text: str) -> bool:
+    s = v.replace(" ", "")
+    if not 15 <= len(s) <= 34:
+        return False
+    r = s[4:] + s[:4]
+    try:
+        return int("".join(str(int(c, 36)) for c in r)) % 97 == 1
+    except ValueError:
+        return False
+
+
+def _check_ssn(sc: Scrubber, v: str, m: re.Match[str], text: str) -> bool:
+    a, g, s = v.split("-")
+    return a not in ("000", "666") and not a.startswith("9") and g != "00" and s != "0000"
+
+
+def _check_ipv4(sc: Scrubber, v: str, m: re.Match[str], text: str) -> bool:
+    if sc.keep_private_ips and v.startswith(_PRIVATE_PREFIXES):
+        return False  # the common case in cluster output, decided without parsing
+    try:
+        ip = ipaddress.ip_address(v)
+    except ValueError:
+        return False
+    if sc.keep_private_ips and any(ip in n for n in (*_PRIVATE_NETS, *sc.cluster_nets)):
+        return False
+    return True
+
+
+def _check_phone(sc: Scrubber, v: str, m: re.Match[str], text: str) -> bool:
+    return _phone(v, m, text)
+
+
+_CHECKS: dict[str, Callable[[Scrubber, str, re.Match[str], str], bool]] = {
+    "entropy": _check_entropy,
+    "pem": _check_pem,
+    "b64_pem": _check_b64_pem,
+    "b64_pem_strict": _check_b64_pem_strict,
+    "jwk": _check_jwk,
+    "b64_entropy": _check_b64_entropy,
+    "not_placeholder": _check_not_placeholder,
+    "basic": _check_basic,
+    "password": _check_password,
+    "secret": _check_secret,
+    "email": _check_email,
+    "luhn": _check_luhn,
+    "iban": _check_iban,
+    "ssn": _check_ssn,
+    "ipv4": _check_ipv4,
+    "phone": _check_phone,
+}

@@ -327,14 +327,7 @@ class HybridIndex:
         `scope`, only documents of those packs are considered for removal, so one changed pack
         can be synced alone.
         """
-        docs = list(docs)
-        seen: dict[str, Doc] = {}
-        for d in docs:
-            if not isinstance(d, Doc):
-                raise TypeError(f"sync expects Doc objects, got {type(d).__name__}")
-            if d.id in seen and seen[d.id] != d:
-                raise ValueError(f"two different documents share the id {d.id!r}")
-            seen[d.id] = d
+        seen = _unique_docs(docs)
         kinds_set = set(kinds or KINDS)
         scope_set = set(scope) if scope is not None else None
         rep = SyncReport()
@@ -344,66 +337,70 @@ class HybridIndex:
                 self._generation = self._read_generation()
             changed: list[Doc] = []
             for d in seen.values():
-                h = d.hash
                 old = self._hashes.get(d.id)
-                if old == h:
+                if old == d.hash:
                     rep.unchanged += 1
                     continue
                 (rep.updated if old is not None else rep.added).append(d.id)
                 changed.append(d)
-            for i, d in list(self._docs.items()):
-                if i in seen or d.kind not in kinds_set:
-                    continue
-                if scope_set is not None and d.pack not in scope_set:
-                    continue
-                rep.removed.append(i)
-            if not changed and not rep.removed:
-                return rep
-            # Vectors: reuse the current row, then the hash cache, then embed the rest.
-            passage_hash = {d.id: hashlib.sha256(d.passage().encode()).hexdigest()[:32] for d in changed}
-            cached = self._cached_vectors(list(passage_hash.values()))
-            need = [d for d in changed if passage_hash[d.id] not in cached]
-            new_vectors: dict[str, np.ndarray] = {}
-            if need:
-                uniq: dict[str, str] = {}
-                for d in need:
-                    uniq.setdefault(passage_hash[d.id], d.passage())
-                mat = self.embedder.passages(list(uniq.values()))
-                new_vectors = dict(zip(uniq, mat))
-                rep.embedded = len(uniq)
-            vec_of: dict[str, np.ndarray] = {}
-            for k in KINDS:
-                for i, row in zip(self._ids[k], self._mat[k]):
-                    vec_of[i] = row
-            for d in changed:
-                ph = passage_hash[d.id]
-                vec_of[d.id] = new_vectors[ph] if ph in new_vectors else cached[ph]
-            touched = {d.kind for d in changed} | {self._docs[i].kind for i in rep.removed}
-            for i in rep.removed:
-                self._docs.pop(i, None)
-                self._hashes.pop(i, None)
-            for d in changed:
-                old = self._docs.get(d.id)
-                if old is not None:
-                    touched.add(old.kind)
-                self._docs[d.id] = d
-                self._hashes[d.id] = d.hash
-            w = self._tindex.writer(heap_size=50_000_000, num_threads=1)
-            try:
-                for i in [*rep.removed, *(d.id for d in changed)]:
-                    w.delete_documents_by_term("id", i)
-                for d in changed:
-                    w.add_document(self._tdoc(d))
-                self._write_tables(touched, new_vectors, vec_of)
-                w.commit()
-            except BaseException:
-                w.rollback()
-                raise
-            finally:
-                w.wait_merging_threads()
-            self._tindex.reload()
-            self._bump_generation()
+            rep.removed = [
+                i for i, d in self._docs.items() if i not in seen and d.kind in kinds_set and (scope_set is None or d.pack in scope_set)
+            ]
+            if changed or rep.removed:
+                self._apply(changed, rep)
         return rep
+
+    def _vectors_for(self, changed: list[Doc], rep: SyncReport) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """(vectors embedded now by passage hash, every document's vector by id): the current row,
+        then the hash cache, then the embedder for the rest."""
+        passage_hash = {d.id: hashlib.sha256(d.passage().encode()).hexdigest()[:32] for d in changed}
+        cached = self._cached_vectors(list(passage_hash.values()))
+        need = [d for d in changed if passage_hash[d.id] not in cached]
+        new_vectors: dict[str, np.ndarray] = {}
+        if need:
+            uniq: dict[str, str] = {}
+            for d in need:
+                uniq.setdefault(passage_hash[d.id], d.passage())
+            mat = self.embedder.passages(list(uniq.values()))
+            new_vectors = dict(zip(uniq, mat))
+            rep.embedded = len(uniq)
+        vec_of: dict[str, np.ndarray] = {}
+        for k in KINDS:
+            for i, row in zip(self._ids[k], self._mat[k]):
+                vec_of[i] = row
+        for d in changed:
+            ph = passage_hash[d.id]
+            vec_of[d.id] = new_vectors[ph] if ph in new_vectors else cached[ph]
+        return new_vectors, vec_of
+
+    def _apply(self, changed: list[Doc], rep: SyncReport) -> None:
+        """Write the changed and removed documents to the text index and the vector tables (under the lock)."""
+        new_vectors, vec_of = self._vectors_for(changed, rep)
+        touched = {d.kind for d in changed} | {self._docs[i].kind for i in rep.removed}
+        for i in rep.removed:
+            self._docs.pop(i, None)
+            self._hashes.pop(i, None)
+        for d in changed:
+            old = self._docs.get(d.id)
+            if old is not None:
+                touched.add(old.kind)
+            self._docs[d.id] = d
+            self._hashes[d.id] = d.hash
+        w = self._tindex.writer(heap_size=50_000_000, num_threads=1)
+        try:
+            for i in [*rep.removed, *(d.id for d in changed)]:
+                w.delete_documents_by_term("id", i)
+            for d in changed:
+                w.add_document(self._tdoc(d))
+            self._write_tables(touched, new_vectors, vec_of)
+            w.commit()
+        except BaseException:
+            w.rollback()
+            raise
+        finally:
+            w.wait_merging_threads()
+        self._tindex.reload()
+        self._bump_generation()
 
     # -- experience (the third table) -------------------------------------------------------
     @property
@@ -542,3 +539,13 @@ class HybridIndex:
             take = n
 
 
+def _unique_docs(docs: Iterable[Doc]) -> dict[str, Doc]:
+    """Documents by id; two different documents with one id are an error."""
+    seen: dict[str, Doc] = {}
+    for d in docs:
+        if not isinstance(d, Doc):
+            raise TypeError(f"sync expects Doc objects, got {type(d).__name__}")
+        if d.id in seen and seen[d.id] != d:
+            raise ValueError(f"two different documents share the id {d.id!r}")
+        seen[d.id] = d
+    return seen
