@@ -31,6 +31,7 @@ from console.widgets.conversation.prompt import PromptInput
 from console.widgets.gauge.gauge import DroppedList
 from console.widgets.header.header_bar import HeaderBar
 from console.widgets.investigation.steps import StepList
+from engine import events as ev
 from themes import BUILTIN, CSS_FILES, DEFAULT_VARIABLES, load_user_themes, resolve_name
 
 WELCOME = (
@@ -253,7 +254,7 @@ class LanternApp(App[int]):
         header = self.main.query_one(HeaderBar)
         header.model = session.model.name
         header.session_id = session.id
-        started = next((e for e in reversed(session.events) if getattr(e, "kind", "") == "session-started"), None)
+        started = next((e for e in reversed(session.events) if isinstance(e, ev.SessionStarted)), None)
         if started is not None:
             # The engine may have chosen the world (the sandbox and its incident's namespace).
             header.context = started.context or header.context
@@ -262,14 +263,14 @@ class LanternApp(App[int]):
                 self.namespace = header.namespace = started.namespace
         header.model_state = "running" if session.running else "ready"
         screen = self.main
-        if not message.resumed and not any(getattr(e, "kind", "") == "user-message" for e in session.events):
+        if not message.resumed and not any(isinstance(e, ev.UserMessage) for e in session.events):
             screen.query_one(Conversation).notice(WELCOME, "welcome")
         if message.resumed:
             screen.reset()
             for e in session.events:
                 await screen.show_event(e, replay=True)
-            requested = {e.request_id: e for e in session.events if getattr(e, "kind", "") == "approval-requested"}
-            resolved = {e.request_id for e in session.events if getattr(e, "kind", "") == "approval-resolved"}
+            requested = {e.request_id: e for e in session.events if isinstance(e, ev.ApprovalRequested)}
+            resolved = {e.request_id for e in session.events if isinstance(e, ev.ApprovalResolved)}
             waiting = [r for rid, r in requested.items() if rid not in resolved]
             n_turns = max((getattr(e, "turn", 0) for e in session.events), default=0)
             screen.query_one(Conversation).notice(f"Reopened session {session.id} ({n_turns} turn{'s' if n_turns != 1 else ''}, {len(session.events)} events).", "info")

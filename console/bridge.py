@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from textual.message import Message
 
+from engine import events as ev
+
 if TYPE_CHECKING:
     from textual.app import App
 
@@ -276,13 +278,12 @@ class Bridge:
         self.app.post_message(TurnStateChanged(True))
         try:
             async for e in stream:
-                kind = e.kind
-                if kind == "assistant-delta":
+                if isinstance(e, ev.AssistantDelta):
                     key = (e.turn, e.step)
                     self._stream[key] = self._stream.get(key, "") + e.text
                     self.app.post_message(AnswerStreamed(e.turn, e.step, self._stream[key]))
                     continue
-                if kind == "assistant-message":
+                if isinstance(e, ev.AssistantMessage):
                     self._stream.pop((e.turn, e.step), None)
                 self.app.post_message(EngineEvent(e))
         except asyncio.CancelledError:

@@ -70,8 +70,7 @@ class BlockRenderer:
 
     def __call__(self, e: Any) -> None:
         c = self.console
-        k = e.kind
-        if k == "assistant-delta":
+        if isinstance(e, ev.AssistantDelta):
             # Streamed text is shown live on a terminal; the final message is rendered as markdown.
             if c.is_terminal:
                 c.print(e.text, end="", style="dim", markup=False, highlight=False)
@@ -80,23 +79,23 @@ class BlockRenderer:
         if self._streaming:
             c.print("\r\x1b[2K", end="") if False else c.print()
             self._streaming = False
-        if k == "session-started":
+        if isinstance(e, ev.SessionStarted):
             c.print(Text(f"session {e.session_id} · model {e.model}" + (f" · context {e.context}" if e.context else ""), style="dim"))
             if getattr(e, "read_only", False):
                 c.print(Text("READ-ONLY: no write runs; the agent can only propose", style="bold magenta"))
-        elif k == "assistant-message" and e.text and not e.tool_calls:
+        elif isinstance(e, ev.AssistantMessage) and e.text and not e.tool_calls:
             c.print(Panel(Markdown(e.text), title="answer", border_style="cyan"))
-        elif k == "assistant-message" and e.text:
+        elif isinstance(e, ev.AssistantMessage) and e.text:
             c.print(Text("  " + e.text, style="italic"))
-        elif k == "toolset-changed" and e.loaded:
+        elif isinstance(e, ev.ToolSetChanged) and e.loaded:
             why = ", ".join(f"{n} ({e.reasons.get(n, '')})" if e.reasons.get(n) else n for n in e.loaded[:8])
             c.print(Text(f"tools loaded: {why}", style="dim"))
             past = list(dict.fromkeys(r for n in e.loaded for r in e.experience.get(n, [])))
             if past:
                 c.print(Text("from experience: " + "; ".join(f"“{r[:70]}”" for r in past[:3]), style="dim"))
-        elif k == "tool-call-started":
+        elif isinstance(e, ev.ToolCallStarted):
             c.print(Text.assemble(("▶ ", "cyan"), (e.tool, "bold"), f" {e.arguments}", (f"  [{e.risk}]", "dim")))
-        elif k == "tool-call-finished":
+        elif isinstance(e, ev.ToolCallFinished):
             style = STATUS_STYLE.get(e.status, "white")
             line = Text.assemble(("  ◀ ", style), (e.status, style), f" {e.tool} {e.duration_ms:.0f} ms")
             if e.partial:
@@ -108,17 +107,17 @@ class BlockRenderer:
                 c.print(Text("    " + e.summary, style="dim"))
             for f in e.findings:
                 c.print(Text("    ◆ " + f, style="yellow"))
-        elif k == "approval-resolved":
+        elif isinstance(e, ev.ApprovalResolved):
             c.print(Text(f"approval {'granted' if e.approved else 'denied'} by {e.by}" + (f": {e.reason}" if e.reason else ""), style="green" if e.approved else "magenta"))
-        elif k == "critic-verdict":
+        elif isinstance(e, ev.CriticVerdict):
             c.print(Text(f"critic: {e.verdict} " + "; ".join(e.findings), style="yellow"))
-        elif k == "detail-dropped":
+        elif isinstance(e, ev.DetailDropped):
             c.print(Text(f"dropped from context: {e.what} ({e.tokens} tokens, ref {e.ref})", style="yellow"))
-        elif k == "notice":
+        elif isinstance(e, ev.Notice):
             c.print(Text(e.text, style="yellow" if e.level == "warning" else "dim"))
-        elif k == "error":
+        elif isinstance(e, ev.ErrorEvent):
             c.print(Text(f"error [{e.code}]: {e.message}" + (f"\n  hint: {e.hint}" if e.hint else ""), style="bold red"))
-        elif k == "turn-finished":
+        elif isinstance(e, ev.TurnFinished):
             c.print(Text(f"— {e.reason} · {e.steps} steps · {e.prompt_tokens + e.completion_tokens} tokens · {e.duration_ms / 1000:.1f} s", style="dim"))
 
 
@@ -127,7 +126,7 @@ async def ask(session: Any, question: str, *, as_json: bool, console: Console) -
     render = None if as_json else BlockRenderer(console)
     # What opening the session said (its start and every load problem: broken packs, a policy
     # typo) reaches this face before the turn, in both forms.
-    starts = [i for i, e in enumerate(session.events) if e.kind == "session-started"]
+    starts = [i for i, e in enumerate(session.events) if isinstance(e, ev.SessionStarted)]
     for e in session.events[starts[-1] :] if starts else []:
         if as_json:
             print(ev.to_json(e), flush=True)
@@ -140,7 +139,7 @@ async def ask(session: Any, question: str, *, as_json: bool, console: Console) -
             print(ev.to_json(e), flush=True)
         else:
             render(e)  # type: ignore[misc]
-        if e.kind == "error":
+        if isinstance(e, ev.ErrorEvent):
             errors += 1
         last = e
     if last is None or last.reason != "answered" or errors:

@@ -98,7 +98,7 @@ class GaugeContext(VerbatimContext):
             outputs = sum(len(m.content) for m in msgs if m.role == "tool") // 4
             tiers = {"system": sys_t, "recent": recent, "outputs": outputs}
         used = sum(tiers.values())
-        dropped = sum(1 for e in ctx.session.events if getattr(e, "kind", "") == "detail-dropped") + sum(1 for e in extra if e.kind == "detail-dropped")
+        dropped = sum(1 for e in ctx.session.events if isinstance(e, ev.DetailDropped)) + sum(1 for e in extra if isinstance(e, ev.DetailDropped))
         extra.append(ctx.event(ev.ContextGauge, used=used, budget=self.budget, window=self.window, tiers=tiers, dropped=dropped))
         return msgs, extra
 

@@ -116,14 +116,6 @@ class StepFinished(_Event):
     """Time the engine itself spent in the step, model and tools excluded."""
 
 
-class ThinkingStep(_Event):
-    """The model's stated hypothesis or reasoning before a tool call."""
-
-    kind: Literal["thinking-step"] = "thinking-step"
-    text: str
-    step: int
-
-
 class ToolCallStarted(_Event):
     """A tool call was accepted for execution (arguments already validated)."""
 
@@ -320,7 +312,6 @@ Event = Annotated[
         AssistantMessage,
         StepStarted,
         StepFinished,
-        ThinkingStep,
         ToolCallStarted,
         ToolCallFinished,
         ToolSetChanged,
@@ -360,8 +351,3 @@ def from_json(line: str) -> Any:
     if data.get("kind") not in EVENT_TYPES:
         return UnknownEvent.model_validate(data)
     return _adapter.validate_python(data)
-
-
-def make(cls: type[_Event], **fields: Any) -> Any:
-    """Build an event of `cls`; used where seq/session are filled in later."""
-    return cls(**fields)

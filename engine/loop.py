@@ -428,12 +428,12 @@ class Session:
         return await self._race(it.__anext__(), cancelled)
 
     # -- the turn ---------------------------------------------------------------------------
-    async def run_turn(self, text: str) -> AsyncIterator[Any]:
+    async def run_turn(self, text: str) -> AsyncIterator[ev.Event]:
         """Run one user turn; yields every event as it happens (each already persisted)."""
         async for e in self._framed(text, self._steps):
             yield e
 
-    async def run_call(self, text: str, tool: str, arguments: dict[str, Any]) -> AsyncIterator[Any]:
+    async def run_call(self, text: str, tool: str, arguments: dict[str, Any]) -> AsyncIterator[ev.Event]:
         """A person's own call (the inspector's Apply) as a turn of its own: the same guard, policy,
         dry-run preview, approval and audit as any call the model makes; no model step runs."""
 

@@ -163,12 +163,12 @@ class Store:
                 "INSERT INTO events(session_id, seq, kind, at, body, hash) VALUES (?,?,?,?,?,?)",
                 (event.session_id, event.seq, event.kind, at, body, h),
             )
-            if event.kind == "user-message":
+            if isinstance(event, ev.UserMessage):
                 await self.db.execute(
                     "UPDATE sessions SET updated_at=?, title=CASE WHEN title='' THEN ? ELSE title END WHERE id=?",
                     (at, event.text[:80], event.session_id),
                 )
-            elif event.kind == "turn-finished":
+            elif isinstance(event, ev.TurnFinished):
                 await self.db.execute("UPDATE sessions SET updated_at=? WHERE id=?", (at, event.session_id))
             await self.db.commit()
             self._heads[event.session_id] = h

@@ -19,6 +19,8 @@ import sys
 import time
 from typing import Any
 
+from engine import events as ev
+
 REFERENCE = "reference"
 """The --model value that plays the scenario's own fix."""
 
@@ -123,8 +125,8 @@ async def _up(sc: Any) -> Any:
 async def _investigate(sc: Any, si: Any, args: argparse.Namespace) -> tuple[Any, list[Any], Any]:
     from console.plain import PromptApprover
     from engine.config import load
-    from wiring import open_session
     from engine.store import Store
+    from wiring import open_session
 
     cfg = load(context=si.context, namespace=sc.namespace, model=None if args.model == REFERENCE else args.model)
     model = _reference_model(sc) if args.model == REFERENCE else None
@@ -156,17 +158,17 @@ def _reference_model(sc: Any) -> Any:
 
 
 def _report(sc: Any, session_id: str, events: list[Any], left: list[str], seconds: float, approver: Any) -> dict[str, Any]:
-    started = {e.call_id: e for e in events if e.kind == "tool-call-started"}
+    started = {e.call_id: e for e in events if isinstance(e, ev.ToolCallStarted)}
     fix = [
         {"tool": e.tool, "arguments": started[e.call_id].arguments, "status": e.status}
         for e in events
-        if e.kind == "tool-call-finished" and e.call_id in started and started[e.call_id].risk != "read"
+        if isinstance(e, ev.ToolCallFinished) and e.call_id in started and started[e.call_id].risk != "read"
     ]
     blocked = [{"tool": e.tool, "status": e.status, "why": e.output.splitlines()[0][:200]} for e in events
-               if e.kind == "tool-call-finished" and e.call_id not in started and e.status != "ok"]
-    answers = [e.text for e in events if e.kind == "assistant-message" and e.text and not e.tool_calls]
+               if isinstance(e, ev.ToolCallFinished) and e.call_id not in started and e.status != "ok"]
+    answers = [e.text for e in events if isinstance(e, ev.AssistantMessage) and e.text and not e.tool_calls]
     diagnosed = answers[-1].strip() if answers else ""
-    approvals = [{"tool": e.tool, "rule": e.rule, "objects": e.objects, "diff": e.preview} for e in events if e.kind == "approval-requested"]
+    approvals = [{"tool": e.tool, "rule": e.rule, "objects": e.objects, "diff": e.preview} for e in events if isinstance(e, ev.ApprovalRequested)]
     return {
         "scenario": sc.name,
         "diagnosed": diagnosed,

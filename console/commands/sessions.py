@@ -46,11 +46,8 @@ async def run(args: argparse.Namespace) -> int:
         if args.score:
             score = await store.get_score(sid)
             if score is None:
-                try:
-                    from engine.critic.trajectory import score_session
-                except ImportError:
-                    print("trajectory scoring is not available in this build", file=sys.stderr)
-                    return 2
+                from engine.critic.trajectory import score_session
+
                 score = score_session(await store.events(sid))
                 await store.put_score(sid, score)
             print(json.dumps(score, indent=1))

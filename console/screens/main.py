@@ -17,6 +17,7 @@ from console.widgets.gauge.gauge import Dropped, DroppedList, GaugeView
 from console.widgets.header.header_bar import HeaderBar
 from console.widgets.investigation.steps import CallView, StepList
 from console.widgets.timeline.timeline import Row, Timeline
+from engine import events as ev
 
 
 class FilterBar(Input):
@@ -125,21 +126,20 @@ class MainScreen(Screen[None]):
     # -- rendering events -----------------------------------------------------------------------
     async def show_event(self, e: Any, *, replay: bool = False) -> None:
         """Render one engine event (live or from the store)."""
-        k = getattr(e, "kind", "")
         conv = self.query_one(Conversation)
         steps = self.query_one(StepList)
         timeline = self.query_one(Timeline)
         gauge = self.query_one(GaugeView)
-        if k == "user-message":
+        if isinstance(e, ev.UserMessage):
             conv.add_user(e.text)
-        elif k == "toolset-changed" and e.loaded:
+        elif isinstance(e, ev.ToolSetChanged) and e.loaded:
             shown = [(n, e.reasons.get(n, "")) for n in e.loaded if e.reasons.get(n) != "pinned"]
             if shown:
                 conv.tools_loaded(shown)
             past = list(dict.fromkeys(r for n in e.loaded for r in getattr(e, "experience", {}).get(n, [])))
             if past:
                 conv.notice("from experience: " + "; ".join(f"“{r[:70]}”" for r in past[:3]), "info")
-        elif k == "assistant-message":
+        elif isinstance(e, ev.AssistantMessage):
             await conv.finish(e.turn, e.step, e.text, hypothesis=bool(e.tool_calls))
             if e.tool_calls:
                 if e.text.strip():  # the model's intent, when it gave one; an empty line says nothing
@@ -147,17 +147,15 @@ class MainScreen(Screen[None]):
                 for c in e.tool_calls:
                     if steps.block_of_call(c["id"]) is None:
                         steps.call(e.turn, e.step, CallView(call_id=c["id"], tool=c["name"], arguments=c.get("arguments") or {}, status="running"))
-        elif k == "thinking-step":
-            steps.set_hypothesis(e.turn, e.step, e.text)
-        elif k == "tool-call-started":
+        elif isinstance(e, ev.ToolCallStarted):
             steps.call(e.turn, e.step, CallView(call_id=e.call_id, tool=e.tool, arguments=e.arguments, risk=e.risk, status="running"))
             timeline.upsert(Row(call_id=e.call_id, at=e.at, tool=e.tool, status="running"))
-        elif k == "approval-requested":
+        elif isinstance(e, ev.ApprovalRequested):
             if steps.block_of_call(e.call_id) is None:
                 steps.call(e.turn, 0, CallView(call_id=e.call_id, tool=e.tool, arguments=e.arguments, risk=e.risk))
             steps.update_call(e.call_id, status="awaiting", risk=e.risk, approval=f"awaiting approval · rule {e.rule}")
             timeline.upsert(Row(call_id=e.call_id, at=e.at, tool=e.tool, status="awaiting"))
-        elif k == "approval-resolved":
+        elif isinstance(e, ev.ApprovalResolved):
             verdict = "approved" if e.approved else "denied"
             line = f"{verdict} by {e.by}" + (f": {e.reason}" if e.reason else "")
             steps.update_call(e.call_id, approval=line, status="running" if e.approved else "denied")
@@ -165,24 +163,24 @@ class MainScreen(Screen[None]):
             if row is not None:
                 row.status = "running" if e.approved else "denied"
                 timeline.upsert(row)
-        elif k == "tool-call-finished":
+        elif isinstance(e, ev.ToolCallFinished):
             if steps.block_of_call(e.call_id) is None:
                 steps.call(e.turn, e.step, CallView(call_id=e.call_id, tool=e.tool, arguments={}))
             steps.update_call(e.call_id, status=e.status, summary=e.summary, output=e.output, output_ref=e.output_ref, partial=e.partial, duration_ms=e.duration_ms, findings=list(e.findings))
             row = timeline.get(e.call_id) or Row(call_id=e.call_id, at=e.at, tool=e.tool)
             row.status, row.duration_ms, row.tokens = e.status, e.duration_ms, e.tokens
             timeline.upsert(row)
-        elif k == "context-gauge":
+        elif isinstance(e, ev.ContextGauge):
             gauge.update_gauge(e.used, e.budget, e.window, e.tiers, e.dropped)
-        elif k == "detail-dropped":
+        elif isinstance(e, ev.DetailDropped):
             gauge.add_dropped(Dropped(ref=e.ref, what=e.what, tokens=e.tokens, action=e.action, from_step=e.from_step))
-        elif k == "notice":
+        elif isinstance(e, ev.Notice):
             conv.notice(e.text, e.level)
-        elif k == "error":
+        elif isinstance(e, ev.ErrorEvent):
             conv.notice(f"✗ {e.message}" + (f"\n  hint: {e.hint}" if e.hint else ""), "error")
-        elif k == "critic-verdict":
+        elif isinstance(e, ev.CriticVerdict):
             conv.notice(f"plan critic: {e.verdict}" + (" — " + "; ".join(e.findings) if e.findings else ""), "warning" if e.verdict != "ok" else "info")
-        elif k == "turn-finished":
+        elif isinstance(e, ev.TurnFinished):
             tokens = e.prompt_tokens + e.completion_tokens
             conv.turn_finished(f"— {e.reason} · {e.steps} step{'s' if e.steps != 1 else ''} · {tokens:,} tokens", e.reason)
 

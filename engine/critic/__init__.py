@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from engine import events as ev
 from engine.critic.plan import Step, Verdict, review_plan
 from engine.models.base import ToolCall
 
@@ -14,9 +15,9 @@ def evidence_text(events: list[Any]) -> str:
     """What the session has shown so far: user messages and tool outputs."""
     parts = []
     for e in events:
-        if e.kind == "user-message":
+        if isinstance(e, ev.UserMessage):
             parts.append(e.text)
-        elif e.kind == "tool-call-finished" and e.status in ("ok", "partial"):
+        elif isinstance(e, ev.ToolCallFinished) and e.status in ("ok", "partial"):
             parts.append(e.output)
     return "\n".join(parts)
 

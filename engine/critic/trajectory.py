@@ -28,11 +28,11 @@ def _idents(text: str) -> set[str]:
 
 def score_session(events: list[Any]) -> dict[str, Any]:
     """Score one session's trajectory: efficiency, failures, approvals, and whether the answer is grounded."""
-    calls = [e for e in events if e.kind == "tool-call-finished"]
+    calls = [e for e in events if isinstance(e, ev.ToolCallFinished)]
     keys = [e.tool + json.dumps(_args_of(events, e.call_id), sort_keys=True, default=str) for e in calls]
     repeats = sum(c - 1 for c in Counter(keys).values() if c > 1)
     failed = [e for e in calls if e.status in ("error", "refused", "blocked", "denied")]
-    answers = [e for e in events if e.kind == "assistant-message" and e.text and not e.tool_calls]
+    answers = [e for e in events if isinstance(e, ev.AssistantMessage) and e.text and not e.tool_calls]
     final = answers[-1].text if answers else ""
     later_text: dict[str, str] = {}
     # A call "added something" when an identifier from its output shows up later: in the answer or in later calls' arguments.
@@ -46,13 +46,13 @@ def score_session(events: list[Any]) -> dict[str, Any]:
             useless.append(e.tool)
     evidence = set().union(*(_idents(e.output) for e in calls if e.status in ("ok", "partial"))) if calls else set()
     cited = sorted(_idents(final) & evidence)[:10]
-    asked = [e for e in events if e.kind == "approval-requested"]
-    resolved = [e for e in events if e.kind == "approval-resolved"]
-    turns = [e for e in events if e.kind == "turn-finished"]
+    asked = [e for e in events if isinstance(e, ev.ApprovalRequested)]
+    resolved = [e for e in events if isinstance(e, ev.ApprovalResolved)]
+    turns = [e for e in events if isinstance(e, ev.TurnFinished)]
     tokens = sum(e.prompt_tokens + e.completion_tokens for e in turns)
     wall = sum(e.duration_ms for e in turns) / 1000
     failures = Counter(f"{e.tool}: {(e.output or e.summary).splitlines()[0][:80] if (e.output or e.summary) else e.status}" for e in failed)
-    critic = [e for e in events if e.kind == "critic-verdict" and e.verdict != "ok"]
+    critic = [e for e in events if isinstance(e, ev.CriticVerdict) and e.verdict != "ok"]
     root_cause = bool(final and ROOT_CAUSE_WORDS.search(final))
     score = 1.0
     score -= 0.1 * repeats + 0.05 * len(useless) + 0.05 * len(failed)
