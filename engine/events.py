@@ -330,7 +330,7 @@ Event = Annotated[
 ]
 
 EVENT_TYPES: dict[str, type[_Event]] = {
-    t.model_fields["kind"].default: t  # type: ignore[misc]
+    t.model_fields["kind"].default: t
     for t in Event.__origin__.__args__  # type: ignore[attr-defined]
 }
 """Kind → class, for faces and tests."""

@@ -530,7 +530,8 @@ class Session:
         available = set(getattr(self.toolbox, "all_tool_names", list)())
         ran = False
         for rnd in range(self.config.follow_up_rounds if rounds is None else rounds):
-            calls, why = [], []
+            calls: list[ToolCall] = []
+            why: list[str] = []
             for r in d.next_reads():
                 d.mark_done(r)
                 c = resolve(r, available)

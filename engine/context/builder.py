@@ -233,12 +233,12 @@ class CompactingContext:
             elif kind == "tool-call-finished":
                 item = Item(e.seq, "tool", e.step, e.turn, name=e.tool, call_id=e.call_id, text=tool_message_text(e))
                 self._finish_item(item, output=e.output, status=e.status)
-                g = self._by_call.get(e.call_id)
-                if g is None or any(i.call_id == e.call_id for i in g.items):
-                    g = Group(e.seq, "note", e.turn, e.step, [])
-                    self._groups.append(g)
-                g.items.append(item)
-                g.dirty = True
+                found = self._by_call.get(e.call_id)
+                if found is None or any(i.call_id == e.call_id for i in found.items):
+                    found = Group(e.seq, "note", e.turn, e.step, [])
+                    self._groups.append(found)
+                found.items.append(item)
+                found.dirty = True
                 self.ledger.add(item.text, e.seq, step=e.step)
         self._n_read = len(events)
         for g in self._groups:

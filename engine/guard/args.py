@@ -47,7 +47,7 @@ def _field_type(prop: Any, name: str, depth: int = 0) -> Any:
     if "enum" in prop and isinstance(prop["enum"], list) and prop["enum"]:
         values = tuple(v for v in prop["enum"] if isinstance(v, (str, int, float, bool)) or v is None)
         if values:
-            return Literal[values]  # type: ignore[valid-type]
+            return Literal[values]
     t = prop.get("type")
     if isinstance(t, list):
         kinds = [k for k in t if isinstance(k, str)]
@@ -114,7 +114,7 @@ def _model_for(schema: dict[str, Any], name: str = "Arguments", depth: int = 0) 
     key = _schema_key(schema) + f"#{depth}"
     if key in _cache:
         return _cache[key]
-    props = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+    props: dict[str, Any] = _as_dict(schema.get("properties"))
     required = set(schema.get("required") or []) if isinstance(schema.get("required"), list) else set()
     fields: dict[str, Any] = {}
     for i, (pname, prop) in enumerate(props.items()):
@@ -132,8 +132,8 @@ def _model_for(schema: dict[str, Any], name: str = "Arguments", depth: int = 0) 
         # Generated field names with the property name as alias: properties like "schema",
         # "json" or "model_config" would otherwise clash with BaseModel attributes.
         fields[f"p{i}"] = (typ, Field(default, alias=pname, validate_default=False, **cons))
-    extra = "forbid" if schema.get("additionalProperties") is not True else "allow"
-    model = create_model(  # type: ignore[call-overload]
+    extra: Literal["forbid", "allow"] = "forbid" if schema.get("additionalProperties") is not True else "allow"
+    model = create_model(
         re.sub(r"\W", "_", name)[:60] or "Arguments",
         __config__=ConfigDict(extra=extra, coerce_numbers_to_str=True, populate_by_name=False, regex_engine="python-re"),
         **fields,
@@ -193,7 +193,7 @@ def check_args(tool: Any, args: dict[str, Any]) -> tuple[dict[str, Any], list[st
             f"Arguments for {name} must be a JSON object, got {type(args).__name__}.\nValid parameters:\n{describe_parameters(schema)}"
         )
     notes: list[str] = []
-    props = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+    props: dict[str, Any] = _as_dict(schema.get("properties"))
     required = set(schema.get("required") or []) if isinstance(schema.get("required"), list) else set()
     given: dict[str, Any] = {}
     for k, v in args.items():
@@ -232,8 +232,7 @@ def check_args(tool: Any, args: dict[str, Any]) -> tuple[dict[str, Any], list[st
     clean = obj.model_dump(by_alias=True, exclude_unset=False, mode="python", warnings=False)
     # Optional parameters the model did not give stay absent (None is not a value the executor asked for).
     clean = {k: v for k, v in clean.items() if k in given or (v is not None and isinstance(props.get(k), dict) and "default" in props[k])}
-    if isinstance(getattr(obj, "model_extra", None), dict):
-        clean.update(obj.model_extra)
+    clean.update(obj.model_extra or {})
     for k, v in given.items():
         if k in clean and _coerced(v, clean[k]):
             notes.append(f"coerced {k} from {_describe_value(v)} to {_describe_value(clean[k])}")
@@ -259,3 +258,7 @@ def _plain(v: Any) -> Any:
     if isinstance(v, list):
         return [_plain(x) for x in v]
     return v
+
+
+def _as_dict(v: Any) -> dict[str, Any]:
+    return v if isinstance(v, dict) else {}

@@ -46,7 +46,7 @@ def detect_partial(data: Any, args: dict[str, Any] | None = None, declared: str 
             if isinstance(v, int) and not isinstance(v, bool):
                 total = v
                 break
-        meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
+        meta = _as_dict(data.get("metadata"))
         remaining = meta.get("remainingItemCount")
         if isinstance(remaining, int) and n is not None:
             total = n + remaining
@@ -64,7 +64,7 @@ def detect_partial(data: Any, args: dict[str, Any] | None = None, declared: str 
                 if v and isinstance(v, (str, int, dict)):
                     why = f"{k} page"
                     break
-        links = data.get("links") if isinstance(data.get("links"), dict) else {}
+        links = _as_dict(data.get("links"))
         if not why and links.get("next"):
             why = "next page"
         if not why and data.get("status_code") == 206:
@@ -88,3 +88,7 @@ def detect_partial(data: Any, args: dict[str, Any] | None = None, declared: str 
             return _fmt(n, total, text)
         return f"partial: {text}"
     return _fmt(n, total, why) if why else None
+
+
+def _as_dict(v: Any) -> dict[str, Any]:
+    return v if isinstance(v, dict) else {}

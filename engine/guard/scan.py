@@ -116,7 +116,7 @@ def _compile(specs: Sequence[Spec]):  # noqa: ANN202 - (hyperscan.Database | Non
     except ImportError:
         return None, list(range(len(specs)))
     compiled = [(i, *_expression(hyperscan, s)) for i, s in enumerate(specs)]
-    key = hashlib.sha256(repr([(e, f) for _, e, f in compiled]).encode() + hyperscan.__version__.encode()).hexdigest()[:24]
+    key = hashlib.sha256(repr([(e, f) for _, e, f in compiled]).encode() + str(getattr(hyperscan, "__version__", "")).encode()).hexdigest()[:24]
     cached = _cache_path(key)
     if cached is not None and cached.is_file():
         try:

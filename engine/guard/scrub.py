@@ -373,7 +373,7 @@ def _load_rules(path: str, pii: bool) -> list[_Rule]:
     for inc in data.get("include") or []:
         p = Path(path).parent / inc
         sources.append((str(p), yaml.safe_load(p.read_text()) or {}))
-    out = []
+    out: list[_Rule] = []
     for category in ("secrets", "pii") if pii else ("secrets",):
         for src, d in sources:
             out.extend(_rule(src, category, i, r) for i, r in enumerate(d.get(category) or []))

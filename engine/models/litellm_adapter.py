@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -393,7 +393,7 @@ class LiteLLMModel:
             if callable(invalidate):
                 invalidate()
 
-    async def _once(self, kwargs: dict[str, Any], *, offered: bool) -> AsyncIterator[ModelChunk]:
+    async def _once(self, kwargs: dict[str, Any], *, offered: bool) -> AsyncGenerator[ModelChunk, None]:
         key = self._key()
         # The first call imports litellm; do it in a thread so the event loop (and the UI) keeps running.
         litellm = _litellm() if loaded() else await asyncio.to_thread(_litellm)

@@ -384,7 +384,8 @@ class LocalModel:
             answer = step.get("answer", "")
             text = answer if isinstance(answer, str) else json.dumps(answer, ensure_ascii=False)
             return Completion(text=text, usage=usage, finish_reason="stop")
-        args = step.get("arguments") if isinstance(step.get("arguments"), dict) else {}
+        raw = step.get("arguments")
+        args: dict[str, Any] = raw if isinstance(raw, dict) else {}
         name = str(step.get("tool", ""))
         kept, dropped = ground_arguments(drop_nulls(args), next((t for t in tools if t.name == name), None), conversation)
         call = ToolCall(id=_call_id(), name=name, arguments=kept, raw_arguments=json.dumps(args, ensure_ascii=False))

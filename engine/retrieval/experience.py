@@ -21,6 +21,7 @@ import math
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
+from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -171,7 +172,7 @@ class ExperienceMemory:
             w.wait_merging_threads()
             self._tindex.reload()
 
-    def _tdoc(self, id_: str, text: str) -> object:
+    def _tdoc(self, id_: str, text: str) -> Any:
         import tantivy
 
         return tantivy.Document(id=id_, text=" ".join(terms(text, drop_stopwords=False)))

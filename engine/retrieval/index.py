@@ -281,7 +281,7 @@ class HybridIndex:
                 out[h] = np.asarray(v, dtype=np.float32)
         return out
 
-    def _write_tables(self, kinds: set[str], new_vectors: dict[str, np.ndarray], vec_of: dict[str, np.ndarray]) -> None:
+    def _write_tables(self, kinds: set[Any], new_vectors: dict[str, np.ndarray], vec_of: dict[str, np.ndarray]) -> None:
         import pyarrow as pa
 
         vec_type = pa.list_(pa.float32(), DIM)
