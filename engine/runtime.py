@@ -181,6 +181,7 @@ async def open_session(
         reviewer=reviewer,
         config=loop_cfg,
         events=past,
+        checks=getattr(toolbox, "checks", None),
     )
     attach = getattr(toolbox, "attach", None)
     if attach is not None:

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from engine.config import Config
+from engine.diagnose import CheckSet
 from engine.models.base import ToolCall, ToolSpec
 from engine.tools import SimpleToolbox, Tool, ToolOutput
 
@@ -40,8 +41,10 @@ def runbook_tool() -> Tool:
 class RuntimeToolbox(SimpleToolbox):
     """Every tool known; which are offered is retrieval's decision, how they run is the dispatcher's."""
 
-    def __init__(self, tools: list[Tool], *, selector: Any = None, dispatcher: Any = None, notices: list[str] | None = None) -> None:
+    def __init__(self, tools: list[Tool], *, selector: Any = None, dispatcher: Any = None, notices: list[str] | None = None, checks: CheckSet | None = None) -> None:
         super().__init__(tools)
+        self.checks = checks
+        """The checks that read the packs' outputs (skills.registry.checks_for), for the session."""
         self.selector = selector
         """Retrieval-backed selection (engine.retrieval), or None to offer everything."""
         self.dispatcher = dispatcher
@@ -97,12 +100,14 @@ def build_toolbox(cfg: Config, *, extra_tools: list[Tool] | None = None, include
     """Assemble the toolbox for a session from the config (packs, playbooks, retrieval)."""
     tools: list[Tool] = list(extra_tools or [])
     notices: list[str] = []
+    checks = None
     if include_packs:
-        from skills.registry import tools_for_config
+        from skills.registry import checks_for, pack_tools, packs_for_config
 
-        pack_tools, errors = tools_for_config(cfg, context=cfg.context)
-        tools += pack_tools
-        notices += [str(e) for e in errors]
+        loaded = packs_for_config(cfg)
+        tools += pack_tools(loaded.packs, context=cfg.context)
+        notices += [str(e) for e in loaded.errors]
+        checks = checks_for(loaded.packs)
     tools.append(runbook_tool())
     from engine.retrieval.index import HybridIndex
     from engine.retrieval.selector import ToolSelector, find_tools_tool
@@ -114,7 +119,7 @@ def build_toolbox(cfg: Config, *, extra_tools: list[Tool] | None = None, include
     selector = ToolSelector(tools, HybridIndex(), pinned=PINNED, runbooks=[b.doc() for b in books])
     finder = find_tools_tool(selector)
     selector.add_tool(finder)
-    return RuntimeToolbox([*tools, finder], selector=selector, notices=notices)
+    return RuntimeToolbox([*tools, finder], selector=selector, notices=notices, checks=checks)
 
 
 PINNED = ("find_tools", "recall_detail")
