@@ -514,6 +514,10 @@ class LanternApp(App[int]):
             self.stale_approvals = []
             self.main.query_one(HeaderBar).pending = 0
 
+    def cmd_handoff(self, args: str) -> None:
+        """Write the current session's handoff to a file."""
+        self.action_handoff()
+
     def cmd_cancel(self, args: str) -> None:
         """Cancel the running turn."""
         if self.bridge is None or not self.bridge.cancel():
@@ -581,6 +585,22 @@ class LanternApp(App[int]):
             self.notify("Cancelling the turn… (ctrl+c again to quit)")
         else:
             self.notify("Press ctrl+c again to quit.")
+
+    @work(group="ui")
+    async def action_handoff(self) -> None:
+        """Write the current session's handoff (engine.handoff) under LANTERN_HOME and say where."""
+        from engine import handoff
+        from engine.config import lantern_home
+
+        if self.bridge is None or self.bridge.session is None or self.bridge.store is None:
+            self.notify("No session yet: nothing to hand off.", severity="warning")
+            return
+        try:
+            path = await handoff.export(self.bridge.store, self.bridge.session.id, lantern_home() / "handoffs")
+        except Exception as exc:  # noqa: BLE001 - a file that cannot be written is reported, not raised
+            self.notify(f"cannot write the handoff: {exc}", severity="error")
+            return
+        self.notify(f"Handoff written to {path}", timeout=10)
 
     def action_focus_prompt(self) -> None:
         """Focus the input."""

@@ -18,6 +18,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("ask", "console.commands.ask", "ask one question in the plain terminal face"),
     ("sessions", "console.commands.sessions", "list sessions, or show one (--score)"),
+    ("handoff", "console.commands.handoff", "a session as the next shift reads it: asked, findings, changes with diffs, timeline, unknowns"),
     ("model", "engine.models.commands", "the embedded local model: install, status"),
     ("sandbox", "skills.sandbox.commands", "the local Kubernetes sandbox: up, down, status, scenario"),
     ("skills", "skills.commands", "list skill packs and their actions"),

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from engine import events as ev
+from engine.diagnose import CheckSet
 from engine.models.base import Completion, Message, Model, TextDelta, ToolCall, ToolSpec, Usage
 from engine.models.errors import ModelError
 from engine.textsafe import safe_tree
@@ -53,8 +54,8 @@ class LoopConfig:
     """Read calls ({name, arguments}) a triage playbook runs at the start of each turn, before the
     model's first step, through the same guarded dispatch; the model starts from their results."""
     diagnose: bool = True
-    """Read every tool output with the engine's checks (engine.diagnose) and note the failure
-    signals they find on the result the model reads."""
+    """Read every tool output with the checks the session was given (engine.diagnose) and note the
+    failure signals they find on the result the model reads."""
     follow_up_rounds: int = 2
     """After the opening reads, rounds of the reads the findings ask for (read-only, at most
     four a round), then the ranked findings, all before the model's first step."""
@@ -331,6 +332,7 @@ class Session:
         events: list[Any] | None = None,
         clock: Callable[[], Any] = ev.utcnow,
         redact: Callable[[str], str] | None = None,
+        checks: CheckSet | None = None,
     ) -> None:
         self.model = model
         """The model this session talks to."""
@@ -360,12 +362,8 @@ class Session:
         self._cancel: asyncio.Event | None = None
         self.hooks = Hooks(opening=[self.triage_opening], review=[self.critic_review], after_calls=[self.follow_up_reads])
         """The engine's own work around the model's steps."""
-        self.diagnoser = None
-        """The session's findings (engine.diagnose), when the config asks for them."""
-        if self.config.diagnose:
-            from engine.diagnose import Diagnoser
-
-            self.diagnoser = Diagnoser(namespace=self._namespace())
+        self.diagnoser = checks.diagnoser(self._namespace()) if checks and self.config.diagnose else None
+        """The session's findings (engine.diagnose): the checks it was given, when the config asks for them."""
 
     def _namespace(self) -> str:
         for c in self.config.opening:
@@ -525,8 +523,6 @@ class Session:
         d = self.diagnoser
         if d is None:
             return
-        from engine.diagnose.intents import resolve
-
         available = set(getattr(self.toolbox, "all_tool_names", list)())
         ran = False
         for rnd in range(self.config.follow_up_rounds if rounds is None else rounds):
@@ -534,7 +530,7 @@ class Session:
             why: list[str] = []
             for r in d.next_reads():
                 d.mark_done(r)
-                c = resolve(r, available)
+                c = d.call_for(r, available)
                 if c is None or self.toolbox.risk_of(c["name"]) != "read":
                     continue
                 calls.append(ToolCall(id=f"follow_{ctx.turn}_{uuid.uuid4().hex[:6]}_{len(calls)}", name=c["name"], arguments=c["arguments"]))

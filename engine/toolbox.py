@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 from engine import events as ev
+from engine.diagnose import CheckSet
 from engine.dispatch import Dispatcher
 from engine.models.base import ToolCall, ToolSpec
 from engine.policy.rules import Policy
@@ -33,7 +34,15 @@ class Toolbox:
     """Tools by name, offered by the selector (every tool without one), run by the dispatcher
     (a permissive one without: every call runs, still validated, scrubbed and guarded)."""
 
-    def __init__(self, tools: list[Tool] | None = None, *, dispatcher: Dispatcher | None = None, selector: Selector | None = None, notices: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        tools: list[Tool] | None = None,
+        *,
+        dispatcher: Dispatcher | None = None,
+        selector: Selector | None = None,
+        notices: list[str] | None = None,
+        checks: CheckSet | None = None,
+    ) -> None:
         self.tools: dict[str, Tool] = {t.name: t for t in tools or []}
         """Every tool, by name."""
         self.dispatcher = dispatcher or Dispatcher(Policy.permissive(), None)
@@ -42,6 +51,8 @@ class Toolbox:
         """Retrieval-backed selection, or None to offer everything."""
         self.notices: list[str] = list(notices or [])
         """Load problems (broken packs, policy errors) for the face to show."""
+        self.checks = checks
+        """The checks that read the packs' outputs (the session's diagnoser runs them)."""
         self._offered: list[str] = []
 
     def add(self, tool: Tool) -> None:

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from engine.diagnose import CheckSet, Route
 from engine.tools import Tool, ToolMeta, ToolOutput
-from skills.spec import Action, Pack
+from skills.spec import Action, Pack, check_class
+
+if TYPE_CHECKING:
+    from skills.loader import LoadResult
 
 
 def _handler(action: Action, options: dict[str, Any]) -> Any:
@@ -94,11 +99,32 @@ def pack_tools(packs: list[Pack], *, context: str | None = None, **options: Any)
     return [action_tool(a, **opts) for p in packs for a in p.actions]
 
 
+def checks_for(packs: Iterable[Pack]) -> CheckSet:
+    """The checks that read these packs' outputs (each pack's `checks`, once each, in pack order) and
+    the routes their actions serve, for the session that has the packs' tools: the one call that
+    hands a session its checks (`Session(..., checks=checks_for(packs))`)."""
+    makers: dict[str, Any] = {}
+    routes: list[Route] = []
+    for p in packs:
+        for ref in p.checks:
+            if ref not in makers:
+                makers[ref] = check_class(ref)
+        for a in p.actions:
+            for intent, args in a.serves.items():
+                routes.append(Route(intent, a.qualified_name, tuple(args.items())))
+    return CheckSet(tuple(makers.values()), tuple(routes))
+
+
+def packs_for_config(cfg: Any) -> LoadResult:
+    """Built-in packs plus the config's skills_dirs, and the load errors (each names file, line and field)."""
+    from skills.loader import default_dirs, load_packs
+
+    return load_packs(default_dirs(list(getattr(cfg, "skills_dirs", []) or [])))
+
+
 def tools_for_config(cfg: Any, *, context: str | None = None) -> tuple[list[Tool], list[Any]]:
     """Built-in packs plus the config's skills_dirs as Tools for the kube `context` (default cfg.context),
     and the load errors (each names file, line and field) for the face to show."""
-    from skills.loader import default_dirs, load_packs
-
-    result = load_packs(default_dirs(list(getattr(cfg, "skills_dirs", []) or [])))
+    result = packs_for_config(cfg)
     ctx = context if context is not None else getattr(cfg, "context", None)
     return pack_tools(result.packs, context=ctx), result.errors

@@ -7,11 +7,12 @@ pydantic model (`Action.args_model()`), so arguments are checked before anything
 
 from __future__ import annotations
 
+import importlib
 import math
 import re
 from collections import Counter
 from functools import cached_property
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, create_model, field_validator, model_validator
@@ -26,6 +27,7 @@ ParamType = Literal["string", "integer", "number", "boolean", "array", "object"]
 
 _NAME = r"^[A-Za-z][A-Za-z0-9_]*$"
 _PACK_NAME = r"^[a-z][a-z0-9_-]*$"
+_CHECK_REF = r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$"
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
@@ -220,6 +222,9 @@ class Action(_Strict):
     """For writes: the object it changes (default: read from kind/name/namespace arguments)."""
     timeout: float | None = Field(default=None, gt=0)
     """Overrides the connection's timeout."""
+    serves: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Read intents of the pack's checks this action answers: intent → the action's arguments, each
+    literal or '{arg}', the intent's own argument (describe_pod: {name: '{name}'})."""
 
     _pack: Pack | None = PrivateAttr(default=None)
     _args_cache: Any = PrivateAttr(default=None)
@@ -402,8 +407,18 @@ class Pack(_Strict):
     """How to reach it."""
     actions: list[Action] = Field(default_factory=list)
     """What it can do."""
+    checks: list[Annotated[str, Field(pattern=_CHECK_REF)]] = Field(default_factory=list)
+    """The checks that read its outputs ('module:Class', each an engine `Check`): a session with the
+    pack loaded runs them, and its actions' `serves` answer the reads they ask for."""
 
     _source: str = PrivateAttr(default="")
+
+    @field_validator("checks")
+    @classmethod
+    def _checks_load(cls, refs: list[str]) -> list[str]:
+        for ref in refs:
+            check_class(ref)
+        return refs
 
     @property
     def source(self) -> str:
@@ -446,7 +461,35 @@ class Pack(_Strict):
             unknown = a.placeholders() - set(a.parameters.properties)
             if unknown:
                 raise _ActionError(i, need, f"template mentions unknown parameters: {', '.join(sorted(unknown))}")
+            if a.serves:
+                _check_serves(i, a)
         return self
+
+
+def check_class(ref: str) -> Any:
+    """The class a pack's `checks` entry names ('module:Class'): it must have the engine's `Check`
+    methods."""
+    module, _, name = ref.partition(":")
+    try:
+        found = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"cannot load {ref}: {exc}") from None
+    lacking = [m for m in ("read", "weigh", "follow_ups") if not callable(getattr(found, m, None))]
+    if lacking:
+        raise ValueError(f"{ref} is not a check: it has no {', '.join(lacking)}")
+    return found
+
+
+def _check_serves(index: int, action: Action) -> None:
+    """A follow-up read never writes, and calls the action with arguments it takes."""
+    if action.risk != "read":
+        raise _ActionError(index, "serves", f"a {action.risk} action cannot serve the checks' reads")
+    for intent, args in action.serves.items():
+        unknown = set(args) - set(action.parameters.properties)
+        missing = set(action.parameters.required) - set(args)
+        if unknown or missing:
+            what = f"unknown parameters {', '.join(sorted(unknown))}" if unknown else f"no value for {', '.join(sorted(missing))}"
+            raise _ActionError(index, "serves", f"{intent}: {what}")
 
 
 class _ActionError(ValueError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from engine import events as ev
+from engine.diagnose import CheckSet
 from engine.loop import LoopConfig, Session
 from engine.store import Store
 from engine.testing import ScriptedModel
@@ -170,6 +171,16 @@ Events:
 """
 
 
+def _kube_checks() -> CheckSet:
+    """The checks the kubernetes pack declares, with the reads its actions serve."""
+    from skills.loader import BUILTIN_DIR, load_pack_file
+    from skills.registry import checks_for
+
+    pack, err = load_pack_file(BUILTIN_DIR / "kubernetes.yaml")
+    assert pack is not None, err
+    return checks_for([pack])
+
+
 async def test_a_crash_looping_pod_the_model_described_gets_its_previous_log_read():
     read: list[dict] = []
 
@@ -189,7 +200,7 @@ async def test_a_crash_looping_pod_the_model_described_gets_its_previous_log_rea
         ]
     )
     tools = [python_tool(describe_pod, name="kubernetes.describe_pod"), python_tool(get_pod_logs, name="kubernetes.get_pod_logs")]
-    s = Session(model, Toolbox(tools), config=LoopConfig(max_steps=6))
+    s = Session(model, Toolbox(tools), config=LoopConfig(max_steps=6), checks=_kube_checks())
     out = await collect(s, "why is checkout failing?")
     assert out[-1].reason == "answered" and out[-1].steps == 2
     assert read == [{"name": "checkout-7d9f8b6c5-x2k4p", "namespace": "shop", "previous": True, "tail_lines": 60}]

@@ -155,6 +155,7 @@ async def open_session(
         reviewer=reviewer,
         config=loop_cfg,
         events=past,
+        checks=toolbox.checks,
     )
     await attach(toolbox, store, cfg)
     session.redact = toolbox.dispatcher.redact

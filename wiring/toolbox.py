@@ -19,7 +19,7 @@ from engine.toolbox import Toolbox
 from engine.tools import Tool, ToolOutput
 from skills.credentials import configured_values
 from skills.playbooks import Playbook, load_playbooks
-from skills.registry import tools_for_config
+from skills.registry import checks_for, pack_tools, packs_for_config
 
 PINNED = ("find_tools", "recall_detail")
 """Meta-tools offered at every step."""
@@ -52,17 +52,19 @@ def build_toolbox(cfg: Config, *, extra_tools: list[Tool] | None = None, include
 
     tools: list[Tool] = list(extra_tools or [])
     notices: list[str] = []
+    checks = None
     if include_packs:
-        pack_tools, errors = tools_for_config(cfg, context=cfg.context)
-        tools += pack_tools
-        notices += [str(e) for e in errors]
+        loaded = packs_for_config(cfg)
+        tools += pack_tools(loaded.packs, context=cfg.context)
+        notices += [str(e) for e in loaded.errors]
+        checks = checks_for(loaded.packs)
     books, book_errors = load_playbooks()
     notices += [f"playbook: {e}" for e in book_errors]
     tools.append(runbook_tool(books))
     selector = ToolSelector(tools, HybridIndex(), pinned=PINNED, runbooks=[b.doc() for b in books])
     finder = find_tools_tool(selector)
     selector.add_tool(finder)
-    return Toolbox([*tools, finder], selector=selector, notices=notices)
+    return Toolbox([*tools, finder], selector=selector, notices=notices, checks=checks)
 
 
 def known_credentials() -> list[str]:

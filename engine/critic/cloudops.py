@@ -245,6 +245,8 @@ async def run_case(
     from engine.config import Config
     from engine.loop import LoopConfig, Session
     from engine.store import Store
+    from skills.registry import checks_for
+    from skills.replay import cloudops_pack
     from wiring import attach, build_context_for, build_toolbox, make_reviewer
 
     res = CaseResult(case.id, case.category)
@@ -271,6 +273,7 @@ async def run_case(
                         diagnose=diagnose,
                         follow_up_rounds=3,
                     ),
+                    checks=checks_for([cloudops_pack()]),
                 )
                 await store.create_session(session.id, model=getattr(model, "name", "eval"), context=None)
                 final = await _investigate(session, task_prompt(case, cands), res)
@@ -298,7 +301,7 @@ BENCHMARK_LABELS: dict[str, str] = {
     "cpu_throttling": "pod_cpu_overload",
     "storage_class_missing": "pvc_storage_class_mismatch",
 }
-"""Lantern's causes (engine/diagnose/catalogue.yaml) → Cloud-OpsBench's labels, where the benchmark
+"""Lantern's causes (skills/kube/catalogue.yaml) → Cloud-OpsBench's labels, where the benchmark
 names the same fault differently. A cause the benchmark has no label for is left out of its answers."""
 
 

@@ -6,14 +6,23 @@ import re
 
 import pytest
 
-from engine.diagnose import Diagnoser, catalogue, kube
+from engine.diagnose import Diagnoser
+from skills.kube import catalogue
+from skills.kube import checks as kube
+from skills.kube.checks import KubernetesChecks
+
+
+def checking(namespace: str = "default") -> Diagnoser:
+    """A diagnoser with the Kubernetes checks, as a session with the kubernetes pack has."""
+    return Diagnoser([KubernetesChecks()], namespace=namespace)
+
 
 LOGS = "kubernetes.get_pod_logs"
 KUBECTL = "kubernetes.kubectl"
 
 
 def _top(*reads: tuple[str, dict, str]) -> list[tuple[str, str]]:
-    d = Diagnoser(namespace="shop")
+    d = checking(namespace="shop")
     for tool, args, text in reads:
         d.observe(tool, args, text)
     return [(f.cause, f.object) for f in d.ranked()]
@@ -152,9 +161,9 @@ NODE_DOWN = NODE.replace("MemoryPressure   True ", "MemoryPressure   Unknown").r
 
 def test_describe_node_reads_its_conditions():
     assert _top((KUBECTL, {}, NODE))[0] == ("node_memory_pressure", "node/worker-2")
-    d = Diagnoser()
+    d = checking()
     d.observe(KUBECTL, {}, NODE_DOWN)
-    assert d.ranked()[0].cause == "kubelet_unavailable" and d.state.nodes["worker-2"] == "NotReady"
+    assert d.ranked()[0].cause == "kubelet_unavailable" and d.checks[0].state.nodes["worker-2"] == "NotReady"
 
 
 SERVICE = """Name:              payments
@@ -241,20 +250,20 @@ def test_a_jobs_pods_map_to_the_job_and_its_live_error_outranks_a_stale_event():
     pods = "NAME                   READY   STATUS   RESTARTS   AGE\nnightly-report-x7k2p   0/1     Error    0          3m\n"
     found = _top((KUBECTL, {}, JOB), (KUBECTL, {}, pods), (LOGS, {"name": "nightly-report-x7k2p"}, "./report.sh: line 3: syntax error: unexpected end of file\n"))
     assert ("shell_syntax_error", "service/nightly-report") in found[:2]
-    d = Diagnoser()
+    d = checking()
     d.observe(KUBECTL, {}, JOB)
     d.observe(KUBECTL, {}, pods)
-    assert d.state.pods["nightly-report-x7k2p"].workload == "nightly-report"
+    assert d.checks[0].state.pods["nightly-report-x7k2p"].workload == "nightly-report"
 
 
 def test_tables_and_rows_without_a_header():
-    d = Diagnoser()
+    d = checking()
     d.observe(KUBECTL, {}, "NAME       STATUS     ROLES           AGE   VERSION\ncp-1       Ready      control-plane   40d   v1.29.2\nworker-1   NotReady   <none>          40d   v1.29.2\n")
-    assert d.state.nodes == {"cp-1": "Ready", "worker-1": "NotReady"} and "cp-1" in d.state.control_plane
+    assert d.checks[0].state.nodes == {"cp-1": "Ready", "worker-1": "NotReady"} and "cp-1" in d.checks[0].state.control_plane
     d.observe(KUBECTL, {}, "NAME             STATUS   COMPLETIONS   DURATION   AGE\nnightly-report   Failed   0/1           30m        30m\n")
-    assert "nightly-report" in d.state.jobs
+    assert "nightly-report" in d.checks[0].state.jobs
     d.observe(KUBECTL, {}, "api-7d9f8b6c5d-x2x9q   0/1   CrashLoopBackOff   7 (2m ago)   14m\nweb-5c8d7f9b6-q2w3e   1/1   Running   0   14m\n")
-    assert d.state.pods["api-7d9f8b6c5d-x2x9q"].status == "CrashLoopBackOff"
+    assert d.checks[0].state.pods["api-7d9f8b6c5d-x2x9q"].status == "CrashLoopBackOff"
     assert _top((KUBECTL, {}, "NAME   CLASS    HOSTS              ADDRESS   PORTS   AGE\nshop   <none>   shop.example.com             80      5m\n"))[0][0] == "ingress_class_missing"
 
 

@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 from engine.diagnose import Diagnoser
-from engine.diagnose.kube import quantity, workload_of
+from skills.kube.checks import KubernetesChecks, quantity, workload_of
+
+
+def checking(namespace: str = "default") -> Diagnoser:
+    """A diagnoser with the Kubernetes checks, as a session with the kubernetes pack has."""
+    return Diagnoser([KubernetesChecks()], namespace=namespace)
+
 
 PODS = """NAME                                READY   STATUS             RESTARTS      AGE
 api-7c9f8d6b5d-x2x9q                1/1     Running            0             5m
@@ -26,7 +32,7 @@ def test_workload_names_lose_their_hashes():
 
 
 def test_unhealthy_pods_are_described_next_worst_first():
-    d = Diagnoser(namespace="shop")
+    d = checking(namespace="shop")
     assert d.observe("k.get", {"namespace": "shop"}, PODS) == []
     reads = d.next_reads()
     assert [r.intent for r in reads] == ["describe_pod"] * 3
@@ -43,7 +49,7 @@ def test_a_quota_refusal_in_events_names_the_namespace_and_the_resource():
         '2m   Warning   FailedCreate        replicaset/api-7c9f8d6b5d   Error creating: pods "api-7c9f8d6b5d-zz" is forbidden: '
         "exceeded quota: mem, requested: requests.memory=300Mi, used: requests.memory=1Gi, limited: requests.memory=1Gi\n"
     )
-    d = Diagnoser(namespace="shop")
+    d = checking(namespace="shop")
     found = d.observe("k.events", {"namespace": "shop"}, events)
     assert [(f.cause, f.object) for f in found] == [("namespace_memory_quota_exceeded", "namespace/shop")]
     assert "exceeded quota" in found[0].evidence
@@ -67,13 +73,13 @@ Events:
 
 
 def test_the_scheduler_message_is_read_for_the_blocking_reason():
-    d = Diagnoser(namespace="shop")
+    d = checking(namespace="shop")
     d.observe("k.describe", {}, DESCRIBE_PENDING)
     ranked = d.ranked()
     assert (ranked[0].cause, ranked[0].object) == ("taint_toleration_mismatch", "service/worker")
     assert ranked[1].cause == "node_selector_mismatch" and ranked[1].weight < ranked[0].weight
     insufficient = DESCRIBE_PENDING.replace("1 node(s) had untolerated taint {dedicated: gpu}, ", "3 Insufficient memory, ").replace(", 2 node(s) didn't match Pod's node affinity/selector", "")
-    d2 = Diagnoser()
+    d2 = checking()
     d2.observe("k.describe", {}, insufficient)
     assert _top(d2) == ("insufficient_node_memory", "service/worker")
 
@@ -104,7 +110,7 @@ def test_image_pull_errors_say_whether_the_tag_the_registry_or_the_credentials_a
         "failed to authorize: failed to fetch anonymous token: 401 Unauthorized": "missing_image_pull_secret",
     }
     for message, cause in cases.items():
-        d = Diagnoser()
+        d = checking()
         d.observe("k.describe", {}, _describe_pull(message))
         assert _top(d) == (cause, "service/web"), message
 
@@ -130,7 +136,7 @@ Events:
 
 
 def test_a_probe_aimed_at_a_port_the_container_does_not_listen_on():
-    d = Diagnoser()
+    d = checking()
     d.observe("k.describe", {}, DESCRIBE_PROBE)
     f = d.ranked()[0]
     assert (f.cause, f.object) == ("liveness_probe_incorrect_port", "service/cache")
@@ -138,11 +144,11 @@ def test_a_probe_aimed_at_a_port_the_container_does_not_listen_on():
 
 
 def test_oom_kills_and_dead_node_agents():
-    d = Diagnoser()
+    d = checking()
     d.observe("k.describe", {}, DESCRIBE_PROBE.replace("Reason:       Error", "Reason:       OOMKilled").replace(":6380", ":6379").split("Events:")[0])
     assert _top(d) == ("oom_killed", "service/cache")
     agent = "Service: kubelet\nNode: node-3\nStatus: ○ kubelet.service - Kubernetes Kubelet\n     Active: inactive (dead) since Fri 2025-12-05 15:12:29 CST; 2min ago\n"
-    d2 = Diagnoser()
+    d2 = checking()
     d2.observe("node.status", {}, agent)
     assert _top(d2) == ("kubelet_unavailable", "node/node-3")
     running = agent.replace("inactive (dead)", "active (running)").replace("kubelet", "containerd")
@@ -151,7 +157,7 @@ def test_oom_kills_and_dead_node_agents():
 
 def test_a_not_ready_node_asks_for_its_agents():
     nodes = "node_count: 2\nnodes:\n- name: cp-1\n  role: control-plane\n  status: Ready\n- name: node-3\n  status: NotReady\n"
-    d = Diagnoser()
+    d = checking()
     d.observe("cluster", {}, nodes)
     assert [(r.intent, r.arguments()["agent"]) for r in d.next_reads()] == [("node_service", "kubelet"), ("node_service", "containerd")]
 
@@ -168,29 +174,29 @@ alerts:
   evidence:
   - 'LATENCY_DEGRADATION [Slow Response] | ledger-p90latency: Normal=4ms -> Current=1700ms (+42400.0%)'
 """
-    d = Diagnoser()
+    d = checking()
     d.observe("alerts", {}, alerts)
     assert _top(d) == ("pod_network_delay", "service/ledger")
     cpu = alerts.replace("  - 'LATENCY_DEGRADATION [Slow Response] | gateway", "  - 'RESOURCE_SATURATION [cpu core] | Normal=0.02 -> Current=0.4'\n  - 'LATENCY_DEGRADATION [Slow Response] | gateway")
-    d2 = Diagnoser()
+    d2 = checking()
     d2.observe("alerts", {}, cpu)
     assert _top(d2) == ("pod_cpu_overload", "service/gateway")
 
 
 def test_services_without_endpoints_and_used_up_quotas():
     healthy = PODS.splitlines()[0] + "\n" + PODS.splitlines()[1] + "\n"
-    d = Diagnoser(namespace="shop")
+    d = checking(namespace="shop")
     d.observe("pods", {}, healthy)
     assert {r.intent for r in d.next_reads()} == {"quota", "endpoints", "services"}, "healthy pods: look at what routes to them"
     d.observe("ep", {}, "NAME   ENDPOINTS         AGE\napi    <none>            5m\nweb    10.1.0.9:8080     5m\n")
     assert _top(d) == ("service_selector_mismatch", "service/api")
-    d2 = Diagnoser(namespace="shop")
+    d2 = checking(namespace="shop")
     d2.observe("quota", {"namespace": "shop"}, "NAME            AGE    REQUEST           LIMIT\nsvc-quota       111s   services: 11/11   \nmem   2m   requests.memory: 100Mi/1Gi   \n")
     assert [(f.cause, f.object) for f in d2.ranked()] == [("namespace_service_quota_exceeded", "namespace/shop")]
 
 
 def test_an_event_about_a_pod_that_is_gone_counts_for_less():
-    d = Diagnoser(namespace="shop")
+    d = checking(namespace="shop")
     d.observe("pods", {}, PODS)
     old = '37m  Warning  FailedScheduling  pod/web-55f4bdbfc8-q5r4z  0/4 nodes are available: 3 Insufficient cpu.\n'
     d.observe("events", {}, old)
@@ -201,17 +207,17 @@ def test_an_event_about_a_pod_that_is_gone_counts_for_less():
 
 
 def test_output_that_is_not_kubectl_yields_nothing_and_breaks_nothing():
-    d = Diagnoser()
+    d = checking()
     for text in ("", "   ", "{not json", "nodes: [unclosed", "Name: x\nContainers:\nStatus: Running\n", "LAST SEEN TYPE REASON OBJECT MESSAGE\n"):
         assert d.observe("t", {}, text) == []
 
 
 def test_a_client_packs_structured_pods_events_and_describe_are_read_too():
-    d = Diagnoser(namespace="shop")
+    d = checking(namespace="shop")
     d.observe("kubernetes.list_pods", {}, "(rendered)", {"pods": [{"name": "api-7c9f8d6b5d-x2x9q", "ready": "0/1", "status": "CrashLoopBackOff", "restarts": 4, "last_terminated": "OOMKilled"}]})
     assert _top(d) == ("oom_killed", "service/api")
     assert d.next_reads()[0].arguments()["name"] == "api-7c9f8d6b5d-x2x9q"
-    d2 = Diagnoser(namespace="shop")
+    d2 = checking(namespace="shop")
     described = {
         "name": "web-6d8f9c7b5-k2j4h",
         "phase": "Pending",
@@ -220,6 +226,6 @@ def test_a_client_packs_structured_pods_events_and_describe_are_read_too():
     }
     d2.observe("kubernetes.describe_pod", {"name": "web-6d8f9c7b5-k2j4h"}, "(rendered)", described)
     assert _top(d2) == ("incorrect_image_reference", "service/web")
-    d3 = Diagnoser(namespace="shop")
+    d3 = checking(namespace="shop")
     d3.observe("kubernetes.list_events", {}, "", {"events": [{"type": "Warning", "reason": "FailedCreate", "object": "replicaset/api-7c9f8d6b5d", "message": "pods is forbidden: exceeded quota: q, requested: limits.cpu=2"}]})
     assert _top(d3) == ("namespace_cpu_quota_exceeded", "namespace/shop")

@@ -6,6 +6,11 @@ from engine.loop import LoopConfig, Session
 from engine.testing import ScriptedModel
 from engine.toolbox import Toolbox
 from engine.tools import Tool, ToolOutput
+from skills.registry import checks_for
+from skills.replay import cloudops_pack
+
+CHECKS = checks_for([cloudops_pack()])
+"""The checks the replay pack declares (Kubernetes), with the reads its actions serve."""
 
 PODS = "NAME                     READY   STATUS    RESTARTS   AGE\nworker-5f6d7c8b9-abcde   0/1     Pending   0          40s\n"
 DESCRIBE = """Name:             worker-5f6d7c8b9-abcde
@@ -43,7 +48,7 @@ async def test_the_opening_describes_the_pending_pod_and_hands_the_model_the_ran
     calls: list = []
     model = ScriptedModel([{"text": "insufficient cpu"}])
     opening = [{"name": "cloudops.GetResources", "arguments": {"resource_type": "pods", "namespace": "shop"}}]
-    s = Session(model, _tools(calls), config=LoopConfig(opening=opening))
+    s = Session(model, _tools(calls), config=LoopConfig(opening=opening), checks=CHECKS)
     out = [e async for e in s.run_turn("why is worker down?")]
     assert calls[1] == ("cloudops.DescribeResource", {"resource_type": "pods", "name": "worker-5f6d7c8b9-abcde", "namespace": "shop"})
     follow = [e for e in out if e.kind == "assistant-message" and e.text.startswith("Follow-up checks")]
@@ -59,7 +64,7 @@ async def test_without_checks_the_model_reads_raw_outputs_only():
     calls: list = []
     model = ScriptedModel([{"text": "?"}])
     opening = [{"name": "cloudops.GetResources", "arguments": {"resource_type": "pods", "namespace": "shop"}}]
-    s = Session(model, _tools(calls), config=LoopConfig(opening=opening, diagnose=False))
+    s = Session(model, _tools(calls), config=LoopConfig(opening=opening, diagnose=False), checks=CHECKS)
     [e async for e in s.run_turn("why?")]
     assert len(calls) == 1 and "[finding" not in "".join(m.content or "" for m in model.requests[0][0])
 
@@ -82,7 +87,7 @@ async def test_a_finding_past_the_output_trim_still_reaches_the_model(tmp_path):
         box = Toolbox([tool])
         await attach(box, store, Config())
         model = ScriptedModel([{"tool_calls": [{"name": "events", "arguments": {"namespace": "shop"}}]}, {"text": "quota"}])
-        s = Session(model, box, sink=store, config=LoopConfig(opening=[]))
+        s = Session(model, box, sink=store, config=LoopConfig(opening=[]), checks=CHECKS)
         await store.create_session(s.id)
         out = [e async for e in s.run_turn("why can't api scale?")]
     done = next(e for e in out if e.kind == "tool-call-finished")

@@ -7,6 +7,13 @@ import random
 import pytest
 
 from engine.diagnose import Diagnoser
+from skills.kube.checks import KubernetesChecks
+
+
+def checking(namespace: str = "default") -> Diagnoser:
+    """A diagnoser with the Kubernetes checks, as a session with the kubernetes pack has."""
+    return Diagnoser([KubernetesChecks()], namespace=namespace)
+
 
 SAMPLES = [
     "NAME                     READY   STATUS             RESTARTS   AGE\napi-7d9f8b6c5d-x2x9q     0/1     CrashLoopBackOff   5 (2m ago) 3m\n",
@@ -28,7 +35,7 @@ def _mangle(text: str, rng: random.Random) -> list[str]:
 @pytest.mark.parametrize("seed", range(6))
 def test_no_check_raises_on_cut_off_or_binary_output(seed):
     rng = random.Random(seed)
-    d = Diagnoser(namespace="shop")
+    d = checking(namespace="shop")
     for sample in SAMPLES:
         for text in _mangle(sample, rng):
             for tool, args in TOOLS:
@@ -37,6 +44,6 @@ def test_no_check_raises_on_cut_off_or_binary_output(seed):
 
 
 def test_structured_data_of_the_wrong_shape_is_read_as_text():
-    d = Diagnoser()
+    d = checking()
     for data in ({"pods": [None, 3, {"name": 5}]}, {"events": ["x", {"type": "Warning"}]}, {"containers": [1], "name": "p", "events": [None]}):
         d.observe("kubernetes.list_pods", {}, "", data)

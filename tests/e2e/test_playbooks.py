@@ -211,6 +211,15 @@ async def test_queue_backlog_consumer_is_scaled_up_and_drains(world, monkeypatch
         if recheck.status != "ok":
             problems.append(f"queue.get_queue after the scale was not run: {recheck.status}: {recheck.output[:200]!r}")
         assert not problems, problems
+
+        # The handoff the next shift reads: the approval, the dry-run diff it showed, the undo recorded.
+        from engine import handoff
+
+        md = handoff.markdown(await handoff.load(store, session.id))
+        assert "**tester** approved: kubernetes.scale_deployment(" in md, md
+        diff = md.split("```diff\n", 1)[1].split("```", 1)[0] if "```diff\n" in md else ""
+        assert "ran, approved by tester" in md and "replicas" in diff, md
+        assert "undo recorded: scale back to 0" in md, md
     finally:
         await store.close()
 

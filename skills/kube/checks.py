@@ -1,20 +1,26 @@
 """Kubernetes checks over kubectl-style output: tables (`get`), `describe`, node summaries,
 systemd status of node agents, metric alerts and recent logs.
 
-Outputs are recognised by their shape, not by the tool that printed them, so any read that
-prints what kubectl prints is covered. Each check is one well-known signal; none looks at the
-names of a particular application.
+Each check knows one well-known failure signal of Kubernetes (an `exceeded quota` admission
+error, a FailedScheduling reason, an image pull error, a probe aimed at the wrong port, a node
+agent that is down). Outputs are recognised by their shape, not by the tool that printed them, so
+any read that prints what kubectl prints is covered; none looks at the names of a particular
+application. `KubernetesChecks` is the engine's `Check` over all of them: a pack that prints such
+output names it in its `checks`, and its actions say which read intents (`describe_pod`,
+`node_service`, `logs`, `manifest`, `endpoints`, `quota`, `services`) they answer (`serves`).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import yaml
 
-from engine.diagnose import catalogue
+from engine.diagnose import Finding, Read
+from skills.kube import catalogue
 
 Hit = tuple[str, str, str, float]
 """(cause, object, evidence line, weight)."""
@@ -838,3 +844,50 @@ def follow_ups(state: ClusterState, namespace: str) -> Iterator[tuple[str, dict[
                 if (node, "kube-proxy") not in state.node_agents:
                     yield "node_service", {"node": node, "agent": "kube-proxy"}, "services look right: check the node proxies"
 
+
+
+# --- the engine's Check ----------------------------------------------------------------------
+
+
+INTENTS: dict[str, tuple[str, ...]] = {
+    "describe_pod": ("name", "namespace"),
+    "node_service": ("node", "agent"),
+    "logs": ("service", "pod", "namespace"),
+    "manifest": ("app",),
+    "endpoints": ("namespace",),
+    "quota": ("namespace",),
+    "services": ("namespace",),
+}
+"""The reads these checks ask for, with the arguments each carries (what a pack's `serves` may name)."""
+
+
+class KubernetesChecks:
+    """The Kubernetes checks for one session: what it has read of the cluster, the findings in each
+    output, their weight against the cluster as it is now, and the reads that would go further."""
+
+    def __init__(self) -> None:
+        self.state = ClusterState()
+        """What the session has read so far."""
+
+    def read(self, tool: str, args: Mapping[str, Any], text: str, data: Any, namespace: str) -> list[Finding]:
+        """From `data` when it is a shape the checks know (a client pack's pods, events, describe),
+        else from the text."""
+        a = dict(args)
+        hits = read_data(self.state, tool, a, data, namespace) if isinstance(data, dict) else None
+        if hits is None:
+            if not text or not text.strip():
+                return []
+            hits = read_output(self.state, tool, a, text, namespace)
+        for h in hits:
+            self.state.strong = max(self.state.strong, h[3])
+        return [Finding(*h) for h in hits]
+
+    def weigh(self, finding: Finding) -> float:
+        """A cause on a service whose pods are all healthy now counts for less: the event is most
+        likely stale."""
+        return adjust(self.state, finding.cause, finding.object, finding.weight)
+
+    def follow_ups(self, namespace: str) -> Iterator[Read]:
+        """The reads that would confirm or rule out a cause, most useful first."""
+        for intent, args, why in follow_ups(self.state, namespace):
+            yield Read.of(intent, args, why)
