@@ -19,7 +19,7 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("ask", "console.commands.ask", "ask one question in the plain terminal face"),
     ("sessions", "console.commands.sessions", "list sessions, or show one (--score)"),
     ("model", "engine.models.commands", "the embedded local model: install, status"),
-    ("sandbox", "skills.sandbox.commands", "the local Kubernetes sandbox: up, down, status, scenario"),
+    ("sandbox", "sandbox.commands", "the local Kubernetes sandbox: up, down, status, scenario"),
     ("skills", "skills.commands", "list skill packs and their actions"),
     ("creds", "skills.credentials_cli", "store credentials in the keyring: set, list, rm"),
     ("policy", "engine.policy.commands", "check what the policy decides for an action"),

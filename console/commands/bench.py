@@ -13,7 +13,7 @@ BENCHES: list[tuple[str, str, str]] = [
     ("retrieval-multiturn", "engine.retrieval.bench_multiturn", "multi-turn tool selection recall on Lantern's own packs"),
     ("scrub", "engine.guard.bench", "scrubber recall/precision on secrets and PII sets"),
     ("compaction", "engine.context.bench", "fact survival and compression of context compaction"),
-    ("sandbox", "skills.sandbox.measure", "sandbox start times and memory"),
+    ("sandbox", "sandbox.measure", "sandbox start times and memory"),
 ]
 """(name, module, help): each module has configure(parser) and run(args)."""
 

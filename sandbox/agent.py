@@ -8,7 +8,7 @@ writing core/v1 Events the way the kubelet does. It serves container logs over H
 kubelet port, so `pods/log` works through the API server, and, on loopback, a small
 Prometheus-shaped and RabbitMQ-management-shaped API whose numbers derive from cluster state.
 
-Run by `lantern sandbox up` as `python -m skills.sandbox.agent --home DIR`.
+Run by `lantern sandbox up` as `python -m sandbox.agent --home DIR`.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
-from skills.sandbox.cluster import CONTEXT, Layout
-from skills.sandbox.scenario import Rule, Scenario, ScenarioError, World, load_scenario, parse_quantity, pick_rule
+from sandbox.cluster import CONTEXT, Layout
+from sandbox.scenario import Rule, Scenario, ScenarioError, World, load_scenario, parse_quantity, pick_rule
 
 log = logging.getLogger("lantern.sandbox.agent")
 
