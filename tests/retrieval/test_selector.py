@@ -6,11 +6,17 @@ from pathlib import Path
 
 import pytest
 
+from bench.multiturn import catalog_tools
 from engine.events import StepStarted, ToolSetChanged
 from engine.loop import Session
 from engine.retrieval.index import HybridIndex
-from engine.retrieval.multiturn import catalog_tools
-from engine.retrieval.selector import FIND_TOOLS, SelectingToolbox, ToolSelector, find_tools_tool, schema_tokens
+from engine.retrieval.selector import (
+    FIND_TOOLS,
+    SelectingToolbox,
+    ToolSelector,
+    find_tools_tool,
+    schema_tokens,
+)
 from engine.testing import ScriptedModel
 from engine.tools import SimpleToolbox, Tool, ToolOutput
 

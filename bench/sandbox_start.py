@@ -1,6 +1,6 @@
 """Measure the sandbox: build step (no-op when built), cold and warm start to /readyz, memory.
 
-Run: `python -m sandbox.measure` (uses a temporary data directory, stops it afterwards).
+Run: `lantern bench sandbox` or `python -m bench sandbox` (uses a temporary data directory, stops it afterwards).
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from bench import shared_data
 from engine import events as ev
 from engine.context.builder import CompactingContext, Compaction, ContextConfig
 from engine.context.ledger import extract_facts
@@ -35,19 +36,8 @@ from engine.loop import history_messages
 from engine.models.base import Message, parse_arguments
 from engine.testing import ScriptedModel
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _data_dir() -> Path:
-    """../shared/data from the repository root (a worktree one level deeper finds it one further up)."""
-    for base in (ROOT.parent, *ROOT.parents[1:3]):
-        if (base / "shared" / "data").is_dir():
-            return base / "shared" / "data"
-    return ROOT.parent / "shared" / "data"
-
-
-DEFAULT_CASES = _data_dir() / "holmes-compaction"
-DEFAULT_CLOUDOPS = _data_dir() / "cloudops-dev"
+DEFAULT_CASES = shared_data("holmes-compaction")
+DEFAULT_CLOUDOPS = shared_data("cloudops-dev")
 _T0 = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
 
 

@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     """Build the index from scratch, re-open it warm, then time queries."""
     import json
 
-    from engine.retrieval.bench import load_average
+    from bench.retrieval import load_average
     from engine.retrieval.embed import Embedder
     from engine.retrieval.index import HybridIndex
     from engine.retrieval.rewrite import strip_filler

@@ -5,7 +5,7 @@ RRF of the two, and Lantern's full pipeline, plus each one's p50/p99 query laten
 embedding included: the query cache is emptied before every timed query). The index is built
 under the cache directory keyed by the corpus, so a second run embeds nothing.
 
-With a history (`--history-queries/--history-qrels`, see bench_history.py) the full pipeline runs
+With a history (`--history-queries/--history-qrels`, see retrieval_history.py) the full pipeline runs
 twice, zero-shot and with the history as its experience memory, and every row is also reported
 on the test queries whose tool set the history has seen and on those it has never seen.
 """
@@ -25,21 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-def shared_data(name: str) -> Path:
-    """`../shared/data/NAME` relative to the repository root ($LANTERN_BENCH_DATA overrides the
-    data directory); from a worktree nested deeper, the nearest ancestor holding it."""
-    import os
-
-    env = os.environ.get("LANTERN_BENCH_DATA")
-    if env:
-        return Path(env) / name
-    root = Path(__file__).resolve().parents[2]
-    for up in root.parents:
-        cand = up / "shared" / "data" / name
-        if cand.exists():
-            return cand
-    return root.parent / "shared" / "data" / name
-
+from bench import shared_data
 
 DEFAULT_DATA = shared_data("toollens")
 """../shared/data/toollens relative to the repository root."""
@@ -54,9 +40,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--index", type=Path, default=None, help="index directory (default: cache dir, keyed by corpus)")
     p.add_argument("--threads", type=int, default=None, help="embedder threads (default: every core, as the console uses)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
-    from engine.retrieval import bench_history
+    from bench import retrieval_history
 
-    bench_history.configure(p)
+    retrieval_history.configure(p)
 
 
 def recall(ranked: list[str], rel: set[str], k: int) -> float:
@@ -147,27 +133,28 @@ def _index_path(args: argparse.Namespace) -> Path:
 
 def _load(args: argparse.Namespace) -> tuple[list, dict[str, str], dict[str, set[str]], Any]:
     """Corpus, queries, qrels and history (None without one); raises DataError."""
-    from engine.retrieval import bench_history
-    from engine.retrieval.beir import load_corpus, load_qrels, load_queries
+    from bench import retrieval_history
+    from bench.beir import load_corpus
+    from engine.retrieval.beir import load_qrels, load_queries
 
     docs = load_corpus(args.corpus)
     queries = load_queries(args.queries)
     qrels = load_qrels(args.qrels)
     if args.limit:
         qrels = dict(list(qrels.items())[: args.limit])
-    history = bench_history.load(args, qrels) if args.history_queries is not None else None
+    history = retrieval_history.load(args, qrels) if args.history_queries is not None else None
     return docs, queries, qrels, history
 
 
 def run(args: argparse.Namespace) -> int:
     """Build (or reuse) the index, run the four retrievers (five with a history), print the table."""
-    from engine.retrieval import bench_history
+    from bench import retrieval_history
     from engine.retrieval.beir import DataError
     from engine.retrieval.embed import Embedder
     from engine.retrieval.index import HybridIndex
     from engine.retrieval.search import HybridSearch
 
-    problem = bench_history.check(args)
+    problem = retrieval_history.check(args)
     if problem:
         print(f"lantern bench retrieval: {problem}", file=sys.stderr)
         return 2
@@ -185,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
     memory, history_s = None, 0.0
     if history is not None:
         t0 = time.perf_counter()
-        memory = bench_history.memory_for(history, path, embedder)
+        memory = retrieval_history.memory_for(history, path, embedder)
         history_s = time.perf_counter() - t0
     index.attach_experience(None)
     search = HybridSearch(index)

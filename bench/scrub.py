@@ -17,20 +17,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from bench import shared_data
 from engine.guard.scrub import Scrubber
 
-
-
-def _data_dir() -> Path:
-    """../shared/data from the repository root (worktrees sit one level deeper, so walk up)."""
-    root = Path(__file__).resolve().parents[2]
-    for base in (root, *root.parents):
-        if (base.parent / "shared" / "data").is_dir():
-            return base.parent / "shared" / "data"
-    return root.parent / "shared" / "data"
-
-
-DATA = _data_dir()
+DATA = shared_data()
 PII_TYPES = {
     "EMAIL_ADDRESS": "email",
     "PHONE_NUMBER": "phone-number",

@@ -21,7 +21,7 @@ from pathlib import Path
 
 def configure(p: argparse.ArgumentParser) -> None:
     """Arguments of the multi-turn benchmark."""
-    from engine.retrieval.multiturn import DATA
+    from bench.multiturn import DATA
 
     p.add_argument("--set", type=Path, default=DATA / "multiturn.jsonl", help="labelled conversations (JSONL)")
     p.add_argument(
@@ -40,8 +40,16 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Replay the set under each configuration and print the table and the curve."""
+    from bench.multiturn import (
+        DATA,
+        SetError,
+        catalog_tools,
+        load_conversations,
+        pack_tools_or_catalog,
+        replay,
+        summarize,
+    )
     from engine.retrieval.index import HybridIndex
-    from engine.retrieval.multiturn import DATA, SetError, catalog_tools, load_conversations, pack_tools_or_catalog, replay, summarize
     from engine.retrieval.selector import ToolSelector, find_tools_tool
 
     holdouts = args.holdout or sorted(DATA.glob("multiturn-holdout*.jsonl"))
