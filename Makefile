@@ -48,5 +48,9 @@ run: model sandbox
 test: model sandbox
 	LANTERN_REQUIRE_SANDBOX=1 LANTERN_REQUIRE_MODEL=1 $(PY) -m pytest -q
 
+# `lantern bench NAME` benchmarks (python -m bench NAME), then the standalone scripts.
+BENCHES := compaction retrieval retrieval-multiturn retrieval-scale scrub
+BENCH_SCRIPTS := console_start engine_overhead first_run local_model
 bench: setup
-	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+	@for b in $(BENCHES); do echo "== bench $$b"; $(PY) -m bench $$b || exit 1; done
+	@for b in $(BENCH_SCRIPTS); do echo "== bench/$$b.py"; $(PY) bench/$$b.py || exit 1; done

@@ -93,7 +93,7 @@ def one_run(args: argparse.Namespace, writes: set[str]) -> dict[str, Any]:
     finally:
         os.killpg(term.proc.pid, signal.SIGTERM)
         term.proc.wait(timeout=30)
-        from skills.sandbox.cluster import down
+        from sandbox.cluster import down
 
         down(home / "sandbox")  # this run's sandbox only, never another of this user's
     return _score(events, wall0, first_frame, args.scenario, writes)

@@ -20,18 +20,21 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("sessions", "console.commands.sessions", "list sessions, or show one (--score)"),
     ("handoff", "console.commands.handoff", "a session as the next shift reads it: asked, findings, changes with diffs, timeline, unknowns"),
     ("model", "engine.models.commands", "the embedded local model: install, status"),
-    ("sandbox", "skills.sandbox.commands", "the local Kubernetes sandbox: up, down, status, scenario"),
+    ("sandbox", "sandbox.commands", "the local Kubernetes sandbox: up, down, status, scenario"),
     ("skills", "skills.commands", "list skill packs and their actions"),
     ("creds", "skills.credentials_cli", "store credentials in the keyring: set, list, rm"),
     ("policy", "engine.policy.commands", "check what the policy decides for an action"),
     ("audit", "engine.policy.audit_cli", "verify or tail the audit log"),
     ("scrub", "engine.guard.commands", "scrub credentials and PII from stdin"),
     ("experience", "console.commands.experience", "past requests that teach retrieval: import, list, forget"),
-    ("bench", "console.commands.bench", "benchmarks: retrieval, retrieval-scale, scrub, compaction"),
-    ("eval", "engine.critic.commands", "evaluation: cloudops replay, export a session"),
+    ("bench", "bench.commands", "benchmarks: retrieval, retrieval-scale, scrub, compaction"),
+    ("eval", "evals.commands", "evaluation: cloudops replay, export a session"),
     ("drill", "console.commands.drill", "drills: run a sandbox scenario end to end and check that the fix heals it"),
 ]
 """(name, module, help) for every subcommand."""
+
+CHECKOUT_ONLY = {"bench": "the benchmarks", "evals": "the evaluations"}
+"""Packages that sit beside the product in a checkout and are left out of the wheel."""
 
 
 def _add_session_args(p: argparse.ArgumentParser) -> None:
@@ -61,6 +64,9 @@ def build_parser(configure: set[str] | None = None) -> argparse.ArgumentParser:
             mod = importlib.import_module(module)
         except ImportError as exc:
             p.set_defaults(_missing=str(exc))
+            if exc.name in CHECKOUT_ONLY:  # an installed wheel: say so in one line, whatever the arguments
+                p.set_defaults(_missing=f"{CHECKOUT_ONLY[exc.name]} live in {exc.name}/ of a Lantern checkout; run them from one")
+                p.add_argument("_rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
             continue
         mod.configure(p)
     return parser

@@ -31,7 +31,7 @@ def embedded_world(cfg: Config) -> str | None:
 
     if cfg.context:
         return None
-    from skills.sandbox.cluster import default_world, info
+    from sandbox.cluster import default_world, info
 
     world = default_world(rearm=True)  # the opening alert must be true now, not when it last fired
     if world is None:
@@ -40,7 +40,7 @@ def embedded_world(cfg: Config) -> str | None:
     cfg.context = context
     scenario = info().scenario
     if scenario and not cfg.namespace:
-        from skills.sandbox.scenario import load_scenario
+        from sandbox.scenario import load_scenario
 
         cfg.namespace = load_scenario(scenario).namespace
     pack_of = {"prometheus": "PROMETHEUS", "rabbitmq": "QUEUE"}
@@ -53,7 +53,7 @@ def embedded_world(cfg: Config) -> str | None:
 def leave_world(cfg: Config) -> str:
     """What quitting a face does to a sandbox cluster it started: stop it (`sandbox_on_exit: stop`)
     or leave it running; returns the line to tell the user ('' when this process started none)."""
-    from skills.sandbox.cluster import down, footprint, started_here
+    from sandbox.cluster import down, footprint, started_here
 
     if not started_here():
         return ""

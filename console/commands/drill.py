@@ -53,7 +53,7 @@ class DrillApprover:
 
 def run(args: argparse.Namespace) -> int:
     """List the drills, or run one."""
-    from skills.sandbox.scenario import ScenarioError, list_scenarios, load_scenario
+    from sandbox.scenario import ScenarioError, list_scenarios, load_scenario
 
     if args.drill_cmd == "list":
         for sc in list_scenarios():
@@ -84,8 +84,8 @@ class DrillError(RuntimeError):
 
 
 async def _drill(sc: Any, args: argparse.Namespace) -> dict[str, Any]:
-    from skills.sandbox import cluster
-    from skills.sandbox.drill import wait_healthy
+    from sandbox import cluster
+    from sandbox.drill import wait_healthy
 
     t0 = time.monotonic()
     started = not cluster.is_running()
@@ -109,8 +109,8 @@ async def _in_thread(fn: Any, *a: Any) -> Any:
 
 
 async def _up(sc: Any) -> Any:
-    from skills.sandbox import cluster
-    from skills.sandbox.scenario import apply_scenario
+    from sandbox import cluster
+    from sandbox.scenario import apply_scenario
 
     si = await _in_thread(lambda: cluster.ensure_up(nodes=sc.nodes))
     # a drill always starts from the scenario's broken state, even when it was running already
@@ -146,7 +146,7 @@ async def _investigate(sc: Any, si: Any, args: argparse.Namespace) -> tuple[Any,
 
 def _reference_model(sc: Any) -> Any:
     from engine.testing import ScriptedModel
-    from skills.sandbox.drill import reference_calls
+    from sandbox.drill import reference_calls
 
     calls = reference_calls(sc)
     reads = [{"name": r.tool, "arguments": dict(r.arguments)} for r in sc.drill.investigate]

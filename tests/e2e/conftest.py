@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from skills.sandbox.testing import sandbox  # noqa: F401 - the session fixture: one cluster for the whole run
+from sandbox.testing import sandbox  # noqa: F401 - the session fixture: one cluster for the whole run
 
 pytestmark = pytest.mark.sandbox
 

@@ -19,8 +19,8 @@ from engine.models.base import Message, ToolSpec
 from engine.policy.audit import AuditLog, AuditRow
 from engine.store import Store
 from engine.testing import ScriptedModel
-from skills.sandbox.cluster import SandboxInfo, info
-from skills.sandbox.scenario import apply_scenario
+from sandbox.cluster import SandboxInfo, info
+from sandbox.scenario import apply_scenario
 
 LONG = 120.0
 """Generous wait (seconds): the machine is shared with other work."""

@@ -15,7 +15,7 @@ from e2e_support import LONG, Investigator, answer, audit_verifies, call, config
 from console.app import LanternApp
 from console.screens.approval import ApprovalScreen
 from engine.policy.audit import AuditLog
-from skills.sandbox.testing import k8s_clients, wait_for
+from sandbox.testing import k8s_clients, wait_for
 
 pytestmark = pytest.mark.sandbox
 

@@ -37,7 +37,7 @@ def _alive(pid: int) -> bool:
 
 
 async def test_quitting_a_console_that_started_the_sandbox_stops_it(tmp_path, monkeypatch, capsys):
-    from skills.sandbox.cluster import Layout, started_here
+    from sandbox.cluster import Layout, started_here
 
     monkeypatch.setenv("LANTERN_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("KUBECONFIG", raising=False)

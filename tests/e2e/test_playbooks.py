@@ -32,7 +32,7 @@ from e2e_support import (
 
 from engine.policy.audit import AuditLog
 from engine.store import Store
-from skills.sandbox.testing import k8s_clients, wait_for
+from sandbox.testing import k8s_clients, wait_for
 
 pytestmark = pytest.mark.sandbox
 

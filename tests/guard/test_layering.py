@@ -8,7 +8,7 @@ import sys
 
 def test_engine_guard_policy_dispatch_import_no_ui_or_litellm():
     code = (
-        "import sys, engine.dispatch, engine.guard, engine.guard.commands, engine.guard.bench, "
+        "import sys, engine.dispatch, engine.guard, engine.guard.commands, "
         "engine.policy.commands, engine.policy.audit_cli\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'rich', 'console', 'litellm'))\n"
         "print(','.join(bad))"

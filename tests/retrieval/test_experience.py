@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench.multiturn import catalog_tools
 from engine import events as ev
 from engine.loop import Session
 from engine.retrieval import experience as xp
@@ -15,7 +16,6 @@ from engine.retrieval.embed import DIM
 from engine.retrieval.experience import Experience, ExperienceMemory, recall
 from engine.retrieval.index import HybridIndex
 from engine.retrieval.lessons import lessons_from_session
-from engine.retrieval.multiturn import catalog_tools
 from engine.dispatch import Dispatcher
 from engine.policy.rules import Policy
 from engine.retrieval.selector import ToolSelector
@@ -190,27 +190,6 @@ async def test_a_session_marked_bad_teaches_nothing(warm_index: Path, tmp_path: 
     assert sel.index.experience_if_any() is None or len(sel.index.experience) == 0
 
 
-def test_the_bench_drops_unseen_scenes_from_the_history_before_anything_is_built(tmp_path: Path) -> None:
-    import argparse
-    import json
-
-    from engine.retrieval import bench_history
-
-    q, r = tmp_path / "q.jsonl", tmp_path / "r.tsv"
-    scenes = [("a", "b"), ("c",), ("d", "e"), ("f",)]
-    q.write_text("".join(json.dumps({"_id": f"h{i}", "text": f"request {i}"}) + "\n" for i in range(40)))
-    r.write_text("".join(f"h{i}\t{t}\t1\n" for i in range(40) for t in scenes[i % 4]))
-    test = {f"t{i}": set(scenes[i % 4]) for i in range(8)} | {"t9": {"z"}}
-    args = argparse.Namespace(history_queries=q, history_qrels=r, unseen_scenes=0.5, seed=3)
-    h = bench_history.load(args, test)
-    kept = {e.tools for e in h.experiences}
-    assert h.scenes == 5 and h.dropped_scenes == 2 and kept < set(scenes)
-    assert h.dropped_requests == 40 - len(h.experiences)
-    assert h.seen == {t for t, tools in test.items() if tuple(sorted(tools)) in kept}
-    assert "t9" not in h.seen and bench_history.load(args, test).seen == h.seen  # seeded: the same split
-    assert bench_history.check(argparse.Namespace(history_queries=None, history_qrels=r, unseen_scenes=0.0)) is not None
-
-
 def test_co_usage_names_the_tools_a_tool_usually_comes_with(tmp_path: Path) -> None:
     rng = np.random.default_rng(5)
     vecs = rng.normal(size=(8, DIM)).astype(np.float32)
@@ -222,19 +201,6 @@ def test_co_usage_names_the_tools_a_tool_usually_comes_with(tmp_path: Path) -> N
     assert mem.companions("dns.resolve") == []  # too few uses to say
     mem.forget(source="import:x")
     assert mem.companions("prometheus.range_query") == []
-
-
-def test_the_scale_bench_recombines_real_requests_into_new_rows() -> None:
-    from engine.retrieval.bench_history_scale import synthetic
-
-    texts = ["show logs of the payments pod", "roll orders-api back now", "which deploy broke checkout today"]
-    vecs = np.eye(3, DIM, dtype=np.float32)
-    rows, out = synthetic(texts, [("a",), ("b",), ("c",)], vecs, 5, seed=1)
-    assert len(rows) == 5 and len({r.text for r in rows}) == 5 and not {r.text for r in rows} & set(texts)
-    assert np.allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
-    for r, v in zip(rows, out):
-        source = "abc".index(r.tools[0])
-        assert r.text.split()[0] == texts[source].split()[0] and v[source] > 0.9  # the first request's words, tools and vector
 
 
 def test_the_plain_face_says_which_past_requests_brought_a_tool() -> None:

@@ -92,8 +92,8 @@ def test_hit_reasons_follow_a_changed_document(tmp_path: Path) -> None:
 def test_feedback_ranking_is_the_moved_query_over_the_first_pass_pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import numpy as np
 
+    from bench.retrieval_scale import synthetic_docs
     from engine.retrieval import index as index_mod
-    from engine.retrieval.bench_scale import synthetic_docs
 
     ix = HybridIndex(tmp_path)
     ix.sync(synthetic_docs(60))

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from bench.multiturn import catalog_tools
 from engine.events import StepStarted, ToolSetChanged
 from engine.loop import Session
 from engine.retrieval.index import HybridIndex
-from engine.retrieval.multiturn import catalog_tools
 from engine.retrieval.selector import FIND_TOOLS, ToolSelector, find_tools_tool, schema_tokens
 from engine.testing import ScriptedModel
 from engine.toolbox import Toolbox

@@ -1,3 +1,3 @@
 """One real sandbox cluster (etcd, kube-apiserver, controllers, node agent) for the whole session."""
 
-from skills.sandbox.testing import sandbox  # noqa: F401 - the session fixture, shared with other suites
+from sandbox.testing import sandbox  # noqa: F401 - the session fixture, shared with other suites

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from skills.sandbox import testing
-from skills.sandbox.scenario import list_scenarios
+from sandbox import testing
+from sandbox.scenario import list_scenarios
 
 pytestmark = pytest.mark.sandbox
 ROOT = Path(__file__).resolve().parents[2]

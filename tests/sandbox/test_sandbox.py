@@ -12,9 +12,9 @@ import urllib.request
 
 import pytest
 
-from skills.sandbox import cluster, pki
-from skills.sandbox.scenario import ENDPOINTS_CONFIGMAP, ScenarioError, apply_scenario
-from skills.sandbox.testing import k8s_clients, wait_for
+from sandbox import cluster, pki
+from sandbox.scenario import ENDPOINTS_CONFIGMAP, ScenarioError, apply_scenario
+from sandbox.testing import k8s_clients, wait_for
 
 pytestmark = pytest.mark.sandbox
 

@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from skills.sandbox import cluster
-from skills.sandbox.scenario import Match, ScenarioError, World, load_scenario, parse_quantity, rule_matches
+from sandbox import cluster
+from sandbox.scenario import Match, ScenarioError, World, load_scenario, parse_quantity, rule_matches
 
 
 def test_scenario_files_validate():
@@ -65,7 +65,7 @@ def test_missing_config_key_is_a_create_container_config_error():
 
 
 def test_up_without_binaries_says_how_to_build(tmp_path, monkeypatch):
-    from skills.sandbox import build
+    from sandbox import build
 
     monkeypatch.setenv("LANTERN_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(build, "find_etcd", lambda: None)
@@ -74,7 +74,7 @@ def test_up_without_binaries_says_how_to_build(tmp_path, monkeypatch):
 
 
 def test_build_adds_a_deb_src_twin_of_each_deb_stanza():
-    from skills.sandbox.build import _deb_src_stanzas
+    from sandbox.build import _deb_src_stanzas
 
     text = ("Types: deb\n# snapshot\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\n"
             "Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n"

@@ -1,6 +1,6 @@
 """The kubernetes pack against the real sandbox API server (Kubernetes 1.20) with the node agent.
 
-Needs skills/sandbox (the sandbox helper's part); skips when it or its binaries are missing.
+Needs sandbox (the sandbox helper's part); skips when it or its binaries are missing.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-testing = pytest.importorskip("skills.sandbox.testing", reason="the sandbox (skills/sandbox/testing.py) is not in this tree")
+testing = pytest.importorskip("sandbox.testing", reason="the sandbox (sandbox/testing.py) is not in this tree")
 
 from skills.kube.client import clear_cache  # noqa: E402
 from skills.loader import load_packs  # noqa: E402
@@ -44,7 +44,7 @@ async def call(tools, tool_name, /, **args):
 
 
 def _apply(sandbox, name):
-    from skills.sandbox.scenario import apply_scenario
+    from sandbox.scenario import apply_scenario
 
     return apply_scenario(name, home=sandbox.home)
 
@@ -175,7 +175,7 @@ async def test_expired_certificate_in_a_tls_secret(sandbox, tools):
 async def test_queue_backlog_seen_through_the_queue_and_prometheus_packs(sandbox, tools, monkeypatch):
     import asyncio
 
-    from skills.sandbox.cluster import info
+    from sandbox.cluster import info
 
     _apply(sandbox, "queue-backlog")
     endpoints = info(sandbox.home).endpoints

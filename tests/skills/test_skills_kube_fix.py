@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-testing = pytest.importorskip("skills.sandbox.testing", reason="the sandbox (skills/sandbox/testing.py) is not in this tree")
+testing = pytest.importorskip("sandbox.testing", reason="the sandbox (sandbox/testing.py) is not in this tree")
 
 from engine.tools import PreviewFailed  # noqa: E402
 from skills.kube.client import clear_cache  # noqa: E402
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.sandbox
 @pytest.fixture(scope="module")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     """A running sandbox with the oom scenario (report-worker, its ConfigMap, report-api)."""
-    from skills.sandbox.scenario import apply_scenario
+    from sandbox.scenario import apply_scenario
 
     with testing.sandbox_for_tests(tmp_path_factory.mktemp("sandbox"), nodes=1, time_scale=0.3) as info:
         apply_scenario("oom", home=info.home)
@@ -117,7 +117,7 @@ async def test_patch_apply_and_tls_secret(sandbox, tools, tmp_path):
     out = await tools["kubernetes.apply_manifest"].handler({"manifest": good, "namespace": "analytics"})
     assert out.status == "ok" and out.data["applied"] == ["ConfigMap/analytics/extra"] and "delete" in out.data["undo"]
 
-    from skills.sandbox import pki
+    from sandbox import pki
 
     ca_cert, ca_key = pki.make_ca()
     cert, key = pki.issue(ca_cert, ca_key, "report.example.com", sans=["report.example.com"])

@@ -1,6 +1,6 @@
 """Measure the sandbox: build step (no-op when built), cold and warm start to /readyz, memory.
 
-Run: `python -m skills.sandbox.measure` (uses a temporary data directory, stops it afterwards).
+Run: `lantern bench sandbox` or `python -m bench sandbox` (uses a temporary data directory, stops it afterwards).
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from skills.sandbox import build, cluster
-from skills.sandbox.scenario import apply_scenario
+from sandbox import build, cluster
+from sandbox.scenario import apply_scenario
 
 
 def _readyz_time(home: Path) -> str:

@@ -34,8 +34,8 @@ async def run(args: argparse.Namespace) -> int:
 
 
 async def _cloudops(args: argparse.Namespace) -> int:
-    from engine.critic import cloudops as co
     from engine.jsonfile import load_json
+    from evals import cloudops as co
 
     root = Path(args.cases)
     if not (root / "candidates.json").exists():
@@ -101,16 +101,14 @@ async def _cloudops(args: argparse.Namespace) -> int:
 
 def replay_tools_factory() -> Any:
     """The replay world's tools for a case directory (the skills replay executor)."""
-    try:
-        from skills.replay import replay_tools
-    except ImportError:
-        from engine.critic.export import session_replay_tools as replay_tools
+    from skills.replay import replay_tools
+
     return replay_tools
 
 
 async def _export(args: argparse.Namespace) -> int:
-    from engine.critic.export import export_session
     from engine.store import Store
+    from evals.export import export_session
 
     async with Store() as store:
         sid = await store.find(args.session)

@@ -7,13 +7,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from skills.sandbox.cluster import Layout
-from skills.sandbox.scenario import Healthy, Scenario
+from sandbox.cluster import Layout
+from sandbox.scenario import Healthy, Scenario
 
 
 def unhealthy(sc: Scenario, home: Path | str | None = None) -> list[str]:
     """What is still wrong by the scenario's own condition ([] when healed)."""
-    from skills.sandbox.testing import k8s_clients
+    from sandbox.testing import k8s_clients
 
     assert sc.drill is not None
     _, core, apps = k8s_clients(_info(home))
@@ -21,7 +21,7 @@ def unhealthy(sc: Scenario, home: Path | str | None = None) -> list[str]:
 
 
 def _info(home: Path | str | None) -> Any:
-    from skills.sandbox.cluster import info
+    from sandbox.cluster import info
 
     return info(Layout(home).home)
 
@@ -57,7 +57,7 @@ def wait_healthy(sc: Scenario, home: Path | str | None = None, timeout: float | 
 
 def reference_calls(sc: Scenario, home: Path | str | None = None) -> list[dict[str, Any]]:
     """The reference fix as model tool calls ({name, arguments}); renewed certificates are written beside the sandbox's PKI."""
-    from skills.sandbox import pki
+    from sandbox import pki
 
     assert sc.drill is not None
     lay = Layout(home)

@@ -30,8 +30,8 @@ from typing import Any
 import yaml
 
 from engine.config import lantern_home
-from skills.sandbox import build as _build
-from skills.sandbox import pki
+from sandbox import build as _build
+from sandbox import pki
 
 CONTEXT = "lantern-sandbox"
 """The kubeconfig context name the sandbox writes."""
@@ -39,7 +39,7 @@ CONTEXT = "lantern-sandbox"
 DEFAULT_SCENARIO = "bad-deploy"
 """The scenario the embedded default world starts with."""
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 SERVICE_CIDR = "10.96.0.0/16"
 COMPONENT_ORDER = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "agent")
 PORT_NAMES = ("etcd_client", "etcd_peer", "apiserver", "controller_manager", "scheduler", "kubelet", "metrics", "queue", "tls")
@@ -336,12 +336,12 @@ def _argv(name: str, lay: Layout, state: dict[str, Any]) -> list[str]:
                 "--address=127.0.0.1", f'--port={ports["scheduler"]}', "--secure-port=0", "--profiling=false",
                 "--v=1"]
     if name == "agent":
-        return [sys.executable, "-m", "skills.sandbox.agent", "--home", str(lay.home)]
+        return [sys.executable, "-m", "sandbox.agent", "--home", str(lay.home)]
     raise ValueError(name)
 
 
 _MARKERS = {"etcd": "etcd", "kube-apiserver": "kube-apiserver", "kube-controller-manager": "kube-controller-manager",
-            "kube-scheduler": "kube-scheduler", "agent": "skills.sandbox.agent"}
+            "kube-scheduler": "kube-scheduler", "agent": "sandbox.agent"}
 
 
 def _ssl_context(lay: Layout) -> ssl.SSLContext:
@@ -645,7 +645,7 @@ def _ensure_up(scenario: str | None, home: Path | str | None, nodes: int | None,
     elif nodes and int(state.get("nodes") or 0) != nodes:
         set_nodes(nodes, lay.home)
     if scenario is not None:
-        from skills.sandbox.scenario import apply_scenario
+        from sandbox.scenario import apply_scenario
 
         current = lay.read_scenario() or {}
         if current.get("name") != scenario or not current.get("applied"):
@@ -672,7 +672,7 @@ def default_world(home: Path | str | None = None, scenario: str = DEFAULT_SCENAR
     wanted = current.get("name") if current.get("applied") else scenario
     si = ensure_up(wanted, home=lay.home, progress=progress)
     if rearm and current.get("applied"):
-        from skills.sandbox.scenario import apply_scenario
+        from sandbox.scenario import apply_scenario
 
         apply_scenario(wanted, home=lay.home)
         si = info(lay.home)

@@ -1,6 +1,6 @@
 """Scenarios: data files that put a live incident into the sandbox, and the rules the node agent follows.
 
-A scenario file (skills/sandbox/scenarios/NAME.yaml) names a namespace, the manifests to create,
+A scenario file (sandbox/scenarios/NAME.yaml) names a namespace, the manifests to create,
 rollouts to perform afterwards (so deploy history is real), per-container behaviour rules and log
 lines, an optional queue model, and the `symptom` text the console shows as the opening alert.
 Rules match on the live pod spec and cluster objects (image, memory limit, env, Services, Secrets,
@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from skills.sandbox import pki
+from sandbox import pki
 
 SCENARIO_DIR = Path(__file__).resolve().parent / "scenarios"
 SCENARIO_LABEL = "lantern.dev/scenario"
@@ -356,7 +356,7 @@ def reset(home: Path | str | None = None, timeout: float = 90.0) -> list[str]:
     """Delete every scenario namespace and wait until they are gone; returns their names."""
     from kubernetes import client
 
-    from skills.sandbox.cluster import Layout
+    from sandbox.cluster import Layout
 
     lay = Layout(home)
     api = _api(lay.kubeconfig)
@@ -391,7 +391,7 @@ def reset(home: Path | str | None = None, timeout: float = 90.0) -> list[str]:
 
 def apply_scenario(name: str, home: Path | str | None = None, timeout: float = 120.0) -> Scenario:
     """Reset the sandbox and start one scenario: namespace, manifests, rollouts, endpoints ConfigMap."""
-    from skills.sandbox.cluster import locked
+    from sandbox.cluster import locked
 
     sc = load_scenario(name)  # a bad name or file fails before anything is torn down
     with locked(home):
@@ -401,7 +401,7 @@ def apply_scenario(name: str, home: Path | str | None = None, timeout: float = 1
 def _apply(sc: Scenario, home: Path | str | None, timeout: float) -> Scenario:
     from kubernetes import client, utils
 
-    from skills.sandbox.cluster import Layout, info, set_nodes
+    from sandbox.cluster import Layout, info, set_nodes
 
     lay = Layout(home)
     if not lay.kubeconfig.is_file():

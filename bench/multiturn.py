@@ -16,11 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench import DATA
 from engine.retrieval.rewrite import Exchange
 from engine.tools import Tool, ToolOutput
-
-DATA = Path(__file__).parent / "data"
-"""Where the labelled set and the stand-in catalogue live."""
 
 
 class SetError(Exception):

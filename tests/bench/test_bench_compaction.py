@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from engine.context import bench
+from bench import compaction
 
 HISTORY = [
     {"role": "system", "content": "You troubleshoot Kubernetes."},
@@ -19,7 +19,7 @@ EXPECTED = 'Pod payment-api-6d8f9b7c5-h9k2m fails with "java.sql.SQLException: C
 
 
 def test_convert_keeps_roles_calls_and_pairing():
-    system, events = bench.convert(HISTORY)
+    system, events = compaction.convert(HISTORY)
     assert system == "You troubleshoot Kubernetes."
     assert [e.kind for e in events] == ["user-message", "assistant-message", "tool-call-finished", "assistant-message", "tool-call-finished", "assistant-message"]
     assert events[1].tool_calls[0]["arguments"] == {"command": "kubectl get pods -n prod"}
@@ -27,13 +27,13 @@ def test_convert_keeps_roles_calls_and_pairing():
 
 
 def test_expected_strings_are_derived_not_labelled():
-    values = {s["value"] for s in bench.expected_strings(EXPECTED)}
+    values = {s["value"] for s in compaction.expected_strings(EXPECTED)}
     assert {"payment-api-6d8f9b7c5-h9k2m", "java.sql.SQLException: Connection pool exhausted", "12"} <= values
-    assert bench.present("12", "restarts 12 (x)") and not bench.present("12", "restarts 120")
+    assert compaction.present("12", "restarts 12 (x)") and not compaction.present("12", "restarts 120")
 
 
 def test_score_case_compacts_and_keeps_the_facts_without_silent_drops():
-    row = bench.score_case("mini", HISTORY, EXPECTED, 0.25)
+    row = compaction.score_case("mini", HISTORY, EXPECTED, 0.25)
     ours = row["ours"]
     assert ours["compression"] >= 3.5
     assert ours["ledger_type_kept"] == ours["ledger_type"] > 0
@@ -54,9 +54,9 @@ def test_cli_run_on_a_cases_dir_reports_numbers_and_skips_a_bad_case(tmp_path, c
     (bad / "conversation_history.json").write_text(json.dumps([{"role": "wizard", "content": "?"}]))
     (bad / "test_case.yaml").write_text("expected_output: x\n")
     p = argparse.ArgumentParser()
-    bench.configure(p)
+    compaction.configure(p)
     args = p.parse_args(["--cases", str(tmp_path / "cases"), "--cloudops", str(tmp_path / "none"), "--no-timing", "--histories", "1", "--json"])
-    assert bench.run(args) == 0
+    assert compaction.run(args) == 0
     out = capsys.readouterr()
     result = json.loads(out.out)
     assert [c["case"] for c in result["cases"]] == ["001_good"]
@@ -65,5 +65,5 @@ def test_cli_run_on_a_cases_dir_reports_numbers_and_skips_a_bad_case(tmp_path, c
     assert result["probes"]["histories"][0]["ours"]["recalled"] == 50
 
     missing = p.parse_args(["--cases", str(tmp_path / "nope")])
-    assert bench.run(missing) == 2
+    assert compaction.run(missing) == 2
     assert "not found" in capsys.readouterr().err

@@ -27,9 +27,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run one sandbox subcommand."""
-    from skills.sandbox import build as b
-    from skills.sandbox import cluster as c
-    from skills.sandbox.scenario import ScenarioError, apply_scenario, list_scenarios, reset
+    from sandbox import build as b
+    from sandbox import cluster as c
+    from sandbox.scenario import ScenarioError, apply_scenario, list_scenarios, reset
 
     cmd = args.sandbox_cmd
     home = args.home

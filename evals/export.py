@@ -23,7 +23,7 @@ def _scrub(text: str) -> str:
 
 def export_session(events: list[Any], out_dir: Path) -> Path:
     """Write `events` as a case folder (metadata.json + tool_cache.json) and return its path."""
-    from engine.critic.cloudops import call_step, parse_answers
+    from evals.cloudops import call_step, parse_answers
 
     sid = events[0].session_id if events else "empty"
     users = [e.text for e in events if e.kind == "user-message"]

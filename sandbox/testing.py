@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from skills.sandbox import build
-from skills.sandbox.cluster import SandboxInfo, down, up
+from sandbox import build
+from sandbox.cluster import SandboxInfo, down, up
 
 REQUIRE_ENV = "LANTERN_REQUIRE_SANDBOX"
 
@@ -78,6 +78,6 @@ def _session_fixture():
 
 try:
     sandbox = _session_fixture()
-    """`from skills.sandbox.testing import sandbox` in a conftest.py gives tests one shared cluster."""
+    """`from sandbox.testing import sandbox` in a conftest.py gives tests one shared cluster."""
 except ImportError:  # pytest is a test-only dependency
     pass

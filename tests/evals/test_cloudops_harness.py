@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.critic import cloudops as co
-from engine.critic.commands import replay_tools_factory
+from evals import cloudops as co
+from evals.commands import replay_tools_factory
 
 DEV = Path(__file__).resolve().parents[3] / "shared" / "data" / "cloudops-dev"
 pytestmark = pytest.mark.skipif(not DEV.exists(), reason="shared benchmark data not present")
@@ -52,11 +52,11 @@ def test_alignment_matches_expert_notation():
 
 async def test_a_session_exported_as_a_case_replays_through_the_harness(tmp_path):
     """`lantern eval export`: a finished session becomes a replay case that scores its own answer."""
-    from engine.critic.export import export_session, session_replay_tools
     from engine.loop import Session
     from engine.testing import ScriptedModel
     from engine.toolbox import Toolbox
     from engine.tools import python_tool
+    from evals.export import export_session, session_replay_tools
 
     def get_pods(namespace: str) -> str:
         """List pods."""
@@ -102,7 +102,7 @@ async def test_the_engine_asks_the_model_for_the_structured_answer():
 async def test_an_interrupted_run_resumes_from_its_results_file(tmp_path, capsys):
     import argparse
 
-    from engine.critic.commands import run
+    from evals.commands import run
 
     out = tmp_path / "results.jsonl"
     args = argparse.Namespace(eval_cmd="cloudops", cases=str(DEV), model="oracle", limit=2, max_steps=10, json=True, out=str(out), no_triage=False, no_checks=False)

@@ -28,7 +28,7 @@ import numpy as np
 
 def configure(p: argparse.ArgumentParser) -> None:
     """Arguments of the history-scale benchmark."""
-    from engine.retrieval.bench import DEFAULT_DATA
+    from bench.retrieval import DEFAULT_DATA
 
     p.add_argument("--rows", type=int, default=100_000, help="past requests in the memory")
     p.add_argument("--chunk", type=int, default=10_000, help="rows added per incremental step")
@@ -69,7 +69,7 @@ def _pct(xs: list[float], p: float) -> float:
 
 
 def _build(args: argparse.Namespace, path: Path, embedder: object) -> tuple[object, dict]:
-    from engine.retrieval.bench_history import History, memory_for
+    from bench.retrieval_history import History, memory_for
     from engine.retrieval.beir import load_qrels, load_queries
     from engine.retrieval.experience import Experience, ExperienceMemory
 
@@ -99,8 +99,9 @@ def _build(args: argparse.Namespace, path: Path, embedder: object) -> tuple[obje
 
 def run(args: argparse.Namespace) -> int:
     """Build the memory, time queries with and without it, print the numbers."""
-    from engine.retrieval.bench import _index_path, load_average
-    from engine.retrieval.beir import DataError, load_corpus, load_queries
+    from bench.beir import load_corpus
+    from bench.retrieval import _index_path, load_average
+    from engine.retrieval.beir import DataError, load_queries
     from engine.retrieval.embed import Embedder
     from engine.retrieval.experience import recall
     from engine.retrieval.index import HybridIndex

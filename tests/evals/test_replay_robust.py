@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from engine.critic import cloudops as co
 from engine.jsonfile import load_json
+from evals import cloudops as co
 from skills.replay.executor import ReplayCase, answer
 
 PODS = "NAME                          READY   STATUS             RESTARTS   AGE\ncart-7d9f8b6c5d-x2x9q   0/1     CrashLoopBackOff   5          3m\n"
@@ -84,8 +84,8 @@ def test_candidates_that_cannot_be_read_are_empty_lists(tmp_path, kind):
 @pytest.mark.parametrize("kind", ["empty", "truncated", "binary"])
 async def test_a_case_with_empty_logs_runs_to_the_end(tmp_path, kind):
     """Every held-out performance case had an empty raw_data/logs.json and crashed the case."""
-    from engine.critic.commands import replay_tools_factory
     from engine.testing import ScriptedModel
+    from evals.commands import replay_tools_factory
 
     _case(tmp_path, **{"raw_data__logs.json": BAD[kind]})
     case = co.load_cases(tmp_path)[0]
