@@ -15,7 +15,15 @@ from pathlib import Path
 from engine.retrieval.beir import read_jsonl
 from engine.retrieval.index import Doc
 
-_KEYS = ("category_name", "tool_name", "api_name", "api_description", "required_params", "optional_params", "return_schema")
+_KEYS = (
+    "category_name",
+    "tool_name",
+    "api_name",
+    "api_description",
+    "required_params",
+    "optional_params",
+    "return_schema",
+)
 _KEY_RE = re.compile(r"(?:^|, )(" + "|".join(_KEYS) + r"):\s?")
 
 
@@ -26,7 +34,9 @@ def _params(blob: str) -> list[tuple[str, str]]:
         return [(n, "") for n in re.findall(r'"name":\s*"([^"]+)"', blob)]
     if not isinstance(items, list):
         return []
-    return [(str(i.get("name")), str(i.get("description") or "")) for i in items if isinstance(i, dict) and i.get("name")]
+    return [
+        (str(i.get("name")), str(i.get("description") or "")) for i in items if isinstance(i, dict) and i.get("name")
+    ]
 
 
 def _schema_keys(blob: str) -> list[str]:

@@ -9,7 +9,11 @@ import importlib
 BENCHES: list[tuple[str, str, str]] = [
     ("retrieval", "bench.retrieval", "tool retrieval quality on BEIR-format files"),
     ("retrieval-scale", "bench.retrieval_scale", "index build and query latency with N actions"),
-    ("retrieval-history-scale", "bench.retrieval_history_scale", "experience memory build time and query latency with N past requests"),
+    (
+        "retrieval-history-scale",
+        "bench.retrieval_history_scale",
+        "experience memory build time and query latency with N past requests",
+    ),
     ("retrieval-multiturn", "bench.retrieval_multiturn", "multi-turn tool selection recall on Lantern's own packs"),
     ("scrub", "bench.scrub", "scrubber recall/precision on secrets and PII sets"),
     ("compaction", "bench.compaction", "fact survival and compression of context compaction"),

@@ -38,14 +38,18 @@ from engine.testing import ScriptedModel
 
 DEFAULT_CASES = shared_data("holmes-compaction")
 DEFAULT_CLOUDOPS = shared_data("cloudops-dev")
-_T0 = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
+_T0 = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 
 
 def configure(p: argparse.ArgumentParser) -> None:
     """Command-line options."""
     p.add_argument("--cases", type=Path, default=DEFAULT_CASES, help="directory of holmes-compaction cases")
-    p.add_argument("--cloudops", type=Path, default=DEFAULT_CLOUDOPS, help="cloudops-dev directory (tool caches for probes)")
-    p.add_argument("--budget", type=float, default=0.25, help="prompt budget as a share of each history's size (default 0.25)")
+    p.add_argument(
+        "--cloudops", type=Path, default=DEFAULT_CLOUDOPS, help="cloudops-dev directory (tool caches for probes)"
+    )
+    p.add_argument(
+        "--budget", type=float, default=0.25, help="prompt budget as a share of each history's size (default 0.25)"
+    )
     p.add_argument("--probes", type=int, default=50, help="facts planted per synthetic history (default 50)")
     p.add_argument("--histories", type=int, default=3, help="synthetic probe histories (default 3)")
     p.add_argument("--seed", type=int, default=7)
@@ -84,13 +88,27 @@ def convert(messages: list[dict[str, Any]], session_id: str = "bench") -> tuple[
             for tc in m.get("tool_calls") or []:
                 fn = tc.get("function") or {}
                 args, _, _ = parse_arguments(fn.get("arguments"))
-                calls.append({"id": tc.get("id") or f"call_{seq}_{len(calls)}", "name": fn.get("name", "?"), "arguments": args})
-            out.append(ev.AssistantMessage(session_id=session_id, seq=seq, at=at, turn=turn, text=content, step=step, tool_calls=calls))
+                calls.append(
+                    {"id": tc.get("id") or f"call_{seq}_{len(calls)}", "name": fn.get("name", "?"), "arguments": args}
+                )
+            out.append(
+                ev.AssistantMessage(
+                    session_id=session_id, seq=seq, at=at, turn=turn, text=content, step=step, tool_calls=calls
+                )
+            )
         elif role == "tool":
             out.append(
                 ev.ToolCallFinished(
-                    session_id=session_id, seq=seq, at=at, turn=turn, call_id=m.get("tool_call_id") or "", tool=m.get("name") or "tool",
-                    status="ok", duration_ms=0.0, output=content, step=step,
+                    session_id=session_id,
+                    seq=seq,
+                    at=at,
+                    turn=turn,
+                    call_id=m.get("tool_call_id") or "",
+                    tool=m.get("name") or "tool",
+                    status="ok",
+                    duration_ms=0.0,
+                    output=content,
+                    step=step,
                 )
             )
         else:
@@ -100,9 +118,30 @@ def convert(messages: list[dict[str, Any]], session_id: str = "bench") -> tuple[
 
 # -- expected strings -----------------------------------------------------------------------------
 _QUOTED_RE = re.compile(r"\"([^\"\n]{3,200})\"|'([^'\n]{3,200})'|`([^`\n]{2,200})`")
-_NUM_RE = re.compile(r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?:\s?(?:%|ms|s|MB|GB|Mi|Gi|KB|m|req/s|GB/s|MB/s|seconds|minutes|hours))?(?![\w])")
-_IDENT_RE = re.compile(r"(?<![\w.])(?:[a-z][a-z0-9]*(?:-[a-z0-9]+)+|[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+|v\d+(?:\.\d+)+|[A-Z][a-z]+(?:[A-Z][a-z]+)+|[a-zA-Z_]\w*\(\))(?![\w])")
-_LEDGER_KINDS = {"pod", "deployment", "node", "namespace", "image", "host", "resource", "reason", "exit_code", "http_status", "exception", "metric", "timestamp", "version", "sha", "config"}
+_NUM_RE = re.compile(
+    r"(?<![\w.])\d[\d,]*(?:\.\d+)?(?:\s?(?:%|ms|s|MB|GB|Mi|Gi|KB|m|req/s|GB/s|MB/s|seconds|minutes|hours))?(?![\w])"
+)
+_IDENT_RE = re.compile(
+    r"(?<![\w.])(?:[a-z][a-z0-9]*(?:-[a-z0-9]+)+|[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+|v\d+(?:\.\d+)+|[A-Z][a-z]+(?:[A-Z][a-z]+)+|[a-zA-Z_]\w*\(\))(?![\w])"
+)
+_LEDGER_KINDS = {
+    "pod",
+    "deployment",
+    "node",
+    "namespace",
+    "image",
+    "host",
+    "resource",
+    "reason",
+    "exit_code",
+    "http_status",
+    "exception",
+    "metric",
+    "timestamp",
+    "version",
+    "sha",
+    "config",
+}
 
 
 def expected_strings(expected: str) -> list[dict[str, str]]:
@@ -116,7 +155,12 @@ def expected_strings(expected: str) -> list[dict[str, str]]:
     for m in _IDENT_RE.finditer(expected):
         found.setdefault(m.group(0), "identifier")
     # a number inside a longer string already found (a timestamp, a version, a name) is not a fact of its own
-    spans = [(m.start(), m.end()) for v, k in list(found.items()) if k not in ("metric", "number") for m in re.finditer(re.escape(v), expected)]
+    spans = [
+        (m.start(), m.end())
+        for v, k in list(found.items())
+        if k not in ("metric", "number")
+        for m in re.finditer(re.escape(v), expected)
+    ]
     for m in _NUM_RE.finditer(expected):
         v = m.group(0)
         if any(a <= m.start() and m.end() <= b for a, b in spans):
@@ -178,7 +222,11 @@ def silent_drops(c_text: str, events: list[Any], listed: set[str]) -> tuple[int,
     lost = unlisted = 0
     for e in events:
         kind = getattr(e, "kind", "")
-        body = e.text if kind in ("user-message", "assistant-message") else (e.output if kind == "tool-call-finished" else None)
+        body = (
+            e.text
+            if kind in ("user-message", "assistant-message")
+            else (e.output if kind == "tool-call-finished" else None)
+        )
         if not body or not body.strip():
             continue
         if body in c_text:
@@ -230,7 +278,13 @@ def score_case(name: str, messages: list[dict[str, Any]], expected: str, budget:
     summ = run_ours(system, events, budget, pin_ledger=False, list_drops=False)
     trunc_msgs, trunc_used, _ = run_truncation(system, events, budget)
     trunc_text = Compaction(trunc_msgs, 0, 0, 0, {}, [], []).text
-    res: dict[str, Any] = {"case": name, "events": len(events), "original_tokens": orig, "expected_strings": len(strings), "in_source": len(in_source)}
+    res: dict[str, Any] = {
+        "case": name,
+        "events": len(events),
+        "original_tokens": orig,
+        "expected_strings": len(strings),
+        "in_source": len(in_source),
+    }
     for label, text, used, listed in (
         ("ours", ours.text, ours.used, _listed_refs(ours)),
         ("summary_only", summ.text, summ.used, set()),
@@ -257,7 +311,9 @@ def score_case(name: str, messages: list[dict[str, Any]], expected: str, budget:
 
 
 # -- probes ---------------------------------------------------------------------------------------
-def _pool(cases: list[tuple[str, list[dict[str, Any]], str]], cloudops: Path, rng: random.Random) -> list[tuple[str, dict[str, Any], str]]:
+def _pool(
+    cases: list[tuple[str, list[dict[str, Any]], str]], cloudops: Path, rng: random.Random
+) -> list[tuple[str, dict[str, Any], str]]:
     """(tool name, arguments, output) drawn from the cases' tool messages and cloudops tool caches."""
     pool: list[tuple[str, dict[str, Any], str]] = []
     for _, messages, _ in cases:
@@ -286,8 +342,28 @@ def _pool(cases: list[tuple[str, list[dict[str, Any]], str]], cloudops: Path, rn
 
 
 _ALNUM = "bcdfghjklmnpqrstvwxz2456789"
-_SVCS = ["checkout", "ledger-writer", "billing-api", "search-indexer", "quote-engine", "fulfilment", "notifier", "geo-router", "invoice-svc", "tax-calc"]
-_METRICS = [("p99 latency", "ms"), ("memory usage", "Mi"), ("error rate", "%"), ("cpu throttling", "%"), ("queue depth", " msgs"), ("heap used", "MB"), ("disk write", "MB/s"), ("request rate", " req/s")]
+_SVCS = [
+    "checkout",
+    "ledger-writer",
+    "billing-api",
+    "search-indexer",
+    "quote-engine",
+    "fulfilment",
+    "notifier",
+    "geo-router",
+    "invoice-svc",
+    "tax-calc",
+]
+_METRICS = [
+    ("p99 latency", "ms"),
+    ("memory usage", "Mi"),
+    ("error rate", "%"),
+    ("cpu throttling", "%"),
+    ("queue depth", " msgs"),
+    ("heap used", "MB"),
+    ("disk write", "MB/s"),
+    ("request rate", " req/s"),
+]
 
 
 def _probe(kind: str, rng: random.Random) -> tuple[str, str]:
@@ -295,31 +371,53 @@ def _probe(kind: str, rng: random.Random) -> tuple[str, str]:
     svc = rng.choice(_SVCS)
     if kind == "pod":
         pod = f"{svc}-{''.join(rng.choice(_ALNUM) for _ in range(8))}{rng.choice('2456789')}-{''.join(rng.choice(_ALNUM) for _ in range(5))}"
-        return f"  Warning  BackOff  {rng.randint(2, 59)}m  kubelet  Back-off restarting failed container app in pod {pod}", pod
+        return (
+            f"  Warning  BackOff  {rng.randint(2, 59)}m  kubelet  Back-off restarting failed container app in pod {pod}",
+            pod,
+        )
     if kind == "error":
         if rng.random() < 0.5:
             code = rng.choice([3, 6, 9, 11, 17, 23, 42, 64, 70, 78, 126, 127, 130, 134, 139])
-            return f"    Last State:  Terminated  Reason: Error  Exit Code: {code}  (container {svc})", f"Exit Code: {code}"
-        code, phrase = rng.choice([(502, "Bad Gateway"), (503, "Service Unavailable"), (504, "Gateway Timeout"), (429, "Too Many Requests"), (409, "Conflict")])
+            return (
+                f"    Last State:  Terminated  Reason: Error  Exit Code: {code}  (container {svc})",
+                f"Exit Code: {code}",
+            )
+        code, phrase = rng.choice(
+            [
+                (502, "Bad Gateway"),
+                (503, "Service Unavailable"),
+                (504, "Gateway Timeout"),
+                (429, "Too Many Requests"),
+                (409, "Conflict"),
+            ]
+        )
         return f"{svc} upstream returned {code} {phrase} for /v{rng.randint(1, 3)}/orders", f"{code} {phrase}"
     if kind == "metric":
         label, unit = rng.choice(_METRICS)
-        value = f"{rng.randint(100, 9999)}.{rng.randint(1, 9)}" if unit in ("%",) and False else str(rng.randint(101, 9899))
+        value = (
+            f"{rng.randint(100, 9999)}.{rng.randint(1, 9)}" if unit in ("%",) and False else str(rng.randint(101, 9899))
+        )
         if unit == "%":
             value = f"{rng.randint(11, 99)}.{rng.randint(1, 9)}"
         text = f"{value}{unit}"
         return f"{svc} {label}: {text} (5m avg)", text.strip()
-    ts = (_T0 + dt.timedelta(days=rng.randint(0, 300), seconds=rng.randint(0, 86400), milliseconds=rng.randint(0, 999))).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    ts = (
+        _T0 + dt.timedelta(days=rng.randint(0, 300), seconds=rng.randint(0, 86400), milliseconds=rng.randint(0, 999))
+    ).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     return f"{ts} ERROR [{svc}] request failed: upstream connect error or disconnect/reset before headers", ts
 
 
-def probe_history(pool: list[tuple[str, dict[str, Any], str]], rng: random.Random, n_steps: int, n_probes: int) -> tuple[str, list[Any], list[str]]:
+def probe_history(
+    pool: list[tuple[str, dict[str, Any], str]], rng: random.Random, n_steps: int, n_probes: int
+) -> tuple[str, list[Any], list[str]]:
     """A long synthetic investigation with `n_probes` facts planted in its first fifth."""
     events: list[Any] = []
     seq = 0
     at = _T0
     base_text = ""
-    steps: list[tuple[str, dict[str, Any], str]] = [pool[(i * 7 + rng.randint(0, 3)) % len(pool)] for i in range(n_steps)]
+    steps: list[tuple[str, dict[str, Any], str]] = [
+        pool[(i * 7 + rng.randint(0, 3)) % len(pool)] for i in range(n_steps)
+    ]
     base_text = "\n".join(o for _, _, o in steps)
     kinds = ["pod"] * 15 + ["error"] * 10 + ["metric"] * 15 + ["timestamp"] * 10
     kinds = (kinds * ((n_probes // len(kinds)) + 1))[:n_probes]
@@ -334,7 +432,11 @@ def probe_history(pool: list[tuple[str, dict[str, Any], str]], rng: random.Rando
         truths.append(truth)
         planted.setdefault(rng.randrange(early), []).append(line)
     seq += 1
-    events.append(ev.UserMessage(session_id="probe", seq=seq, at=at, turn=1, text="The shop is failing intermittently; find out why."))
+    events.append(
+        ev.UserMessage(
+            session_id="probe", seq=seq, at=at, turn=1, text="The shop is failing intermittently; find out why."
+        )
+    )
     for i, (name, args, out) in enumerate(steps):
         if i in planted:
             lines = out.splitlines()
@@ -343,13 +445,38 @@ def probe_history(pool: list[tuple[str, dict[str, Any], str]], rng: random.Rando
             out = "\n".join(lines)
         seq += 1
         call_id = f"c{i}"
-        events.append(ev.AssistantMessage(session_id="probe", seq=seq, at=at, turn=1, step=i + 1, text=f"Checking with {name}.", tool_calls=[{"id": call_id, "name": name, "arguments": args}]))
+        events.append(
+            ev.AssistantMessage(
+                session_id="probe",
+                seq=seq,
+                at=at,
+                turn=1,
+                step=i + 1,
+                text=f"Checking with {name}.",
+                tool_calls=[{"id": call_id, "name": name, "arguments": args}],
+            )
+        )
         seq += 1
-        events.append(ev.ToolCallFinished(session_id="probe", seq=seq, at=at, turn=1, call_id=call_id, tool=name, status="ok", duration_ms=1.0, output=out, step=i + 1))
+        events.append(
+            ev.ToolCallFinished(
+                session_id="probe",
+                seq=seq,
+                at=at,
+                turn=1,
+                call_id=call_id,
+                tool=name,
+                status="ok",
+                duration_ms=1.0,
+                output=out,
+                step=i + 1,
+            )
+        )
     return "You are Lantern, an on-call assistant.", events, truths
 
 
-def run_probes(cases: list[Any], cloudops: Path, budget: float, n_probes: int, n_hist: int, seed: int) -> dict[str, Any]:
+def run_probes(
+    cases: list[Any], cloudops: Path, budget: float, n_probes: int, n_hist: int, seed: int
+) -> dict[str, Any]:
     """Exact recall of planted facts after compaction, for the builder and the baselines."""
     rng = random.Random(seed)
     pool = _pool(cases, cloudops, rng)
@@ -364,7 +491,11 @@ def run_probes(cases: list[Any], cloudops: Path, budget: float, n_probes: int, n
         tm, tu, _ = run_truncation(system, events, budget)
         ttext = Compaction(tm, 0, 0, 0, {}, [], []).text
         row: dict[str, Any] = {"events": len(events), "original_tokens": orig, "planted": len(truths)}
-        for label, text, used, listed in (("ours", ours.text, ours.used, _listed_refs(ours)), ("summary_only", summ.text, summ.used, set()), ("truncation", ttext, tu, set())):
+        for label, text, used, listed in (
+            ("ours", ours.text, ours.used, _listed_refs(ours)),
+            ("summary_only", summ.text, summ.used, set()),
+            ("truncation", ttext, tu, set()),
+        ):
             lost, unlisted = silent_drops(text, events, listed)
             row[label] = {
                 "recalled": sum(present(t, text) for t in truths),
@@ -379,7 +510,9 @@ def run_probes(cases: list[Any], cloudops: Path, budget: float, n_probes: int, n
 
 
 # -- timing -----------------------------------------------------------------------------------------
-def run_timing(cases: list[Any], cloudops: Path, seed: int, sizes: tuple[int, ...] = (50, 200, 1000)) -> list[dict[str, Any]]:
+def run_timing(
+    cases: list[Any], cloudops: Path, seed: int, sizes: tuple[int, ...] = (50, 200, 1000)
+) -> list[dict[str, Any]]:
     """Per-step compaction time as a live session grows to 50, 200 and 1,000 events (32k window, 60%)."""
     rng = random.Random(seed + 1)
     pool = _pool(cases, cloudops, rng)
@@ -438,7 +571,14 @@ def run(args: argparse.Namespace) -> int:
     probes = run_probes(cases, Path(args.cloudops), args.budget, args.probes, args.histories, args.seed)
     timing = [] if args.no_timing else run_timing(cases, Path(args.cloudops), args.seed)
     summary = _summary(case_rows, probes)
-    result = {"budget": args.budget, "summary": summary, "cases": case_rows, "skipped": errors, "probes": probes, "timing": timing}
+    result = {
+        "budget": args.budget,
+        "summary": summary,
+        "cases": case_rows,
+        "skipped": errors,
+        "probes": probes,
+        "timing": timing,
+    }
     if args.json:
         print(json.dumps(result, indent=1))
     else:
@@ -462,7 +602,9 @@ def _summary(rows: list[dict[str, Any]], probes: dict[str, Any]) -> dict[str, An
             "compression_total": round(orig / max(1, used), 2),
             "compression_min": min(r[label]["compression"] for r in rows),
             "silent_drops": sum(r[label]["silent_drops"] for r in rows) + sum(h[label]["silent_drops"] for h in ph),
-            "probe_recall_pct": round(100 * sum(h[label]["recalled"] for h in ph) / max(1, sum(h["planted"] for h in ph)), 1),
+            "probe_recall_pct": round(
+                100 * sum(h[label]["recalled"] for h in ph) / max(1, sum(h["planted"] for h in ph)), 1
+            ),
             "probe_compression_min": min(h[label]["compression"] for h in ph),
         }
     return out
@@ -470,7 +612,9 @@ def _summary(rows: list[dict[str, Any]], probes: dict[str, Any]) -> dict[str, An
 
 def _print(r: dict[str, Any]) -> None:
     print(f"compaction bench, budget {r['budget']:.0%} of each history\n")
-    print(f"{'case':28} {'events':>6} {'orig tok':>9} | {'ours kept':>9} {'×':>5} {'silent':>6} | {'summary kept':>12} {'×':>5} | {'trunc kept':>10} {'×':>5} {'silent':>6}")
+    print(
+        f"{'case':28} {'events':>6} {'orig tok':>9} | {'ours kept':>9} {'×':>5} {'silent':>6} | {'summary kept':>12} {'×':>5} | {'trunc kept':>10} {'×':>5} {'silent':>6}"
+    )
     for c in r["cases"]:
         o, s, t = c["ours"], c["summary_only"], c["truncation"]
         print(

@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 HEADER_MARK = "◆".encode()
 READY_MARK = "● ready".encode()
-WORKING_MARK = "working".encode()
+WORKING_MARK = b"working"
 STREAM_MARK = b"Findings"
 """The answer's first heading: once it is drawn, the answer is streaming (not still retrieving)."""
 
@@ -46,7 +46,9 @@ class Term:
         self.master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
         self.t0 = time.perf_counter()
-        self.proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=ROOT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            argv, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=ROOT, start_new_session=True
+        )
         os.close(slave)
         self.buf = bytearray()
 
@@ -94,7 +96,15 @@ class Term:
 
 def env_for(home: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
-    env.update({"LANTERN_HOME": home, "LANTERN_CONFIG": os.path.join(home, "config.yaml"), "TERM": "xterm-256color", "COLORTERM": "truecolor", "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
+    env.update(
+        {
+            "LANTERN_HOME": home,
+            "LANTERN_CONFIG": os.path.join(home, "config.yaml"),
+            "TERM": "xterm-256color",
+            "COLORTERM": "truecolor",
+            "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        }
+    )
     # An empty kubeconfig: the console must not start a sandbox cluster in each throwaway home.
     env["KUBECONFIG"] = os.devnull
     return env
@@ -207,17 +217,27 @@ def main() -> None:
                     cpus.append(c)
                 if r is not None:
                     readies.append(r)
-            print(f"start     first frame (header)    median {statistics.median(firsts) * 1000:7.0f} ms   max {max(firsts) * 1000:6.0f} ms   target ≤ 1000 ms   runs {len(firsts)}/{a.runs}   {load_note()}")
-            print(f"start     CPU used by first frame median {statistics.median(cpus) * 1000:7.0f} ms   (user+system of the console process)")
+            print(
+                f"start     first frame (header)    median {statistics.median(firsts) * 1000:7.0f} ms   max {max(firsts) * 1000:6.0f} ms   target ≤ 1000 ms   runs {len(firsts)}/{a.runs}   {load_note()}"
+            )
+            print(
+                f"start     CPU used by first frame median {statistics.median(cpus) * 1000:7.0f} ms   (user+system of the console process)"
+            )
             if readies:
-                print(f"start     model ready (scripted)  median {statistics.median(readies) * 1000:7.0f} ms   max {max(readies) * 1000:6.0f} ms")
+                print(
+                    f"start     model ready (scripted)  median {statistics.median(readies) * 1000:7.0f} ms   max {max(readies) * 1000:6.0f} ms"
+                )
         if a.only == "start":
             return
         idle, _ = key_latencies(script, a.keys, streaming=False)
-        print(f"baseline  keypress→frame idle     p50 {percentile(idle, 50):6.1f} ms   p95 {percentile(idle, 95):6.1f} ms   max {max(idle):6.1f} ms   n={len(idle)}   {load_note()}")
+        print(
+            f"baseline  keypress→frame idle     p50 {percentile(idle, 50):6.1f} ms   p95 {percentile(idle, 95):6.1f} ms   max {max(idle):6.1f} ms   n={len(idle)}   {load_note()}"
+        )
         busy, streaming = key_latencies(script, a.keys, streaming=True)
         note = "" if streaming else "  (the answer finished before the last key)"
-        print(f"stream    keypress→frame streaming p50 {percentile(busy, 50):6.1f} ms   p95 {percentile(busy, 95):6.1f} ms   max {max(busy):6.1f} ms   n={len(busy)}   {load_note()}   target p95 ≤ 50 ms{note}")
+        print(
+            f"stream    keypress→frame streaming p50 {percentile(busy, 50):6.1f} ms   p95 {percentile(busy, 95):6.1f} ms   max {max(busy):6.1f} ms   n={len(busy)}   {load_note()}   target p95 ≤ 50 ms{note}"
+        )
 
 
 if __name__ == "__main__":

@@ -24,13 +24,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
-from engine.config import Config  # noqa: E402
-from engine.loop import Session  # noqa: E402
-from wiring import open_session  # noqa: E402
-from engine.store import Store  # noqa: E402
-from engine.testing import ScriptedModel  # noqa: E402
+from engine.config import Config
+from engine.loop import Session
+from engine.store import Store
+from engine.testing import ScriptedModel
 from engine.toolbox import Toolbox
-from engine.tools import python_tool  # noqa: E402
+from engine.tools import python_tool
+from wiring import open_session
 
 
 def get_pods(namespace: str) -> str:
@@ -39,7 +39,10 @@ def get_pods(namespace: str) -> str:
 
 
 def step_script(n: int) -> list[dict]:
-    return [{"text": f"step {i}", "tool_calls": [{"name": "get_pods", "arguments": {"namespace": "shop"}}]} for i in range(n - 1)] + [{"text": "done"}]
+    return [
+        {"text": f"step {i}", "tool_calls": [{"name": "get_pods", "arguments": {"namespace": "shop"}}]}
+        for i in range(n - 1)
+    ] + [{"text": "done"}]
 
 
 async def grow(session: Session, target: int) -> None:
@@ -91,16 +94,22 @@ async def main() -> int:
         rows = {}
         for full in (False, True):
             for size in (20, 200):
-                rows[("full runtime" if full else "bare loop", size)] = await measure(size, args.steps, Path(d), full=full)
+                rows[("full runtime" if full else "bare loop", size)] = await measure(
+                    size, args.steps, Path(d), full=full
+                )
     if args.json:
         print(json.dumps({f"{k[0]} @{k[1]}": v for k, v in rows.items()}, indent=1))
     else:
         print(f"{'pipeline':>13} {'events':>7} {'steps':>6} {'mean ms':>8} {'p50 ms':>8} {'p95 ms':>8}")
         for (name, _), r in rows.items():
-            print(f"{name:>13} {r['events_before']:>7} {r['steps']:>6} {r['mean_ms']:>8} {r['p50_ms']:>8} {r['p95_ms']:>8}")
+            print(
+                f"{name:>13} {r['events_before']:>7} {r['steps']:>6} {r['mean_ms']:>8} {r['p50_ms']:>8} {r['p95_ms']:>8}"
+            )
         full = rows[("full runtime", 200)]["mean_ms"]
         base = rows[("bare loop", 200)]["mean_ms"]
-        print(f"full runtime vs bare loop at 200 events: {full / max(base, 1e-6):.1f}x   target: <= 20 ms per step at 200 events   ({time.perf_counter() - t0:.1f} s)")
+        print(
+            f"full runtime vs bare loop at 200 events: {full / max(base, 1e-6):.1f}x   target: <= 20 ms per step at 200 events   ({time.perf_counter() - t0:.1f} s)"
+        )
     return 0
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from console_start import HEADER_MARK, PY, ROOT, Term  # noqa: E402 - the sibling bench's pty driver
+from console_start import HEADER_MARK, PY, ROOT, Term
 
 EXPECT: dict[str, list[str]] = {
     "bad-deploy": ["payments_timeout_ms", "payments_", "config key", "renamed", "2.5.0"],
@@ -49,7 +49,9 @@ def _events(db: Path) -> list[dict[str, Any]]:
         return []
     try:
         con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
-        rows = con.execute("SELECT body FROM events WHERE session_id=(SELECT id FROM sessions ORDER BY created_at DESC LIMIT 1) ORDER BY seq").fetchall()
+        rows = con.execute(
+            "SELECT body FROM events WHERE session_id=(SELECT id FROM sessions ORDER BY created_at DESC LIMIT 1) ORDER BY seq"
+        ).fetchall()
         con.close()
     except sqlite3.Error:
         return []
@@ -76,7 +78,13 @@ def one_run(args: argparse.Namespace, writes: set[str]) -> dict[str, Any]:
     if args.scenario != "bad-deploy":
         import subprocess
 
-        subprocess.run([PY, "-m", "console.cli", "sandbox", "up", "--scenario", args.scenario], env=env, cwd=ROOT, check=True, capture_output=True)
+        subprocess.run(
+            [PY, "-m", "console.cli", "sandbox", "up", "--scenario", args.scenario],
+            env=env,
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
     wall0 = time.time()
     term = Term([PY, "-m", "console.cli", "--model", args.model], env)
     try:
@@ -99,21 +107,30 @@ def one_run(args: argparse.Namespace, writes: set[str]) -> dict[str, Any]:
     return _score(events, wall0, first_frame, args.scenario, writes)
 
 
-def _score(events: list[dict[str, Any]], wall0: float, first_frame: float | None, scenario: str, writes: set[str]) -> dict[str, Any]:
+def _score(
+    events: list[dict[str, Any]], wall0: float, first_frame: float | None, scenario: str, writes: set[str]
+) -> dict[str, Any]:
     turn = [e for e in events if e.get("turn") == 1]
     started = [e for e in turn if e["kind"] == "tool-call-started"]
     done = [e for e in turn if e["kind"] == "turn-finished"]
     answers = [e for e in turn if e["kind"] == "assistant-message" and not e.get("tool_calls")]
     text = (answers[-1]["text"] if answers else "").lower()
     asked = {e["tool"] for e in turn if e["kind"] == "approval-requested"}
-    named = {w for w in writes if re.search(re.escape(w.lower()) + r"\b", text) or re.search(r"\b" + re.escape(w.split(".", 1)[1].lower()) + r"\b", text)}
+    named = {
+        w
+        for w in writes
+        if re.search(re.escape(w.lower()) + r"\b", text)
+        or re.search(r"\b" + re.escape(w.split(".", 1)[1].lower()) + r"\b", text)
+    }
     return {
         "first_frame_s": round(first_frame, 2) if first_frame else None,
         "first_tool_s": round(_at(started[0]) - wall0, 1) if started else None,
         "answer_s": round(_at(done[0]) - wall0, 1) if done else None,
         "answer_from_frame_s": round(_at(done[0]) - wall0 - (first_frame or 0), 1) if done else None,
         "steps": sum(1 for e in turn if e["kind"] == "step-started"),
-        "refused_steps": len({e["step"] for e in turn if e["kind"] == "tool-call-finished" and e["status"] == "refused"}),
+        "refused_steps": len(
+            {e["step"] for e in turn if e["kind"] == "tool-call-finished" and e["status"] == "refused"}
+        ),
         "tokens": (done[0]["prompt_tokens"] + done[0]["completion_tokens"]) if done else None,
         "cause_right": any(w in text for w in EXPECT.get(scenario, [])),
         "fix_executable": bool(asked & writes or named),
@@ -132,7 +149,10 @@ def main() -> int:
     writes = _write_actions()
     runs = [one_run(a, writes) for _ in range(max(1, a.runs))]
     keys = ("first_frame_s", "first_tool_s", "answer_s", "answer_from_frame_s", "steps", "refused_steps", "tokens")
-    median = {k: statistics.median([r[k] for r in runs if r[k] is not None]) if any(r[k] is not None for r in runs) else None for k in keys}
+    median = {
+        k: statistics.median([r[k] for r in runs if r[k] is not None]) if any(r[k] is not None for r in runs) else None
+        for k in keys
+    }
     median |= {k: sum(bool(r[k]) for r in runs) / len(runs) for k in ("cause_right", "fix_executable", "answered")}
     if a.json:
         print(json.dumps({**median, "scenario": a.scenario, "model": a.model, "runs": runs}))

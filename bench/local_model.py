@@ -66,7 +66,9 @@ def _norm(v: Any) -> Any:
     return v
 
 
-def arguments_match(expected: dict[str, Any], got: dict[str, Any], absent: list[str] | None = None) -> tuple[bool, list[str]]:
+def arguments_match(
+    expected: dict[str, Any], got: dict[str, Any], absent: list[str] | None = None
+) -> tuple[bool, list[str]]:
     """(every expected argument matches and none of `absent` is set, the extra arguments the model added)."""
     if any(k in got for k in absent or []):
         return False, []
@@ -118,7 +120,10 @@ FAKE_PODS = (
 async def speed(model: LocalModel, all_tools: dict[str, tuple[ToolSpec, list[str]]]) -> dict[str, Any]:
     """Step time with 5, 12 and 30 tools: a cold step (new tool set) and the next step (cached prefix)."""
     order = [
-        "kubernetes.list_pods", "kubernetes.describe_pod", "kubernetes.get_pod_logs", "kubernetes.list_events",
+        "kubernetes.list_pods",
+        "kubernetes.describe_pod",
+        "kubernetes.get_pod_logs",
+        "kubernetes.list_events",
         "kubernetes.rollout_history",
     ]
     rest = [n for n in all_tools if n not in order]
@@ -134,16 +139,25 @@ async def speed(model: LocalModel, all_tools: dict[str, tuple[ToolSpec, list[str
         msgs = [Message(role="system", content=system), Message(role="user", content=q)]
         c1, t1 = await one_step(model, msgs, tools)
         s1 = dict(model.last_step)
-        call = c1.tool_calls[0] if c1 and c1.tool_calls else ToolCall(id="call_x", name="kubernetes.list_pods", arguments={"namespace": "shop"})
+        call = (
+            c1.tool_calls[0]
+            if c1 and c1.tool_calls
+            else ToolCall(id="call_x", name="kubernetes.list_pods", arguments={"namespace": "shop"})
+        )
         msgs2 = msgs + [
             Message(role="assistant", content=c1.text if c1 else "", tool_calls=[call]),
             Message(role="tool", content=FAKE_PODS, tool_call_id=call.id, name=call.name),
         ]
         c2, t2 = await one_step(model, msgs2, tools)
         s2 = dict(model.last_step)
-        res[str(n)] = {"cold_step_s": round(t1, 2), "next_step_s": round(t2, 2), "cold": s1, "next": s2,
-                       "step1": f"{call.name}({json.dumps(call.arguments)})",
-                       "step2": (c2.tool_calls[0].name if c2 and c2.tool_calls else "answer")}
+        res[str(n)] = {
+            "cold_step_s": round(t1, 2),
+            "next_step_s": round(t2, 2),
+            "cold": s1,
+            "next": s2,
+            "step1": f"{call.name}({json.dumps(call.arguments)})",
+            "step2": (c2.tool_calls[0].name if c2 and c2.tool_calls else "answer"),
+        }
         print(
             f"  {n:2d} tools: cold step {t1:6.1f}s (prompt {s1['prompt_tokens']} tok, {s1['cached_tokens']} cached, "
             f"{s1['completion_tokens']} generated)  next step {t2:6.1f}s (prompt {s2['prompt_tokens']} tok, "
@@ -157,7 +171,10 @@ async def speed(model: LocalModel, all_tools: dict[str, tuple[ToolSpec, list[str
 async def cancel_latency(model: LocalModel, tools: list[ToolSpec]) -> dict[str, float]:
     """Seconds from closing a stream to the worker going idle: during generation, and during prompt evaluation."""
     out: dict[str, float] = {}
-    msgs = [Message(role="system", content=SYSTEM), Message(role="user", content="Explain in detail what a CrashLoopBackOff is and all its causes.")]
+    msgs = [
+        Message(role="system", content=SYSTEM),
+        Message(role="user", content="Explain in detail what a CrashLoopBackOff is and all its causes."),
+    ]
     stream = model.stream(msgs, [])
     async for _ in stream:
         break  # the first streamed fragment: generation is under way
@@ -184,7 +201,9 @@ async def cancel_latency(model: LocalModel, tools: list[ToolSpec]) -> dict[str, 
     return out
 
 
-async def accuracy(model: LocalModel, all_tools: dict[str, tuple[ToolSpec, list[str]]], cases: list[dict[str, Any]]) -> dict[str, Any]:
+async def accuracy(
+    model: LocalModel, all_tools: dict[str, tuple[ToolSpec, list[str]]], cases: list[dict[str, Any]]
+) -> dict[str, Any]:
     """Run every case once; print one line per case and the totals."""
     rows = []
     # Cases sharing a tool set run together so the system prompt comes from the KV cache.
@@ -192,7 +211,16 @@ async def accuracy(model: LocalModel, all_tools: dict[str, tuple[ToolSpec, list[
     for c in cases:
         missing = [n for n in c["set"] if n not in all_tools]
         if missing:
-            rows.append({"id": c["id"], "ok": False, "tool_ok": False, "error": f"missing tools {missing}", "s": 0.0, "base_ok": False})
+            rows.append(
+                {
+                    "id": c["id"],
+                    "ok": False,
+                    "tool_ok": False,
+                    "error": f"missing tools {missing}",
+                    "s": 0.0,
+                    "base_ok": False,
+                }
+            )
             print(f"  {c['id']} MISSING {missing}", flush=True)
             continue
         offered = [all_tools[n] for n in c["set"]]
@@ -205,13 +233,28 @@ async def accuracy(model: LocalModel, all_tools: dict[str, tuple[ToolSpec, list[
         args_ok, extra = arguments_match(c["arguments"], got_args, c.get("absent")) if tool_ok else (False, [])
         base = lexical_choice(c["prompt"], offered)
         extra = [k for k in extra if k not in (c.get("allowed") or [])]
-        rows.append({"id": c["id"], "ok": tool_ok and args_ok, "strict_ok": tool_ok and args_ok and not extra, "tool_ok": tool_ok, "extra": extra, "s": dt,
-                     "got": {"tool": got_tool, "arguments": got_args}, "base_ok": base == c["tool"],
-                     "tokens": model.last_step.get("completion_tokens"), "cached": model.last_step.get("cached_tokens"),
-                     "prompt_tokens": model.last_step.get("prompt_tokens")})
+        rows.append(
+            {
+                "id": c["id"],
+                "ok": tool_ok and args_ok,
+                "strict_ok": tool_ok and args_ok and not extra,
+                "tool_ok": tool_ok,
+                "extra": extra,
+                "s": dt,
+                "got": {"tool": got_tool, "arguments": got_args},
+                "base_ok": base == c["tool"],
+                "tokens": model.last_step.get("completion_tokens"),
+                "cached": model.last_step.get("cached_tokens"),
+                "prompt_tokens": model.last_step.get("prompt_tokens"),
+            }
+        )
         mark = "ok  " if tool_ok and args_ok else ("ARGS" if tool_ok else "TOOL")
         mark = "ok+" if mark == "ok  " and extra else mark
-        print(f"  {c['id']} {mark} {dt:5.1f}s {got_tool}({json.dumps(got_args)})" + ("" if tool_ok and args_ok else f"  expected {c['tool']}({json.dumps(c['arguments'])})"), flush=True)
+        print(
+            f"  {c['id']} {mark} {dt:5.1f}s {got_tool}({json.dumps(got_args)})"
+            + ("" if tool_ok and args_ok else f"  expected {c['tool']}({json.dumps(c['arguments'])})"),
+            flush=True,
+        )
     n = len(rows)
     ok = sum(r["ok"] for r in rows)
     summary = {
@@ -234,7 +277,9 @@ async def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--prompts", type=Path, default=ROOT / "bench" / "data" / "tool_prompts.jsonl")
     ap.add_argument("--limit", type=int, default=0, help="only the first N accuracy prompts")
     ap.add_argument("--half", choices=["a", "b"], help="only every other prompt (a: 1st, 3rd, ...; b: 2nd, 4th, ...)")
-    ap.add_argument("--no-tool-first", action="store_true", help="let the first step of a turn answer without calling a tool")
+    ap.add_argument(
+        "--no-tool-first", action="store_true", help="let the first step of a turn answer without calling a tool"
+    )
     ap.add_argument("--skip-speed", action="store_true")
     ap.add_argument("--skip-accuracy", action="store_true")
     ap.add_argument("--skip-cancel", action="store_true")
@@ -254,13 +299,20 @@ async def main(argv: list[str] | None = None) -> int:
     model.thought = args.thought
     model.tool_first = not args.no_tool_first
     load = os.getloadavg()
-    print(f"local model bench: {model.name}, n_ctx {model.context_window}, {model.n_threads} threads, "
-          f"thought={'on' if model.thought else 'off'}, tool_first={'on' if model.tool_first else 'off'}, {len(all_tools)} pack tools, load average {load[0]:.1f}", flush=True)
+    print(
+        f"local model bench: {model.name}, n_ctx {model.context_window}, {model.n_threads} threads, "
+        f"thought={'on' if model.thought else 'off'}, tool_first={'on' if model.tool_first else 'off'}, {len(all_tools)} pack tools, load average {load[0]:.1f}",
+        flush=True,
+    )
     t0 = time.perf_counter()
     await model.warm()
     print(f"load: {model.load_seconds:.1f}s", flush=True)
-    results: dict[str, Any] = {"model": model.name, "load_s": model.load_seconds, "thought": model.thought,
-                               "loadavg_start": load}
+    results: dict[str, Any] = {
+        "model": model.name,
+        "load_s": model.load_seconds,
+        "thought": model.thought,
+        "loadavg_start": load,
+    }
 
     if not args.skip_speed:
         print("speed (one investigation step; cold = tool set not cached, next = after a tool result):", flush=True)
@@ -271,13 +323,19 @@ async def main(argv: list[str] | None = None) -> int:
         gt = [v[k]["gen_tok_s"] for v in sp.values() for k in ("cold", "next") if v[k].get("gen_tok_s")]
         results["prompt_tok_s"] = sum(pt) / len(pt) if pt else None
         results["gen_tok_s"] = sum(gt) / len(gt) if gt else None
-        print(f"prompt: {results['prompt_tok_s'] or 0:.1f} tok/s   generation: {results['gen_tok_s'] or 0:.1f} tok/s", flush=True)
+        print(
+            f"prompt: {results['prompt_tok_s'] or 0:.1f} tok/s   generation: {results['gen_tok_s'] or 0:.1f} tok/s",
+            flush=True,
+        )
 
     if not args.skip_cancel:
         cl = await cancel_latency(model, [t for t, _ in list(all_tools.values())[:5]])
         results["cancel"] = cl
-        print(f"cancel: stopped {cl['during_generation_s'] * 1000:.0f} ms after close during generation, "
-              f"{cl['during_prompt_eval_s'] * 1000:.0f} ms during prompt evaluation", flush=True)
+        print(
+            f"cancel: stopped {cl['during_generation_s'] * 1000:.0f} ms after close during generation, "
+            f"{cl['during_prompt_eval_s'] * 1000:.0f} ms during prompt evaluation",
+            flush=True,
+        )
 
     if not args.skip_accuracy:
         cases = [json.loads(line) for line in args.prompts.read_text().splitlines() if line.strip()]

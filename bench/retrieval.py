@@ -38,7 +38,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--qrels", type=Path, default=DEFAULT_DATA / "qrels-test.tsv", help="BEIR qrels .tsv")
     p.add_argument("--limit", type=int, default=0, help="use only the first N queries (0: all)")
     p.add_argument("--index", type=Path, default=None, help="index directory (default: cache dir, keyed by corpus)")
-    p.add_argument("--threads", type=int, default=None, help="embedder threads (default: every core, as the console uses)")
+    p.add_argument(
+        "--threads", type=int, default=None, help="embedder threads (default: every core, as the console uses)"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     from bench import retrieval_history
 
@@ -63,7 +65,7 @@ def complete(ranked: list[str], rel: set[str], k: int) -> float:
 
 
 def half(qid: str) -> str:
-    """"dev" or "held": a fixed split of the queries by a hash of their id, so defaults can be
+    """ "dev" or "held": a fixed split of the queries by a hash of their id, so defaults can be
     chosen on one half and reported on the other."""
     return "dev" if zlib.crc32(qid.encode()) % 2 == 0 else "held"
 
@@ -205,7 +207,17 @@ LABELS = {"bm25": "BM25", "dense": "dense e5", "rrf": "RRF", "full": "Lantern", 
 """Row labels: "Lantern" is the zero-shot pipeline, "+history" the same with the experience memory."""
 
 
-def _summary(args: argparse.Namespace, docs: list, path: Path, build_s: float, rep: Any, results: dict, history: Any, memory: Any, history_s: float) -> dict:
+def _summary(
+    args: argparse.Namespace,
+    docs: list,
+    path: Path,
+    build_s: float,
+    rep: Any,
+    results: dict,
+    history: Any,
+    memory: Any,
+    history_s: float,
+) -> dict:
     ratio = results["full"]["R@10"] / results["rrf"]["R@10"] if results["rrf"]["R@10"] else float("nan")
     out = {
         "corpus": str(args.corpus),
@@ -231,7 +243,9 @@ def _summary(args: argparse.Namespace, docs: list, path: Path, build_s: float, r
 
 def _print(args: argparse.Namespace, summary: dict, results: dict, with_history: bool) -> None:
     ix = summary["index"]
-    print(f"corpus {args.corpus} · {summary['documents']} documents · {summary['queries']} queries · index {ix['build_s']:.1f}s ({ix['embedded']} embedded)")
+    print(
+        f"corpus {args.corpus} · {summary['documents']} documents · {summary['queries']} queries · index {ix['build_s']:.1f}s ({ix['embedded']} embedded)"
+    )
     if with_history:
         h = summary["history"]
         print(
@@ -242,13 +256,22 @@ def _print(args: argparse.Namespace, summary: dict, results: dict, with_history:
     print(f"{'retriever':<10}" + "".join(f"{c:>9}" for c in cols))
     for name, r in results.items():
         print(f"{LABELS[name]:<10}" + "".join(f"{r[c]:>9.1f}" for c in cols))
-    print(f"full pipeline R@10 / plain RRF R@10 = {summary['full_over_rrf_R@10']:.3f} · load average {summary['load_average']} (dense, RRF and Lantern latency include embedding the query)")
+    print(
+        f"full pipeline R@10 / plain RRF R@10 = {summary['full_over_rrf_R@10']:.3f} · load average {summary['load_average']} (dense, RRF and Lantern latency include embedding the query)"
+    )
     parts = ("seen", "never seen") if with_history else ("dev", "held")
-    title = "by whether the history holds the query's tool set:" if with_history else "by half of the queries (defaults were chosen on the dev half only):"
+    title = (
+        "by whether the history holds the query's tool set:"
+        if with_history
+        else "by half of the queries (defaults were chosen on the dev half only):"
+    )
     print(title)
     hcols = ["R@5", "R@10", "NDCG@10", "COMP@10"]
     print(f"{'retriever':<10}{'part':<12}{'n':>6}" + "".join(f"{c:>9}" for c in hcols))
     for name, r in results.items():
         for h in parts:
             if f"{h} R@10" in r:
-                print(f"{LABELS[name]:<10}{h:<12}{int(r[f'{h} queries']):>6}" + "".join(f"{r[f'{h} {c}']:>9.1f}" for c in hcols))
+                print(
+                    f"{LABELS[name]:<10}{h:<12}{int(r[f'{h} queries']):>6}"
+                    + "".join(f"{r[f'{h} {c}']:>9.1f}" for c in hcols)
+                )

@@ -17,9 +17,16 @@ from pathlib import Path
 
 def configure(p: argparse.ArgumentParser) -> None:
     """The history arguments of `lantern bench retrieval`."""
-    p.add_argument("--history-queries", type=Path, default=None, help="BEIR queries.jsonl of past requests (e.g. queries-train.jsonl)")
+    p.add_argument(
+        "--history-queries",
+        type=Path,
+        default=None,
+        help="BEIR queries.jsonl of past requests (e.g. queries-train.jsonl)",
+    )
     p.add_argument("--history-qrels", type=Path, default=None, help="BEIR qrels .tsv of the tools those requests used")
-    p.add_argument("--unseen-scenes", type=float, default=0.0, help="share of the test's tool sets dropped from the history (0..1)")
+    p.add_argument(
+        "--unseen-scenes", type=float, default=0.0, help="share of the test's tool sets dropped from the history (0..1)"
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed for --unseen-scenes")
 
 
@@ -80,7 +87,9 @@ def memory_for(history: History, bench_dir: Path, embedder: object) -> object:
     from engine.retrieval.experience import ExperienceMemory
 
     digest = hashlib.sha256("\n".join(sorted(e.id for e in history.experiences)).encode()).hexdigest()[:16]
-    mem = ExperienceMemory(bench_dir / f"experience-{digest}", embedder=embedder, cache=bench_dir.parent / "experience-vectors")
+    mem = ExperienceMemory(
+        bench_dir / f"experience-{digest}", embedder=embedder, cache=bench_dir.parent / "experience-vectors"
+    )
     if len(mem) != len({e.id for e in history.experiences}):
         mem.forget(everything=True)
         mem.add(history.experiences)

@@ -42,7 +42,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
 
 
-def synthetic(texts: list[str], tools: list[tuple[str, ...]], vecs: np.ndarray, n: int, seed: int) -> tuple[list, np.ndarray]:
+def synthetic(
+    texts: list[str], tools: list[tuple[str, ...]], vecs: np.ndarray, n: int, seed: int
+) -> tuple[list, np.ndarray]:
     """n recombined rows (see the module docstring) from the real ones."""
     from engine.retrieval.experience import Experience
 
@@ -74,10 +76,16 @@ def _build(args: argparse.Namespace, path: Path, embedder: object) -> tuple[obje
     from engine.retrieval.experience import Experience, ExperienceMemory
 
     queries, qrels = load_queries(args.history_queries), load_qrels(args.history_qrels)
-    real = [Experience(queries[q].strip(), tuple(sorted(t)), "import:history") for q, t in qrels.items() if queries.get(q, "").strip()]
+    real = [
+        Experience(queries[q].strip(), tuple(sorted(t)), "import:history")
+        for q, t in qrels.items()
+        if queries.get(q, "").strip()
+    ]
     cache = memory_for(History(experiences=real), path, embedder)  # the shared vector cache, filled once
     vecs = cache.vectors([e.text for e in real])
-    extra, extra_vecs = synthetic([e.text for e in real], [e.tools for e in real], vecs, max(0, args.rows - len(real)), args.seed)
+    extra, extra_vecs = synthetic(
+        [e.text for e in real], [e.tools for e in real], vecs, max(0, args.rows - len(real)), args.seed
+    )
     rows, allv = [*real, *extra][: args.rows], np.vstack([vecs, extra_vecs])[: args.rows]
     where = path / f"experience-scale-{args.rows}"
     shutil.rmtree(where, ignore_errors=True)
@@ -88,12 +96,28 @@ def _build(args: argparse.Namespace, path: Path, embedder: object) -> tuple[obje
         mem.add(rows[s : s + args.chunk], vectors=allv[s : s + args.chunk])
         steps.append(round(time.perf_counter() - t0, 2))
     t0 = time.perf_counter()
-    mem.add([Experience("checkout-api is slow since the 10:02 deploy, roll it back", ("github.list_deployments", "kubernetes.rollout_undo"), "session:bench")])
+    mem.add(
+        [
+            Experience(
+                "checkout-api is slow since the 10:02 deploy, roll it back",
+                ("github.list_deployments", "kubernetes.rollout_undo"),
+                "session:bench",
+            )
+        ]
+    )
     one = time.perf_counter() - t0
     t0 = time.perf_counter()
     mem = ExperienceMemory(where, embedder=embedder, cache=path.parent / "experience-vectors")
     reopen = time.perf_counter() - t0
-    info = {"rows": len(mem), "real_rows": len(real), "synthetic_rows": len(extra), "chunk_s": steps, "build_s": round(sum(steps), 2), "one_lesson_s": round(one, 3), "reopen_s": round(reopen, 2)}
+    info = {
+        "rows": len(mem),
+        "real_rows": len(real),
+        "synthetic_rows": len(extra),
+        "chunk_s": steps,
+        "build_s": round(sum(steps), 2),
+        "one_lesson_s": round(one, 3),
+        "reopen_s": round(reopen, 2),
+    }
     return mem, info
 
 
@@ -132,7 +156,9 @@ def run(args: argparse.Namespace) -> int:
         recall(mem, q, qv, search.config.recall)
         lat["experience ranking alone"].append((time.perf_counter() - t0) * 1000)
     out = {**info, "queries": len(texts), "load_average": load_average()}
-    out["latency_ms"] = {k: {"p50": round(statistics.median(v), 2), "p99": round(_pct(v, 0.99), 2)} for k, v in lat.items()}
+    out["latency_ms"] = {
+        k: {"p50": round(statistics.median(v), 2), "p99": round(_pct(v, 0.99), 2)} for k, v in lat.items()
+    }
     if args.json:
         print(json.dumps(out, indent=1))
         return 0
@@ -140,7 +166,9 @@ def run(args: argparse.Namespace) -> int:
         f"{info['rows']} past requests ({info['real_rows']} real, {info['synthetic_rows']} recombined) · built in {info['build_s']}s "
         f"in chunks of {args.chunk} ({', '.join(map(str, info['chunk_s']))} s) · one session lesson {info['one_lesson_s']}s · reopen {info['reopen_s']}s"
     )
-    print(f"{len(texts)} queries · load average {out['load_average']} (full pipeline latency includes embedding the query)")
+    print(
+        f"{len(texts)} queries · load average {out['load_average']} (full pipeline latency includes embedding the query)"
+    )
     for k, v in out["latency_ms"].items():
         print(f"  {k:<26} p50 {v['p50']:7.2f} ms   p99 {v['p99']:7.2f} ms")
     return 0

@@ -61,7 +61,15 @@ def run(args: argparse.Namespace) -> int:
         return 2
     tools, source = (catalog_tools(), "catalog.jsonl (stand-in)") if args.catalog else pack_tools_or_catalog()
     names = {t.name for t in tools}
-    unknown = sorted({n for c in [*convs, *(c for _, h in helds for c in h)] for t in c["turns"] for n in t["needed"] if n not in names})
+    unknown = sorted(
+        {
+            n
+            for c in [*convs, *(c for _, h in helds for c in h)]
+            for t in c["turns"]
+            for n in t["needed"]
+            if n not in names
+        }
+    )
     path = args.index
     if path is None:
         from engine.config import cache_dir
@@ -73,7 +81,13 @@ def run(args: argparse.Namespace) -> int:
     sel.add_tool(find_tools_tool(sel))
     rows = {}
     checks = sel.runbook_checks
-    configs = (("full", True, True, checks), ("no runbooks", True, True, 0), ("no rewrite", False, True, checks), ("no sticky", True, False, checks), ("neither", False, False, checks))
+    configs = (
+        ("full", True, True, checks),
+        ("no runbooks", True, True, 0),
+        ("no rewrite", False, True, checks),
+        ("no sticky", True, False, checks),
+        ("neither", False, False, checks),
+    )
     held_rows: list[dict[str, dict[str, float]]] = [{} for _ in helds]
     for label, rewrite, sticky, sel.runbook_checks in configs:
         sel.rewrite_enabled = rewrite
@@ -101,7 +115,13 @@ def run(args: argparse.Namespace) -> int:
         "conversations": len(convs),
         "turns": int(rows["full"]["turns"]),
         "unknown_labels": unknown,
-        "settings": {"threshold": sel.threshold, "max_tools": sel.max_tools, "cold_extra": sel.cold_extra, "budget_tokens": sel.budget_tokens, "sticky_turns": sel.sticky_turns},
+        "settings": {
+            "threshold": sel.threshold,
+            "max_tools": sel.max_tools,
+            "cold_extra": sel.cold_extra,
+            "budget_tokens": sel.budget_tokens,
+            "sticky_turns": sel.sticky_turns,
+        },
         "results": {k: {m: round(v, 3) for m, v in r.items()} for k, r in rows.items()},
         "holdouts": [
             {
@@ -117,7 +137,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out, indent=1))
         return 0
-    print(f"{len(convs)} conversations · {out['turns']} turns · {len(tools)} tools from {source} · settings {out['settings']}")
+    print(
+        f"{len(convs)} conversations · {out['turns']} turns · {len(tools)} tools from {source} · settings {out['settings']}"
+    )
     if unknown:
         print(f"labels naming tools that do not exist (counted as misses): {', '.join(unknown)}")
     tables = [(args.set.name, rows)]
@@ -126,7 +148,9 @@ def run(args: argparse.Namespace) -> int:
             tables.append((f"{h['set']}: {h['conversations']} conversations · {h['turns']} turns", hr))
     for title, table in tables:
         print(f"== {title}")
-        print(f"{'configuration':<14}{'recall':>9}{'all-needed':>12}{'turn 1':>8}{'later':>8}{'tools':>8}{'schema tok':>12}")
+        print(
+            f"{'configuration':<14}{'recall':>9}{'all-needed':>12}{'turn 1':>8}{'later':>8}{'tools':>8}{'schema tok':>12}"
+        )
         for k, r in table.items():
             print(
                 f"{k:<14}{r['recall']:>9.3f}{r['complete']:>12.3f}{r['first_turn_recall']:>8.3f}{r['later_turns_recall']:>8.3f}"
@@ -135,5 +159,7 @@ def run(args: argparse.Namespace) -> int:
     if curve:
         print("trade-off (full configuration): max_tools threshold → recall, tools, schema tokens")
         for c in curve:
-            print(f"  {c['max_tools']:>3} {c['threshold']:>5} → recall {c['recall']:.3f} · {c['tools']:.1f} tools · {c['schema_tokens']:.0f} tok")
+            print(
+                f"  {c['max_tools']:>3} {c['threshold']:>5} → recall {c['recall']:.3f} · {c['tools']:.1f} tools · {c['schema_tokens']:.0f} tok"
+            )
     return 0

@@ -18,27 +18,76 @@ import time
 from pathlib import Path
 
 SYSTEMS = [
-    ("kubernetes", "Kubernetes cluster"), ("aws_ec2", "AWS EC2"), ("aws_s3", "AWS S3"), ("aws_rds", "AWS RDS"),
-    ("aws_iam", "AWS IAM"), ("aws_lambda", "AWS Lambda"), ("gcp_compute", "Google Compute Engine"), ("gcp_gke", "GKE"),
-    ("azure_vm", "Azure virtual machines"), ("github", "GitHub"), ("gitlab", "GitLab"), ("jenkins", "Jenkins"),
-    ("argocd", "Argo CD"), ("terraform", "Terraform Cloud"), ("vault", "HashiCorp Vault"), ("consul", "Consul"),
-    ("prometheus", "Prometheus"), ("grafana", "Grafana"), ("datadog", "Datadog"), ("newrelic", "New Relic"),
-    ("sentry", "Sentry"), ("pagerduty", "PagerDuty"), ("opsgenie", "Opsgenie"), ("slack", "Slack"), ("jira", "Jira"),
-    ("postgres", "PostgreSQL"), ("mysql", "MySQL"), ("redis", "Redis"), ("mongodb", "MongoDB"), ("elasticsearch", "Elasticsearch"),
-    ("kafka", "Kafka"), ("rabbitmq", "RabbitMQ"), ("nginx", "NGINX"), ("cloudflare", "Cloudflare"), ("route53", "Route 53"),
-    ("istio", "Istio"), ("linkerd", "Linkerd"), ("helm", "Helm"), ("docker", "Docker registry"), ("loki", "Grafana Loki"),
+    ("kubernetes", "Kubernetes cluster"),
+    ("aws_ec2", "AWS EC2"),
+    ("aws_s3", "AWS S3"),
+    ("aws_rds", "AWS RDS"),
+    ("aws_iam", "AWS IAM"),
+    ("aws_lambda", "AWS Lambda"),
+    ("gcp_compute", "Google Compute Engine"),
+    ("gcp_gke", "GKE"),
+    ("azure_vm", "Azure virtual machines"),
+    ("github", "GitHub"),
+    ("gitlab", "GitLab"),
+    ("jenkins", "Jenkins"),
+    ("argocd", "Argo CD"),
+    ("terraform", "Terraform Cloud"),
+    ("vault", "HashiCorp Vault"),
+    ("consul", "Consul"),
+    ("prometheus", "Prometheus"),
+    ("grafana", "Grafana"),
+    ("datadog", "Datadog"),
+    ("newrelic", "New Relic"),
+    ("sentry", "Sentry"),
+    ("pagerduty", "PagerDuty"),
+    ("opsgenie", "Opsgenie"),
+    ("slack", "Slack"),
+    ("jira", "Jira"),
+    ("postgres", "PostgreSQL"),
+    ("mysql", "MySQL"),
+    ("redis", "Redis"),
+    ("mongodb", "MongoDB"),
+    ("elasticsearch", "Elasticsearch"),
+    ("kafka", "Kafka"),
+    ("rabbitmq", "RabbitMQ"),
+    ("nginx", "NGINX"),
+    ("cloudflare", "Cloudflare"),
+    ("route53", "Route 53"),
+    ("istio", "Istio"),
+    ("linkerd", "Linkerd"),
+    ("helm", "Helm"),
+    ("docker", "Docker registry"),
+    ("loki", "Grafana Loki"),
 ]
 RESOURCES = [
-    ("instance", "instances", ["instance_id", "region"]), ("cluster", "clusters", ["cluster", "region"]),
-    ("node", "nodes", ["node"]), ("service", "services", ["service", "namespace"]), ("deployment", "deployments", ["name", "namespace"]),
-    ("pipeline", "pipelines", ["project", "pipeline_id"]), ("alert", "alerts", ["alert_id", "severity"]),
-    ("incident", "incidents", ["incident_id"]), ("dashboard", "dashboards", ["dashboard_uid"]), ("user", "users", ["user"]),
-    ("role", "roles", ["role"]), ("policy", "policies", ["policy_arn"]), ("bucket", "buckets", ["bucket"]),
-    ("snapshot", "snapshots", ["snapshot_id"]), ("queue", "queues", ["queue", "vhost"]), ("topic", "topics", ["topic"]),
-    ("consumer_group", "consumer groups", ["group"]), ("database", "databases", ["database"]), ("index", "indices", ["index"]),
-    ("certificate", "certificates", ["domain"]), ("dns_record", "DNS records", ["zone", "record"]), ("secret", "secrets", ["path"]),
-    ("release", "releases", ["release", "namespace"]), ("image", "images", ["repository", "tag"]), ("log_stream", "log streams", ["query", "since"]),
-    ("metric", "metrics", ["query", "start", "end"]), ("monitor", "monitors", ["monitor_id"]), ("ticket", "tickets", ["key"]),
+    ("instance", "instances", ["instance_id", "region"]),
+    ("cluster", "clusters", ["cluster", "region"]),
+    ("node", "nodes", ["node"]),
+    ("service", "services", ["service", "namespace"]),
+    ("deployment", "deployments", ["name", "namespace"]),
+    ("pipeline", "pipelines", ["project", "pipeline_id"]),
+    ("alert", "alerts", ["alert_id", "severity"]),
+    ("incident", "incidents", ["incident_id"]),
+    ("dashboard", "dashboards", ["dashboard_uid"]),
+    ("user", "users", ["user"]),
+    ("role", "roles", ["role"]),
+    ("policy", "policies", ["policy_arn"]),
+    ("bucket", "buckets", ["bucket"]),
+    ("snapshot", "snapshots", ["snapshot_id"]),
+    ("queue", "queues", ["queue", "vhost"]),
+    ("topic", "topics", ["topic"]),
+    ("consumer_group", "consumer groups", ["group"]),
+    ("database", "databases", ["database"]),
+    ("index", "indices", ["index"]),
+    ("certificate", "certificates", ["domain"]),
+    ("dns_record", "DNS records", ["zone", "record"]),
+    ("secret", "secrets", ["path"]),
+    ("release", "releases", ["release", "namespace"]),
+    ("image", "images", ["repository", "tag"]),
+    ("log_stream", "log streams", ["query", "since"]),
+    ("metric", "metrics", ["query", "start", "end"]),
+    ("monitor", "monitors", ["monitor_id"]),
+    ("ticket", "tickets", ["key"]),
 ]
 VERBS = [
     ("list", "List {plural} in {system}, with status and age", "read"),
@@ -55,8 +104,11 @@ VERBS = [
     ("rollback", "Roll a {singular} in {system} back to its previous version", "dangerous"),
 ]
 PARAPHRASE = [
-    "can you {verb} the {singular} in {system}", "I need the {plural} from {system}", "{verb} {system} {singular} please",
-    "what is going on with the {singular} in {system}", "how do I {verb} a {singular} on {system}",
+    "can you {verb} the {singular} in {system}",
+    "I need the {plural} from {system}",
+    "{verb} {system} {singular} please",
+    "what is going on with the {singular} in {system}",
+    "how do I {verb} a {singular} on {system}",
 ]
 
 
@@ -90,7 +142,9 @@ def configure(p: argparse.ArgumentParser) -> None:
     """Arguments of `lantern bench retrieval-scale`."""
     p.add_argument("--tools", type=int, default=10_000, help="number of synthetic actions (≤ 13,440)")
     p.add_argument("--queries", type=int, default=200, help="timed queries")
-    p.add_argument("--threads", type=int, default=None, help="embedder threads (default: every core, as the console uses)")
+    p.add_argument(
+        "--threads", type=int, default=None, help="embedder threads (default: every core, as the console uses)"
+    )
     p.add_argument("--index", type=Path, default=None, help="index directory (default: a fresh temp dir)")
     p.add_argument("--json", action="store_true", help="print JSON")
 
@@ -133,7 +187,9 @@ def run(args: argparse.Namespace) -> int:
             verb, single = action.split("_", 1)
             sys_name = next(name for s, name in SYSTEMS if s == sys_id)
             plural = next(p for s, p, _ in RESOURCES if s == single)
-            q = rnd.choice(PARAPHRASE).format(verb=verb, singular=single.replace("_", " "), plural=plural, system=sys_name)
+            q = rnd.choice(PARAPHRASE).format(
+                verb=verb, singular=single.replace("_", " "), plural=plural, system=sys_name
+            )
             # The baseline from the same run: embedding the query alone, then one dense and one
             # BM25 ranking over the index, then the whole pipeline (cache emptied before each).
             emb2._qcache.clear()

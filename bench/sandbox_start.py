@@ -42,8 +42,11 @@ def main() -> int:
         try:
             print(f"up, cold (new data dir, certs, etcd init): {_readyz_time(home)}")
             st = cluster.status(home)
-            print("rss after up: " + ", ".join(f"{p['name']} {p['rss_mb']:.0f} MB" for p in st["processes"])
-                  + f"; total {st['rss_mb_total']:.0f} MB")
+            print(
+                "rss after up: "
+                + ", ".join(f"{p['name']} {p['rss_mb']:.0f} MB" for p in st["processes"])
+                + f"; total {st['rss_mb_total']:.0f} MB"
+            )
             t1 = time.monotonic()
             apply_scenario("bad-deploy", home=home)
             print(f"scenario bad-deploy applied (3 revisions rolled out): {time.monotonic() - t1:.1f}s")

@@ -35,7 +35,9 @@ PII_TYPES = {
 def configure(p: argparse.ArgumentParser) -> None:
     """Arguments of `lantern bench scrub`."""
     p.add_argument("--secrets", default=str(DATA / "secrets-dev"), help="directory with samples/ and expected.json")
-    p.add_argument("--pii", default=str(DATA / "pii-dev" / "synth_dataset_v2-dev.json"), help="presidio-research JSON file")
+    p.add_argument(
+        "--pii", default=str(DATA / "pii-dev" / "synth_dataset_v2-dev.json"), help="presidio-research JSON file"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--show-fp", action="store_true", help="list unlabelled secret findings and missed lines")
     p.add_argument("--repeat", type=int, default=3, help="throughput passes (best is reported)")
@@ -130,7 +132,11 @@ def bench_pii(scrubber: Scrubber, path: Path) -> dict[str, Any]:
     for row in rows:
         text = row["full_text"]
         texts.append(text)
-        spans = [(s["start_position"], s["end_position"], PII_TYPES[s["entity_type"]]) for s in row["spans"] if s["entity_type"] in PII_TYPES]
+        spans = [
+            (s["start_position"], s["end_position"], PII_TYPES[s["entity_type"]])
+            for s in row["spans"]
+            if s["entity_type"] in PII_TYPES
+        ]
         finds = [f for f in scrubber.find(text) if f.category == "pii"]
         for a, b, t in spans:
             want[t] += 1
@@ -217,7 +223,9 @@ def run(args: argparse.Namespace) -> int:
         "throughput_secrets_only_mb_s": round(secrets_only, 2),
         "corpus_mb": round(sum(len(t.encode()) for t in all_texts) / 1e6, 3),
         "kubectl_corpus_mb": round(sum(len(t.encode()) for t in ops_texts) / 1e6, 3),
-        "scan": "hyperscan (one pass)" if scrubber._scanner.accelerated else "keyword prefilter (hyperscan not installed)",
+        "scan": "hyperscan (one pass)"
+        if scrubber._scanner.accelerated
+        else "keyword prefilter (hyperscan not installed)",
         "targets": {"secrets_recall": 0.95, "secrets_precision": 0.90, "pii_recall": 0.90, "kubectl_mb_s": 50},
         "wall_s": round(time.perf_counter() - t0, 2),
     }
@@ -225,8 +233,12 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=1))
     else:
         s = result["secrets"]
-        print(f"secrets  recall {s['recall']:.3f}  precision {s['precision']:.3f}  ({s['labelled_lines']} labelled lines, {s['findings']} findings)   target R>=0.95 @ P>=0.90")
-        print(f"pii      recall {pii['recall']:.3f}  precision {pii['precision']:.3f}  (email, phone, ip, card)   target R>=0.90")
+        print(
+            f"secrets  recall {s['recall']:.3f}  precision {s['precision']:.3f}  ({s['labelled_lines']} labelled lines, {s['findings']} findings)   target R>=0.95 @ P>=0.90"
+        )
+        print(
+            f"pii      recall {pii['recall']:.3f}  precision {pii['precision']:.3f}  (email, phone, ip, card)   target R>=0.90"
+        )
         for t, v in pii["per_type"].items():
             r = "-" if v["recall"] is None else f"{v['recall']:.3f}"
             p = "-" if v["precision"] is None else f"{v['precision']:.3f}"
@@ -237,8 +249,13 @@ def run(args: argparse.Namespace) -> int:
         else:
             print()
         if ops_texts:
-            print(f"findings in {len(ops_texts):,} kubectl outputs (cloudops-dev): " + (", ".join(f"{k} {v}" for k, v in sorted(ops_types.items())) or "none"))
-        print(f"baseline (same corpus): one plain regex {result['baseline_one_regex_mb_s']} MB/s; secrets rules only {result['throughput_secrets_only_mb_s']} MB/s; scan: {result['scan']}; target >= 50 MB/s on kubectl output")
+            print(
+                f"findings in {len(ops_texts):,} kubectl outputs (cloudops-dev): "
+                + (", ".join(f"{k} {v}" for k, v in sorted(ops_types.items())) or "none")
+            )
+        print(
+            f"baseline (same corpus): one plain regex {result['baseline_one_regex_mb_s']} MB/s; secrets rules only {result['throughput_secrets_only_mb_s']} MB/s; scan: {result['scan']}; target >= 50 MB/s on kubectl output"
+        )
     if args.show_fp:
         print("\n-- unlabelled secret findings (inspect) --")
         print("\n".join(sec["unlabelled"]))

@@ -129,7 +129,9 @@ class LanternApp(App[int]):
         base = dict(DEFAULT_VARIABLES)
         for spec in BUILTIN:
             self.register_theme(spec.to_theme(base))
-        wanted = resolve_name(getattr(self.args, "theme", None) or (self.cfg.theme if self.cfg is not None else "lantern-dark"))
+        wanted = resolve_name(
+            getattr(self.args, "theme", None) or (self.cfg.theme if self.cfg is not None else "lantern-dark")
+        )
         self.theme = wanted if wanted in self.theme_names else "lantern-dark"
         await self.push_screen(MainScreen(tz=self.tz, inspector_models=self.inspector_models))
         if not self.blink:
@@ -184,7 +186,13 @@ class LanternApp(App[int]):
         header.read_only = header.read_only or self.cfg.read_only
         for p in problems:
             self.notify(p, severity="warning", timeout=8)
-        self.bridge = Bridge(self, self.cfg, factory=self.session_factory, approver=ConsoleApprover(self, countdown_s=self.countdown_s, user=self.cfg.user), store_path=self.store_path)
+        self.bridge = Bridge(
+            self,
+            self.cfg,
+            factory=self.session_factory,
+            approver=ConsoleApprover(self, countdown_s=self.countdown_s, user=self.cfg.user),
+            store_path=self.store_path,
+        )
         if self.start_engine:
             a = self.args
             self.start_session(session_id=getattr(a, "session", None), latest=bool(getattr(a, "cont", False)))
@@ -273,7 +281,10 @@ class LanternApp(App[int]):
             resolved = {e.request_id for e in session.events if isinstance(e, ev.ApprovalResolved)}
             waiting = [r for rid, r in requested.items() if rid not in resolved]
             n_turns = max((getattr(e, "turn", 0) for e in session.events), default=0)
-            screen.query_one(Conversation).notice(f"Reopened session {session.id} ({n_turns} turn{'s' if n_turns != 1 else ''}, {len(session.events)} events).", "info")
+            screen.query_one(Conversation).notice(
+                f"Reopened session {session.id} ({n_turns} turn{'s' if n_turns != 1 else ''}, {len(session.events)} events).",
+                "info",
+            )
             if waiting:
                 names = ", ".join(f"{r.tool}({', '.join(f'{k}={v}' for k, v in r.arguments.items())})" for r in waiting)
                 screen.query_one(Conversation).notice(
@@ -384,7 +395,12 @@ class LanternApp(App[int]):
             self.notify("The engine is busy or not ready: apply again when the turn has finished.", severity="warning")
             return
         args = {"manifest": message.manifest, "namespace": self.namespace or "default"}
-        self.run_worker(bridge.run_call("apply the manifest from the inspector", "kubernetes.apply_manifest", args), exclusive=True, group="agent", name="apply")
+        self.run_worker(
+            bridge.run_call("apply the manifest from the inspector", "kubernetes.apply_manifest", args),
+            exclusive=True,
+            group="agent",
+            name="apply",
+        )
         await self.main.toggle_inspector()
 
     async def on_inspector_turn_requested(self, message: Any) -> None:
@@ -443,7 +459,11 @@ class LanternApp(App[int]):
 
         names, current, note = await asyncio.to_thread(_kube_contexts)
         rows = [(n, [("● " if n == current else "  ") + n]) for n in names]
-        choice = await self.push_screen_wait(PickerScreen("Kube contexts" + (f" · {note}" if note else ""), ["context"], rows, empty=note or "no contexts"))
+        choice = await self.push_screen_wait(
+            PickerScreen(
+                "Kube contexts" + (f" · {note}" if note else ""), ["context"], rows, empty=note or "no contexts"
+            )
+        )
         if choice:
             self._switch_context(choice)
 
@@ -474,8 +494,13 @@ class LanternApp(App[int]):
         except Exception as exc:  # noqa: BLE001 - an unreadable store is reported, not raised
             self.notify(f"cannot read sessions: {exc}", severity="error")
             return
-        table = [(r.id, [r.id, r.updated_at[:16].replace("T", " "), r.title or "(no question yet)", str(r.events)]) for r in rows]
-        choice = await self.push_screen_wait(PickerScreen("Sessions", ["id", "updated", "first question", "events"], table, empty="no sessions yet"))
+        table = [
+            (r.id, [r.id, r.updated_at[:16].replace("T", " "), r.title or "(no question yet)", str(r.events)])
+            for r in rows
+        ]
+        choice = await self.push_screen_wait(
+            PickerScreen("Sessions", ["id", "updated", "first question", "events"], table, empty="no sessions yet")
+        )
         if choice:
             if self.bridge.running:
                 self.notify("A turn is running; cancel it (ctrl+c) before switching session.", severity="warning")
@@ -486,7 +511,10 @@ class LanternApp(App[int]):
         """Switch theme."""
         name = resolve_name(args.strip())
         if name not in self.theme_names:
-            self.notify(f"unknown theme {args.strip()!r}; known: {', '.join(self.theme_names)} (or dark, light, high-contrast)", severity="warning")
+            self.notify(
+                f"unknown theme {args.strip()!r}; known: {', '.join(self.theme_names)} (or dark, light, high-contrast)",
+                severity="warning",
+            )
             return
         self.theme = name
 
@@ -510,7 +538,9 @@ class LanternApp(App[int]):
             self.notify("No approvals were left pending in this session.")
             return
         calls = "; ".join(f"{r.tool}({json.dumps(r.arguments, sort_keys=True)})" for r in self.stale_approvals)
-        if self.send(f"These actions were waiting for my approval when the session closed and did not run: {calls}. Check they are still right and propose them again."):
+        if self.send(
+            f"These actions were waiting for my approval when the session closed and did not run: {calls}. Check they are still right and propose them again."
+        ):
             self.stale_approvals = []
             self.main.query_one(HeaderBar).pending = 0
 

@@ -47,11 +47,15 @@ async def default_session_factory(cfg: Config, *, store: Store, approver: Any, s
             world_error = getattr(exc, "message", None) or str(exc)
     model = await asyncio.to_thread(runtime.make_model, resolve_model(cfg), cfg)
     toolbox = await asyncio.to_thread(runtime.make_toolbox, cfg)
-    session = await runtime.open_session(cfg, store=store, approver=approver, session_id=session_id, model=model, toolbox=toolbox)
+    session = await runtime.open_session(
+        cfg, store=store, approver=approver, session_id=session_id, model=model, toolbox=toolbox
+    )
     if world_error:
         from engine import events as ev
 
-        await session.emit(ev.Notice, text=f"The sandbox cluster could not start: {world_error}", level="warning", topic="world")
+        await session.emit(
+            ev.Notice, text=f"The sandbox cluster could not start: {world_error}", level="warning", topic="world"
+        )
     if alert:
         session.opening = (  # type: ignore[attr-defined]
             f"Alert from the sandbox cluster (context {cfg.context}): {alert.rstrip('. ')}. "
@@ -245,7 +249,9 @@ class Bridge:
             if latest and session_id is None:
                 session_id = await store.latest()
                 if session_id is None:
-                    self.app.post_message(EngineFailed("there is no earlier session to continue; starting a new one", code="no-session"))
+                    self.app.post_message(
+                        EngineFailed("there is no earlier session to continue; starting a new one", code="no-session")
+                    )
             elif session_id is not None:
                 found = await store.find(session_id)
                 if found is None:
@@ -257,7 +263,11 @@ class Bridge:
         except Exception as exc:  # noqa: BLE001 - any start failure is shown, the console stays up
             self.session = None
             self.error = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-            self.app.post_message(EngineFailed(self.error, hint=getattr(exc, "hint", "") or "", code=getattr(exc, "code", "") or type(exc).__name__))
+            self.app.post_message(
+                EngineFailed(
+                    self.error, hint=getattr(exc, "hint", "") or "", code=getattr(exc, "code", "") or type(exc).__name__
+                )
+            )
             return
         self.error = ""
         self.app.post_message(EngineReady(self.session, resumed=session_id is not None))

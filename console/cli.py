@@ -18,7 +18,11 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("ask", "console.commands.ask", "ask one question in the plain terminal face"),
     ("sessions", "console.commands.sessions", "list sessions, or show one (--score)"),
-    ("handoff", "console.commands.handoff", "a session as the next shift reads it: asked, findings, changes with diffs, timeline, unknowns"),
+    (
+        "handoff",
+        "console.commands.handoff",
+        "a session as the next shift reads it: asked, findings, changes with diffs, timeline, unknowns",
+    ),
     ("model", "engine.models.commands", "the embedded local model: install, status"),
     ("sandbox", "sandbox.commands", "the local Kubernetes sandbox: up, down, status, scenario"),
     ("skills", "skills.commands", "list skill packs and their actions"),
@@ -38,18 +42,27 @@ CHECKOUT_ONLY = {"bench": "the benchmarks", "evals": "the evaluations"}
 
 
 def _add_session_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", help="local | scripted:PATH | provider/model (anthropic/..., openai/..., gemini/..., ollama/...)")
+    p.add_argument(
+        "--model", help="local | scripted:PATH | provider/model (anthropic/..., openai/..., gemini/..., ollama/...)"
+    )
     p.add_argument("--context", help="kube context (default: the sandbox when no kubeconfig exists)")
     p.add_argument("--namespace", "-n", help="default namespace")
     p.add_argument("--continue", dest="cont", action="store_true", help="reopen the latest session")
     p.add_argument("--session", help="open the session with this id (or unique prefix)")
-    p.add_argument("--read-only", dest="read_only", action="store_true", help="block every write: the agent can only investigate and propose")
+    p.add_argument(
+        "--read-only",
+        dest="read_only",
+        action="store_true",
+        help="block every write: the agent can only investigate and propose",
+    )
 
 
 def build_parser(configure: set[str] | None = None) -> argparse.ArgumentParser:
     """The command line; only the subcommands in `configure` (default: all) import their modules,
     so starting the console imports none of them."""
-    parser = argparse.ArgumentParser(prog="lantern", description="Lantern: an operations console with an AI agent inside.")
+    parser = argparse.ArgumentParser(
+        prog="lantern", description="Lantern: an operations console with an AI agent inside."
+    )
     _add_session_args(parser)
     parser.add_argument("--theme", help="console theme")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -65,7 +78,9 @@ def build_parser(configure: set[str] | None = None) -> argparse.ArgumentParser:
         except ImportError as exc:
             p.set_defaults(_missing=str(exc))
             if exc.name in CHECKOUT_ONLY:  # an installed wheel: say so in one line, whatever the arguments
-                p.set_defaults(_missing=f"{CHECKOUT_ONLY[exc.name]} live in {exc.name}/ of a Lantern checkout; run them from one")
+                p.set_defaults(
+                    _missing=f"{CHECKOUT_ONLY[exc.name]} live in {exc.name}/ of a Lantern checkout; run them from one"
+                )
                 p.add_argument("_rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
             continue
         mod.configure(p)
@@ -101,7 +116,12 @@ def session_config(args: Any) -> Any:
     from engine.config import ConfigError, load
 
     try:
-        return load(model=args.model, context=args.context, namespace=args.namespace, read_only=True if getattr(args, "read_only", False) else None)
+        return load(
+            model=args.model,
+            context=args.context,
+            namespace=args.namespace,
+            read_only=True if getattr(args, "read_only", False) else None,
+        )
     except ConfigError as exc:
         print(f"lantern: config error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -18,7 +18,15 @@ from rich.text import Text
 from engine import events as ev
 from engine.loop import ApprovalAnswer
 
-STATUS_STYLE = {"ok": "green", "error": "red", "partial": "yellow", "blocked": "magenta", "denied": "magenta", "refused": "cyan", "cancelled": "dim"}
+STATUS_STYLE = {
+    "ok": "green",
+    "error": "red",
+    "partial": "yellow",
+    "blocked": "magenta",
+    "denied": "magenta",
+    "refused": "cyan",
+    "cancelled": "dim",
+}
 
 
 class PromptApprover:
@@ -46,7 +54,13 @@ class PromptApprover:
         )
         answer = await asyncio.to_thread(input, "Approve? [y/N] ")
         ok = answer.strip().lower() in ("y", "yes")
-        return ApprovalAnswer(approved=ok, by=self.user, reason="" if ok else "denied at the prompt", call_hash=request.call_hash, request_id=request.request_id)
+        return ApprovalAnswer(
+            approved=ok,
+            by=self.user,
+            reason="" if ok else "denied at the prompt",
+            call_hash=request.call_hash,
+            request_id=request.request_id,
+        )
 
 
 def preview_lines(request: ev.ApprovalRequested) -> list[Any]:
@@ -56,7 +70,17 @@ def preview_lines(request: ev.ApprovalRequested) -> list[Any]:
         return [("\n" + note, "dim")]
     out: list[Any] = [("\ndry run (live → API server's result):", "bold")]
     for line in request.preview.splitlines():
-        style = "bold" if line.startswith(("---", "+++")) else "cyan" if line.startswith("@@") else "green" if line.startswith("+") else "red" if line.startswith("-") else "dim"
+        style = (
+            "bold"
+            if line.startswith(("---", "+++"))
+            else "cyan"
+            if line.startswith("@@")
+            else "green"
+            if line.startswith("+")
+            else "red"
+            if line.startswith("-")
+            else "dim"
+        )
         out.append(("\n" + line, style))
     return out
 
@@ -80,7 +104,12 @@ class BlockRenderer:
             c.print("\r\x1b[2K", end="") if False else c.print()
             self._streaming = False
         if isinstance(e, ev.SessionStarted):
-            c.print(Text(f"session {e.session_id} · model {e.model}" + (f" · context {e.context}" if e.context else ""), style="dim"))
+            c.print(
+                Text(
+                    f"session {e.session_id} · model {e.model}" + (f" · context {e.context}" if e.context else ""),
+                    style="dim",
+                )
+            )
             if getattr(e, "read_only", False):
                 c.print(Text("READ-ONLY: no write runs; the agent can only propose", style="bold magenta"))
         elif isinstance(e, ev.AssistantMessage) and e.text and not e.tool_calls:
@@ -108,7 +137,13 @@ class BlockRenderer:
             for f in e.findings:
                 c.print(Text("    ◆ " + f, style="yellow"))
         elif isinstance(e, ev.ApprovalResolved):
-            c.print(Text(f"approval {'granted' if e.approved else 'denied'} by {e.by}" + (f": {e.reason}" if e.reason else ""), style="green" if e.approved else "magenta"))
+            c.print(
+                Text(
+                    f"approval {'granted' if e.approved else 'denied'} by {e.by}"
+                    + (f": {e.reason}" if e.reason else ""),
+                    style="green" if e.approved else "magenta",
+                )
+            )
         elif isinstance(e, ev.CriticVerdict):
             c.print(Text(f"critic: {e.verdict} " + "; ".join(e.findings), style="yellow"))
         elif isinstance(e, ev.DetailDropped):
@@ -116,9 +151,16 @@ class BlockRenderer:
         elif isinstance(e, ev.Notice):
             c.print(Text(e.text, style="yellow" if e.level == "warning" else "dim"))
         elif isinstance(e, ev.ErrorEvent):
-            c.print(Text(f"error [{e.code}]: {e.message}" + (f"\n  hint: {e.hint}" if e.hint else ""), style="bold red"))
+            c.print(
+                Text(f"error [{e.code}]: {e.message}" + (f"\n  hint: {e.hint}" if e.hint else ""), style="bold red")
+            )
         elif isinstance(e, ev.TurnFinished):
-            c.print(Text(f"— {e.reason} · {e.steps} steps · {e.prompt_tokens + e.completion_tokens} tokens · {e.duration_ms / 1000:.1f} s", style="dim"))
+            c.print(
+                Text(
+                    f"— {e.reason} · {e.steps} steps · {e.prompt_tokens + e.completion_tokens} tokens · {e.duration_ms / 1000:.1f} s",
+                    style="dim",
+                )
+            )
 
 
 async def ask(session: Any, question: str, *, as_json: bool, console: Console) -> int:

@@ -15,15 +15,15 @@ from collections.abc import Callable
 from typing import Any
 
 from engine import events as ev
+from engine.dispatch import Dispatcher
 from engine.loop import Session, TurnContext, VerbatimContext
 from engine.models.base import Message, ToolSpec
-from engine.testing import ScriptedModel
-from engine.dispatch import Dispatcher
 from engine.policy.rules import Defaults, Match, Policy, PolicyFile, Rule
+from engine.testing import ScriptedModel
 from engine.toolbox import Toolbox
 from engine.tools import Preview, Tool, ToolMeta, python_tool
 
-FROZEN = dt.datetime(2026, 3, 14, 3, 7, 0, tzinfo=dt.timezone.utc)
+FROZEN = dt.datetime(2026, 3, 14, 3, 7, 0, tzinfo=dt.UTC)
 """The frozen time of snapshots (03:07 UTC, the small hours it is built for)."""
 
 
@@ -58,8 +58,18 @@ def incident_policy() -> Policy:
         org=PolicyFile(
             defaults=Defaults(read="allow", write="approve", dangerous="approve", unknown="approve"),
             rules=[
-                Rule(id="org/payments", match=Match(action=["rollback_deployment"]), decision="approve", reason="changes a production deployment"),
-                Rule(id="default/scale", match=Match(action=["scale_deployment"]), decision="confirm", reason="scaling within 1-10 replicas is a safe write"),
+                Rule(
+                    id="org/payments",
+                    match=Match(action=["rollback_deployment"]),
+                    decision="approve",
+                    reason="changes a production deployment",
+                ),
+                Rule(
+                    id="default/scale",
+                    match=Match(action=["scale_deployment"]),
+                    decision="confirm",
+                    reason="scaling within 1-10 replicas is a safe write",
+                ),
             ],
         ),
         source="console.testing",
@@ -68,13 +78,25 @@ def incident_policy() -> Policy:
 
 def incident_toolbox(tools: list[Tool], user: str, clock: Callable[[], dt.datetime] | None = None) -> Toolbox:
     """`tools` behind the real dispatch pipeline with the snapshots' policy, approved by `user`."""
-    return Toolbox(tools, dispatcher=Dispatcher(incident_policy(), None, user=user, kube=lambda: (None, "payments"), clock=clock or ev.utcnow))
+    return Toolbox(
+        tools,
+        dispatcher=Dispatcher(
+            incident_policy(), None, user=user, kube=lambda: (None, "payments"), clock=clock or ev.utcnow
+        ),
+    )
 
 
 class GaugeContext(VerbatimContext):
     """The verbatim context plus a ContextGauge each step and scripted DetailDropped notices."""
 
-    def __init__(self, *, budget: int = 12_000, window: int = 32_000, drops: list[dict[str, Any]] | None = None, tiers: dict[str, int] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        budget: int = 12_000,
+        window: int = 32_000,
+        drops: list[dict[str, Any]] | None = None,
+        tiers: dict[str, int] | None = None,
+    ) -> None:
         self.budget = budget
         """Prompt budget shown by the gauge."""
         self.window = window
@@ -98,8 +120,12 @@ class GaugeContext(VerbatimContext):
             outputs = sum(len(m.content) for m in msgs if m.role == "tool") // 4
             tiers = {"system": sys_t, "recent": recent, "outputs": outputs}
         used = sum(tiers.values())
-        dropped = sum(1 for e in ctx.session.events if isinstance(e, ev.DetailDropped)) + sum(1 for e in extra if isinstance(e, ev.DetailDropped))
-        extra.append(ctx.event(ev.ContextGauge, used=used, budget=self.budget, window=self.window, tiers=tiers, dropped=dropped))
+        dropped = sum(1 for e in ctx.session.events if isinstance(e, ev.DetailDropped)) + sum(
+            1 for e in extra if isinstance(e, ev.DetailDropped)
+        )
+        extra.append(
+            ctx.event(ev.ContextGauge, used=used, budget=self.budget, window=self.window, tiers=tiers, dropped=dropped)
+        )
         return msgs, extra
 
 
@@ -116,7 +142,9 @@ def scripted_factory(
     """A SessionFactory for LanternApp(session_factory=...) over the real loop and store."""
     from engine.store import Store
 
-    async def factory(cfg: Any, *, store: Store, approver: Any, session_id: str | None = None, _default: str = session_id) -> Session:
+    async def factory(
+        cfg: Any, *, store: Store, approver: Any, session_id: str | None = None, _default: str = session_id
+    ) -> Session:
         past = await store.events(session_id) if session_id else []
         sid = session_id or _default
         if not session_id and await store.find(sid) is not None:
@@ -134,7 +162,9 @@ def scripted_factory(
             clock=clock or frozen_clock(),
         )
         await store.create_session(session.id, model=model.name, context=cfg.context)
-        await session.emit(ev.SessionStarted, model=model.name, context=cfg.context, namespace=cfg.namespace, resumed=bool(past))
+        await session.emit(
+            ev.SessionStarted, model=model.name, context=cfg.context, namespace=cfg.namespace, resumed=bool(past)
+        )
         return session
 
     return factory
@@ -198,7 +228,9 @@ def incident_tools(executed: list[dict[str, Any]] | None = None) -> list[Tool]:
 
     touches = {"kind": "deployment", "name": "{name}", "namespace": "{namespace}"}
     rollback = python_tool(rollback_deployment, risk="write")
-    rollback.meta = ToolMeta(touches=touches, rollback="kubectl -n payments rollout undo deployment/api --to-revision=14")
+    rollback.meta = ToolMeta(
+        touches=touches, rollback="kubectl -n payments rollout undo deployment/api --to-revision=14"
+    )
     scale = python_tool(scale_deployment, risk="write")
     scale.meta = ToolMeta(touches=touches, rollback="kubectl -n payments scale deployment/api --replicas=2")
     rollback.preview = _fixed_preview(ROLLBACK_DIFF, "Deployment/payments/api")
@@ -231,7 +263,9 @@ INCIDENT_SCRIPT: list[dict[str, Any]] = [
     },
     {
         "text": "Revision 14 cut the memory limit to 128Mi. Rolling back to revision 13 is the smallest safe fix.",
-        "tool_calls": [{"name": "rollback_deployment", "arguments": {"name": "api", "namespace": "payments", "revision": 13}}],
+        "tool_calls": [
+            {"name": "rollback_deployment", "arguments": {"name": "api", "namespace": "payments", "revision": 13}}
+        ],
     },
     {
         "text": "## Root cause\n\nThe **api** deployment in `payments` crash-loops with `OOMKilled` since revision 14 "
@@ -251,13 +285,38 @@ def main() -> None:
     p.add_argument("--theme", default=None)
     p.add_argument("--drops", action="store_true", help="show dropped context details in the gauge")
     a = p.parse_args()
-    drops = [
-        {"ref": "out:get_pods:1", "what": "get_pods output (3 pods)", "from_step": 1, "tokens": 412, "action": "summarised"},
-        {"ref": "out:logs:api", "what": "api container logs, 2,140 lines", "from_step": 1, "tokens": 5120, "action": "dropped"},
-    ] if a.drops else []
+    drops = (
+        [
+            {
+                "ref": "out:get_pods:1",
+                "what": "get_pods output (3 pods)",
+                "from_step": 1,
+                "tokens": 412,
+                "action": "summarised",
+            },
+            {
+                "ref": "out:logs:api",
+                "what": "api container logs, 2,140 lines",
+                "from_step": 1,
+                "tokens": 5120,
+                "action": "dropped",
+            },
+        ]
+        if a.drops
+        else []
+    )
     app = LanternApp(
-        argparse.Namespace(model="scripted", context=None, namespace="payments", cont=False, session=None, theme=a.theme),
-        session_factory=scripted_factory(INCIDENT_SCRIPT * 3, incident_tools(), context=GaugeContext(drops=drops), fixed_timing=False, clock=ev.utcnow, session_id=uuid.uuid4().hex[:12]),
+        argparse.Namespace(
+            model="scripted", context=None, namespace="payments", cont=False, session=None, theme=a.theme
+        ),
+        session_factory=scripted_factory(
+            INCIDENT_SCRIPT * 3,
+            incident_tools(),
+            context=GaugeContext(drops=drops),
+            fixed_timing=False,
+            clock=ev.utcnow,
+            session_id=uuid.uuid4().hex[:12],
+        ),
     )
     app.run()
 

@@ -103,7 +103,9 @@ class Anchor:
                 continue
             seq, h, m = int(parts[0]), parts[1], parts[2]
             if not hmac.compare_digest(m, mac(self.key, f"anchor:{seq}:{h}")):
-                problems.append(f"{self.path}:{n}: anchor for row {seq} does not carry the key's MAC (forged or edited)")
+                problems.append(
+                    f"{self.path}:{n}: anchor for row {seq} does not carry the key's MAC (forged or edited)"
+                )
                 continue
             out[seq] = h
         return out, problems

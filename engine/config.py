@@ -34,14 +34,18 @@ def read_text_file(path: Path) -> str:
     try:
         data = path.read_bytes()
     except IsADirectoryError:
-        raise UnreadableFile(path, None, "is a directory, not a file; remove it or put the settings in a file of that name") from None
+        raise UnreadableFile(
+            path, None, "is a directory, not a file; remove it or put the settings in a file of that name"
+        ) from None
     except OSError as exc:
         raise UnreadableFile(path, None, f"cannot read: {exc.strerror or exc}") from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise UnreadableFile(path, line, f"not UTF-8 text (byte 0x{data[exc.start]:02x}); save the file as UTF-8") from None
+        raise UnreadableFile(
+            path, line, f"not UTF-8 text (byte 0x{data[exc.start]:02x}); save the file as UTF-8"
+        ) from None
 
 
 def lantern_home() -> Path:
@@ -118,7 +122,12 @@ def load(path: Path | None = None, **overrides: Any) -> Config:
         if not isinstance(raw, dict):
             raise ConfigError(f"{p}: expected a mapping at the top level")
         data.update(raw)
-    env_map = {"LANTERN_MODEL": "model", "OLLAMA_HOST": "ollama_url", "LANTERN_CONTEXT": "context", "LANTERN_USER": "user"}
+    env_map = {
+        "LANTERN_MODEL": "model",
+        "OLLAMA_HOST": "ollama_url",
+        "LANTERN_CONTEXT": "context",
+        "LANTERN_USER": "user",
+    }
     for var, key in env_map.items():
         if os.environ.get(var):
             data[key] = os.environ[var]

@@ -173,7 +173,14 @@ class Dispatcher:
             self.read_only_gate, self.check_policy, self.approval, self.record,
         ]  # fmt: skip
         """The stages before execution, outermost first."""
-        self.post: list[Callable[[CallState], Any]] = [self.scrub, self.flag_partial, self.expected_fields, self.diagnose, self.keep_blob, self.trim]
+        self.post: list[Callable[[CallState], Any]] = [
+            self.scrub,
+            self.flag_partial,
+            self.expected_fields,
+            self.diagnose,
+            self.keep_blob,
+            self.trim,
+        ]
         """What runs on a finished call's output, in order (each may be sync or async)."""
         self._run = _chain(self.stages, self.execute)
 
@@ -209,7 +216,9 @@ class Dispatcher:
         texts a session stores and shows beside tool outputs (messages, arguments, plans)."""
         return self.scrubber.clean(text, self._known())[0]
 
-    async def _audit(self, s: CallState, kind: str, decision: str = "", rule: str = "", detail: str = "", **output: Any) -> None:
+    async def _audit(
+        self, s: CallState, kind: str, decision: str = "", rule: str = "", detail: str = "", **output: Any
+    ) -> None:
         if self.audit is None:
             return
         # Details quote tool errors and reasons, which can carry credentials: scrub them too.
@@ -232,9 +241,13 @@ class Dispatcher:
             **extra,
         )
 
-    async def _refuse(self, s: CallState, kind: str, rule: str, detail: str, message: str, status: str = "refused", **extra: Any) -> ev.ToolCallFinished:
+    async def _refuse(
+        self, s: CallState, kind: str, rule: str, detail: str, message: str, status: str = "refused", **extra: Any
+    ) -> ev.ToolCallFinished:
         """Audit a call that does not run, and the event that finishes it."""
-        await self._audit(s, kind, "block" if kind == "block" else ("denied" if kind == "denial" else "refused"), rule, detail)
+        await self._audit(
+            s, kind, "block" if kind == "block" else ("denied" if kind == "denial" else "refused"), rule, detail
+        )
         return self._finished(s, status, message, **extra)
 
     # -- the pipeline ---------------------------------------------------------------------------
@@ -246,7 +259,9 @@ class Dispatcher:
     async def resolve(self, s: CallState, nxt: Next) -> AsyncIterator[Any]:
         """A known tool and arguments that parsed; every string made UTF-8-safe first (a code point
         UTF-8 cannot encode would break every hash and write after this)."""
-        s.call = s.call.model_copy(update={"arguments": safe_tree(s.call.arguments, unicode_safe), "name": unicode_safe(s.call.name)})
+        s.call = s.call.model_copy(
+            update={"arguments": safe_tree(s.call.arguments, unicode_safe), "name": unicode_safe(s.call.name)}
+        )
         if s.call.parse_error or s.tool is None:
             offered = s.ctx.offered()
             msg = s.call.parse_error or f"Unknown tool {s.call.name!r}."
@@ -293,7 +308,9 @@ class Dispatcher:
                 "and its output is above. Use that output, call a different tool (for example logs with previous=true, "
                 "events or rollout history), or give your answer."
             )
-            yield await self._refuse(s, "refusal", "guard:repeat", msg, msg, summary="repeat of an earlier call; not run")
+            yield await self._refuse(
+                s, "refusal", "guard:repeat", msg, msg, summary="repeat of an earlier call; not run"
+            )
             return
         async for e in nxt(s):
             yield e
@@ -327,12 +344,18 @@ class Dispatcher:
     async def read_only_gate(self, s: CallState, nxt: Next) -> AsyncIterator[Any]:
         """Before the policy, so no rule, override or approver can let a write through."""
         if self.read_only and s.risk != "read":
-            why = "the org policy sets read_only" if self.policy.org.read_only else "the session was started with --read-only"
+            why = (
+                "the org policy sets read_only"
+                if self.policy.org.read_only
+                else "the session was started with --read-only"
+            )
             msg = (
                 f"Blocked: Lantern is in read-only mode ({why}). The call was not run. Do not retry it or any other write; "
                 "propose the change in your answer (the exact action and arguments) so a person can make it."
             )
-            yield await self._refuse(s, "block", "read-only", why, msg, status="blocked", summary="blocked: read-only mode")
+            yield await self._refuse(
+                s, "block", "read-only", why, msg, status="blocked", summary="blocked: read-only mode"
+            )
             return
         async for e in nxt(s):
             yield e
@@ -342,7 +365,9 @@ class Dispatcher:
         assert s.tool is not None
         context, namespace = self.kube()
         targets = resolve_targets(s.tool.name, s.args, s.tool.meta.touches, namespace)
-        action = Action(name=s.tool.name, pack=s.tool.pack, risk=s.risk, namespace=namespace, context=context, targets=targets)
+        action = Action(
+            name=s.tool.name, pack=s.tool.pack, risk=s.risk, namespace=namespace, context=context, targets=targets
+        )
         s.decision = decide(self.policy, action, s.args, self.user, self.clock())
         if s.decision.outcome == "block":
             msg = (
@@ -362,7 +387,15 @@ class Dispatcher:
             if isinstance(preview, str):
                 # the backend refused the change in its dry run: nothing to approve, the call fails with its error
                 msg = f"{s.tool.name} failed: the dry run was rejected, so no approval was asked and nothing changed: {preview}"
-                yield await self._refuse(s, "refusal", "guard:dry-run", preview, msg, status="error", summary=f"dry run rejected: {preview}"[:160])
+                yield await self._refuse(
+                    s,
+                    "refusal",
+                    "guard:dry-run",
+                    preview,
+                    msg,
+                    status="error",
+                    summary=f"dry run rejected: {preview}"[:160],
+                )
                 return
             verdict: tuple[bool, str] = (False, "")
             async for item in self._ask(s, preview):
@@ -395,16 +428,32 @@ class Dispatcher:
         detail = f"{status}: " + (s.text.splitlines()[0][:300] if s.text else "")
         if s.approved_by:
             detail += f"; approved by {s.approved_by}"
-        undo = s.out.data.get("undo") if s.failure is None and s.out is not None and isinstance(s.out.data, dict) else None
+        undo = (
+            s.out.data.get("undo") if s.failure is None and s.out is not None and isinstance(s.out.data, dict) else None
+        )
         if isinstance(undo, str) and undo:
             # the way back, computed by the write itself from the values it replaced (`lantern audit undo` lists it)
             detail += f"; undo: {undo[:300]}"
-        await self._audit(s, "execution", s.decision.outcome, s.decision.rule_id, detail, output_ref=s.output_ref or "", output=s.text)
+        await self._audit(
+            s, "execution", s.decision.outcome, s.decision.rule_id, detail, output_ref=s.output_ref or "", output=s.text
+        )
         for e in self.budgets.events(s.ctx):
             yield e
-        summary = f"{s.tool_name} failed: {s.failure.kind}" if s.failure else (s.shown.splitlines()[0][:160] if s.shown else "(no output)")
+        summary = (
+            f"{s.tool_name} failed: {s.failure.kind}"
+            if s.failure
+            else (s.shown.splitlines()[0][:160] if s.shown else "(no output)")
+        )
         yield self._finished(
-            s, status, s.shown, summary=summary, output_ref=s.output_ref, tokens=s.tokens, partial=s.partial, redactions=s.redactions, findings=s.findings
+            s,
+            status,
+            s.shown,
+            summary=summary,
+            output_ref=s.output_ref,
+            tokens=s.tokens,
+            partial=s.partial,
+            redactions=s.redactions,
+            findings=s.findings,
         )
 
     def _timeout(self, tool: Tool) -> float:
@@ -420,7 +469,14 @@ class Dispatcher:
         if s.shown_risk != "read":
             # written before the executor runs: a crash mid-call still leaves the record that it was about to run
             await self._audit(s, "intent", s.decision.outcome, s.decision.rule_id, "about to run" + by)
-        yield s.ctx.event(ev.ToolCallStarted, call_id=s.call.id, tool=s.tool.name, arguments=s.args, risk=s.shown_risk, step=s.ctx.step)
+        yield s.ctx.event(
+            ev.ToolCallStarted,
+            call_id=s.call.id,
+            tool=s.tool.name,
+            arguments=s.args,
+            risk=s.shown_risk,
+            step=s.ctx.step,
+        )
         e0 = time.perf_counter()
         timeout = self._timeout(s.tool)
         s.ran = True
@@ -432,8 +488,8 @@ class Dispatcher:
         except (TurnCancelled, asyncio.CancelledError):
             await self._audit(s, "execution", s.decision.outcome, s.decision.rule_id, "cancelled while running" + by)
             raise
-        except asyncio.TimeoutError:
-            s.failure = classify(asyncio.TimeoutError(f"no answer within {timeout:g}s"))
+        except TimeoutError:
+            s.failure = classify(TimeoutError(f"no answer within {timeout:g}s"))
             s.out = ToolOutput(text="", status="error")
         except Exception as exc:  # noqa: BLE001 - any handler failure becomes a result the model can act on
             s.failure = classify(exc)
@@ -466,7 +522,12 @@ class Dispatcher:
         if s.failure is not None:
             return
         try:
-            s.partial = detect_partial(s.out.data, s.args, s.out.partial or ("partial result" if s.out.status == "partial" else None), _status_code(s.out.data))
+            s.partial = detect_partial(
+                s.out.data,
+                s.args,
+                s.out.partial or ("partial result" if s.out.status == "partial" else None),
+                _status_code(s.out.data),
+            )
         except Exception:  # noqa: BLE001 - odd data shapes must not crash the turn
             s.partial = s.out.partial
 
@@ -482,9 +543,13 @@ class Dispatcher:
             missing = [f for f in tops if f not in data]
             # only when none of the declared fields came back: a projection may drop some legitimately
             if missing and len(missing) == len(tops):
-                s.notes.append(f"response lacks expected fields {', '.join(missing[:8])}: the API may have changed; read the output carefully")
+                s.notes.append(
+                    f"response lacks expected fields {', '.join(missing[:8])}: the API may have changed; read the output carefully"
+                )
         elif data is not None:
-            s.notes.append(f"response is a {type(data).__name__}, not the object this tool declares: the API may have changed")
+            s.notes.append(
+                f"response is a {type(data).__name__}, not the object this tool declares: the API may have changed"
+            )
 
     def diagnose(self, s: CallState) -> None:
         """The session's checks read the whole scrubbed output, before the trim, so a signal past
@@ -526,7 +591,7 @@ class Dispatcher:
             got = await asyncio.wait_for(tool.preview(copy.deepcopy(args)), timeout=timeout)
         except PreviewFailed as exc:
             return self.redact(unicode_safe(str(exc)) or "the dry run failed")
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return f"the dry run gave no answer within {timeout:g}s"
         except Exception as exc:  # noqa: BLE001 - a preview that breaks must not approve blind
             return self.redact(f"{type(exc).__name__}: {exc}")
@@ -563,14 +628,20 @@ class Dispatcher:
             approved, reason = self._bound(answer, req, decision)
             by = (answer.by or "unknown") if answer is not None else "engine"
         except TurnCancelled:
-            await self._audit(s, "denial", decision.outcome, decision.rule_id, "turn cancelled while waiting for approval")
+            await self._audit(
+                s, "denial", decision.outcome, decision.rule_id, "turn cancelled while waiting for approval"
+            )
             raise
         except Exception as exc:  # noqa: BLE001 - a broken approver denies
             approved, by, reason = False, "engine", f"the approver failed ({type(exc).__name__}: {exc})"
-        yield ctx.event(ev.ApprovalResolved, request_id=req.request_id, call_id=s.call.id, approved=approved, by=by, reason=reason)
+        yield ctx.event(
+            ev.ApprovalResolved, request_id=req.request_id, call_id=s.call.id, approved=approved, by=by, reason=reason
+        )
         if approved:
             kind = "confirmation" if decision.outcome == "confirm" else "approval"
-            await self._audit(s, kind, decision.outcome, decision.rule_id, f"by {by}" + (f": {reason}" if reason else ""))
+            await self._audit(
+                s, kind, decision.outcome, decision.rule_id, f"by {by}" + (f": {reason}" if reason else "")
+            )
             yield (True, by)
         else:
             await self._audit(s, "denial", decision.outcome, decision.rule_id, f"by {by}: {reason or 'denied'}")
@@ -587,7 +658,10 @@ class Dispatcher:
         if answer.request_id != req.request_id:
             return False, "the approval answered a different request"
         if req.expires_at is not None and self.clock() > req.expires_at:
-            return False, f"the approval came after the request expired at {req.expires_at.isoformat(timespec='seconds')}"
+            return (
+                False,
+                f"the approval came after the request expired at {req.expires_at.isoformat(timespec='seconds')}",
+            )
         allowed = self.approvers_for(decision)
         if answer.by not in allowed:
             return False, f"{answer.by} may not approve this (approvers: {', '.join(sorted(allowed))})"
@@ -627,7 +701,19 @@ def _same_call_this_turn(ctx: TurnContext, tool: str, h: str) -> int | None:
 def _touches(tool: Tool, args: dict[str, Any]) -> str:
     """A one-line 'what this changes' from the usual argument names."""
     parts = []
-    for k in ("context", "namespace", "kind", "resource", "name", "deployment", "pod", "replicas", "image", "repo", "id"):
+    for k in (
+        "context",
+        "namespace",
+        "kind",
+        "resource",
+        "name",
+        "deployment",
+        "pod",
+        "replicas",
+        "image",
+        "repo",
+        "id",
+    ):
         if k in args:
             parts.append(f"{k}={json.dumps(args[k], default=str)}")
     return f"{tool.name}: " + (", ".join(parts) if parts else canonical(args)[:200])

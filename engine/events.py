@@ -7,7 +7,7 @@ wire format for any face. Faces must ignore kinds they do not know (forward comp
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
@@ -19,7 +19,7 @@ PROTOCOL_VERSION = 1
 
 def utcnow() -> dt.datetime:
     """The current time, timezone-aware UTC (faces render it in local time)."""
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 class _Event(BaseModel):
@@ -305,27 +305,25 @@ class UnknownEvent(BaseModel):
 
 
 Event = Annotated[
-    Union[
-        SessionStarted,
-        UserMessage,
-        AssistantDelta,
-        AssistantMessage,
-        StepStarted,
-        StepFinished,
-        ToolCallStarted,
-        ToolCallFinished,
-        ToolSetChanged,
-        ApprovalRequested,
-        ApprovalResolved,
-        ContextGauge,
-        DetailDropped,
-        PlanProposed,
-        CriticVerdict,
-        BudgetUpdate,
-        Notice,
-        ErrorEvent,
-        TurnFinished,
-    ],
+    SessionStarted
+    | UserMessage
+    | AssistantDelta
+    | AssistantMessage
+    | StepStarted
+    | StepFinished
+    | ToolCallStarted
+    | ToolCallFinished
+    | ToolSetChanged
+    | ApprovalRequested
+    | ApprovalResolved
+    | ContextGauge
+    | DetailDropped
+    | PlanProposed
+    | CriticVerdict
+    | BudgetUpdate
+    | Notice
+    | ErrorEvent
+    | TurnFinished,
     Field(discriminator="kind"),
 ]
 

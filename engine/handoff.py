@@ -141,7 +141,9 @@ def _undo_of(rows: list[Any]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for r in rows:
         if r.kind == "execution" and UNDO_MARK in r.detail:
-            out.setdefault(r.call_hash, []).append(r.detail.split(UNDO_MARK, 1)[1].split("; approved by ", 1)[0].strip())
+            out.setdefault(r.call_hash, []).append(
+                r.detail.split(UNDO_MARK, 1)[1].split("; approved by ", 1)[0].strip()
+            )
     return out
 
 
@@ -160,7 +162,11 @@ class _Reader:
 
     def __init__(self, events: list[Any], rows: list[Any]) -> None:
         first, last = (events[0], events[-1]) if events else (None, None)
-        self.h = Handoff(session_id=getattr(first, "session_id", ""), started=getattr(first, "at", None), last_event=getattr(last, "at", None))
+        self.h = Handoff(
+            session_id=getattr(first, "session_id", ""),
+            started=getattr(first, "at", None),
+            last_event=getattr(last, "at", None),
+        )
         self.undo = _undo_of(rows)
         self.user = next((r.user for r in rows if r.user), "")
         """Who the session acted for (the audit's user)."""
@@ -172,17 +178,29 @@ class _Reader:
         self.engine_step = False
         """The latest assistant message is the engine's own (step 0: the triage opening, follow-ups)."""
         self.readers: dict[type, Any] = {
-            ev.SessionStarted: self.session_started, ev.UserMessage: self.user_message, ev.AssistantMessage: self.assistant_message,
-            ev.ToolCallStarted: self.call_started, ev.ApprovalRequested: self.approval_requested, ev.ApprovalResolved: self.approval_resolved,
-            ev.ToolCallFinished: self.call_finished, ev.PlanProposed: self.plan_proposed, ev.CriticVerdict: self.critic_verdict,
-            ev.DetailDropped: self.detail_dropped, ev.ErrorEvent: self.error, ev.TurnFinished: self.turn_finished,
+            ev.SessionStarted: self.session_started,
+            ev.UserMessage: self.user_message,
+            ev.AssistantMessage: self.assistant_message,
+            ev.ToolCallStarted: self.call_started,
+            ev.ApprovalRequested: self.approval_requested,
+            ev.ApprovalResolved: self.approval_resolved,
+            ev.ToolCallFinished: self.call_finished,
+            ev.PlanProposed: self.plan_proposed,
+            ev.CriticVerdict: self.critic_verdict,
+            ev.DetailDropped: self.detail_dropped,
+            ev.ErrorEvent: self.error,
+            ev.TurnFinished: self.turn_finished,
         }
 
     def add(self, e: Any, who: Who, what: str, text: str, details: list[str] | None = None, by: str = "") -> None:
         self.h.timeline.append(Entry(at=e.at, turn=e.turn, who=who, by=by, what=what, text=text, details=details or []))
 
     def session_started(self, e: ev.SessionStarted) -> None:
-        self.h.model, self.h.context, self.h.namespace = e.model, e.context or self.h.context, e.namespace or self.h.namespace
+        self.h.model, self.h.context, self.h.namespace = (
+            e.model,
+            e.context or self.h.context,
+            e.namespace or self.h.namespace,
+        )
 
     def user_message(self, e: ev.UserMessage) -> None:
         self.h.asked = self.h.asked or e.text
@@ -198,7 +216,9 @@ class _Reader:
             self.add(e, "agent", "answered", self.h.answer)
 
     def change(self, e: ev.ToolCallStarted | ev.ApprovalRequested) -> Change:
-        return self.changes.setdefault(e.call_id, Change(tool=e.tool, arguments=dict(e.arguments), risk=e.risk, at=e.at, status="pending"))
+        return self.changes.setdefault(
+            e.call_id, Change(tool=e.tool, arguments=dict(e.arguments), risk=e.risk, at=e.at, status="pending")
+        )
 
     def call_started(self, e: ev.ToolCallStarted) -> None:
         self.started[e.call_id] = e
@@ -212,7 +232,13 @@ class _Reader:
         details = [f"touches: {e.touches}"] if e.touches else []
         details += [f"way back: {e.rollback}"] if e.rollback else []
         details += [e.preview_note] if e.preview_note else []
-        self.add(e, "policy", "approval-asked", f"{_call(e.tool, e.arguments)} ({e.risk}, rule {e.rule})" + (f": {e.reason}" if e.reason else ""), details)
+        self.add(
+            e,
+            "policy",
+            "approval-asked",
+            f"{_call(e.tool, e.arguments)} ({e.risk}, rule {e.rule})" + (f": {e.reason}" if e.reason else ""),
+            details,
+        )
 
     def approval_resolved(self, e: ev.ApprovalResolved) -> None:
         c = self.changes.get(e.call_id)
@@ -221,7 +247,9 @@ class _Reader:
             c.status = c.status if e.approved else "denied"
         req = self.asked.get(e.call_id)
         what = _call(req.tool, req.arguments) if req else e.call_id
-        self.add(e, "approver", "approved" if e.approved else "denied", what + (f": {e.reason}" if e.reason else ""), by=e.by)
+        self.add(
+            e, "approver", "approved" if e.approved else "denied", what + (f": {e.reason}" if e.reason else ""), by=e.by
+        )
 
     def call_finished(self, e: ev.ToolCallFinished) -> None:
         from engine.policy.audit import call_hash
@@ -260,13 +288,24 @@ class _Reader:
             elif c.status == "error":
                 h.unknown.append(f"{call} failed: {c.output}")
             elif c.status in ("denied", "blocked", "refused"):
-                h.unknown.append(f"{call} did not run ({c.status}" + (f" by {c.decided_by}" if c.decided_by else "") + "): what it would have fixed is still as it was.")
+                h.unknown.append(
+                    f"{call} did not run ({c.status}"
+                    + (f" by {c.decided_by}" if c.decided_by else "")
+                    + "): what it would have fixed is still as it was."
+                )
         if not h.answer:
             h.unknown.insert(0, "No answer yet: the agent has not named a cause.")
         return h
 
 
-def _finished(h: Handoff, e: ev.ToolCallFinished, args: dict[str, Any], c: Change | None, undo: list[str] | None, engine_step: bool) -> None:
+def _finished(
+    h: Handoff,
+    e: ev.ToolCallFinished,
+    args: dict[str, Any],
+    c: Change | None,
+    undo: list[str] | None,
+    engine_step: bool,
+) -> None:
     """A finished call: the outcome of a change, a call the policy blocked, or a read with its findings."""
     if c is not None:
         c.status = {"ok": "ran", "partial": "ran"}.get(e.status, e.status)
@@ -277,28 +316,72 @@ def _finished(h: Handoff, e: ev.ToolCallFinished, args: dict[str, Any], c: Chang
             return  # the approver's answer is the timeline's line
         details = [f"undo recorded: {c.undo}"] if c.undo else ([f"way back: {c.rollback}"] if c.rollback else [])
         what = "changed" if c.status == "ran" else "not-run"
-        h.timeline.append(Entry(at=e.at, turn=e.turn, who="agent", what=what, text=f"{_call(e.tool, args)} → {e.status}: {c.output}", details=details))
+        h.timeline.append(
+            Entry(
+                at=e.at,
+                turn=e.turn,
+                who="agent",
+                what=what,
+                text=f"{_call(e.tool, args)} → {e.status}: {c.output}",
+                details=details,
+            )
+        )
         return
     if e.status == "blocked":
-        h.timeline.append(Entry(at=e.at, turn=e.turn, who="policy", what="blocked", text=f"{_call(e.tool, args)}: {_first(e.output or e.summary, 300)}"))
+        h.timeline.append(
+            Entry(
+                at=e.at,
+                turn=e.turn,
+                who="policy",
+                what="blocked",
+                text=f"{_call(e.tool, args)}: {_first(e.output or e.summary, 300)}",
+            )
+        )
         h.unknown.append(f"{_call(e.tool, args)} was blocked by the policy: it did not run.")
         return
     if e.tool == "findings":
         # the engine's ranked summary of what its checks found so far
-        h.timeline.append(Entry(at=e.at, turn=e.turn, who="engine", what="ranked", text="the findings so far, strongest first", details=[ln for ln in e.output.splitlines() if ln.strip()]))
+        h.timeline.append(
+            Entry(
+                at=e.at,
+                turn=e.turn,
+                who="engine",
+                what="ranked",
+                text="the findings so far, strongest first",
+                details=[ln for ln in e.output.splitlines() if ln.strip()],
+            )
+        )
         return
     details = []
     for line in e.findings:
         m = _FINDING.match(line)
         if m:
-            h.findings.append(Finding(cause=m["cause"], object=m["object"], weight=float(m["weight"]), evidence=m["evidence"], tool=e.tool, at=e.at))
+            h.findings.append(
+                Finding(
+                    cause=m["cause"],
+                    object=m["object"],
+                    weight=float(m["weight"]),
+                    evidence=m["evidence"],
+                    tool=e.tool,
+                    at=e.at,
+                )
+            )
         details.append(f"finding: {line}")
     if e.partial:
         details.append(e.partial)
     if e.status == "error":
         h.unknown.append(f"{_call(e.tool, args)} could not be read: {_first(e.output or e.summary, 200)}")
     who: Who = "engine" if engine_step or e.step == 0 else "agent"
-    h.timeline.append(Entry(at=e.at, turn=e.turn, who=who, what="read", text=f"{_call(e.tool, args)} → {e.status}: {_first(e.summary or e.output)}", details=details))
+    h.timeline.append(
+        Entry(
+            at=e.at,
+            turn=e.turn,
+            who=who,
+            what="read",
+            text=f"{_call(e.tool, args)} → {e.status}: {_first(e.summary or e.output)}",
+            details=details,
+        )
+    )
 
 
 async def load(store: Any, session_id: str) -> Handoff:
@@ -348,21 +431,43 @@ def _fence(text: str, lang: str = "") -> str:
 def markdown(h: Handoff) -> str:
     """The handoff as Markdown: a page for a ticket, a postmortem or a chat thread."""
     out = [f"# Handoff: {_first(h.asked, 100) or 'session ' + h.session_id}", ""]
-    where = " · ".join(x for x in (f"context {h.context}" if h.context else "", f"namespace {h.namespace}" if h.namespace else "") if x)
-    out += [f"Session `{h.session_id}` · model {h.model or '-'}" + (f" · {where}" if where else ""), f"From {_time(h.started)} to {_time(h.last_event)}.", ""]
+    where = " · ".join(
+        x for x in (f"context {h.context}" if h.context else "", f"namespace {h.namespace}" if h.namespace else "") if x
+    )
+    out += [
+        f"Session `{h.session_id}` · model {h.model or '-'}" + (f" · {where}" if where else ""),
+        f"From {_time(h.started)} to {_time(h.last_event)}.",
+        "",
+    ]
     out += ["## Asked", "", _quote(h.asked) if h.asked else "(no question in the record)", ""]
     out += ["## Where it stands", "", h.answer.strip() if h.answer else "No answer yet.", ""]
     if h.findings:
         out += ["## Findings", ""]
         for f in h.findings:
-            out += [f"- **{f.cause}** on `{f.object}` (weight {f.weight:.2f}), read by `{f.tool}` at {_clock(f.at)}", f"  > {f.evidence}"]
+            out += [
+                f"- **{f.cause}** on `{f.object}` (weight {f.weight:.2f}), read by `{f.tool}` at {_clock(f.at)}",
+                f"  > {f.evidence}",
+            ]
         out.append("")
     if h.changes:
         out += ["## Changes", ""]
         for i, c in enumerate(h.changes, 1):
-            outcome = f"denied by {c.decided_by}" if c.status == "denied" and c.decided_by else c.status + (f", approved by {c.decided_by}" if c.decided_by else "")
+            outcome = (
+                f"denied by {c.decided_by}"
+                if c.status == "denied" and c.decided_by
+                else c.status + (f", approved by {c.decided_by}" if c.decided_by else "")
+            )
             out += [f"### {i}. `{_call(c.tool, c.arguments)}`: {outcome}", ""]
-            for label, value in (("risk", c.risk), ("rule", c.rule), ("why asked", c.reason), ("answer", c.answer), ("touches", c.touches), ("result", c.output), ("way back", c.rollback), ("undo recorded", c.undo)):
+            for label, value in (
+                ("risk", c.risk),
+                ("rule", c.rule),
+                ("why asked", c.reason),
+                ("answer", c.answer),
+                ("touches", c.touches),
+                ("result", c.output),
+                ("way back", c.rollback),
+                ("undo recorded", c.undo),
+            ):
                 if value:
                     out.append(f"- {label}: {value}")
             if c.diff:
@@ -377,7 +482,9 @@ def markdown(h: Handoff) -> str:
     out += ["## Still unknown", ""] + ([f"- {u}" for u in h.unknown] or ["- Nothing the record leaves open."]) + [""]
     out += ["## What the context dropped", ""]
     if h.dropped:
-        out += [f"- `{d.ref}` ({d.action}, step {d.from_step}, {d.tokens:,} tokens): {_one_line(d.what)}" for d in h.dropped]
+        out += [
+            f"- `{d.ref}` ({d.action}, step {d.from_step}, {d.tokens:,} tokens): {_one_line(d.what)}" for d in h.dropped
+        ]
         out.append("  (each can be brought back with recall_detail(ref))")
     else:
         out.append("- Nothing: the whole record fitted in the context.")

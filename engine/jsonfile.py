@@ -13,7 +13,9 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-def load_json(path: Path | str, default: T, notices: list[str] | None = None, *, expect: type | tuple[type, ...] | None = None) -> Any | T:
+def load_json(
+    path: Path | str, default: T, notices: list[str] | None = None, *, expect: type | tuple[type, ...] | None = None
+) -> Any | T:
     """The parsed content of `path`, or `default` when it is missing, empty, not UTF-8, not JSON
     or not of the type `expect`; each of those but a missing file adds a line to `notices`."""
     p = Path(path)

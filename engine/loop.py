@@ -311,7 +311,9 @@ class Hooks:
     """After the step's calls ran (the reads the findings ask for)."""
 
 
-_IDS = frozenset({"call_id", "call_hash", "request_id", "output_ref", "ref", "tool", "model", "status", "kind", "risk", "decision"})
+_IDS = frozenset(
+    {"call_id", "call_hash", "request_id", "output_ref", "ref", "tool", "model", "status", "kind", "risk", "decision"}
+)
 """Event fields that are identifiers, never scrubbed (an approval binds to call_hash and request_id)."""
 
 
@@ -360,7 +362,9 @@ class Session:
         self._seq = self.events[-1].seq if self.events else 0
         self._turn = max((getattr(e, "turn", 0) for e in self.events), default=0)
         self._cancel: asyncio.Event | None = None
-        self.hooks = Hooks(opening=[self.triage_opening], review=[self.critic_review], after_calls=[self.follow_up_reads])
+        self.hooks = Hooks(
+            opening=[self.triage_opening], review=[self.critic_review], after_calls=[self.follow_up_reads]
+        )
         """The engine's own work around the model's steps."""
         self.diagnoser = checks.diagnoser(self._namespace()) if checks and self.config.diagnose else None
         """The session's findings (engine.diagnose): the checks it was given, when the config asks for them."""
@@ -443,7 +447,9 @@ class Session:
         async for e in self._framed(text, one_call):
             yield e
 
-    async def _framed(self, text: str, body: Callable[[TurnContext, dict[str, Any], float], AsyncIterator[Any]]) -> AsyncIterator[Any]:
+    async def _framed(
+        self, text: str, body: Callable[[TurnContext, dict[str, Any], float], AsyncIterator[Any]]
+    ) -> AsyncIterator[Any]:
         """One turn's frame around `body`: the user's message first, cancellation and model errors
         as events, and TurnFinished last, whatever happened."""
         if self._cancel is not None:
@@ -498,7 +504,12 @@ class Session:
                 continue
             calls.append(ToolCall(id=f"open_{ctx.turn}_{i}", name=name, arguments=dict(c.get("arguments") or {})))
         if refused:
-            yield ctx.event(ev.Notice, text=f"Triage playbook: not run, not read-only: {', '.join(refused)}.", level="warning", topic="opening")
+            yield ctx.event(
+                ev.Notice,
+                text=f"Triage playbook: not run, not read-only: {', '.join(refused)}.",
+                level="warning",
+                topic="opening",
+            )
         if not calls:
             return
         yield ctx.event(
@@ -513,7 +524,9 @@ class Session:
         async for e in self._follow_ups(ctx):
             yield e
 
-    async def _follow_ups(self, ctx: TurnContext, *, rounds: int | None = None, summary: bool = True) -> AsyncIterator[Any]:
+    async def _follow_ups(
+        self, ctx: TurnContext, *, rounds: int | None = None, summary: bool = True
+    ) -> AsyncIterator[Any]:
         """The reads the findings ask for, in rounds, then the ranked findings as the result of
         the engine's own `findings` call, so the model starts from the strongest signal.
 
@@ -525,7 +538,7 @@ class Session:
             return
         available = set(getattr(self.toolbox, "all_tool_names", list)())
         ran = False
-        for rnd in range(self.config.follow_up_rounds if rounds is None else rounds):
+        for _rnd in range(self.config.follow_up_rounds if rounds is None else rounds):
             calls: list[ToolCall] = []
             why: list[str] = []
             for r in d.next_reads():
@@ -533,7 +546,13 @@ class Session:
                 c = d.call_for(r, available)
                 if c is None or self.toolbox.risk_of(c["name"]) != "read":
                     continue
-                calls.append(ToolCall(id=f"follow_{ctx.turn}_{uuid.uuid4().hex[:6]}_{len(calls)}", name=c["name"], arguments=c["arguments"]))
+                calls.append(
+                    ToolCall(
+                        id=f"follow_{ctx.turn}_{uuid.uuid4().hex[:6]}_{len(calls)}",
+                        name=c["name"],
+                        arguments=c["arguments"],
+                    )
+                )
                 why.append(r.why)
             if not calls:
                 break
@@ -550,7 +569,12 @@ class Session:
         if not d.findings or not (summary or ran):
             return
         call_id = f"open_{ctx.turn}_{uuid.uuid4().hex[:6]}_findings"
-        yield ctx.event(ev.AssistantMessage, text="The findings so far, strongest first.", step=0, tool_calls=[{"id": call_id, "name": "findings", "arguments": {}}])
+        yield ctx.event(
+            ev.AssistantMessage,
+            text="The findings so far, strongest first.",
+            step=0,
+            tool_calls=[{"id": call_id, "name": "findings", "arguments": {}}],
+        )
         yield ctx.event(ev.ToolCallStarted, call_id=call_id, tool="findings", arguments={}, step=0)
         ranked = d.ranked()
         yield ctx.event(
@@ -595,7 +619,11 @@ class Session:
             totals["prompt"] += step.usage.prompt_tokens
             totals["completion"] += step.usage.completion_tokens
             totals["cost"] += step.usage.cost_usd
-            for hooks, outside in ((self.hooks.review, False), ([self._run_calls], True), (self.hooks.after_calls, True)):
+            for hooks, outside in (
+                (self.hooks.review, False),
+                ([self._run_calls], True),
+                (self.hooks.after_calls, True),
+            ):
                 for hook in hooks:
                     if step.held:
                         break
@@ -637,7 +665,11 @@ class Session:
             # The last step of the turn offers no tools, so the model answers with what it has
             # instead of running into the step limit mid-investigation.
             tools = []
-            yield ctx.event(ev.Notice, text=f"Step {ctx.step} is the last of this turn: the model answers with the evidence it has.", topic="last-step")
+            yield ctx.event(
+                ev.Notice,
+                text=f"Step {ctx.step} is the last of this turn: the model answers with the evidence it has.",
+                topic="last-step",
+            )
         elif looping and tools:
             # Asking again for what was just answered (or refused) learns nothing, and a small
             # local model can do it until the step limit: the next step is its answer.
@@ -707,7 +739,12 @@ class Session:
         if not writes or self.reviewer is None or ctx.reviewed:
             return
         plan_id = uuid.uuid4().hex[:8]
-        yield ctx.event(ev.PlanProposed, plan_id=plan_id, steps=[{"tool": c.name, "arguments": c.arguments} for c in writes], rationale=step.text)
+        yield ctx.event(
+            ev.PlanProposed,
+            plan_id=plan_id,
+            steps=[{"tool": c.name, "arguments": c.arguments} for c in writes],
+            rationale=step.text,
+        )
         verdict, findings, suggested = await self.reviewer.review(writes, ctx)
         yield ctx.event(ev.CriticVerdict, plan_id=plan_id, verdict=verdict, findings=findings, suggested=suggested)
         if verdict == "ok":
@@ -716,7 +753,14 @@ class Session:
         note = "Plan not executed. The critic asks you to revise it: " + "; ".join(findings)
         for c in step.calls:
             yield ctx.event(
-                ev.ToolCallFinished, call_id=c.id, tool=c.name, status="blocked", duration_ms=0.0, summary="held back by the plan critic", output=note, step=ctx.step
+                ev.ToolCallFinished,
+                call_id=c.id,
+                tool=c.name,
+                status="blocked",
+                duration_ms=0.0,
+                summary="held back by the plan critic",
+                output=note,
+                step=ctx.step,
             )
 
     async def follow_up_reads(self, ctx: TurnContext, step: Step) -> AsyncIterator[Any]:

@@ -41,6 +41,7 @@ def event_hash(key: bytes, prev: str, body: str) -> str:
     """The keyed link of one event to the one before it in its session."""
     return mac(key, prev + "\n" + body)
 
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY,
@@ -142,7 +143,9 @@ class Store:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def create_session(self, session_id: str, *, model: str = "", context: str | None = None, meta: dict[str, Any] | None = None) -> None:
+    async def create_session(
+        self, session_id: str, *, model: str = "", context: str | None = None, meta: dict[str, Any] | None = None
+    ) -> None:
         """Register a session (idempotent)."""
         now = ev.utcnow().isoformat()
         async with write_lock(self.db):
@@ -175,7 +178,9 @@ class Store:
 
     async def _head(self, session_id: str) -> str:
         if session_id not in self._heads:
-            async with self.db.execute("SELECT hash FROM events WHERE session_id=? ORDER BY seq DESC LIMIT 1", (session_id,)) as cur:
+            async with self.db.execute(
+                "SELECT hash FROM events WHERE session_id=? ORDER BY seq DESC LIMIT 1", (session_id,)
+            ) as cur:
                 row = await cur.fetchone()
             self._heads[session_id] = row[0] if row else ""
         return self._heads[session_id]
@@ -239,7 +244,9 @@ class Store:
     async def put_blob(self, ref: str, session_id: str, body: str) -> None:
         """Keep a full (scrubbed) tool output, recallable by `ref`."""
         async with write_lock(self.db):
-            await self.db.execute("INSERT OR REPLACE INTO blobs(ref, session_id, body) VALUES (?,?,?)", (ref, session_id, body))
+            await self.db.execute(
+                "INSERT OR REPLACE INTO blobs(ref, session_id, body) VALUES (?,?,?)", (ref, session_id, body)
+            )
             await self.db.commit()
 
     async def get_blob(self, ref: str, *, session_id: str | None = None) -> str | None:

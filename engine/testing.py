@@ -107,7 +107,13 @@ class ScriptedModel:
         for j, c in enumerate(step.get("tool_calls", [])):
             args, raw, err = parse_arguments(c.get("arguments", {}))
             calls.append(
-                ToolCall(id=c.get("id") or f"call_{self._n}_{j}", name=c["name"], arguments=args, raw_arguments=raw, parse_error=err)
+                ToolCall(
+                    id=c.get("id") or f"call_{self._n}_{j}",
+                    name=c["name"],
+                    arguments=args,
+                    raw_arguments=raw,
+                    parse_error=err,
+                )
             )
         prompt = self.count_tokens(messages, tools)
         yield Completion(

@@ -111,7 +111,14 @@ def as_output(value: Any) -> ToolOutput:
         return ToolOutput(text=str(value), data=value)
 
 
-def python_tool(fn: Callable[..., Any], *, name: str | None = None, description: str | None = None, risk: str = "read", parameters: dict[str, Any] | None = None) -> Tool:
+def python_tool(
+    fn: Callable[..., Any],
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    risk: str = "read",
+    parameters: dict[str, Any] | None = None,
+) -> Tool:
     """Wrap a plain Python function (sync or async, keyword arguments) as a Tool."""
     sig = inspect.signature(fn, eval_str=True)
     if parameters is None:

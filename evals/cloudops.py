@@ -70,12 +70,23 @@ def load_cases(root: Path, limit: int | None = None, notices: list[str] | None =
         truth = m.get("result")
         if not isinstance(truth, dict) or not {"root_cause", "fault_object"} <= truth.keys():
             if notices is not None:
-                notices.append(f"{meta.parent.parent.name}/{meta.parent.name}: " + (local[0] if local else "metadata.json has no truth: left out"))
+                notices.append(
+                    f"{meta.parent.parent.name}/{meta.parent.name}: "
+                    + (local[0] if local else "metadata.json has no truth: left out")
+                )
             continue
         proc = m.get("process") if isinstance(m.get("process"), dict) else {}
         paths = [p for k, p in sorted(proc.items()) if k.startswith("path") and isinstance(p, list)]
         by_cat[meta.parent.parent.name].append(
-            Case(f"{meta.parent.parent.name}/{meta.parent.name}", meta.parent.parent.name, str(m.get("query", "")), m.get("namespace") or "default", truth, paths, meta.parent)
+            Case(
+                f"{meta.parent.parent.name}/{meta.parent.name}",
+                meta.parent.parent.name,
+                str(m.get("query", "")),
+                m.get("namespace") or "default",
+                truth,
+                paths,
+                meta.parent,
+            )
         )
     ordered: list[Case] = []
     while any(by_cat.values()):
@@ -197,7 +208,10 @@ def _norm_obj(s: str) -> str:
 
 def is_hit(answer: dict[str, str], truth: dict[str, str]) -> bool:
     """Right root cause on the right object."""
-    return answer.get("root_cause", "").strip().lower() == truth["root_cause"].lower() and _norm_obj(answer.get("object", "")) == truth["fault_object"].lower()
+    return (
+        answer.get("root_cause", "").strip().lower() == truth["root_cause"].lower()
+        and _norm_obj(answer.get("object", "")) == truth["fault_object"].lower()
+    )
 
 
 def _strip_pod_hash(v: str) -> str:
@@ -238,7 +252,14 @@ def alignment(calls: list[str], paths: list[list[str]]) -> float:
 
 
 async def run_case(
-    case: Case, cands: dict[str, Any], model: Any, make_tools: Callable[[Path], list[Any]], *, max_steps: int = 10, opening: bool = True, diagnose: bool = True
+    case: Case,
+    cands: dict[str, Any],
+    model: Any,
+    make_tools: Callable[[Path], list[Any]],
+    *,
+    max_steps: int = 10,
+    opening: bool = True,
+    diagnose: bool = True,
 ) -> CaseResult:
     """Run the real engine on one case and score it (`opening`: start with the triage reads;
     `diagnose`: the engine's checks read each output and the findings ask for follow-up reads)."""
@@ -414,7 +435,9 @@ class OracleModel:
         """Delegates to the scripted estimate."""
         return self.inner.count_tokens(messages, tools)
 
-    def stream(self, messages: list[Message], tools: list[ToolSpec], *, answer_schema: dict[str, Any] | None = None) -> Any:
+    def stream(
+        self, messages: list[Message], tools: list[ToolSpec], *, answer_schema: dict[str, Any] | None = None
+    ) -> Any:
         """One step of the oracle."""
         return self.inner.stream(messages, tools, answer_schema=answer_schema)
 
@@ -429,7 +452,12 @@ class OracleModel:
                 return {"tool_calls": [call]}
         truth = dict(self.case.truth)
         if self.wrong:
-            truth = {**truth, "root_cause": "namespace_cpu_quota_exceeded" if truth["root_cause"] != "namespace_cpu_quota_exceeded" else "oom_killed"}
+            truth = {
+                **truth,
+                "root_cause": "namespace_cpu_quota_exceeded"
+                if truth["root_cause"] != "namespace_cpu_quota_exceeded"
+                else "oom_killed",
+            }
         ans = {"taxonomy": truth["fault_taxonomy"], "root_cause": truth["root_cause"], "object": truth["fault_object"]}
         return {"text": json.dumps({"evidence": "the experts' path", "answers": [ans]})}
 
@@ -445,7 +473,7 @@ class OracleModel:
             if not k.startswith(prefix):
                 continue
             try:
-                args = json.loads(k[len(prefix):])
+                args = json.loads(k[len(prefix) :])
             except json.JSONDecodeError:
                 continue
             if not step_matches(call_step(tool, args), step):

@@ -14,13 +14,27 @@ def configure(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="eval_cmd", metavar="WHAT", required=True)
     c = sub.add_parser("cloudops", help="replay Cloud-OpsBench cases through the real engine")
     c.add_argument("--cases", required=True, help="directory with category/n/ case folders and candidates.json")
-    c.add_argument("--model", help="model to evaluate (default: the configured one); 'oracle' or 'oracle-wrong' check the harness; 'checks' scores the engine's checks alone (the model answers at once, checks_A@1)")
+    c.add_argument(
+        "--model",
+        help="model to evaluate (default: the configured one); 'oracle' or 'oracle-wrong' check the harness; 'checks' scores the engine's checks alone (the model answers at once, checks_A@1)",
+    )
     c.add_argument("--limit", type=int, help="at most N cases (sampled across categories)")
     c.add_argument("--max-steps", type=int, default=10)
-    c.add_argument("--no-triage", action="store_true", help="leave out the opening triage reads (pods, events, nodes, alerts): the model starts from the alert alone")
-    c.add_argument("--no-checks", action="store_true", help="leave out the engine's checks (findings and the reads they ask for): the model reads raw outputs only")
+    c.add_argument(
+        "--no-triage",
+        action="store_true",
+        help="leave out the opening triage reads (pods, events, nodes, alerts): the model starts from the alert alone",
+    )
+    c.add_argument(
+        "--no-checks",
+        action="store_true",
+        help="leave out the engine's checks (findings and the reads they ask for): the model reads raw outputs only",
+    )
     c.add_argument("--json", action="store_true")
-    c.add_argument("--out", help="append each case's result to this JSON-lines file as it finishes; cases already in it are not run again (resume)")
+    c.add_argument(
+        "--out",
+        help="append each case's result to this JSON-lines file as it finishes; cases already in it are not run again (resume)",
+    )
     e = sub.add_parser("export", help="write a finished session as a replay case")
     e.add_argument("session", help="session id or unique prefix")
     e.add_argument("--out", default=".", help="directory to write the case folder into")
@@ -39,7 +53,9 @@ async def _cloudops(args: argparse.Namespace) -> int:
 
     root = Path(args.cases)
     if not (root / "candidates.json").exists():
-        print(f"lantern eval: {root} has no candidates.json (expected a Cloud-OpsBench case directory)", file=sys.stderr)
+        print(
+            f"lantern eval: {root} has no candidates.json (expected a Cloud-OpsBench case directory)", file=sys.stderr
+        )
         return 2
     cands = co.load_candidates(root)
     notices: list[str] = []
@@ -78,7 +94,15 @@ async def _cloudops(args: argparse.Namespace) -> int:
             model = co.OracleModel(case, cache, wrong=model_name == "oracle-wrong")
         else:
             model = shared_model
-        r = await co.run_case(case, cands, model, make_tools, max_steps=1 if model_name == "checks" else args.max_steps, opening=not args.no_triage, diagnose=not args.no_checks)
+        r = await co.run_case(
+            case,
+            cands,
+            model,
+            make_tools,
+            max_steps=1 if model_name == "checks" else args.max_steps,
+            opening=not args.no_triage,
+            diagnose=not args.no_checks,
+        )
         results.append(r)
         if out is not None:
             with out.open("a") as f:
@@ -87,7 +111,10 @@ async def _cloudops(args: argparse.Namespace) -> int:
             mark = "✓" if r.hit1 else ("~" if r.hit3 else "✗")
             got = r.answers[0]["root_cause"] + " " + r.answers[0]["object"] if r.answers else (r.error or "no answer")
             checks = f"  checks={r.checks[0]['root_cause']} {r.checks[0]['object']}" if r.checks else ""
-            print(f"[{i}/{len(cases)}] {mark} {case.id:18s} truth={case.truth['root_cause']} {case.truth['fault_object']}  got={got}{checks}  calls={len(r.calls)} align={r.alignment} {r.seconds}s", flush=True)
+            print(
+                f"[{i}/{len(cases)}] {mark} {case.id:18s} truth={case.truth['root_cause']} {case.truth['fault_object']}  got={got}{checks}  calls={len(r.calls)} align={r.alignment} {r.seconds}s",
+                flush=True,
+            )
             if r.evidence:
                 print(f"      evidence: {r.evidence}", flush=True)
     summary = co.summarise(results)

@@ -82,9 +82,18 @@ def session_replay_tools(case_dir: Path) -> list[Tool]:
         async def handler(args: dict[str, Any]) -> ToolOutput:
             hit = answers.get(_canon(args))
             if hit is None:
-                return ToolOutput(text=f'Error from server (NotFound): no recorded answer for {name} with {_canon(args)}', status="error")
+                return ToolOutput(
+                    text=f"Error from server (NotFound): no recorded answer for {name} with {_canon(args)}",
+                    status="error",
+                )
             return ToolOutput(text=hit)
 
-        return Tool(name=name, description=f"Replay of {name} as recorded", parameters={"type": "object", "properties": params[name]}, handler=handler, pack="replay")
+        return Tool(
+            name=name,
+            description=f"Replay of {name} as recorded",
+            parameters={"type": "object", "properties": params[name]},
+            handler=handler,
+            pack="replay",
+        )
 
     return [make(n) for n in sorted(by_tool)]

@@ -80,7 +80,9 @@ class _Log:
     def run(self, argv: list[str], cwd: Path | None = None, env: dict[str, str] | None = None) -> None:
         self.fh.write(f"$ {' '.join(argv)}\n")
         self.fh.flush()
-        proc = subprocess.run(argv, cwd=cwd, env=env, stdout=self.fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            argv, cwd=cwd, env=env, stdout=self.fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
         if proc.returncode != 0:
             raise BuildError(f"`{' '.join(argv)}` failed with exit {proc.returncode}; see {self.path}")
 
@@ -126,7 +128,9 @@ def ensure_deb_src(log: _Log) -> None:
     if legacy.is_file():
         lines = ["deb-src " + ln.strip()[4:] for ln in legacy.read_text().splitlines() if ln.strip().startswith("deb ")]
     if not stanzas and not lines:
-        raise BuildError("no Debian `deb` source found in /etc/apt; cannot add a deb-src line for `apt-get source kubernetes`")
+        raise BuildError(
+            "no Debian `deb` source found in /etc/apt; cannot add a deb-src line for `apt-get source kubernetes`"
+        )
     if stanzas:
         SRC_SOURCES_FILE.write_text("\n\n".join(stanzas) + "\n", encoding="utf-8")
         log.step(f"added deb-src sources in {SRC_SOURCES_FILE}")
@@ -158,7 +162,9 @@ def build(force: bool = False, keep_source: bool = False, quiet: bool = False) -
     need_k8s = force or any(not (bin_dir() / n).is_file() for n in COMPONENTS)
     if need_apt or need_k8s:
         if os.geteuid() != 0 and need_apt:
-            raise BuildError(f"need root to install {', '.join(need_apt)} with apt (run `lantern sandbox build` as root)")
+            raise BuildError(
+                f"need root to install {', '.join(need_apt)} with apt (run `lantern sandbox build` as root)"
+            )
         if need_k8s and os.geteuid() == 0:
             ensure_deb_src(log)
         if os.geteuid() == 0:
@@ -179,8 +185,15 @@ def build(force: bool = False, keep_source: bool = False, quiet: bool = False) -
             if tree is None:
                 raise BuildError(f"`apt-get source kubernetes` left no source tree in {work}; see {log.path}")
         log.step(f"make kube-apiserver kube-controller-manager kube-scheduler in {tree.name} (several minutes)")
-        env = dict(os.environ, GOPROXY="off", CGO_ENABLED="0", GOFLAGS="", GO111MODULE="",
-                   GOCACHE=str(cache / "gocache"), KUBE_VERBOSE="1")
+        env = dict(
+            os.environ,
+            GOPROXY="off",
+            CGO_ENABLED="0",
+            GOFLAGS="",
+            GO111MODULE="",
+            GOCACHE=str(cache / "gocache"),
+            KUBE_VERBOSE="1",
+        )
         env.pop("GOPATH", None)
         log.run(["make", f"WHAT={' '.join('cmd/' + c for c in COMPONENTS)}"], cwd=tree, env=env)
         out = _find_outputs(tree)

@@ -13,13 +13,13 @@ import datetime
 import fcntl
 import json
 import os
-import threading
 import secrets
 import signal
 import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -42,7 +42,17 @@ DEFAULT_SCENARIO = "bad-deploy"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SERVICE_CIDR = "10.96.0.0/16"
 COMPONENT_ORDER = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "agent")
-PORT_NAMES = ("etcd_client", "etcd_peer", "apiserver", "controller_manager", "scheduler", "kubelet", "metrics", "queue", "tls")
+PORT_NAMES = (
+    "etcd_client",
+    "etcd_peer",
+    "apiserver",
+    "controller_manager",
+    "scheduler",
+    "kubelet",
+    "metrics",
+    "queue",
+    "tls",
+)
 
 
 class SandboxError(RuntimeError):
@@ -191,8 +201,16 @@ def _spawn(name: str, argv: list[str], lay: Layout, env: dict[str, str] | None =
     """Start a detached process with its output in logs/NAME.log."""
     lay.logs.mkdir(parents=True, exist_ok=True)
     log = (lay.logs / f"{name}.log").open("ab")
-    proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                            start_new_session=True, cwd=str(lay.home), env=env or os.environ.copy(), close_fds=True)
+    proc = subprocess.Popen(
+        argv,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        cwd=str(lay.home),
+        env=env or os.environ.copy(),
+        close_fds=True,
+    )
     log.close()
     return proc
 
@@ -237,6 +255,7 @@ def _tail(path: Path, n: int = 15) -> str:
 
 # ---------------------------------------------------------------- setup
 
+
 def _ensure_pki(lay: Layout, state: dict[str, Any]) -> None:
     """CA, serving certs, service-account keys and the admin token; made once per data directory."""
     p = lay.pki
@@ -244,9 +263,20 @@ def _ensure_pki(lay: Layout, state: dict[str, Any]) -> None:
         ca, ca_key = pki.make_ca()
         pki.write(p / "ca.crt", ca)
         pki.write(p / "ca.key", ca_key, private=True)
-        crt, key = pki.issue(ca, ca_key, "kube-apiserver",
-                             sans=["127.0.0.1", "localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc",
-                                   "kubernetes.default.svc.cluster.local", "10.96.0.1"])
+        crt, key = pki.issue(
+            ca,
+            ca_key,
+            "kube-apiserver",
+            sans=[
+                "127.0.0.1",
+                "localhost",
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "kubernetes.default.svc.cluster.local",
+                "10.96.0.1",
+            ],
+        )
         pki.write(p / "apiserver.crt", crt)
         pki.write(p / "apiserver.key", key, private=True)
         crt, key = pki.issue(ca, ca_key, "sandbox-kubelet", sans=["127.0.0.1", "localhost"])
@@ -284,13 +314,17 @@ def _ensure_ports(state: dict[str, Any], running: bool) -> dict[str, int]:
 
 
 def _write_kubeconfig(lay: Layout, state: dict[str, Any]) -> None:
-    server = f'https://127.0.0.1:{state["ports"]["apiserver"]}'
+    server = f"https://127.0.0.1:{state['ports']['apiserver']}"
     cfg = {
         "apiVersion": "v1",
         "kind": "Config",
-        "clusters": [{"name": CONTEXT, "cluster": {"server": server, "certificate-authority": str(lay.pki / "ca.crt")}}],
+        "clusters": [
+            {"name": CONTEXT, "cluster": {"server": server, "certificate-authority": str(lay.pki / "ca.crt")}}
+        ],
         "users": [{"name": "lantern-sandbox-admin", "user": {"token": state["token"]}}],
-        "contexts": [{"name": CONTEXT, "context": {"cluster": CONTEXT, "user": "lantern-sandbox-admin", "namespace": "default"}}],
+        "contexts": [
+            {"name": CONTEXT, "context": {"cluster": CONTEXT, "user": "lantern-sandbox-admin", "namespace": "default"}}
+        ],
         "current-context": CONTEXT,
     }
     tmp = lay.kubeconfig.with_suffix(".tmp")
@@ -303,45 +337,103 @@ def _argv(name: str, lay: Layout, state: dict[str, Any]) -> list[str]:
     bins = _build.binaries()
     ports = state["ports"]
     p = lay.pki
-    etcd_url = f'http://127.0.0.1:{ports["etcd_client"]}'
+    etcd_url = f"http://127.0.0.1:{ports['etcd_client']}"
     if name == "etcd":
-        peer = f'http://127.0.0.1:{ports["etcd_peer"]}'
-        return [str(bins["etcd"]), "--name", "lantern-sandbox", "--data-dir", str(lay.etcd_data),
-                "--listen-client-urls", etcd_url, "--advertise-client-urls", etcd_url,
-                "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-                "--initial-cluster", f"lantern-sandbox={peer}", "--listen-metrics-urls", "",
-                "--quota-backend-bytes", str(512 * 1024 * 1024), "--snapshot-count", "5000", "--logger", "zap", "--log-level", "warn"]
+        peer = f"http://127.0.0.1:{ports['etcd_peer']}"
+        return [
+            str(bins["etcd"]),
+            "--name",
+            "lantern-sandbox",
+            "--data-dir",
+            str(lay.etcd_data),
+            "--listen-client-urls",
+            etcd_url,
+            "--advertise-client-urls",
+            etcd_url,
+            "--listen-peer-urls",
+            peer,
+            "--initial-advertise-peer-urls",
+            peer,
+            "--initial-cluster",
+            f"lantern-sandbox={peer}",
+            "--listen-metrics-urls",
+            "",
+            "--quota-backend-bytes",
+            str(512 * 1024 * 1024),
+            "--snapshot-count",
+            "5000",
+            "--logger",
+            "zap",
+            "--log-level",
+            "warn",
+        ]
     if name == "kube-apiserver":
-        return [str(bins["kube-apiserver"]), f"--etcd-servers={etcd_url}", "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1", f'--secure-port={ports["apiserver"]}', "--insecure-port=0",
-                f'--tls-cert-file={p / "apiserver.crt"}', f'--tls-private-key-file={p / "apiserver.key"}',
-                f'--client-ca-file={p / "ca.crt"}', f"--token-auth-file={lay.tokens}",
-                "--authorization-mode=RBAC", "--allow-privileged=true",
-                f'--service-account-key-file={p / "sa.pub"}', f'--service-account-signing-key-file={p / "sa.key"}',
-                "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-                f"--service-cluster-ip-range={SERVICE_CIDR}",
-                "--kubelet-preferred-address-types=InternalIP,Hostname",
-                f'--kubelet-client-certificate={p / "kubelet-client.crt"}', f'--kubelet-client-key={p / "kubelet-client.key"}',
-                "--enable-priority-and-fairness=false", "--profiling=false", "--event-ttl=2h",
-                f'--cert-dir={lay.home / "apiserver-certs"}', "--v=1"]
+        return [
+            str(bins["kube-apiserver"]),
+            f"--etcd-servers={etcd_url}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={ports['apiserver']}",
+            "--insecure-port=0",
+            f"--tls-cert-file={p / 'apiserver.crt'}",
+            f"--tls-private-key-file={p / 'apiserver.key'}",
+            f"--client-ca-file={p / 'ca.crt'}",
+            f"--token-auth-file={lay.tokens}",
+            "--authorization-mode=RBAC",
+            "--allow-privileged=true",
+            f"--service-account-key-file={p / 'sa.pub'}",
+            f"--service-account-signing-key-file={p / 'sa.key'}",
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--kubelet-preferred-address-types=InternalIP,Hostname",
+            f"--kubelet-client-certificate={p / 'kubelet-client.crt'}",
+            f"--kubelet-client-key={p / 'kubelet-client.key'}",
+            "--enable-priority-and-fairness=false",
+            "--profiling=false",
+            "--event-ttl=2h",
+            f"--cert-dir={lay.home / 'apiserver-certs'}",
+            "--v=1",
+        ]
     if name == "kube-controller-manager":
-        return [str(bins["kube-controller-manager"]), f"--kubeconfig={lay.kubeconfig}", "--leader-elect=false",
-                "--controllers=*,-nodelifecycle", f'--service-account-private-key-file={p / "sa.key"}',
-                f'--root-ca-file={p / "ca.crt"}', "--use-service-account-credentials=false",
-                f"--service-cluster-ip-range={SERVICE_CIDR}", "--address=127.0.0.1",
-                f'--port={ports["controller_manager"]}', "--secure-port=0", "--profiling=false",
-                f'--cert-dir={lay.home / "cm-certs"}', "--v=1"]
+        return [
+            str(bins["kube-controller-manager"]),
+            f"--kubeconfig={lay.kubeconfig}",
+            "--leader-elect=false",
+            "--controllers=*,-nodelifecycle",
+            f"--service-account-private-key-file={p / 'sa.key'}",
+            f"--root-ca-file={p / 'ca.crt'}",
+            "--use-service-account-credentials=false",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--address=127.0.0.1",
+            f"--port={ports['controller_manager']}",
+            "--secure-port=0",
+            "--profiling=false",
+            f"--cert-dir={lay.home / 'cm-certs'}",
+            "--v=1",
+        ]
     if name == "kube-scheduler":
-        return [str(bins["kube-scheduler"]), f"--kubeconfig={lay.kubeconfig}", "--leader-elect=false",
-                "--address=127.0.0.1", f'--port={ports["scheduler"]}', "--secure-port=0", "--profiling=false",
-                "--v=1"]
+        return [
+            str(bins["kube-scheduler"]),
+            f"--kubeconfig={lay.kubeconfig}",
+            "--leader-elect=false",
+            "--address=127.0.0.1",
+            f"--port={ports['scheduler']}",
+            "--secure-port=0",
+            "--profiling=false",
+            "--v=1",
+        ]
     if name == "agent":
         return [sys.executable, "-m", "sandbox.agent", "--home", str(lay.home)]
     raise ValueError(name)
 
 
-_MARKERS = {"etcd": "etcd", "kube-apiserver": "kube-apiserver", "kube-controller-manager": "kube-controller-manager",
-            "kube-scheduler": "kube-scheduler", "agent": "sandbox.agent"}
+_MARKERS = {
+    "etcd": "etcd",
+    "kube-apiserver": "kube-apiserver",
+    "kube-controller-manager": "kube-controller-manager",
+    "kube-scheduler": "kube-scheduler",
+    "agent": "sandbox.agent",
+}
 
 
 def _ssl_context(lay: Layout) -> ssl.SSLContext:
@@ -354,7 +446,9 @@ def _get(url: str, lay: Layout, token: str | None = None, timeout: float = 2.0) 
     if token:
         req.add_header("Authorization", f"Bearer {token}")
     try:
-        with urllib.request.urlopen(req, timeout=timeout, context=_ssl_context(lay) if url.startswith("https") else None) as r:
+        with urllib.request.urlopen(
+            req, timeout=timeout, context=_ssl_context(lay) if url.startswith("https") else None
+        ) as r:
             return r.status, r.read().decode(errors="replace")
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode(errors="replace")
@@ -366,17 +460,17 @@ def _probe(name: str, lay: Layout, state: dict[str, Any]) -> bool:
     """Whether a component answers its health endpoint."""
     ports = state.get("ports") or {}
     if name == "etcd":
-        code, body = _get(f'http://127.0.0.1:{ports.get("etcd_client")}/health', lay)
+        code, body = _get(f"http://127.0.0.1:{ports.get('etcd_client')}/health", lay)
         return code == 200 and '"true"' in body
     if name == "kube-apiserver":
-        code, _ = _get(f'https://127.0.0.1:{ports.get("apiserver")}/readyz', lay, state.get("token"))
+        code, _ = _get(f"https://127.0.0.1:{ports.get('apiserver')}/readyz", lay, state.get("token"))
         return code == 200
     if name == "kube-controller-manager":
-        return _get(f'http://127.0.0.1:{ports.get("controller_manager")}/healthz', lay)[0] == 200
+        return _get(f"http://127.0.0.1:{ports.get('controller_manager')}/healthz", lay)[0] == 200
     if name == "kube-scheduler":
-        return _get(f'http://127.0.0.1:{ports.get("scheduler")}/healthz', lay)[0] == 200
+        return _get(f"http://127.0.0.1:{ports.get('scheduler')}/healthz", lay)[0] == 200
     if name == "agent":
-        return _get(f'http://127.0.0.1:{ports.get("metrics")}/-/healthy', lay)[0] == 200
+        return _get(f"http://127.0.0.1:{ports.get('metrics')}/-/healthy", lay)[0] == 200
     return False
 
 
@@ -386,25 +480,36 @@ def _wait(name: str, lay: Layout, state: dict[str, Any], proc: subprocess.Popen,
         if _probe(name, lay, state):
             return
         if proc.poll() is not None:
-            raise SandboxError(f"{name} exited during start-up; last lines of {lay.logs / (name + '.log')}:\n"
-                               + _tail(lay.logs / f"{name}.log"))
+            raise SandboxError(
+                f"{name} exited during start-up; last lines of {lay.logs / (name + '.log')}:\n"
+                + _tail(lay.logs / f"{name}.log")
+            )
         time.sleep(0.1)
-    raise SandboxError(f"{name} not ready after {timeout:.0f}s; see {lay.logs / (name + '.log')}:\n"
-                       + _tail(lay.logs / f"{name}.log"))
+    raise SandboxError(
+        f"{name} not ready after {timeout:.0f}s; see {lay.logs / (name + '.log')}:\n" + _tail(lay.logs / f"{name}.log")
+    )
 
 
 # ---------------------------------------------------------------- public API
+
 
 def is_running(home: Path | str | None = None) -> bool:
     """Whether every sandbox process is alive and the API server is ready."""
     lay = Layout(home)
     state = lay.read_state()
     pids = state.get("pids") or {}
-    return all(_alive(pids.get(n), _MARKERS[n], lay.home) for n in COMPONENT_ORDER) and _probe("kube-apiserver", lay, state)
+    return all(_alive(pids.get(n), _MARKERS[n], lay.home) for n in COMPONENT_ORDER) and _probe(
+        "kube-apiserver", lay, state
+    )
 
 
-def up(home: Path | str | None = None, nodes: int = 2, timeout: float = 90.0, progress: Any = None,
-       time_scale: float | None = None) -> SandboxInfo:
+def up(
+    home: Path | str | None = None,
+    nodes: int = 2,
+    timeout: float = 90.0,
+    progress: Any = None,
+    time_scale: float | None = None,
+) -> SandboxInfo:
     """Start whatever part of the sandbox is not running and wait until it is ready (idempotent).
 
     time_scale < 1 makes scripted run times and back-offs shorter (tests); it applies when the
@@ -417,8 +522,10 @@ def up(home: Path | str | None = None, nodes: int = 2, timeout: float = 90.0, pr
 def _up(home: Path | str | None, nodes: int, timeout: float, progress: Any, time_scale: float | None) -> SandboxInfo:
     missing = _build.missing_binaries()
     if missing:
-        raise SandboxError(f"sandbox binaries missing ({', '.join(missing)}); run `lantern sandbox build` first "
-                           f"(builds once per machine into {_build.bin_dir()})")
+        raise SandboxError(
+            f"sandbox binaries missing ({', '.join(missing)}); run `lantern sandbox build` first "
+            f"(builds once per machine into {_build.bin_dir()})"
+        )
     if not 1 <= nodes <= 3:
         raise SandboxError(f"nodes must be 1 to 3, not {nodes}")
     lay = Layout(home)
@@ -472,22 +579,29 @@ def _up(home: Path | str | None, nodes: int, timeout: float, progress: Any, time
 
 def _wait_nodes(lay: Layout, state: dict[str, Any], nodes: int, timeout: float, since: float = 0.0) -> None:
     """Until exactly the agent's nodes are Ready (heartbeat after `since`) and untainted, so pods can be scheduled."""
-    url = f'https://127.0.0.1:{state["ports"]["apiserver"]}/api/v1/nodes?labelSelector=lantern.dev%2Fsandbox%3Dtrue'
+    url = f"https://127.0.0.1:{state['ports']['apiserver']}/api/v1/nodes?labelSelector=lantern.dev%2Fsandbox%3Dtrue"
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
         code, body = _get(url, lay, state["token"])
         if code == 200:
             items = json.loads(body).get("items", [])
-            ready = [n for n in items
-                     if not (n.get("spec") or {}).get("taints")
-                     and any(c["type"] == "Ready" and c["status"] == "True" and _epoch(c.get("lastHeartbeatTime")) >= since
-                             for c in (n.get("status") or {}).get("conditions") or [])]
+            ready = [
+                n
+                for n in items
+                if not (n.get("spec") or {}).get("taints")
+                and any(
+                    c["type"] == "Ready" and c["status"] == "True" and _epoch(c.get("lastHeartbeatTime")) >= since
+                    for c in (n.get("status") or {}).get("conditions") or []
+                )
+            ]
             if len(ready) >= nodes and len(items) == nodes:
                 return
             last = f"{len(ready)} of {nodes} nodes ready"
         time.sleep(0.2)
-    raise SandboxError(f"nodes did not become ready ({last}); see {lay.logs / 'agent.log'}:\n" + _tail(lay.logs / "agent.log"))
+    raise SandboxError(
+        f"nodes did not become ready ({last}); see {lay.logs / 'agent.log'}:\n" + _tail(lay.logs / "agent.log")
+    )
 
 
 def _epoch(ts: str | None) -> float:
@@ -545,12 +659,16 @@ def down_all(home: Path | str | None = None) -> list[Path]:
 def footprint(home: Path | str | None = None) -> tuple[int, int]:
     """(processes alive, their resident memory in MB) of the sandbox in `home`."""
     lay = Layout(home)
-    pids = (lay.read_state().get("pids") or {})
+    pids = lay.read_state().get("pids") or {}
     alive = [pid for name, pid in pids.items() if name in _MARKERS and _alive(pid, _MARKERS[name], lay.home)]
     kb = 0
     for pid in alive:
         try:
-            kb += next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("VmRSS:"))
+            kb += next(
+                int(line.split()[1])
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                if line.startswith("VmRSS:")
+            )
         except (OSError, StopIteration, ValueError):
             pass
     return len(alive), kb // 1024
@@ -586,15 +704,21 @@ def info(home: Path | str | None = None) -> SandboxInfo:
     ports = state.get("ports") or {}
     endpoints = {}
     if ports.get("metrics"):
-        endpoints["prometheus"] = f'http://127.0.0.1:{ports["metrics"]}'
+        endpoints["prometheus"] = f"http://127.0.0.1:{ports['metrics']}"
     if ports.get("queue"):
-        endpoints["rabbitmq"] = f'http://127.0.0.1:{ports["queue"]}'
+        endpoints["rabbitmq"] = f"http://127.0.0.1:{ports['queue']}"
     if ports.get("tls") and sc.get("tls_endpoint"):
-        endpoints["tls"] = f'127.0.0.1:{ports["tls"]}'
+        endpoints["tls"] = f"127.0.0.1:{ports['tls']}"
         endpoints["tls-server-name"] = sc["tls_endpoint"]["server_name"]
-    return SandboxInfo(home=lay.home, kubeconfig=lay.kubeconfig, context=CONTEXT,
-                       server=f'https://127.0.0.1:{ports.get("apiserver", 0)}', scenario=sc.get("name"),
-                       symptom=sc.get("symptom"), endpoints=endpoints)
+    return SandboxInfo(
+        home=lay.home,
+        kubeconfig=lay.kubeconfig,
+        context=CONTEXT,
+        server=f"https://127.0.0.1:{ports.get('apiserver', 0)}",
+        scenario=sc.get("name"),
+        symptom=sc.get("symptom"),
+        endpoints=endpoints,
+    )
 
 
 def status(home: Path | str | None = None) -> dict[str, Any]:
@@ -609,13 +733,28 @@ def status(home: Path | str | None = None) -> dict[str, Any]:
         alive = _alive(pid, _MARKERS[name], lay.home)
         rss = _rss_kb(pid) if alive and pid else 0
         total += rss
-        procs.append({"name": name, "pid": pid if alive else None, "alive": alive,
-                      "ready": alive and _probe(name, lay, state), "rss_mb": round(rss / 1024, 1)})
+        procs.append(
+            {
+                "name": name,
+                "pid": pid if alive else None,
+                "alive": alive,
+                "ready": alive and _probe(name, lay, state),
+                "rss_mb": round(rss / 1024, 1),
+            }
+        )
     sc = lay.read_scenario() or {}
-    return {"home": str(lay.home), "kubeconfig": str(lay.kubeconfig), "context": CONTEXT,
-            "ports": state.get("ports") or {}, "processes": procs, "rss_mb_total": round(total / 1024, 1),
-            "running": all(p["alive"] for p in procs), "ready": all(p["ready"] for p in procs),
-            "scenario": sc.get("name"), "endpoints": info(lay.home).endpoints}
+    return {
+        "home": str(lay.home),
+        "kubeconfig": str(lay.kubeconfig),
+        "context": CONTEXT,
+        "ports": state.get("ports") or {},
+        "processes": procs,
+        "rss_mb_total": round(total / 1024, 1),
+        "running": all(p["alive"] for p in procs),
+        "ready": all(p["ready"] for p in procs),
+        "scenario": sc.get("name"),
+        "endpoints": info(lay.home).endpoints,
+    }
 
 
 def set_nodes(nodes: int, home: Path | str | None = None) -> None:
@@ -630,8 +769,9 @@ def set_nodes(nodes: int, home: Path | str | None = None) -> None:
     up(lay.home, nodes=nodes)
 
 
-def ensure_up(scenario: str | None = None, home: Path | str | None = None, nodes: int | None = None,
-              progress: Any = None) -> SandboxInfo:
+def ensure_up(
+    scenario: str | None = None, home: Path | str | None = None, nodes: int | None = None, progress: Any = None
+) -> SandboxInfo:
     """Start the sandbox if needed and, when asked, make `scenario` the running one (kept if already running)."""
     with locked(home):
         return _ensure_up(scenario, home, nodes, progress)
@@ -655,8 +795,9 @@ def _ensure_up(scenario: str | None, home: Path | str | None, nodes: int | None,
     return info(lay.home)
 
 
-def default_world(home: Path | str | None = None, scenario: str = DEFAULT_SCENARIO,
-                  progress: Any = None, rearm: bool = False) -> tuple[Path, str, str] | None:
+def default_world(
+    home: Path | str | None = None, scenario: str = DEFAULT_SCENARIO, progress: Any = None, rearm: bool = False
+) -> tuple[Path, str, str] | None:
     """With no kubeconfig on this machine, the sandbox with a live scenario: (kubeconfig, context, symptom).
 
     Returns None when the user has a kubeconfig (theirs wins). Raises SandboxError when the sandbox

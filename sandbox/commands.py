@@ -12,7 +12,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
     """Add the sandbox subcommands."""
     parser.add_argument("--home", help="sandbox data directory (default: $LANTERN_HOME/sandbox)")
     sub = parser.add_subparsers(dest="sandbox_cmd", metavar="ACTION", required=True)
-    b = sub.add_parser("build", help="install etcd and build kube-apiserver/controller-manager/scheduler (once per machine)")
+    b = sub.add_parser(
+        "build", help="install etcd and build kube-apiserver/controller-manager/scheduler (once per machine)"
+    )
     b.add_argument("--force", action="store_true", help="rebuild even if the binaries exist")
     b.add_argument("--keep-source", action="store_true", help="keep the 2 GB source tree and Go cache after building")
     u = sub.add_parser("up", help="start the cluster (idempotent) and print how to use it")

@@ -35,8 +35,15 @@ def _check(h: Healthy, ns: str, core: Any, apps: Any) -> list[str]:
             problems.append(f"deployment {name} has 0 replicas")
         elif (st.observed_generation or 0) < (d.metadata.generation or 0):
             problems.append(f"deployment {name}: the controller has not seen the change yet")
-        elif not (st.updated_replicas == want and st.ready_replicas == want and st.available_replicas == want and (st.replicas or 0) == want):
-            problems.append(f"deployment {name}: {st.ready_replicas or 0}/{want} ready, {st.updated_replicas or 0} updated, {st.replicas or 0} in all")
+        elif not (
+            st.updated_replicas == want
+            and st.ready_replicas == want
+            and st.available_replicas == want
+            and (st.replicas or 0) == want
+        ):
+            problems.append(
+                f"deployment {name}: {st.ready_replicas or 0}/{want} ready, {st.updated_replicas or 0} updated, {st.replicas or 0} in all"
+            )
     for name in h.endpoints:
         ep = core.read_namespaced_endpoints(name, ns)
         if not any(s.addresses for s in ep.subsets or []):

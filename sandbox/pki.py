@@ -17,12 +17,13 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+    )
 
 
 def _sans(names: list[str]) -> x509.SubjectAlternativeName:
@@ -42,21 +43,42 @@ def make_ca(common_name: str = "lantern-sandbox-ca", days: int = 3650) -> tuple[
     now = _now()
     cert = (
         x509.CertificateBuilder()
-        .subject_name(name).issuer_name(name).public_key(key.public_key())
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=days))
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True, content_commitment=False,
-                                     key_encipherment=False, data_encipherment=False, key_agreement=False,
-                                     encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
         .sign(key, hashes.SHA256())
     )
     return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
 
 
-def issue(ca_cert_pem: bytes, ca_key_pem: bytes, common_name: str, sans: list[str] | None = None,
-          organization: str | None = None, client: bool = False,
-          not_before: dt.datetime | None = None, not_after: dt.datetime | None = None) -> tuple[bytes, bytes]:
+def issue(
+    ca_cert_pem: bytes,
+    ca_key_pem: bytes,
+    common_name: str,
+    sans: list[str] | None = None,
+    organization: str | None = None,
+    client: bool = False,
+    not_before: dt.datetime | None = None,
+    not_after: dt.datetime | None = None,
+) -> tuple[bytes, bytes]:
     """A leaf certificate signed by the CA: (cert PEM, key PEM); validity window is configurable."""
     ca_cert = x509.load_pem_x509_certificate(ca_cert_pem)
     ca_key = serialization.load_pem_private_key(ca_key_pem, password=None)
@@ -69,12 +91,17 @@ def issue(ca_cert_pem: bytes, ca_key_pem: bytes, common_name: str, sans: list[st
     na = not_after or now + dt.timedelta(days=825)
     builder = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name(attrs)).issuer_name(ca_cert.subject).public_key(key.public_key())
+        .subject_name(x509.Name(attrs))
+        .issuer_name(ca_cert.subject)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(nb).not_valid_after(na)
+        .not_valid_before(nb)
+        .not_valid_after(na)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH] if client else
-                                             [ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH] if client else [ExtendedKeyUsageOID.SERVER_AUTH]),
+            critical=False,
+        )
     )
     if sans:
         builder = builder.add_extension(_sans(sans), critical=False)
@@ -82,7 +109,9 @@ def issue(ca_cert_pem: bytes, ca_key_pem: bytes, common_name: str, sans: list[st
     return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
 
 
-def self_signed(common_name: str, sans: list[str], not_before: dt.datetime, not_after: dt.datetime) -> tuple[bytes, bytes]:
+def self_signed(
+    common_name: str, sans: list[str], not_before: dt.datetime, not_after: dt.datetime
+) -> tuple[bytes, bytes]:
     """A self-signed leaf (cert PEM, key PEM) with the given window; used for scenario TLS secrets."""
     ca_pem, ca_key = make_ca(f"{common_name} issuing CA", days=3650)
     return issue(ca_pem, ca_key, common_name, sans=sans, not_before=not_before, not_after=not_after)

@@ -155,7 +155,12 @@ class Scenario(BaseModel):
     @classmethod
     def _kinds(cls, v: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for i, m in enumerate(v):
-            if not isinstance(m, dict) or "kind" not in m or "apiVersion" not in m or not (m.get("metadata") or {}).get("name"):
+            if (
+                not isinstance(m, dict)
+                or "kind" not in m
+                or "apiVersion" not in m
+                or not (m.get("metadata") or {}).get("name")
+            ):
                 raise ValueError(f"manifest #{i} needs apiVersion, kind and metadata.name")
         return v
 
@@ -196,7 +201,17 @@ def load_scenario(name: str | Path) -> Scenario:
 
 # ---------------------------------------------------------------- rule evaluation
 
-_UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "K": 10**3, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+_UNITS = {
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "K": 10**3,
+    "k": 10**3,
+    "M": 10**6,
+    "G": 10**9,
+    "T": 10**12,
+}
 
 
 def parse_quantity(q: str | int | float | None) -> float | None:
@@ -227,7 +242,7 @@ class World:
                 continue
             if "value" in e:
                 return e.get("value") or ""
-            ref = (e.get("valueFrom") or {})
+            ref = e.get("valueFrom") or {}
             if ref.get("configMapKeyRef"):
                 r = ref["configMapKeyRef"]
                 cm = self.configmaps.get((ns, r.get("name")))
@@ -249,7 +264,10 @@ class World:
         """Why the kubelet could not create this container's config (a referenced ConfigMap/Secret/key is gone)."""
         for e in container.get("env") or []:
             ref = e.get("valueFrom") or {}
-            for kind, table, label in (("configMapKeyRef", self.configmaps, "configmap"), ("secretKeyRef", self.secrets, "secret")):
+            for kind, table, label in (
+                ("configMapKeyRef", self.configmaps, "configmap"),
+                ("secretKeyRef", self.secrets, "secret"),
+            ):
                 r = ref.get(kind)
                 if not r or r.get("optional"):
                     continue
@@ -257,7 +275,7 @@ class World:
                 if obj is None:
                     return f'{label} "{r.get("name")}" not found'
                 if r.get("key") not in (obj.get("data") or {}):
-                    return f'couldn\'t find key {r.get("key")} in {label.capitalize() if label == "secret" else "ConfigMap"} {ns}/{r.get("name")}'
+                    return f"couldn't find key {r.get('key')} in {label.capitalize() if label == 'secret' else 'ConfigMap'} {ns}/{r.get('name')}"
         return None
 
     def cert_not_after(self, ns: str, secret: str) -> dt.datetime | None:
@@ -269,7 +287,7 @@ class World:
         try:
             return pki.not_after(base64.b64decode(raw))
         except Exception:  # noqa: BLE001 - a garbled cert counts as unusable, like a TLS server would
-            return dt.datetime.min.replace(tzinfo=dt.timezone.utc)
+            return dt.datetime.min.replace(tzinfo=dt.UTC)
 
     def service_exists_for(self, ns: str, value: str | None) -> bool:
         """Whether the host in a URL or host:port names an existing Service (cluster DNS semantics)."""
@@ -320,13 +338,14 @@ def rule_matches(m: Match, pod: dict, container: dict, world: World, now: dt.dat
 
 def pick_rule(sc: Scenario | None, pod: dict, container: dict, world: World, now: dt.datetime) -> Rule:
     """The first matching rule, or a plain healthy container."""
-    for rule in (sc.rules if sc else []):
+    for rule in sc.rules if sc else []:
         if rule_matches(rule.match, pod, container, world, now):
             return rule
     return Rule()
 
 
 # ---------------------------------------------------------------- applying
+
 
 def _render_generated(obj: dict[str, Any]) -> dict[str, Any]:
     """Fill `x-lantern-generate` blocks (TLS secrets with a chosen validity window) with real data."""
@@ -336,13 +355,17 @@ def _render_generated(obj: dict[str, Any]) -> dict[str, Any]:
         return obj
     if gen.get("kind") != "tls":
         raise ScenarioError(f"unknown x-lantern-generate kind {gen.get('kind')!r} in {obj['metadata']['name']}")
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     nb = now - dt.timedelta(days=float(gen.get("issued_days_ago", 90)))
     na = now + dt.timedelta(days=float(gen.get("expires_in_days", 90)))
     cn = gen.get("common_name", "example.internal")
     crt, key = pki.self_signed(cn, list(gen.get("sans") or [cn]), nb, na)
     obj.setdefault("type", "kubernetes.io/tls")
-    obj["data"] = {**(obj.get("data") or {}), "tls.crt": base64.b64encode(crt).decode(), "tls.key": base64.b64encode(key).decode()}
+    obj["data"] = {
+        **(obj.get("data") or {}),
+        "tls.crt": base64.b64encode(crt).decode(),
+        "tls.key": base64.b64encode(key).decode(),
+    }
     return obj
 
 
@@ -381,7 +404,9 @@ def reset(home: Path | str | None = None, timeout: float = 90.0) -> list[str]:
         time.sleep(0.3)
     else:
         if names:
-            raise ScenarioError(f"namespaces {', '.join(names)} still terminating after {timeout:.0f}s; is the node agent running?")
+            raise ScenarioError(
+                f"namespaces {', '.join(names)} still terminating after {timeout:.0f}s; is the node agent running?"
+            )
     sc_file = lay.scenario
     if sc_file.exists():
         sc_file.unlink()
@@ -409,15 +434,27 @@ def _apply(sc: Scenario, home: Path | str | None, timeout: float) -> Scenario:
     reset(lay.home)
     if int(lay.read_state().get("nodes") or 0) != sc.nodes:
         set_nodes(sc.nodes, lay.home)
-    record = {"name": sc.name, "path": sc.source, "symptom": sc.symptom, "title": sc.title,
-              "namespace": sc.namespace, "started_at": time.time(), "applied": False,
-              "tls_endpoint": sc.tls_endpoint.model_dump() if sc.tls_endpoint else None}
+    record = {
+        "name": sc.name,
+        "path": sc.source,
+        "symptom": sc.symptom,
+        "title": sc.title,
+        "namespace": sc.namespace,
+        "started_at": time.time(),
+        "applied": False,
+        "tls_endpoint": sc.tls_endpoint.model_dump() if sc.tls_endpoint else None,
+    }
     _write_json(lay.scenario, record)
     api = _api(lay.kubeconfig)
     core = client.CoreV1Api(api)
     apps = client.AppsV1Api(api)
-    core.create_namespace({"apiVersion": "v1", "kind": "Namespace",
-                           "metadata": {"name": sc.namespace, "labels": {SCENARIO_LABEL: sc.name}}})
+    core.create_namespace(
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": sc.namespace, "labels": {SCENARIO_LABEL: sc.name}},
+        }
+    )
     _wait_default_sa(core, sc.namespace, timeout)
     for m in sc.manifests:
         obj = _render_generated(m)
@@ -426,7 +463,9 @@ def _apply(sc: Scenario, home: Path | str | None, timeout: float) -> Scenario:
             utils.create_from_dict(api, obj, namespace=ns)
         except utils.FailToCreateError as exc:
             msgs = "; ".join(str(getattr(e, "body", e))[:300] for e in exc.api_exceptions)
-            raise ScenarioError(f"{sc.source}: creating {obj['kind']}/{obj['metadata']['name']} failed: {msgs}") from exc
+            raise ScenarioError(
+                f"{sc.source}: creating {obj['kind']}/{obj['metadata']['name']} failed: {msgs}"
+            ) from exc
     for r in sc.rollouts:
         _wait_available(apps, sc.namespace, r.deployment, timeout)
         body = copy.deepcopy(r.patch)
@@ -437,10 +476,15 @@ def _apply(sc: Scenario, home: Path | str | None, timeout: float) -> Scenario:
             _wait_available(apps, sc.namespace, r.deployment, timeout)
     si = info(lay.home)
     if si.endpoints:
-        core.create_namespaced_config_map("kube-system", {
-            "apiVersion": "v1", "kind": "ConfigMap",
-            "metadata": {"name": ENDPOINTS_CONFIGMAP, "labels": {"app.kubernetes.io/part-of": "lantern-sandbox"}},
-            "data": dict(si.endpoints)})
+        core.create_namespaced_config_map(
+            "kube-system",
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": ENDPOINTS_CONFIGMAP, "labels": {"app.kubernetes.io/part-of": "lantern-sandbox"}},
+                "data": dict(si.endpoints),
+            },
+        )
     record["applied"] = True
     _write_json(lay.scenario, record)
     api.close()
@@ -478,8 +522,12 @@ def _wait_available(apps: Any, ns: str, name: str, timeout: float) -> None:
         d = apps.read_namespaced_deployment(name, ns)
         st = d.status
         want = d.spec.replicas or 0
-        if (st.observed_generation or 0) >= d.metadata.generation and (st.updated_replicas or 0) == want \
-                and (st.available_replicas or 0) == want and (st.replicas or 0) == want:
+        if (
+            (st.observed_generation or 0) >= d.metadata.generation
+            and (st.updated_replicas or 0) == want
+            and (st.available_replicas or 0) == want
+            and (st.replicas or 0) == want
+        ):
             return
         last = f"{st.available_replicas or 0}/{want} available"
         time.sleep(0.3)

@@ -26,8 +26,10 @@ def require_binaries() -> None:
     missing = build.missing_binaries()
     if not missing:
         return
-    msg = (f"sandbox binaries missing: {', '.join(missing)} (expected in {build.bin_dir()} and etcd on PATH); "
-           f"run `lantern sandbox build`")
+    msg = (
+        f"sandbox binaries missing: {', '.join(missing)} (expected in {build.bin_dir()} and etcd on PATH); "
+        f"run `lantern sandbox build`"
+    )
     if os.environ.get(REQUIRE_ENV) == "1":
         pytest.fail(f"{REQUIRE_ENV}=1 but {msg}", pytrace=False)
     pytest.skip(msg)

@@ -51,7 +51,16 @@ def cmd_list(args: argparse.Namespace) -> int:
         counts = {r: sum(1 for a in p.actions if a.risk == r) for r in ("read", "write", "dangerous")}
         cred = p.connection.credential
         cred_txt = f"{cred} ({where(cred)})" if cred else "-"
-        rows.append((p.name, p.connection.executor, str(len(p.actions)), f"{counts['read']}/{counts['write']}/{counts['dangerous']}", cred_txt, p.description.split(".")[0].strip()[:60]))
+        rows.append(
+            (
+                p.name,
+                p.connection.executor,
+                str(len(p.actions)),
+                f"{counts['read']}/{counts['write']}/{counts['dangerous']}",
+                cred_txt,
+                p.description.split(".")[0].strip()[:60],
+            )
+        )
     header = ("PACK", "EXECUTOR", "ACTIONS", "R/W/D", "CREDENTIAL", "DESCRIPTION")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for r in [header, *rows]:
@@ -76,7 +85,13 @@ def cmd_show(args: argparse.Namespace) -> int:
     print(f"  source: {pack.source}")
     from skills.spec import redact_url
 
-    where = c.base_url or c.binary or c.module or (c.server.url or " ".join(c.server.command or []) if c.server else "") or "-"
+    where = (
+        c.base_url
+        or c.binary
+        or c.module
+        or (c.server.url or " ".join(c.server.command or []) if c.server else "")
+        or "-"
+    )
     where = redact_url(where)
     print(f"  executor: {c.executor}  target: {where}  credential: {c.credential or '-'}  timeout: {c.timeout:g}s")
     print()
@@ -86,7 +101,13 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"  {RISK_MARK[a.risk]:<9}  {a.name:<{width}}  {first}")
         if args.params:
             for pname, prm in a.parameters.properties.items():
-                req = "required" if pname in a.parameters.required else f"default {prm.default!r}" if prm.default is not None else "optional"
+                req = (
+                    "required"
+                    if pname in a.parameters.required
+                    else f"default {prm.default!r}"
+                    if prm.default is not None
+                    else "optional"
+                )
                 print(f"  {'':<9}  {'':<{width}}    {pname}: {prm.type} ({req}) {prm.description}")
         if a.rollback and a.risk != "read":
             print(f"  {'':<9}  {'':<{width}}    undo: {a.rollback}")
@@ -103,5 +124,3 @@ def run(args: argparse.Namespace) -> int:
             args.dir = []
         return cmd_list(args)
     return 2
-
-

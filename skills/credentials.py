@@ -26,9 +26,7 @@ class CredentialMissing(LookupError):
     """A pack needs a credential that is neither in the keyring nor in the environment."""
 
     def __init__(self, name: str) -> None:
-        super().__init__(
-            f"credential {name!r} is not set: run `lantern creds set {name}` or export {env_var(name)}"
-        )
+        super().__init__(f"credential {name!r} is not set: run `lantern creds set {name}` or export {env_var(name)}")
         self.name = name
 
 

@@ -60,10 +60,12 @@ def cmd_set(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     """Print each known credential: name, where found (keyring/env/missing), packs using it."""
-    from skills.credentials import backend_name, backend_is_secure, env_var, inventory
+    from skills.credentials import backend_is_secure, backend_name, env_var, inventory
 
     items = inventory(_pack_refs())
-    print(f"keyring backend: {backend_name()}{'' if backend_is_secure() else ' (not usable for storing; env vars only)'}")
+    print(
+        f"keyring backend: {backend_name()}{'' if backend_is_secure() else ' (not usable for storing; env vars only)'}"
+    )
     if not items:
         print("no credentials known")
         return 0
@@ -84,7 +86,9 @@ def cmd_rm(args: argparse.Namespace) -> int:
     deleted = remove(args.name)
     print(f"removed {args.name} from the keyring" if deleted else f"{args.name} was not in the keyring")
     if os.environ.get(env_var(args.name)):
-        print(f"note: {env_var(args.name)} is still set in this environment; unset it to remove the credential entirely")
+        print(
+            f"note: {env_var(args.name)} is still set in this environment; unset it to remove the credential entirely"
+        )
     return 0
 
 
@@ -98,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
     if cmd == "backend":
         from skills.credentials import backend_is_secure, backend_name
 
-        print(f"{backend_name()} ({'secure' if backend_is_secure() else 'not secure: storing is refused, use LANTERN_CRED_<NAME> env vars'})")
+        print(
+            f"{backend_name()} ({'secure' if backend_is_secure() else 'not secure: storing is refused, use LANTERN_CRED_<NAME> env vars'})"
+        )
         return 0
     return cmd_list(args)

@@ -93,7 +93,11 @@ def _fmt_loc(loc: tuple[Any, ...]) -> str:
 
 def _clean_loc(loc: tuple[Any, ...]) -> tuple[Any, ...]:
     # pydantic puts union-branch and validator tags in the location; they are not YAML keys
-    return tuple(p for p in loc if not (isinstance(p, str) and (p.startswith("function-") or p in ("str", "list[str]", "literal[...]"))))
+    return tuple(
+        p
+        for p in loc
+        if not (isinstance(p, str) and (p.startswith("function-") or p in ("str", "list[str]", "literal[...]")))
+    )
 
 
 def _apply_env(pack: Pack) -> None:
@@ -118,9 +122,13 @@ def load_pack_file(path: Path) -> tuple[Pack | None, PackError | None]:
             loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        return None, PackError(str(path), mark.line + 1 if mark else None, "", f"not valid YAML: {getattr(exc, 'problem', None) or exc}")
+        return None, PackError(
+            str(path), mark.line + 1 if mark else None, "", f"not valid YAML: {getattr(exc, 'problem', None) or exc}"
+        )
     if not isinstance(data, dict) or node is None:
-        return None, PackError(str(path), 1, "", "a pack must be a mapping with name, description, connection and actions")
+        return None, PackError(
+            str(path), 1, "", "a pack must be a mapping with name, description, connection and actions"
+        )
     try:
         pack = Pack.model_validate(data)
     except ValidationError as exc:
@@ -176,15 +184,29 @@ def load_packs(dirs: list[Path] | None = None, *, discover_mcp: bool = True) -> 
             continue
         assert pack is not None
         if pack.name in names:
-            result.errors.append(PackError(str(path), 1, "name", f"pack {pack.name!r} is already loaded from {names[pack.name]}"))
+            result.errors.append(
+                PackError(str(path), 1, "name", f"pack {pack.name!r} is already loaded from {names[pack.name]}")
+            )
             continue
-        if pack.connection.executor == "mcp" and discover_mcp and pack.connection.server and pack.connection.server.discover:
+        if (
+            pack.connection.executor == "mcp"
+            and discover_mcp
+            and pack.connection.server
+            and pack.connection.server.discover
+        ):
             from skills.executors.mcp import discover_sync
 
             try:
                 pack = discover_sync(pack)
             except Exception as exc:  # noqa: BLE001 - an unreachable server is one pack's error, not the loader's
-                result.errors.append(PackError(str(path), None, "connection.server", f"MCP server did not list its tools: {type(exc).__name__}: {exc}"))
+                result.errors.append(
+                    PackError(
+                        str(path),
+                        None,
+                        "connection.server",
+                        f"MCP server did not list its tools: {type(exc).__name__}: {exc}",
+                    )
+                )
                 continue
         names[pack.name] = str(path)
         result.packs.append(pack)

@@ -26,7 +26,9 @@ def _handler(action: Action, options: dict[str, Any]) -> Any:
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(x) for x in first["loc"]) or "arguments"
-            return ToolOutput(text=f"invalid arguments for {action.qualified_name}: {where}: {first['msg']}", status="error")
+            return ToolOutput(
+                text=f"invalid arguments for {action.qualified_name}: {where}: {first['msg']}", status="error"
+            )
         return await run(action, model.model_dump(), **options)
 
     return handler
@@ -90,7 +92,7 @@ def pack_tools(packs: list[Pack], *, context: str | None = None, **options: Any)
         for i, value in enumerate(p.connection.literal_secrets()):
             note_literal(f"{p.name} config #{i + 1}", value)
         for a in p.actions:
-            for h, value in (a.http.headers.items() if a.http else ()):
+            for h, value in a.http.headers.items() if a.http else ():
                 if looks_secret(h, value):
                     note_literal(f"{a.qualified_name} header {h}", value)
     opts = dict(options)

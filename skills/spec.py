@@ -72,7 +72,13 @@ class Param(_Strict):
         """The Python annotation this parameter validates as."""
         if self.enum:
             return Literal[tuple(self.enum)]  # type: ignore[misc]
-        base: dict[str, Any] = {"string": str, "integer": int, "number": float, "boolean": bool, "object": dict[str, Any]}
+        base: dict[str, Any] = {
+            "string": str,
+            "integer": int,
+            "number": float,
+            "boolean": bool,
+            "object": dict[str, Any],
+        }
         if self.type == "array":
             inner = self.items.python_type() if self.items else Any
             return list[inner]  # type: ignore[valid-type]
@@ -306,7 +312,9 @@ class McpServer(_Strict):
         return self
 
 
-_SECRET_NAME = re.compile(r"auth|token|secret|passw|pwd|api[-_]?key|apikey|cookie|session|signature|credential|private", re.I)
+_SECRET_NAME = re.compile(
+    r"auth|token|secret|passw|pwd|api[-_]?key|apikey|cookie|session|signature|credential|private", re.I
+)
 
 
 def looks_secret(name: str, value: str) -> bool:
@@ -448,13 +456,29 @@ class Pack(_Strict):
             if a.name in seen:
                 raise _ActionError(i, "name", f"duplicate action name {a.name!r}")
             seen.add(a.name)
-            need = {"rest": "http", "graphql": "graphql", "cli": "cli", "python": "function", "mcp": "tool", "replay": "tool"}[kind]
+            need = {
+                "rest": "http",
+                "graphql": "graphql",
+                "cli": "cli",
+                "python": "function",
+                "mcp": "tool",
+                "replay": "tool",
+            }[kind]
             if getattr(a, need) is None:
                 raise _ActionError(i, need, f"executor {kind} needs '{need}' on every action")
             if kind == "rest" and a.http is not None:
                 if a.risk == "read" and a.http.method in WRITE_METHODS:
-                    raise _ActionError(i, "risk", f"declared read but calls {a.http.method} {a.http.path}: a write endpoint needs risk write or dangerous")
-            if kind == "graphql" and a.graphql is not None and a.risk == "read" and a.graphql.query.lstrip().startswith("mutation"):
+                    raise _ActionError(
+                        i,
+                        "risk",
+                        f"declared read but calls {a.http.method} {a.http.path}: a write endpoint needs risk write or dangerous",
+                    )
+            if (
+                kind == "graphql"
+                and a.graphql is not None
+                and a.risk == "read"
+                and a.graphql.query.lstrip().startswith("mutation")
+            ):
                 raise _ActionError(i, "risk", "declared read but runs a GraphQL mutation: use risk write or dangerous")
             if kind == "cli" and a.cli is not None and a.risk == "read" and a.cli.mutates:
                 raise _ActionError(i, "risk", "declared read but its command mutates: use risk write or dangerous")
@@ -488,7 +512,11 @@ def _check_serves(index: int, action: Action) -> None:
         unknown = set(args) - set(action.parameters.properties)
         missing = set(action.parameters.required) - set(args)
         if unknown or missing:
-            what = f"unknown parameters {', '.join(sorted(unknown))}" if unknown else f"no value for {', '.join(sorted(missing))}"
+            what = (
+                f"unknown parameters {', '.join(sorted(unknown))}"
+                if unknown
+                else f"no value for {', '.join(sorted(missing))}"
+            )
             raise _ActionError(index, "serves", f"{intent}: {what}")
 
 

@@ -17,12 +17,19 @@ SIZE = (120, 40)
 """Terminal size of every snapshot."""
 
 
-def harness_app(script: list[dict[str, Any]], tools: list[Any] | None = None, *, context: Any = None, theme: str = "lantern-dark", models: Any = None) -> LanternApp:
+def harness_app(
+    script: list[dict[str, Any]],
+    tools: list[Any] | None = None,
+    *,
+    context: Any = None,
+    theme: str = "lantern-dark",
+    models: Any = None,
+) -> LanternApp:
     """A console over the real loop with the scripted model, UTC timestamps and no cursor blink."""
     return LanternApp(
         config=Config(model="scripted", namespace="payments", context="sandbox", theme=theme),
         session_factory=scripted_factory(script, tools, context=context or GaugeContext()),
-        tz=dt.timezone.utc,
+        tz=dt.UTC,
         blink=False,
         inspector_models=models,
     )

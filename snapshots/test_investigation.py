@@ -22,8 +22,14 @@ class TestInvestigation:
             return ""
 
         script = [
-            {"text": "Checking the pods in payments first: the api may be crash-looping.", "tool_calls": [{"name": "get_pods", "arguments": {"namespace": "payments"}}]},
-            {"text": "Both api pods are OOMKilled. Reading the last log lines of api.", "tool_calls": [{"name": "tail_logs", "arguments": {"name": "api", "namespace": "payments"}}]},
+            {
+                "text": "Checking the pods in payments first: the api may be crash-looping.",
+                "tool_calls": [{"name": "get_pods", "arguments": {"namespace": "payments"}}],
+            },
+            {
+                "text": "Both api pods are OOMKilled. Reading the last log lines of api.",
+                "tool_calls": [{"name": "tail_logs", "arguments": {"name": "api", "namespace": "payments"}}],
+            },
         ]
         app = harness_app(script, [*incident_tools(), python_tool(tail_logs)])
 

@@ -17,9 +17,18 @@ from engine.tools import ToolOutput, python_tool
 MODEL = "local/qwen2.5-coder-1.5b-instruct"
 """A long model name: the header at 80 columns shortens it, never drops it."""
 SCRIPT: list[dict[str, Any]] = [
-    {"text": "Listing the payments pods.", "tool_calls": [{"name": "get_pods", "arguments": {"namespace": "payments"}}]},
+    {
+        "text": "Listing the payments pods.",
+        "tool_calls": [{"name": "get_pods", "arguments": {"namespace": "payments"}}],
+    },
     {"text": "", "tool_calls": [{"name": "get_pods", "arguments": {"namespace": "payments"}}]},
-    {"text": "Reading the api's logs and events.", "tool_calls": [{"name": "tail_logs", "arguments": {"name": "api"}}, {"name": "list_events", "arguments": {"namespace": "payments"}}]},
+    {
+        "text": "Reading the api's logs and events.",
+        "tool_calls": [
+            {"name": "tail_logs", "arguments": {"name": "api"}},
+            {"name": "list_events", "arguments": {"namespace": "payments"}},
+        ],
+    },
     {"text": "The api pods are OOMKilled at a 128Mi limit; the logs could not be read."},
 ]
 
@@ -37,7 +46,9 @@ def outcome_tools() -> list[Any]:
 
     def list_events(namespace: str) -> ToolOutput:
         """List events in a namespace."""
-        return ToolOutput(text="OOMKilling  api-7d9f8b6c5-x2k4p  memory limit 128Mi", partial="partial: 50 of ≥ 51 events")
+        return ToolOutput(
+            text="OOMKilling  api-7d9f8b6c5-x2k4p  memory limit 128Mi", partial="partial: 50 of ≥ 51 events"
+        )
 
     return [python_tool(get_pods), python_tool(tail_logs), python_tool(list_events)]
 
@@ -45,13 +56,18 @@ def outcome_tools() -> list[Any]:
 def guarded_factory(script: list[dict[str, Any]], tools: list[Any]) -> Any:
     """A SessionFactory over the real loop, store, Dispatcher and audit (the shipped policy's defaults)."""
     from engine.dispatch import Dispatcher
-    from engine.toolbox import Toolbox
     from engine.policy.audit import AuditLog
     from engine.policy.rules import Policy
     from engine.testing import ScriptedModel
+    from engine.toolbox import Toolbox
 
     async def factory(cfg: Any, *, store: Any, approver: Any, session_id: str | None = None) -> Any:
-        dispatcher = Dispatcher(Policy(), await AuditLog.open(store.db), user="alice", clock=lambda: dt.datetime(2026, 3, 14, 3, 7, tzinfo=dt.timezone.utc))
+        dispatcher = Dispatcher(
+            Policy(),
+            await AuditLog.open(store.db),
+            user="alice",
+            clock=lambda: dt.datetime(2026, 3, 14, 3, 7, tzinfo=dt.UTC),
+        )
         session = FixedTimingSession(
             ScriptedModel(list(script), name=MODEL, chunk=12),
             Toolbox(list(tools), dispatcher=dispatcher),
@@ -82,7 +98,7 @@ class TestOutcomes:
         app = LanternApp(
             config=Config(model=MODEL, namespace="payments", context="sandbox"),
             session_factory=guarded_factory(SCRIPT, outcome_tools()),
-            tz=dt.timezone.utc,
+            tz=dt.UTC,
             blink=False,
         )
 

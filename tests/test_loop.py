@@ -87,7 +87,14 @@ async def test_cancel_keeps_events_and_says_so():
 
 def test_events_round_trip_json_exactly():
     s = Session(ScriptedModel(), Toolbox())
-    e = s.stamp(ev.ToolCallFinished, call_id="c1", tool="k8s.get_pods", status="partial", duration_ms=12.5, partial="partial: 500 of ≥ 2,140 items")
+    e = s.stamp(
+        ev.ToolCallFinished,
+        call_id="c1",
+        tool="k8s.get_pods",
+        status="partial",
+        duration_ms=12.5,
+        partial="partial: 500 of ≥ 2,140 items",
+    )
     line = ev.to_json(e)
     back = ev.from_json(line)
     assert back == e and ev.to_json(back) == line
@@ -96,7 +103,9 @@ def test_events_round_trip_json_exactly():
 
 
 async def test_last_step_offers_no_tools_so_the_model_answers():
-    model = ScriptedModel([{"tool_calls": [{"name": "get_pods", "arguments": {"namespace": "a"}}]}, {"text": "Answer from what I have."}])
+    model = ScriptedModel(
+        [{"tool_calls": [{"name": "get_pods", "arguments": {"namespace": "a"}}]}, {"text": "Answer from what I have."}]
+    )
     s = Session(model, Toolbox([python_tool(get_pods)]), config=LoopConfig(max_steps=2))
     out = await collect(s, "go")
     assert out[-1].reason == "answered"
@@ -116,7 +125,10 @@ async def test_a_triage_playbook_opens_the_turn_with_reads_only():
 
     model = ScriptedModel([{"text": "checkout is crash-looping."}])
     toolbox = Toolbox([python_tool(get_pods), python_tool(restart, risk="write")])
-    opening = [{"name": "get_pods", "arguments": {"namespace": "shop"}}, {"name": "restart", "arguments": {"name": "checkout"}}]
+    opening = [
+        {"name": "get_pods", "arguments": {"namespace": "shop"}},
+        {"name": "restart", "arguments": {"name": "checkout"}},
+    ]
     s = Session(model, toolbox, config=LoopConfig(opening=opening))
     out = await collect(s, "why is checkout failing?")
     assert ran == []
@@ -146,7 +158,12 @@ async def test_a_different_call_after_a_repeat_keeps_the_tools():
         return "Back-off restarting failed container"
 
     first = {"tool_calls": [{"name": "get_pods", "arguments": {"namespace": "shop"}}]}
-    other = {"tool_calls": [{"name": "get_pods", "arguments": {"namespace": "shop"}}, {"name": "get_events", "arguments": {"namespace": "shop"}}]}
+    other = {
+        "tool_calls": [
+            {"name": "get_pods", "arguments": {"namespace": "shop"}},
+            {"name": "get_events", "arguments": {"namespace": "shop"}},
+        ]
+    }
     model = ScriptedModel([first, other, {"text": "done"}])
     s = Session(model, Toolbox([python_tool(get_pods), python_tool(get_events)]), config=LoopConfig(max_steps=8))
     out = await collect(s, "go")
@@ -195,11 +212,22 @@ async def test_a_crash_looping_pod_the_model_described_gets_its_previous_log_rea
 
     model = ScriptedModel(
         [
-            {"text": "Describing the pod.", "tool_calls": [{"name": "kubernetes.describe_pod", "arguments": {"name": "checkout-7d9f8b6c5-x2k4p", "namespace": "shop"}}]},
+            {
+                "text": "Describing the pod.",
+                "tool_calls": [
+                    {
+                        "name": "kubernetes.describe_pod",
+                        "arguments": {"name": "checkout-7d9f8b6c5-x2k4p", "namespace": "shop"},
+                    }
+                ],
+            },
             {"text": "checkout exits at start: DATABASE_URL is not set."},
         ]
     )
-    tools = [python_tool(describe_pod, name="kubernetes.describe_pod"), python_tool(get_pod_logs, name="kubernetes.get_pod_logs")]
+    tools = [
+        python_tool(describe_pod, name="kubernetes.describe_pod"),
+        python_tool(get_pod_logs, name="kubernetes.get_pod_logs"),
+    ]
     s = Session(model, Toolbox(tools), config=LoopConfig(max_steps=6), checks=_kube_checks())
     out = await collect(s, "why is checkout failing?")
     assert out[-1].reason == "answered" and out[-1].steps == 2
@@ -211,6 +239,8 @@ async def test_a_crash_looping_pod_the_model_described_gets_its_previous_log_rea
     msgs, _ = model.requests[1]
     logs_msg = [m for m in msgs if m.role == "tool" and m.name == "kubernetes.get_pod_logs"]
     assert logs_msg and "DATABASE_URL" in logs_msg[-1].content
-    assert all(m.name in ("kubernetes.describe_pod", "kubernetes.get_pod_logs", "findings") for m in msgs if m.role == "tool")
+    assert all(
+        m.name in ("kubernetes.describe_pod", "kubernetes.get_pod_logs", "findings") for m in msgs if m.role == "tool"
+    )
     # Nothing is fetched twice: the log is read once, whatever the model asks next.
     assert sum(1 for e in out if e.kind == "tool-call-started" and e.tool == "kubernetes.get_pod_logs") == 1

@@ -14,14 +14,28 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 INVESTIGATION = [
-    {"text": "Checking the checkout pods first.", "tool_calls": [{"name": "list_pods", "arguments": {"namespace": "shop"}}]},
-    {"text": "One pod crashes; reading its logs.", "tool_calls": [{"name": "pod_logs", "arguments": {"pod": "checkout-7d9f", "previous": "true"}}]},
+    {
+        "text": "Checking the checkout pods first.",
+        "tool_calls": [{"name": "list_pods", "arguments": {"namespace": "shop"}}],
+    },
+    {
+        "text": "One pod crashes; reading its logs.",
+        "tool_calls": [{"name": "pod_logs", "arguments": {"pod": "checkout-7d9f", "previous": "true"}}],
+    },
     {"text": "**Root cause:** checkout-7d9f is OOMKilled (exit 137) at a 256Mi limit."},
 ]
 
 
 def lantern(*args: str, env: dict[str, str] | None = None, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "console.cli", *args], cwd=ROOT, capture_output=True, text=True, env=env or os.environ.copy(), timeout=120, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "console.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env or os.environ.copy(),
+        timeout=120,
+        **kw,
+    )
 
 
 def test_ask_json_prints_valid_event_lines(tmp_path):
@@ -61,7 +75,10 @@ def test_kill_9_mid_turn_then_continue_keeps_every_printed_event(tmp_path):
     script.write_text(json.dumps(slow))
     proc = subprocess.Popen(
         [sys.executable, "-m", "console.cli", "ask", "--json", "--model", f"scripted:{script}", "go"],
-        cwd=ROOT, stdout=subprocess.PIPE, text=True, env=os.environ.copy(),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
     )
     printed = []
     assert proc.stdout is not None

@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-
 THEMES_DIR = Path(__file__).parent
 """Where the .tcss files live."""
 
@@ -175,13 +174,16 @@ BUILTIN_DATA: list[dict[str, Any]] = [
 ]
 """The themes Lantern ships, as data (the same fields a user theme file has)."""
 
-ALIASES = {"dark": "lantern-dark", "light": "lantern-light", "high-contrast": "lantern-contrast", "contrast": "lantern-contrast"}
+ALIASES = {
+    "dark": "lantern-dark",
+    "light": "lantern-light",
+    "high-contrast": "lantern-contrast",
+    "contrast": "lantern-contrast",
+}
 """Short names accepted by :theme and --theme."""
 
 DEFAULT_VARIABLES = dict(_DARK_VARS)
 """Fallback values, so a Textual built-in theme still renders Lantern's rules."""
-
-
 
 
 class BuiltinTheme:

@@ -32,7 +32,9 @@ class ThemeSpec(BaseModel):
     variables: dict[str, str] = Field(default_factory=dict)
     """Lantern variables (risk-high, drop-warning …) and any Textual variables."""
 
-    @field_validator("primary", "secondary", "accent", "foreground", "background", "surface", "panel", "warning", "error", "success")
+    @field_validator(
+        "primary", "secondary", "accent", "foreground", "background", "surface", "panel", "warning", "error", "success"
+    )
     @classmethod
     def _colour(cls, v: str | None) -> str | None:
         if v is None:
@@ -93,7 +95,14 @@ def load_theme_file(path: Path) -> ThemeSpec:
         first = exc.errors()[0]
         field = ".".join(str(x) for x in first["loc"]) or "(top)"
         raise ThemeFileError(f"{path}: field '{field}': {first['msg']}") from None
-    unknown = [k for k in spec.variables if k not in VARIABLE_NAMES and not k.startswith(("text-", "border", "block-", "footer-", "input-", "scrollbar", "button-", "link-"))]
+    unknown = [
+        k
+        for k in spec.variables
+        if k not in VARIABLE_NAMES
+        and not k.startswith(("text-", "border", "block-", "footer-", "input-", "scrollbar", "button-", "link-"))
+    ]
     if unknown:
-        raise ThemeFileError(f"{path}: field 'variables.{unknown[0]}': unknown variable; known: {', '.join(VARIABLE_NAMES)}")
+        raise ThemeFileError(
+            f"{path}: field 'variables.{unknown[0]}': unknown variable; known: {', '.join(VARIABLE_NAMES)}"
+        )
     return spec

@@ -163,7 +163,14 @@ async def open_session(
     if read_only:
         loop_cfg.system_prompt += "\n" + READ_ONLY_PROMPT
     await store.create_session(session.id, model=model.name, context=cfg.context)
-    await session.emit(ev.SessionStarted, model=model.name, context=cfg.context, namespace=cfg.namespace, resumed=bool(past), read_only=read_only)
+    await session.emit(
+        ev.SessionStarted,
+        model=model.name,
+        context=cfg.context,
+        namespace=cfg.namespace,
+        resumed=bool(past),
+        read_only=read_only,
+    )
     for text in getattr(toolbox, "notices", []):
         await session.emit(ev.Notice, text=text, level="warning", topic="load")
     return session

@@ -37,7 +37,8 @@ def runbook_tool(books: list[Playbook]) -> Tool:
 
     return Tool(
         name="read_runbook",
-        description="Read an incident playbook (symptoms, checks in order, usual causes, safe fixes): " + ", ".join(names),
+        description="Read an incident playbook (symptoms, checks in order, usual causes, safe fixes): "
+        + ", ".join(names),
         parameters={"type": "object", "properties": {"name": {"type": "string", "enum": names}}, "required": ["name"]},
         handler=handler,
         keywords=["runbook", "playbook", "how to investigate"],
@@ -73,7 +74,14 @@ def known_credentials() -> list[str]:
     return [v for v in configured_values().values() if v]
 
 
-async def make_dispatcher(store: Store, *, user: str | None = None, kube: Callable[[], tuple[str | None, str | None]] | None = None, read_only: bool = False, **kwargs: Any) -> Dispatcher:
+async def make_dispatcher(
+    store: Store,
+    *,
+    user: str | None = None,
+    kube: Callable[[], tuple[str | None, str | None]] | None = None,
+    read_only: bool = False,
+    **kwargs: Any,
+) -> Dispatcher:
     """The runtime Dispatcher: the org policy in force plus the user's overrides, the store's audit log.
 
     A broken policy file does not stop the engine: it runs with Policy.safest() and the error is
@@ -87,9 +95,13 @@ async def make_dispatcher(store: Store, *, user: str | None = None, kube: Callab
     return Dispatcher(policy, audit, user=who, kube=kube, read_only=read_only, **kwargs)
 
 
-async def attach(toolbox: Toolbox, store: Store, cfg: Config, kube: Callable[[], tuple[str | None, str | None]] | None = None) -> None:
+async def attach(
+    toolbox: Toolbox, store: Store, cfg: Config, kube: Callable[[], tuple[str | None, str | None]] | None = None
+) -> None:
     """Finish set-up with the open store: the guarded dispatcher (policy, audit) and recall of dropped details."""
-    toolbox.dispatcher = await make_dispatcher(store, user=cfg.user, kube=kube or (lambda: (cfg.context, cfg.namespace)), read_only=cfg.read_only)
+    toolbox.dispatcher = await make_dispatcher(
+        store, user=cfg.user, kube=kube or (lambda: (cfg.context, cfg.namespace)), read_only=cfg.read_only
+    )
     for err in toolbox.dispatcher.policy.errors:
         toolbox.notices.append(f"policy: {err} (running with the safest policy: every write needs approval)")
     toolbox.add(recall_tool(lambda: store))

@@ -19,8 +19,8 @@ async def run(args: argparse.Namespace) -> int:
     from console.cli import session_config
     from console.plain import PromptApprover, ask
     from engine.models.errors import ModelError
-    from wiring import open_session
     from engine.store import Store
+    from wiring import open_session
 
     cfg = session_config(args)
     console = Console(stderr=False, highlight=False)

@@ -48,7 +48,13 @@ class DrillApprover:
         from engine.loop import ApprovalAnswer
 
         self.requests.append(request)
-        return ApprovalAnswer(approved=True, by=self.user, reason="drill auto-approve", call_hash=request.call_hash, request_id=request.request_id)
+        return ApprovalAnswer(
+            approved=True,
+            by=self.user,
+            reason="drill auto-approve",
+            call_hash=request.call_hash,
+            request_id=request.request_id,
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -150,25 +156,40 @@ def _reference_model(sc: Any) -> Any:
 
     calls = reference_calls(sc)
     reads = [{"name": r.tool, "arguments": dict(r.arguments)} for r in sc.drill.investigate]
-    script: list[dict[str, Any]] = [{"text": "Reading the objects the fix acts on.", "tool_calls": reads}] if reads else []
+    script: list[dict[str, Any]] = (
+        [{"text": "Reading the objects the fix acts on.", "tool_calls": reads}] if reads else []
+    )
     # the fix is one plan, as a model would propose it: the critic judges its steps together
-    script.append({"text": "Applying the reference fix: " + ", ".join(c["name"] for c in calls) + ".", "tool_calls": calls})
-    script.append({"text": f"Cause: {sc.drill.cause[0]} ({sc.title}). Fixed with: " + ", ".join(c["name"] for c in calls) + "."})
+    script.append(
+        {"text": "Applying the reference fix: " + ", ".join(c["name"] for c in calls) + ".", "tool_calls": calls}
+    )
+    script.append(
+        {"text": f"Cause: {sc.drill.cause[0]} ({sc.title}). Fixed with: " + ", ".join(c["name"] for c in calls) + "."}
+    )
     return ScriptedModel(script, name=REFERENCE)
 
 
-def _report(sc: Any, session_id: str, events: list[Any], left: list[str], seconds: float, approver: Any) -> dict[str, Any]:
+def _report(
+    sc: Any, session_id: str, events: list[Any], left: list[str], seconds: float, approver: Any
+) -> dict[str, Any]:
     started = {e.call_id: e for e in events if isinstance(e, ev.ToolCallStarted)}
     fix = [
         {"tool": e.tool, "arguments": started[e.call_id].arguments, "status": e.status}
         for e in events
         if isinstance(e, ev.ToolCallFinished) and e.call_id in started and started[e.call_id].risk != "read"
     ]
-    blocked = [{"tool": e.tool, "status": e.status, "why": e.output.splitlines()[0][:200]} for e in events
-               if isinstance(e, ev.ToolCallFinished) and e.call_id not in started and e.status != "ok"]
+    blocked = [
+        {"tool": e.tool, "status": e.status, "why": e.output.splitlines()[0][:200]}
+        for e in events
+        if isinstance(e, ev.ToolCallFinished) and e.call_id not in started and e.status != "ok"
+    ]
     answers = [e.text for e in events if isinstance(e, ev.AssistantMessage) and e.text and not e.tool_calls]
     diagnosed = answers[-1].strip() if answers else ""
-    approvals = [{"tool": e.tool, "rule": e.rule, "objects": e.objects, "diff": e.preview} for e in events if isinstance(e, ev.ApprovalRequested)]
+    approvals = [
+        {"tool": e.tool, "rule": e.rule, "objects": e.objects, "diff": e.preview}
+        for e in events
+        if isinstance(e, ev.ApprovalRequested)
+    ]
     return {
         "scenario": sc.name,
         "diagnosed": diagnosed,
@@ -189,7 +210,10 @@ def _print(report: dict[str, Any], as_json: bool) -> None:
         return
     mark = "healed" if report["healed"] else "NOT healed"
     print(f"drill {report['scenario']}: {mark} in {report['seconds']}s (session {report['session']})")
-    print(f"  diagnosed: {report['diagnosed'].splitlines()[0] if report['diagnosed'] else '-'}" + ("" if report["diagnosed_right"] else "  (cause not named)"))
+    print(
+        f"  diagnosed: {report['diagnosed'].splitlines()[0] if report['diagnosed'] else '-'}"
+        + ("" if report["diagnosed_right"] else "  (cause not named)")
+    )
     for f in report["fix"]:
         print(f"  fix: {f['tool']} {json.dumps(f['arguments'], ensure_ascii=False)} → {f['status']}")
     for w in report["still_wrong"]:

@@ -11,7 +11,9 @@ from typing import Any
 
 def configure(p: argparse.ArgumentParser) -> None:
     """Arguments of `lantern experience`."""
-    p.add_argument("--index", type=Path, default=None, help="index directory (default: the console's, under the cache dir)")
+    p.add_argument(
+        "--index", type=Path, default=None, help="index directory (default: the console's, under the cache dir)"
+    )
     sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     imp = sub.add_parser("import", help="load a history in BEIR form (queries.jsonl + qrels.tsv)")
     imp.add_argument("--queries", type=Path, required=True, help="BEIR queries.jsonl: one past request per line")
@@ -55,7 +57,9 @@ def history(queries: Path, qrels: Path) -> tuple[list[Any], int]:
     if not tools:
         raise DataError(f"{qrels}: no query-id/tool rows with a score above 0 in it")
     source = f"import:{Path(queries).name}"
-    out = [Experience(texts[q].strip(), tuple(sorted(ts)), source) for q, ts in tools.items() if texts.get(q, "").strip()]
+    out = [
+        Experience(texts[q].strip(), tuple(sorted(ts)), source) for q, ts in tools.items() if texts.get(q, "").strip()
+    ]
     if not out:
         raise DataError(f"no query id of {qrels} has a request in {queries}")
     return out, len(tools) - len(out)
@@ -72,7 +76,9 @@ def _import(args: argparse.Namespace) -> int:
     mem = memory_at(args.index)
 
     def progress(done: int, total: int) -> None:
-        print(f"\rembedding past requests: {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
+        print(
+            f"\rembedding past requests: {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True
+        )
 
     added = mem.add(rows, progress=progress)
     skipped = f" ({missing} judged ids had no request text)" if missing else ""

@@ -11,7 +11,12 @@ def configure(p: argparse.ArgumentParser) -> None:
     """Arguments of `lantern sessions`."""
     p.add_argument("action", nargs="?", choices=["list", "show", "mark"], default="list")
     p.add_argument("id", nargs="?", help="session id or unique prefix (for show and mark)")
-    p.add_argument("verdict", nargs="?", choices=["good", "bad"], help="with mark: a bad session never teaches, and forgets what it taught")
+    p.add_argument(
+        "verdict",
+        nargs="?",
+        choices=["good", "bad"],
+        help="with mark: a bad session never teaches, and forgets what it taught",
+    )
     p.add_argument("--score", action="store_true", help="with show: print the trajectory score")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--limit", type=int, default=30)

@@ -113,7 +113,9 @@ class ApprovalScreen(ModalScreen[Any]):
             with Vertical(id="approval-body"):
                 yield Label("What it will touch", classes="approval-section")
                 yield Static(id="approval-touches")
-                yield Label("Dry run: live → the API server's result", classes="approval-section", id="approval-diff-label")
+                yield Label(
+                    "Dry run: live → the API server's result", classes="approval-section", id="approval-diff-label"
+                )
                 yield Static(id="approval-diff")
                 yield Label("The way back", classes="approval-section")
                 yield Static(id="approval-rollback")
@@ -127,7 +129,7 @@ class ApprovalScreen(ModalScreen[Any]):
             self.set_interval(0.1, self._tick)
         expires = self.request.expires_at
         if expires is not None:
-            left = (expires - dt.datetime.now(dt.timezone.utc)).total_seconds()
+            left = (expires - dt.datetime.now(dt.UTC)).total_seconds()
             if left > 0:
                 self.set_timer(left, self._expired)
             else:
@@ -176,7 +178,12 @@ class ApprovalScreen(ModalScreen[Any]):
 
         self.query_one("#approval-touches", Static).update(touches_text(r, v))
         self.query_one("#approval-diff", Static).update(self._diff(r, v))
-        self.query_one("#approval-rollback", Static).update(Text(r.rollback or "(no rollback given: treat as one-way)", style="bold" if r.rollback else v.get("drop-warning", "")))
+        self.query_one("#approval-rollback", Static).update(
+            Text(
+                r.rollback or "(no rollback given: treat as one-way)",
+                style="bold" if r.rollback else v.get("drop-warning", ""),
+            )
+        )
         self._render_countdown()
         self.call_after_refresh(self._show_scroll_hint)
 
@@ -184,7 +191,10 @@ class ApprovalScreen(ModalScreen[Any]):
         # records from before the preview field carried their diff in `touches`
         diff = (getattr(r, "preview", "") or (r.touches if r.touches.lstrip().startswith("---") else "")).rstrip()
         if not diff:
-            note = getattr(r, "preview_note", "") or "no dry run: this backend cannot preview; the arguments below are the exact request"
+            note = (
+                getattr(r, "preview_note", "")
+                or "no dry run: this backend cannot preview; the arguments below are the exact request"
+            )
             return Text(note, style=v.get("muted", ""))
         lines = diff.splitlines()
         if not self.expanded and len(lines) > PREVIEW_LINES:
@@ -209,7 +219,12 @@ class ApprovalScreen(ModalScreen[Any]):
             w.update(Text("Countdown paused.", style=v.get("muted", "")))
             return
         secs = max(0, int(self.remaining + 0.999))
-        w.update(Text(f"Proceeds in {secs} s  ·  d / esc cancels (denies)  ·  a proceeds now", style=f"bold {v.get('risk-write', '')}"))
+        w.update(
+            Text(
+                f"Proceeds in {secs} s  ·  d / esc cancels (denies)  ·  a proceeds now",
+                style=f"bold {v.get('risk-write', '')}",
+            )
+        )
 
     # -- countdown ------------------------------------------------------------------------------
     def _tick(self) -> None:
@@ -233,7 +248,15 @@ class ApprovalScreen(ModalScreen[Any]):
         from engine.loop import ApprovalAnswer
 
         self._done = True
-        self.dismiss(ApprovalAnswer(approved=approved, by=by or self.user, reason=reason, call_hash=self.request.call_hash, request_id=self.request.request_id))
+        self.dismiss(
+            ApprovalAnswer(
+                approved=approved,
+                by=by or self.user,
+                reason=reason,
+                call_hash=self.request.call_hash,
+                request_id=self.request.request_id,
+            )
+        )
 
     def action_approve(self) -> None:
         """Approve this exact call."""
@@ -275,7 +298,12 @@ class ApprovalScreen(ModalScreen[Any]):
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
-        {"approve": self.action_approve, "deny": self.action_deny, "reason": self.action_deny_reason, "inspect": self.action_inspect}[event.button.id or "deny"]()
+        {
+            "approve": self.action_approve,
+            "deny": self.action_deny,
+            "reason": self.action_deny_reason,
+            "inspect": self.action_inspect,
+        }[event.button.id or "deny"]()
 
 
 def approval_keys_line() -> str:
@@ -287,7 +315,9 @@ def touches_text(r: Any, variables: dict[str, str]) -> Text:
     """The objects the dry run named (else the engine's one-line summary)."""
     objects = list(getattr(r, "objects", []) or [])
     line = "" if r.touches.lstrip().startswith("---") else r.touches.strip()
-    out = Text(", ".join(objects) if objects else (line or "(the engine named no objects)"), style="bold" if objects else "")
+    out = Text(
+        ", ".join(objects) if objects else (line or "(the engine named no objects)"), style="bold" if objects else ""
+    )
     if objects and line:
         out.append(f"\n{line}", style=variables.get("muted", ""))
     return out

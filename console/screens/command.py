@@ -22,7 +22,11 @@ class CommandScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         yield Static(" · ".join(f":{c.name}" for c in COMMANDS), id="command-hints")
-        yield Input(placeholder="pods · ns NAME · ctx · sessions · theme NAME · quit", id="command-line", suggester=SuggestFromList(self.suggestions, case_sensitive=False))
+        yield Input(
+            placeholder="pods · ns NAME · ctx · sessions · theme NAME · quit",
+            id="command-line",
+            suggester=SuggestFromList(self.suggestions, case_sensitive=False),
+        )
 
     def on_mount(self) -> None:
         self.query_one(Input).border_title = ":"

@@ -22,7 +22,15 @@ SCOPE_TITLES = {
 }
 """Section titles, in order."""
 
-KEY_NAMES = {"question_mark": "?", "colon": ":", "slash": "/", "escape": "esc", "left_square_bracket": "[", "right_square_bracket": "]", "space": "space"}
+KEY_NAMES = {
+    "question_mark": "?",
+    "colon": ":",
+    "slash": "/",
+    "escape": "esc",
+    "left_square_bracket": "[",
+    "right_square_bracket": "]",
+    "space": "space",
+}
 """Textual key names shown as the characters people type."""
 
 
@@ -43,7 +51,14 @@ def help_tables(keymap: dict[str, str], muted: str = "") -> list[Table]:
             if k.scope == scope:
                 t.add_row(pretty_keys(effective_keys(k, keymap)), k.help or k.description)
         out.append(t)
-    t = Table(title="Commands (: in the panes, / in the input, or ctrl+p)", title_justify="left", show_header=False, box=None, padding=(0, 2), expand=True)
+    t = Table(
+        title="Commands (: in the panes, / in the input, or ctrl+p)",
+        title_justify="left",
+        show_header=False,
+        box=None,
+        padding=(0, 2),
+        expand=True,
+    )
     t.add_column("cmd", no_wrap=True, style="bold", width=16)
     t.add_column("what")
     aliases: dict[str, list[str]] = {}
@@ -59,7 +74,11 @@ def help_tables(keymap: dict[str, str], muted: str = "") -> list[Table]:
 class HelpScreen(ModalScreen[None]):
     """Every key and command; esc, q or ? closes it."""
 
-    BINDINGS = [("escape,q,question_mark", "dismiss", "Close"), ("j,down", "scroll('down')", "Down"), ("k,up", "scroll('up')", "Up")]
+    BINDINGS = [
+        ("escape,q,question_mark", "dismiss", "Close"),
+        ("j,down", "scroll('down')", "Down"),
+        ("k,up", "scroll('up')", "Up"),
+    ]
 
     def __init__(self, keymap: dict[str, str] | None = None) -> None:
         super().__init__()

@@ -146,9 +146,19 @@ class MainScreen(Screen[None]):
                     steps.set_hypothesis(e.turn, e.step, e.text.strip())
                 for c in e.tool_calls:
                     if steps.block_of_call(c["id"]) is None:
-                        steps.call(e.turn, e.step, CallView(call_id=c["id"], tool=c["name"], arguments=c.get("arguments") or {}, status="running"))
+                        steps.call(
+                            e.turn,
+                            e.step,
+                            CallView(
+                                call_id=c["id"], tool=c["name"], arguments=c.get("arguments") or {}, status="running"
+                            ),
+                        )
         elif isinstance(e, ev.ToolCallStarted):
-            steps.call(e.turn, e.step, CallView(call_id=e.call_id, tool=e.tool, arguments=e.arguments, risk=e.risk, status="running"))
+            steps.call(
+                e.turn,
+                e.step,
+                CallView(call_id=e.call_id, tool=e.tool, arguments=e.arguments, risk=e.risk, status="running"),
+            )
             timeline.upsert(Row(call_id=e.call_id, at=e.at, tool=e.tool, status="running"))
         elif isinstance(e, ev.ApprovalRequested):
             if steps.block_of_call(e.call_id) is None:
@@ -166,7 +176,16 @@ class MainScreen(Screen[None]):
         elif isinstance(e, ev.ToolCallFinished):
             if steps.block_of_call(e.call_id) is None:
                 steps.call(e.turn, e.step, CallView(call_id=e.call_id, tool=e.tool, arguments={}))
-            steps.update_call(e.call_id, status=e.status, summary=e.summary, output=e.output, output_ref=e.output_ref, partial=e.partial, duration_ms=e.duration_ms, findings=list(e.findings))
+            steps.update_call(
+                e.call_id,
+                status=e.status,
+                summary=e.summary,
+                output=e.output,
+                output_ref=e.output_ref,
+                partial=e.partial,
+                duration_ms=e.duration_ms,
+                findings=list(e.findings),
+            )
             row = timeline.get(e.call_id) or Row(call_id=e.call_id, at=e.at, tool=e.tool)
             row.status, row.duration_ms, row.tokens = e.status, e.duration_ms, e.tokens
             timeline.upsert(row)
@@ -179,10 +198,15 @@ class MainScreen(Screen[None]):
         elif isinstance(e, ev.ErrorEvent):
             conv.notice(f"✗ {e.message}" + (f"\n  hint: {e.hint}" if e.hint else ""), "error")
         elif isinstance(e, ev.CriticVerdict):
-            conv.notice(f"plan critic: {e.verdict}" + (" — " + "; ".join(e.findings) if e.findings else ""), "warning" if e.verdict != "ok" else "info")
+            conv.notice(
+                f"plan critic: {e.verdict}" + (" — " + "; ".join(e.findings) if e.findings else ""),
+                "warning" if e.verdict != "ok" else "info",
+            )
         elif isinstance(e, ev.TurnFinished):
             tokens = e.prompt_tokens + e.completion_tokens
-            conv.turn_finished(f"— {e.reason} · {e.steps} step{'s' if e.steps != 1 else ''} · {tokens:,} tokens", e.reason)
+            conv.turn_finished(
+                f"— {e.reason} · {e.steps} step{'s' if e.steps != 1 else ''} · {tokens:,} tokens", e.reason
+            )
 
     def stream(self, turn: int, step: int, text: str) -> None:
         """Streamed answer text for a step (drawn at a steady rate)."""

@@ -28,12 +28,24 @@ class RegistryCommands(Provider):
         matcher = self.matcher(query)
         entries: list[tuple[str, str, Callable[[], Any]]] = []
         for c in K.COMMANDS:
-            entries.append((f":{c.name} {c.args}".rstrip(), c.help, lambda c=c: app.run_command(f"{c.name} {query.partition(' ')[2]}" if c.args else c.name)))
+            entries.append(
+                (
+                    f":{c.name} {c.args}".rstrip(),
+                    c.help,
+                    lambda c=c: app.run_command(f"{c.name} {query.partition(' ')[2]}" if c.args else c.name),
+                )
+            )
         for name in app.theme_names:
             entries.append((f":theme {name}", "Switch theme", lambda n=name: app.run_command(f"theme {n}")))
         for k in K.KEYS:
             if k.scope == "app" and k.id not in ("app.command", "app.filter", "app.back"):
-                entries.append((k.description, f"{K.effective_keys(k, app.keymap)} · {k.help}", lambda a=k.action: app.run_action(a)))
+                entries.append(
+                    (
+                        k.description,
+                        f"{K.effective_keys(k, app.keymap)} · {k.help}",
+                        lambda a=k.action: app.run_action(a),
+                    )
+                )
         for label, help_text, run in entries:
             score = matcher.match(label)
             if score > 0:

@@ -23,7 +23,9 @@ class PickerScreen(ModalScreen[str | None]):
 
     BINDINGS = [("escape", "back", "Back"), ("slash", "filter", "Filter")]
 
-    def __init__(self, title: str, columns: list[str], rows: list[tuple[str, list[str]]], *, empty: str = "nothing here yet") -> None:
+    def __init__(
+        self, title: str, columns: list[str], rows: list[tuple[str, list[str]]], *, empty: str = "nothing here yet"
+    ) -> None:
         super().__init__()
         self.title_text = title
         """Shown above the list."""

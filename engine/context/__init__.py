@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.context.builder import Compaction, CompactingContext, ContextConfig
+from engine.context.builder import CompactingContext, Compaction, ContextConfig
 from engine.context.ledger import Fact, Ledger, extract_facts
 from engine.context.recall import recall_tool
 from engine.context.tokens import TokenCounter

@@ -34,7 +34,9 @@ VERBATIM, REDUCED, SUMMARISED, DROPPED = 0, 1, 2, 3
 
 NOTE_HEAD = "[Lantern context notes, not from the user: the facts so far and what is no longer held in full]\n\n"
 
-ACTIVE: contextvars.ContextVar[CompactingContext | None] = contextvars.ContextVar("lantern_active_context", default=None)
+ACTIVE: contextvars.ContextVar[CompactingContext | None] = contextvars.ContextVar(
+    "lantern_active_context", default=None
+)
 """The builder of the turn in progress; tool calls run in tasks that inherit it (recall_detail reads it)."""
 _ACTION = {REDUCED: "trimmed", SUMMARISED: "summarised", DROPPED: "dropped"}
 _LEVEL_WORD = {0: "trimmed at arrival", REDUCED: "reduced to key lines", SUMMARISED: "summarised", DROPPED: "dropped"}
@@ -151,7 +153,14 @@ class Compaction:
 class CompactingContext:
     """ContextBuilder with tiers, a pinned fact ledger, explicit drops and a gauge."""
 
-    def __init__(self, model: Model, config: ContextConfig | None = None, *, counter: TokenCounter | None = None, toolbox: Any = None) -> None:
+    def __init__(
+        self,
+        model: Model,
+        config: ContextConfig | None = None,
+        *,
+        counter: TokenCounter | None = None,
+        toolbox: Any = None,
+    ) -> None:
         self.model = model
         """The model whose window and tokenizer set the budget."""
         self.config = config or ContextConfig()
@@ -207,7 +216,11 @@ class CompactingContext:
 
     def _read(self, events: list[Any]) -> None:
         """Fold events not yet seen into items and groups (each event once)."""
-        if events and (self._first_seq is not None and getattr(events[0], "seq", None) != self._first_seq or len(events) < self._n_read):
+        if events and (
+            self._first_seq is not None
+            and getattr(events[0], "seq", None) != self._first_seq
+            or len(events) < self._n_read
+        ):
             self._reset()
         if events and self._first_seq is None:
             self._first_seq = getattr(events[0], "seq", None)
@@ -223,13 +236,20 @@ class CompactingContext:
             elif kind == "assistant-message":
                 calls = [ToolCall(id=c["id"], name=c["name"], arguments=c.get("arguments") or {}) for c in e.tool_calls]
                 item = Item(e.seq, "assistant", e.step, e.turn, text=e.text, calls=calls)
-                item.calls_tokens = sum(count(c.name) + count(json.dumps(c.arguments, ensure_ascii=False, default=str)) + 3 for c in calls)
+                item.calls_tokens = sum(
+                    count(c.name) + count(json.dumps(c.arguments, ensure_ascii=False, default=str)) + 3 for c in calls
+                )
                 self._finish_item(item)
                 g = Group(e.seq, "assistant", e.turn, e.step, [item])
                 self._groups.append(g)
                 for c in calls:
                     self._by_call[c.id] = g
-                self.ledger.add(e.text + "\n" + "\n".join(json.dumps(c.arguments, ensure_ascii=False, default=str) for c in calls), e.seq, step=e.step, args=_merged_args(calls))
+                self.ledger.add(
+                    e.text + "\n" + "\n".join(json.dumps(c.arguments, ensure_ascii=False, default=str) for c in calls),
+                    e.seq,
+                    step=e.step,
+                    args=_merged_args(calls),
+                )
             elif kind == "tool-call-finished":
                 item = Item(e.seq, "tool", e.step, e.turn, name=e.tool, call_id=e.call_id, text=tool_message_text(e))
                 self._finish_item(item, output=e.output, status=e.status)
@@ -265,15 +285,23 @@ class CompactingContext:
                 item.arrival = key_lines(item.arrival, cap, count)
                 item.arrival_why = (item.arrival_why + "+" if item.arrival_why else "") + "key lines"
             if item.arrival != item.text:
-                item.arrival = f"[trimmed at arrival ({item.arrival_why}); recall_detail('{item.ref}') for all of it]\n" + item.arrival
+                item.arrival = (
+                    f"[trimmed at arrival ({item.arrival_why}); recall_detail('{item.ref}') for all of it]\n"
+                    + item.arrival
+                )
             item.arrival_tokens = count(item.arrival)
             red = digest(item.arrival if item.arrival_why else item.text, self.config.reduced_tokens, count)
-            item.reduced = f"[{status}; reduced to key lines, {item.tokens:,} tokens in full: recall_detail('{item.ref}')]\n{red}"
+            item.reduced = (
+                f"[{status}; reduced to key lines, {item.tokens:,} tokens in full: recall_detail('{item.ref}')]\n{red}"
+            )
             item.reduced_tokens = count(item.reduced)
             item.summary = f"{item.name} → {status} [{item.ref}]"
         elif item.role == "user":
             if item.tokens > cap:
-                item.arrival = key_lines(item.text, cap, count) + f"\n[message trimmed at arrival; recall_detail('{item.ref}') for all of it]"
+                item.arrival = (
+                    key_lines(item.text, cap, count)
+                    + f"\n[message trimmed at arrival; recall_detail('{item.ref}') for all of it]"
+                )
                 item.arrival_tokens = count(item.arrival)
                 item.arrival_why = "key lines"
             item.summary = first_sentences(item.text, self.config.summary_chars)
@@ -288,10 +316,23 @@ class CompactingContext:
         for it in g.items:
             extra = it.calls_tokens
             c0 += pm + it.arrival_tokens + extra
-            c1 += pm + (it.reduced_tokens if it.role == "tool" and it.reduced_tokens < it.arrival_tokens else it.arrival_tokens) + extra
+            c1 += (
+                pm
+                + (
+                    it.reduced_tokens
+                    if it.role == "tool" and it.reduced_tokens < it.arrival_tokens
+                    else it.arrival_tokens
+                )
+                + extra
+            )
         g.summary_line = self._summary_line(g)
         c2 = count(g.summary_line) + 1
-        g.cost = [c0 + self._drops_cost(g, 0), c1 + self._drops_cost(g, 1), c2 + self._drops_cost(g, 2), self._drops_cost(g, 3)]
+        g.cost = [
+            c0 + self._drops_cost(g, 0),
+            c1 + self._drops_cost(g, 1),
+            c2 + self._drops_cost(g, 2),
+            self._drops_cost(g, 3),
+        ]
         # a missing result costs its placeholder message
         g.dirty = False
 
@@ -301,11 +342,17 @@ class CompactingContext:
         head = g.items[0]
         parts = []
         if g.kind == "assistant":
-            parts.append(f"- step {g.step} assistant [{head.ref}]: {head.summary}" if head.summary else f"- step {g.step} assistant [{head.ref}]:")
+            parts.append(
+                f"- step {g.step} assistant [{head.ref}]: {head.summary}"
+                if head.summary
+                else f"- step {g.step} assistant [{head.ref}]:"
+            )
             results = {i.call_id: i for i in g.items[1:]}
             for c in head.calls:
                 r = results.get(c.id)
-                parts.append(f"{call_line(c.name, c.arguments)} → " + (r.summary.split(" → ", 1)[1] if r else "no result"))
+                parts.append(
+                    f"{call_line(c.name, c.arguments)} → " + (r.summary.split(" → ", 1)[1] if r else "no result")
+                )
         else:
             parts.append("- " + "; ".join(i.summary for i in g.items))
         return " | ".join(parts)
@@ -343,7 +390,11 @@ class CompactingContext:
         calls = {c.id: c for c in g.items[0].calls} if g.kind == "assistant" else {}
         for it, lost in self._lossy(g, lv):
             level = lv
-            if lv in (VERBATIM, REDUCED) and it.arrival != it.text and not (lv == REDUCED and it.role == "tool" and it.reduced_tokens < it.arrival_tokens):
+            if (
+                lv in (VERBATIM, REDUCED)
+                and it.arrival != it.text
+                and not (lv == REDUCED and it.role == "tool" and it.reduced_tokens < it.arrival_tokens)
+            ):
                 level = 0
             out.append(
                 {
@@ -365,7 +416,11 @@ class CompactingContext:
         key = (g.key, level, len(g.items))
         c = self._drop_cost.get(key)  # type: ignore[arg-type]
         if c is None:
-            c = sum(self.counter.text(self._drop_entry(it, lost)) + 1 for it, lost in self._lossy(g, level)) if self.config.list_drops else 0
+            c = (
+                sum(self.counter.text(self._drop_entry(it, lost)) + 1 for it, lost in self._lossy(g, level))
+                if self.config.list_drops
+                else 0
+            )
             self._drop_cost[key] = c  # type: ignore[index]
         return c
 
@@ -454,7 +509,12 @@ class CompactingContext:
             body.extend(msgs)
             recent_tokens += g.cost[lv] - self._drops_cost(g, lv)
         if body and body[0].role != "user":
-            body.insert(0, Message(role="user", content="(Continuing the session; earlier turns are summarised in the system message.)"))
+            body.insert(
+                0,
+                Message(
+                    role="user", content="(Continuing the session; earlier turns are summarised in the system message.)"
+                ),
+            )
         ledger_block = ""
         if self._ledger_text and self.config.pin_ledger:
             ledger_block = "## Fact ledger (pinned, exact values; [eN] = the event it came from)\n" + self._ledger_text
@@ -507,13 +567,25 @@ class CompactingContext:
                 r = results.get(c.id)
                 if r is None:
                     # providers reject a tool call without its result
-                    out.append(Message(role="tool", content="[no result recorded: the call did not finish]", tool_call_id=c.id, name=c.name))
+                    out.append(
+                        Message(
+                            role="tool",
+                            content="[no result recorded: the call did not finish]",
+                            tool_call_id=c.id,
+                            name=c.name,
+                        )
+                    )
                     continue
                 text = r.reduced if lv == REDUCED and r.reduced_tokens < r.arrival_tokens else r.arrival
                 out.append(Message(role="tool", content=text, tool_call_id=r.call_id, name=r.name))
         else:
             for r in g.items:
-                out.append(Message(role="user", content=f"[result of {r.name} ({r.ref}), whose call is no longer in the history]\n{r.arrival}"))
+                out.append(
+                    Message(
+                        role="user",
+                        content=f"[result of {r.name} ({r.ref}), whose call is no longer in the history]\n{r.arrival}",
+                    )
+                )
         return out
 
     # -- the public entry points -------------------------------------------------------------------
@@ -557,7 +629,9 @@ class CompactingContext:
         tiers["tools"] = tool_tokens
         ms = (time.perf_counter() - t0) * 1000
         self.timings_ms.append(ms)
-        return Compaction(messages, used, self.budget, self.window, tiers, drops, new, over_budget=used > self.budget, ms=ms)
+        return Compaction(
+            messages, used, self.budget, self.window, tiers, drops, new, over_budget=used > self.budget, ms=ms
+        )
 
     def _protect_from(self) -> int:
         """Index of the first group of the recent window (newest `recent_groups` steps)."""
@@ -577,7 +651,16 @@ class CompactingContext:
         c = self.compact(ctx.session.events, system, tools)
         out: list[Any] = []
         for d in c.new_drops:
-            out.append(ctx.event(ev.DetailDropped, ref=d["ref"], what=d["what"], from_step=d["from_step"], tokens=d["tokens"], action=d["action"]))
+            out.append(
+                ctx.event(
+                    ev.DetailDropped,
+                    ref=d["ref"],
+                    what=d["what"],
+                    from_step=d["from_step"],
+                    tokens=d["tokens"],
+                    action=d["action"],
+                )
+            )
         if c.over_budget and not self._warned:
             self._warned = True
             out.append(
@@ -588,7 +671,11 @@ class CompactingContext:
                     text=f"The prompt is over its budget ({c.used:,} of {c.budget:,} tokens) even fully compacted; the pinned fact ledger alone is {c.tiers.get('ledger', 0):,}.",
                 )
             )
-        out.append(ctx.event(ev.ContextGauge, used=c.used, budget=c.budget, window=c.window, tiers=c.tiers, dropped=len(c.dropped)))
+        out.append(
+            ctx.event(
+                ev.ContextGauge, used=c.used, budget=c.budget, window=c.window, tiers=c.tiers, dropped=len(c.dropped)
+            )
+        )
         return c.messages, out
 
     def find(self, ref: str) -> Any | None:

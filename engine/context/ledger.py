@@ -103,20 +103,73 @@ class _Found:
 
 # -- vocabularies -----------------------------------------------------------------------------
 REASONS = {
-    "OOMKilled", "CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "ErrImageNeverPull",
-    "InvalidImageName", "CreateContainerConfigError", "CreateContainerError", "RunContainerError",
-    "ContainerCannotRun", "Evicted", "Preempting", "FailedScheduling", "FailedMount",
-    "FailedAttachVolume", "FailedCreatePodSandBox", "FailedKillPod", "FailedSync", "FailedCreate",
-    "BackOff", "Unhealthy", "NodeNotReady", "NodeNotSchedulable", "NotReady", "Pending", "Error",
-    "Terminating", "ContainerCreating", "PodInitializing", "Init:Error", "Init:CrashLoopBackOff",
-    "DeadlineExceeded", "ProgressDeadlineExceeded", "MinimumReplicasUnavailable", "Killing",
-    "NetworkNotReady", "MemoryPressure", "DiskPressure", "PIDPressure", "Unschedulable",
-    "SchedulingDisabled", "Forbidden", "ExceededQuota", "FailedValidation", "ReplicaFailure",
-    "OutOfmemory", "OutOfcpu", "NodeAffinity", "Completed", "Failed", "Probe failed",
-    "Liveness probe failed", "Readiness probe failed", "Startup probe failed", "Back-off",
-    "connection refused", "no such host", "i/o timeout", "context deadline exceeded",
-    "Connection refused", "too many open files", "permission denied", "Permission denied",
-    "x509: certificate", "certificate has expired", "ServiceUnavailable", "Timeout",
+    "OOMKilled",
+    "CrashLoopBackOff",
+    "ImagePullBackOff",
+    "ErrImagePull",
+    "ErrImageNeverPull",
+    "InvalidImageName",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+    "RunContainerError",
+    "ContainerCannotRun",
+    "Evicted",
+    "Preempting",
+    "FailedScheduling",
+    "FailedMount",
+    "FailedAttachVolume",
+    "FailedCreatePodSandBox",
+    "FailedKillPod",
+    "FailedSync",
+    "FailedCreate",
+    "BackOff",
+    "Unhealthy",
+    "NodeNotReady",
+    "NodeNotSchedulable",
+    "NotReady",
+    "Pending",
+    "Error",
+    "Terminating",
+    "ContainerCreating",
+    "PodInitializing",
+    "Init:Error",
+    "Init:CrashLoopBackOff",
+    "DeadlineExceeded",
+    "ProgressDeadlineExceeded",
+    "MinimumReplicasUnavailable",
+    "Killing",
+    "NetworkNotReady",
+    "MemoryPressure",
+    "DiskPressure",
+    "PIDPressure",
+    "Unschedulable",
+    "SchedulingDisabled",
+    "Forbidden",
+    "ExceededQuota",
+    "FailedValidation",
+    "ReplicaFailure",
+    "OutOfmemory",
+    "OutOfcpu",
+    "NodeAffinity",
+    "Completed",
+    "Failed",
+    "Probe failed",
+    "Liveness probe failed",
+    "Readiness probe failed",
+    "Startup probe failed",
+    "Back-off",
+    "connection refused",
+    "no such host",
+    "i/o timeout",
+    "context deadline exceeded",
+    "Connection refused",
+    "too many open files",
+    "permission denied",
+    "Permission denied",
+    "x509: certificate",
+    "certificate has expired",
+    "ServiceUnavailable",
+    "Timeout",
 }
 """Kubernetes reasons and the error phrases an investigation turns on (matched exactly)."""
 
@@ -127,12 +180,28 @@ _REASON_WORD_RE = re.compile(
 _VOCAB_RE = re.compile("|".join(re.escape(r) for r in sorted(REASONS, key=len, reverse=True)))
 
 HTTP_PHRASES = {
-    400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-    408: "Request Timeout", 409: "Conflict", 410: "Gone", 413: "Payload Too Large", 422: "Unprocessable Entity",
-    429: "Too Many Requests", 500: "Internal Server Error", 501: "Not Implemented", 502: "Bad Gateway",
-    503: "Service Unavailable", 504: "Gateway Timeout",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    409: "Conflict",
+    410: "Gone",
+    413: "Payload Too Large",
+    422: "Unprocessable Entity",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
 }
-_HTTP_PHRASE_RE = re.compile(r"\b([1-5]\d\d)\s+(" + "|".join(re.escape(p) for p in HTTP_PHRASES.values()) + r"|OK|Created|No Content|Rate Limit Exceeded)\b")
+_HTTP_PHRASE_RE = re.compile(
+    r"\b([1-5]\d\d)\s+("
+    + "|".join(re.escape(p) for p in HTTP_PHRASES.values())
+    + r"|OK|Created|No Content|Rate Limit Exceeded)\b"
+)
 _HTTP_CODE_RE = re.compile(
     r"\bHTTP(?:/\d(?:\.\d)?)?[\s:]+([1-5]\d\d)\b|\b(?:status|status_code|statusCode|http_status|http_code|response_code|response)[\"']?\s*[:=]\s*[\"']?([1-5]\d\d)\b",
     re.I,
@@ -143,7 +212,11 @@ _EXIT_RE = re.compile(r"\b(?:exit(?:ed)?[ _]?(?:with\s+)?(?:code|status)|ExitCod
 _EXC_RE = re.compile(
     r"(?<![\w.$])((?:[A-Za-z_][\w$]*\.)*[A-Z][\w$]*(?:Exception|Error|Fault|Panic))\b(?:(?::\s+|\s+-\s+)([^\n]{1,220}))?"
 )
-_EXC_SKIP = {"Error", "IOError", "OSError"}  # too generic to identify anything on their own, unless they carry a message
+_EXC_SKIP = {
+    "Error",
+    "IOError",
+    "OSError",
+}  # too generic to identify anything on their own, unless they carry a message
 
 _LEVEL_RE = re.compile(
     r"(?:^|[\s\[|\"'])(?:ERROR|FATAL|CRITICAL|SEVERE|PANIC|panic:|level=(?:error|fatal|critical)|\[(?:error|fatal|crit)\]|E\d{4} \d\d:)(?:[\]\s:|\"',]|$)"
@@ -156,8 +229,12 @@ _UNIT = (
     r"req/s|reqs/s|rps|qps|ops/s|MB/s|GB/s|KB/s|Mbps|Gbps|cores?|millicores|connections|conns|restarts|msgs|messages|items|jobs"
 )
 _NUMBER = r"(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)"
-_KV_NUM_RE = re.compile(r"\b([A-Za-z][A-Za-z _-]{1,30}):\**\s*\**\s*(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d{2,}(?:\.\d+)?)(?=\s|$|[),;])")
-_METRIC_RE = re.compile(r"(?<![\w./:])(" + _NUMBER + r"(?:\s?(?:-|–|to)\s?" + _NUMBER + r")?)\+?\s?(" + _UNIT + r")(?![\w/])")
+_KV_NUM_RE = re.compile(
+    r"\b([A-Za-z][A-Za-z _-]{1,30}):\**\s*\**\s*(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d{2,}(?:\.\d+)?)(?=\s|$|[),;])"
+)
+_METRIC_RE = re.compile(
+    r"(?<![\w./:])(" + _NUMBER + r"(?:\s?(?:-|–|to)\s?" + _NUMBER + r")?)\+?\s?(" + _UNIT + r")(?![\w/])"
+)
 _LABEL_BEFORE_RE = re.compile(r"([A-Za-z][\w .()/-]{0,40}?)\s*(?:[:=]|was|is|at|of|to|from)\s*[\"']?$")
 
 _TS_RE = re.compile(
@@ -169,7 +246,9 @@ _TS_KEY_RE = re.compile(
     r"(?i)\b(start(?:ed)?(?: time)?|finished|last(?: transition| probe| update)?(?: time)?|changed(?: at)?|deployed|rolled? ?out|created|updated|restarted|killed|since|began|first seen|last seen|spike|at|timestamp|time)\b"
 )
 
-_VERSION_RE = re.compile(r"(?<![\w.\-])v\d+(?:\.\d+){1,3}(?:-[0-9A-Za-z.]+)?\b|(?i:\bversion)[\"']?\s*[:=]?\s*[\"']?(\d+(?:\.\d+){1,3}(?:-[0-9A-Za-z.]+)?)\b")
+_VERSION_RE = re.compile(
+    r"(?<![\w.\-])v\d+(?:\.\d+){1,3}(?:-[0-9A-Za-z.]+)?\b|(?i:\bversion)[\"']?\s*[:=]?\s*[\"']?(\d+(?:\.\d+){1,3}(?:-[0-9A-Za-z.]+)?)\b"
+)
 _SHA_RE = re.compile(r"(?i)\b(?:commit|sha|revision|git[ _-]?sha|rev)\b[\s:=#\"']*([0-9a-f]{7,40})\b")
 _SHA40_RE = re.compile(r"(?<![\w-])([0-9a-f]{40})(?![\w-])")
 _TAG_SHA_RE = re.compile(r"-([0-9a-f]{7,12})$")
@@ -188,9 +267,13 @@ _KUBECTL_RE = re.compile(
     r"(" + _NAME + r")"
 )
 _NS_RE = re.compile(
-    r"(?:(?<![\w-])-n\s+|--namespace[= ]|\bNamespace:\s+|\bnamespace[\"']?\s*[:=]\s*[\"']?|\bin namespace\s+|\bns/)(" + _NAME + r")\b"
+    r"(?:(?<![\w-])-n\s+|--namespace[= ]|\bNamespace:\s+|\bnamespace[\"']?\s*[:=]\s*[\"']?|\bin namespace\s+|\bns/)("
+    + _NAME
+    + r")\b"
 )
-_NODE_RE = re.compile(r"(?:\bNode:\s+|\bnodeName[\"']?\s*[:=]\s*[\"']?|\bnode/|\bon node\s+|\bnode\s+)([a-z0-9][\w.-]*\d[\w.-]*|[a-z0-9][\w.-]*-node[\w.-]*)(?:/[\d.]+)?")
+_NODE_RE = re.compile(
+    r"(?:\bNode:\s+|\bnodeName[\"']?\s*[:=]\s*[\"']?|\bnode/|\bon node\s+|\bnode\s+)([a-z0-9][\w.-]*\d[\w.-]*|[a-z0-9][\w.-]*-node[\w.-]*)(?:/[\d.]+)?"
+)
 _IMAGE_RE = re.compile(
     r"(?:\bImage:\s+|\bimage[\"']?\s*[:=]\s*[\"']?)([\w.-]+(?::\d+)?(?:/[\w.-]+)*(?::[\w][\w.-]{0,127})?(?:@sha256:[0-9a-f]{12,64})?)"
     r"|(?<![\w./-])((?:[a-z0-9.-]+\.[a-z]{2,}(?::\d+)?/)?[a-z0-9._-]+(?:/[a-z0-9._-]+)*:v?\d[\w.-]{0,60})(?![\w/])"
@@ -201,7 +284,9 @@ _HOST_RE = re.compile(
     r"(?<![\w@/.-])((?:[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+(?:" + _TLD + r"))(?::(\d{2,5}))?(?![\w-])"
     r"|(?<![\w.])((?:25[0-5]|2[0-4]\d|1?\d?\d)(?:\.(?:25[0-5]|2[0-4]\d|1?\d?\d)){3})(?::(\d{2,5}))?(?![\w.])",
 )
-_CONFIG_RE = re.compile(r"\b([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)\b[\"']?\s*(?:[:=]|->|→|changed from|from)\s*[\"']?([^\s\"'`,;}\]]{1,60})")
+_CONFIG_RE = re.compile(
+    r"\b([A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+)\b[\"']?\s*(?:[:=]|->|→|changed from|from)\s*[\"']?([^\s\"'`,;}\]]{1,60})"
+)
 _ENV_YAML_RE = re.compile(r"name:\s*[\"']?([A-Z][A-Z0-9_]+)[\"']?\s*\n\s*[-+]?\s*value:\s*[\"']?([^\"'\n]{1,60})")
 _SOURCE_FILE_RE = re.compile(r"\.(?:go|py|java|js|ts|rb|c|cc|cpp|h|rs|kt|scala|php|cs):\d+$")
 _LOG_PREFIX_RE = re.compile(
@@ -211,11 +296,65 @@ _TABLE_SPLIT = re.compile(r"\s{2,}")
 _HEADER_RE = re.compile(r"^\s*[A-Z][A-Z0-9_/%-]*(?:\([a-z]+\))?(?:\s{2,}[A-Z][A-Z0-9_/% -]*(?:\([a-z]+\))?){1,}\s*$")
 
 _NAME_STOP = {
-    "the", "a", "an", "is", "was", "has", "manifest", "history", "update", "rollout", "spec", "config",
-    "status", "of", "for", "to", "and", "in", "with", "that", "yaml", "json", "name", "names", "it", "all",
-    "logs", "log", "events", "this", "these", "those", "pod", "pods", "node", "nodes", "deployment",
-    "deployments", "service", "services", "namespace", "namespaces", "get", "describe", "wide", "is",
-    "are", "be", "not", "on", "at", "by", "from", "as", "or", "if", "then", "now", "issues", "issue",
+    "the",
+    "a",
+    "an",
+    "is",
+    "was",
+    "has",
+    "manifest",
+    "history",
+    "update",
+    "rollout",
+    "spec",
+    "config",
+    "status",
+    "of",
+    "for",
+    "to",
+    "and",
+    "in",
+    "with",
+    "that",
+    "yaml",
+    "json",
+    "name",
+    "names",
+    "it",
+    "all",
+    "logs",
+    "log",
+    "events",
+    "this",
+    "these",
+    "those",
+    "pod",
+    "pods",
+    "node",
+    "nodes",
+    "deployment",
+    "deployments",
+    "service",
+    "services",
+    "namespace",
+    "namespaces",
+    "get",
+    "describe",
+    "wide",
+    "are",
+    "be",
+    "not",
+    "on",
+    "at",
+    "by",
+    "from",
+    "as",
+    "or",
+    "if",
+    "then",
+    "now",
+    "issues",
+    "issue",
 }
 
 
@@ -301,7 +440,14 @@ class Extractor:
                 out.append(_Found("deployment", value))
             elif k in ("name", "service", "resource_name") and re.fullmatch(_NAME, value):
                 rtype = str(args.get("resource_type") or args.get("kind") or args.get("type") or "").lower()
-                kind = {"pods": "pod", "pod": "pod", "deployments": "deployment", "deployment": "deployment", "nodes": "node", "node": "node"}.get(rtype)
+                kind = {
+                    "pods": "pod",
+                    "pod": "pod",
+                    "deployments": "deployment",
+                    "deployment": "deployment",
+                    "nodes": "node",
+                    "node": "node",
+                }.get(rtype)
                 if kind:
                     out.append(_Found(kind, value))
                 else:
@@ -367,11 +513,28 @@ class Extractor:
                 out.append(_Found("pod", m.group(0)))
                 out.append(_Found("deployment", m.group(1)))
         for m in _KIND_NAME_RE.finditer(_subset(text, ("/",))):
-            k = m.group(1).lower().split(".")[0].rstrip("s") if m.group(1).lower() not in ("ds", "rs", "ns") else m.group(1).lower()
+            k = (
+                m.group(1).lower().split(".")[0].rstrip("s")
+                if m.group(1).lower() not in ("ds", "rs", "ns")
+                else m.group(1).lower()
+            )
             name = m.group(2)
-            kind = {"pod": "pod", "po": "pod", "deployment": "deployment", "deploy": "deployment", "statefulset": "deployment",
-                    "sts": "deployment", "daemonset": "deployment", "ds": "deployment", "replicaset": "deployment", "rs": "deployment",
-                    "node": "node", "no": "node", "namespace": "namespace", "ns": "namespace"}.get(k)
+            kind = {
+                "pod": "pod",
+                "po": "pod",
+                "deployment": "deployment",
+                "deploy": "deployment",
+                "statefulset": "deployment",
+                "sts": "deployment",
+                "daemonset": "deployment",
+                "ds": "deployment",
+                "replicaset": "deployment",
+                "rs": "deployment",
+                "node": "node",
+                "no": "node",
+                "namespace": "namespace",
+                "ns": "namespace",
+            }.get(k)
             if kind:
                 out.append(_Found(kind, name))
             else:
@@ -380,8 +543,20 @@ class Extractor:
             rtype, name = (m.group(1) or "").lower(), m.group(2)
             if name in _NAME_STOP or name.startswith("-"):
                 continue
-            kind = {"pod": "pod", "pods": "pod", "po": "pod", "deployment": "deployment", "deployments": "deployment", "deploy": "deployment",
-                    "node": "node", "nodes": "node", "no": "node", "namespace": "namespace", "namespaces": "namespace", "ns": "namespace"}.get(rtype)
+            kind = {
+                "pod": "pod",
+                "pods": "pod",
+                "po": "pod",
+                "deployment": "deployment",
+                "deployments": "deployment",
+                "deploy": "deployment",
+                "node": "node",
+                "nodes": "node",
+                "no": "node",
+                "namespace": "namespace",
+                "namespaces": "namespace",
+                "ns": "namespace",
+            }.get(rtype)
             if kind:
                 out.append(_Found(kind, name))
             elif rtype:
@@ -466,8 +641,12 @@ class Extractor:
             in_table = i in table_rows
             if not in_table:
                 for m in _METRIC_RE.finditer(line):
-                    num, unit = m.group(1), m.group(2)
-                    if unit in ("s", "m", "h", "d", "x", "B") and not re.search(r"[:=]\s*$|\b(?:after|took|latency|duration|wait|timeout|cpu|memory|usage)\b", line[: m.start()], re.I):
+                    _num, unit = m.group(1), m.group(2)
+                    if unit in ("s", "m", "h", "d", "x", "B") and not re.search(
+                        r"[:=]\s*$|\b(?:after|took|latency|duration|wait|timeout|cpu|memory|usage)\b",
+                        line[: m.start()],
+                        re.I,
+                    ):
                         # bare '5m'/'30s' are mostly ages and intervals; keep them only with a measuring word before
                         continue
                     label = _label_before(line, m.start())
@@ -542,7 +721,7 @@ class Ledger:
         self._prefixes: set[str] = set()
         self._lines: dict[str, str] = {}
         self._dirty: set[str] = set()
-        for (kind, _), f in self.facts.items():
+        for (_kind, _), f in self.facts.items():
             self._index(f)
 
     def _index(self, f: Fact) -> None:

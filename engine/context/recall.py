@@ -28,7 +28,9 @@ def recall_tool(store_getter: Callable[[], Any] | None, builder: Any = None, *, 
     async def handler(args: dict[str, Any]) -> ToolOutput:
         ref = str(args.get("ref") or "").strip()
         if not ref:
-            return ToolOutput(text="recall_detail needs a ref such as 'e12' (see 'No longer held in full').", status="error")
+            return ToolOutput(
+                text="recall_detail needs a ref such as 'e12' (see 'No longer held in full').", status="error"
+            )
         store = store_getter() if store_getter else None
         if inspect.isawaitable(store):
             store = await store
@@ -55,22 +57,34 @@ def recall_tool(store_getter: Callable[[], Any] | None, builder: Any = None, *, 
             elif kind in ("user-message", "assistant-message"):
                 text, source = event.text, "event"
         if text is None:
-            return ToolOutput(text=f"Nothing is stored under {ref!r}; refs look like 'e12' and are listed under 'No longer held in full'.", status="error")
+            return ToolOutput(
+                text=f"Nothing is stored under {ref!r}; refs look like 'e12' and are listed under 'No longer held in full'.",
+                status="error",
+            )
         limit = max_tokens or _limit(active)
         count = active.counter.text if active is not None else (lambda s: (len(s) + 3) // 4)
         total = count(text)
         shown = key_lines(text, limit, count) if total > limit else text
         what = getattr(event, "tool", "") or getattr(event, "kind", "") or "output"
         head = f"[recalled {ref} ({what}) from the {source}"
-        head += f"; trimmed to key lines: {count(shown):,} of {total:,} tokens]" if shown != text else f"; {total:,} tokens]"
-        return ToolOutput(text=head + "\n" + shown, partial=None if shown == text else f"trimmed: {count(shown):,} of {total:,} tokens")
+        head += (
+            f"; trimmed to key lines: {count(shown):,} of {total:,} tokens]"
+            if shown != text
+            else f"; {total:,} tokens]"
+        )
+        return ToolOutput(
+            text=head + "\n" + shown,
+            partial=None if shown == text else f"trimmed: {count(shown):,} of {total:,} tokens",
+        )
 
     return Tool(
         name="recall_detail",
         description=RECALL_DESCRIPTION,
         parameters={
             "type": "object",
-            "properties": {"ref": {"type": "string", "description": "The ref from the 'No longer held in full' list, e.g. e12"}},
+            "properties": {
+                "ref": {"type": "string", "description": "The ref from the 'No longer held in full' list, e.g. e12"}
+            },
             "required": ["ref"],
         },
         handler=handler,

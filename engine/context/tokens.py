@@ -90,7 +90,9 @@ class TokenCounter:
             try:
                 self._tool_cache[key] = max(0, self._model_count([], tools))
             except Exception:  # noqa: BLE001
-                self._tool_cache[key] = sum(self.text(t.description) + self.text(_json(t.parameters)) + 8 for t in tools)
+                self._tool_cache[key] = sum(
+                    self.text(t.description) + self.text(_json(t.parameters)) + 8 for t in tools
+                )
         return self._tool_cache[key]
 
     def request(self, messages: list[Message], tools: list[ToolSpec]) -> int:

@@ -32,6 +32,7 @@ def _has(action: str, verb: str) -> bool:
     """True when `verb` (one or more snake_case words) appears as whole words in `action`."""
     return f"_{verb}_" in f"_{action}_"
 
+
 TARGET_KEYS = ("name", "pod", "deployment", "node", "resource", "service", "secret", "queue", "target")
 """Argument names that name the object a step acts on."""
 
@@ -121,7 +122,10 @@ def review_plan(steps: list[Step], evidence: str, available: Iterable[str]) -> V
             if good == "rollout_undo" and str(s.arguments.get("kind") or "deployment").lower() not in _ROLLED_OUT:
                 continue  # a Service or a ConfigMap has no revisions to roll back to
             if _has(s.action, bad):
-                alt = next((t for t in sorted(available) if t.startswith(s.pack + ".") and _has(t.rsplit(".", 1)[-1], good)), None)
+                alt = next(
+                    (t for t in sorted(available) if t.startswith(s.pack + ".") and _has(t.rsplit(".", 1)[-1], good)),
+                    None,
+                )
                 if alt:
                     findings.append(f"{s.tool} is dangerous and {alt} exists: {why}")
                     verdict = "simplify" if verdict == "ok" else verdict
@@ -139,7 +143,9 @@ def review_plan(steps: list[Step], evidence: str, available: Iterable[str]) -> V
         )
         verdict = "simplify" if verdict == "ok" else verdict
     if len(unique) > MAX_STEPS:
-        findings.append(f"{len(unique)} write steps: the smallest fix usually takes one or two; drop the steps the evidence does not require")
+        findings.append(
+            f"{len(unique)} write steps: the smallest fix usually takes one or two; drop the steps the evidence does not require"
+        )
         verdict = "simplify" if verdict == "ok" else verdict
 
     # 5. scale down then up of the same workload is a restart
@@ -159,18 +165,36 @@ def review_plan(steps: list[Step], evidence: str, available: Iterable[str]) -> V
         verdict = "simplify" if verdict == "ok" else verdict
 
     if verdict != "ok" and not suggested:
-        suggested = [{"tool": s.tool, "arguments": s.arguments} for s in unique[:MAX_STEPS] if not any(t.lower() not in low for t in s.targets())]
+        suggested = [
+            {"tool": s.tool, "arguments": s.arguments}
+            for s in unique[:MAX_STEPS]
+            if not any(t.lower() not in low for t in s.targets())
+        ]
     return Verdict(verdict, findings, suggested)
 
 
 _ROLLED_OUT = {"deployment", "deployments", "deploy", "statefulset", "sts", "daemonset", "ds"}
 # what a deploy leaves in the evidence: a new revision, a rollout, an image or change-cause
-_DEPLOY = re.compile(r"revision|rollout|rolled out|new replicaset|change-cause|deploy(ed|ment of| of)|image .*(→|->|changed)|\bimage\b.*:\d", re.I)
+_DEPLOY = re.compile(
+    r"revision|rollout|rolled out|new replicaset|change-cause|deploy(ed|ment of| of)|image .*(→|->|changed)|\bimage\b.*:\d",
+    re.I,
+)
 # what a configuration cause looks like in logs and findings
-_CONFIG = re.compile(r"(missing|not set|required (setting|key)|no such key|configmap|environment variable|env var|config(uration)?:|no such host)", re.I)
+_CONFIG = re.compile(
+    r"(missing|not set|required (setting|key)|no such key|configmap|environment variable|env var|config(uration)?:|no such host)",
+    re.I,
+)
 _CRASH = re.compile(r"CrashLoopBackOff|OOMKilled|BackOff|Error|crash", re.I)
 _CHANGED = re.compile(r"changed: (ConfigMap|Deployment|StatefulSet|DaemonSet|Secret)/")  # an earlier fix's own output
-_CONFIG_FIX = ("set_env", "edit_configmap_key", "set_image", "patch_resource", "apply_manifest", "rollout_undo", "set_resources")
+_CONFIG_FIX = (
+    "set_env",
+    "edit_configmap_key",
+    "set_image",
+    "patch_resource",
+    "apply_manifest",
+    "rollout_undo",
+    "set_resources",
+)
 
 
 def _mentions_together(evidence: str, target: str, pattern: re.Pattern[str]) -> bool:
@@ -187,15 +211,29 @@ def fix_findings(steps: list[Step], evidence: str, available: Iterable[str]) -> 
     for s in steps:
         target = (s.targets() or ["the workload"])[0]
         if _has(s.action, "rollout_undo") and not _DEPLOY.search(evidence):
-            out.append(f"{s.tool} on {target}: no finding ties the failure to a deploy (no new revision or image change was shown); "
-                       "read rollout_history first, or fix the cause the findings name")
-        elif (_has(s.action, "rollout_restart") or _has(s.action, "delete_pod")) and _CONFIG.search(evidence) and not fixes & set(_CONFIG_FIX) \
-                and not _CHANGED.search(evidence):
-            out.append(f"{s.tool} on {target}: the cause is configuration, and a restart brings the same configuration back; "
-                       "change it first (set_env or edit_configmap_key), then restart")
-        elif _has(s.action, "scale") and int(s.arguments.get("replicas") or 0) > 0 and _mentions_together(evidence, _owner(target), _CRASH):
-            out.append(f"{s.tool} on {target}: it is crash-looping, and more replicas crash too; fix the cause "
-                       "(set_resources for OOMKilled, set_env or edit_configmap_key for configuration, rollout_undo for a bad deploy)")
+            out.append(
+                f"{s.tool} on {target}: no finding ties the failure to a deploy (no new revision or image change was shown); "
+                "read rollout_history first, or fix the cause the findings name"
+            )
+        elif (
+            (_has(s.action, "rollout_restart") or _has(s.action, "delete_pod"))
+            and _CONFIG.search(evidence)
+            and not fixes & set(_CONFIG_FIX)
+            and not _CHANGED.search(evidence)
+        ):
+            out.append(
+                f"{s.tool} on {target}: the cause is configuration, and a restart brings the same configuration back; "
+                "change it first (set_env or edit_configmap_key), then restart"
+            )
+        elif (
+            _has(s.action, "scale")
+            and int(s.arguments.get("replicas") or 0) > 0
+            and _mentions_together(evidence, _owner(target), _CRASH)
+        ):
+            out.append(
+                f"{s.tool} on {target}: it is crash-looping, and more replicas crash too; fix the cause "
+                "(set_resources for OOMKilled, set_env or edit_configmap_key for configuration, rollout_undo for a bad deploy)"
+            )
     return out
 
 

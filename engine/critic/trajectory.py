@@ -51,7 +51,10 @@ def score_session(events: list[Any]) -> dict[str, Any]:
     turns = [e for e in events if isinstance(e, ev.TurnFinished)]
     tokens = sum(e.prompt_tokens + e.completion_tokens for e in turns)
     wall = sum(e.duration_ms for e in turns) / 1000
-    failures = Counter(f"{e.tool}: {(e.output or e.summary).splitlines()[0][:80] if (e.output or e.summary) else e.status}" for e in failed)
+    failures = Counter(
+        f"{e.tool}: {(e.output or e.summary).splitlines()[0][:80] if (e.output or e.summary) else e.status}"
+        for e in failed
+    )
     critic = [e for e in events if isinstance(e, ev.CriticVerdict) and e.verdict != "ok"]
     root_cause = bool(final and ROOT_CAUSE_WORDS.search(final))
     score = 1.0

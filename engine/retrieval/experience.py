@@ -21,9 +21,9 @@ import math
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterable
-from typing import Any
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -137,9 +137,13 @@ class ExperienceMemory:
             tdir.mkdir(exist_ok=True)
             self._tindex = tantivy.Index(self._schema, path=str(tdir), reuse=True)
             self._db = lancedb.connect(str(self.path / "lance"))
-            self._cache_db = self._db if self.cache_path == self.path / "lance" else lancedb.connect(str(self.cache_path))
+            self._cache_db = (
+                self._db if self.cache_path == self.path / "lance" else lancedb.connect(str(self.cache_path))
+            )
         except (OSError, ValueError) as exc:
-            raise ExperienceError(f"cannot open the experience table at {self.path}: {exc}; delete the directory to start afresh") from None
+            raise ExperienceError(
+                f"cannot open the experience table at {self.path}: {exc}; delete the directory to start afresh"
+            ) from None
         self._load()
 
     def _has(self, db: object, name: str) -> bool:
@@ -156,7 +160,12 @@ class ExperienceMemory:
             return
         t = self._db.open_table("experience").to_arrow()
         vecs = t.column("vector").combine_chunks().flatten().to_numpy().reshape(-1, DIM).astype(np.float32)
-        rows = zip(t.column("id").to_pylist(), t.column("text").to_pylist(), t.column("tools").to_pylist(), t.column("source").to_pylist())
+        rows = zip(
+            t.column("id").to_pylist(),
+            t.column("text").to_pylist(),
+            t.column("tools").to_pylist(),
+            t.column("source").to_pylist(),
+        )
         self._append([(i, x, tuple(json.loads(tl)), s) for i, x, tl, s in rows], vecs)
         self._searcher_check(len(self._ids))
 
@@ -223,7 +232,12 @@ class ExperienceMemory:
             return
         keys = list(new)
         mat = np.vstack([new[k] for k in keys]).astype(np.float32)
-        table = pa.table({"key": pa.array(keys, pa.string()), "vector": pa.FixedSizeListArray.from_arrays(pa.array(mat.reshape(-1)), DIM)})
+        table = pa.table(
+            {
+                "key": pa.array(keys, pa.string()),
+                "vector": pa.FixedSizeListArray.from_arrays(pa.array(mat.reshape(-1)), DIM),
+            }
+        )
         if self._has(self._cache_db, "vectors"):
             self._cache_db.open_table("vectors").add(table)
         else:
@@ -245,7 +259,9 @@ class ExperienceMemory:
         return np.vstack([have[k] for k in keys]) if keys else np.zeros((0, DIM), np.float32)
 
     # -- updates ----------------------------------------------------------------------------
-    def add(self, experiences: Iterable[Experience], *, progress: Progress | None = None, vectors: np.ndarray | None = None) -> int:
+    def add(
+        self, experiences: Iterable[Experience], *, progress: Progress | None = None, vectors: np.ndarray | None = None
+    ) -> int:
         """Append new experiences (ones already held are skipped); returns how many were added.
         `vectors` (one row per experience, in order) skips embedding: for synthetic scale tests."""
         import pyarrow as pa
@@ -421,7 +437,13 @@ class RecallConfig:
     """A tool needs this share of the top tool's votes to be ranked."""
 
 
-def recall(memory: ExperienceMemory, query: str, vector: np.ndarray, config: RecallConfig | None = None, allowed: set[str] | None = None) -> Recall:
+def recall(
+    memory: ExperienceMemory,
+    query: str,
+    vector: np.ndarray,
+    config: RecallConfig | None = None,
+    allowed: set[str] | None = None,
+) -> Recall:
     """The tools the near past requests used, ranked by similarity-weighted votes."""
     c = config or RecallConfig()
     if not len(memory):

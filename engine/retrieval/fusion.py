@@ -8,7 +8,9 @@ RRF_K = 60
 """The usual RRF constant: damps the head so one ranking cannot dominate."""
 
 
-def rrf(rankings: Sequence[Sequence[str]], weights: Sequence[float] | None = None, *, k: int = RRF_K) -> list[tuple[str, float]]:
+def rrf(
+    rankings: Sequence[Sequence[str]], weights: Sequence[float] | None = None, *, k: int = RRF_K
+) -> list[tuple[str, float]]:
     """Fuse ranked id lists: score(d) = Σ w_i / (k + rank_i(d)), ranks from 1; best first.
 
     Ties keep the order in which ids were first seen, so the result is deterministic.

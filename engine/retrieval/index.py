@@ -38,7 +38,14 @@ SCHEMA_VERSION = 3
 FEEDBACK_POOL = 1000
 """Rows the feedback ranking re-scores in a larger index: the first dense pass's best."""
 
-FIELD_BOOSTS: dict[str, float] = {"name": 1.0, "keywords": 1.0, "description": 1.0, "pack": 1.0, "params": 1.0, "details": 1.0}
+FIELD_BOOSTS: dict[str, float] = {
+    "name": 1.0,
+    "keywords": 1.0,
+    "description": 1.0,
+    "pack": 1.0,
+    "params": 1.0,
+    "details": 1.0,
+}
 """BM25 field weights. Equal weights measured best: tool text is short, so every field counts."""
 
 
@@ -115,9 +122,19 @@ def doc_from_tool(tool: Any) -> Doc:
     )
 
 
-def runbook_doc(id: str, title: str, text: str, *, tools: list[str] | tuple[str, ...] = (), keywords: list[str] | tuple[str, ...] = (), pack: str = "") -> Doc:
+def runbook_doc(
+    id: str,
+    title: str,
+    text: str,
+    *,
+    tools: list[str] | tuple[str, ...] = (),
+    keywords: list[str] | tuple[str, ...] = (),
+    pack: str = "",
+) -> Doc:
     """A runbook/playbook as a Doc of the second table (its steps' tool names go in params)."""
-    return Doc(id=id, kind="runbook", name=title, description=text, pack=pack, keywords=tuple(keywords), params=tuple(tools))
+    return Doc(
+        id=id, kind="runbook", name=title, description=text, pack=pack, keywords=tuple(keywords), params=tuple(tools)
+    )
 
 
 @dataclass
@@ -217,7 +234,9 @@ class HybridIndex:
         try:
             self._tindex = tantivy.Index(self._schema, path=str(tdir), reuse=True)
         except ValueError as exc:
-            raise IndexError_(f"cannot open the BM25 index at {tdir}: {exc}; delete the directory to rebuild it") from exc
+            raise IndexError_(
+                f"cannot open the BM25 index at {tdir}: {exc}; delete the directory to rebuild it"
+            ) from exc
         self._db = lancedb.connect(str(self.path / "lance"))
         self._load_tables()
         meta.write_text(json.dumps({"version": SCHEMA_VERSION}))
@@ -298,7 +317,13 @@ class HybridIndex:
                     "vector": pa.FixedSizeListArray.from_arrays(pa.array(mat.reshape(-1), pa.float32()), DIM),
                 },
                 schema=pa.schema(
-                    [("id", pa.string()), ("kind", pa.string()), ("hash", pa.string()), ("doc", pa.string()), ("vector", vec_type)]
+                    [
+                        ("id", pa.string()),
+                        ("kind", pa.string()),
+                        ("hash", pa.string()),
+                        ("doc", pa.string()),
+                        ("vector", vec_type),
+                    ]
                 ),
             )
             self._db.create_table(f"{k}s", data=table, mode="overwrite")
@@ -309,7 +334,8 @@ class HybridIndex:
                 {
                     "hash": pa.array(hs, pa.string()),
                     "vector": pa.FixedSizeListArray.from_arrays(
-                        pa.array(np.vstack([new_vectors[h] for h in hs]).reshape(-1).astype(np.float32), pa.float32()), DIM
+                        pa.array(np.vstack([new_vectors[h] for h in hs]).reshape(-1).astype(np.float32), pa.float32()),
+                        DIM,
                     ),
                 }
             )
@@ -319,7 +345,9 @@ class HybridIndex:
                 self._db.create_table("embeddings", data=emb)
 
     # -- updates ----------------------------------------------------------------------------
-    def sync(self, docs: Iterable[Doc], *, kinds: Iterable[str] | None = None, scope: Iterable[str] | None = None) -> SyncReport:
+    def sync(
+        self, docs: Iterable[Doc], *, kinds: Iterable[str] | None = None, scope: Iterable[str] | None = None
+    ) -> SyncReport:
         """Make the index hold exactly `docs` (within `kinds`, and within packs `scope` if given).
 
         Unchanged documents are left alone; changed and new ones are re-indexed, embedding only
@@ -344,7 +372,9 @@ class HybridIndex:
                 (rep.updated if old is not None else rep.added).append(d.id)
                 changed.append(d)
             rep.removed = [
-                i for i, d in self._docs.items() if i not in seen and d.kind in kinds_set and (scope_set is None or d.pack in scope_set)
+                i
+                for i, d in self._docs.items()
+                if i not in seen and d.kind in kinds_set and (scope_set is None or d.pack in scope_set)
             ]
             if changed or rep.removed:
                 self._apply(changed, rep)
@@ -445,7 +475,16 @@ class HybridIndex:
         """Every stored document (of one kind if given)."""
         return [d for d in self._docs.values() if kind is None or d.kind == kind]
 
-    def bm25(self, query: str, *, kind: str = "tool", k: int = 50, allowed: set[str] | None = None, fields: tuple[str, ...] | None = None, stopwords: bool = True) -> list[tuple[str, float]]:
+    def bm25(
+        self,
+        query: str,
+        *,
+        kind: str = "tool",
+        k: int = 50,
+        allowed: set[str] | None = None,
+        fields: tuple[str, ...] | None = None,
+        stopwords: bool = True,
+    ) -> list[tuple[str, float]]:
         """BM25 over name/description/pack/keywords/params/details (or only `fields`): [(id, score)],
         best first. `stopwords=False` keeps filler words ("tell" in a command phrase)."""
         import tantivy
@@ -454,7 +493,9 @@ class HybridIndex:
         if not ts:
             return []
         names = list(fields or FIELD_BOOSTS)
-        q = self._tindex.parse_query(" ".join(dict.fromkeys(ts)), names, field_boosts={f: FIELD_BOOSTS[f] for f in names})
+        q = self._tindex.parse_query(
+            " ".join(dict.fromkeys(ts)), names, field_boosts={f: FIELD_BOOSTS[f] for f in names}
+        )
         q = tantivy.Query.boolean_query(
             [(tantivy.Occur.Must, q), (tantivy.Occur.Must, tantivy.Query.term_query(self._schema, "kind", kind))]
         )
@@ -469,7 +510,9 @@ class HybridIndex:
                 break
         return out
 
-    def dense(self, vector: np.ndarray, *, kind: str = "tool", k: int = 50, allowed: set[str] | None = None) -> list[tuple[str, float]]:
+    def dense(
+        self, vector: np.ndarray, *, kind: str = "tool", k: int = 50, allowed: set[str] | None = None
+    ) -> list[tuple[str, float]]:
         """Cosine similarity of a query vector against every passage: [(id, score)], best first."""
         if not len(self._mat[kind]):
             return []
@@ -478,7 +521,14 @@ class HybridIndex:
         return self._pairs(kind, best, scores[best])
 
     def dense_feedback(
-        self, vector: np.ndarray, *, kind: str = "tool", k: int = 50, allowed: set[str] | None = None, docs: int = 5, alpha: float = 0.6
+        self,
+        vector: np.ndarray,
+        *,
+        kind: str = "tool",
+        k: int = 50,
+        allowed: set[str] | None = None,
+        docs: int = 5,
+        alpha: float = 0.6,
     ) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
         """The dense ranking and its Rocchio pseudo-relevance feedback ranking, from one pass.
 
@@ -508,7 +558,9 @@ class HybridIndex:
             moved = (1 - alpha) * scores[rows] + alpha * np.einsum("ij,j->i", mat[rows], c)
         moved /= np.linalg.norm((1 - alpha) * np.asarray(vector, dtype=np.float32).reshape(-1) + alpha * c) or 1.0
         best = self._best(kind, moved, k, allowed, rows)
-        return self._pairs(kind, first, scores[first]), self._pairs(kind, best if rows is None else rows[best], moved[best])
+        return self._pairs(kind, first, scores[first]), self._pairs(
+            kind, best if rows is None else rows[best], moved[best]
+        )
 
     def _pairs(self, kind: str, rows: np.ndarray, scores: np.ndarray) -> list[tuple[str, float]]:
         ids = self._ids[kind]
@@ -520,7 +572,9 @@ class HybridIndex:
         # after a query embedding at 10k rows, against ~0.5 ms here.
         return np.einsum("ij,j->i", self._mat[kind], np.asarray(vector, dtype=np.float32).reshape(-1))
 
-    def _best(self, kind: str, scores: np.ndarray, k: int, allowed: set[str] | None, rows: np.ndarray | None = None) -> np.ndarray:
+    def _best(
+        self, kind: str, scores: np.ndarray, k: int, allowed: set[str] | None, rows: np.ndarray | None = None
+    ) -> np.ndarray:
         """Positions in `scores` of the best k rows whose ids are allowed, best first. `scores`
         covers every row of `kind`, or the rows listed in `rows`."""
         ids = self._ids[kind]

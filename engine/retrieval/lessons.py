@@ -41,9 +41,13 @@ def lessons_from_session(
     mattered = {t for t, n in ok_calls.items() if n > useless.get(t, 0)}
     source = f"session:{session_id}" if session_id else "session"
     out = []
-    for turn, (request, calls) in sorted(_turns(events).items()):
+    for _turn, (request, calls) in sorted(_turns(events).items()):
         refused = {tool for tool, status in calls if status in REFUSED}
-        tools = [tool for tool, status in calls if status in ("ok", "partial") and tool in mattered and tool not in refused | skip]
+        tools = [
+            tool
+            for tool, status in calls
+            if status in ("ok", "partial") and tool in mattered and tool not in refused | skip
+        ]
         if request and tools:
             out.append(Experience(request, tuple(dict.fromkeys(tools)), source))
     return out

@@ -17,41 +17,115 @@ from typing import Any
 from engine.retrieval.text import IMPERATIVES, STOPWORDS, terms
 
 K8S_KINDS: dict[str, str] = {
-    "deployment": "deployment", "deployments": "deployment", "deploy": "deployment", "deploys": "deployment",
-    "pod": "pod", "pods": "pod", "po": "pod",
-    "service": "service", "services": "service", "svc": "service",
-    "statefulset": "statefulset", "statefulsets": "statefulset", "sts": "statefulset",
-    "daemonset": "daemonset", "daemonsets": "daemonset", "ds": "daemonset",
-    "replicaset": "replicaset", "rs": "replicaset", "job": "job", "jobs": "job", "cronjob": "cronjob",
-    "node": "node", "nodes": "node", "ingress": "ingress", "configmap": "configmap", "cm": "configmap",
-    "secret": "secret", "pvc": "pvc", "hpa": "hpa", "namespace": "namespace", "ns": "namespace",
-    "repo": "repo", "repository": "repo", "branch": "branch", "pr": "pr", "commit": "commit",
-    "cluster": "cluster", "host": "host", "instance": "instance", "database": "database", "db": "database",
-    "queue": "queue", "topic": "topic", "bucket": "bucket", "alert": "alert", "incident": "incident",
-    "dashboard": "dashboard", "app": "service", "application": "service", "workload": "deployment",
-    "container": "container", "volume": "pvc", "table": "table", "channel": "channel",
+    "deployment": "deployment",
+    "deployments": "deployment",
+    "deploy": "deployment",
+    "deploys": "deployment",
+    "pod": "pod",
+    "pods": "pod",
+    "po": "pod",
+    "service": "service",
+    "services": "service",
+    "svc": "service",
+    "statefulset": "statefulset",
+    "statefulsets": "statefulset",
+    "sts": "statefulset",
+    "daemonset": "daemonset",
+    "daemonsets": "daemonset",
+    "ds": "daemonset",
+    "replicaset": "replicaset",
+    "rs": "replicaset",
+    "job": "job",
+    "jobs": "job",
+    "cronjob": "cronjob",
+    "node": "node",
+    "nodes": "node",
+    "ingress": "ingress",
+    "configmap": "configmap",
+    "cm": "configmap",
+    "secret": "secret",
+    "pvc": "pvc",
+    "hpa": "hpa",
+    "namespace": "namespace",
+    "ns": "namespace",
+    "repo": "repo",
+    "repository": "repo",
+    "branch": "branch",
+    "pr": "pr",
+    "commit": "commit",
+    "cluster": "cluster",
+    "host": "host",
+    "instance": "instance",
+    "database": "database",
+    "db": "database",
+    "queue": "queue",
+    "topic": "topic",
+    "bucket": "bucket",
+    "alert": "alert",
+    "incident": "incident",
+    "dashboard": "dashboard",
+    "app": "service",
+    "application": "service",
+    "workload": "deployment",
+    "container": "container",
+    "volume": "pvc",
+    "table": "table",
+    "channel": "channel",
 }
 """Words that name a kind of thing (and their canonical kind)."""
 
 _NAME = r"[a-z0-9](?:[a-z0-9_.\-]*[a-z0-9])?"
 _KIND_SLASH = re.compile(r"\b([a-z]+)/(" + _NAME + r")\b", re.IGNORECASE)
-_NS = re.compile(r"(?:\bnamespace[s]?\s+|\bns\s+|(?:^|\s)-n\s+|--namespace[= ])(" + _NAME + r")|\b(?:in|on|for)\s+(?:the\s+)?(" + _NAME + r")\s+(?:namespace|ns)\b", re.IGNORECASE)
+_NS = re.compile(
+    r"(?:\bnamespace[s]?\s+|\bns\s+|(?:^|\s)-n\s+|--namespace[= ])("
+    + _NAME
+    + r")|\b(?:in|on|for)\s+(?:the\s+)?("
+    + _NAME
+    + r")\s+(?:namespace|ns)\b",
+    re.IGNORECASE,
+)
 _PR = re.compile(r"(?:\bPR\s*#?|\bpull request\s*#?|#)(\d{1,7})\b", re.IGNORECASE)
 _SHA = re.compile(r"\b([0-9a-f]{7,40})\b")
 _HYPHENATED = re.compile(r"\b([a-z][a-z0-9]*(?:-[a-z0-9]+)+)\b")
 _QUOTED = re.compile(r"[`'\"]([A-Za-z0-9][\w.\-/:]{1,80})[`'\"]")
-_ENV_WORDS = frozenset({"prod", "production", "staging", "stage", "dev", "development", "qa", "canary", "preprod", "sandbox", "test"})
+_ENV_WORDS = frozenset(
+    {"prod", "production", "staging", "stage", "dev", "development", "qa", "canary", "preprod", "sandbox", "test"}
+)
 
 _PRONOUN = re.compile(r"\b(it|its|that|this|them|those|these|same|there|him|her|one)\b", re.IGNORECASE)
-_OTHER = re.compile(r"\b(the\s+other(?:\s+one)?|the\s+second\s+one|the\s+previous\s+one|the\s+first\s+one)\b", re.IGNORECASE)
-_ELLIPSIS = re.compile(r"^\s*(?:ok(?:ay)?[, ]+)?(?:(?:and\s+)?(?:what|how)\s+about|and(?:\s+(?:for|in|on))?|same\s+(?:for|with|in|on)|also\s+(?:for|in|on)|now\s+(?:for|in|on))\s+(?:the\s+)?(.+?)\s*\??\s*$", re.IGNORECASE)
-_WORKLOAD = frozenset({"deployment", "pod", "service", "statefulset", "daemonset", "replicaset", "job", "cronjob", "container", "resource", "instance", "host", "database", "queue"})
+_OTHER = re.compile(
+    r"\b(the\s+other(?:\s+one)?|the\s+second\s+one|the\s+previous\s+one|the\s+first\s+one)\b", re.IGNORECASE
+)
+_ELLIPSIS = re.compile(
+    r"^\s*(?:ok(?:ay)?[, ]+)?(?:(?:and\s+)?(?:what|how)\s+about|and(?:\s+(?:for|in|on))?|same\s+(?:for|with|in|on)|also\s+(?:for|in|on)|now\s+(?:for|in|on))\s+(?:the\s+)?(.+?)\s*\??\s*$",
+    re.IGNORECASE,
+)
+_WORKLOAD = frozenset(
+    {
+        "deployment",
+        "pod",
+        "service",
+        "statefulset",
+        "daemonset",
+        "replicaset",
+        "job",
+        "cronjob",
+        "container",
+        "resource",
+        "instance",
+        "host",
+        "database",
+        "queue",
+    }
+)
 _PLACE = frozenset({"namespace", "environment", "cluster"})
 
 
 def _compatible(a: str, b: str) -> bool:
     """Whether an entity of kind `a` can stand in for one of kind `b` ('staging' for 'prod')."""
     return a == b or (a in _WORKLOAD and b in _WORKLOAD) or (a in _PLACE and b in _PLACE)
+
+
 _FILLER = re.compile(
     r"^\s*(?:(?:hey|hi|hello|ok(?:ay)?|so|um+|uh+|well|alright|right|great|cool|thanks|thank you)[,.!\s]+)+"
     r"|\b(?:can|could|would|will)\s+you\s+(?:please\s+)?|\bplease\b|\bi\s+(?:think|guess|wonder|need|want)\s+(?:you\s+)?(?:to\s+)?"
@@ -143,7 +217,9 @@ def extract_entities(text: str, *, from_tool: bool = False) -> list[Entity]:
             if not ("-" in name or any(ch.isdigit() for ch in name) or name == low and c.start() < w.start()):
                 continue
             # "payments-api pods" names the app that owns the pods, not one pod.
-            plural_after = c.start() < w.start() and w.group(0).lower().endswith("s") and kind not in ("namespace", "service")
+            plural_after = (
+                c.start() < w.start() and w.group(0).lower().endswith("s") and kind not in ("namespace", "service")
+            )
             add(min(c.start(), w.start()), max(c.end(), w.end()), Entity(name, "resource" if plural_after else kind))
             break
     for m in _QUOTED.finditer(text):
@@ -264,7 +340,9 @@ class Rewriter:
             if om and recent:
                 focus = recent[0]
                 alt = next((e for e in recent[1:] if e.kind == focus.kind and e.name != focus.name), None)
-                alt = alt or next((e for e in recent[1:] if _compatible(e.kind, focus.kind) and e.name != focus.name), None)
+                alt = alt or next(
+                    (e for e in recent[1:] if _compatible(e.kind, focus.kind) and e.name != focus.name), None
+                )
                 if alt is not None:
                     query = clean[: om.start()] + alt.phrase() + clean[om.end() :]
                     resolved[om.group(0)] = alt.phrase()
@@ -294,7 +372,13 @@ class Rewriter:
                 except (ValueError, AttributeError):
                     pass
         ctx = " ".join(list(dict.fromkeys(ctx_terms))[: self.context_terms])
-        return Rewrite(query=re.sub(r"\s+", " ", query).strip(), original=text, context=ctx, resolved=resolved, entities=own + recent)
+        return Rewrite(
+            query=re.sub(r"\s+", " ", query).strip(),
+            original=text,
+            context=ctx,
+            resolved=resolved,
+            entities=own + recent,
+        )
 
 
 def _pronoun_focus(history: list[Exchange], recent: list[Entity]) -> Entity:
@@ -303,7 +387,9 @@ def _pronoun_focus(history: list[Exchange], recent: list[Entity]) -> Entity:
     named first; a place is the answer only when the turn named nothing else."""
     newest = max((h.turn for h in history), default=0)
     latest = {e.name.lower() for e in entities_of([h for h in history if h.turn == newest])}
-    return next((e for e in recent if e.name.lower() in latest and e.kind not in _PLACE and e.kind != "environment"), recent[0])
+    return next(
+        (e for e in recent if e.name.lower() in latest and e.kind not in _PLACE and e.kind != "environment"), recent[0]
+    )
 
 
 _MENTION = re.compile(r"(?<![\w.\-/#])([a-z0-9][\w.\-]*[a-z0-9])(?![\w\-/])", re.IGNORECASE)
@@ -369,7 +455,7 @@ def _type_mentions(query: str, recent: list[Entity], sources: list[tuple[str, st
         low = word.lower()
         if not any(ch.isdigit() for ch in word) or len(word) < 3 or low in K8S_KINDS:
             continue
-        before = query[:m.start()].split()
+        before = query[: m.start()].split()
         if before and K8S_KINDS.get(before[-1].lower().strip(",:;(")):
             continue  # already typed: "node ip-10-3-4-5"
         kind = kinds.get(low) or _source_noun(word, sources)
@@ -379,7 +465,9 @@ def _type_mentions(query: str, recent: list[Entity], sources: list[tuple[str, st
     return "".join(out) + query[last:]
 
 
-def exchanges_from_events(events: list[Any], *, before_turn: int | None = None, output_chars: int = 2000) -> list[Exchange]:
+def exchanges_from_events(
+    events: list[Any], *, before_turn: int | None = None, output_chars: int = 2000
+) -> list[Exchange]:
     """The session's user messages, tool calls and tool outputs as Exchanges (oldest first)."""
     out: list[Exchange] = []
     for e in events:
@@ -393,7 +481,9 @@ def exchanges_from_events(events: list[Any], *, before_turn: int | None = None, 
             if e.text:
                 out.append(Exchange("assistant", e.text[:output_chars], t))
             for c in e.tool_calls:
-                out.append(Exchange("call", json.dumps({"name": c.get("name"), "arguments": c.get("arguments") or {}}), t))
+                out.append(
+                    Exchange("call", json.dumps({"name": c.get("name"), "arguments": c.get("arguments") or {}}), t)
+                )
         elif kind == "tool-call-finished":
             out.append(Exchange("tool", (e.output or e.summary or "")[:output_chars], t))
     return out

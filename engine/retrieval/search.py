@@ -29,7 +29,6 @@ from engine.retrieval.index import HybridIndex, _bm25_text
 from engine.retrieval.rewrite import strip_filler
 from engine.retrieval.text import clauses, command_phrases, terms, typed_mentions
 
-
 AddRanking = Callable[[str, list[tuple[str, float]], float], None]
 """Adds one named, weighted ranking to the fusion."""
 
@@ -113,7 +112,13 @@ class HybridSearch:
 
     # -- the full pipeline ------------------------------------------------------------------
     def rankings(
-        self, query: str, *, context: str = "", kind: str = "tool", allowed: set[str] | None = None, memory: Recall | None = None
+        self,
+        query: str,
+        *,
+        context: str = "",
+        kind: str = "tool",
+        allowed: set[str] | None = None,
+        memory: Recall | None = None,
     ) -> tuple[list[list[str]], list[float], list[str]]:
         """Every ranking of the pipeline with its weight and name; what experience recalled goes
         into `memory` when given."""
@@ -133,7 +138,9 @@ class HybridSearch:
 
         qv = emb.query(strip_filler(query) or query)
         if c.feedback > 0:
-            dense, feedback = ix.dense_feedback(qv, kind=kind, k=d, allowed=allowed, docs=c.feedback_docs, alpha=c.feedback_alpha)
+            dense, feedback = ix.dense_feedback(
+                qv, kind=kind, k=d, allowed=allowed, docs=c.feedback_docs, alpha=c.feedback_alpha
+            )
         else:
             dense, feedback = ix.dense(qv, kind=kind, k=d, allowed=allowed), []
         add("dense", dense, c.dense)
@@ -143,7 +150,11 @@ class HybridSearch:
             share = 1.0 / len(parts) ** 0.5
             for p in parts:
                 if c.clause_dense > 0:  # each costs a query embedding
-                    add("clause-dense", ix.dense(emb.query(strip_filler(p) or p), kind=kind, k=d, allowed=allowed), c.clause_dense * share)
+                    add(
+                        "clause-dense",
+                        ix.dense(emb.query(strip_filler(p) or p), kind=kind, k=d, allowed=allowed),
+                        c.clause_dense * share,
+                    )
                 add("clause-bm25", ix.bm25(p, kind=kind, k=d, allowed=allowed), c.clause_bm25 * share)
         add("feedback", feedback, c.feedback)
         typed = typed_mentions(query)
@@ -157,14 +168,26 @@ class HybridSearch:
                 add(f"takes {value[:40]}", fits, c.exact_argument / max(len(fits), 1) ** 0.5)
         phrases = command_phrases(query) if c.command > 0 else []
         for ph in phrases:
-            add(f"asked to {ph}", ix.bm25(ph, kind=kind, k=d, allowed=allowed, fields=("name", "keywords"), stopwords=False), c.command / len(phrases) ** 0.5)
+            add(
+                f"asked to {ph}",
+                ix.bm25(ph, kind=kind, k=d, allowed=allowed, fields=("name", "keywords"), stopwords=False),
+                c.command / len(phrases) ** 0.5,
+            )
         if context and c.context > 0:
             add("context", ix.bm25(context, kind=kind, k=d, allowed=allowed), c.context)
         if kind == "tool":
             self._experience(query, qv, allowed, add, (ranks, weights), memory)
         return ranks, weights, names
 
-    def _experience(self, query: str, qv: np.ndarray, allowed: set[str] | None, add: AddRanking, fused: tuple[list[list[str]], list[float]], memory: Recall | None) -> None:
+    def _experience(
+        self,
+        query: str,
+        qv: np.ndarray,
+        allowed: set[str] | None,
+        add: AddRanking,
+        fused: tuple[list[list[str]], list[float]],
+        memory: Recall | None,
+    ) -> None:
         """The experience and co-usage rankings (nothing when the index has no history)."""
         c = self.config
         mem = self.index.experience_if_any()
@@ -185,7 +208,9 @@ class HybridSearch:
                     lift[b] = max(lift.get(b, 0.0), share)
         add("co-usage", sorted(lift.items(), key=lambda kv: -kv[1]), c.co_usage)
 
-    def search(self, query: str, *, context: str = "", kind: str = "tool", k: int = 10, allowed: set[str] | None = None) -> list[Hit]:
+    def search(
+        self, query: str, *, context: str = "", kind: str = "tool", k: int = 10, allowed: set[str] | None = None
+    ) -> list[Hit]:
         """The fused ranking, best first, with a reason per hit."""
         memory = Recall()
         ranks, weights, names = self.rankings(query, context=context, kind=kind, allowed=allowed, memory=memory)

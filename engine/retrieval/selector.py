@@ -38,6 +38,7 @@ def change_verbs(tools: list[Tool]) -> dict[str, set[str]]:
     (rollout_restart → restart, since rollout_history is a read; delete_pod → delete, since
     list_pods is a read).
     """
+
     def name_words(t: Tool) -> set[str]:
         return {stem(w) for w in split_identifier(t.name.split(".", 1)[-1]) if w not in STOPWORDS}
 
@@ -198,7 +199,9 @@ class ToolSelector:
         allowed = {n for n in self.tools if n not in self.pinned}
         if not allowed:
             return []
-        hits = self.search.search(query, context=context, k=max((self.max_tools + self.cold_extra) * 3, 30), allowed=allowed)
+        hits = self.search.search(
+            query, context=context, k=max((self.max_tools + self.cold_extra) * 3, 30), allowed=allowed
+        )
         if self.change_penalty != 1.0 and self._verbs and is_report(query, self._command_words):
             asked = {stem(t) for t in terms(query)}
             for h in hits:
@@ -208,7 +211,14 @@ class ToolSelector:
             hits.sort(key=lambda h: -h.score)  # stable: equal scores keep the fused order
         return hits
 
-    def plan(self, text: str, history: list[Any] | None = None, *, turn: int | None = None, used: dict[str, int] | None = None) -> Selection:
+    def plan(
+        self,
+        text: str,
+        history: list[Any] | None = None,
+        *,
+        turn: int | None = None,
+        used: dict[str, int] | None = None,
+    ) -> Selection:
         """The ToolSet for a request: pinned + sticky + retrieved within threshold and budget."""
         turn = self._turn if turn is None else turn
         rw = self.rewriter.rewrite(text, history or []) if self.rewrite_enabled else Rewrite(query=text, original=text)
@@ -325,7 +335,9 @@ def find_tools_tool(selector: ToolSelector, *, k: int = 5) -> Tool:
     async def handler(args: dict[str, Any]) -> ToolOutput:
         query = str(args.get("query") or "").strip()
         if not query:
-            return ToolOutput(text="find_tools needs a non-empty 'query' describing what you want to do.", status="error")
+            return ToolOutput(
+                text="find_tools needs a non-empty 'query' describing what you want to do.", status="error"
+            )
         found = selector.find(query, k=k)
         if not found:
             return ToolOutput(text=f"No tools match {query!r}.", data=[])

@@ -195,22 +195,55 @@ def clauses(text: str, *, min_terms: int = 2) -> list[str]:
 
 
 _VALUE_TYPES: list[tuple[re.Pattern[str], str, bool]] = [
-    (re.compile(r"-?\d{1,3}\.\d{2,}\s*°?\s*[NS]?\s*,?\s*(?:and\s+)?-?\d{1,3}\.\d{2,}"), "latitude longitude coordinates location", True),
+    (
+        re.compile(r"-?\d{1,3}\.\d{2,}\s*°?\s*[NS]?\s*,?\s*(?:and\s+)?-?\d{1,3}\.\d{2,}"),
+        "latitude longitude coordinates location",
+        True,
+    ),
     (re.compile(r"\b(?:lat|latitude|longitude|coordinates?)\b", re.I), "latitude longitude coordinates location", True),
     (re.compile(r"\b[\w.+-]+@[\w-]+\.[\w.]+\b"), "email address", True),
     (re.compile(r"\bhttps?://\S+|\bwww\.\S+", re.I), "url link website domain", True),
     (re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b"), "ip address", True),
-    (re.compile(r"\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:com|net|org|io|dev|internal|local|cloud)\b(?::\d+)?", re.I), "host hostname domain", True),
-    (re.compile(r"\b\d{4}-\d{2}-\d{2}\b|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+\d{1,2}(?:st|nd|rd|th)?\b|\b\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b", re.I), "date time from start end", False),
+    (
+        re.compile(r"\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:com|net|org|io|dev|internal|local|cloud)\b(?::\d+)?", re.I),
+        "host hostname domain",
+        True,
+    ),
+    (
+        re.compile(
+            r"\b\d{4}-\d{2}-\d{2}\b|\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+\d{1,2}(?:st|nd|rd|th)?\b|\b\d{1,2}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\b",
+            re.I,
+        ),
+        "date time from start end",
+        False,
+    ),
     (re.compile(r"\b(?:zip|postal|postcode)\b", re.I), "postal code zip", True),
     (re.compile(r"\b(?:PR|pull request)\s*#?\d+|#\d+\b", re.I), "pull request number", True),
     (re.compile(r"\b(?=[0-9a-f]*[a-f])(?=[0-9a-f]*\d)[0-9a-f]{7,40}\b"), "commit sha", True),
     (re.compile(r"\b(?:USD|EUR|GBP|JPY|CHF|CAD|AUD|INR|CNY|BTC|ETH)\b"), "currency", True),
     (re.compile(r"\b\d+(?:\.\d+)?\s*(?:ms|s|m|h|d|days?|hours?|minutes?)\b", re.I), "duration since window", False),
-    (re.compile(r"\b(?:last|past|previous)\s+(?:\d+\s*|few\s+|couple\s+of\s+)?(?:min(?:ute)?s?|hours?|days?|weeks?)\b|\bsince when\b|\bover time\b", re.I), "start end range", False),
+    (
+        re.compile(
+            r"\b(?:last|past|previous)\s+(?:\d+\s*|few\s+|couple\s+of\s+)?(?:min(?:ute)?s?|hours?|days?|weeks?)\b|\bsince when\b|\bover time\b",
+            re.I,
+        ),
+        "start end range",
+        False,
+    ),
     (re.compile(r"(?<![\w&])#[a-z][\w-]*", re.I), "channel", True),
-    (re.compile(r"\b[a-z_:][\w:]*\{[^{}]*[=~]\s*\"|\b(?:rate|irate|increase|histogram_quantile|topk|absent)\s*\(|\b(?:sum|avg|max|min|count)\s+by\s*\(", re.I), "promql expression", True),
-    (re.compile(r"\b(?:avg|sum|min|max|count|p\d\d)(?:\(last_\w+\))?:[a-z_][\w]*(?:\.[\w]+)+", re.I), "datadog metric query", True),
+    (
+        re.compile(
+            r"\b[a-z_:][\w:]*\{[^{}]*[=~]\s*\"|\b(?:rate|irate|increase|histogram_quantile|topk|absent)\s*\(|\b(?:sum|avg|max|min|count)\s+by\s*\(",
+            re.I,
+        ),
+        "promql expression",
+        True,
+    ),
+    (
+        re.compile(r"\b(?:avg|sum|min|max|count|p\d\d)(?:\(last_\w+\))?:[a-z_][\w]*(?:\.[\w]+)+", re.I),
+        "datadog metric query",
+        True,
+    ),
 ]
 """(pattern, the words it stands for, exact): an exact type's syntax says which kind of parameter
 takes it (a `#channel`, an email, a SHA); a loose one (a date, a duration) fits many tools."""

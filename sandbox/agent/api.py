@@ -35,7 +35,9 @@ class View:
         """(ready, desired) replicas of a Deployment; (0, 0) when it is not there."""
         for d in self.deployments:
             if d["metadata"]["namespace"] == ns and d["metadata"]["name"] == name:
-                return int((d.get("status") or {}).get("readyReplicas") or 0), int((d.get("spec") or {}).get("replicas") or 0)
+                return int((d.get("status") or {}).get("readyReplicas") or 0), int(
+                    (d.get("spec") or {}).get("replicas") or 0
+                )
         return 0, 0
 
 

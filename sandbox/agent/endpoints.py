@@ -61,7 +61,9 @@ class _Handler(BaseHTTPRequestHandler):
         if len(parts) != 4 or parts[0] != "containerLogs":
             return self._send(404, "404 page not found", "text/plain")
         _, ns, pod, container = parts
-        code, res = self.agent.kubelet.read_logs(ns, pod, container, qs.get("previous", "false").lower() in ("true", "1"))
+        code, res = self.agent.kubelet.read_logs(
+            ns, pod, container, qs.get("previous", "false").lower() in ("true", "1")
+        )
         if code != 200:
             return self._send(code, str(res), "text/plain")
         lines = list(res)
@@ -126,7 +128,9 @@ class _Handler(BaseHTTPRequestHandler):
             t = float(qs["time"]) if qs.get("time") and _is_num(qs["time"]) else now
             series = a.metrics.series(now) if t >= now - 1 else a.metrics.at(t)
             result = [{"metric": lb, "value": [t, _fmt_val(v)]} for lb, v in select(series, matchers)]
-            return self._send(200, json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}}))
+            return self._send(
+                200, json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}})
+            )
         if path == "/api/v1/query_range":
             try:
                 _, matchers = parse_selector(qs.get("query", ""))
@@ -134,8 +138,16 @@ class _Handler(BaseHTTPRequestHandler):
             except (ValueError, KeyError) as exc:
                 return self._send(400, json.dumps({"status": "error", "errorType": "bad_data", "error": str(exc)}))
             if step <= 0 or (end - start) / step > 11000:
-                return self._send(400, json.dumps({"status": "error", "errorType": "bad_data",
-                                                   "error": "exceeded maximum resolution of 11,000 points per timeseries"}))
+                return self._send(
+                    400,
+                    json.dumps(
+                        {
+                            "status": "error",
+                            "errorType": "bad_data",
+                            "error": "exceeded maximum resolution of 11,000 points per timeseries",
+                        }
+                    ),
+                )
             acc: dict[str, tuple[dict, list]] = {}
             t = start
             while t <= end + 1e-9:
@@ -145,7 +157,9 @@ class _Handler(BaseHTTPRequestHandler):
                     acc.setdefault(key, (lb, []))[1].append([t, _fmt_val(v)])
                 t += step
             result = [{"metric": lb, "values": vals} for lb, vals in acc.values()]
-            return self._send(200, json.dumps({"status": "success", "data": {"resultType": "matrix", "result": result}}))
+            return self._send(
+                200, json.dumps({"status": "success", "data": {"resultType": "matrix", "result": result}})
+            )
         self._send(404, json.dumps({"status": "error", "errorType": "not_found", "error": f"unknown path {path}"}))
 
     def _queue(self, path: str, qs: dict[str, str]) -> None:
@@ -156,19 +170,41 @@ class _Handler(BaseHTTPRequestHandler):
             q = sc.queue
             depth = int(a.queue.depth)
             pub, deliv = a.queue.rates
-            queues.append({"name": q.name, "vhost": q.vhost, "durable": True, "auto_delete": False, "state": "running",
-                           "type": "classic", "node": "rabbit@rabbitmq-0",
-                           "messages": depth, "messages_ready": depth, "messages_unacknowledged": 0,
-                           "consumers": a.queue.consumers, "consumer_utilisation": 1.0 if a.queue.consumers else None,
-                           "message_stats": {"publish_details": {"rate": round(pub, 1)},
-                                             "deliver_get_details": {"rate": round(deliv, 1)},
-                                             "ack_details": {"rate": round(deliv, 1)}}})
+            queues.append(
+                {
+                    "name": q.name,
+                    "vhost": q.vhost,
+                    "durable": True,
+                    "auto_delete": False,
+                    "state": "running",
+                    "type": "classic",
+                    "node": "rabbit@rabbitmq-0",
+                    "messages": depth,
+                    "messages_ready": depth,
+                    "messages_unacknowledged": 0,
+                    "consumers": a.queue.consumers,
+                    "consumer_utilisation": 1.0 if a.queue.consumers else None,
+                    "message_stats": {
+                        "publish_details": {"rate": round(pub, 1)},
+                        "deliver_get_details": {"rate": round(deliv, 1)},
+                        "ack_details": {"rate": round(deliv, 1)},
+                    },
+                }
+            )
         parts = [unquote(p) for p in path.strip("/").split("/")]
         if parts == ["api", "overview"]:
             total = sum(q["messages"] for q in queues)
-            return self._send(200, json.dumps({"rabbitmq_version": "3.12.13", "cluster_name": "rabbit@rabbitmq-0",
-                                               "queue_totals": {"messages": total, "messages_ready": total, "messages_unacknowledged": 0},
-                                               "object_totals": {"queues": len(queues), "consumers": sum(q["consumers"] for q in queues)}}))
+            return self._send(
+                200,
+                json.dumps(
+                    {
+                        "rabbitmq_version": "3.12.13",
+                        "cluster_name": "rabbit@rabbitmq-0",
+                        "queue_totals": {"messages": total, "messages_ready": total, "messages_unacknowledged": 0},
+                        "object_totals": {"queues": len(queues), "consumers": sum(q["consumers"] for q in queues)},
+                    }
+                ),
+            )
         if parts == ["api", "queues"]:
             return self._send(200, json.dumps(queues))
         if len(parts) == 3 and parts[:2] == ["api", "queues"]:

@@ -18,8 +18,15 @@ class EventRecorder:
         self.written: dict[tuple, tuple[str, str, int, float]] = {}
         """(uid, fieldPath, reason, message) → (event name, namespace, count, first time)."""
 
-    def event(self, obj: dict, reason: str, message: str, warning: bool = False, field_path: str | None = None,
-              node: str | None = None) -> None:
+    def event(
+        self,
+        obj: dict,
+        reason: str,
+        message: str,
+        warning: bool = False,
+        field_path: str | None = None,
+        node: str | None = None,
+    ) -> None:
         """Write or bump a core/v1 Event like the kubelet (aggregated by object, reason and message)."""
         md = obj["metadata"]
         kind = obj.get("kind") or "Pod"
@@ -34,17 +41,32 @@ class EventRecorder:
                 self.written[key] = (name, ens, count, _first)
                 return
             name = f"{md['name']}.{uuid.uuid4().hex[:16]}"
-            involved = {"kind": kind, "namespace": ns if kind != "Node" else "", "name": md["name"], "uid": md["uid"],
-                        "apiVersion": "v1", "resourceVersion": md.get("resourceVersion", "")}
+            involved = {
+                "kind": kind,
+                "namespace": ns if kind != "Node" else "",
+                "name": md["name"],
+                "uid": md["uid"],
+                "apiVersion": "v1",
+                "resourceVersion": md.get("resourceVersion", ""),
+            }
             if field_path:
                 involved["fieldPath"] = field_path
             # A plain dict: the python client would turn eventTime into a form this server rejects.
-            body = {"apiVersion": "v1", "kind": "Event", "metadata": {"name": name, "namespace": ns},
-                    "involvedObject": involved, "reason": reason, "message": message,
-                    "type": "Warning" if warning else "Normal",
-                    "source": {"component": "kubelet", "host": node or ""},
-                    "firstTimestamp": ts(now), "lastTimestamp": ts(now), "count": 1,
-                    "reportingComponent": "kubelet", "reportingInstance": node or ""}
+            body = {
+                "apiVersion": "v1",
+                "kind": "Event",
+                "metadata": {"name": name, "namespace": ns},
+                "involvedObject": involved,
+                "reason": reason,
+                "message": message,
+                "type": "Warning" if warning else "Normal",
+                "source": {"component": "kubelet", "host": node or ""},
+                "firstTimestamp": ts(now),
+                "lastTimestamp": ts(now),
+                "count": 1,
+                "reportingComponent": "kubelet",
+                "reportingInstance": node or "",
+            }
             self.core.create_namespaced_event(ns, body)
             self.written[key] = (name, ns, 1, now)
         except self.ApiException as exc:

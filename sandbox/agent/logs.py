@@ -45,11 +45,20 @@ class ContainerLogs:
         """The values a log or probe template may name: pod, container, env, queue, certificate."""
         world, scenario = self.view.world, self.view.scenario
         ns = pod["metadata"]["namespace"]
-        f = _Fmt(pod=pod["metadata"]["name"], namespace=ns, container=c["name"], image=c.get("image", ""),
-                 image_tag=c.get("image", "").rsplit(":", 1)[-1],
-                 node=pod["spec"].get("nodeName", ""), restart=st.restart, pod_ip=self.pod_ips.get(pod["metadata"]["uid"], ""),
-                 memory_limit=((c.get("resources") or {}).get("limits") or {}).get("memory", "none"),
-                 exit_code=st.rule.exit_code if st.rule.exit_code is not None else (137 if st.rule.behaviour == "oom" else 1))
+        f = _Fmt(
+            pod=pod["metadata"]["name"],
+            namespace=ns,
+            container=c["name"],
+            image=c.get("image", ""),
+            image_tag=c.get("image", "").rsplit(":", 1)[-1],
+            node=pod["spec"].get("nodeName", ""),
+            restart=st.restart,
+            pod_ip=self.pod_ips.get(pod["metadata"]["uid"], ""),
+            memory_limit=((c.get("resources") or {}).get("limits") or {}).get("memory", "none"),
+            exit_code=st.rule.exit_code
+            if st.rule.exit_code is not None
+            else (137 if st.rule.behaviour == "oom" else 1),
+        )
         for e in c.get("env") or []:
             f[f"env_{e['name']}"] = world.env_value(ns, c, e["name"]) or ""
         if scenario and scenario.queue:

@@ -41,7 +41,9 @@ class Metrics:
 
     def series(self, now: float) -> list[tuple[dict, float]]:
         """Current metric samples derived from the agent's view of the cluster."""
-        out: list[tuple[dict, float]] = [({"__name__": "up", "job": "kubelet", "instance": n}, 1.0) for n in self.nodes.names]
+        out: list[tuple[dict, float]] = [
+            ({"__name__": "up", "job": "kubelet", "instance": n}, 1.0) for n in self.nodes.names
+        ]
         with self.view.lock:
             pods = dict(self.kubelet.pods)
             conts = dict(self.kubelet.containers)
@@ -55,41 +57,89 @@ class Metrics:
                 out.append(({"__name__": "kube_pod_container_status_restarts_total", **base}, float(st.restart)))
                 out.append(({"__name__": "kube_pod_container_status_ready", **base}, 1.0 if st.ready else 0.0))
                 if st.waiting and st.phase != "running":
-                    out.append(({"__name__": "kube_pod_container_status_waiting_reason", **base, "reason": st.waiting[0]}, 1.0))
+                    out.append(
+                        ({"__name__": "kube_pod_container_status_waiting_reason", **base, "reason": st.waiting[0]}, 1.0)
+                    )
                 if st.last_term:
-                    out.append(({"__name__": "kube_pod_container_status_last_terminated_reason", **base,
-                                 "reason": st.last_term["reason"]}, 1.0))
+                    out.append(
+                        (
+                            {
+                                "__name__": "kube_pod_container_status_last_terminated_reason",
+                                **base,
+                                "reason": st.last_term["reason"],
+                            },
+                            1.0,
+                        )
+                    )
                 limit = parse_quantity(((c.get("resources") or {}).get("limits") or {}).get("memory"))
                 if limit:
-                    out.append(({"__name__": "kube_pod_container_resource_limits", **base, "resource": "memory", "unit": "byte"}, limit))
+                    out.append(
+                        (
+                            {
+                                "__name__": "kube_pod_container_resource_limits",
+                                **base,
+                                "resource": "memory",
+                                "unit": "byte",
+                            },
+                            limit,
+                        )
+                    )
                 if st.phase == "running":
                     mem = (st.rule.memory_mb or 48.0) * 2**20
                     if st.rule.behaviour == "oom" and limit:
-                        frac = min(1.0, (now - (st.started_at or now)) / max(0.1, st.rule.run_seconds * self.view.time_scale))
+                        frac = min(
+                            1.0, (now - (st.started_at or now)) / max(0.1, st.rule.run_seconds * self.view.time_scale)
+                        )
                         mem = limit * (0.45 + 0.55 * frac)
                     out.append(({"__name__": "container_memory_working_set_bytes", **base}, float(int(mem))))
         for d in self.view.deployments:
             ns, name = d["metadata"]["namespace"], d["metadata"]["name"]
             st = d.get("status") or {}
             base = {"namespace": ns, "deployment": name}
-            out.append(({"__name__": "kube_deployment_spec_replicas", **base}, float((d.get("spec") or {}).get("replicas") or 0)))
-            out.append(({"__name__": "kube_deployment_status_replicas_available", **base}, float(st.get("availableReplicas") or 0)))
-            out.append(({"__name__": "kube_deployment_status_replicas_unavailable", **base}, float(st.get("unavailableReplicas") or 0)))
+            out.append(
+                (
+                    {"__name__": "kube_deployment_spec_replicas", **base},
+                    float((d.get("spec") or {}).get("replicas") or 0),
+                )
+            )
+            out.append(
+                (
+                    {"__name__": "kube_deployment_status_replicas_available", **base},
+                    float(st.get("availableReplicas") or 0),
+                )
+            )
+            out.append(
+                (
+                    {"__name__": "kube_deployment_status_replicas_unavailable", **base},
+                    float(st.get("unavailableReplicas") or 0),
+                )
+            )
         for (ns, name), sec in self.view.world.secrets.items():
             if sec.get("type") == "kubernetes.io/tls":
                 na = self.view.world.cert_not_after(ns, name)
                 if na:
-                    out.append(({"__name__": "certmanager_certificate_expiration_timestamp_seconds", "namespace": ns,
-                                 "name": name, "secret": name}, na.timestamp()))
+                    out.append(
+                        (
+                            {
+                                "__name__": "certmanager_certificate_expiration_timestamp_seconds",
+                                "namespace": ns,
+                                "name": name,
+                                "secret": name,
+                            },
+                            na.timestamp(),
+                        )
+                    )
         sc = self.view.scenario
         if sc and sc.queue and self.queue.depth is not None:
             q = sc.queue
             base = {"queue": q.name, "vhost": q.vhost, "namespace": sc.namespace}
-            out += [({"__name__": "rabbitmq_queue_messages", **base}, float(int(self.queue.depth))),
-                    ({"__name__": "rabbitmq_queue_messages_ready", **base}, float(int(self.queue.depth))),
-                    ({"__name__": "rabbitmq_queue_consumers", **base}, float(self.queue.consumers)),
-                    ({"__name__": "rabbitmq_queue_messages_published_rate", **base}, round(self.queue.rates[0], 2)),
-                    ({"__name__": "rabbitmq_queue_messages_delivered_rate", **base}, round(self.queue.rates[1], 2))]
+            out += [
+                ({"__name__": "rabbitmq_queue_messages", **base}, float(int(self.queue.depth))),
+                ({"__name__": "rabbitmq_queue_messages_ready", **base}, float(int(self.queue.depth))),
+                ({"__name__": "rabbitmq_queue_consumers", **base}, float(self.queue.consumers)),
+                ({"__name__": "rabbitmq_queue_messages_published_rate", **base}, round(self.queue.rates[0], 2)),
+                ({"__name__": "rabbitmq_queue_messages_delivered_rate", **base}, round(self.queue.rates[1], 2)),
+            ]
         return out
 
     def alerts(self, now: float) -> list[dict]:
@@ -99,35 +149,112 @@ class Metrics:
             n = labels["__name__"]
             lab = {k: val for k, val in labels.items() if k != "__name__"}
             if n == "kube_pod_container_status_waiting_reason" and lab["reason"] == "CrashLoopBackOff":
-                found.append(("KubePodCrashLooping", {"namespace": lab["namespace"], "pod": lab["pod"],
-                                                      "container": lab["container"], "severity": "warning"},
-                              {"summary": "Pod is crash looping.",
-                               "description": f"Pod {lab['namespace']}/{lab['pod']} ({lab['container']}) is in waiting state (reason: \"CrashLoopBackOff\")."}))
-            elif n == "kube_pod_container_status_waiting_reason" and lab["reason"] in ("ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError"):
-                found.append(("KubePodNotReady", {"namespace": lab["namespace"], "pod": lab["pod"], "severity": "warning"},
-                              {"summary": "Pod has been in a non-ready state.", "description": f"Pod {lab['namespace']}/{lab['pod']} has been in a non-ready state ({lab['reason']})."}))
+                found.append(
+                    (
+                        "KubePodCrashLooping",
+                        {
+                            "namespace": lab["namespace"],
+                            "pod": lab["pod"],
+                            "container": lab["container"],
+                            "severity": "warning",
+                        },
+                        {
+                            "summary": "Pod is crash looping.",
+                            "description": f'Pod {lab["namespace"]}/{lab["pod"]} ({lab["container"]}) is in waiting state (reason: "CrashLoopBackOff").',
+                        },
+                    )
+                )
+            elif n == "kube_pod_container_status_waiting_reason" and lab["reason"] in (
+                "ImagePullBackOff",
+                "ErrImagePull",
+                "CreateContainerConfigError",
+            ):
+                found.append(
+                    (
+                        "KubePodNotReady",
+                        {"namespace": lab["namespace"], "pod": lab["pod"], "severity": "warning"},
+                        {
+                            "summary": "Pod has been in a non-ready state.",
+                            "description": f"Pod {lab['namespace']}/{lab['pod']} has been in a non-ready state ({lab['reason']}).",
+                        },
+                    )
+                )
             elif n == "kube_pod_container_status_last_terminated_reason" and lab["reason"] == "OOMKilled":
-                found.append(("KubeContainerOOMKilled", {"namespace": lab["namespace"], "pod": lab["pod"],
-                                                         "container": lab["container"], "severity": "warning"},
-                              {"summary": "Container was OOMKilled.", "description": f"Container {lab['container']} in pod {lab['namespace']}/{lab['pod']} was OOMKilled."}))
+                found.append(
+                    (
+                        "KubeContainerOOMKilled",
+                        {
+                            "namespace": lab["namespace"],
+                            "pod": lab["pod"],
+                            "container": lab["container"],
+                            "severity": "warning",
+                        },
+                        {
+                            "summary": "Container was OOMKilled.",
+                            "description": f"Container {lab['container']} in pod {lab['namespace']}/{lab['pod']} was OOMKilled.",
+                        },
+                    )
+                )
             elif n == "kube_pod_container_status_ready" and v == 0 and lab["namespace"] != "kube-system":
-                found.append(("KubePodNotReady", {"namespace": lab["namespace"], "pod": lab["pod"], "severity": "warning"},
-                              {"summary": "Pod has been in a non-ready state.", "description": f"Pod {lab['namespace']}/{lab['pod']} has been in a non-ready state."}))
+                found.append(
+                    (
+                        "KubePodNotReady",
+                        {"namespace": lab["namespace"], "pod": lab["pod"], "severity": "warning"},
+                        {
+                            "summary": "Pod has been in a non-ready state.",
+                            "description": f"Pod {lab['namespace']}/{lab['pod']} has been in a non-ready state.",
+                        },
+                    )
+                )
             elif n == "kube_deployment_status_replicas_unavailable" and v > 0:
-                found.append(("KubeDeploymentReplicasMismatch", {**lab, "severity": "warning"},
-                              {"summary": "Deployment has not matched the expected number of replicas.",
-                               "description": f"Deployment {lab['namespace']}/{lab['deployment']} has {int(v)} unavailable replicas."}))
+                found.append(
+                    (
+                        "KubeDeploymentReplicasMismatch",
+                        {**lab, "severity": "warning"},
+                        {
+                            "summary": "Deployment has not matched the expected number of replicas.",
+                            "description": f"Deployment {lab['namespace']}/{lab['deployment']} has {int(v)} unavailable replicas.",
+                        },
+                    )
+                )
             elif n == "certmanager_certificate_expiration_timestamp_seconds" and v < now:
-                found.append(("CertificateExpired", {**lab, "severity": "critical"},
-                              {"summary": "TLS certificate has expired.",
-                               "description": f"Certificate in secret {lab['namespace']}/{lab['secret']} expired at {ts(v)}."}))
-            elif n == "rabbitmq_queue_messages" and self.view.scenario and self.view.scenario.queue and v > self.view.scenario.queue.alert_threshold:
-                found.append(("RabbitmqQueueBacklog", {**lab, "severity": "critical"},
-                              {"summary": "Queue backlog is growing.",
-                               "description": f"Queue {lab['queue']} on vhost {lab['vhost']} has {int(v)} messages ready."}))
+                found.append(
+                    (
+                        "CertificateExpired",
+                        {**lab, "severity": "critical"},
+                        {
+                            "summary": "TLS certificate has expired.",
+                            "description": f"Certificate in secret {lab['namespace']}/{lab['secret']} expired at {ts(v)}.",
+                        },
+                    )
+                )
+            elif (
+                n == "rabbitmq_queue_messages"
+                and self.view.scenario
+                and self.view.scenario.queue
+                and v > self.view.scenario.queue.alert_threshold
+            ):
+                found.append(
+                    (
+                        "RabbitmqQueueBacklog",
+                        {**lab, "severity": "critical"},
+                        {
+                            "summary": "Queue backlog is growing.",
+                            "description": f"Queue {lab['queue']} on vhost {lab['vhost']} has {int(v)} messages ready.",
+                        },
+                    )
+                )
             elif n == "rabbitmq_queue_consumers" and v == 0:
-                found.append(("RabbitmqNoConsumer", {**lab, "severity": "critical"},
-                              {"summary": "Queue has no consumers.", "description": f"Queue {lab['queue']} has no consumers."}))
+                found.append(
+                    (
+                        "RabbitmqNoConsumer",
+                        {**lab, "severity": "critical"},
+                        {
+                            "summary": "Queue has no consumers.",
+                            "description": f"Queue {lab['queue']} has no consumers.",
+                        },
+                    )
+                )
         # Crash-loop and OOM rules look back over a window (max_over_time), so they stay firing between
         # restarts; they clear once the pod is gone or has been quiet for the window.
         sticky = ("KubePodCrashLooping", "KubeContainerOOMKilled")
@@ -144,8 +271,15 @@ class Metrics:
             if last < now and (name not in sticky or now - last > 300 * self.view.time_scale or gone):
                 del self.alert_since[key]
                 continue
-            out.append({"labels": {"alertname": name, **labels}, "annotations": ann, "state": "firing",
-                        "activeAt": ts(first), "value": "1e+00"})
+            out.append(
+                {
+                    "labels": {"alertname": name, **labels},
+                    "annotations": ann,
+                    "state": "firing",
+                    "activeAt": ts(first),
+                    "value": "1e+00",
+                }
+            )
         return out
 
     def at(self, t: float) -> list[tuple[dict, float]]:
@@ -164,7 +298,7 @@ class Metrics:
 
 # ---------------------------------------------------------------- PromQL selectors
 
-_SEL = re.compile(r'^\s*([a-zA-Z_:][a-zA-Z0-9_:]*)?\s*(?:\{(.*)\})?\s*$')
+_SEL = re.compile(r"^\s*([a-zA-Z_:][a-zA-Z0-9_:]*)?\s*(?:\{(.*)\})?\s*$")
 _MATCHER = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*,?')
 
 
@@ -172,7 +306,9 @@ def parse_selector(q: str) -> tuple[str | None, list[tuple[str, str, str]]]:
     """A PromQL instant-vector selector (`name{l="v",l=~"re"}`); anything else is refused clearly."""
     m = _SEL.match(q)
     if not m or not (m.group(1) or m.group(2)):
-        raise ValueError(f"unsupported query {q!r}: this sandbox Prometheus answers plain selectors like metric{{label=\"value\"}}")
+        raise ValueError(
+            f'unsupported query {q!r}: this sandbox Prometheus answers plain selectors like metric{{label="value"}}'
+        )
     name, body = m.group(1), m.group(2) or ""
     matchers: list[tuple[str, str, str]] = []
     pos = 0
@@ -194,7 +330,16 @@ def select(series: list[tuple[dict, float]], matchers: list[tuple[str, str, str]
         ok = True
         for k, op, val in matchers:
             have = labels.get(k, "")
-            if op == "=" and have != val or op == "!=" and have == val or op == "=~" and not re.fullmatch(val, have) or op == "!~" and re.fullmatch(val, have):
+            if (
+                op == "="
+                and have != val
+                or op == "!="
+                and have == val
+                or op == "=~"
+                and not re.fullmatch(val, have)
+                or op == "!~"
+                and re.fullmatch(val, have)
+            ):
                 ok = False
             if not ok:
                 break

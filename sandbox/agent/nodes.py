@@ -18,7 +18,9 @@ HEARTBEAT = 20.0
 class Nodes:
     """The Nodes this agent stands behind, as the kubelet keeps them: status, taints, leases."""
 
-    def __init__(self, core: Any, api: Any, api_exception: type[Exception], count: int, ports: dict, started_at: Any) -> None:
+    def __init__(
+        self, core: Any, api: Any, api_exception: type[Exception], count: int, ports: dict, started_at: Any
+    ) -> None:
         self.core = core
         self.api = api
         self.ApiException = api_exception
@@ -43,19 +45,36 @@ class Nodes:
             except self.ApiException as exc:
                 if exc.status != 404:
                     raise
-                node = self.core.create_node({
-                    "apiVersion": "v1", "kind": "Node",
-                    "metadata": {"name": name, "labels": {
-                        "kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
-                        "beta.kubernetes.io/os": "linux", "beta.kubernetes.io/arch": "amd64",
-                        "topology.kubernetes.io/zone": f"sandbox-{'abc'[i - 1]}",
-                        "node.kubernetes.io/instance-type": "sandbox.large", "lantern.dev/sandbox": "true"}},
-                    "spec": {"podCIDR": f"10.244.{i}.0/24", "podCIDRs": [f"10.244.{i}.0/24"]}})
+                node = self.core.create_node(
+                    {
+                        "apiVersion": "v1",
+                        "kind": "Node",
+                        "metadata": {
+                            "name": name,
+                            "labels": {
+                                "kubernetes.io/hostname": name,
+                                "kubernetes.io/os": "linux",
+                                "kubernetes.io/arch": "amd64",
+                                "beta.kubernetes.io/os": "linux",
+                                "beta.kubernetes.io/arch": "amd64",
+                                "topology.kubernetes.io/zone": f"sandbox-{'abc'[i - 1]}",
+                                "node.kubernetes.io/instance-type": "sandbox.large",
+                                "lantern.dev/sandbox": "true",
+                            },
+                        },
+                        "spec": {"podCIDR": f"10.244.{i}.0/24", "podCIDRs": [f"10.244.{i}.0/24"]},
+                    }
+                )
             self.uids[name] = node.metadata.uid
             self.heartbeat(name)
-            taints = [t for t in (self.core.read_node(name).spec.taints or [])
-                      if t.key not in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")]
-            self.core.patch_node(name, {"spec": {"taints": [self.api.sanitize_for_serialization(t) for t in taints] or None}})
+            taints = [
+                t
+                for t in (self.core.read_node(name).spec.taints or [])
+                if t.key not in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+            ]
+            self.core.patch_node(
+                name, {"spec": {"taints": [self.api.sanitize_for_serialization(t) for t in taints] or None}}
+            )
         self.last_heartbeat = time.time()
 
     def beat(self, now: float) -> None:
@@ -85,16 +104,37 @@ class Nodes:
         cap = {"cpu": "4", "memory": "16393216Ki", "pods": "110", "ephemeral-storage": "101203500Ki"}
         alloc = {"cpu": "3800m", "memory": "15241216Ki", "pods": "110", "ephemeral-storage": "93268120Ki"}
         mid = hashlib.sha256(name.encode()).hexdigest()[:32]
-        body = {"status": {
-            "conditions": [{"type": t, "status": s, "reason": r, "message": m, "lastHeartbeatTime": now,
-                            "lastTransitionTime": started} for t, s, r, m in conds],
-            "capacity": cap, "allocatable": alloc,
-            "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": name}],
-            "daemonEndpoints": {"kubeletEndpoint": {"Port": int(self.ports["kubelet"])}},
-            "nodeInfo": {"machineID": mid, "systemUUID": str(uuid.UUID(mid)), "bootID": str(uuid.uuid5(uuid.NAMESPACE_DNS, name + started)),
-                         "kernelVersion": os.uname().release, "osImage": "Debian GNU/Linux 12 (bookworm)",
-                         "containerRuntimeVersion": "containerd://1.6.20", "kubeletVersion": "v1.20.2",
-                         "kubeProxyVersion": "v1.20.2", "operatingSystem": "linux", "architecture": "amd64"}}}
+        body = {
+            "status": {
+                "conditions": [
+                    {
+                        "type": t,
+                        "status": s,
+                        "reason": r,
+                        "message": m,
+                        "lastHeartbeatTime": now,
+                        "lastTransitionTime": started,
+                    }
+                    for t, s, r, m in conds
+                ],
+                "capacity": cap,
+                "allocatable": alloc,
+                "addresses": [{"type": "InternalIP", "address": "127.0.0.1"}, {"type": "Hostname", "address": name}],
+                "daemonEndpoints": {"kubeletEndpoint": {"Port": int(self.ports["kubelet"])}},
+                "nodeInfo": {
+                    "machineID": mid,
+                    "systemUUID": str(uuid.UUID(mid)),
+                    "bootID": str(uuid.uuid5(uuid.NAMESPACE_DNS, name + started)),
+                    "kernelVersion": os.uname().release,
+                    "osImage": "Debian GNU/Linux 12 (bookworm)",
+                    "containerRuntimeVersion": "containerd://1.6.20",
+                    "kubeletVersion": "v1.20.2",
+                    "kubeProxyVersion": "v1.20.2",
+                    "operatingSystem": "linux",
+                    "architecture": "amd64",
+                },
+            }
+        }
         self.core.patch_node_status(name, body)
         self.renew_lease(name)
 
@@ -110,8 +150,17 @@ class Nodes:
         except self.ApiException as exc:
             if exc.status != 404:
                 raise
-            owner = [{"apiVersion": "v1", "kind": "Node", "name": name, "uid": self.uids.get(name, "")}] \
-                if self.uids.get(name) else []
-            coord.create_namespaced_lease("kube-node-lease", {
-                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                "metadata": {"name": name, "ownerReferences": owner}, "spec": spec})
+            owner = (
+                [{"apiVersion": "v1", "kind": "Node", "name": name, "uid": self.uids.get(name, "")}]
+                if self.uids.get(name)
+                else []
+            )
+            coord.create_namespaced_lease(
+                "kube-node-lease",
+                {
+                    "apiVersion": "coordination.k8s.io/v1",
+                    "kind": "Lease",
+                    "metadata": {"name": name, "ownerReferences": owner},
+                    "spec": spec,
+                },
+            )

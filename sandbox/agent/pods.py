@@ -121,11 +121,20 @@ class Kubelet:
         uid = md["uid"]
         if uid in self.pods:
             for c in pod["spec"].get("containers") or []:
-                self.recorder.event(pod, "Killing", f"Stopping container {c['name']}", field_path=f"spec.containers{{{c['name']}}}",
-                                    node=pod["spec"].get("nodeName"))
+                self.recorder.event(
+                    pod,
+                    "Killing",
+                    f"Stopping container {c['name']}",
+                    field_path=f"spec.containers{{{c['name']}}}",
+                    node=pod["spec"].get("nodeName"),
+                )
         try:
-            self.core.delete_namespaced_pod(md["name"], md["namespace"], grace_period_seconds=0,
-                                            body={"gracePeriodSeconds": 0, "preconditions": {"uid": uid}})
+            self.core.delete_namespaced_pod(
+                md["name"],
+                md["namespace"],
+                grace_period_seconds=0,
+                body={"gracePeriodSeconds": 0, "preconditions": {"uid": uid}},
+            )
         except self.ApiException as exc:
             if exc.status not in (404, 409):
                 log.warning("force delete %s/%s: %s", md["namespace"], md["name"], exc.reason)
@@ -161,7 +170,13 @@ class Kubelet:
                 st = self.adopt(uid, pod, c, prior.get(c["name"]) or {}, now)
                 self.containers[key] = st
                 if st.restart == 0 and st.phase == "creating":
-                    self.recorder.event(pod, "Pulling", f'Pulling image "{c.get("image")}"', field_path=f"spec.containers{{{c['name']}}}", node=node)
+                    self.recorder.event(
+                        pod,
+                        "Pulling",
+                        f'Pulling image "{c.get("image")}"',
+                        field_path=f"spec.containers{{{c['name']}}}",
+                        node=node,
+                    )
             self.step(pod, c, st, now, policy)
             statuses.append(self.container_status(uid, c, st))
         self.post_status(pod, statuses, now)
@@ -200,7 +215,9 @@ class Kubelet:
 
     def step(self, pod: dict, c: dict, st: Container, now: float, policy: str) -> None:
         """Move one container on: start it when it is due, or run its rule while it runs."""
-        if st.phase in ("creating", "config-error", "pull-failed") or (st.phase == "backoff" and now >= st.backoff_until):
+        if st.phase in ("creating", "config-error", "pull-failed") or (
+            st.phase == "backoff" and now >= st.backoff_until
+        ):
             self._start(pod, c, st, now)
         elif st.phase == "running":
             self._run(pod, c, st, now, policy)
@@ -231,7 +248,13 @@ class Kubelet:
         if st.phase == "backoff":
             st.restart += 1
         if st.phase in ("creating", "pull-failed") or st.phase == "config-error":
-            self.recorder.event(pod, "Pulled", f'Container image "{c.get("image")}" already present on machine', field_path=fp, node=node)
+            self.recorder.event(
+                pod,
+                "Pulled",
+                f'Container image "{c.get("image")}" already present on machine',
+                field_path=fp,
+                node=node,
+            )
         self.recorder.event(pod, "Created", f"Created container {c['name']}", field_path=fp, node=node)
         self.recorder.event(pod, "Started", f"Started container {c['name']}", field_path=fp, node=node)
         st.rule = rule
@@ -246,13 +269,22 @@ class Kubelet:
         st.pull_attempts += 1
         img = c.get("image")
         self.recorder.event(pod, "Pulling", f'Pulling image "{img}"', field_path=fp, node=node)
-        self.recorder.event(pod, "Failed", f'Failed to pull image "{img}": rpc error: code = NotFound desc = failed to pull and unpack '
-                                           f'image "{img}": failed to resolve reference "{img}": {img}: not found',
-                            warning=True, field_path=fp, node=node)
+        self.recorder.event(
+            pod,
+            "Failed",
+            f'Failed to pull image "{img}": rpc error: code = NotFound desc = failed to pull and unpack '
+            f'image "{img}": failed to resolve reference "{img}": {img}: not found',
+            warning=True,
+            field_path=fp,
+            node=node,
+        )
         self.recorder.event(pod, "Failed", "Error: ErrImagePull", warning=True, field_path=fp, node=node)
         st.rule = rule
         st.phase, st.since = "pull-failed", now
-        st.waiting = ("ErrImagePull", f'rpc error: code = NotFound desc = failed to pull and unpack image "{img}": not found')
+        st.waiting = (
+            "ErrImagePull",
+            f'rpc error: code = NotFound desc = failed to pull and unpack image "{img}": not found',
+        )
         base, cap = (sc.backoff_base, sc.backoff_cap) if sc else (5.0, 80.0)
         st.backoff_until = now + min(base * 2 ** (st.pull_attempts - 1), cap) * self.view.time_scale
 
@@ -275,7 +307,9 @@ class Kubelet:
             st.ready = False
             if now >= st.next_probe_event:
                 msg = rule.probe_message or _probe_message(c, self.pod_ip(pod))
-                self.recorder.event(pod, "Unhealthy", msg.format_map(self.logs.fmt(pod, c, st)), warning=True, field_path=fp, node=node)
+                self.recorder.event(
+                    pod, "Unhealthy", msg.format_map(self.logs.fmt(pod, c, st)), warning=True, field_path=fp, node=node
+                )
                 st.next_probe_event = now + 10 * self.view.time_scale
         else:
             st.ready = True
@@ -287,25 +321,41 @@ class Kubelet:
         rule, sc, scale = st.rule, self.view.scenario, self.view.time_scale
         oom = rule.behaviour == "oom"
         code = rule.exit_code if rule.exit_code is not None else (137 if oom else 1)
-        st.last_term = {"exitCode": code, "reason": "OOMKilled" if oom else ("Error" if code else "Completed"),
-                        "startedAt": ts(st.started_at or now), "finishedAt": ts(now),
-                        "containerID": _container_id(uid, c["name"], st.restart)}
+        st.last_term = {
+            "exitCode": code,
+            "reason": "OOMKilled" if oom else ("Error" if code else "Completed"),
+            "startedAt": ts(st.started_at or now),
+            "finishedAt": ts(now),
+            "containerID": _container_id(uid, c["name"], st.restart),
+        }
         st.ready = False
         if oom:
-            self.recorder.event({"kind": "Node", "metadata": {"name": node, "uid": self.nodes.uids.get(node, node)}},
-                                "SystemOOM", f"System OOM encountered, victim process: {c['name']}, pid: "
-                                             f"{10000 + int(hashlib.sha256((uid + str(st.restart)).encode()).hexdigest(), 16) % 50000}",
-                                warning=True, node=node)
+            self.recorder.event(
+                {"kind": "Node", "metadata": {"name": node, "uid": self.nodes.uids.get(node, node)}},
+                "SystemOOM",
+                f"System OOM encountered, victim process: {c['name']}, pid: "
+                f"{10000 + int(hashlib.sha256((uid + str(st.restart)).encode()).hexdigest(), 16) % 50000}",
+                warning=True,
+                node=node,
+            )
         if policy == "Never" or (policy == "OnFailure" and code == 0):
             st.phase, st.term, st.waiting = "exited", st.last_term, None
             return
         base, cap = (sc.backoff_base, sc.backoff_cap) if sc else (5.0, 80.0)
-        delay = min(base * 2 ** st.restart, cap) * scale
+        delay = min(base * 2**st.restart, cap) * scale
         st.phase, st.backoff_until = "backoff", now + delay
-        st.waiting = ("CrashLoopBackOff", f"back-off {int(delay)}s restarting failed container={c['name']} "
-                                          f"pod={pod['metadata']['name']}_{ns}({uid})")
-        self.recorder.event(pod, "BackOff", "Back-off restarting failed container", warning=True,
-                            field_path=f"spec.containers{{{c['name']}}}", node=node)
+        st.waiting = (
+            "CrashLoopBackOff",
+            f"back-off {int(delay)}s restarting failed container={c['name']} pod={pod['metadata']['name']}_{ns}({uid})",
+        )
+        self.recorder.event(
+            pod,
+            "BackOff",
+            "Back-off restarting failed container",
+            warning=True,
+            field_path=f"spec.containers{{{c['name']}}}",
+            node=node,
+        )
 
     # ------------------------------------------------------------ status
 
@@ -315,8 +365,14 @@ class Kubelet:
         img_id = ""
         if st.phase not in ("creating", "pull-failed", "config-error"):
             img_id = f"{image.split(':')[0]}@sha256:{hashlib.sha256(image.encode()).hexdigest()}"
-        out: dict[str, Any] = {"name": c["name"], "image": image, "imageID": img_id, "ready": st.ready,
-                               "restartCount": st.restart, "started": st.phase == "running"}
+        out: dict[str, Any] = {
+            "name": c["name"],
+            "image": image,
+            "imageID": img_id,
+            "ready": st.ready,
+            "restartCount": st.restart,
+            "started": st.phase == "running",
+        }
         if st.phase == "running":
             out["state"] = {"running": {"startedAt": ts(st.started_at or time.time())}}
             out["containerID"] = _container_id(uid, c["name"], st.restart)
@@ -336,7 +392,9 @@ class Kubelet:
         """Post the pod's phase, conditions, IPs and container statuses, when they changed."""
         uid = pod["metadata"]["uid"]
         all_ready = all(s["ready"] for s in statuses)
-        any_started = any(s["restartCount"] > 0 or "running" in s["state"] or "terminated" in s["state"] for s in statuses)
+        any_started = any(
+            s["restartCount"] > 0 or "running" in s["state"] or "terminated" in s["state"] for s in statuses
+        )
         every_exited = all("terminated" in s["state"] for s in statuses)
         if every_exited:
             phase = "Succeeded" if all(s["state"]["terminated"]["exitCode"] == 0 for s in statuses) else "Failed"
@@ -356,14 +414,22 @@ class Kubelet:
             return d
 
         why = f"containers with unready status: [{' '.join(not_ready)}]"
-        body = {"status": {
-            "phase": phase,
-            "conditions": [cond("Initialized", True), cond("Ready", all_ready, None if all_ready else "ContainersNotReady", why),
-                           cond("ContainersReady", all_ready, None if all_ready else "ContainersNotReady", why),
-                           cond("PodScheduled", True)],
-            "hostIP": "127.0.0.1", "podIP": self.pod_ip(pod), "podIPs": [{"ip": self.pod_ip(pod)}],
-            "startTime": (pod.get("status") or {}).get("startTime") or ts(now),
-            "containerStatuses": statuses}}
+        body = {
+            "status": {
+                "phase": phase,
+                "conditions": [
+                    cond("Initialized", True),
+                    cond("Ready", all_ready, None if all_ready else "ContainersNotReady", why),
+                    cond("ContainersReady", all_ready, None if all_ready else "ContainersNotReady", why),
+                    cond("PodScheduled", True),
+                ],
+                "hostIP": "127.0.0.1",
+                "podIP": self.pod_ip(pod),
+                "podIPs": [{"ip": self.pod_ip(pod)}],
+                "startTime": (pod.get("status") or {}).get("startTime") or ts(now),
+                "containerStatuses": statuses,
+            }
+        }
         sig = json.dumps(body, sort_keys=True)
         if self.sent.get(uid) == sig:
             return
@@ -388,7 +454,7 @@ class Kubelet:
             p = self.pods[uid]
             names = [c["name"] for c in p["spec"]["containers"]]
             if container not in names:
-                return 400, f'container {container} is not valid for pod {pod}'
+                return 400, f"container {container} is not valid for pod {pod}"
             st = self.containers.get((uid, container))
             if st is None:
                 return 400, f'container "{container}" in pod "{pod}" is waiting to start: ContainerCreating'

@@ -38,7 +38,9 @@ class Agent:
         self.ApiException = client.ApiException
         self.view = View(float(state.get("time_scale") or 1.0))
         self.scenario_key: tuple[str, float] | None = None
-        self.nodes = Nodes(self.core, self.api, self.ApiException, int(state.get("nodes") or 2), self.ports, state.get("started_at"))
+        self.nodes = Nodes(
+            self.core, self.api, self.ApiException, int(state.get("nodes") or 2), self.ports, state.get("started_at")
+        )
         self.queue = QueueModel(self.view)
         self.kubelet = Kubelet(self.core, self.ApiException, self.view, self.nodes, self.queue)
         self.metrics = Metrics(self.view, self.nodes, self.kubelet, self.queue)
@@ -106,9 +108,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: agent.view.stop.set())
     signal.signal(signal.SIGINT, lambda *_: agent.view.stop.set())
     pki_dir = agent.lay.pki
-    servers = [serve(agent, "kubelet", int(agent.ports["kubelet"]), (pki_dir / "kubelet.crt", pki_dir / "kubelet.key")),
-               serve(agent, "metrics", int(agent.ports["metrics"])),
-               serve(agent, "queue", int(agent.ports["queue"]))]
+    servers = [
+        serve(agent, "kubelet", int(agent.ports["kubelet"]), (pki_dir / "kubelet.crt", pki_dir / "kubelet.key")),
+        serve(agent, "metrics", int(agent.ports["metrics"])),
+        serve(agent, "queue", int(agent.ports["queue"])),
+    ]
     if agent.ports.get("tls"):
         TlsEndpoint(agent, int(agent.ports["tls"]))
     log.info("node agent up: nodes %s, kubelet port %s", ", ".join(agent.nodes.names), agent.ports["kubelet"])

@@ -13,7 +13,9 @@ from engine.tools import ToolOutput
 from skills.executors.common import CredentialResolver, error
 
 
-async def run(action: Any, args: dict[str, Any], *, credential_resolver: CredentialResolver | None = None, **options: Any) -> ToolOutput:
+async def run(
+    action: Any, args: dict[str, Any], *, credential_resolver: CredentialResolver | None = None, **options: Any
+) -> ToolOutput:
     """Run `action` with validated `args` through its pack's executor."""
     from skills.credentials import CredentialMissing, resolve
 

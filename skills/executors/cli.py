@@ -9,7 +9,7 @@ import shutil
 from typing import Any
 
 from engine.tools import ToolOutput
-from skills.executors.common import CredentialResolver, _WHOLE, error, fill, finish
+from skills.executors.common import _WHOLE, CredentialResolver, error, fill, finish
 
 
 def build_argv(action: Any, args: dict[str, Any]) -> list[str]:
@@ -17,7 +17,9 @@ def build_argv(action: Any, args: dict[str, Any]) -> list[str]:
     conn = action.pack.connection
     binary = shutil.which(conn.binary) if not os.path.isabs(conn.binary) else conn.binary
     if not binary or not os.access(binary, os.X_OK):
-        raise FileNotFoundError(f"the {action.pack.name} pack's binary {conn.binary!r} is not installed or not executable")
+        raise FileNotFoundError(
+            f"the {action.pack.name} pack's binary {conn.binary!r} is not installed or not executable"
+        )
     argv = [binary]
     for element in action.cli.argv:
         group = element if isinstance(element, list) else [element]
@@ -41,7 +43,9 @@ def build_argv(action: Any, args: dict[str, Any]) -> list[str]:
     return argv
 
 
-async def run_cli(action: Any, args: dict[str, Any], *, credential_resolver: CredentialResolver, **_: Any) -> ToolOutput:
+async def run_cli(
+    action: Any, args: dict[str, Any], *, credential_resolver: CredentialResolver, **_: Any
+) -> ToolOutput:
     """Run the binary with exec (no shell), a timeout, and the exit code as the status."""
     conn = action.pack.connection
     secrets: dict[str, str] = {}
@@ -59,10 +63,12 @@ async def run_cli(action: Any, args: dict[str, Any], *, credential_resolver: Cre
         else:
             env[conn.auth_header if conn.auth == "header" else "LANTERN_CREDENTIAL"] = secrets[conn.credential]
     timeout = action.timeout or conn.timeout
-    proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env)
+    proc = await asyncio.create_subprocess_exec(
+        *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env
+    )
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         proc.kill()
         await proc.wait()
         return error(f"{os.path.basename(argv[0])} did not finish within {timeout:g}s and was stopped", secrets)

@@ -134,7 +134,12 @@ def _block(data: Any, indent: int) -> list[str]:
     lines: list[str] = []
     if isinstance(data, dict):
         for k, v in data.items():
-            if isinstance(v, dict) and v and all(not isinstance(x, (dict, list)) for x in v.values()) and len(_row(v)) <= 160:
+            if (
+                isinstance(v, dict)
+                and v
+                and all(not isinstance(x, (dict, list)) for x in v.values())
+                and len(_row(v)) <= 160
+            ):
                 lines.append(f"{pad}{k}: {_row(v)}")
             elif isinstance(v, list) and v and all(isinstance(x, dict) for x in v):
                 lines.append(f"{pad}{k} ({len(v)}):")
@@ -210,7 +215,15 @@ def scrub(value: Any, secrets: dict[str, str]) -> Any:
     return value
 
 
-def finish(action: Any, data: Any, *, text: str | None = None, partial: str | None = None, status: str = "ok", secrets: dict[str, str] | None = None) -> ToolOutput:
+def finish(
+    action: Any,
+    data: Any,
+    *,
+    text: str | None = None,
+    partial: str | None = None,
+    status: str = "ok",
+    secrets: dict[str, str] | None = None,
+) -> ToolOutput:
     """Project the data, render compact text, mark partial results, scrub secrets."""
     projected = project(data, action.output) if action is not None else data
     body = text if text is not None else render(projected)
@@ -220,10 +233,14 @@ def finish(action: Any, data: Any, *, text: str | None = None, partial: str | No
         body = f"{partial}\n{body}"
         if status == "ok":
             status = "partial"
-    return ToolOutput(text=scrub(body, secrets or {}), data=scrub(projected, secrets or {}), partial=partial, status=status)
+    return ToolOutput(
+        text=scrub(body, secrets or {}), data=scrub(projected, secrets or {}), partial=partial, status=status
+    )
 
 
-def error(message: str, secrets: dict[str, str] | None = None, *, status_code: int | None = None, failure: str | None = None) -> ToolOutput:
+def error(
+    message: str, secrets: dict[str, str] | None = None, *, status_code: int | None = None, failure: str | None = None
+) -> ToolOutput:
     """An error result whose text is safe to show; `status_code` (an HTTP answer's) or `failure`
     (timeout, unavailable, client) lets the dispatcher classify it (4xx: the arguments, 429: wait,
     5xx, timeouts and refused connections: the backend, counted by its breaker)."""

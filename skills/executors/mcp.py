@@ -46,7 +46,9 @@ def _headers(pack: Pack, resolver: CredentialResolver | None, secrets: dict[str,
 
 
 @contextlib.asynccontextmanager
-async def connect(pack: Pack, resolver: CredentialResolver | None = None, secrets: dict[str, str] | None = None) -> AsyncIterator[Any]:
+async def connect(
+    pack: Pack, resolver: CredentialResolver | None = None, secrets: dict[str, str] | None = None
+) -> AsyncIterator[Any]:
     """An open MCP client session to the pack's server."""
     from mcp import Client, StdioServerParameters
 
@@ -72,7 +74,9 @@ async def connect(pack: Pack, resolver: CredentialResolver | None = None, secret
 
         http = create_mcp_http_client(headers=_headers(pack, resolver, secrets))
         async with http:
-            async with Client(streamable_http_client(server.url, http_client=http), read_timeout_seconds=pack.connection.timeout) as client:
+            async with Client(
+                streamable_http_client(server.url, http_client=http), read_timeout_seconds=pack.connection.timeout
+            ) as client:
                 yield client
 
 
@@ -122,7 +126,13 @@ def tool_to_action(tool: Any) -> Action:
     desc = (tool.description or tool.title or tool.name).strip()
     if len(desc) < 8:
         desc = f"MCP tool {tool.name}: {desc}"
-    return Action(name=name, description=desc, parameters=Parameters(properties=props, required=required), risk=risk_of(tool.annotations), tool=tool.name)
+    return Action(
+        name=name,
+        description=desc,
+        parameters=Parameters(properties=props, required=required),
+        risk=risk_of(tool.annotations),
+        tool=tool.name,
+    )
 
 
 async def discover(pack: Pack) -> Pack:
@@ -146,7 +156,9 @@ async def discover(pack: Pack) -> Pack:
         declared = by_tool.pop(tool.name, None)
         if declared is not None:
             if order[declared.risk] < order[found.risk]:
-                raise ValueError(f"action {declared.name!r} is declared {declared.risk} but the server annotates tool {tool.name!r} as {found.risk}")
+                raise ValueError(
+                    f"action {declared.name!r} is declared {declared.risk} but the server annotates tool {tool.name!r} as {found.risk}"
+                )
             merged = declared.model_dump(exclude_defaults=True)
             if "parameters" not in merged:
                 merged["parameters"] = found.parameters.model_dump()
@@ -213,7 +225,9 @@ class McpSessions:
         await self._stack.aclose()
 
 
-async def run_mcp(action: Action, args: dict[str, Any], *, credential_resolver: CredentialResolver, **_: Any) -> ToolOutput:
+async def run_mcp(
+    action: Action, args: dict[str, Any], *, credential_resolver: CredentialResolver, **_: Any
+) -> ToolOutput:
     """Call the action's tool on the pack's server (over the held connection when there is one)."""
     secrets: dict[str, str] = {}
     timeout = action.timeout or action.pack.connection.timeout
@@ -223,7 +237,7 @@ async def run_mcp(action: Action, args: dict[str, Any], *, credential_resolver: 
         secrets.update(held[2])
         try:
             result = await asyncio.wait_for(held[1].call_tool(action.tool, call_args), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return error(f"MCP tool {action.tool!r} did not answer within {timeout:g}s", secrets)
         except Exception as exc:  # noqa: BLE001 - a broken held connection: say so, the next block reconnects
             return error(f"MCP server for pack {action.pack.name!r} failed: {type(exc).__name__}: {exc}", secrets)
@@ -231,7 +245,7 @@ async def run_mcp(action: Action, args: dict[str, Any], *, credential_resolver: 
     try:
         async with connect(action.pack, credential_resolver, secrets) as client:
             result = await asyncio.wait_for(client.call_tool(action.tool, call_args), timeout)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return error(f"MCP tool {action.tool!r} did not answer within {timeout:g}s", secrets)
     except LookupError as exc:
         return error(str(exc), secrets)

@@ -74,7 +74,9 @@ async def run_sync(timeout: float, fn: Callable[..., Any], /, *args: Any, **kwar
     return await asyncio.wait_for(fut, timeout)
 
 
-async def run_python(action: Any, args: dict[str, Any], *, credential_resolver: CredentialResolver, context: str | None = None, **_: Any) -> ToolOutput:
+async def run_python(
+    action: Any, args: dict[str, Any], *, credential_resolver: CredentialResolver, context: str | None = None, **_: Any
+) -> ToolOutput:
     """Call the action's function (sync ones in a worker thread); the kubernetes client is injected first."""
     conn = action.pack.connection
     secrets: dict[str, str] = {}
@@ -105,7 +107,7 @@ async def run_python(action: Any, args: dict[str, Any], *, credential_resolver: 
             out = await asyncio.wait_for(fn(*pos, **call_args), timeout)
         else:
             out = await run_sync(timeout, fn, *pos, **call_args)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return error(f"{action.function} did not finish within {timeout:g}s", secrets, failure="timeout")
     except ToolThreadsBusy as exc:
         return error(str(exc), secrets, failure="unavailable")
@@ -120,7 +122,6 @@ async def run_python(action: Any, args: dict[str, Any], *, credential_resolver: 
     if isinstance(out, str):
         return finish(action, None, text=out, secrets=secrets)
     return finish(action, out, secrets=secrets)
-
 
 
 def has_dry_run(action: Any) -> bool:
@@ -142,13 +143,19 @@ async def preview_python(action: Any, args: dict[str, Any], *, context: str | No
     conn = action.pack.connection
     fn = load_function(action.function, conn.module)
     params = list(inspect.signature(fn).parameters)
-    pos: list[Any] = [LazyKube(context)] if conn.client == "kubernetes" and params and params[0] in ("kube", "client") else []
+    pos: list[Any] = (
+        [LazyKube(context)] if conn.client == "kubernetes" and params and params[0] in ("kube", "client") else []
+    )
     call_args = {k: v for k, v in args.items() if v is not None}
     try:
         out = await run_sync(action.timeout or conn.timeout, fn, *pos, **call_args, dry_run=True)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         raise PreviewFailed(f"the dry run did not finish within {action.timeout or conn.timeout:g}s") from None
     except Exception as exc:  # noqa: BLE001 - the backend's refusal is the message the approver reads
         raise PreviewFailed(explain(exc)) from None
     out = out if isinstance(out, dict) else {}
-    return Preview(diff=str(out.get("diff") or ""), objects=[str(o) for o in out.get("objects") or []], note=str(out.get("note") or ""))
+    return Preview(
+        diff=str(out.get("diff") or ""),
+        objects=[str(o) for o in out.get("objects") or []],
+        note=str(out.get("note") or ""),
+    )

@@ -24,7 +24,9 @@ BACKOFF_CAP = 8.0
 """Longest backoff between retries without a Retry-After."""
 
 
-def _auth_headers(conn: Connection, resolver: CredentialResolver, secrets: dict[str, str]) -> tuple[dict[str, str], httpx.Auth | None]:
+def _auth_headers(
+    conn: Connection, resolver: CredentialResolver, secrets: dict[str, str]
+) -> tuple[dict[str, str], httpx.Auth | None]:
     from skills.credentials import CredentialMissing
 
     headers = dict(conn.headers)
@@ -107,7 +109,9 @@ def _describe(resp: httpx.Response) -> str:
     extra = ""
     if resp.status_code == 429:
         ra = resp.headers.get("Retry-After")
-        extra = f" (still rate limited after retries; Retry-After: {ra})" if ra else " (still rate limited after retries)"
+        extra = (
+            f" (still rate limited after retries; Retry-After: {ra})" if ra else " (still rate limited after retries)"
+        )
     elif resp.status_code in (401, 403):
         extra = " (check the credential's permissions)"
     return f"{resp.request.method} {resp.request.url.path} → HTTP {resp.status_code} {reason}{extra}: {body}"
@@ -126,7 +130,11 @@ def _marker(payload: Any) -> str | None:
     meta = payload.get("metadata")
     if isinstance(meta, dict) and meta.get("continue"):
         remaining = meta.get("remainingItemCount")
-        return f"a continue token is set ({remaining} more items)" if remaining else "a continue token is set (more items exist)"
+        return (
+            f"a continue token is set ({remaining} more items)"
+            if remaining
+            else "a continue token is set (more items exist)"
+        )
     return None
 
 
@@ -139,7 +147,9 @@ def _count(n: int) -> str:
     return f"{n:,}"
 
 
-async def run_rest(action: Action, args: dict[str, Any], *, credential_resolver: CredentialResolver, **_: Any) -> ToolOutput:
+async def run_rest(
+    action: Action, args: dict[str, Any], *, credential_resolver: CredentialResolver, **_: Any
+) -> ToolOutput:
     """Run a rest action: fill the request, call with retries, follow pages, report partial answers."""
     conn = action.pack.connection
     http = action.http
@@ -158,7 +168,14 @@ async def run_rest(action: Action, args: dict[str, Any], *, credential_resolver:
         query.setdefault(pag.page_size_param, pag.page_size)
     timeout = action.timeout or conn.timeout
     try:
-        async with httpx.AsyncClient(base_url=conn.base_url or "", headers=headers, auth=auth, timeout=timeout, verify=conn.verify_tls, follow_redirects=True) as client:
+        async with httpx.AsyncClient(
+            base_url=conn.base_url or "",
+            headers=headers,
+            auth=auth,
+            timeout=timeout,
+            verify=conn.verify_tls,
+            follow_redirects=True,
+        ) as client:
             collected: list[Any] = []
             pages = 0
             url: str = path
@@ -167,7 +184,14 @@ async def run_rest(action: Action, args: dict[str, Any], *, credential_resolver:
             payload: Any = None
             total: int | None = None
             while True:
-                resp = await request(client, http.method, url, conn=conn, params=params, json=body if http.method not in ("GET", "HEAD") else None)
+                resp = await request(
+                    client,
+                    http.method,
+                    url,
+                    conn=conn,
+                    params=params,
+                    json=body if http.method not in ("GET", "HEAD") else None,
+                )
                 pages += 1
                 if resp.status_code >= 400:
                     hint = ""
@@ -179,7 +203,10 @@ async def run_rest(action: Action, args: dict[str, Any], *, credential_resolver:
                 payload = _json_or_text(resp)
                 # Slack-style APIs answer 200 with {"ok": false, "error": ...}
                 if isinstance(payload, dict) and payload.get("ok") is False:
-                    return error(f"{http.method} {path}: the API answered ok=false: {payload.get('error') or payload.get('message') or 'no reason given'}", secrets)
+                    return error(
+                        f"{http.method} {path}: the API answered ok=false: {payload.get('error') or payload.get('message') or 'no reason given'}",
+                        secrets,
+                    )
                 if resp.status_code == 206:
                     partial = "partial: the server answered 206 Partial Content"
                 # some servers (older RabbitMQ, simple fakes) ignore paging and answer the bare list
@@ -210,9 +237,15 @@ async def run_rest(action: Action, args: dict[str, Any], *, credential_resolver:
             else:
                 data = payload
     except httpx.TimeoutException:
-        return error(f"{http.method} {path}: timed out after {timeout:g}s ({conn.base_url})", secrets, failure="timeout")
+        return error(
+            f"{http.method} {path}: timed out after {timeout:g}s ({conn.base_url})", secrets, failure="timeout"
+        )
     except httpx.TransportError as exc:
-        return error(f"{http.method} {path}: could not reach the backend: {type(exc).__name__}: {exc} ({conn.base_url})", secrets, failure="unavailable")
+        return error(
+            f"{http.method} {path}: could not reach the backend: {type(exc).__name__}: {exc} ({conn.base_url})",
+            secrets,
+            failure="unavailable",
+        )
     except httpx.HTTPError as exc:
         return error(f"{http.method} {path}: {type(exc).__name__}: {exc} ({conn.base_url})", secrets)
     return finish(action, data, partial=partial, secrets=secrets)
@@ -234,7 +267,9 @@ async def preview_rest(action: Action, args: dict[str, Any], **_: Any) -> Any:
         raise PreviewFailed(f"{http.method} {http.path}: refused: {exc}") from None
     query = fill(http.query, args)
     body = fill(http.body, args) if http.body is not None else None
-    line = f"{http.method} {(action.pack.connection.base_url or '').rstrip('/')}{path}" + (f"?{urlencode(query, doseq=True)}" if query else "")
+    line = f"{http.method} {(action.pack.connection.base_url or '').rstrip('/')}{path}" + (
+        f"?{urlencode(query, doseq=True)}" if query else ""
+    )
     text = line + ("\n" + _json.dumps(body, indent=2, ensure_ascii=False, default=str) if body is not None else "")
     return Preview(objects=[line], note="no dry run for this backend; the exact request:\n" + text)
 
@@ -287,7 +322,9 @@ def _json_or_text(resp: httpx.Response) -> Any:
     return resp.text
 
 
-def _next_page(resp: httpx.Response, payload: Any, pag: Any, query: dict[str, Any], pages: int, got: int) -> tuple[str, dict[str, Any] | None] | None:
+def _next_page(
+    resp: httpx.Response, payload: Any, pag: Any, query: dict[str, Any], pages: int, got: int
+) -> tuple[str, dict[str, Any] | None] | None:
     if pag.style == "link":
         nxt = resp.links.get("next", {}).get("url")
         return (nxt, None) if nxt else None
@@ -304,7 +341,9 @@ def _next_page(resp: httpx.Response, payload: Any, pag: Any, query: dict[str, An
     return None
 
 
-async def run_graphql(action: Action, args: dict[str, Any], *, credential_resolver: CredentialResolver, **_: Any) -> ToolOutput:
+async def run_graphql(
+    action: Action, args: dict[str, Any], *, credential_resolver: CredentialResolver, **_: Any
+) -> ToolOutput:
     """Run a graphql action: POST the query with the arguments as variables."""
     conn = action.pack.connection
     gql = action.graphql
@@ -316,7 +355,9 @@ async def run_graphql(action: Action, args: dict[str, Any], *, credential_resolv
     try:
         async with httpx.AsyncClient(headers=headers, auth=auth, timeout=timeout, verify=conn.verify_tls) as client:
             # the endpoint is the base URL itself (a relative "" would add a trailing slash)
-            resp = await request(client, "POST", conn.base_url or "", conn=conn, json={"query": gql.query, "variables": variables})
+            resp = await request(
+                client, "POST", conn.base_url or "", conn=conn, json={"query": gql.query, "variables": variables}
+            )
     except httpx.TimeoutException:
         return error(f"graphql query timed out after {timeout:g}s ({conn.base_url})", secrets)
     except httpx.HTTPError as exc:

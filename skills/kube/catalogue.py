@@ -39,7 +39,18 @@ def entries(path: str = str(PATH)) -> tuple[Entry, ...]:
     out = []
     for e in data.get("causes") or []:
         rx = re.compile(e["match"], re.I | re.M) if e.get("match") else None
-        out.append(Entry(e["cause"], e.get("family", ""), e.get("object", "workload"), frozenset(e.get("in") or []), frozenset(e.get("reasons") or []), rx, float(e.get("weight", 0.5)), e.get("source", "")))
+        out.append(
+            Entry(
+                e["cause"],
+                e.get("family", ""),
+                e.get("object", "workload"),
+                frozenset(e.get("in") or []),
+                frozenset(e.get("reasons") or []),
+                rx,
+                float(e.get("weight", 0.5)),
+                e.get("source", ""),
+            )
+        )
     return tuple(out)
 
 

@@ -155,12 +155,21 @@ _QUOTA_KIND = [
     (re.compile(r"ephemeral-storage"), "namespace_ephemeral_storage_quota_exceeded"),
     (re.compile(r"(?:requests|limits)\.memory|^memory$"), "namespace_memory_quota_exceeded"),
     (re.compile(r"(?:requests|limits)\.cpu|^cpu$"), "namespace_cpu_quota_exceeded"),
-    (re.compile(r"requests\.storage|persistentvolumeclaims|(?<!ephemeral-)storage$"), "namespace_storage_quota_exceeded"),
+    (
+        re.compile(r"requests\.storage|persistentvolumeclaims|(?<!ephemeral-)storage$"),
+        "namespace_storage_quota_exceeded",
+    ),
     (re.compile(r"^(?:count/)?services"), "namespace_service_quota_exceeded"),
     (re.compile(r"^(?:count/)?pods$"), "namespace_pod_quota_exceeded"),
     # the rest of ResourceQuota's kinds (https://kubernetes.io/docs/concepts/policy/resource-quotas/)
-    (re.compile(r"^(?:requests|limits)\.[a-z0-9.-]+/[\w.-]+$|^[a-z0-9.-]+\.[a-z]+/[\w.-]+$"), "namespace_extended_resource_quota_exceeded"),
-    (re.compile(r"^(?:count/[\w.-]+|configmaps|secrets|replicationcontrollers|resourcequotas)$"), "namespace_object_count_quota_exceeded"),
+    (
+        re.compile(r"^(?:requests|limits)\.[a-z0-9.-]+/[\w.-]+$|^[a-z0-9.-]+\.[a-z]+/[\w.-]+$"),
+        "namespace_extended_resource_quota_exceeded",
+    ),
+    (
+        re.compile(r"^(?:count/[\w.-]+|configmaps|secrets|replicationcontrollers|resourcequotas)$"),
+        "namespace_object_count_quota_exceeded",
+    ),
 ]
 
 
@@ -192,7 +201,11 @@ def scheduling_causes(message: str, node_selector: bool | None) -> list[tuple[st
     pod sets a nodeSelector (None: not known)."""
     m = message.lower()
     out: list[tuple[str, float]] = []
-    taints = [t for t in re.findall(r"untolerated taint\(?s?\)?\s*\{([^}]*)\}", m) if not t.strip().startswith("node.kubernetes.io/")]
+    taints = [
+        t
+        for t in re.findall(r"untolerated taint\(?s?\)?\s*\{([^}]*)\}", m)
+        if not t.strip().startswith("node.kubernetes.io/")
+    ]
     blocker = False
     if taints:
         out.append(("taint_toleration_mismatch", 0.85))
@@ -228,9 +241,31 @@ def image_pull_cause(message: str) -> tuple[str, float] | None:
         return "image_registry_dns_failure", 0.85
     # Docker Hub answers "repository does not exist or may require 'docker login'" for a name that
     # is wrong as well as for one that is private: the reference is the likelier fault.
-    if any(s in m for s in ("not found", "manifest unknown", "code = notfound", "does not exist", "invalid reference format", "repository does not exist")):
+    if any(
+        s in m
+        for s in (
+            "not found",
+            "manifest unknown",
+            "code = notfound",
+            "does not exist",
+            "invalid reference format",
+            "repository does not exist",
+        )
+    ):
         return "incorrect_image_reference", 0.85
-    if any(s in m for s in ("unauthorized", "authorization failed", "failed to authorize", "401", "403 forbidden", "denied", "anonymous token", "no basic auth credentials")):
+    if any(
+        s in m
+        for s in (
+            "unauthorized",
+            "authorization failed",
+            "failed to authorize",
+            "401",
+            "403 forbidden",
+            "denied",
+            "anonymous token",
+            "no basic auth credentials",
+        )
+    ):
         return "missing_image_pull_secret", 0.8
     return None
 
@@ -263,7 +298,11 @@ def read_output(state: ClusterState, tool: str, args: dict[str, Any], text: str,
         hits += _read_ingress_table(stripped)
     elif re.match(r"Name:\s+\S+", stripped) and describe_kind(stripped) not in ("pod", ""):
         hits += _read_describe_other(state, stripped, ns, describe_kind(stripped))
-    elif re.match(r"Name:\s+\S+", stripped) and "Containers:" in stripped and ("Status:" in stripped or "Events:" in stripped):
+    elif (
+        re.match(r"Name:\s+\S+", stripped)
+        and "Containers:" in stripped
+        and ("Status:" in stripped or "Events:" in stripped)
+    ):
         hits += _read_describe_pod(state, stripped, ns)
     elif _POD_ROW.match(stripped):
         # pod rows without their header (a grep, a --no-headers listing)
@@ -272,7 +311,10 @@ def read_output(state: ClusterState, tool: str, args: dict[str, Any], text: str,
         hits += _read_agent(state, stripped)
     elif stripped.startswith(("node_count:", "nodes:")):
         _read_nodes(state, stripped)
-    elif stripped.startswith(("status: has_anomalies", "alert_count:", "alerts:")) or "No active metric anomalies" in stripped:
+    elif (
+        stripped.startswith(("status: has_anomalies", "alert_count:", "alerts:"))
+        or "No active metric anomalies" in stripped
+    ):
         hits += _read_alerts(state, stripped)
     elif "apiVersion:" in stripped and "kind:" in stripped:
         _read_manifest(state, stripped, args)
@@ -285,7 +327,9 @@ def read_output(state: ClusterState, tool: str, args: dict[str, Any], text: str,
     return hits
 
 
-def read_data(state: ClusterState, tool: str, args: dict[str, Any], data: dict[str, Any], namespace: str) -> list[Hit] | None:
+def read_data(
+    state: ClusterState, tool: str, args: dict[str, Any], data: dict[str, Any], namespace: str
+) -> list[Hit] | None:
     """Findings in structured output (a Python-client pack's pods, events and describe dicts);
     None when the shape is not one of those, so the text is read instead."""
     ns = str(args.get("namespace") or data.get("namespace") or namespace)
@@ -297,9 +341,20 @@ def read_data(state: ClusterState, tool: str, args: dict[str, Any], data: dict[s
                 continue
             ready, total = _ready(str(r.get("ready", "")))
             name = str(r["name"])
-            state.pods[name] = Pod(name, workload_of(name), ready, total, str(r.get("status", "")), _int(str(r.get("restarts", 0))), str(r.get("node", "")), str(r.get("namespace") or ns))
+            state.pods[name] = Pod(
+                name,
+                workload_of(name),
+                ready,
+                total,
+                str(r.get("status", "")),
+                _int(str(r.get("restarts", 0))),
+                str(r.get("node", "")),
+                str(r.get("namespace") or ns),
+            )
             if "OOMKilled" in str(r.get("last_terminated", "")):
-                hits.append(("oom_killed", f"service/{workload_of(name)}", f"pod {name}: last terminated OOMKilled", 0.9))
+                hits.append(
+                    ("oom_killed", f"service/{workload_of(name)}", f"pod {name}: last terminated OOMKilled", 0.9)
+                )
         return hits
     if isinstance(data.get("events"), list) and "containers" not in data:
         for e in data["events"]:
@@ -307,7 +362,15 @@ def read_data(state: ClusterState, tool: str, args: dict[str, Any], data: dict[s
                 kind, _, name = str(e.get("object", "")).partition("/")
                 target = f"service/{workload_of(name)}" if name else ""
                 gone = kind == "pod" and state.pod_lists > 0 and name not in state.pods
-                hits += _classify(state, str(e.get("reason", "")), str(e.get("message", "")), target, ns, node_selector=None, penalty=0.4 if gone else 0.05)
+                hits += _classify(
+                    state,
+                    str(e.get("reason", "")),
+                    str(e.get("message", "")),
+                    target,
+                    ns,
+                    node_selector=None,
+                    penalty=0.4 if gone else 0.05,
+                )
         return hits
     if isinstance(data.get("containers"), list) and data.get("name"):
         name = str(data["name"])
@@ -327,7 +390,9 @@ def read_data(state: ClusterState, tool: str, args: dict[str, Any], data: dict[s
             if isinstance(e, dict) and e.get("type") == "Warning":
                 if e.get("reason") == "FailedScheduling":
                     d.scheduling_events = True
-                hits += _classify(state, str(e.get("reason", "")), str(e.get("message", "")), target, ns, node_selector=None)
+                hits += _classify(
+                    state, str(e.get("reason", "")), str(e.get("message", "")), target, ns, node_selector=None
+                )
         state.described[name] = d
         return hits
     return None
@@ -341,7 +406,16 @@ def _read_pods(state: ClusterState, text: str, namespace: str = "") -> None:
         if not name:
             continue
         ready, total = _ready(r.get("READY", ""))
-        state.pods[name] = Pod(name, state.workload(name), ready, total, r.get("STATUS", ""), _int(r.get("RESTARTS", "")), r.get("NODE", ""), r.get("NAMESPACE") or namespace)
+        state.pods[name] = Pod(
+            name,
+            state.workload(name),
+            ready,
+            total,
+            r.get("STATUS", ""),
+            _int(r.get("RESTARTS", "")),
+            r.get("NODE", ""),
+            r.get("NAMESPACE") or namespace,
+        )
 
 
 _EVENT_ROW = re.compile(r"^\s*(\S+(?:\s+\(x\d+ over \S+\))?)\s+(Normal|Warning)\s+(\S+)\s+(\S+/\S+)\s+(.*)$")
@@ -376,7 +450,16 @@ def _target(state: ClusterState, kind: str, name: str) -> str:
     return f"service/{state.workload(name)}"
 
 
-def _classify(state: ClusterState, reason: str, msg: str, target: str, ns: str, *, node_selector: bool | None, penalty: float = 0.0) -> list[Hit]:
+def _classify(
+    state: ClusterState,
+    reason: str,
+    msg: str,
+    target: str,
+    ns: str,
+    *,
+    node_selector: bool | None,
+    penalty: float = 0.0,
+) -> list[Hit]:
     """Findings from one event (reason and message) about `target`."""
     hits: list[Hit] = []
     low = msg.lower()
@@ -402,7 +485,17 @@ def _classify(state: ClusterState, reason: str, msg: str, target: str, ns: str, 
     return hits
 
 
-def catalogued(state: ClusterState, place: str, reason: str, msg: str, target: str, ns: str, *, node: str = "", penalty: float = 0.0) -> list[Hit]:
+def catalogued(
+    state: ClusterState,
+    place: str,
+    reason: str,
+    msg: str,
+    target: str,
+    ns: str,
+    *,
+    node: str = "",
+    penalty: float = 0.0,
+) -> list[Hit]:
     """Findings from the failure catalogue for one line read in `place` (event, state, condition, log)."""
     hits: list[Hit] = []
     for e in catalogue.match(place, reason, msg):
@@ -440,13 +533,15 @@ def _read_describe_pod(state: ClusterState, text: str, ns: str) -> list[Hit]:
     if ports:
         state.container_ports.setdefault(workload, set()).update(ports)
     probes = {k.lower(): _probe_of(v) for k, v in re.findall(r"^\s+(Liveness|Readiness):\s+(.*)$", text, re.M)}
-    events = text[text.find("\nEvents:"):] if "\nEvents:" in text else ""
+    events = text[text.find("\nEvents:") :] if "\nEvents:" in text else ""
     hits: list[Hit] = []
     if re.search(r"Reason:\s+OOMKilled", text):
         line = next((ln for ln in text.splitlines() if "OOMKilled" in ln), "OOMKilled")
         hits.append(("oom_killed", target, line.strip(), 0.9))
         d.oom = True
-    if re.search(r"Reason:\s+(CrashLoopBackOff|Error)", text) or re.search(r"Back-off restarting failed container", events):
+    if re.search(r"Reason:\s+(CrashLoopBackOff|Error)", text) or re.search(
+        r"Back-off restarting failed container", events
+    ):
         d.crashing = True
     for ln in events.splitlines():
         parts = ln.split(None, 1)
@@ -457,7 +552,9 @@ def _read_describe_pod(state: ClusterState, text: str, ns: str) -> list[Hit]:
         low = msg.lower()
         if reason == "FailedScheduling":
             d.scheduling_events = True
-        if reason == "FailedCreatePodSandBox" and ("containerd" in low and ("connection error" in low or "dial" in low or ".sock" in low)):
+        if reason == "FailedCreatePodSandBox" and (
+            "containerd" in low and ("connection error" in low or "dial" in low or ".sock" in low)
+        ):
             d.sandbox_runtime_error = True
             if d.node:
                 hits.append(("containerd_unavailable", f"node/{d.node}", msg, 0.75))
@@ -465,19 +562,43 @@ def _read_describe_pod(state: ClusterState, text: str, ns: str) -> list[Hit]:
             kind = "liveness" if low.startswith("liveness") else "readiness"
             ptype, pport = probes.get(kind, ("", None))
             if pport is not None and ports and pport not in ports:
-                hits.append((f"{kind}_probe_incorrect_port", target, f"{kind} probe on port {pport}, container listens on {', '.join(map(str, sorted(ports)))}: {msg}", 0.85))
-            elif any(s in low for s in ("malformed http", "http/1.x transport", "gave http response", "does not look like a tls", "unimplemented", "not implement")) or (
-                ptype == "http-get" and "grpc" in " ".join(p[0] for p in probes.values())
-            ):
+                hits.append(
+                    (
+                        f"{kind}_probe_incorrect_port",
+                        target,
+                        f"{kind} probe on port {pport}, container listens on {', '.join(map(str, sorted(ports)))}: {msg}",
+                        0.85,
+                    )
+                )
+            elif any(
+                s in low
+                for s in (
+                    "malformed http",
+                    "http/1.x transport",
+                    "gave http response",
+                    "does not look like a tls",
+                    "unimplemented",
+                    "not implement",
+                )
+            ) or (ptype == "http-get" and "grpc" in " ".join(p[0] for p in probes.values())):
                 hits.append((f"{kind}_probe_incorrect_protocol", target, f"{kind} probe {ptype}: {msg}", 0.8))
             else:
-                hits.append((f"{kind}_probe_incorrect_timing", target, f"{kind} probe {ptype} port {pport}: {msg}", 0.5))
+                hits.append(
+                    (f"{kind}_probe_incorrect_timing", target, f"{kind} probe {ptype} port {pport}: {msg}", 0.5)
+                )
         else:
             hits += _classify(state, reason, msg, target, ns, node_selector=node_selector)
     hits += _container_states(state, text, target, d.namespace)
     if d.pending and not d.node and not d.scheduling_events:
         cp = sorted(state.control_plane) or ["master"]
-        hits.append(("kube_scheduler_unavailable", f"node/{cp[0]}", f"pod {name} is Pending with no node and no scheduling events: nothing has tried to schedule it", 0.55))
+        hits.append(
+            (
+                "kube_scheduler_unavailable",
+                f"node/{cp[0]}",
+                f"pod {name} is Pending with no node and no scheduling events: nothing has tried to schedule it",
+                0.55,
+            )
+        )
     state.described[name] = d
     return hits
 
@@ -558,7 +679,7 @@ def _read_alerts(state: ClusterState, text: str) -> list[Hit]:
                 latency.append((_pct(ev), svc, ev))
     # The service a delay is injected into slows down the most; its callers see a share of it.
     latency.sort(reverse=True)
-    for i, (pct, svc, ev) in enumerate(latency[:2]):
+    for i, (_, svc, ev) in enumerate(latency[:2]):
         hits.append(("pod_network_delay", f"service/{svc}", ev, 0.6 if i == 0 else 0.35))
     return hits
 
@@ -586,7 +707,14 @@ def _read_endpoints(state: ClusterState, text: str) -> list[Hit]:
         svc, eps = r.get("NAME", ""), r.get("ENDPOINTS", "")
         state.endpoints[svc] = eps
         if eps == "<none>":
-            hits.append(("service_selector_mismatch", f"service/{svc}", f"service {svc} has no endpoints: its selector matches no ready pod", 0.7))
+            hits.append(
+                (
+                    "service_selector_mismatch",
+                    f"service/{svc}",
+                    f"service {svc} has no endpoints: its selector matches no ready pod",
+                    0.7,
+                )
+            )
     return hits
 
 
@@ -597,11 +725,24 @@ def _read_services(state: ClusterState, text: str) -> list[Hit]:
         svc, ports = r.get("NAME", ""), r.get("PORT(S)", "")
         state.service_ports[svc] = ports
         if "/UDP" in ports and "/TCP" not in ports:
-            hits.append(("service_protocol_mismatch", f"service/{svc}", f"service {svc} exposes {ports}: UDP only", 0.6))
+            hits.append(
+                ("service_protocol_mismatch", f"service/{svc}", f"service {svc} exposes {ports}: UDP only", 0.6)
+            )
     return hits
 
 
-_UNITS = {"": 1, "m": 1e-3, "k": 1e3, "Ki": 1024, "M": 1e6, "Mi": 1024**2, "G": 1e9, "Gi": 1024**3, "T": 1e12, "Ti": 1024**4}
+_UNITS = {
+    "": 1,
+    "m": 1e-3,
+    "k": 1e3,
+    "Ki": 1024,
+    "M": 1e6,
+    "Mi": 1024**2,
+    "G": 1e9,
+    "Gi": 1024**3,
+    "T": 1e12,
+    "Ti": 1024**4,
+}
 
 
 def quantity(s: str) -> float | None:
@@ -624,10 +765,21 @@ def _read_quotas(state: ClusterState, text: str, ns: str) -> list[Hit]:
                 u, h = quantity(used), quantity(hard)
                 if u is not None and h is not None and h > 0 and u >= h:
                     for cause in quota_causes(f"requested: {key}=1"):
-                        hits.append((cause, f"namespace/{ns}", f"quota {r.get('NAME', '')}: {key} {used}/{hard} used up", 0.7))
-    if state.missing_claims and any(quota_causes(f"requested: {k}=1") == ["namespace_storage_quota_exceeded"] for k in state.quota_keys):
+                        hits.append(
+                            (cause, f"namespace/{ns}", f"quota {r.get('NAME', '')}: {key} {used}/{hard} used up", 0.7)
+                        )
+    if state.missing_claims and any(
+        quota_causes(f"requested: {k}=1") == ["namespace_storage_quota_exceeded"] for k in state.quota_keys
+    ):
         claims = ", ".join(sorted(state.missing_claims))
-        hits.append(("namespace_storage_quota_exceeded", f"namespace/{ns}", f"claim {claims} does not exist and the namespace has a storage quota: the claim was refused at admission", 0.75))
+        hits.append(
+            (
+                "namespace_storage_quota_exceeded",
+                f"namespace/{ns}",
+                f"claim {claims} does not exist and the namespace has a storage quota: the claim was refused at admission",
+                0.75,
+            )
+        )
     return hits
 
 
@@ -709,12 +861,20 @@ def _read_describe_other(state: ClusterState, text: str, ns: str, kind: str) -> 
     ns = shown.group(1) if shown and shown.group(1) != "<none>" else ns
     if kind == "job":
         state.jobs.add(name)
-    target = f"node/{name}" if kind == "node" else f"service/{name if kind in ('service', 'job', 'cronjob') else workload_of(name)}"
+    target = (
+        f"node/{name}"
+        if kind == "node"
+        else f"service/{name if kind in ('service', 'job', 'cronjob') else workload_of(name)}"
+    )
     if kind == "networkpolicy":
         sel = re.search(r"PodSelector:\s+(?:app(?:\.kubernetes\.io/name)?=)?([\w.-]+)", text)
         target = f"service/{sel.group(1)}" if sel and "<none>" not in sel.group(0) else f"namespace/{ns}"
     hits: list[Hit] = []
-    conditions = _block(text, "Conditions") if kind != "networkpolicy" else [ln.strip() for ln in text.splitlines() if "isolated for" in ln]
+    conditions = (
+        _block(text, "Conditions")
+        if kind != "networkpolicy"
+        else [ln.strip() for ln in text.splitlines() if "isolated for" in ln]
+    )
     for ln in conditions:
         hits += catalogued(state, "condition", "", ln, target, ns, node=name if kind == "node" else "")
         if kind == "node" and ln.startswith("Ready "):
@@ -730,7 +890,7 @@ def _read_describe_other(state: ClusterState, text: str, ns: str, kind: str) -> 
 
 def _describe_events(text: str) -> Iterator[tuple[str, str]]:
     """(reason, message) of the Warning rows under a describe's `Events:`."""
-    events = text[text.find("\nEvents:"):] if "\nEvents:" in text else ""
+    events = text[text.find("\nEvents:") :] if "\nEvents:" in text else ""
     for ln in events.splitlines():
         parts = ln.split(None, 1)
         if len(parts) < 2 or parts[0] != "Warning":
@@ -750,7 +910,14 @@ def _service_fields(state: ClusterState, text: str, name: str) -> list[Hit]:
     if tport:
         state.service_ports.setdefault(name, tport.group(1))
     if eps == "<none>":
-        return [("service_selector_mismatch", f"service/{name}", f"service {name}: Endpoints: <none> (its selector matches no ready pod)", 0.7)]
+        return [
+            (
+                "service_selector_mismatch",
+                f"service/{name}",
+                f"service {name}: Endpoints: <none> (its selector matches no ready pod)",
+                0.7,
+            )
+        ]
     return []
 
 
@@ -764,7 +931,11 @@ def _read_node_table(state: ClusterState, text: str) -> None:
 
 
 def _read_ingress_table(text: str) -> list[Hit]:
-    return [("ingress_class_missing", f"service/{r['NAME']}", f"ingress {r['NAME']}: CLASS <none>", 0.35) for r in parse_table(text)[1] if r.get("NAME") and r.get("CLASS") == "<none>"]
+    return [
+        ("ingress_class_missing", f"service/{r['NAME']}", f"ingress {r['NAME']}: CLASS <none>", 0.35)
+        for r in parse_table(text)[1]
+        if r.get("NAME") and r.get("CLASS") == "<none>"
+    ]
 
 
 def port_mismatches(state: ClusterState) -> list[Hit]:
@@ -776,7 +947,14 @@ def port_mismatches(state: ClusterState) -> list[Hit]:
             continue
         eports = {int(p) for p in re.findall(r":(\d+)", eps)}
         if eports and not eports & cports:
-            hits.append(("service_port_mapping_mismatch", f"service/{svc}", f"service {svc} sends traffic to port {', '.join(map(str, sorted(eports)))}; its containers listen on {', '.join(map(str, sorted(cports)))}", 0.85))
+            hits.append(
+                (
+                    "service_port_mapping_mismatch",
+                    f"service/{svc}",
+                    f"service {svc} sends traffic to port {', '.join(map(str, sorted(eports)))}; its containers listen on {', '.join(map(str, sorted(cports)))}",
+                    0.85,
+                )
+            )
     return hits
 
 
@@ -807,18 +985,29 @@ def follow_ups(state: ClusterState, namespace: str) -> Iterator[tuple[str, dict[
                 if (node, agent) not in state.node_agents:
                     yield "node_service", {"node": node, "agent": agent}, f"node {node} is {status}"
     order = {"Pending": 0}
-    sick = sorted((p for p in state.pods.values() if not p.healthy), key=lambda p: (order.get(p.status, 1), p.ready - p.total, -p.restarts, p.name))
+    sick = sorted(
+        (p for p in state.pods.values() if not p.healthy),
+        key=lambda p: (order.get(p.status, 1), p.ready - p.total, -p.restarts, p.name),
+    )
     seen_workloads: set[str] = set()
     for p in sick:
         if p.workload in seen_workloads:
             continue
         seen_workloads.add(p.workload)
         if p.name not in state.described:
-            yield "describe_pod", {"name": p.name, "namespace": p.namespace or namespace}, f"pod {p.name} is {p.status} ({p.ready}/{p.total} ready, {p.restarts} restarts)"
+            yield (
+                "describe_pod",
+                {"name": p.name, "namespace": p.namespace or namespace},
+                f"pod {p.name} is {p.status} ({p.ready}/{p.total} ready, {p.restarts} restarts)",
+            )
     for name, d in state.described.items():
         w = workload_of(name)
         if d.crashing and not d.oom and w not in state.logs_read:
-            yield "logs", {"service": w, "pod": name, "namespace": d.namespace or namespace}, f"pod {name} keeps crashing"
+            yield (
+                "logs",
+                {"service": w, "pod": name, "namespace": d.namespace or namespace},
+                f"pod {name} keeps crashing",
+            )
         if d.sandbox_runtime_error and d.node and (d.node, "containerd") not in state.node_agents:
             yield "node_service", {"node": d.node, "agent": "containerd"}, f"pod sandboxes fail on {d.node}"
         if d.pending and not d.node and not d.scheduling_events:
@@ -838,12 +1027,19 @@ def follow_ups(state: ClusterState, namespace: str) -> Iterator[tuple[str, dict[
             sport = {int(p) for p in re.findall(r"(?:^|,)(\d+)", state.service_ports.get(svc, ""))}
             eports = {int(p) for p in re.findall(r":(\d+)", eps)}
             if eports and sport and not eports & sport and svc not in state.manifests and not svc.endswith("-external"):
-                yield "manifest", {"app": svc}, f"service {svc} maps port {', '.join(map(str, sorted(sport)))} to {', '.join(map(str, sorted(eports)))}"
+                yield (
+                    "manifest",
+                    {"app": svc},
+                    f"service {svc} maps port {', '.join(map(str, sorted(sport)))} to {', '.join(map(str, sorted(eports)))}",
+                )
         if state.endpoints and state.service_ports:
             for node in sorted(n for n, s in state.nodes.items() if s == "Ready" and n not in state.control_plane):
                 if (node, "kube-proxy") not in state.node_agents:
-                    yield "node_service", {"node": node, "agent": "kube-proxy"}, "services look right: check the node proxies"
-
+                    yield (
+                        "node_service",
+                        {"node": node, "agent": "kube-proxy"},
+                        "services look right: check the node proxies",
+                    )
 
 
 # --- the engine's Check ----------------------------------------------------------------------

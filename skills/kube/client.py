@@ -64,8 +64,12 @@ def find_kubeconfig(context: str | None) -> tuple[Path, str | None]:
             return f, context
     looked = ", ".join(str(f) for f in files) or "no kubeconfig files found"
     if context:
-        raise KubeConfigMissing(f"kube context {context!r} not found (looked in: {looked}); start the sandbox with `lantern sandbox up` or pick a context with --context")
-    raise KubeConfigMissing(f"no kubeconfig with a current context (looked in: {looked}); start the sandbox with `lantern sandbox up`")
+        raise KubeConfigMissing(
+            f"kube context {context!r} not found (looked in: {looked}); start the sandbox with `lantern sandbox up` or pick a context with --context"
+        )
+    raise KubeConfigMissing(
+        f"no kubeconfig with a current context (looked in: {looked}); start the sandbox with `lantern sandbox up`"
+    )
 
 
 class Kube:
@@ -169,7 +173,9 @@ def explain(exc: BaseException) -> str:
         return f"kubeconfig problem: {exc}"
     text = str(exc)
     # only the kubernetes client's transport (urllib3) means the API server; other refusals are the target's
-    if type(exc).__module__.startswith("urllib3") and ("Connection refused" in text or "Max retries exceeded" in text or "NewConnectionError" in text):
+    if type(exc).__module__.startswith("urllib3") and (
+        "Connection refused" in text or "Max retries exceeded" in text or "NewConnectionError" in text
+    ):
         return "cannot reach the Kubernetes API server (is the cluster up? try `lantern sandbox status`)"
     return f"{type(exc).__name__}: {text}"
 

@@ -29,8 +29,19 @@ FIELD_MANAGER = "lantern"
 _WORKLOADS = {"deployment": "Deployment", "statefulset": "StatefulSet", "daemonset": "DaemonSet"}
 _DROP_META = ("managedFields", "resourceVersion", "generation", "uid", "selfLink", "creationTimestamp")
 # kinds applied first, so the objects a manifest's later documents refer to exist when they arrive
-_APPLY_ORDER = ["Namespace", "CustomResourceDefinition", "ServiceAccount", "ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding",
-                "ConfigMap", "Secret", "PersistentVolumeClaim", "Service"]
+_APPLY_ORDER = [
+    "Namespace",
+    "CustomResourceDefinition",
+    "ServiceAccount",
+    "ClusterRole",
+    "Role",
+    "ClusterRoleBinding",
+    "RoleBinding",
+    "ConfigMap",
+    "Secret",
+    "PersistentVolumeClaim",
+    "Service",
+]
 
 
 class FixError(ValueError):
@@ -86,7 +97,9 @@ def _resource(kube: Kube, kind: str, api_version: str | None = None) -> Any:
         except ResourceNotFoundError:
             from skills.kube.client import NotAvailable
 
-            raise NotAvailable(f"{api_version} {kind} is not available on this cluster (API server {kube.version_text})") from None
+            raise NotAvailable(
+                f"{api_version} {kind} is not available on this cluster (API server {kube.version_text})"
+            ) from None
     return resolve_kind(kube, kind)
 
 
@@ -100,7 +113,9 @@ def _live(res: Any, name: str, namespace: str | None) -> dict[str, Any] | None:
         return None
 
 
-def _send(res: Any, method: str, name: str, namespace: str | None, body: Any, dry_run: bool, content_type: str = STRATEGIC) -> dict[str, Any]:
+def _send(
+    res: Any, method: str, name: str, namespace: str | None, body: Any, dry_run: bool, content_type: str = STRATEGIC
+) -> dict[str, Any]:
     """One request (patch, create, replace, apply, delete), dry-run or real; the server's answer as data."""
     ns = namespace if res.namespaced else None
     extra: dict[str, Any] = {"dry_run": "All"} if dry_run else {}
@@ -111,7 +126,9 @@ def _send(res: Any, method: str, name: str, namespace: str | None, body: Any, dr
     elif method == "replace":
         out = res.replace(body=body, name=name, namespace=ns, **extra)
     elif method == "apply":
-        out = res.server_side_apply(body=body, name=name, namespace=ns, field_manager=FIELD_MANAGER, force_conflicts=True, **extra)
+        out = res.server_side_apply(
+            body=body, name=name, namespace=ns, field_manager=FIELD_MANAGER, force_conflicts=True, **extra
+        )
     elif method == "delete":
         out = res.delete(name=name, namespace=ns, **extra)
         return {}
@@ -120,8 +137,21 @@ def _send(res: Any, method: str, name: str, namespace: str | None, body: Any, dr
     return out.to_dict()
 
 
-def change(kube: Kube, res: Any, name: str, namespace: str | None, body: Any, *, dry_run: bool, method: str = "patch",
-           content_type: str = STRATEGIC, live: dict[str, Any] | None = None, previous: Any = None, undo: str = "", summary: str = "") -> dict[str, Any]:
+def change(
+    kube: Kube,
+    res: Any,
+    name: str,
+    namespace: str | None,
+    body: Any,
+    *,
+    dry_run: bool,
+    method: str = "patch",
+    content_type: str = STRATEGIC,
+    live: dict[str, Any] | None = None,
+    previous: Any = None,
+    undo: str = "",
+    summary: str = "",
+) -> dict[str, Any]:
     """Send one change: with dry_run the preview (diff, objects), else what changed, `previous` and `undo`."""
     if live is None and method != "create":
         live = _live(res, name, namespace)
@@ -152,20 +182,35 @@ def _container(live: dict[str, Any], container: str | None) -> dict[str, Any]:
     for c in containers:
         if c.get("name") == container:
             return c
-    raise FixError(f"no container {container!r} in {live['metadata']['name']} (containers: {', '.join(c['name'] for c in containers)})")
+    raise FixError(
+        f"no container {container!r} in {live['metadata']['name']} (containers: {', '.join(c['name'] for c in containers)})"
+    )
 
 
 def _template_patch(container: str, fields: dict[str, Any]) -> dict[str, Any]:
     return {"spec": {"template": {"spec": {"containers": [{"name": container, **fields}]}}}}
 
 
-def set_resources(kube: Kube, name: str, namespace: str = "default", kind: str = "deployment", container: str | None = None,
-                  requests_cpu: str | None = None, requests_memory: str | None = None, limits_cpu: str | None = None,
-                  limits_memory: str | None = None, *, dry_run: bool = False) -> dict[str, Any]:
+def set_resources(
+    kube: Kube,
+    name: str,
+    namespace: str = "default",
+    kind: str = "deployment",
+    container: str | None = None,
+    requests_cpu: str | None = None,
+    requests_memory: str | None = None,
+    limits_cpu: str | None = None,
+    limits_memory: str | None = None,
+    *,
+    dry_run: bool = False,
+) -> dict[str, Any]:
     """Set a container's CPU/memory requests and limits (kubectl set resources); previous values returned."""
     res, live = _workload(kube, kind, name, namespace)
     c = _container(live, container)
-    want = {"requests": {"cpu": requests_cpu, "memory": requests_memory}, "limits": {"cpu": limits_cpu, "memory": limits_memory}}
+    want = {
+        "requests": {"cpu": requests_cpu, "memory": requests_memory},
+        "limits": {"cpu": limits_cpu, "memory": limits_memory},
+    }
     want = {tier: {k: v for k, v in vals.items() if v is not None} for tier, vals in want.items()}
     want = {tier: vals for tier, vals in want.items() if vals}
     if not want:
@@ -173,13 +218,35 @@ def set_resources(kube: Kube, name: str, namespace: str = "default", kind: str =
     old = c.get("resources") or {}
     previous = {tier: {k: (old.get(tier) or {}).get(k) for k in vals} for tier, vals in want.items()}
     undo_args = ", ".join(f"{tier}_{k}={v or 'unset'}" for tier, vals in previous.items() for k, v in vals.items())
-    return change(kube, res, name, namespace, _template_patch(c["name"], {"resources": want}), dry_run=dry_run, live=live, previous={"container": c["name"], **previous},
-                  undo=f"set_resources {kind}/{name} container={c['name']} {undo_args}", summary=f"resources of {c['name']} set to {json.dumps(want)}")
+    return change(
+        kube,
+        res,
+        name,
+        namespace,
+        _template_patch(c["name"], {"resources": want}),
+        dry_run=dry_run,
+        live=live,
+        previous={"container": c["name"], **previous},
+        undo=f"set_resources {kind}/{name} container={c['name']} {undo_args}",
+        summary=f"resources of {c['name']} set to {json.dumps(want)}",
+    )
 
 
-def set_env(kube: Kube, name: str, env_name: str, namespace: str = "default", kind: str = "deployment", container: str | None = None,
-            value: str | None = None, from_configmap: str | None = None, from_secret: str | None = None, key: str | None = None,
-            unset: bool = False, *, dry_run: bool = False) -> dict[str, Any]:
+def set_env(
+    kube: Kube,
+    name: str,
+    env_name: str,
+    namespace: str = "default",
+    kind: str = "deployment",
+    container: str | None = None,
+    value: str | None = None,
+    from_configmap: str | None = None,
+    from_secret: str | None = None,
+    key: str | None = None,
+    unset: bool = False,
+    *,
+    dry_run: bool = False,
+) -> dict[str, Any]:
     """Set (a literal, or a ConfigMap/Secret key) or unset one environment variable of a container (kubectl set env)."""
     res, live = _workload(kube, kind, name, namespace)
     c = _container(live, container)
@@ -201,26 +268,63 @@ def set_env(kube: Kube, name: str, env_name: str, namespace: str = "default", ki
     else:
         undo = f"set_env {kind}/{name} container={c['name']} env_name={env_name} with valueFrom {json.dumps(old.get('valueFrom'))}"
     what = "unset" if unset else "set"
-    return change(kube, res, name, namespace, _template_patch(c["name"], {"env": [entry]}), dry_run=dry_run, live=live,
-                  previous={"container": c["name"], "env": old}, undo=undo, summary=f"{env_name} {what} in {c['name']}")
+    return change(
+        kube,
+        res,
+        name,
+        namespace,
+        _template_patch(c["name"], {"env": [entry]}),
+        dry_run=dry_run,
+        live=live,
+        previous={"container": c["name"], "env": old},
+        undo=undo,
+        summary=f"{env_name} {what} in {c['name']}",
+    )
 
 
-def set_image(kube: Kube, name: str, image: str, namespace: str = "default", kind: str = "deployment", container: str | None = None,
-              *, dry_run: bool = False) -> dict[str, Any]:
+def set_image(
+    kube: Kube,
+    name: str,
+    image: str,
+    namespace: str = "default",
+    kind: str = "deployment",
+    container: str | None = None,
+    *,
+    dry_run: bool = False,
+) -> dict[str, Any]:
     """Set a container's image (kubectl set image); the previous image is returned."""
     res, live = _workload(kube, kind, name, namespace)
     c = _container(live, container)
-    return change(kube, res, name, namespace, _template_patch(c["name"], {"image": image}), dry_run=dry_run, live=live,
-                  previous={"container": c["name"], "image": c.get("image")},
-                  undo=f"set_image {kind}/{name} container={c['name']} image={c.get('image')}", summary=f"{c['name']} image {c.get('image')} → {image}")
+    return change(
+        kube,
+        res,
+        name,
+        namespace,
+        _template_patch(c["name"], {"image": image}),
+        dry_run=dry_run,
+        live=live,
+        previous={"container": c["name"], "image": c.get("image")},
+        undo=f"set_image {kind}/{name} container={c['name']} image={c.get('image')}",
+        summary=f"{c['name']} image {c.get('image')} → {image}",
+    )
 
 
 def _pause(kube: Kube, name: str, namespace: str, paused: bool, dry_run: bool) -> dict[str, Any]:
     res, live = _workload(kube, "deployment", name, namespace)
     before = bool((live.get("spec") or {}).get("paused"))
     other = "rollout_resume" if paused else "rollout_pause"
-    return change(kube, res, name, namespace, {"spec": {"paused": paused}}, dry_run=dry_run, live=live, previous={"paused": before},
-                  undo=f"{other} deployment/{name}" if before != paused else "nothing to undo (it already was so)", summary=f"paused={paused}")
+    return change(
+        kube,
+        res,
+        name,
+        namespace,
+        {"spec": {"paused": paused}},
+        dry_run=dry_run,
+        live=live,
+        previous={"paused": before},
+        undo=f"{other} deployment/{name}" if before != paused else "nothing to undo (it already was so)",
+        summary=f"paused={paused}",
+    )
 
 
 def rollout_pause(kube: Kube, name: str, namespace: str = "default", *, dry_run: bool = False) -> dict[str, Any]:
@@ -233,8 +337,15 @@ def rollout_resume(kube: Kube, name: str, namespace: str = "default", *, dry_run
     return _pause(kube, name, namespace, False, dry_run)
 
 
-def set_hpa(kube: Kube, name: str, namespace: str = "default", min_replicas: int | None = None, max_replicas: int | None = None,
-            *, dry_run: bool = False) -> dict[str, Any]:
+def set_hpa(
+    kube: Kube,
+    name: str,
+    namespace: str = "default",
+    min_replicas: int | None = None,
+    max_replicas: int | None = None,
+    *,
+    dry_run: bool = False,
+) -> dict[str, Any]:
     """Set a HorizontalPodAutoscaler's minReplicas/maxReplicas; the previous bounds are returned."""
     if min_replicas is None and max_replicas is None:
         raise FixError("give min_replicas, max_replicas or both")
@@ -245,13 +356,32 @@ def set_hpa(kube: Kube, name: str, namespace: str = "default", min_replicas: int
     spec = live.get("spec") or {}
     want = {k: v for k, v in (("minReplicas", min_replicas), ("maxReplicas", max_replicas)) if v is not None}
     previous = {k: spec.get(k) for k in ("minReplicas", "maxReplicas")}
-    return change(kube, res, name, namespace, {"spec": want}, dry_run=dry_run, live=live, content_type=MERGE, previous=previous,
-                  undo=f"set_hpa {name} min_replicas={previous['minReplicas']} max_replicas={previous['maxReplicas']}", summary=f"hpa bounds {want}")
+    return change(
+        kube,
+        res,
+        name,
+        namespace,
+        {"spec": want},
+        dry_run=dry_run,
+        live=live,
+        content_type=MERGE,
+        previous=previous,
+        undo=f"set_hpa {name} min_replicas={previous['minReplicas']} max_replicas={previous['maxReplicas']}",
+        summary=f"hpa bounds {want}",
+    )
 
 
 # -- objects ---------------------------------------------------------------------------------------
-def edit_configmap_key(kube: Kube, name: str, key: str, namespace: str = "default", value: str | None = None, remove: bool = False,
-                       *, dry_run: bool = False) -> dict[str, Any]:
+def edit_configmap_key(
+    kube: Kube,
+    name: str,
+    key: str,
+    namespace: str = "default",
+    value: str | None = None,
+    remove: bool = False,
+    *,
+    dry_run: bool = False,
+) -> dict[str, Any]:
     """Set or remove one key of a ConfigMap; the previous value is returned."""
     if (value is None) == (not remove):
         raise FixError("give value, or remove=true")
@@ -261,9 +391,19 @@ def edit_configmap_key(kube: Kube, name: str, key: str, namespace: str = "defaul
         raise FixError(f"ConfigMap {namespace}/{name} not found")
     old = (live.get("data") or {}).get(key)
     undo = f"edit_configmap_key {name} key={key} " + ("remove=true" if old is None else f"value={old!r}")
-    return change(kube, res, name, namespace, {"data": {key: None if remove else str(value)}}, dry_run=dry_run, live=live, content_type=MERGE,
-                  previous={"key": key, "value": old}, undo=undo + "; pods read a ConfigMap at start, so restart the workload after",
-                  summary=f"{name}[{key}] {'removed' if remove else 'set'}")
+    return change(
+        kube,
+        res,
+        name,
+        namespace,
+        {"data": {key: None if remove else str(value)}},
+        dry_run=dry_run,
+        live=live,
+        content_type=MERGE,
+        previous={"key": key, "value": old},
+        undo=undo + "; pods read a ConfigMap at start, so restart the workload after",
+        summary=f"{name}[{key}] {'removed' if remove else 'set'}",
+    )
 
 
 def _pem(text_or_path: str, what: str) -> str:
@@ -289,32 +429,68 @@ def _check_pair(cert_pem: str, key_pem: str) -> str:
     except (ValueError, TypeError):
         raise FixError("key: not an unencrypted PEM private key") from None
     pub = serialization.PublicFormat.SubjectPublicKeyInfo
-    if cert.public_key().public_bytes(serialization.Encoding.PEM, pub) != key.public_key().public_bytes(serialization.Encoding.PEM, pub):
+    if cert.public_key().public_bytes(serialization.Encoding.PEM, pub) != key.public_key().public_bytes(
+        serialization.Encoding.PEM, pub
+    ):
         raise FixError("the key does not belong to the certificate")
     return cert.not_valid_after_utc.isoformat()
 
 
-def set_tls_secret(kube: Kube, name: str, cert: str, key: str, namespace: str = "default", *, dry_run: bool = False) -> dict[str, Any]:
+def set_tls_secret(
+    kube: Kube, name: str, cert: str, key: str, namespace: str = "default", *, dry_run: bool = False
+) -> dict[str, Any]:
     """Create or replace a kubernetes.io/tls Secret from a certificate and key (PEM text or file paths)."""
     cert_pem, key_pem = _pem(cert, "cert"), _pem(key, "key")
     not_after = _check_pair(cert_pem, key_pem)
     res = _resource(kube, "Secret", "v1")
     live = _live(res, name, namespace)
     b64 = {k: base64.b64encode(v.encode()).decode() for k, v in (("tls.crt", cert_pem), ("tls.key", key_pem))}
-    body = {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls", "metadata": {"name": name, "namespace": namespace}, "data": b64}
+    body = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "type": "kubernetes.io/tls",
+        "metadata": {"name": name, "namespace": namespace},
+        "data": b64,
+    }
     if live is not None:
-        body["metadata"] = {**{k: v for k, v in live["metadata"].items() if k in ("labels", "annotations")}, **body["metadata"]}
+        body["metadata"] = {
+            **{k: v for k, v in live["metadata"].items() if k in ("labels", "annotations")},
+            **body["metadata"],
+        }
         body["metadata"]["resourceVersion"] = live["metadata"]["resourceVersion"]
     old_crt = (live or {}).get("data", {}).get("tls.crt")
     # the old private key is never recorded; its certificate's digest says which pair it was
-    previous = {"existed": live is not None, "tls.crt sha256": hashlib.sha256(old_crt.encode()).hexdigest()[:16] if old_crt else None}
-    return change(kube, res, name, namespace, body, dry_run=dry_run, method="replace" if live else "create", live=live, previous=previous,
-                  undo="re-create the secret from the previous certificate and key (not stored by Lantern)" if live else f"delete_resource secret {name}",
-                  summary=f"secret {name}: certificate valid until {not_after}")
+    previous = {
+        "existed": live is not None,
+        "tls.crt sha256": hashlib.sha256(old_crt.encode()).hexdigest()[:16] if old_crt else None,
+    }
+    return change(
+        kube,
+        res,
+        name,
+        namespace,
+        body,
+        dry_run=dry_run,
+        method="replace" if live else "create",
+        live=live,
+        previous=previous,
+        undo="re-create the secret from the previous certificate and key (not stored by Lantern)"
+        if live
+        else f"delete_resource secret {name}",
+        summary=f"secret {name}: certificate valid until {not_after}",
+    )
 
 
-def patch_resource(kube: Kube, kind: str, name: str, patch: str, namespace: str = "default", patch_type: str = "strategic",
-                   *, dry_run: bool = False) -> dict[str, Any]:
+def patch_resource(
+    kube: Kube,
+    kind: str,
+    name: str,
+    patch: str,
+    namespace: str = "default",
+    patch_type: str = "strategic",
+    *,
+    dry_run: bool = False,
+) -> dict[str, Any]:
     """Patch any object with a strategic merge, merge or JSON patch (kubectl patch); the previous object is returned."""
     types = {"strategic": STRATEGIC, "merge": MERGE, "json": JSON_PATCH}
     if patch_type not in types:
@@ -329,8 +505,19 @@ def patch_resource(kube: Kube, kind: str, name: str, patch: str, namespace: str 
     live = _live(res, name, namespace)
     if live is None:
         raise FixError(f"{res.kind} {name} not found")
-    return change(kube, res, name, namespace, body, dry_run=dry_run, live=live, content_type=types[patch_type], previous=clean(live),
-                  undo=f"re-apply the previous {res.kind} (recorded in this call's output) with apply_manifest", summary=f"{res.kind}/{name} patched")
+    return change(
+        kube,
+        res,
+        name,
+        namespace,
+        body,
+        dry_run=dry_run,
+        live=live,
+        content_type=types[patch_type],
+        previous=clean(live),
+        undo=f"re-apply the previous {res.kind} (recorded in this call's output) with apply_manifest",
+        summary=f"{res.kind}/{name} patched",
+    )
 
 
 def _documents(manifest: str) -> list[dict[str, Any]]:
@@ -339,11 +526,18 @@ def _documents(manifest: str) -> list[dict[str, Any]]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise FixError(f"the manifest does not parse{where}: {getattr(exc, 'problem', None) or str(exc).splitlines()[0]}") from None
+        raise FixError(
+            f"the manifest does not parse{where}: {getattr(exc, 'problem', None) or str(exc).splitlines()[0]}"
+        ) from None
     if not docs:
         raise FixError("the manifest is empty")
     for i, d in enumerate(docs, 1):
-        if not isinstance(d, dict) or not d.get("kind") or not d.get("apiVersion") or not (d.get("metadata") or {}).get("name"):
+        if (
+            not isinstance(d, dict)
+            or not d.get("kind")
+            or not d.get("apiVersion")
+            or not (d.get("metadata") or {}).get("name")
+        ):
             raise FixError(f"document {i} lacks apiVersion, kind or metadata.name")
     order = {k: i for i, k in enumerate(_APPLY_ORDER)}
     return sorted(docs, key=lambda d: order.get(d["kind"], len(order)))
@@ -368,22 +562,27 @@ def apply_manifest(kube: Kube, manifest: str, namespace: str = "default", *, dry
             got = change(kube, res, name, ns, doc, dry_run=dry_run, method="apply", live=live)
         except ApiException as exc:
             done = f" ({', '.join(applied)} applied before it)" if applied else ""
-            raise FixError(f"document {i} ({_ref(doc)}) failed: {explain(exc)}; the rest were not applied{done}") from None
+            raise FixError(
+                f"document {i} ({_ref(doc)}) failed: {explain(exc)}; the rest were not applied{done}"
+            ) from None
         objects.extend(got.get("objects") or [got.get("changed")])
         if dry_run:
             diffs.append(got["diff"])
             continue
         applied.append(got["changed"])
         previous.append({"object": got["changed"], "before": clean(live) if live else None})
-        undo.append(f"delete {got['changed']}" if live is None else f"re-apply the previous {got['changed']} (in this output)")
+        undo.append(
+            f"delete {got['changed']}" if live is None else f"re-apply the previous {got['changed']} (in this output)"
+        )
     if dry_run:
         diff = "\n".join(d for d in diffs if d)
         return {"diff": diff, "objects": objects, "note": "" if diff else "no change: the live objects already match"}
     return {"applied": applied, "field_manager": FIELD_MANAGER, "previous": previous, "undo": "; ".join(undo)}
 
 
-def create_job_from_cronjob(kube: Kube, cronjob: str, namespace: str = "default", job_name: str | None = None,
-                            *, dry_run: bool = False) -> dict[str, Any]:
+def create_job_from_cronjob(
+    kube: Kube, cronjob: str, namespace: str = "default", job_name: str | None = None, *, dry_run: bool = False
+) -> dict[str, Any]:
     """Start a Job now from a CronJob's template (kubectl create job --from=cronjob/NAME)."""
     import datetime as dt
 
@@ -399,12 +598,34 @@ def create_job_from_cronjob(kube: Kube, cronjob: str, namespace: str = "default"
     cj = _live(cj_res, cronjob, namespace)
     if cj is None:
         raise FixError(f"CronJob {namespace}/{cronjob} not found")
-    job_name = job_name or f"{cronjob}-manual-{dt.datetime.now(dt.timezone.utc):%H%M%S}"[:63]
+    job_name = job_name or f"{cronjob}-manual-{dt.datetime.now(dt.UTC):%H%M%S}"[:63]
     tmpl = cj["spec"]["jobTemplate"]
-    meta = {"name": job_name, "namespace": namespace, "labels": (tmpl.get("metadata") or {}).get("labels") or {},
-            "annotations": {"cronjob.kubernetes.io/instantiate": "manual"},
-            "ownerReferences": [{"apiVersion": cj["apiVersion"], "kind": "CronJob", "name": cronjob, "uid": cj["metadata"]["uid"], "controller": True}]}
+    meta = {
+        "name": job_name,
+        "namespace": namespace,
+        "labels": (tmpl.get("metadata") or {}).get("labels") or {},
+        "annotations": {"cronjob.kubernetes.io/instantiate": "manual"},
+        "ownerReferences": [
+            {
+                "apiVersion": cj["apiVersion"],
+                "kind": "CronJob",
+                "name": cronjob,
+                "uid": cj["metadata"]["uid"],
+                "controller": True,
+            }
+        ],
+    }
     body = {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": tmpl["spec"]}
     res = _resource(kube, "Job", "batch/v1")
-    return change(kube, res, job_name, namespace, body, dry_run=dry_run, method="create", previous=None,
-                  undo=f"delete_resource job {job_name}", summary=f"job {job_name} created from cronjob {cronjob}")
+    return change(
+        kube,
+        res,
+        job_name,
+        namespace,
+        body,
+        dry_run=dry_run,
+        method="create",
+        previous=None,
+        undo=f"delete_resource job {job_name}",
+        summary=f"job {job_name} created from cronjob {cronjob}",
+    )

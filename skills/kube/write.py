@@ -14,7 +14,7 @@ from typing import Any
 
 from skills.kube import fix
 from skills.kube.client import Kube, NotAvailable
-from skills.kube.read import REVISION, _owned_replicasets, _rev, read_pod
+from skills.kube.read import REVISION, _owned_replicasets, read_pod
 
 # annotations kubectl does not copy from a ReplicaSet back to its deployment on rollback
 _SKIP_ANNOTATIONS = {
@@ -33,24 +33,46 @@ class RollbackError(Exception):
     """The rollback cannot be done (no history, unknown revision, paused deployment)."""
 
 
-def _preview(kube: Kube, kind: str, name: str, namespace: str | None, body: Any, *, method: str = "patch", content_type: str = fix.STRATEGIC) -> dict[str, Any]:
+def _preview(
+    kube: Kube,
+    kind: str,
+    name: str,
+    namespace: str | None,
+    body: Any,
+    *,
+    method: str = "patch",
+    content_type: str = fix.STRATEGIC,
+) -> dict[str, Any]:
     """The dry-run preview of one change (see skills.kube.fix.change)."""
     res = fix._resource(kube, kind)
     return fix.change(kube, res, name, namespace, body, dry_run=True, method=method, content_type=content_type)
 
 
-def rollout_restart(kube: Kube, name: str, namespace: str = "default", kind: str = "deployment", *, dry_run: bool = False) -> dict[str, Any]:
+def rollout_restart(
+    kube: Kube, name: str, namespace: str = "default", kind: str = "deployment", *, dry_run: bool = False
+) -> dict[str, Any]:
     """Restart every pod of a deployment/statefulset/daemonset by stamping the template, as kubectl does."""
-    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()
     body = {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": now}}}}}
     if dry_run:
         return _preview(kube, kind, name, namespace, body)
-    fn = {"deployment": kube.apps.patch_namespaced_deployment, "statefulset": kube.apps.patch_namespaced_stateful_set, "daemonset": kube.apps.patch_namespaced_daemon_set}[kind]
+    fn = {
+        "deployment": kube.apps.patch_namespaced_deployment,
+        "statefulset": kube.apps.patch_namespaced_stateful_set,
+        "daemonset": kube.apps.patch_namespaced_daemon_set,
+    }[kind]
     fn(name, namespace, body)
-    return {"restarted": f"{kind}/{name}", "namespace": namespace, "restartedAt": now, "note": "pods are replaced one by one per the rollout strategy"}
+    return {
+        "restarted": f"{kind}/{name}",
+        "namespace": namespace,
+        "restartedAt": now,
+        "note": "pods are replaced one by one per the rollout strategy",
+    }
 
 
-def scale(kube: Kube, name: str, replicas: int, namespace: str = "default", kind: str = "deployment", *, dry_run: bool = False) -> dict[str, Any]:
+def scale(
+    kube: Kube, name: str, replicas: int, namespace: str = "default", kind: str = "deployment", *, dry_run: bool = False
+) -> dict[str, Any]:
     """Set the replica count of a deployment or statefulset; returns the previous count."""
     if dry_run:
         return _preview(kube, kind, name, namespace, {"spec": {"replicas": replicas}})
@@ -61,7 +83,14 @@ def scale(kube: Kube, name: str, replicas: int, namespace: str = "default", kind
     else:
         before = kube.apps.read_namespaced_stateful_set_scale(name, namespace).spec.replicas or 0
         kube.apps.patch_namespaced_stateful_set_scale(name, namespace, {"spec": {"replicas": replicas}})
-    return {"scaled": f"{kind}/{name}", "namespace": namespace, "from": before, "to": replicas, "previous": {"replicas": before}, "undo": f"scale back to {before} (scale_deployment {name} kind={kind} replicas={before})"}
+    return {
+        "scaled": f"{kind}/{name}",
+        "namespace": namespace,
+        "from": before,
+        "to": replicas,
+        "previous": {"replicas": before},
+        "undo": f"scale back to {before} (scale_deployment {name} kind={kind} replicas={before})",
+    }
 
 
 def _set_unschedulable(kube: Kube, node: str, value: bool, dry_run: bool = False) -> dict[str, Any]:
@@ -69,8 +98,15 @@ def _set_unschedulable(kube: Kube, node: str, value: bool, dry_run: bool = False
         return _preview(kube, "Node", node, None, {"spec": {"unschedulable": value}})
     before = bool(kube.core.read_node(node).spec.unschedulable)
     kube.core.patch_node(node, {"spec": {"unschedulable": value}})
-    return {"node": node, "unschedulable_before": before, "unschedulable_now": value, "previous": {"unschedulable": before},
-            "undo": f"{'cordon' if before else 'uncordon'}_node {node}" if before != value else "nothing to undo (it already was so)"}
+    return {
+        "node": node,
+        "unschedulable_before": before,
+        "unschedulable_now": value,
+        "previous": {"unschedulable": before},
+        "undo": f"{'cordon' if before else 'uncordon'}_node {node}"
+        if before != value
+        else "nothing to undo (it already was so)",
+    }
 
 
 def cordon(kube: Kube, node: str, *, dry_run: bool = False) -> dict[str, Any]:
@@ -83,14 +119,21 @@ def uncordon(kube: Kube, node: str, *, dry_run: bool = False) -> dict[str, Any]:
     return _set_unschedulable(kube, node, False, dry_run)
 
 
-def delete_pod(kube: Kube, name: str, namespace: str = "default", grace_period_seconds: int | None = None, *, dry_run: bool = False) -> dict[str, Any]:
+def delete_pod(
+    kube: Kube, name: str, namespace: str = "default", grace_period_seconds: int | None = None, *, dry_run: bool = False
+) -> dict[str, Any]:
     """Delete one pod; its controller (if any) creates a replacement."""
     pod, _ = read_pod(kube, name, namespace)
     if dry_run:
         return _preview(kube, "Pod", name, namespace, None, method="delete")
     owner = next((f"{o.kind}/{o.name}" for o in pod.metadata.owner_references or [] if o.controller), None)
     kube.core.delete_namespaced_pod(name, namespace, grace_period_seconds=grace_period_seconds)
-    return {"deleted": f"pod/{name}", "namespace": namespace, "controlled_by": owner or "<none>", "replaced": "yes, by its controller" if owner else "no: it had no controller"}
+    return {
+        "deleted": f"pod/{name}",
+        "namespace": namespace,
+        "controlled_by": owner or "<none>",
+        "replaced": "yes, by its controller" if owner else "no: it had no controller",
+    }
 
 
 def _strip_hash(template: dict[str, Any]) -> dict[str, Any]:
@@ -100,7 +143,9 @@ def _strip_hash(template: dict[str, Any]) -> dict[str, Any]:
     return t
 
 
-def plan_rollback(deployment: dict[str, Any], replicasets: list[dict[str, Any]], to_revision: int | None = None) -> dict[str, Any]:
+def plan_rollback(
+    deployment: dict[str, Any], replicasets: list[dict[str, Any]], to_revision: int | None = None
+) -> dict[str, Any]:
     """What kubectl rollout undo would do: the target revision, its ReplicaSet and the JSON patch.
 
     `deployment` and `replicasets` are API objects as JSON data (camelCase). Raises RollbackError.
@@ -123,7 +168,9 @@ def plan_rollback(deployment: dict[str, Any], replicasets: list[dict[str, Any]],
             raise RollbackError(f"no earlier revision to roll back to (only revision {revisions[-1]} exists)")
         to_revision = revisions[-2]
     if to_revision not in history:
-        raise RollbackError(f"unable to find revision {to_revision} (known revisions: {', '.join(map(str, revisions))})")
+        raise RollbackError(
+            f"unable to find revision {to_revision} (known revisions: {', '.join(map(str, revisions))})"
+        )
     target = history[to_revision]
     template = _strip_hash(target["spec"]["template"])
     current_template = _strip_hash(deployment["spec"]["template"])
@@ -152,13 +199,19 @@ def plan_rollback(deployment: dict[str, Any], replicasets: list[dict[str, Any]],
     return plan
 
 
-def rollout_undo(kube: Kube, name: str, namespace: str = "default", to_revision: int | None = None, *, dry_run: bool = False) -> dict[str, Any]:
+def rollout_undo(
+    kube: Kube, name: str, namespace: str = "default", to_revision: int | None = None, *, dry_run: bool = False
+) -> dict[str, Any]:
     """Roll a deployment back to the previous (or a given) revision by restoring that ReplicaSet's template."""
     dep = kube.apps.read_namespaced_deployment(name, namespace)
     rss = _owned_replicasets(kube, dep)
     plan = plan_rollback(kube.serialize(dep), [kube.serialize(rs) for rs in rss], to_revision)
     if plan.get("skip"):
-        return {"rolled_back": False, "reason": plan["skip"], "deployment": f"{namespace}/{name}"} if not dry_run else {"diff": "", "objects": [f"Deployment/{namespace}/{name}"], "note": plan["skip"]}
+        return (
+            {"rolled_back": False, "reason": plan["skip"], "deployment": f"{namespace}/{name}"}
+            if not dry_run
+            else {"diff": "", "objects": [f"Deployment/{namespace}/{name}"], "note": plan["skip"]}
+        )
     if dry_run:
         return _preview(kube, "Deployment", name, namespace, plan["patch"], content_type=fix.JSON_PATCH)
     kube.apps.patch_namespaced_deployment(name, namespace, plan["patch"])
@@ -175,7 +228,9 @@ def rollout_undo(kube: Kube, name: str, namespace: str = "default", to_revision:
     }
 
 
-def delete_resource(kube: Kube, kind: str, name: str, namespace: str | None = "default", *, dry_run: bool = False) -> dict[str, Any]:
+def delete_resource(
+    kube: Kube, kind: str, name: str, namespace: str | None = "default", *, dry_run: bool = False
+) -> dict[str, Any]:
     """Delete any object by kind and name (its dependents are garbage-collected)."""
     from skills.kube.read import resolve_kind
 
@@ -194,8 +249,16 @@ def _evict(kube: Kube, name: str, namespace: str) -> None:
     kube.core.create_namespaced_pod_eviction(name, namespace, body)
 
 
-def drain(kube: Kube, node: str, ignore_daemonsets: bool = True, delete_emptydir_data: bool = False, force: bool = False, wait_seconds: int = 30,
-          *, dry_run: bool = False) -> dict[str, Any]:
+def drain(
+    kube: Kube,
+    node: str,
+    ignore_daemonsets: bool = True,
+    delete_emptydir_data: bool = False,
+    force: bool = False,
+    wait_seconds: int = 30,
+    *,
+    dry_run: bool = False,
+) -> dict[str, Any]:
     """Cordon a node and evict its pods (respecting PodDisruptionBudgets), as kubectl drain does."""
     from kubernetes.client.exceptions import ApiException
 
@@ -234,7 +297,13 @@ def drain(kube: Kube, node: str, ignore_daemonsets: bool = True, delete_emptydir
             continue
         evict.append(p)
     if refused:
-        return {"node": node, "cordoned": True, "drained": False, "refused": refused, "note": "the node stays cordoned; nothing was evicted"}
+        return {
+            "node": node,
+            "cordoned": True,
+            "drained": False,
+            "refused": refused,
+            "note": "the node stays cordoned; nothing was evicted",
+        }
     evicted: list[str] = []
     blocked: list[str] = []
     for p in evict:
@@ -247,15 +316,28 @@ def drain(kube: Kube, node: str, ignore_daemonsets: bool = True, delete_emptydir
                 blocked.append(f"{ref} (a PodDisruptionBudget blocks it)")
             elif exc.status == 404:
                 if "Eviction" in str(exc.body) or "the server could not find the requested resource" in str(exc.body):
-                    raise NotAvailable(f"pod eviction is not available on this cluster version (API server {kube.version_text})") from None
+                    raise NotAvailable(
+                        f"pod eviction is not available on this cluster version (API server {kube.version_text})"
+                    ) from None
                 evicted.append(f"{ref} (already gone)")
             else:
                 raise
     deadline = time.monotonic() + max(0, wait_seconds)
     remaining = evicted
     while remaining and time.monotonic() < deadline:
-        still = {f"{p.metadata.namespace}/{p.metadata.name}" for p in kube.core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}").items}
+        still = {
+            f"{p.metadata.namespace}/{p.metadata.name}"
+            for p in kube.core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}").items
+        }
         remaining = [r for r in evicted if r.split(" ")[0] in still]
         if remaining:
             time.sleep(1)
-    return {"node": node, "cordoned": True, "evicted": evicted, "still_terminating": remaining, "blocked": blocked, "skipped": skipped, "undo": f"uncordon {node} (evicted pods are recreated elsewhere by their controllers)"}
+    return {
+        "node": node,
+        "cordoned": True,
+        "evicted": evicted,
+        "still_terminating": remaining,
+        "blocked": blocked,
+        "skipped": skipped,
+        "undo": f"uncordon {node} (evicted pods are recreated elsewhere by their controllers)",
+    }

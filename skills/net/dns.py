@@ -58,7 +58,9 @@ def resolve(name: str, record_type: str = "A", nameserver: str | None = None, ti
     return {"name": name, "type": record_type, **_query(name, record_type, nameserver, timeout)}
 
 
-def compare_resolvers(name: str, nameservers: list[str], record_type: str = "A", timeout: float = 3.0) -> dict[str, Any]:
+def compare_resolvers(
+    name: str, nameservers: list[str], record_type: str = "A", timeout: float = 3.0
+) -> dict[str, Any]:
     """Ask several resolvers the same question and say whether they agree (split-horizon, stale caches)."""
     results = [_query(name, record_type, ns, timeout) for ns in nameservers]
     distinct = {(r["status"], tuple(r["answers"])) for r in results}

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def cert_info(cert: x509.Certificate) -> dict[str, Any]:
@@ -23,7 +23,9 @@ def cert_info(cert: x509.Certificate) -> dict[str, Any]:
     days_left = (not_after - _now()).total_seconds() / 86400
     try:
         sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        names = [str(v) for v in sans.get_values_for_type(x509.DNSName)] + [str(v) for v in sans.get_values_for_type(x509.IPAddress)]
+        names = [str(v) for v in sans.get_values_for_type(x509.DNSName)] + [
+            str(v) for v in sans.get_values_for_type(x509.IPAddress)
+        ]
     except x509.ExtensionNotFound:
         names = []
     key = cert.public_key()
@@ -33,7 +35,11 @@ def cert_info(cert: x509.Certificate) -> dict[str, Any]:
         key_desc = f"EC {key.curve.name}"
     else:
         key_desc = type(key).__name__
-    status = "expired" if days_left < 0 else ("not yet valid" if not_before > _now() else ("expires soon" if days_left < 14 else "valid"))
+    status = (
+        "expired"
+        if days_left < 0
+        else ("not yet valid" if not_before > _now() else ("expires soon" if days_left < 14 else "valid"))
+    )
     return {
         "subject": cert.subject.rfc4514_string(),
         "issuer": cert.issuer.rfc4514_string(),
@@ -58,7 +64,9 @@ def check_endpoint(host: str, port: int = 443, server_name: str | None = None, t
         with ctx.wrap_socket(sock, server_hostname=sni) as tls:
             version = tls.version()
             chain_der: list[bytes] = []
-            getter = getattr(tls, "get_unverified_chain", None) or getattr(getattr(tls, "_sslobj", None), "get_unverified_chain", None)
+            getter = getattr(tls, "get_unverified_chain", None) or getattr(
+                getattr(tls, "_sslobj", None), "get_unverified_chain", None
+            )
             if getter is not None:
                 for c in getter() or []:
                     chain_der.append(c if isinstance(c, bytes) else c.public_bytes(ssl._ssl.ENCODING_DER))  # type: ignore[attr-defined]
@@ -69,7 +77,10 @@ def check_endpoint(host: str, port: int = 443, server_name: str | None = None, t
     verify_error = None
     vctx = ssl.create_default_context()
     try:
-        with socket.create_connection((host, port), timeout=timeout) as sock, vctx.wrap_socket(sock, server_hostname=sni):
+        with (
+            socket.create_connection((host, port), timeout=timeout) as sock,
+            vctx.wrap_socket(sock, server_hostname=sni),
+        ):
             pass
     except ssl.SSLCertVerificationError as exc:
         verify_error = exc.verify_message or str(exc)
@@ -109,7 +120,9 @@ def check_tls_secret(kube: Any, name: str, namespace: str = "default") -> dict[s
             key = serialization.load_pem_private_key(base64.b64decode(data["tls.key"]), password=None)
             leaf = x509.load_pem_x509_certificates(pem)[0]
             pub = serialization.PublicFormat.SubjectPublicKeyInfo
-            key_match = key.public_key().public_bytes(serialization.Encoding.PEM, pub) == leaf.public_key().public_bytes(serialization.Encoding.PEM, pub)
+            key_match = key.public_key().public_bytes(
+                serialization.Encoding.PEM, pub
+            ) == leaf.public_key().public_bytes(serialization.Encoding.PEM, pub)
         except (ValueError, TypeError):
             key_match = False
     leaf_info = chain[0] if chain else {}

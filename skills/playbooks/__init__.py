@@ -63,7 +63,14 @@ def parse(path: Path) -> Playbook:
     missing = [k for k in ("name", "title") if not meta.get(k)]
     if missing:
         raise PlaybookError(f"{path}: front matter lacks {', '.join(missing)}")
-    return Playbook(meta["name"], meta["title"], [str(x) for x in meta.get("symptoms") or []], [str(x) for x in meta.get("keywords") or []], body.strip(), path)
+    return Playbook(
+        meta["name"],
+        meta["title"],
+        [str(x) for x in meta.get("symptoms") or []],
+        [str(x) for x in meta.get("keywords") or []],
+        body.strip(),
+        path,
+    )
 
 
 def load_playbooks(dirs: list[Path] | None = None) -> tuple[list[Playbook], list[str]]:

@@ -11,7 +11,7 @@ PACK_FILE = Path(__file__).parent / "packs" / "cloudops.yaml"
 """The `cloudops` pack (not among the live packs: it needs a case to answer from)."""
 
 
-def cloudops_pack():  # noqa: ANN201 - returns skills.spec.Pack
+def cloudops_pack():
     """The `cloudops` pack, loaded and validated."""
     from skills.loader import load_pack_file
 

@@ -18,16 +18,45 @@ from engine.jsonfile import load_json
 from engine.tools import ToolOutput
 
 RESOURCE_ALIASES: dict[str, str] = {
-    "po": "pods", "pod": "pods", "svc": "services", "service": "services", "deploy": "deployments",
-    "deployment": "deployments", "sts": "statefulsets", "statefulset": "statefulsets", "ds": "daemonsets",
-    "daemonset": "daemonsets", "cm": "configmaps", "configmap": "configmaps", "secret": "secrets",
-    "pvc": "persistentvolumeclaims", "persistentvolumeclaim": "persistentvolumeclaims", "rs": "replicasets",
-    "replicaset": "replicasets", "ing": "ingresses", "ingress": "ingresses", "netpol": "networkpolicies",
-    "networkpolicy": "networkpolicies", "sa": "serviceaccounts", "serviceaccount": "serviceaccounts",
-    "job": "jobs", "ep": "endpoints", "endpoint": "endpoints", "pv": "persistentvolumes",
-    "persistentvolume": "persistentvolumes", "no": "nodes", "node": "nodes", "sc": "storageclasses",
-    "storageclass": "storageclasses", "ev": "events", "event": "events", "quota": "resourcequota",
-    "resourcequotas": "resourcequota", "ns": "namespaces", "namespace": "namespaces", "rolebinding": "rolebindings",
+    "po": "pods",
+    "pod": "pods",
+    "svc": "services",
+    "service": "services",
+    "deploy": "deployments",
+    "deployment": "deployments",
+    "sts": "statefulsets",
+    "statefulset": "statefulsets",
+    "ds": "daemonsets",
+    "daemonset": "daemonsets",
+    "cm": "configmaps",
+    "configmap": "configmaps",
+    "secret": "secrets",
+    "pvc": "persistentvolumeclaims",
+    "persistentvolumeclaim": "persistentvolumeclaims",
+    "rs": "replicasets",
+    "replicaset": "replicasets",
+    "ing": "ingresses",
+    "ingress": "ingresses",
+    "netpol": "networkpolicies",
+    "networkpolicy": "networkpolicies",
+    "sa": "serviceaccounts",
+    "serviceaccount": "serviceaccounts",
+    "job": "jobs",
+    "ep": "endpoints",
+    "endpoint": "endpoints",
+    "pv": "persistentvolumes",
+    "persistentvolume": "persistentvolumes",
+    "no": "nodes",
+    "node": "nodes",
+    "sc": "storageclasses",
+    "storageclass": "storageclasses",
+    "ev": "events",
+    "event": "events",
+    "quota": "resourcequota",
+    "resourcequotas": "resourcequota",
+    "ns": "namespaces",
+    "namespace": "namespaces",
+    "rolebinding": "rolebindings",
 }
 """kubectl short names and singulars → the plural the recordings use."""
 CLUSTER_SCOPED = {"nodes", "persistentvolumes", "storageclasses", "namespaces"}
@@ -118,7 +147,9 @@ def _with_ns(base: dict[str, Any], ns: str | None) -> dict[str, Any]:
 def _not_found(kind: str, name: str | None, namespace: str | None) -> str:
     singular = kind[:-1] if kind.endswith("s") else kind
     if name:
-        return f'Error from server (NotFound): {kind} "{name}" not found' + (f" in namespace {namespace!r}" if namespace and kind not in CLUSTER_SCOPED else "")
+        return f'Error from server (NotFound): {kind} "{name}" not found' + (
+            f" in namespace {namespace!r}" if namespace and kind not in CLUSTER_SCOPED else ""
+        )
     if kind in CLUSTER_SCOPED:
         return "No resources found"
     del singular
@@ -180,7 +211,10 @@ def answer(case: ReplayCase, tool: str, args: dict[str, Any]) -> ToolOutput:
         if not hit:
             text, status = f"Error: {tool} was not recorded for this case.", "error"
         elif value in ({}, [], "", None):
-            text, status = ("No active metric anomalies detected at this time." if tool == "GetAlerts" else "(empty)"), "ok"
+            text, status = (
+                ("No active metric anomalies detected at this time." if tool == "GetAlerts" else "(empty)"),
+                "ok",
+            )
         else:
             text, status = _text(value), "ok"
     else:
@@ -195,17 +229,35 @@ def answer(case: ReplayCase, tool: str, args: dict[str, Any]) -> ToolOutput:
         hit, value = case.lookup(tool, [cand])
         if not hit:
             what = ", ".join(f"{k}={v}" for k, v in a.items())
-            text, status = f"Error from server (NotFound): {tool} has no recorded result for {what or 'these arguments'}", "error"
+            text, status = (
+                f"Error from server (NotFound): {tool} has no recorded result for {what or 'these arguments'}",
+                "error",
+            )
         elif value in ("", None, {}, []) or (isinstance(value, dict) and value.get("total_errors") == 0):
-            text, status = (f"No error logs found for {a.get('service_name')} in {cand.get('namespace')} namespace." if tool == "GetErrorLogs" else "(empty)"), "ok"
+            text, status = (
+                (
+                    f"No error logs found for {a.get('service_name')} in {cand.get('namespace')} namespace."
+                    if tool == "GetErrorLogs"
+                    else "(empty)"
+                ),
+                "ok",
+            )
         else:
-            text, status = (json.dumps(value, indent=1, ensure_ascii=False) if isinstance(value, dict) else _text(value)), "ok"
+            text, status = (
+                (json.dumps(value, indent=1, ensure_ascii=False) if isinstance(value, dict) else _text(value)),
+                "ok",
+            )
     case.calls.append({"tool": tool, "args": a, "hit": hit})
     return ToolOutput(text=text, data=value if hit else None, status=status)
 
 
-async def run_replay(action: Any, args: dict[str, Any], *, credential_resolver: Any = None, replay: ReplayCase | None = None, **_: Any) -> ToolOutput:
+async def run_replay(
+    action: Any, args: dict[str, Any], *, credential_resolver: Any = None, replay: ReplayCase | None = None, **_: Any
+) -> ToolOutput:
     """Answer the action from the bound replay case."""
     if replay is None:
-        return ToolOutput(text=f"{action.qualified_name}: no replay case is bound (use skills.replay.replay_tools(case_dir))", status="error")
+        return ToolOutput(
+            text=f"{action.qualified_name}: no replay case is bound (use skills.replay.replay_tools(case_dir))",
+            status="error",
+        )
     return answer(replay, action.tool, args)

@@ -9,19 +9,65 @@ from bench import compaction
 HISTORY = [
     {"role": "system", "content": "You troubleshoot Kubernetes."},
     {"role": "user", "content": "payments are failing"},
-    {"role": "assistant", "content": "Checking pods.", "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "run", "arguments": json.dumps({"command": "kubectl get pods -n prod"})}}]},
-    {"role": "tool", "tool_call_id": "c1", "name": "run", "content": "NAME                         READY   STATUS             RESTARTS   AGE\npayment-api-6d8f9b7c5-h9k2m   0/1     CrashLoopBackOff   12         1h\n" + "filler line\n" * 400},
-    {"role": "assistant", "content": "Logs.", "tool_calls": [{"id": "c2", "type": "function", "function": {"name": "run", "arguments": "{\"command\": \"kubectl logs payment-api-6d8f9b7c5-h9k2m\"}"}}]},
-    {"role": "tool", "tool_call_id": "c2", "name": "run", "content": [{"type": "text", "text": "2025-10-08T14:45:00Z ERROR java.sql.SQLException: Connection pool exhausted\n" + "debug noise\n" * 400}]},
+    {
+        "role": "assistant",
+        "content": "Checking pods.",
+        "tool_calls": [
+            {
+                "id": "c1",
+                "type": "function",
+                "function": {"name": "run", "arguments": json.dumps({"command": "kubectl get pods -n prod"})},
+            }
+        ],
+    },
+    {
+        "role": "tool",
+        "tool_call_id": "c1",
+        "name": "run",
+        "content": "NAME                         READY   STATUS             RESTARTS   AGE\npayment-api-6d8f9b7c5-h9k2m   0/1     CrashLoopBackOff   12         1h\n"
+        + "filler line\n" * 400,
+    },
+    {
+        "role": "assistant",
+        "content": "Logs.",
+        "tool_calls": [
+            {
+                "id": "c2",
+                "type": "function",
+                "function": {"name": "run", "arguments": '{"command": "kubectl logs payment-api-6d8f9b7c5-h9k2m"}'},
+            }
+        ],
+    },
+    {
+        "role": "tool",
+        "tool_call_id": "c2",
+        "name": "run",
+        "content": [
+            {
+                "type": "text",
+                "text": "2025-10-08T14:45:00Z ERROR java.sql.SQLException: Connection pool exhausted\n"
+                + "debug noise\n" * 400,
+            }
+        ],
+    },
     {"role": "assistant", "content": "The pool is too small."},
 ]
-EXPECTED = 'Pod payment-api-6d8f9b7c5-h9k2m fails with "java.sql.SQLException: Connection pool exhausted" and 12 restarts.'
+EXPECTED = (
+    'Pod payment-api-6d8f9b7c5-h9k2m fails with "java.sql.SQLException: Connection pool exhausted" and 12 restarts.'
+)
 
 
 def test_convert_keeps_roles_calls_and_pairing():
     system, events = compaction.convert(HISTORY)
     assert system == "You troubleshoot Kubernetes."
-    assert [e.kind for e in events] == ["user-message", "assistant-message", "tool-call-finished", "assistant-message", "tool-call-finished", "assistant-message"]
+    assert [e.kind for e in events] == [
+        "user-message",
+        "assistant-message",
+        "tool-call-finished",
+        "assistant-message",
+        "tool-call-finished",
+        "assistant-message",
+    ]
     assert events[1].tool_calls[0]["arguments"] == {"command": "kubectl get pods -n prod"}
     assert events[4].output.startswith("2025-10-08T14:45:00Z ERROR")
 
@@ -55,7 +101,18 @@ def test_cli_run_on_a_cases_dir_reports_numbers_and_skips_a_bad_case(tmp_path, c
     (bad / "test_case.yaml").write_text("expected_output: x\n")
     p = argparse.ArgumentParser()
     compaction.configure(p)
-    args = p.parse_args(["--cases", str(tmp_path / "cases"), "--cloudops", str(tmp_path / "none"), "--no-timing", "--histories", "1", "--json"])
+    args = p.parse_args(
+        [
+            "--cases",
+            str(tmp_path / "cases"),
+            "--cloudops",
+            str(tmp_path / "none"),
+            "--no-timing",
+            "--histories",
+            "1",
+            "--json",
+        ]
+    )
     assert compaction.run(args) == 0
     out = capsys.readouterr()
     result = json.loads(out.out)

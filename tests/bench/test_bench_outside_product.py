@@ -25,8 +25,13 @@ def _imported(path: Path) -> set[str]:
 
 
 def test_no_product_module_imports_a_benchmark_or_an_evaluation() -> None:
-    bad = [f"{p.relative_to(ROOT)}: {name}" for pkg in PRODUCT for p in sorted((ROOT / pkg).rglob("*.py"))
-           for name in _imported(p) if name.split(".")[0] in OUTSIDE]
+    bad = [
+        f"{p.relative_to(ROOT)}: {name}"
+        for pkg in PRODUCT
+        for p in sorted((ROOT / pkg).rglob("*.py"))
+        for name in _imported(p)
+        if name.split(".")[0] in OUTSIDE
+    ]
     assert bad == []
 
 
@@ -49,7 +54,9 @@ sys.exit(main(sys.argv[1:]))
 
 def test_bench_and_eval_from_an_installation_without_them_say_so_in_one_line() -> None:
     for argv in (["bench", "scrub", "--json"], ["eval", "cloudops", "--cases", "x"]):
-        p = subprocess.run([sys.executable, "-c", _WITHOUT, *argv], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+        p = subprocess.run(
+            [sys.executable, "-c", _WITHOUT, *argv], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+        )
         assert p.returncode == 2, p.stderr
         assert p.stdout == "" and len(p.stderr.strip().splitlines()) == 1, p.stderr
         assert "checkout" in p.stderr and "Traceback" not in p.stderr

@@ -28,7 +28,10 @@ def test_the_bench_drops_unseen_scenes_from_the_history_before_anything_is_built
     assert h.dropped_requests == 40 - len(h.experiences)
     assert h.seen == {t for t, tools in test.items() if tuple(sorted(tools)) in kept}
     assert "t9" not in h.seen and retrieval_history.load(args, test).seen == h.seen  # seeded: the same split
-    assert retrieval_history.check(argparse.Namespace(history_queries=None, history_qrels=r, unseen_scenes=0.0)) is not None
+    assert (
+        retrieval_history.check(argparse.Namespace(history_queries=None, history_qrels=r, unseen_scenes=0.0))
+        is not None
+    )
 
 
 def test_the_scale_bench_recombines_real_requests_into_new_rows() -> None:
@@ -41,4 +44,6 @@ def test_the_scale_bench_recombines_real_requests_into_new_rows() -> None:
     assert np.allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
     for r, v in zip(rows, out):
         source = "abc".index(r.tools[0])
-        assert r.text.split()[0] == texts[source].split()[0] and v[source] > 0.9  # the first request's words, tools and vector
+        assert (
+            r.text.split()[0] == texts[source].split()[0] and v[source] > 0.9
+        )  # the first request's words, tools and vector

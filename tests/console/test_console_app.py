@@ -51,7 +51,14 @@ async def until(pilot: Any, cond: Any, timeout: float = 30.0) -> None:
 
 def app_for(script: list[dict[str, Any]], tools: list[Any] | None = None, **kw: Any) -> LanternApp:
     cfg = kw.pop("config", None) or Config(model="scripted", namespace="payments")
-    return LanternApp(kw.pop("args", None), config=cfg, session_factory=scripted_factory(script, tools or incident_tools(), **kw.pop("factory_kw", {})), tz=dt.timezone.utc, blink=False, **kw)
+    return LanternApp(
+        kw.pop("args", None),
+        config=cfg,
+        session_factory=scripted_factory(script, tools or incident_tools(), **kw.pop("factory_kw", {})),
+        tz=dt.UTC,
+        blink=False,
+        **kw,
+    )
 
 
 def kinds(app: LanternApp, kind: str) -> list[Any]:
@@ -126,7 +133,7 @@ async def test_timeline_draws_a_longer_tool_name_whole_at_once() -> None:
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot, app)
         timeline = app.main.query_one(Timeline)
-        at = dt.datetime(2026, 12, 2, 3, 7, tzinfo=dt.timezone.utc)
+        at = dt.datetime(2026, 12, 2, 3, 7, tzinfo=dt.UTC)
         timeline.upsert(Row("c1", at, "get_pods", status="ok"))
         await pilot.pause(0.1)
         timeline.upsert(Row("c2", at, "rollout_history"))
@@ -163,7 +170,14 @@ async def test_ctrl_c_cancels_the_running_turn_and_twice_quits() -> None:
 async def test_engine_messages_that_arrive_after_exit_are_dropped_not_raised() -> None:
     # The engine posts from its own task: a turn that finishes while the app exits has its last
     # events land after the screen stack is empty. They are in the session store already.
-    from console.bridge import AnswerStreamed, ApprovalsChanged, EngineEvent, EngineFailed, EngineStarting, TurnStateChanged
+    from console.bridge import (
+        AnswerStreamed,
+        ApprovalsChanged,
+        EngineEvent,
+        EngineFailed,
+        EngineStarting,
+        TurnStateChanged,
+    )
 
     app = app_for([{"text": "Done."}], [])
     async with app.run_test(size=SIZE) as pilot:

@@ -22,7 +22,7 @@ def make_app(executed: list[dict[str, Any]], script: list[dict[str, Any]] | None
     return LanternApp(
         config=Config(model="scripted", namespace="payments"),
         session_factory=scripted_factory(script or INCIDENT_SCRIPT, incident_tools(executed)),
-        tz=dt.timezone.utc,
+        tz=dt.UTC,
         blink=False,
         **kw,
     )
@@ -112,7 +112,12 @@ async def test_reason_screen_escape_goes_back_without_deciding() -> None:
 
 
 SCALE_SCRIPT = [
-    {"text": "Scaling api to absorb the load.", "tool_calls": [{"name": "scale_deployment", "arguments": {"name": "api", "namespace": "payments", "replicas": 4}}]},
+    {
+        "text": "Scaling api to absorb the load.",
+        "tool_calls": [
+            {"name": "scale_deployment", "arguments": {"name": "api", "namespace": "payments", "replicas": 4}}
+        ],
+    },
     {"text": "Scaled."},
 ]
 
@@ -129,7 +134,11 @@ async def test_confirm_countdown_proceeds_when_not_cancelled() -> None:
         (resolved,) = events(app, "approval-resolved")
         assert resolved.approved and "countdown" in resolved.reason
         kinds = [e.kind for e in app.bridge.session.events]
-        ran = next(i for i, e in enumerate(app.bridge.session.events) if e.kind == "tool-call-finished" and e.tool == "scale_deployment")
+        ran = next(
+            i
+            for i, e in enumerate(app.bridge.session.events)
+            if e.kind == "tool-call-finished" and e.tool == "scale_deployment"
+        )
         assert kinds.index("approval-requested") < kinds.index("approval-resolved") < ran
 
 
@@ -160,8 +169,18 @@ async def test_explicit_approval_never_times_out_into_yes() -> None:
 
 def _request(n: int, expires: dt.datetime | None = None) -> ev.ApprovalRequested:
     return ev.ApprovalRequested(
-        session_id="s", seq=n, at=ev.utcnow(), request_id=f"r{n}", call_id=f"c{n}", tool="rollback_deployment",
-        arguments={"n": n}, risk="write", decision="approve", rule="test", call_hash="h" * 16, expires_at=expires,
+        session_id="s",
+        seq=n,
+        at=ev.utcnow(),
+        request_id=f"r{n}",
+        call_id=f"c{n}",
+        tool="rollback_deployment",
+        arguments={"n": n},
+        risk="write",
+        decision="approve",
+        rule="test",
+        call_hash="h" * 16,
+        expires_at=expires,
     )
 
 
@@ -227,8 +246,19 @@ async def test_the_decision_and_its_buttons_show_without_scrolling(size: tuple[i
 
         action = screen.query_one("#approval-action")
         assert "rollback_deployment(name=api, namespace=payments, revision=13)" in str(action.render())
-        assert "org/payments" in (policy := str(screen.query_one("#approval-policy").render())) and "changes a production deployment" in policy
-        for selector in ("#approval-title", "#approval-action", "#approval-policy", "#approve", "#deny", "#reason", "#inspect"):
+        assert (
+            "org/payments" in (policy := str(screen.query_one("#approval-policy").render()))
+            and "changes a production deployment" in policy
+        )
+        for selector in (
+            "#approval-title",
+            "#approval-action",
+            "#approval-policy",
+            "#approve",
+            "#deny",
+            "#reason",
+            "#inspect",
+        ):
             assert on_top(selector), f"{selector} is hidden at {size}"
         from console.widgets.header.header_bar import HeaderBar
 

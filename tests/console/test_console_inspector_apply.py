@@ -36,10 +36,27 @@ async def test_apply_asks_with_the_dry_run_diff_then_applies():
     async def preview(args: dict[str, Any]) -> Preview:
         return Preview(diff=DIFF, objects=["ConfigMap/payments/extra"])
 
-    params = {"type": "object", "properties": {"manifest": {"type": "string"}, "namespace": {"type": "string"}}, "required": ["manifest"]}
-    tool = Tool("kubernetes.apply_manifest", "Server-side apply a manifest", params, handler, risk="dangerous", pack="kubernetes",
-                meta=ToolMeta(rollback="delete what it created"), preview=preview)
-    app = LanternApp(config=Config(model="scripted", namespace="payments"), session_factory=scripted_factory([], [tool]), tz=dt.timezone.utc, blink=False)
+    params = {
+        "type": "object",
+        "properties": {"manifest": {"type": "string"}, "namespace": {"type": "string"}},
+        "required": ["manifest"],
+    }
+    tool = Tool(
+        "kubernetes.apply_manifest",
+        "Server-side apply a manifest",
+        params,
+        handler,
+        risk="dangerous",
+        pack="kubernetes",
+        meta=ToolMeta(rollback="delete what it created"),
+        preview=preview,
+    )
+    app = LanternApp(
+        config=Config(model="scripted", namespace="payments"),
+        session_factory=scripted_factory([], [tool]),
+        tz=dt.UTC,
+        blink=False,
+    )
     async with app.run_test(size=(120, 40)) as pilot:
         await _until(pilot, lambda: app.bridge is not None and app.bridge.ready)
         await app.main.toggle_inspector()

@@ -58,7 +58,10 @@ def test_unknown_field_is_flagged_with_a_suggestion_at_its_line() -> None:
 
 
 def test_required_fields_and_wrong_shapes() -> None:
-    r = check("kind: Service\nmetadata: {}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec:\n  replicas: three\n", models)
+    r = check(
+        "kind: Service\nmetadata: {}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\nspec:\n  replicas: three\n",
+        models,
+    )
     messages = [(i.line, i.message) for i in r.issues]
     assert (1, "missing required field apiVersion") in messages
     assert any("metadata.name" in m for _, m in messages)

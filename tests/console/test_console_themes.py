@@ -17,7 +17,11 @@ def test_builtin_themes_define_every_variable() -> None:
 
 def test_stylesheet_uses_variables_not_literal_colours() -> None:
     css = (Path(__file__).parents[2] / "themes" / "lantern.tcss").read_text()
-    assert "#" not in "".join(line.split(":", 1)[1] for line in css.splitlines() if ":" in line and not line.strip().startswith(("/*", "#", "MainScreen", ".")))
+    assert "#" not in "".join(
+        line.split(":", 1)[1]
+        for line in css.splitlines()
+        if ":" in line and not line.strip().startswith(("/*", "#", "MainScreen", "."))
+    )
 
 
 def test_user_theme_yaml(tmp_path: Path) -> None:

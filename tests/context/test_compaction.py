@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 
 from engine import events as ev
-from engine.context import CompactingContext, ContextConfig, build_context, recall_tool
 from engine.config import Config
+from engine.context import CompactingContext, ContextConfig, build_context, recall_tool
+from engine.dispatch import Dispatcher
 from engine.loop import Session
+from engine.policy.rules import Policy
 from engine.store import Store
 from engine.testing import ScriptedModel
 from engine.toolbox import Toolbox
-from engine.dispatch import Dispatcher
-from engine.policy.rules import Policy
 from engine.tools import Tool, ToolMeta, python_tool
 
 MOUNTS = 60
@@ -33,7 +33,10 @@ def describe_pod(name: str) -> str:
 
 
 def script(n: int) -> list[dict]:
-    steps = [{"text": f"Looking at {s}.", "tool_calls": [{"name": "describe_pod", "arguments": {"name": s}}]} for s in SERVICES[:n]]
+    steps = [
+        {"text": f"Looking at {s}.", "tool_calls": [{"name": "describe_pod", "arguments": {"name": s}}]}
+        for s in SERVICES[:n]
+    ]
     return steps + [{"text": "Done: the pods are OOMKilled."}]
 
 
@@ -147,7 +150,17 @@ async def test_recall_detail_brings_back_a_dropped_output(tmp_path):
 
         # with the full output stored under output_ref, the store copy wins
         await store.put_blob("blob-1", s.id, "FULL SCRUBBED OUTPUT checkout-7d9f8c4b0-x0k2p")
-        fake = ev.ToolCallFinished(session_id=s.id, seq=9999, at=ev.utcnow(), call_id="zz", tool="describe_pod", status="ok", duration_ms=1, output="short", output_ref="blob-1")
+        fake = ev.ToolCallFinished(
+            session_id=s.id,
+            seq=9999,
+            at=ev.utcnow(),
+            call_id="zz",
+            tool="describe_pod",
+            status="ok",
+            duration_ms=1,
+            output="short",
+            output_ref="blob-1",
+        )
         builder.events = [*builder.events, fake]
         tool = recall_tool(lambda: store, builder)
         res = await tool.handler({"ref": "e9999"})
@@ -157,20 +170,38 @@ async def test_recall_detail_brings_back_a_dropped_output(tmp_path):
 
 
 async def test_projection_trims_json_output_at_arrival():
-    payload = {"items": [{"metadata": {"name": f"pod-{i}", "labels": {"x": "y" * 50}}, "status": {"phase": "Running", "hostIP": "10.0.0.1"}} for i in range(20)]}
+    payload = {
+        "items": [
+            {
+                "metadata": {"name": f"pod-{i}", "labels": {"x": "y" * 50}},
+                "status": {"phase": "Running", "hostIP": "10.0.0.1"},
+            }
+            for i in range(20)
+        ]
+    }
 
     async def list_pods(args):
         return json.dumps(payload)
 
-    tool = Tool("list_pods", "list pods", {"type": "object", "properties": {}}, list_pods, meta=ToolMeta(projection=("items[].metadata.name", "items[].status.phase")))
-    model = ScriptedModel([{"tool_calls": [{"name": "list_pods", "arguments": {}}]}, {"text": "ok"}], context_window=32000)
+    tool = Tool(
+        "list_pods",
+        "list pods",
+        {"type": "object", "properties": {}},
+        list_pods,
+        meta=ToolMeta(projection=("items[].metadata.name", "items[].status.phase")),
+    )
+    model = ScriptedModel(
+        [{"tool_calls": [{"name": "list_pods", "arguments": {}}]}, {"text": "ok"}], context_window=32000
+    )
     builder = build_context(model, Config(context_share=0.6))
     s = Session(model, Toolbox([tool]), context=builder)
     out = await run(s, "list pods")
     msgs, _ = model.requests[-1]
     tool_msg = [m for m in msgs if m.role == "tool"][0]
     body = tool_msg.content.split("\n", 1)[1]
-    assert json.loads(body) == {"items": [{"metadata": {"name": f"pod-{i}"}, "status": {"phase": "Running"}} for i in range(20)]}
+    assert json.loads(body) == {
+        "items": [{"metadata": {"name": f"pod-{i}"}, "status": {"phase": "Running"}} for i in range(20)]
+    }
     trimmed = [e for e in out if e.kind == "detail-dropped"]
     assert len(trimmed) == 1 and trimmed[0].action == "trimmed"
     assert trimmed[0].ref in msgs[0].content
@@ -200,7 +231,12 @@ async def test_calls_without_results_get_a_placeholder_and_bad_share_is_rejected
     s = Session(model, Toolbox(), context=builder)
     s.events = [
         s.stamp(ev.UserMessage, text="go"),
-        s.stamp(ev.AssistantMessage, text="", step=1, tool_calls=[{"id": "a", "name": "t", "arguments": {}}, {"id": "b", "name": "t", "arguments": {}}]),
+        s.stamp(
+            ev.AssistantMessage,
+            text="",
+            step=1,
+            tool_calls=[{"id": "a", "name": "t", "arguments": {}}, {"id": "b", "name": "t", "arguments": {}}],
+        ),
         s.stamp(ev.ToolCallFinished, call_id="a", tool="t", status="ok", duration_ms=1, output="fine"),
     ]
     c = builder.compact(s.events, "sys")
@@ -233,11 +269,19 @@ async def test_tail_layout_keeps_the_prefix_stable_and_notes_last():
 async def test_over_budget_is_said_once_not_hidden():
     def many_pods(n: int) -> str:
         """List pods (hundreds of distinct names: a ledger bigger than a tiny window)."""
-        return "\n".join(f"shop-{i}-7d9f8c4b{i % 10}-k{i % 10}m2n   0/1   CrashLoopBackOff   {i}" for i in range(int(n)))
+        return "\n".join(
+            f"shop-{i}-7d9f8c4b{i % 10}-k{i % 10}m2n   0/1   CrashLoopBackOff   {i}" for i in range(int(n))
+        )
 
-    steps = [{"tool_calls": [{"name": "many_pods", "arguments": {"n": "300"}}]}, {"tool_calls": [{"name": "many_pods", "arguments": {"n": "299"}}]}, {"text": "done"}]
+    steps = [
+        {"tool_calls": [{"name": "many_pods", "arguments": {"n": "300"}}]},
+        {"tool_calls": [{"name": "many_pods", "arguments": {"n": "299"}}]},
+        {"text": "done"},
+    ]
     model = ScriptedModel(steps, context_window=2000)
-    whole = Dispatcher(Policy.permissive(), None, output_cap=100_000)  # the model reads every line: the context must cope
+    whole = Dispatcher(
+        Policy.permissive(), None, output_cap=100_000
+    )  # the model reads every line: the context must cope
     s = Session(model, Toolbox([python_tool(many_pods)], dispatcher=whole), context=CompactingContext(model))
     out = await run(s, "list")
     notices = [e for e in out if e.kind == "notice" and e.topic == "context"]

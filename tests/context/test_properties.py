@@ -12,7 +12,7 @@ from engine.context import CompactingContext, ContextConfig
 from engine.testing import ScriptedModel
 from tests.context.test_compaction import check_pairing
 
-AT = dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc)
+AT = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 
 step_st = st.tuples(
     st.integers(0, 3),  # tool calls in this step
@@ -38,26 +38,50 @@ def history(steps: list) -> tuple[list, list[str]]:
         if user_first:
             turn += 1
             add(ev.UserMessage, text=f"and now look at step {i}", turn=turn)
-        calls = [{"id": f"c{i}_{j}", "name": "kubectl", "arguments": {"args": f"describe pod {i}-{j}"}} for j in range(ncalls)]
+        calls = [
+            {"id": f"c{i}_{j}", "name": "kubectl", "arguments": {"args": f"describe pod {i}-{j}"}}
+            for j in range(ncalls)
+        ]
         add(ev.AssistantMessage, text=f"Step {i}: checking.", step=i + 1, tool_calls=calls, turn=turn)
         for j, c in enumerate(calls):
             if unfinished and j == ncalls - 1:
                 continue
             pod = f"svc{i}x{j}-6d8f9b7c{j}-k{i % 10}m{j}n"
             pods.append(pod)
-            body = f"Name: {pod}\nReason: OOMKilled\n" + "\n".join(f"  line {k} of noise for {i}" for k in range(fillers[j]))
-            add(ev.ToolCallFinished, call_id=c["id"], tool="kubectl", status="ok", duration_ms=1, output=body, step=i + 1, turn=turn)
+            body = f"Name: {pod}\nReason: OOMKilled\n" + "\n".join(
+                f"  line {k} of noise for {i}" for k in range(fillers[j])
+            )
+            add(
+                ev.ToolCallFinished,
+                call_id=c["id"],
+                tool="kubectl",
+                status="ok",
+                duration_ms=1,
+                output=body,
+                step=i + 1,
+                turn=turn,
+            )
     return events, pods
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(step_st, min_size=1, max_size=25), st.integers(2500, 40000), st.sampled_from([0.3, 0.6]), st.integers(1, 5), st.sampled_from(["system", "tail"]))
+@given(
+    st.lists(step_st, min_size=1, max_size=25),
+    st.integers(2500, 40000),
+    st.sampled_from([0.3, 0.6]),
+    st.integers(1, 5),
+    st.sampled_from(["system", "tail"]),
+)
 def test_random_histories_keep_pairs_facts_and_announce_every_drop(steps, window, share, recent, layout):
     events, pods = history(steps)
-    builder = CompactingContext(ScriptedModel(context_window=window), ContextConfig(share=share, recent_groups=recent, layout=layout))
+    builder = CompactingContext(
+        ScriptedModel(context_window=window), ContextConfig(share=share, recent_groups=recent, layout=layout)
+    )
     emitted: list[str] = []
     # grow the session step by step, as the loop does
-    cut_points = [i + 1 for i, e in enumerate(events) if e.kind in ("user-message", "assistant-message")] + [len(events)]
+    cut_points = [i + 1 for i, e in enumerate(events) if e.kind in ("user-message", "assistant-message")] + [
+        len(events)
+    ]
     c = None
     for end in cut_points:
         c = builder.compact(events[:end], "You are Lantern.")

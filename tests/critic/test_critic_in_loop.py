@@ -35,24 +35,42 @@ class Box(Toolbox):
 
 
 def toolbox() -> Box:
-    return Box([
-        python_tool(list_pods, name="kubernetes.list_pods"),
-        python_tool(delete_pod, name="kubernetes.delete_pod", risk="dangerous"),
-        python_tool(rollout_restart, name="kubernetes.rollout_restart", risk="write"),
-    ])
+    return Box(
+        [
+            python_tool(list_pods, name="kubernetes.list_pods"),
+            python_tool(delete_pod, name="kubernetes.delete_pod", risk="dangerous"),
+            python_tool(rollout_restart, name="kubernetes.rollout_restart", risk="write"),
+        ]
+    )
 
 
 async def test_simplify_goes_back_to_model_once_then_the_simpler_plan_runs():
     executed.clear()
-    model = ScriptedModel([
-        {"tool_calls": [{"name": "kubernetes.list_pods", "arguments": {"namespace": "shop"}}]},
-        {"text": "Delete both crashing pods.", "tool_calls": [
-            {"name": "kubernetes.delete_pod", "arguments": {"namespace": "shop", "name": "checkout-7d9f8c6b5-x2k4q"}},
-            {"name": "kubernetes.delete_pod", "arguments": {"namespace": "shop", "name": "checkout-7d9f8c6b5-p9m2z"}},
-        ]},
-        {"text": "Restart instead.", "tool_calls": [{"name": "kubernetes.rollout_restart", "arguments": {"namespace": "shop", "name": "checkout"}}]},
-        {"text": "Root cause: checkout pods were in CrashLoopBackOff; restarted deployment checkout."},
-    ])
+    model = ScriptedModel(
+        [
+            {"tool_calls": [{"name": "kubernetes.list_pods", "arguments": {"namespace": "shop"}}]},
+            {
+                "text": "Delete both crashing pods.",
+                "tool_calls": [
+                    {
+                        "name": "kubernetes.delete_pod",
+                        "arguments": {"namespace": "shop", "name": "checkout-7d9f8c6b5-x2k4q"},
+                    },
+                    {
+                        "name": "kubernetes.delete_pod",
+                        "arguments": {"namespace": "shop", "name": "checkout-7d9f8c6b5-p9m2z"},
+                    },
+                ],
+            },
+            {
+                "text": "Restart instead.",
+                "tool_calls": [
+                    {"name": "kubernetes.rollout_restart", "arguments": {"namespace": "shop", "name": "checkout"}}
+                ],
+            },
+            {"text": "Root cause: checkout pods were in CrashLoopBackOff; restarted deployment checkout."},
+        ]
+    )
     s = Session(model, toolbox(), reviewer=PlanCritic())
     out = [e async for e in s.run_turn("fix checkout")]
     verdicts = [e for e in out if e.kind == "critic-verdict"]
@@ -68,12 +86,14 @@ async def test_simplify_goes_back_to_model_once_then_the_simpler_plan_runs():
 
 
 def test_scoring_flags_repeats_failures_and_ungrounded_answers():
-    model = ScriptedModel([
-        {"tool_calls": [{"name": "kubernetes.list_pods", "arguments": {"namespace": "shop"}}]},
-        {"tool_calls": [{"name": "kubernetes.list_pods", "arguments": {"namespace": "shop"}}]},
-        {"tool_calls": [{"name": "nope", "arguments": {}}]},
-        {"text": "Everything looks fine."},
-    ])
+    model = ScriptedModel(
+        [
+            {"tool_calls": [{"name": "kubernetes.list_pods", "arguments": {"namespace": "shop"}}]},
+            {"tool_calls": [{"name": "kubernetes.list_pods", "arguments": {"namespace": "shop"}}]},
+            {"tool_calls": [{"name": "nope", "arguments": {}}]},
+            {"text": "Everything looks fine."},
+        ]
+    )
     import asyncio
 
     s = Session(model, toolbox())
@@ -94,8 +114,8 @@ def test_scoring_flags_repeats_failures_and_ungrounded_answers():
 async def test_scores_are_stored_and_become_hints_for_the_next_session(tmp_path):
     from engine.config import Config
     from engine.critic.trajectory import score_and_store
-    from wiring import open_session
     from engine.store import Store
+    from wiring import open_session
 
     async with Store(tmp_path / "s.db") as store:
         for _ in range(2):
@@ -104,5 +124,7 @@ async def test_scores_are_stored_and_become_hints_for_the_next_session(tmp_path)
             [e async for e in s.run_turn("status?")]
             await score_and_store(store, s.id)
         assert (await store.get_score(s.id))["failed_calls"] == 1
-        s3 = await open_session(Config(model="scripted:x"), store=store, model=ScriptedModel([{"text": "ok"}]), toolbox=toolbox())
+        s3 = await open_session(
+            Config(model="scripted:x"), store=store, model=ScriptedModel([{"text": "ok"}]), toolbox=toolbox()
+        )
         assert "Lessons from earlier sessions" in s3.config.system_prompt and "nope" in s3.config.system_prompt

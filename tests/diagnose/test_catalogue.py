@@ -42,10 +42,16 @@ def test_every_entry_names_its_source_and_compiles():
     [
         ("Error: environment variable DATABASE_URL is not set", "missing_env_var"),
         ("panic: required env var STRIPE_API_BASE missing", "missing_env_var"),
-        ("x509: certificate has expired or is not yet valid: current time 2024-03-02T10:00:00Z is after 2024-03-01T00:00:00Z", "tls_certificate_expired"),
+        (
+            "x509: certificate has expired or is not yet valid: current time 2024-03-02T10:00:00Z is after 2024-03-01T00:00:00Z",
+            "tls_certificate_expired",
+        ),
         ("/docker-entrypoint.sh: line 12: syntax error near unexpected token `fi'", "shell_syntax_error"),
-        ("sh: 1: Syntax error: \"(\" unexpected", "shell_syntax_error"),
-        ("dial tcp: lookup payments-db.shop.svc.cluster.local on 10.96.0.10:53: no such host", "dns_resolution_failure"),
+        ('sh: 1: Syntax error: "(" unexpected', "shell_syntax_error"),
+        (
+            "dial tcp: lookup payments-db.shop.svc.cluster.local on 10.96.0.10:53: no such host",
+            "dns_resolution_failure",
+        ),
         ("curl: (6) Could not resolve host: api.internal", "dns_resolution_failure"),
         ("Exception in thread main java.lang.OutOfMemoryError: Java heap space", "memory_leak"),
     ],
@@ -90,7 +96,9 @@ def _sched(msg: str) -> list[tuple[str, str]]:
 
 
 def test_causes_outside_the_benchmarks_vocabulary():
-    assert _sched("0/3 nodes are available: 3 Insufficient nvidia.com/gpu. preemption: 0/3 nodes are available: 3 No preemption victims found.")[0] == ("insufficient_extended_resource", "service/train")
+    assert _sched(
+        "0/3 nodes are available: 3 Insufficient nvidia.com/gpu. preemption: 0/3 nodes are available: 3 No preemption victims found."
+    )[0] == ("insufficient_extended_resource", "service/train")
     assert _sched("0/2 nodes are available: 2 Too many pods.")[0] == ("node_pod_capacity_full", "service/train")
 
 
@@ -241,14 +249,22 @@ Events:          <none>
 
 
 def test_job_and_deployment_describes_are_not_read_as_a_pod():
-    assert kube.describe_kind(JOB) == "job" and kube.describe_kind(DEPLOY) == "deployment" and kube.describe_kind(INIT_EXEC) == "pod"
+    assert (
+        kube.describe_kind(JOB) == "job"
+        and kube.describe_kind(DEPLOY) == "deployment"
+        and kube.describe_kind(INIT_EXEC) == "pod"
+    )
     assert _top((KUBECTL, {}, JOB))[0] == ("job_backoff_limit_exceeded", "service/nightly-report")
     assert _top((KUBECTL, {}, DEPLOY))[0] == ("rollout_stuck", "service/web")
 
 
 def test_a_jobs_pods_map_to_the_job_and_its_live_error_outranks_a_stale_event():
     pods = "NAME                   READY   STATUS   RESTARTS   AGE\nnightly-report-x7k2p   0/1     Error    0          3m\n"
-    found = _top((KUBECTL, {}, JOB), (KUBECTL, {}, pods), (LOGS, {"name": "nightly-report-x7k2p"}, "./report.sh: line 3: syntax error: unexpected end of file\n"))
+    found = _top(
+        (KUBECTL, {}, JOB),
+        (KUBECTL, {}, pods),
+        (LOGS, {"name": "nightly-report-x7k2p"}, "./report.sh: line 3: syntax error: unexpected end of file\n"),
+    )
     assert ("shell_syntax_error", "service/nightly-report") in found[:2]
     d = checking()
     d.observe(KUBECTL, {}, JOB)
@@ -258,27 +274,54 @@ def test_a_jobs_pods_map_to_the_job_and_its_live_error_outranks_a_stale_event():
 
 def test_tables_and_rows_without_a_header():
     d = checking()
-    d.observe(KUBECTL, {}, "NAME       STATUS     ROLES           AGE   VERSION\ncp-1       Ready      control-plane   40d   v1.29.2\nworker-1   NotReady   <none>          40d   v1.29.2\n")
-    assert d.checks[0].state.nodes == {"cp-1": "Ready", "worker-1": "NotReady"} and "cp-1" in d.checks[0].state.control_plane
-    d.observe(KUBECTL, {}, "NAME             STATUS   COMPLETIONS   DURATION   AGE\nnightly-report   Failed   0/1           30m        30m\n")
+    d.observe(
+        KUBECTL,
+        {},
+        "NAME       STATUS     ROLES           AGE   VERSION\ncp-1       Ready      control-plane   40d   v1.29.2\nworker-1   NotReady   <none>          40d   v1.29.2\n",
+    )
+    assert (
+        d.checks[0].state.nodes == {"cp-1": "Ready", "worker-1": "NotReady"}
+        and "cp-1" in d.checks[0].state.control_plane
+    )
+    d.observe(
+        KUBECTL,
+        {},
+        "NAME             STATUS   COMPLETIONS   DURATION   AGE\nnightly-report   Failed   0/1           30m        30m\n",
+    )
     assert "nightly-report" in d.checks[0].state.jobs
-    d.observe(KUBECTL, {}, "api-7d9f8b6c5d-x2x9q   0/1   CrashLoopBackOff   7 (2m ago)   14m\nweb-5c8d7f9b6-q2w3e   1/1   Running   0   14m\n")
+    d.observe(
+        KUBECTL,
+        {},
+        "api-7d9f8b6c5d-x2x9q   0/1   CrashLoopBackOff   7 (2m ago)   14m\nweb-5c8d7f9b6-q2w3e   1/1   Running   0   14m\n",
+    )
     assert d.checks[0].state.pods["api-7d9f8b6c5d-x2x9q"].status == "CrashLoopBackOff"
-    assert _top((KUBECTL, {}, "NAME   CLASS    HOSTS              ADDRESS   PORTS   AGE\nshop   <none>   shop.example.com             80      5m\n"))[0][0] == "ingress_class_missing"
+    assert (
+        _top(
+            (
+                KUBECTL,
+                {},
+                "NAME   CLASS    HOSTS              ADDRESS   PORTS   AGE\nshop   <none>   shop.example.com             80      5m\n",
+            )
+        )[0][0]
+        == "ingress_class_missing"
+    )
 
 
 def test_events_whose_last_seen_counts_repeats():
     rows = (
         "LAST SEEN               TYPE      REASON    OBJECT                     MESSAGE\n"
-        "3m30s (x256 over 58m)   Warning   Failed    pod/api-7d9f8b6c5d-x2x9q   Error: configmap \"api-config\" not found\n"
+        '3m30s (x256 over 58m)   Warning   Failed    pod/api-7d9f8b6c5d-x2x9q   Error: configmap "api-config" not found\n'
     )
     assert _top((KUBECTL, {}, rows))[0] == ("configmap_missing", "service/api")
 
 
 def test_a_repository_that_does_not_exist_or_needs_a_login_is_a_wrong_reference():
-    msg = 'Failed to pull image "shop/api:1.4": pull access denied for shop/api, repository does not exist or may require \'docker login\': denied: requested access to the resource is denied'
+    msg = "Failed to pull image \"shop/api:1.4\": pull access denied for shop/api, repository does not exist or may require 'docker login': denied: requested access to the resource is denied"
     assert kube.image_pull_cause(msg)[0] == "incorrect_image_reference"
-    assert kube.image_pull_cause("Failed to pull image \"r.example.com/a:1\": 401 Unauthorized")[0] == "missing_image_pull_secret"
+    assert (
+        kube.image_pull_cause('Failed to pull image "r.example.com/a:1": 401 Unauthorized')[0]
+        == "missing_image_pull_secret"
+    )
 
 
 @pytest.mark.parametrize(
@@ -324,6 +367,8 @@ def test_performance_named_by_kind():
 
 
 def test_the_resource_pushed_furthest_past_its_quota_comes_first():
-    msg = ('pods "web-1" is forbidden: exceeded quota: compute, requested: requests.memory=256Mi,requests.cpu=2, '
-           "used: requests.memory=1Gi,requests.cpu=3, limited: requests.memory=2Gi,requests.cpu=4")
+    msg = (
+        'pods "web-1" is forbidden: exceeded quota: compute, requested: requests.memory=256Mi,requests.cpu=2, '
+        "used: requests.memory=1Gi,requests.cpu=3, limited: requests.memory=2Gi,requests.cpu=4"
+    )
     assert kube.quota_causes(msg) == ["namespace_cpu_quota_exceeded", "namespace_memory_quota_exceeded"]

@@ -37,7 +37,10 @@ def test_unhealthy_pods_are_described_next_worst_first():
     reads = d.next_reads()
     assert [r.intent for r in reads] == ["describe_pod"] * 3
     assert reads[0].arguments() == {"name": "worker-5f6d7c8b9-abcde", "namespace": "shop"}
-    assert "Pending" in reads[0].why and {r.arguments()["name"] for r in reads} >= {"web-6d8f9c7b5-k2j4h", "cache-58d9f6c7b8-q1w2e"}
+    assert "Pending" in reads[0].why and {r.arguments()["name"] for r in reads} >= {
+        "web-6d8f9c7b5-k2j4h",
+        "cache-58d9f6c7b8-q1w2e",
+    }
     d.mark_done(reads[0])
     assert reads[0] not in d.next_reads(), "a read that ran is not asked for again"
 
@@ -78,7 +81,9 @@ def test_the_scheduler_message_is_read_for_the_blocking_reason():
     ranked = d.ranked()
     assert (ranked[0].cause, ranked[0].object) == ("taint_toleration_mismatch", "service/worker")
     assert ranked[1].cause == "node_selector_mismatch" and ranked[1].weight < ranked[0].weight
-    insufficient = DESCRIBE_PENDING.replace("1 node(s) had untolerated taint {dedicated: gpu}, ", "3 Insufficient memory, ").replace(", 2 node(s) didn't match Pod's node affinity/selector", "")
+    insufficient = DESCRIBE_PENDING.replace(
+        "1 node(s) had untolerated taint {dedicated: gpu}, ", "3 Insufficient memory, "
+    ).replace(", 2 node(s) didn't match Pod's node affinity/selector", "")
     d2 = checking()
     d2.observe("k.describe", {}, insufficient)
     assert _top(d2) == ("insufficient_node_memory", "service/worker")
@@ -145,7 +150,13 @@ def test_a_probe_aimed_at_a_port_the_container_does_not_listen_on():
 
 def test_oom_kills_and_dead_node_agents():
     d = checking()
-    d.observe("k.describe", {}, DESCRIBE_PROBE.replace("Reason:       Error", "Reason:       OOMKilled").replace(":6380", ":6379").split("Events:")[0])
+    d.observe(
+        "k.describe",
+        {},
+        DESCRIBE_PROBE.replace("Reason:       Error", "Reason:       OOMKilled")
+        .replace(":6380", ":6379")
+        .split("Events:")[0],
+    )
     assert _top(d) == ("oom_killed", "service/cache")
     agent = "Service: kubelet\nNode: node-3\nStatus: ○ kubelet.service - Kubernetes Kubelet\n     Active: inactive (dead) since Fri 2025-12-05 15:12:29 CST; 2min ago\n"
     d2 = checking()
@@ -159,7 +170,10 @@ def test_a_not_ready_node_asks_for_its_agents():
     nodes = "node_count: 2\nnodes:\n- name: cp-1\n  role: control-plane\n  status: Ready\n- name: node-3\n  status: NotReady\n"
     d = checking()
     d.observe("cluster", {}, nodes)
-    assert [(r.intent, r.arguments()["agent"]) for r in d.next_reads()] == [("node_service", "kubelet"), ("node_service", "containerd")]
+    assert [(r.intent, r.arguments()["agent"]) for r in d.next_reads()] == [
+        ("node_service", "kubelet"),
+        ("node_service", "containerd"),
+    ]
 
 
 def test_alerts_point_at_the_saturated_or_slowest_service():
@@ -177,7 +191,10 @@ alerts:
     d = checking()
     d.observe("alerts", {}, alerts)
     assert _top(d) == ("pod_network_delay", "service/ledger")
-    cpu = alerts.replace("  - 'LATENCY_DEGRADATION [Slow Response] | gateway", "  - 'RESOURCE_SATURATION [cpu core] | Normal=0.02 -> Current=0.4'\n  - 'LATENCY_DEGRADATION [Slow Response] | gateway")
+    cpu = alerts.replace(
+        "  - 'LATENCY_DEGRADATION [Slow Response] | gateway",
+        "  - 'RESOURCE_SATURATION [cpu core] | Normal=0.02 -> Current=0.4'\n  - 'LATENCY_DEGRADATION [Slow Response] | gateway",
+    )
     d2 = checking()
     d2.observe("alerts", {}, cpu)
     assert _top(d2) == ("pod_cpu_overload", "service/gateway")
@@ -187,18 +204,24 @@ def test_services_without_endpoints_and_used_up_quotas():
     healthy = PODS.splitlines()[0] + "\n" + PODS.splitlines()[1] + "\n"
     d = checking(namespace="shop")
     d.observe("pods", {}, healthy)
-    assert {r.intent for r in d.next_reads()} == {"quota", "endpoints", "services"}, "healthy pods: look at what routes to them"
+    assert {r.intent for r in d.next_reads()} == {"quota", "endpoints", "services"}, (
+        "healthy pods: look at what routes to them"
+    )
     d.observe("ep", {}, "NAME   ENDPOINTS         AGE\napi    <none>            5m\nweb    10.1.0.9:8080     5m\n")
     assert _top(d) == ("service_selector_mismatch", "service/api")
     d2 = checking(namespace="shop")
-    d2.observe("quota", {"namespace": "shop"}, "NAME            AGE    REQUEST           LIMIT\nsvc-quota       111s   services: 11/11   \nmem   2m   requests.memory: 100Mi/1Gi   \n")
+    d2.observe(
+        "quota",
+        {"namespace": "shop"},
+        "NAME            AGE    REQUEST           LIMIT\nsvc-quota       111s   services: 11/11   \nmem   2m   requests.memory: 100Mi/1Gi   \n",
+    )
     assert [(f.cause, f.object) for f in d2.ranked()] == [("namespace_service_quota_exceeded", "namespace/shop")]
 
 
 def test_an_event_about_a_pod_that_is_gone_counts_for_less():
     d = checking(namespace="shop")
     d.observe("pods", {}, PODS)
-    old = '37m  Warning  FailedScheduling  pod/web-55f4bdbfc8-q5r4z  0/4 nodes are available: 3 Insufficient cpu.\n'
+    old = "37m  Warning  FailedScheduling  pod/web-55f4bdbfc8-q5r4z  0/4 nodes are available: 3 Insufficient cpu.\n"
     d.observe("events", {}, old)
     d.observe("k.describe", {}, _describe_pull("manifest unknown: not found"))
     assert _top(d) == ("incorrect_image_reference", "service/web")
@@ -208,13 +231,35 @@ def test_an_event_about_a_pod_that_is_gone_counts_for_less():
 
 def test_output_that_is_not_kubectl_yields_nothing_and_breaks_nothing():
     d = checking()
-    for text in ("", "   ", "{not json", "nodes: [unclosed", "Name: x\nContainers:\nStatus: Running\n", "LAST SEEN TYPE REASON OBJECT MESSAGE\n"):
+    for text in (
+        "",
+        "   ",
+        "{not json",
+        "nodes: [unclosed",
+        "Name: x\nContainers:\nStatus: Running\n",
+        "LAST SEEN TYPE REASON OBJECT MESSAGE\n",
+    ):
         assert d.observe("t", {}, text) == []
 
 
 def test_a_client_packs_structured_pods_events_and_describe_are_read_too():
     d = checking(namespace="shop")
-    d.observe("kubernetes.list_pods", {}, "(rendered)", {"pods": [{"name": "api-7c9f8d6b5d-x2x9q", "ready": "0/1", "status": "CrashLoopBackOff", "restarts": 4, "last_terminated": "OOMKilled"}]})
+    d.observe(
+        "kubernetes.list_pods",
+        {},
+        "(rendered)",
+        {
+            "pods": [
+                {
+                    "name": "api-7c9f8d6b5d-x2x9q",
+                    "ready": "0/1",
+                    "status": "CrashLoopBackOff",
+                    "restarts": 4,
+                    "last_terminated": "OOMKilled",
+                }
+            ]
+        },
+    )
     assert _top(d) == ("oom_killed", "service/api")
     assert d.next_reads()[0].arguments()["name"] == "api-7c9f8d6b5d-x2x9q"
     d2 = checking(namespace="shop")
@@ -222,10 +267,30 @@ def test_a_client_packs_structured_pods_events_and_describe_are_read_too():
         "name": "web-6d8f9c7b5-k2j4h",
         "phase": "Pending",
         "containers": [{"name": "web", "current": {"state": "Waiting", "reason": "ImagePullBackOff"}}],
-        "events": [{"type": "Warning", "reason": "Failed", "message": 'Failed to pull image "r/web:v9": manifest unknown: not found'}],
+        "events": [
+            {
+                "type": "Warning",
+                "reason": "Failed",
+                "message": 'Failed to pull image "r/web:v9": manifest unknown: not found',
+            }
+        ],
     }
     d2.observe("kubernetes.describe_pod", {"name": "web-6d8f9c7b5-k2j4h"}, "(rendered)", described)
     assert _top(d2) == ("incorrect_image_reference", "service/web")
     d3 = checking(namespace="shop")
-    d3.observe("kubernetes.list_events", {}, "", {"events": [{"type": "Warning", "reason": "FailedCreate", "object": "replicaset/api-7c9f8d6b5d", "message": "pods is forbidden: exceeded quota: q, requested: limits.cpu=2"}]})
+    d3.observe(
+        "kubernetes.list_events",
+        {},
+        "",
+        {
+            "events": [
+                {
+                    "type": "Warning",
+                    "reason": "FailedCreate",
+                    "object": "replicaset/api-7c9f8d6b5d",
+                    "message": "pods is forbidden: exceeded quota: q, requested: limits.cpu=2",
+                }
+            ]
+        },
+    )
     assert _top(d3) == ("namespace_cpu_quota_exceeded", "namespace/shop")

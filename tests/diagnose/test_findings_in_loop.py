@@ -38,8 +38,18 @@ def _tools(calls: list[tuple[str, dict]]) -> Toolbox:
     return Toolbox(
         [
             make("cloudops.GetResources", PODS, {"resource_type": {"type": "string"}, "namespace": {"type": "string"}}),
-            make("cloudops.DescribeResource", DESCRIBE, {"resource_type": {"type": "string"}, "name": {"type": "string"}, "namespace": {"type": "string"}}),
-            Tool(name="cloudops.Restart", description="restart", parameters={"type": "object", "properties": {}}, handler=lambda a: "x", risk="write"),
+            make(
+                "cloudops.DescribeResource",
+                DESCRIBE,
+                {"resource_type": {"type": "string"}, "name": {"type": "string"}, "namespace": {"type": "string"}},
+            ),
+            Tool(
+                name="cloudops.Restart",
+                description="restart",
+                parameters={"type": "object", "properties": {}},
+                handler=lambda a: "x",
+                risk="write",
+            ),
         ]
     )
 
@@ -50,7 +60,10 @@ async def test_the_opening_describes_the_pending_pod_and_hands_the_model_the_ran
     opening = [{"name": "cloudops.GetResources", "arguments": {"resource_type": "pods", "namespace": "shop"}}]
     s = Session(model, _tools(calls), config=LoopConfig(opening=opening), checks=CHECKS)
     out = [e async for e in s.run_turn("why is worker down?")]
-    assert calls[1] == ("cloudops.DescribeResource", {"resource_type": "pods", "name": "worker-5f6d7c8b9-abcde", "namespace": "shop"})
+    assert calls[1] == (
+        "cloudops.DescribeResource",
+        {"resource_type": "pods", "name": "worker-5f6d7c8b9-abcde", "namespace": "shop"},
+    )
     follow = [e for e in out if e.kind == "assistant-message" and e.text.startswith("Follow-up checks")]
     assert follow and "Pending" in follow[0].text, "the console shows why the engine read more"
     described = next(e for e in out if e.kind == "tool-call-finished" and e.tool == "cloudops.DescribeResource")
@@ -76,17 +89,27 @@ async def test_a_finding_past_the_output_trim_still_reaches_the_model(tmp_path):
     from engine.toolbox import Toolbox
     from wiring import attach
 
-    long_events = "".join(f"{i}m   Normal   Pulled   pod/api-7c9f8d6b5d-x2x9q   Container image already present on machine, number {i}\n" for i in range(80))
+    long_events = "".join(
+        f"{i}m   Normal   Pulled   pod/api-7c9f8d6b5d-x2x9q   Container image already present on machine, number {i}\n"
+        for i in range(80)
+    )
     long_events += '1s   Warning   FailedCreate   replicaset/api-7c9f8d6b5d   Error creating: pods "api-7c9f8d6b5d-q" is forbidden: exceeded quota: q, requested: pods=1, used: pods=10, limited: pods=10\n'
 
     async def events(args: dict) -> ToolOutput:
         return ToolOutput(text=long_events)
 
-    tool = Tool(name="events", description="events", parameters={"type": "object", "properties": {"namespace": {"type": "string"}}}, handler=events)
+    tool = Tool(
+        name="events",
+        description="events",
+        parameters={"type": "object", "properties": {"namespace": {"type": "string"}}},
+        handler=events,
+    )
     async with Store(tmp_path / "s.db") as store:
         box = Toolbox([tool])
         await attach(box, store, Config())
-        model = ScriptedModel([{"tool_calls": [{"name": "events", "arguments": {"namespace": "shop"}}]}, {"text": "quota"}])
+        model = ScriptedModel(
+            [{"tool_calls": [{"name": "events", "arguments": {"namespace": "shop"}}]}, {"text": "quota"}]
+        )
         s = Session(model, box, sink=store, config=LoopConfig(opening=[]), checks=CHECKS)
         await store.create_session(s.id)
         out = [e async for e in s.run_turn("why can't api scale?")]

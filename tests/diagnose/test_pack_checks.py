@@ -44,7 +44,10 @@ def test_the_packs_checks_and_routes_reach_the_session():
     d = checks.diagnoser("shop")
     assert d.checks[0] is not checks.diagnoser("shop").checks[0], "each session has checks of its own"
     read = Read.of("describe_pod", {"name": "api-1", "namespace": "shop"}, "pending")
-    want = {"name": "cloudops.DescribeResource", "arguments": {"resource_type": "pods", "name": "api-1", "namespace": "shop"}}
+    want = {
+        "name": "cloudops.DescribeResource",
+        "arguments": {"resource_type": "pods", "name": "api-1", "namespace": "shop"},
+    }
     assert d.call_for(read, {"cloudops.DescribeResource"}) == want
     assert d.call_for(read, {"kubernetes.describe_pod"}) is None, "a tool the session does not have answers nothing"
 

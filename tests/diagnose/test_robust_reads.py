@@ -23,13 +23,25 @@ SAMPLES = [
     "alerts:\n- type: Service\n  name: api\n  evidence: ['LATENCY_DEGRADATION p99 (+340.0%)']\n",
     "Service: kubelet\nNode: worker-1\n   Active: inactive (dead)\n",
 ]
-TOOLS = [("cloudops.GetResources", {"resource_type": "pods"}), ("cloudops.DescribeResource", {"name": "api"}), ("cloudops.GetRecentLogs", {"service_name": "api"})]
+TOOLS = [
+    ("cloudops.GetResources", {"resource_type": "pods"}),
+    ("cloudops.DescribeResource", {"name": "api"}),
+    ("cloudops.GetRecentLogs", {"service_name": "api"}),
+]
 
 
 def _mangle(text: str, rng: random.Random) -> list[str]:
     cut = rng.randrange(1, len(text))
     noise = bytes(rng.randrange(256) for _ in range(200)).decode("latin-1")
-    return [text[:cut], text[cut:], noise, text[:cut] + noise, text.replace("\n", "\r\n"), text.replace(" ", "\t"), "\x00" * 50 + text]
+    return [
+        text[:cut],
+        text[cut:],
+        noise,
+        text[:cut] + noise,
+        text.replace("\n", "\r\n"),
+        text.replace(" ", "\t"),
+        "\x00" * 50 + text,
+    ]
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -45,5 +57,9 @@ def test_no_check_raises_on_cut_off_or_binary_output(seed):
 
 def test_structured_data_of_the_wrong_shape_is_read_as_text():
     d = checking()
-    for data in ({"pods": [None, 3, {"name": 5}]}, {"events": ["x", {"type": "Warning"}]}, {"containers": [1], "name": "p", "events": [None]}):
+    for data in (
+        {"pods": [None, 3, {"name": 5}]},
+        {"events": ["x", {"type": "Warning"}]},
+        {"containers": [1], "name": "p", "events": [None]},
+    ):
         d.observe("kubernetes.list_pods", {}, "", data)

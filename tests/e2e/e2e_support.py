@@ -58,7 +58,9 @@ class TestApprover:
 
     async def ask(self, request: Any) -> ApprovalAnswer:
         self.asked.append(request)
-        return ApprovalAnswer(self.approve, by="tester", reason=self.reason, call_hash=request.call_hash, request_id=request.request_id)
+        return ApprovalAnswer(
+            self.approve, by="tester", reason=self.reason, call_hash=request.call_hash, request_id=request.request_id
+        )
 
 
 Step = Callable[["Investigator"], dict[str, Any]]
@@ -105,7 +107,10 @@ class Investigator:
             query = step.get("find") or step["name"].split(".")[-1].replace("_", " ")
             return {"text": "", "tool_calls": [{"name": "find_tools", "arguments": {"query": query}}]}
         self.plan.pop(0)
-        return {"text": step.get("text", ""), "tool_calls": [{"name": step["name"], "arguments": step.get("arguments", {})}]}
+        return {
+            "text": step.get("text", ""),
+            "tool_calls": [{"name": step["name"], "arguments": step.get("arguments", {})}],
+        }
 
     def last(self, tool: str) -> str:
         """The text of the latest result of `tool` the model has read."""
@@ -144,8 +149,7 @@ async def open_real_session(si: SandboxInfo, store: Store, approver: Any, model:
     """wiring.open_session with the real toolbox (packs, playbooks, retrieval; dispatcher attached)."""
     import asyncio
 
-    from wiring import open_session
-    from wiring import build_toolbox
+    from wiring import build_toolbox, open_session
 
     cfg = config(si)
     toolbox = await asyncio.to_thread(build_toolbox, cfg)
@@ -165,7 +169,11 @@ def finished(events: list[Any], tool: str | None = None) -> list[Any]:
 def executed_tools(events: list[Any]) -> list[str]:
     """Names of the tools the model's own calls ran (ToolCallStarted), in order, meta-tools
     left out; the engine's follow-up reads (step 0) are `engine_reads`."""
-    return [e.tool for e in events if e.kind == "tool-call-started" and e.step > 0 and e.tool not in ("find_tools", "recall_detail")]
+    return [
+        e.tool
+        for e in events
+        if e.kind == "tool-call-started" and e.step > 0 and e.tool not in ("find_tools", "recall_detail")
+    ]
 
 
 def engine_reads(events: list[Any]) -> list[str]:

@@ -24,21 +24,24 @@ SIZE = (120, 40)
 
 def _app(si: Any, inv: Investigator, store_path: str) -> LanternApp:
     async def factory(cfg: Any, *, store: Any, approver: Any, session_id: str | None = None) -> Any:
-        from wiring import open_session
-        from wiring import build_toolbox
+        from wiring import build_toolbox, open_session
 
         toolbox = await asyncio.to_thread(build_toolbox, cfg)
-        return await open_session(cfg, store=store, approver=approver, session_id=session_id, model=inv.model, toolbox=toolbox)
+        return await open_session(
+            cfg, store=store, approver=approver, session_id=session_id, model=inv.model, toolbox=toolbox
+        )
 
-    return LanternApp(config=config(si), session_factory=factory, tz=dt.timezone.utc, blink=False, store_path=store_path)
+    return LanternApp(config=config(si), session_factory=factory, tz=dt.UTC, blink=False, store_path=store_path)
 
 
 def _plan() -> Investigator:
-    return Investigator([
-        call("kubernetes.rollout_history", name="checkout-api", namespace="shop"),
-        call("kubernetes.rollout_undo", name="checkout-api", namespace="shop"),
-        answer("Rolled checkout-api back from 2.5.0, whose config key was renamed."),
-    ])
+    return Investigator(
+        [
+            call("kubernetes.rollout_history", name="checkout-api", namespace="shop"),
+            call("kubernetes.rollout_undo", name="checkout-api", namespace="shop"),
+            answer("Rolled checkout-api back from 2.5.0, whose config key was renamed."),
+        ]
+    )
 
 
 async def _until(pilot: Any, cond: Any, what: str, timeout: float = LONG) -> None:
@@ -56,13 +59,19 @@ def _events(app: LanternApp, kind: str) -> list[Any]:
 async def _drive(app: LanternApp, key: str) -> tuple[str, list[Any]]:
     """Ask, wait for the modal, press `key`, wait for the turn to end; (session id, its events)."""
     async with app.run_test(size=SIZE) as pilot:
-        await _until(pilot, lambda: app.bridge is not None and app.bridge.session is not None and app.bridge.ready, "the engine")
+        await _until(
+            pilot, lambda: app.bridge is not None and app.bridge.session is not None and app.bridge.ready, "the engine"
+        )
         await pilot.press(*"roll back checkout-api in shop", "enter")
         await _until(pilot, lambda: isinstance(app.screen, ApprovalScreen), "the approval modal")
-        assert not [e for e in _events(app, "tool-call-started") if e.tool == "kubernetes.rollout_undo"], "nothing runs before the human answers"
+        assert not [e for e in _events(app, "tool-call-started") if e.tool == "kubernetes.rollout_undo"], (
+            "nothing runs before the human answers"
+        )
         # the approval carries the API server's dry run of this very rollback: the image goes back to 2.4.3
         (req,) = _events(app, "approval-requested")
-        assert req.objects == ["Deployment/shop/checkout-api"] and any(line.startswith("+") and "checkout-api:2.4.3" in line for line in req.preview.splitlines()), req.preview
+        assert req.objects == ["Deployment/shop/checkout-api"] and any(
+            line.startswith("+") and "checkout-api:2.4.3" in line for line in req.preview.splitlines()
+        ), req.preview
         await pilot.press(key)
         await _until(pilot, lambda: bool(_events(app, "turn-finished")), "the end of the turn")
         return app.bridge.session.id, list(app.bridge.session.events)
@@ -70,7 +79,11 @@ async def _drive(app: LanternApp, key: str) -> tuple[str, list[Any]]:
 
 async def _audit(path: str, session_id: str) -> list[Any]:
     async with aiosqlite.connect(path) as db:
-        return [r for r in await (await AuditLog.open(db)).rows(session_id=session_id) if r.tool == "kubernetes.rollout_undo"]
+        return [
+            r
+            for r in await (await AuditLog.open(db)).rows(session_id=session_id)
+            if r.tool == "kubernetes.rollout_undo"
+        ]
 
 
 def _image(apps: Any) -> str:
@@ -117,9 +130,18 @@ async def test_approve_in_the_modal_rolls_back_and_pods_heal(world, monkeypatch,
 
     def healed() -> bool:
         d = apps.read_namespaced_deployment("checkout-api", "shop")
-        pods = [p for p in core.list_namespaced_pod("shop", label_selector="app=checkout-api").items if not p.metadata.deletion_timestamp]
-        return (_image(apps).endswith(":2.4.3") and (d.status.available_replicas or 0) == d.spec.replicas
-                and len(pods) == d.spec.replicas
-                and all(p.status.phase == "Running" and all(c.ready for c in p.status.container_statuses or []) for p in pods))
+        pods = [
+            p
+            for p in core.list_namespaced_pod("shop", label_selector="app=checkout-api").items
+            if not p.metadata.deletion_timestamp
+        ]
+        return (
+            _image(apps).endswith(":2.4.3")
+            and (d.status.available_replicas or 0) == d.spec.replicas
+            and len(pods) == d.spec.replicas
+            and all(
+                p.status.phase == "Running" and all(c.ready for c in p.status.container_statuses or []) for p in pods
+            )
+        )
 
     wait_for("checkout-api pods Running and Ready on 2.4.3", healed, timeout=LONG)

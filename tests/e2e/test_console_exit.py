@@ -44,7 +44,7 @@ async def test_quitting_a_console_that_started_the_sandbox_stops_it(tmp_path, mo
     monkeypatch.delenv("LANTERN_CONTEXT", raising=False)
     script = tmp_path / "s.json"
     script.write_text(json.dumps([{"text": "Looking at it."}] * 4))
-    app = LanternApp(config=Config(model=f"scripted:{script}", sandbox_on_exit="stop"), tz=dt.timezone.utc, blink=False)
+    app = LanternApp(config=Config(model=f"scripted:{script}", sandbox_on_exit="stop"), tz=dt.UTC, blink=False)
     async with app.run_test(size=(120, 40)) as pilot:
         await _until(pilot, lambda: app.bridge is not None and app.bridge.ready, "the engine and its sandbox")
         assert started_here(), "this console started the sandbox"

@@ -28,36 +28,50 @@ pytestmark = pytest.mark.sandbox
 
 def _snapshot(apps, core):
     d = apps.read_namespaced_deployment("checkout-api", "shop")
-    rss = sorted((rs.metadata.name, rs.metadata.annotations.get("deployment.kubernetes.io/revision"))
-                 for rs in apps.list_namespaced_replica_set("shop").items if rs.metadata.name.startswith("checkout-api-"))
-    return (d.metadata.generation, d.metadata.annotations.get("deployment.kubernetes.io/revision"),
-            d.spec.template.spec.containers[0].image, rss)
+    rss = sorted(
+        (rs.metadata.name, rs.metadata.annotations.get("deployment.kubernetes.io/revision"))
+        for rs in apps.list_namespaced_replica_set("shop").items
+        if rs.metadata.name.startswith("checkout-api-")
+    )
+    return (
+        d.metadata.generation,
+        d.metadata.annotations.get("deployment.kubernetes.io/revision"),
+        d.spec.template.spec.containers[0].image,
+        rss,
+    )
 
 
 async def test_denied_rollback_changes_nothing_and_is_not_asked_again(world, monkeypatch, tmp_path):
     si = use_scenario(world, "bad-deploy", monkeypatch, will_change=False)
     api, core, apps = k8s_clients(si)
+
     # Settle first: the controller records the 2.5.0 rollout (revision 3) a moment after the scenario applies it.
     def settled():
         d = apps.read_namespaced_deployment("checkout-api", "shop")
-        return (d.metadata.annotations or {}).get("deployment.kubernetes.io/revision") == "3" \
-            and (d.status.observed_generation or 0) >= d.metadata.generation
+        return (d.metadata.annotations or {}).get("deployment.kubernetes.io/revision") == "3" and (
+            d.status.observed_generation or 0
+        ) >= d.metadata.generation
+
     wait_for("checkout-api's rollout to revision 3 recorded", settled, timeout=LONG)
     before = _snapshot(apps, core)
     assert before[2].endswith(":2.5.0")
 
-    inv = Investigator([
-        call("kubernetes.rollout_history", name="checkout-api", namespace="shop"),
-        call("kubernetes.rollout_undo", name="checkout-api", namespace="shop"),
-        # A stubborn model tries the very same call again after reading the denial.
-        call("kubernetes.rollout_undo", name="checkout-api", namespace="shop"),
-        answer("The rollback was denied; checkout-api stays on 2.5.0 until someone approves a fix."),
-    ])
+    inv = Investigator(
+        [
+            call("kubernetes.rollout_history", name="checkout-api", namespace="shop"),
+            call("kubernetes.rollout_undo", name="checkout-api", namespace="shop"),
+            # A stubborn model tries the very same call again after reading the denial.
+            call("kubernetes.rollout_undo", name="checkout-api", namespace="shop"),
+            answer("The rollback was denied; checkout-api stays on 2.5.0 until someone approves a fix."),
+        ]
+    )
     approver = TestApprover(approve=False, reason="not during the payments freeze")
     store = await Store(tmp_path / "store.db").open()
     try:
         session = await open_real_session(si, store, approver, inv.model)
-        events = await run_turn(session, "checkout-api in namespace shop crash-loops after the last deploy; roll it back")
+        events = await run_turn(
+            session, "checkout-api in namespace shop crash-loops after the last deploy; roll it back"
+        )
         assert events[-1].reason == "answered", events[-1]
 
         undo = finished(events, "kubernetes.rollout_undo")
@@ -75,7 +89,11 @@ async def test_denied_rollback_changes_nothing_and_is_not_asked_again(world, mon
         assert "by tester" in rows[0].detail and "payments freeze" in rows[0].detail
         assert rows[1].rule == "guard:repeat-of-denied"
         assert rows[0].call_hash == rows[1].call_hash == approver.asked[0].call_hash
-        assert not [r for r in await audit_rows(store, session.id) if r.kind == "execution" and r.tool == "kubernetes.rollout_undo"]
+        assert not [
+            r
+            for r in await audit_rows(store, session.id)
+            if r.kind == "execution" and r.tool == "kubernetes.rollout_undo"
+        ]
     finally:
         await store.close()
     rc, out = await audit_verifies(tmp_path / "store.db")

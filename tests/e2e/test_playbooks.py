@@ -58,56 +58,84 @@ async def _no_writes(session, store, approver, events):
     assert rows and {r.kind for r in rows} <= {"execution", "refusal"}, {r.kind for r in rows}
     executions = [r for r in rows if r.kind == "execution"]
     assert executions and all(r.decision == "allow" for r in executions), [(r.tool, r.decision) for r in executions]
-    assert all(r.rule == "guard:repeat" for r in rows if r.kind == "refusal"), [(r.tool, r.rule) for r in rows if r.kind == "refusal"]
+    assert all(r.rule == "guard:repeat" for r in rows if r.kind == "refusal"), [
+        (r.tool, r.rule) for r in rows if r.kind == "refusal"
+    ]
     ok, _, why = await (await AuditLog.open(store.db)).verify()
     assert ok, why
 
 
 # -- bad deploy: rollout_undo, approved, heals -------------------------------------------------------
 
+
 def _failing_pod(inv: Investigator) -> dict:
     current = [r for r in rows_of(inv.last("kubernetes.rollout_history")) if r.get("current") == "true"][0]
     pods = [r for r in rows_of(inv.last("kubernetes.list_pods")) if r["name"].startswith(current["replicaset"] + "-")]
     failing = [p for p in pods if p["ready"].startswith("0/")]
     assert failing, f"no failing pod of {current['replicaset']} in {pods}"
-    return {"name": "kubernetes.get_pod_logs", "arguments": {"name": failing[0]["name"], "namespace": "shop", "previous": True}}
+    return {
+        "name": "kubernetes.get_pod_logs",
+        "arguments": {"name": failing[0]["name"], "namespace": "shop", "previous": True},
+    }
 
 
 async def test_deployment_regression_is_rolled_back_and_heals(world, monkeypatch, tmp_path):
     si = use_scenario(world, "bad-deploy", monkeypatch, will_change=True)
     api, core, apps = k8s_clients(si)
     bad = "registry.example.com/shop/checkout-api:2.5.0"
-    wait_for("a 2.5.0 pod in CrashLoopBackOff", lambda: any(
-        c.state.waiting and c.state.waiting.reason == "CrashLoopBackOff" and c.restart_count >= 1
-        for p in _live(core.list_namespaced_pod("shop", label_selector="app=checkout-api").items)
-        if p.spec.containers[0].image == bad for c in p.status.container_statuses or []), timeout=LONG)
+    wait_for(
+        "a 2.5.0 pod in CrashLoopBackOff",
+        lambda: any(
+            c.state.waiting and c.state.waiting.reason == "CrashLoopBackOff" and c.restart_count >= 1
+            for p in _live(core.list_namespaced_pod("shop", label_selector="app=checkout-api").items)
+            if p.spec.containers[0].image == bad
+            for c in p.status.container_statuses or []
+        ),
+        timeout=LONG,
+    )
 
-    inv = Investigator([
-        call("read_runbook", name="deployment-regression"),
-        call("kubernetes.list_pods", namespace="shop"),
-        call("kubernetes.rollout_history", name="checkout-api", namespace="shop"),
-        _failing_pod,
-        call("kubernetes.list_events", namespace="shop", warnings_only=True),
-        call("kubernetes.rollout_undo", name="checkout-api", namespace="shop"),
-        answer("checkout-api 2.5.0 crash-loops: PAYMENTS_TIMEOUT_MS is not set (renamed from PAYMENT_TIMEOUT_MS). "
-               "Rolled back to the previous revision (2.4.3)."),
-    ])
+    inv = Investigator(
+        [
+            call("read_runbook", name="deployment-regression"),
+            call("kubernetes.list_pods", namespace="shop"),
+            call("kubernetes.rollout_history", name="checkout-api", namespace="shop"),
+            _failing_pod,
+            call("kubernetes.list_events", namespace="shop", warnings_only=True),
+            call("kubernetes.rollout_undo", name="checkout-api", namespace="shop"),
+            answer(
+                "checkout-api 2.5.0 crash-loops: PAYMENTS_TIMEOUT_MS is not set (renamed from PAYMENT_TIMEOUT_MS). "
+                "Rolled back to the previous revision (2.4.3)."
+            ),
+        ]
+    )
     approver = TestApprover(approve=True)
     store = await Store(tmp_path / "store.db").open()
     try:
         session = await open_real_session(si, store, approver, inv.model)
-        events = await run_turn(session, "checkout-api pods in namespace shop are in CrashLoopBackOff since the last deploy; "
-                                         "investigate with the deployment regression runbook and fix it")
+        events = await run_turn(
+            session,
+            "checkout-api pods in namespace shop are in CrashLoopBackOff since the last deploy; "
+            "investigate with the deployment regression runbook and fix it",
+        )
         assert events[-1].kind == "turn-finished" and events[-1].reason == "answered", events[-1]
         assert executed_tools(events) == [
-            "read_runbook", "kubernetes.list_pods", "kubernetes.rollout_history", "kubernetes.get_pod_logs",
-            "kubernetes.list_events", "kubernetes.rollout_undo"]
+            "read_runbook",
+            "kubernetes.list_pods",
+            "kubernetes.rollout_history",
+            "kubernetes.get_pod_logs",
+            "kubernetes.list_events",
+            "kubernetes.rollout_undo",
+        ]
         assert "kubernetes.rollout_undo" in _output(events, "read_runbook")
 
         history = rows_of(_output(events, "kubernetes.rollout_history"))
         current = [r for r in history if r["current"] == "true"][0]
         assert current["revision"] == "3" and current["images"] == bad
-        new_pods = [r for r in rows_of(_output(events, "kubernetes.list_pods")) if r["name"].startswith(current["replicaset"] + "-")]
+        new_pods = [
+            r
+            for r in rows_of(_output(events, "kubernetes.list_pods"))
+            if r["name"].startswith(current["replicaset"] + "-")
+        ]
         assert new_pods and all(p["ready"] == "0/1" and int(p["restarts"]) >= 1 for p in new_pods), new_pods
         assert all(p["status"] == "CrashLoopBackOff" or p.get("last_terminated") == "Error" for p in new_pods), new_pods
         logs = _output(events, "kubernetes.get_pod_logs")
@@ -124,16 +152,25 @@ async def test_deployment_regression_is_rolled_back_and_heals(world, monkeypatch
         def healed():
             d = apps.read_namespaced_deployment("checkout-api", "shop")
             pods = _live(core.list_namespaced_pod("shop", label_selector="app=checkout-api").items)
-            return (d.spec.template.spec.containers[0].image.endswith(":2.4.3")
-                    and (d.status.available_replicas or 0) == d.spec.replicas == (d.status.updated_replicas or 0)
-                    and len(pods) == d.spec.replicas
-                    and all(p.status.phase == "Running" and p.spec.containers[0].image.endswith(":2.4.3")
-                            and all(c.ready for c in p.status.container_statuses or [None] if c) for p in pods))
+            return (
+                d.spec.template.spec.containers[0].image.endswith(":2.4.3")
+                and (d.status.available_replicas or 0) == d.spec.replicas == (d.status.updated_replicas or 0)
+                and len(pods) == d.spec.replicas
+                and all(
+                    p.status.phase == "Running"
+                    and p.spec.containers[0].image.endswith(":2.4.3")
+                    and all(c.ready for c in p.status.container_statuses or [None] if c)
+                    for p in pods
+                )
+            )
+
         wait_for("checkout-api back on 2.4.3, every pod Running and Ready", healed, timeout=LONG)
 
         rows = await audit_rows(store, session.id)
         undo_rows = [r for r in rows if r.tool == "kubernetes.rollout_undo"]
-        assert [r.kind for r in undo_rows] == ["approval", "intent", "execution"], [(r.kind, r.detail) for r in undo_rows]
+        assert [r.kind for r in undo_rows] == ["approval", "intent", "execution"], [
+            (r.kind, r.detail) for r in undo_rows
+        ]
         assert undo_rows[0].decision == "approve" and "by tester" in undo_rows[0].detail
         assert undo_rows[2].detail.startswith("ok") and "approved by tester" in undo_rows[2].detail
         assert json.loads(undo_rows[2].args_json)["name"] == "checkout-api"
@@ -146,6 +183,7 @@ async def test_deployment_regression_is_rolled_back_and_heals(world, monkeypatch
 
 # -- queue backlog: scale the consumer, approved, queue drains ----------------------------------------
 
+
 def _queue(si) -> dict:
     url = si.endpoints["rabbitmq"] + "/api/queues/%2F/orders"
     with urllib.request.urlopen(url, timeout=10) as r:
@@ -155,26 +193,37 @@ def _queue(si) -> dict:
 async def test_queue_backlog_consumer_is_scaled_up_and_drains(world, monkeypatch, tmp_path):
     si = use_scenario(world, "queue-backlog", monkeypatch, will_change=True)
     api, core, apps = k8s_clients(si)
-    inv = Investigator([
-        call("read_runbook", name="queue-backlog"),
-        call("queue.get_queue", name="orders", vhost="/"),
-        call("kubernetes.describe_deployment", name="order-worker", namespace="fulfillment"),
-        call("kubernetes.rollout_history", name="order-worker", namespace="fulfillment"),
-        call("kubernetes.scale_deployment", name="order-worker", namespace="fulfillment", replicas=2),
-        # Right after the write, the model looks at the queue again: the world changed, so must the answer.
-        call("queue.get_queue", name="orders", vhost="/"),
-        answer("order-worker, the only consumer of orders, was scaled to 0 (CHG-2291) and never scaled back; scaled it to 2."),
-    ])
+    inv = Investigator(
+        [
+            call("read_runbook", name="queue-backlog"),
+            call("queue.get_queue", name="orders", vhost="/"),
+            call("kubernetes.describe_deployment", name="order-worker", namespace="fulfillment"),
+            call("kubernetes.rollout_history", name="order-worker", namespace="fulfillment"),
+            call("kubernetes.scale_deployment", name="order-worker", namespace="fulfillment", replicas=2),
+            # Right after the write, the model looks at the queue again: the world changed, so must the answer.
+            call("queue.get_queue", name="orders", vhost="/"),
+            answer(
+                "order-worker, the only consumer of orders, was scaled to 0 (CHG-2291) and never scaled back; scaled it to 2."
+            ),
+        ]
+    )
     approver = TestApprover(approve=True)
     store = await Store(tmp_path / "store.db").open()
     try:
         session = await open_real_session(si, store, approver, inv.model)
-        events = await run_turn(session, 'RabbitMQ queue "orders" (vhost /) has a growing backlog with no consumers; '
-                                         "namespace fulfillment; follow the queue backlog runbook")
+        events = await run_turn(
+            session,
+            'RabbitMQ queue "orders" (vhost /) has a growing backlog with no consumers; '
+            "namespace fulfillment; follow the queue backlog runbook",
+        )
         assert events[-1].reason == "answered", events[-1]
         assert executed_tools(events)[:5] == [
-            "read_runbook", "queue.get_queue", "kubernetes.describe_deployment", "kubernetes.rollout_history",
-            "kubernetes.scale_deployment"]
+            "read_runbook",
+            "queue.get_queue",
+            "kubernetes.describe_deployment",
+            "kubernetes.rollout_history",
+            "kubernetes.scale_deployment",
+        ]
         q = finished(events, "queue.get_queue")[0].output
         depth_before = int(re.search(r"^messages_ready: (\d+)", q, re.M).group(1))
         assert depth_before > 10_000 and re.search(r"^consumers: 0$", q, re.M), q
@@ -184,13 +233,19 @@ async def test_queue_backlog_consumer_is_scaled_up_and_drains(world, monkeypatch
         scaled = _output(events, "kubernetes.scale_deployment")
         assert re.search(r"^to: 2$", scaled, re.M), scaled
 
-        wait_for("2 order-worker pods ready", lambda: (apps.read_namespaced_deployment("order-worker", "fulfillment").status.ready_replicas or 0) == 2, timeout=LONG)
+        wait_for(
+            "2 order-worker pods ready",
+            lambda: (apps.read_namespaced_deployment("order-worker", "fulfillment").status.ready_replicas or 0) == 2,
+            timeout=LONG,
+        )
         wait_for("the broker to see consumers", lambda: _queue(si).get("consumers", 0) > 0, timeout=LONG)
         first = _queue(si)["messages_ready"]
         wait_for("the orders queue to drain", lambda: _queue(si)["messages_ready"] < first - 100, timeout=LONG)
 
         # The model checks its fix in the next turn, through the same tool.
-        inv.then(call("queue.get_queue", name="orders", vhost="/"), answer("Consumers are back and the backlog is draining."))
+        inv.then(
+            call("queue.get_queue", name="orders", vhost="/"), answer("Consumers are back and the backlog is draining.")
+        )
         events2 = await run_turn(session, "is the orders queue draining now?")
         q2 = _output(events2, "queue.get_queue")
         assert int(re.search(r"^consumers: (\d+)", q2, re.M).group(1)) > 0, q2
@@ -198,7 +253,9 @@ async def test_queue_backlog_consumer_is_scaled_up_and_drains(world, monkeypatch
 
         rows = await audit_rows(store, session.id)
         scale_rows = [r for r in rows if r.tool == "kubernetes.scale_deployment"]
-        assert [r.kind for r in scale_rows] == ["approval", "intent", "execution"], [(r.kind, r.detail) for r in scale_rows]
+        assert [r.kind for r in scale_rows] == ["approval", "intent", "execution"], [
+            (r.kind, r.detail) for r in scale_rows
+        ]
         assert "approved by tester" in scale_rows[1].detail
         ok, _, why = await (await AuditLog.open(store.db)).verify()
         assert ok, why
@@ -226,17 +283,27 @@ async def test_queue_backlog_consumer_is_scaled_up_and_drains(world, monkeypatch
 
 # -- OOM: the evidence and the cause; no pack action sets memory limits --------------------------------
 
+
 async def test_oom_playbook_finds_oomkilled_and_names_the_limit(world, monkeypatch, tmp_path):
     si = use_scenario(world, "oom", monkeypatch, will_change=False)
     api, core, apps = k8s_clients(si)
-    wait_for("a report-worker OOMKilled", lambda: any(
-        c.last_state and c.last_state.terminated and c.last_state.terminated.reason == "OOMKilled"
-        for p in _live(core.list_namespaced_pod("analytics", label_selector="app=report-worker").items)
-        for c in p.status.container_statuses or []), timeout=LONG)
+    wait_for(
+        "a report-worker OOMKilled",
+        lambda: any(
+            c.last_state and c.last_state.terminated and c.last_state.terminated.reason == "OOMKilled"
+            for p in _live(core.list_namespaced_pod("analytics", label_selector="app=report-worker").items)
+            for c in p.status.container_statuses or []
+        ),
+        timeout=LONG,
+    )
 
     def restarting(inv):
-        pods = [r for r in rows_of(inv.last("kubernetes.list_pods"))
-                if r["name"].startswith("report-worker-") and (r["status"] in ("CrashLoopBackOff", "OOMKilled") or r.get("last_terminated") == "OOMKilled")]
+        pods = [
+            r
+            for r in rows_of(inv.last("kubernetes.list_pods"))
+            if r["name"].startswith("report-worker-")
+            and (r["status"] in ("CrashLoopBackOff", "OOMKilled") or r.get("last_terminated") == "OOMKilled")
+        ]
         assert pods, inv.last("kubernetes.list_pods")
         # Previous logs exist only for a pod that has already restarted: prefer one the listing
         # shows OOMKilled, and wait until the kubelet endpoint serves its previous container.
@@ -252,26 +319,46 @@ async def test_oom_playbook_finds_oomkilled_and_names_the_limit(world, monkeypat
         wait_for(f"previous logs of {inv.pod}", previous_logs, timeout=LONG)
         return {"name": "kubernetes.describe_pod", "arguments": {"name": inv.pod, "namespace": "analytics"}}
 
-    inv = Investigator([
-        call("read_runbook", name="oom"),
-        call("kubernetes.list_pods", namespace="analytics"),
-        restarting,
-        lambda inv: {"name": "kubernetes.get_pod_logs", "arguments": {"name": inv.pod, "namespace": "analytics", "previous": True}},
-        call("kubernetes.rollout_history", name="report-worker", namespace="analytics"),
-        answer("report-worker is OOMKilled (exit 137) at its 256Mi memory limit while loading the dataset; no recent deploy. "
-               "Raise the memory limit to 512Mi."),
-    ])
+    inv = Investigator(
+        [
+            call("read_runbook", name="oom"),
+            call("kubernetes.list_pods", namespace="analytics"),
+            restarting,
+            lambda inv: {
+                "name": "kubernetes.get_pod_logs",
+                "arguments": {"name": inv.pod, "namespace": "analytics", "previous": True},
+            },
+            call("kubernetes.rollout_history", name="report-worker", namespace="analytics"),
+            answer(
+                "report-worker is OOMKilled (exit 137) at its 256Mi memory limit while loading the dataset; no recent deploy. "
+                "Raise the memory limit to 512Mi."
+            ),
+        ]
+    )
     approver = TestApprover()
     store = await Store(tmp_path / "store.db").open()
     try:
         session = await open_real_session(si, store, approver, inv.model)
-        events = await run_turn(session, "report-worker in namespace analytics keeps getting OOMKilled; use the OOM runbook")
+        events = await run_turn(
+            session, "report-worker in namespace analytics keeps getting OOMKilled; use the OOM runbook"
+        )
         assert events[-1].reason == "answered", events[-1]
         # The restarting pod the listing showed is described by the engine's follow-up read, so
         # the model's own describe_pod of it is answered from that, not run twice.
         assert engine_reads(events) == ["kubernetes.describe_pod", "findings"]
-        assert executed_tools(events) == ["read_runbook", "kubernetes.list_pods", "kubernetes.get_pod_logs", "kubernetes.rollout_history"]
-        assert any(e.kind == "tool-call-finished" and e.tool == "kubernetes.describe_pod" and e.step > 0 and "Not run again" in e.output for e in events)
+        assert executed_tools(events) == [
+            "read_runbook",
+            "kubernetes.list_pods",
+            "kubernetes.get_pod_logs",
+            "kubernetes.rollout_history",
+        ]
+        assert any(
+            e.kind == "tool-call-finished"
+            and e.tool == "kubernetes.describe_pod"
+            and e.step > 0
+            and "Not run again" in e.output
+            for e in events
+        )
         desc = _output(events, "kubernetes.describe_pod")
         assert "OOMKilled" in desc and "137" in desc and "256Mi" in desc, desc
         assert "close to container limit" in _output(events, "kubernetes.get_pod_logs")
@@ -284,6 +371,7 @@ async def test_oom_playbook_finds_oomkilled_and_names_the_limit(world, monkeypat
 
 
 # -- expired certificate ----------------------------------------------------------------------------
+
 
 async def test_certificate_expiry_playbook_finds_the_expired_secret(world, monkeypatch, tmp_path):
     si = use_scenario(world, "expired-cert", monkeypatch, will_change=False)
@@ -298,38 +386,56 @@ async def test_certificate_expiry_playbook_finds_the_expired_secret(world, monke
         ctx = ssl.create_default_context()
         ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
         try:
-            with socket.create_connection((host, int(port)), timeout=5) as sock, ctx.wrap_socket(sock, server_hostname=server_name):
+            with (
+                socket.create_connection((host, int(port)), timeout=5) as sock,
+                ctx.wrap_socket(sock, server_hostname=server_name),
+            ):
                 return True
         except OSError:
             return False
 
     wait_for("the sandbox's TLS endpoint to serve", tls_port_answers, timeout=LONG)
     _, core, _ = k8s_clients(si)
-    wait_for("an x509 warning event in edge", lambda: any(
-        "x509" in (e.message or "") for e in core.list_namespaced_event("edge").items), timeout=LONG)
-    inv = Investigator([
-        call("read_runbook", name="certificate-expiry"),
-        call("tls.check_endpoint_certificate", host=host, port=int(port), server_name=server_name),
-        call("tls.check_kubernetes_tls_secret", name="gateway-tls", namespace="edge"),
-        call("kubernetes.list_events", namespace="edge", warnings_only=True),
-        call("kubernetes.get_resource_yaml", kind="deployment", name="api-gateway", namespace="edge"),
-        answer("api-gateway serves gateway-tls, whose certificate expired 9 days ago; it must be renewed and the Secret replaced."),
-    ])
+    wait_for(
+        "an x509 warning event in edge",
+        lambda: any("x509" in (e.message or "") for e in core.list_namespaced_event("edge").items),
+        timeout=LONG,
+    )
+    inv = Investigator(
+        [
+            call("read_runbook", name="certificate-expiry"),
+            call("tls.check_endpoint_certificate", host=host, port=int(port), server_name=server_name),
+            call("tls.check_kubernetes_tls_secret", name="gateway-tls", namespace="edge"),
+            call("kubernetes.list_events", namespace="edge", warnings_only=True),
+            call("kubernetes.get_resource_yaml", kind="deployment", name="api-gateway", namespace="edge"),
+            answer(
+                "api-gateway serves gateway-tls, whose certificate expired 9 days ago; it must be renewed and the Secret replaced."
+            ),
+        ]
+    )
     approver = TestApprover()
     store = await Store(tmp_path / "store.db").open()
     try:
         session = await open_real_session(si, store, approver, inv.model)
-        events = await run_turn(session, "https://api.shop.example fails TLS handshakes with x509 certificate has expired; "
-                                         "api-gateway in namespace edge; follow the certificate expiry runbook")
+        events = await run_turn(
+            session,
+            "https://api.shop.example fails TLS handshakes with x509 certificate has expired; "
+            "api-gateway in namespace edge; follow the certificate expiry runbook",
+        )
         assert events[-1].reason == "answered", events[-1]
-        assert executed_tools(events) == ["read_runbook", "tls.check_endpoint_certificate", "tls.check_kubernetes_tls_secret",
-                                          "kubernetes.list_events", "kubernetes.get_resource_yaml"]
+        assert executed_tools(events) == [
+            "read_runbook",
+            "tls.check_endpoint_certificate",
+            "tls.check_kubernetes_tls_secret",
+            "kubernetes.list_events",
+            "kubernetes.get_resource_yaml",
+        ]
         endpoint = _output(events, "tls.check_endpoint_certificate")
         secret = _output(events, "tls.check_kubernetes_tls_secret")
         for text in (endpoint, secret):
             assert "status=expired" in text and "CN=api.shop.example" in text, text
             not_after = dt.datetime.fromisoformat(re.search(r"not_after=(\S+)", text).group(1))
-            assert not_after < dt.datetime.now(dt.timezone.utc) and re.search(r"days_left=-\d", text), text
+            assert not_after < dt.datetime.now(dt.UTC) and re.search(r"days_left=-\d", text), text
         assert "x509: certificate has expired" in _output(events, "kubernetes.list_events")
         await _no_writes(session, store, approver, events)
         # Which Secret the gateway mounts (the playbook's check 4) must survive output scrubbing.
@@ -340,11 +446,18 @@ async def test_certificate_expiry_playbook_finds_the_expired_secret(world, monke
 
 # -- DNS: the app calls a service name that does not exist ----------------------------------------------
 
+
 async def test_dns_playbook_finds_the_missing_service_name(world, monkeypatch, tmp_path):
     si = use_scenario(world, "dns", monkeypatch, will_change=False)
     api, core, apps = k8s_clients(si)
-    wait_for("orders-api pods running but unready", lambda: any(
-        p.status.phase == "Running" for p in _live(core.list_namespaced_pod("shop", label_selector="app=orders-api").items)), timeout=LONG)
+    wait_for(
+        "orders-api pods running but unready",
+        lambda: any(
+            p.status.phase == "Running"
+            for p in _live(core.list_namespaced_pod("shop", label_selector="app=orders-api").items)
+        ),
+        timeout=LONG,
+    )
 
     def orders_pod(inv):
         pods = [r for r in rows_of(inv.last("kubernetes.list_pods")) if r["name"].startswith("orders-api-")]
@@ -352,25 +465,37 @@ async def test_dns_playbook_finds_the_missing_service_name(world, monkeypatch, t
         return {"name": "kubernetes.get_pod_logs", "arguments": {"name": pods[0]["name"], "namespace": "shop"}}
 
     # dns.resolve from Lantern is left out: a cluster-internal name, and tests never leave loopback.
-    inv = Investigator([
-        call("read_runbook", name="dns"),
-        call("kubernetes.list_pods", namespace="shop"),
-        orders_pod,
-        call("kubernetes.describe_service", name="inventory", namespace="shop"),
-        call("kubernetes.list_services", namespace="shop"),
-        call("kubernetes.get_resource_yaml", kind="configmap", name="orders-api-config", namespace="shop"),
-        answer("orders-api calls inventory.shop.svc.cluster.local, but the Service was renamed to inventory-svc: NXDOMAIN "
-               "(no such host). Point INVENTORY_URL at inventory-svc or restore a Service named inventory."),
-    ])
+    inv = Investigator(
+        [
+            call("read_runbook", name="dns"),
+            call("kubernetes.list_pods", namespace="shop"),
+            orders_pod,
+            call("kubernetes.describe_service", name="inventory", namespace="shop"),
+            call("kubernetes.list_services", namespace="shop"),
+            call("kubernetes.get_resource_yaml", kind="configmap", name="orders-api-config", namespace="shop"),
+            answer(
+                "orders-api calls inventory.shop.svc.cluster.local, but the Service was renamed to inventory-svc: NXDOMAIN "
+                "(no such host). Point INVENTORY_URL at inventory-svc or restore a Service named inventory."
+            ),
+        ]
+    )
     approver = TestApprover()
     store = await Store(tmp_path / "store.db").open()
     try:
         session = await open_real_session(si, store, approver, inv.model)
-        events = await run_turn(session, "orders-api in namespace shop logs 'no such host' looking up the inventory service; "
-                                         "use the DNS runbook")
+        events = await run_turn(
+            session,
+            "orders-api in namespace shop logs 'no such host' looking up the inventory service; use the DNS runbook",
+        )
         assert events[-1].reason == "answered", events[-1]
-        assert executed_tools(events) == ["read_runbook", "kubernetes.list_pods", "kubernetes.get_pod_logs",
-                                          "kubernetes.describe_service", "kubernetes.list_services", "kubernetes.get_resource_yaml"]
+        assert executed_tools(events) == [
+            "read_runbook",
+            "kubernetes.list_pods",
+            "kubernetes.get_pod_logs",
+            "kubernetes.describe_service",
+            "kubernetes.list_services",
+            "kubernetes.get_resource_yaml",
+        ]
         assert "lookup inventory.shop.svc.cluster.local" in _output(events, "kubernetes.get_pod_logs")
         assert "no such host" in _output(events, "kubernetes.get_pod_logs")
         missing = finished(events, "kubernetes.describe_service")[-1]
@@ -393,6 +518,12 @@ def test_every_tool_a_playbook_names_exists():
     names = {t.name for t in tools}
     packs = {n.split(".")[0] for n in names}
     books, _ = load_playbooks()
-    missing = sorted({(b.name, ref) for b in books for ref in re.findall(r"`([a-z_]+\.[a-z_]+)`", b.body)
-                      if ref.split(".")[0] in packs and ref not in names})
+    missing = sorted(
+        {
+            (b.name, ref)
+            for b in books
+            for ref in re.findall(r"`([a-z_]+\.[a-z_]+)`", b.body)
+            if ref.split(".")[0] in packs and ref not in names
+        }
+    )
     assert not missing, f"playbooks name tools that do not exist: {missing}"

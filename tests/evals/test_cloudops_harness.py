@@ -20,7 +20,16 @@ async def _run(wrong: bool, limit: int = 7):
     for case in co.load_cases(DEV, limit):
         cache = json.loads((case.dir / "tool_cache.json").read_text())
         # The oracle's own path alone (no triage reads, no checks): what the harness scores is its run.
-        results.append(await co.run_case(case, cands, co.OracleModel(case, cache, wrong=wrong), replay_tools_factory(), opening=False, diagnose=False))
+        results.append(
+            await co.run_case(
+                case,
+                cands,
+                co.OracleModel(case, cache, wrong=wrong),
+                replay_tools_factory(),
+                opening=False,
+                diagnose=False,
+            )
+        )
     return results, co.summarise(results)
 
 
@@ -45,9 +54,16 @@ def test_answer_parsing_and_matching():
 
 
 def test_alignment_matches_expert_notation():
-    calls = [co.call_step("cloudops.GetResources", {"resource_type": "pods", "name": "", "namespace": "boutique"}),
-             co.call_step("cloudops.DescribeResource", {"resource_type": "pods", "name": "emailservice-db586b659-tg9kn", "namespace": "boutique"})]
-    assert co.alignment(calls, [["GetResources::pods", "DescribeResource::pods::emailservice", "GetAppYAML::emailservice"]]) == pytest.approx(0.667, abs=1e-3)
+    calls = [
+        co.call_step("cloudops.GetResources", {"resource_type": "pods", "name": "", "namespace": "boutique"}),
+        co.call_step(
+            "cloudops.DescribeResource",
+            {"resource_type": "pods", "name": "emailservice-db586b659-tg9kn", "namespace": "boutique"},
+        ),
+    ]
+    assert co.alignment(
+        calls, [["GetResources::pods", "DescribeResource::pods::emailservice", "GetAppYAML::emailservice"]]
+    ) == pytest.approx(0.667, abs=1e-3)
 
 
 async def test_a_session_exported_as_a_case_replays_through_the_harness(tmp_path):
@@ -63,7 +79,9 @@ async def test_a_session_exported_as_a_case_replays_through_the_harness(tmp_path
         return "cartservice-79b49f5555-8tvnk 0/1 OOMKilled 7 token=ghp_abcdefghijklmnopqrstuvwxyz0123456789"
 
     answer = '{"answers": [{"taxonomy": "Runtime_Fault", "root_cause": "oom_killed", "object": "service/cartservice"}]}'
-    model = ScriptedModel([{"tool_calls": [{"name": "get_pods", "arguments": {"namespace": "boutique"}}]}, {"text": answer}])
+    model = ScriptedModel(
+        [{"tool_calls": [{"name": "get_pods", "arguments": {"namespace": "boutique"}}]}, {"text": answer}]
+    )
     s = Session(model, Toolbox([python_tool(get_pods)]))
     [e async for e in s.run_turn("cart is failing")]
     case_dir = export_session(s.events, tmp_path)
@@ -93,7 +111,15 @@ async def test_the_engine_asks_the_model_for_the_structured_answer():
 
     cands = co.load_candidates(DEV)
     case = co.load_cases(DEV, 1)[0]
-    answer = {"answers": [{"root_cause": case.truth["root_cause"], "object": case.truth["fault_object"], "taxonomy": case.truth["fault_taxonomy"]}]}
+    answer = {
+        "answers": [
+            {
+                "root_cause": case.truth["root_cause"],
+                "object": case.truth["fault_object"],
+                "taxonomy": case.truth["fault_taxonomy"],
+            }
+        ]
+    }
     model = ScriptedModel([{"text": json.dumps(answer)}])
     r = await co.run_case(case, cands, model, replay_tools_factory(), max_steps=3)
     assert r.hit1 and model.answer_schemas == [co.answer_schema(cands)]
@@ -105,7 +131,17 @@ async def test_an_interrupted_run_resumes_from_its_results_file(tmp_path, capsys
     from evals.commands import run
 
     out = tmp_path / "results.jsonl"
-    args = argparse.Namespace(eval_cmd="cloudops", cases=str(DEV), model="oracle", limit=2, max_steps=10, json=True, out=str(out), no_triage=False, no_checks=False)
+    args = argparse.Namespace(
+        eval_cmd="cloudops",
+        cases=str(DEV),
+        model="oracle",
+        limit=2,
+        max_steps=10,
+        json=True,
+        out=str(out),
+        no_triage=False,
+        no_checks=False,
+    )
     assert await run(args) == 0
     lines = out.read_text().splitlines()
     assert len(lines) == 2
@@ -147,4 +183,6 @@ async def test_the_triage_reads_open_the_investigation():
     first = model.requests[0][0]
     assert "exceeded quota" in "".join(m.content for m in first)
     # The checks read the quota refusal in the events: the engine's own top finding is the truth.
-    assert r.checks[0] == {"root_cause": case.truth["root_cause"], "object": case.truth["fault_object"]} and r.checks_hit1
+    assert (
+        r.checks[0] == {"root_cause": case.truth["root_cause"], "object": case.truth["fault_object"]} and r.checks_hit1
+    )

@@ -13,7 +13,11 @@ from skills.replay.executor import ReplayCase, answer
 
 PODS = "NAME                          READY   STATUS             RESTARTS   AGE\ncart-7d9f8b6c5d-x2x9q   0/1     CrashLoopBackOff   5          3m\n"
 CACHE = {'GetResources:{"resource_type":"pods","name":"","namespace":"shop"}': PODS}
-META = {"query": "cart is down", "namespace": "shop", "result": {"root_cause": "oom_killed", "fault_object": "service/cart", "fault_taxonomy": "Runtime_Fault"}}
+META = {
+    "query": "cart is down",
+    "namespace": "shop",
+    "result": {"root_cause": "oom_killed", "fault_object": "service/cart", "fault_taxonomy": "Runtime_Fault"},
+}
 BAD = {
     "empty": b"",
     "blank": b"  \n\t ",
@@ -89,8 +93,21 @@ async def test_a_case_with_empty_logs_runs_to_the_end(tmp_path, kind):
 
     _case(tmp_path, **{"raw_data__logs.json": BAD[kind]})
     case = co.load_cases(tmp_path)[0]
-    cands = {"root_causes": [{"root_cause": "oom_killed", "target": "service"}], "taxonomies": ["Runtime_Fault"], "services": ["cart"], "nodes": [], "namespaces": ["shop"]}
-    reply = {"text": json.dumps({"evidence": "", "answers": [{"root_cause": "oom_killed", "object": "service/cart", "taxonomy": "Runtime_Fault"}]})}
+    cands = {
+        "root_causes": [{"root_cause": "oom_killed", "target": "service"}],
+        "taxonomies": ["Runtime_Fault"],
+        "services": ["cart"],
+        "nodes": [],
+        "namespaces": ["shop"],
+    }
+    reply = {
+        "text": json.dumps(
+            {
+                "evidence": "",
+                "answers": [{"root_cause": "oom_killed", "object": "service/cart", "taxonomy": "Runtime_Fault"}],
+            }
+        )
+    }
     model = ScriptedModel(responder=lambda m, t: reply)
     res = await co.run_case(case, cands, model, replay_tools_factory(), max_steps=1)
     assert res.error == "" and res.hit1

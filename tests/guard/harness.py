@@ -7,15 +7,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from engine.dispatch import Dispatcher
-from wiring.toolbox import known_credentials
-from engine.toolbox import Toolbox
 from engine.guard.breakers import Breakers, Budgets
 from engine.loop import ApprovalAnswer, Session
 from engine.policy.audit import AuditLog
 from engine.policy.rules import Policy
 from engine.store import Store
 from engine.testing import ScriptedModel
+from engine.toolbox import Toolbox
 from engine.tools import Tool, ToolMeta, ToolOutput
+from wiring.toolbox import known_credentials
 
 NAME = {"type": "string", "pattern": "^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$", "maxLength": 253}
 
@@ -47,11 +47,26 @@ def k8s_tools(rec: Recorder, get_pod_text: str = "pod web-1 Running") -> list[To
 
     ns = {"type": "string", "pattern": "^[a-z0-9-]+$", "default": "default"}
     return [
-        Tool("kubernetes.get_pod", "Show a pod", {"type": "object", "properties": {"name": NAME, "namespace": ns}, "required": ["name"]}, get_pod, risk="read", pack="kubernetes"),
+        Tool(
+            "kubernetes.get_pod",
+            "Show a pod",
+            {"type": "object", "properties": {"name": NAME, "namespace": ns}, "required": ["name"]},
+            get_pod,
+            risk="read",
+            pack="kubernetes",
+        ),
         Tool(
             "kubernetes.scale_deployment",
             "Scale a deployment",
-            {"type": "object", "properties": {"name": NAME, "namespace": ns, "replicas": {"type": "integer", "minimum": 0, "maximum": 50}}, "required": ["name", "replicas"]},
+            {
+                "type": "object",
+                "properties": {
+                    "name": NAME,
+                    "namespace": ns,
+                    "replicas": {"type": "integer", "minimum": 0, "maximum": 50},
+                },
+                "required": ["name", "replicas"],
+            },
             scale,
             risk="write",
             pack="kubernetes",
@@ -82,7 +97,9 @@ class ScriptedApprover:
         a = self.answers.pop(0) if self.answers else False
         if callable(a):
             return a(request)
-        return ApprovalAnswer(approved=bool(a), by=self.by, reason="scripted", call_hash=request.call_hash, request_id=request.request_id)
+        return ApprovalAnswer(
+            approved=bool(a), by=self.by, reason="scripted", call_hash=request.call_hash, request_id=request.request_id
+        )
 
 
 async def make_session(
@@ -134,4 +151,4 @@ def step(*calls: tuple[str, dict[str, Any]], text: str = "") -> dict[str, Any]:
     return {"text": text, "tool_calls": [{"name": n, "arguments": a} for n, a in calls]}
 
 
-FIXED_NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.timezone.utc)
+FIXED_NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)

@@ -28,7 +28,7 @@ SCALE = k8s_tools(Recorder())[1]
 def test_harmless_coercions_are_applied_and_reported():
     args, notes = check_args(SCALE, {"name": "web", "replicas": "5", "namespace": None})
     assert args == {"name": "web", "replicas": 5, "namespace": "default"}
-    assert "coerced replicas from \"5\" to 5" in notes and "dropped null for optional parameter 'namespace'" in notes
+    assert 'coerced replicas from "5" to 5' in notes and "dropped null for optional parameter 'namespace'" in notes
     t = tool({"type": "object", "properties": {"force": {"type": "boolean"}, "label": {"type": "string"}}})
     args, notes = check_args(t, {"force": "true", "label": 7})
     assert args == {"force": True, "label": "7"} and len(notes) == 2
@@ -40,7 +40,7 @@ def test_refusal_names_the_problem_and_lists_valid_parameters():
     m = e.value.message
     assert "'confirm' is not a parameter of kubernetes.scale_deployment" in m
     assert "'replicas'" in m and "many" in m
-    assert "replicas (integer, required, >= 0, <= 50)" in m and "namespace (string, default \"default\"" in m
+    assert "replicas (integer, required, >= 0, <= 50)" in m and 'namespace (string, default "default"' in m
 
 
 def test_out_of_range_and_missing():
@@ -56,9 +56,29 @@ def test_non_dict_arguments_are_refused():
 
 # -- fuzzing --------------------------------------------------------------------------------
 
-NAMES = st.sampled_from(["name", "namespace", "replicas", "q", "limit", "schema", "json", "model_config", "x-y", "1st", "força", "items", "dict"])
+NAMES = st.sampled_from(
+    [
+        "name",
+        "namespace",
+        "replicas",
+        "q",
+        "limit",
+        "schema",
+        "json",
+        "model_config",
+        "x-y",
+        "1st",
+        "força",
+        "items",
+        "dict",
+    ]
+)
 JSON = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=20),
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**12), 10**12)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=20),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
     max_leaves=12,
 )
@@ -66,14 +86,30 @@ JSON = st.recursive(
 
 @st.composite
 def prop_schema(draw: Any, depth: int = 0) -> dict[str, Any]:
-    kind = draw(st.sampled_from(["string", "integer", "number", "boolean", "array", "object", "enum", "union", "weird"]))
+    kind = draw(
+        st.sampled_from(["string", "integer", "number", "boolean", "array", "object", "enum", "union", "weird"])
+    )
     s: dict[str, Any]
     if kind == "enum":
         s = {"type": "string", "enum": draw(st.lists(st.text(max_size=5) | st.integers(), min_size=1, max_size=4))}
     elif kind == "union":
-        s = {"type": draw(st.lists(st.sampled_from(["string", "integer", "null", "boolean", "bogus"]), min_size=1, max_size=3))}
+        s = {
+            "type": draw(
+                st.lists(st.sampled_from(["string", "integer", "null", "boolean", "bogus"]), min_size=1, max_size=3)
+            )
+        }
     elif kind == "weird":
-        s = draw(st.sampled_from([{}, {"anyOf": [{"type": "string"}]}, {"$ref": "#/x"}, {"type": 5}, {"type": "object", "properties": "nope"}]))
+        s = draw(
+            st.sampled_from(
+                [
+                    {},
+                    {"anyOf": [{"type": "string"}]},
+                    {"$ref": "#/x"},
+                    {"type": 5},
+                    {"type": "object", "properties": "nope"},
+                ]
+            )
+        )
     elif kind == "array":
         s = {"type": "array", "items": draw(prop_schema(depth + 1)) if depth < 2 else {"type": "string"}}
         if draw(st.booleans()):
@@ -99,7 +135,11 @@ def prop_schema(draw: Any, depth: int = 0) -> dict[str, Any]:
 def schemas(draw: Any) -> dict[str, Any]:
     names = draw(st.lists(NAMES, max_size=6, unique=True))
     props = {n: draw(prop_schema()) for n in names}
-    return {"type": "object", "properties": props, "required": draw(st.lists(st.sampled_from(names), unique=True)) if names else []}
+    return {
+        "type": "object",
+        "properties": props,
+        "required": draw(st.lists(st.sampled_from(names), unique=True)) if names else [],
+    }
 
 
 @st.composite
@@ -164,7 +204,9 @@ def _pack_tools() -> list[Tool]:
     return tools
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
 def test_fuzz_every_skill_action_schema(data):
     """Every shipped action's model: random and near-valid arguments never crash, refusals explain themselves."""

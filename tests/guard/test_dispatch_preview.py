@@ -16,11 +16,26 @@ def scale_tool(rec: Recorder, preview: Any) -> Tool:
 
     async def scale(args: dict[str, Any]) -> Any:
         rec.calls.append(("kubernetes.scale_deployment", args))
-        return ToolOutput(text=f"scaled {args['name']}", data={"previous": {"replicas": 2}, "undo": f"scale_deployment {args['name']} replicas=2"})
+        return ToolOutput(
+            text=f"scaled {args['name']}",
+            data={"previous": {"replicas": 2}, "undo": f"scale_deployment {args['name']} replicas=2"},
+        )
 
-    params = {"type": "object", "properties": {"name": NAME, "replicas": {"type": "integer"}}, "required": ["name", "replicas"]}
-    return Tool("kubernetes.scale_deployment", "Scale a deployment", params, scale, risk="write", pack="kubernetes",
-                meta=ToolMeta(rollback="scale back"), preview=preview)
+    params = {
+        "type": "object",
+        "properties": {"name": NAME, "replicas": {"type": "integer"}},
+        "required": ["name", "replicas"],
+    }
+    return Tool(
+        "kubernetes.scale_deployment",
+        "Scale a deployment",
+        params,
+        scale,
+        risk="write",
+        pack="kubernetes",
+        meta=ToolMeta(rollback="scale back"),
+        preview=preview,
+    )
 
 
 async def test_the_approval_carries_the_dry_run_diff_and_the_audit_the_way_back(store):
@@ -32,7 +47,12 @@ async def test_the_approval_carries_the_dry_run_diff_and_the_audit_the_way_back(
         return Preview(diff=DIFF, objects=["Deployment/shop/web"])
 
     approver = ScriptedApprover(True)
-    session, _, audit = await make_session(store, [scale_tool(rec, preview)], [step(("kubernetes.scale_deployment", {"name": "web", "replicas": 5})), {"text": "done"}], approver=approver)
+    session, _, audit = await make_session(
+        store,
+        [scale_tool(rec, preview)],
+        [step(("kubernetes.scale_deployment", {"name": "web", "replicas": 5})), {"text": "done"}],
+        approver=approver,
+    )
     events = await run(session)
     (req,) = of(events, "approval-requested")
     assert req.preview == DIFF and req.objects == ["Deployment/shop/web"] and req.rollback == "scale back"
@@ -48,7 +68,12 @@ async def test_a_rejected_dry_run_is_never_offered_and_the_call_fails_with_the_s
         raise PreviewFailed('Invalid (HTTP 422): Deployment.apps "web" is invalid: spec.replicas: Invalid value: -1')
 
     approver = ScriptedApprover(True)
-    session, _, audit = await make_session(store, [scale_tool(rec, preview)], [step(("kubernetes.scale_deployment", {"name": "web", "replicas": 5})), {"text": "done"}], approver=approver)
+    session, _, audit = await make_session(
+        store,
+        [scale_tool(rec, preview)],
+        [step(("kubernetes.scale_deployment", {"name": "web", "replicas": 5})), {"text": "done"}],
+        approver=approver,
+    )
     events = await run(session)
     assert not of(events, "approval-requested") and approver.requests == [] and rec.calls == []
     (fin,) = [e for e in of(events, "tool-call-finished") if e.tool == "kubernetes.scale_deployment"]
@@ -62,8 +87,19 @@ def test_the_plain_prompt_shows_the_diff_or_says_there_is_no_dry_run():
     from console.plain import preview_lines
     from engine import events as ev
 
-    base = dict(session_id="s", seq=1, at=dt.datetime.now(dt.timezone.utc), request_id="r", call_id="c", tool="kubernetes.scale_deployment",
-                arguments={}, risk="write", decision="approve", rule="default", call_hash="h")
+    base = dict(
+        session_id="s",
+        seq=1,
+        at=dt.datetime.now(dt.UTC),
+        request_id="r",
+        call_id="c",
+        tool="kubernetes.scale_deployment",
+        arguments={},
+        risk="write",
+        decision="approve",
+        rule="default",
+        call_hash="h",
+    )
     lines = preview_lines(ev.ApprovalRequested(**base, preview=DIFF))
     assert ("\n+  replicas: 5", "green") in lines and ("\n-  replicas: 2", "red") in lines
     assert "no dry run" in preview_lines(ev.ApprovalRequested(**base))[0][0]
@@ -77,8 +113,12 @@ async def test_lantern_audit_undo_lists_the_way_back_a_write_recorded(store, tmp
     async def preview(args: dict[str, Any]) -> Preview:
         return Preview(diff=DIFF, objects=["Deployment/shop/web"])
 
-    session, _, audit = await make_session(store, [scale_tool(rec, preview)], [step(("kubernetes.scale_deployment", {"name": "web", "replicas": 5})), {"text": "done"}],
-                                           approver=ScriptedApprover(True))
+    session, _, audit = await make_session(
+        store,
+        [scale_tool(rec, preview)],
+        [step(("kubernetes.scale_deployment", {"name": "web", "replicas": 5})), {"text": "done"}],
+        approver=ScriptedApprover(True),
+    )
     await run(session)
     import argparse
 
@@ -95,8 +135,17 @@ async def test_a_persons_own_call_goes_through_the_same_preview_approval_and_aud
 
     approver = ScriptedApprover(True)
     session, _, audit = await make_session(store, [scale_tool(rec, preview)], [], approver=approver)
-    events = [e async for e in session.run_call("apply from the inspector", "kubernetes.scale_deployment", {"name": "web", "replicas": 5})]
+    events = [
+        e
+        async for e in session.run_call(
+            "apply from the inspector", "kubernetes.scale_deployment", {"name": "web", "replicas": 5}
+        )
+    ]
     kinds = [e.kind for e in events]
     assert kinds[0] == "user-message" and kinds[-1] == "turn-finished" and "approval-requested" in kinds
     assert approver.requests[0].preview == DIFF and rec.count("kubernetes.scale_deployment") == 1
-    assert [r.kind for r in await audit.rows() if r.tool == "kubernetes.scale_deployment"] == ["approval", "intent", "execution"]
+    assert [r.kind for r in await audit.rows() if r.tool == "kubernetes.scale_deployment"] == [
+        "approval",
+        "intent",
+        "execution",
+    ]

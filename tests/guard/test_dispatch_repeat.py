@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from engine.dispatch import Dispatcher
-from engine.toolbox import Toolbox
 from engine.loop import Session
 from engine.policy.rules import Policy
 from engine.testing import ScriptedModel
+from engine.toolbox import Toolbox
 from engine.tools import python_tool
 
 runs: list[str] = []
@@ -21,8 +21,12 @@ def describe_pod(namespace: str, name: str) -> str:
 async def test_identical_read_in_same_turn_is_refused_with_a_pointer():
     runs.clear()
     call = {"name": "kubernetes.describe_pod", "arguments": {"namespace": "shop", "name": "checkout-1"}}
-    model = ScriptedModel([{"tool_calls": [call]}, {"tool_calls": [call]}, {"text": "Root cause: exit code 1 in checkout-1."}])
-    box = Toolbox([python_tool(describe_pod, name="kubernetes.describe_pod")], dispatcher=Dispatcher(Policy.safest(), None))
+    model = ScriptedModel(
+        [{"tool_calls": [call]}, {"tool_calls": [call]}, {"text": "Root cause: exit code 1 in checkout-1."}]
+    )
+    box = Toolbox(
+        [python_tool(describe_pod, name="kubernetes.describe_pod")], dispatcher=Dispatcher(Policy.safest(), None)
+    )
     s = Session(model, box)
     out = [e async for e in s.run_turn("why?")]
     finished = [e for e in out if e.kind == "tool-call-finished"]

@@ -27,7 +27,12 @@ class Clock:
         return self.t
 
 
-def flaky_tool(behaviour: dict[str, Any], calls: list[dict[str, Any]], name: str = "metrics.query", meta: dict[str, Any] | None = None) -> Tool:
+def flaky_tool(
+    behaviour: dict[str, Any],
+    calls: list[dict[str, Any]],
+    name: str = "metrics.query",
+    meta: dict[str, Any] | None = None,
+) -> Tool:
     async def handler(args: dict[str, Any]) -> Any:
         calls.append(args)
         mode = behaviour["mode"]
@@ -42,7 +47,11 @@ def flaky_tool(behaviour: dict[str, Any], calls: list[dict[str, Any]], name: str
         if mode == "206":
             return ToolOutput(text="500 series", data={"status_code": 206, "items": list(range(500)), "total": 2140})
         if mode == "k8s-continue":
-            return {"kind": "PodList", "metadata": {"continue": "abc", "remainingItemCount": 1640}, "items": [{"n": i} for i in range(500)]}
+            return {
+                "kind": "PodList",
+                "metadata": {"continue": "abc", "remainingItemCount": 1640},
+                "items": [{"n": i} for i in range(500)],
+            }
         if mode == "changed":
             return {"result_v2": {"rows": []}}
         if mode == "crash-parse":
@@ -66,7 +75,9 @@ async def test_breaker_opens_refuses_then_half_opens_and_closes(store):
     behaviour = {"mode": "503"}
     clock = Clock()
     breakers = Breakers(threshold=3, cooldown_s=30, identical_limit=3, clock=clock)
-    script = [step(("metrics.query", {"q": f"up{i}"})) for i in range(4)] + [{"text": "The metrics backend is down; I could not read metrics."}]
+    script = [step(("metrics.query", {"q": f"up{i}"})) for i in range(4)] + [
+        {"text": "The metrics backend is down; I could not read metrics."}
+    ]
     session, _, audit = await make_session(store, [flaky_tool(behaviour, calls)], script, breakers=breakers)
     events = await run(session)
     fins = of(events, "tool-call-finished")
@@ -82,7 +93,9 @@ async def test_breaker_opens_refuses_then_half_opens_and_closes(store):
     # after the cool-down one trial call goes through; it succeeds and the circuit closes
     clock.t += 31
     behaviour["mode"] = "ok"
-    session.model.enqueue(step(("metrics.query", {"q": "up-again"})), step(("metrics.query", {"q": "up-more"})), {"text": "recovered"})
+    session.model.enqueue(
+        step(("metrics.query", {"q": "up-again"})), step(("metrics.query", {"q": "up-more"})), {"text": "recovered"}
+    )
     events = await run(session, "again")
     fins = of(events, "tool-call-finished")
     assert [f.status for f in fins] == ["ok", "ok"]
@@ -101,7 +114,9 @@ async def test_half_open_trial_failure_reopens(store):
     assert "rate limited by the backend (429)" in of(events, "tool-call-finished")[0].output
     assert breakers.state("backend:metrics") == "open"
     clock.t += 11
-    session.model.enqueue(step(("metrics.query", {"q": "c"})), step(("metrics.query", {"q": "d"})), {"text": "still down"})
+    session.model.enqueue(
+        step(("metrics.query", {"q": "c"})), step(("metrics.query", {"q": "d"})), {"text": "still down"}
+    )
     events = await run(session, "retry")
     fins = of(events, "tool-call-finished")
     assert len(calls) == 3  # one trial, then refused again
@@ -141,7 +156,9 @@ async def test_timeout_is_an_error_result_not_a_crash(store):
 async def test_206_and_continue_tokens_are_flagged_partial(store):
     calls: list[dict[str, Any]] = []
     behaviour = {"mode": "206"}
-    session, _, _ = await make_session(store, [flaky_tool(behaviour, calls)], [step(("metrics.query", {"q": "x"})), {"text": "partial"}])
+    session, _, _ = await make_session(
+        store, [flaky_tool(behaviour, calls)], [step(("metrics.query", {"q": "x"})), {"text": "partial"}]
+    )
     events = await run(session)
     fin = of(events, "tool-call-finished")[0]
     assert fin.status == "partial" and fin.partial == "partial: 500 of ≥ 2,140 items"
@@ -158,7 +175,9 @@ async def test_206_and_continue_tokens_are_flagged_partial(store):
 async def test_changed_response_schema_is_noted_and_parse_crash_is_a_result(store):
     calls: list[dict[str, Any]] = []
     behaviour = {"mode": "changed"}
-    session, _, _ = await make_session(store, [flaky_tool(behaviour, calls)], [step(("metrics.query", {"q": "x"})), {"text": "shape changed"}])
+    session, _, _ = await make_session(
+        store, [flaky_tool(behaviour, calls)], [step(("metrics.query", {"q": "x"})), {"text": "shape changed"}]
+    )
     events = await run(session)
     fin = of(events, "tool-call-finished")[0]
     assert fin.status == "ok" and any("lacks expected fields items" in n for n in fin.notes)
@@ -171,7 +190,9 @@ async def test_changed_response_schema_is_noted_and_parse_crash_is_a_result(stor
 
 async def test_limit_reached_is_partial(store):
     calls: list[dict[str, Any]] = []
-    session, _, _ = await make_session(store, [flaky_tool({"mode": "ok"}, calls)], [step(("metrics.query", {"q": "x", "limit": 3})), {"text": "ok"}])
+    session, _, _ = await make_session(
+        store, [flaky_tool({"mode": "ok"}, calls)], [step(("metrics.query", {"q": "x", "limit": 3})), {"text": "ok"}]
+    )
     events = await run(session)
     assert of(events, "tool-call-finished")[0].partial == "partial: 3 items, more exist (limit 3 reached)"
 

@@ -30,13 +30,23 @@ from .harness import Recorder, ScriptedApprover, k8s_tools, make_session, of, ru
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "engine" / "policy" / "defaults" / "org.yaml"
-NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.timezone.utc)
+NOW = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
 
 
-def lantern(*args: str, env: dict[str, str] | None = None, timeout: float = 120, **kw: Any) -> subprocess.CompletedProcess[str]:
+def lantern(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120, **kw: Any
+) -> subprocess.CompletedProcess[str]:
     import os
 
-    return subprocess.run([sys.executable, "-m", "console.cli", *args], cwd=ROOT, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=timeout, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "console.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+        **kw,
+    )
 
 
 def kube_tool(name: str) -> Tool:
@@ -61,12 +71,28 @@ def kube_tool(name: str) -> Tool:
 # -- 1. policy bypass ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["kube-system", "KUBE-SYSTEM", "kube\u2010system", "kube\u2011system", "ｋｕｂｅ－ｓｙｓｔｅｍ", "kube-\u200bsystem", "Kube-Systеm"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "kube-system",
+        "KUBE-SYSTEM",
+        "kube\u2010system",
+        "kube\u2011system",
+        "ｋｕｂｅ－ｓｙｓｔｅｍ",
+        "kube-\u200bsystem",
+        "Kube-Systеm",
+    ],
+)
 def test_deleting_the_kube_system_namespace_is_blocked_in_any_spelling(name):
     policy = load_policy(SHIPPED)
     tool = kube_tool("delete_resource")
     args = {"kind": "namespace", "name": name, "namespace": "default"}
-    action = Action(tool.name, "kubernetes", effective_risk(tool.name, tool.risk, tool.meta.method), targets=resolve_targets(tool.name, args, tool.meta.touches, "default"))
+    action = Action(
+        tool.name,
+        "kubernetes",
+        effective_risk(tool.name, tool.risk, tool.meta.method),
+        targets=resolve_targets(tool.name, args, tool.meta.touches, "default"),
+    )
     d = decide(policy, action, args, "alice", NOW)
     assert (d.outcome, d.rule_id) == ("block", "no-deletes-in-kube-system")
 
@@ -76,14 +102,19 @@ def test_a_pod_in_kube_system_in_capitals_is_blocked_and_elsewhere_asks():
     tool = kube_tool("delete_pod")
     for ns, want in (("KUBE-SYSTEM", "block"), ("kube\u2010public", "block"), ("shop", "approve")):
         args = {"name": "coredns-1", "namespace": ns}
-        action = Action(tool.name, "kubernetes", "dangerous", targets=resolve_targets(tool.name, args, tool.meta.touches, "default"))
+        action = Action(
+            tool.name, "kubernetes", "dangerous", targets=resolve_targets(tool.name, args, tool.meta.touches, "default")
+        )
         assert decide(policy, action, args, "alice", NOW).outcome == want, ns
 
 
 async def test_the_dispatcher_blocks_the_namespace_delete_before_anyone_is_asked(store):
     tool = kube_tool("delete_resource")
     approver = ScriptedApprover(True)
-    script = [step(("kubernetes.delete_resource", {"kind": "Namespace", "name": "kube\u2010system"})), {"text": "blocked"}]
+    script = [
+        step(("kubernetes.delete_resource", {"kind": "Namespace", "name": "kube\u2010system"})),
+        {"text": "blocked"},
+    ]
     session, _, audit = await make_session(store, [tool], script, policy=load_policy(SHIPPED), approver=approver)
     events = await run(session)
     assert tool.calls == [] and approver.requests == []
@@ -93,19 +124,42 @@ async def test_the_dispatcher_blocks_the_namespace_delete_before_anyone_is_asked
 
 @pytest.mark.parametrize("name", ["kube-system", "KUBE-SYSTEM", "kube\u2010system"])
 def test_policy_check_says_block_for_the_namespace_delete(name):
-    r = lantern("policy", "check", "--policy", str(SHIPPED), "--action", "kubernetes.delete_resource", "--args", json.dumps({"kind": "namespace", "name": name}))
+    r = lantern(
+        "policy",
+        "check",
+        "--policy",
+        str(SHIPPED),
+        "--action",
+        "kubernetes.delete_resource",
+        "--args",
+        json.dumps({"kind": "namespace", "name": name}),
+    )
     assert r.returncode == 0, r.stderr
     assert "decision: block" in r.stdout and "no-deletes-in-kube-system" in r.stdout
 
 
 def test_rules_can_match_the_touched_kind_and_name(tmp_path):
     p = tmp_path / "org.yaml"
-    p.write_text("version: 1\nrules:\n  - id: keep-ingress\n    match: {kind: [ingress, ing], name: 'public-*'}\n    decision: block\n")
+    p.write_text(
+        "version: 1\nrules:\n  - id: keep-ingress\n    match: {kind: [ingress, ing], name: 'public-*'}\n    decision: block\n"
+    )
     policy = load_policy(p)
-    targets = resolve_targets("kubernetes.delete_resource", {"kind": "Ingress", "name": "PUBLIC-web", "namespace": "shop"}, None)
-    assert decide(policy, Action("kubernetes.delete_resource", "kubernetes", "dangerous", targets=targets), {}, "a", NOW).outcome == "block"
+    targets = resolve_targets(
+        "kubernetes.delete_resource", {"kind": "Ingress", "name": "PUBLIC-web", "namespace": "shop"}, None
+    )
+    assert (
+        decide(
+            policy, Action("kubernetes.delete_resource", "kubernetes", "dangerous", targets=targets), {}, "a", NOW
+        ).outcome
+        == "block"
+    )
     other = resolve_targets("kubernetes.delete_resource", {"kind": "configmap", "name": "public-web"}, None)
-    assert decide(policy, Action("kubernetes.delete_resource", "kubernetes", "dangerous", targets=other), {}, "a", NOW).outcome == "approve"
+    assert (
+        decide(
+            policy, Action("kubernetes.delete_resource", "kubernetes", "dangerous", targets=other), {}, "a", NOW
+        ).outcome
+        == "approve"
+    )
 
 
 # -- 2. an execution without an audit row -------------------------------------------------------
@@ -118,7 +172,9 @@ async def test_lone_surrogates_in_output_and_arguments_still_leave_the_record(st
         calls.append(args)
         return ToolOutput(text="bad \ud800 byte \udfff here", data={"k\udc80": "v\ud800"})
 
-    tool = Tool("acme.echo", "Echo", {"type": "object", "properties": {"q": {"type": "string"}}}, echo, risk="read", pack="acme")
+    tool = Tool(
+        "acme.echo", "Echo", {"type": "object", "properties": {"q": {"type": "string"}}}, echo, risk="read", pack="acme"
+    )
     script = [step(("acme.echo", {"q": "x\ud800y"})), {"text": "done \ud83d"}]
     session, _, audit = await make_session(store, [tool], script)
     events = await run(session)
@@ -140,8 +196,20 @@ async def test_a_write_has_its_intent_row_before_the_executor_runs(store):
         seen.append([r.kind for r in await audit_ref[0].rows()])
         return "scaled"
 
-    tool = Tool("kubernetes.scale_deployment", "Scale", {"type": "object", "properties": {"name": {"type": "string"}, "replicas": {"type": "integer"}}}, scale, risk="write", pack="kubernetes")
-    session, _, audit = await make_session(store, [tool], [step(("kubernetes.scale_deployment", {"name": "web", "replicas": 2})), {"text": "ok"}], approver=ScriptedApprover(True))
+    tool = Tool(
+        "kubernetes.scale_deployment",
+        "Scale",
+        {"type": "object", "properties": {"name": {"type": "string"}, "replicas": {"type": "integer"}}},
+        scale,
+        risk="write",
+        pack="kubernetes",
+    )
+    session, _, audit = await make_session(
+        store,
+        [tool],
+        [step(("kubernetes.scale_deployment", {"name": "web", "replicas": 2})), {"text": "ok"}],
+        approver=ScriptedApprover(True),
+    )
     audit_ref.append(audit)
     await run(session)
     assert seen == [["approval", "intent"]]
@@ -156,12 +224,17 @@ def test_two_processes_on_one_store_keep_one_audit_row_per_execution(tmp_path):
 
     env = {**os.environ, "LANTERN_HOME": str(tmp_path / "home")}
     cmd = [sys.executable, "-m", "console.cli", "ask", "--json", "--model", f"scripted:{script}", "go"]
-    procs = [subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=600) for p in procs]
-    for p, (out, err) in zip(procs, outs):
+    for p, (_out, err) in zip(procs, outs):
         assert p.returncode == 0, err[-2000:]
         assert "Traceback" not in err
-    finished = sum(1 for out, _ in outs for line in out.splitlines() if json.loads(line)["kind"] == "tool-call-finished")
+    finished = sum(
+        1 for out, _ in outs for line in out.splitlines() if json.loads(line)["kind"] == "tool-call-finished"
+    )
     assert finished == 50
     db = sqlite3.connect(tmp_path / "home" / "lantern.db")
     executions = db.execute("SELECT COUNT(*) FROM audit WHERE kind='execution'").fetchone()[0]
@@ -195,7 +268,9 @@ def test_two_processes_opening_one_tool_index_both_work(tmp_path):
         """
     )
     cmd = [sys.executable, "-c", code, str(tmp_path / "index")]
-    procs = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
+    ]
     for p in procs:
         out, err = p.communicate(timeout=300)
         assert p.returncode == 0, err[-2000:]
@@ -208,7 +283,15 @@ def test_two_processes_opening_one_tool_index_both_work(tmp_path):
 async def _filled(store: Store, n: int = 6) -> AuditLog:
     log = await AuditLog.open(store.db)
     for i in range(n):
-        await log.append(session_id="s", user="u", kind="execution", tool="t", args_json=json.dumps({"i": i}), call_hash=str(i), detail=f"row {i}")
+        await log.append(
+            session_id="s",
+            user="u",
+            kind="execution",
+            tool="t",
+            args_json=json.dumps({"i": i}),
+            call_hash=str(i),
+            detail=f"row {i}",
+        )
     return log
 
 
@@ -235,7 +318,10 @@ async def test_editing_a_row_and_rechaining_is_detected(store):
         r["prev_hash"] = prev
         r["hash"] = hashlib.sha256(canonical({k: r[k] for k in _FIELDS}).encode()).hexdigest()
         prev = r["hash"]
-        await store.db.execute("UPDATE audit SET detail=?, prev_hash=?, hash=? WHERE seq=?", (r["detail"], r["prev_hash"], r["hash"], r["seq"]))
+        await store.db.execute(
+            "UPDATE audit SET detail=?, prev_hash=?, hash=? WHERE seq=?",
+            (r["detail"], r["prev_hash"], r["hash"], r["seq"]),
+        )
     await store.db.commit()
     ok, seq, why = await log.verify()
     assert not ok and seq == 3
@@ -253,7 +339,10 @@ async def test_rechaining_with_the_key_still_differs_from_the_anchor(store):
         r["prev_hash"] = prev
         r["hash"] = row_hash(r, log.key)
         prev = r["hash"]
-        await store.db.execute("UPDATE audit SET detail=?, prev_hash=?, hash=? WHERE seq=?", (r["detail"], r["prev_hash"], r["hash"], r["seq"]))
+        await store.db.execute(
+            "UPDATE audit SET detail=?, prev_hash=?, hash=? WHERE seq=?",
+            (r["detail"], r["prev_hash"], r["hash"], r["seq"]),
+        )
     await store.db.commit()
     ok, seq, why = await log.verify()
     assert not ok and seq == 4 and "anchor" in why
@@ -261,7 +350,9 @@ async def test_rechaining_with_the_key_still_differs_from_the_anchor(store):
 
 async def test_a_changed_stored_output_and_an_edited_event_are_detected(store):
     rec = Recorder()
-    session, _, audit = await make_session(store, k8s_tools(rec), [step(("kubernetes.get_pod", {"name": "web-1"})), {"text": "fine"}])
+    session, _, audit = await make_session(
+        store, k8s_tools(rec), [step(("kubernetes.get_pod", {"name": "web-1"})), {"text": "fine"}]
+    )
     await run(session)
     assert (await audit.verify())[0] and (await store.verify_events())[0]
     await store.db.execute("UPDATE blobs SET body='pod web-1 Running (and nothing else)'")
@@ -333,8 +424,13 @@ async def test_a_configured_credential_leaks_nowhere_in_any_form(store, monkeypa
     async def leak(args: dict[str, Any]) -> str:
         return f"config dump:\n{form}\nend"
 
-    tool = Tool("acme.dump", "Dump", {"type": "object", "properties": {"q": {"type": "string"}}}, leak, risk="read", pack="acme")
-    script = [step(("acme.dump", {"q": f"use {SECRET}"}), text=f"trying {SECRET}"), {"text": f"the token is {SECRET[:-2]}"}]
+    tool = Tool(
+        "acme.dump", "Dump", {"type": "object", "properties": {"q": {"type": "string"}}}, leak, risk="read", pack="acme"
+    )
+    script = [
+        step(("acme.dump", {"q": f"use {SECRET}"}), text=f"trying {SECRET}"),
+        {"text": f"the token is {SECRET[:-2]}"},
+    ]
     session, disp, audit = await make_session(store, [tool], script)
     session.redact = disp.redact
     events = await run(session, f"my token is {SECRET}, why does acme fail?")
@@ -387,7 +483,9 @@ def test_a_configured_credential_never_reaches_stdout(tmp_path, as_json):
     script = tmp_path / "s.json"
     script.write_text(json.dumps([step(("slowpoke.dump", {})), {"text": f"found it: {SECRET}"}]))
     env = {**_slow_world(tmp_path), "LANTERN_CRED_ACME_TOKEN": SECRET}
-    r = lantern("ask", *(["--json"] if as_json else []), "--model", f"scripted:{script}", f"is {SECRET} valid?", env=env)
+    r = lantern(
+        "ask", *(["--json"] if as_json else []), "--model", f"scripted:{script}", f"is {SECRET} valid?", env=env
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert _leaks(r.stdout + r.stderr) == []
     assert "REDACTED" in r.stdout
@@ -512,7 +610,9 @@ async def test_refused_connections_open_the_backends_breaker(store, tmp_path):
 @pytest.mark.parametrize("as_json", [False, True])
 def test_escape_sequences_never_reach_the_plain_face(tmp_path, as_json):
     script = tmp_path / "s.json"
-    script.write_text(json.dumps([step(("slowpoke.noisy", {}), text="checking\x1b[2J"), {"text": "all clear\x1b]0;owned\x07\r"}]))
+    script.write_text(
+        json.dumps([step(("slowpoke.noisy", {}), text="checking\x1b[2J"), {"text": "all clear\x1b]0;owned\x07\r"}])
+    )
     args = ["ask", *(["--json"] if as_json else []), "--model", f"scripted:{script}", "status?"]
     r = lantern(*args, env=_slow_world(tmp_path))
     assert r.returncode == 0, r.stderr[-2000:]
@@ -521,7 +621,10 @@ def test_escape_sequences_never_reach_the_plain_face(tmp_path, as_json):
         assert ch not in text, repr(ch)
     assert "status ok" in text
     if as_json:
-        assert "\napproval granted by alice" in json.dumps(text)[1:-1].replace("\\\\n", "\n") or "approval granted by alice" in text
+        assert (
+            "\napproval granted by alice" in json.dumps(text)[1:-1].replace("\\\\n", "\n")
+            or "approval granted by alice" in text
+        )
 
 
 # -- 9. broken files give tracebacks ----------------------------------------------------------
@@ -574,9 +677,21 @@ async def test_lookahead_and_backreference_patterns_are_checked(store):
         ran.append(args)
         return "ok"
 
-    schema = {"type": "object", "properties": {"name": {"type": "string", "pattern": r"^(?!kube-)[a-z]+$"}, "pair": {"type": "string", "pattern": r"^(\w)\1$"}}, "required": ["name"]}
+    schema = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string", "pattern": r"^(?!kube-)[a-z]+$"},
+            "pair": {"type": "string", "pattern": r"^(\w)\1$"},
+        },
+        "required": ["name"],
+    }
     tool = Tool("acme.get", "Get", schema, handler, risk="read", pack="acme")
-    script = [step(("acme.get", {"name": "web", "pair": "aa"})), step(("acme.get", {"name": "kube-dns"})), step(("acme.get", {"name": "web", "pair": "ab"})), {"text": "x"}]
+    script = [
+        step(("acme.get", {"name": "web", "pair": "aa"})),
+        step(("acme.get", {"name": "kube-dns"})),
+        step(("acme.get", {"name": "web", "pair": "ab"})),
+        {"text": "x"},
+    ]
     session, _, _ = await make_session(store, [tool], script)
     events = await run(session)
     assert ran == [{"name": "web", "pair": "aa"}]
@@ -610,8 +725,15 @@ def test_a_pack_pattern_that_does_not_compile_is_reported_at_load(tmp_path):
 
 async def test_an_unlisted_approver_name_is_refused(store):
     rec = Recorder()
-    approver = ScriptedApprover(lambda req: ApprovalAnswer(approved=True, by="mallory", call_hash=req.call_hash, request_id=req.request_id))
-    session, _, audit = await make_session(store, k8s_tools(rec), [step(("kubernetes.delete_pod", {"name": "web-1", "namespace": "shop"})), {"text": "x"}], approver=approver)
+    approver = ScriptedApprover(
+        lambda req: ApprovalAnswer(approved=True, by="mallory", call_hash=req.call_hash, request_id=req.request_id)
+    )
+    session, _, audit = await make_session(
+        store,
+        k8s_tools(rec),
+        [step(("kubernetes.delete_pod", {"name": "web-1", "namespace": "shop"})), {"text": "x"}],
+        approver=approver,
+    )
     events = await run(session)
     assert rec.calls == []
     res = of(events, "approval-resolved")[0]
@@ -627,7 +749,12 @@ async def test_an_answer_not_bound_to_the_exact_call_and_request_is_refused(stor
         fields = {"call_hash": req.call_hash, "request_id": req.request_id, **binding}
         return ApprovalAnswer(approved=True, by="alice", **fields)
 
-    session, _, audit = await make_session(store, k8s_tools(rec), [step(("kubernetes.delete_pod", {"name": "web-1"})), {"text": "x"}], approver=ScriptedApprover(answer))
+    session, _, audit = await make_session(
+        store,
+        k8s_tools(rec),
+        [step(("kubernetes.delete_pod", {"name": "web-1"})), {"text": "x"}],
+        approver=ScriptedApprover(answer),
+    )
     events = await run(session)
     assert rec.calls == [] and not of(events, "approval-resolved")[0].approved
     assert [r.kind for r in await audit.rows()] == ["denial"]
@@ -637,7 +764,11 @@ async def test_recall_detail_cannot_read_another_sessions_output(store):
     from engine.context import recall_tool
 
     rec = Recorder()
-    first, _, _ = await make_session(store, k8s_tools(rec, get_pod_text="SECRET-OUTPUT of the first session"), [step(("kubernetes.get_pod", {"name": "web-1"})), {"text": "ok"}])
+    first, _, _ = await make_session(
+        store,
+        k8s_tools(rec, get_pod_text="SECRET-OUTPUT of the first session"),
+        [step(("kubernetes.get_pod", {"name": "web-1"})), {"text": "ok"}],
+    )
     await run(first)
     ref = f"{first.id}:call_1_0"
     assert await store.get_blob(ref) is not None
@@ -667,8 +798,21 @@ async def test_random_outputs_and_arguments_never_lose_the_record(tmp_path_facto
         async def tool_fn(args: dict[str, Any]) -> ToolOutput:
             return ToolOutput(text=output, data={"v": output})
 
-        tool = Tool("acme.any", "Any", {"type": "object", "properties": {"q": {"type": "string"}}}, tool_fn, risk="write", pack="acme")
-        session, disp, audit = await make_session(store, [tool], [step(("acme.any", {"q": arg}), text=arg), {"text": output[:100]}], approver=ScriptedApprover(True), budgets=Budgets())
+        tool = Tool(
+            "acme.any",
+            "Any",
+            {"type": "object", "properties": {"q": {"type": "string"}}},
+            tool_fn,
+            risk="write",
+            pack="acme",
+        )
+        session, disp, audit = await make_session(
+            store,
+            [tool],
+            [step(("acme.any", {"q": arg}), text=arg), {"text": output[:100]}],
+            approver=ScriptedApprover(True),
+            budgets=Budgets(),
+        )
         session.redact = disp.redact
         events = await run(session, arg or "go")
         fin = of(events, "tool-call-finished")
@@ -687,7 +831,9 @@ async def test_an_actions_yaml_timeout_outlasts_the_dispatchers_default(store, t
     from skills.loader import load_packs
     from skills.registry import pack_tools
 
-    (tmp_path / "patient_mod.py").write_text("import asyncio\n\nasync def slow():\n    await asyncio.sleep(2.5)\n    return 'answered after 2.5 s'\n")
+    (tmp_path / "patient_mod.py").write_text(
+        "import asyncio\n\nasync def slow():\n    await asyncio.sleep(2.5)\n    return 'answered after 2.5 s'\n"
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     (tmp_path / "packs").mkdir()
     (tmp_path / "packs" / "patient.yaml").write_text(

@@ -11,7 +11,11 @@ from engine.guard.scrub import Scrubber
 
 S = Scrubber()
 
-PEM = "-----BEGIN RSA PRIVATE KEY-----\n" + "\n".join(["MIIEowIBAAKCAQEAx3k9Qf8vL2mZpT7rW1sY4nB6cD0eF5gH8iJ2kL3mN4oP5qR6"] * 6) + "\n-----END RSA PRIVATE KEY-----"
+PEM = (
+    "-----BEGIN RSA PRIVATE KEY-----\n"
+    + "\n".join(["MIIEowIBAAKCAQEAx3k9Qf8vL2mZpT7rW1sY4nB6cD0eF5gH8iJ2kL3mN4oP5qR6"] * 6)
+    + "\n-----END RSA PRIVATE KEY-----"
+)
 
 
 def test_typed_placeholders_and_counts():
@@ -26,7 +30,16 @@ def test_typed_placeholders_and_counts():
         "sk_live_4eC39HqLyjWDarjtT1zdp7dc in the log\n"
     )
     out, counts = S.clean(text)
-    for secret in ("eyJhbGci", "glpat-Zx8", "ghp_R2d2", "AKIAZ7QW", "Sup3rS3cret", "MIIEowIBAAK", "xoxb-2048", "sk_live_4eC"):
+    for secret in (
+        "eyJhbGci",
+        "glpat-Zx8",
+        "ghp_R2d2",
+        "AKIAZ7QW",
+        "Sup3rS3cret",
+        "MIIEowIBAAK",
+        "xoxb-2048",
+        "sk_live_4eC",
+    ):
         assert secret not in out, secret
     assert "[REDACTED:github-token]" in out and "[REDACTED:private-key]" in out and "[REDACTED:aws-access-key]" in out
     assert counts["private-key"] == 1 and sum(counts.values()) >= 8
@@ -100,7 +113,10 @@ def test_lantern_scrub_reads_stdin():
 
 
 def test_partial_markers():
-    assert detect_partial({"items": list(range(500)), "metadata": {"continue": "x", "remainingItemCount": 1640}}) == "partial: 500 of ≥ 2,140 items"
+    assert (
+        detect_partial({"items": list(range(500)), "metadata": {"continue": "x", "remainingItemCount": 1640}})
+        == "partial: 500 of ≥ 2,140 items"
+    )
     assert detect_partial({"results": [1, 2], "has_more": True}) == "partial: 2 items, more exist (has_more)"
     assert detect_partial({"data": [1], "next": "https://api/x?page=2"}) == "partial: 1 items, more exist (next page)"
     assert detect_partial([1, 2, 3], {"limit": 3}) == "partial: 3 items, more exist (limit 3 reached)"

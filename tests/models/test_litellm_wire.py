@@ -11,15 +11,15 @@ import subprocess
 import sys
 
 import pytest
+from wire_server import WIRE
 
 from engine import events as ev
 from engine.loop import Session
 from engine.models.base import Completion, Message, TextDelta, ToolCall, ToolSpec
-from engine.toolbox import Toolbox
-from engine.tools import python_tool
 from engine.models.errors import AuthError, BadRequest, ContextOverflow, RateLimited, Unavailable
 from engine.models.litellm_adapter import LiteLLMModel
-from wire_server import WIRE
+from engine.toolbox import Toolbox
+from engine.tools import python_tool
 
 MODELS = {
     "anthropic": "anthropic/claude-sonnet-4-5",
@@ -80,7 +80,12 @@ class Sleeps(list):
 
 
 def model_for(provider: str, wire, case: str | None = None, **kw) -> LiteLLMModel:
-    streamed = bool(case) and any((WIRE / provider).glob(case + ".sse")) or bool(case) and any((WIRE / provider).glob(case + ".ndjson"))
+    streamed = (
+        bool(case)
+        and any((WIRE / provider).glob(case + ".sse"))
+        or bool(case)
+        and any((WIRE / provider).glob(case + ".ndjson"))
+    )
     kw.setdefault("stream", streamed)
     kw.setdefault("sleep", Sleeps())
     return LiteLLMModel(MODELS[provider], api_base=wire.url, api_key=KEY, **kw)
@@ -118,7 +123,9 @@ ENDPOINT = {
 @pytest.mark.parametrize("provider", PROVIDERS)
 async def test_tool_call(provider, wire):
     _, done, _ = await play(provider, wire, "tool_call")
-    assert [(c.name, c.arguments, c.parse_error) for c in done.tool_calls] == [("get_pods", {"namespace": "checkout"}, None)]
+    assert [(c.name, c.arguments, c.parse_error) for c in done.tool_calls] == [
+        ("get_pods", {"namespace": "checkout"}, None)
+    ]
     assert done.tool_calls[0].id
     assert done.finish_reason == "tool_calls"
     assert wire.requests[0].path == ENDPOINT[provider]
@@ -255,7 +262,10 @@ async def test_context_overflow_is_typed_and_not_retried(provider, wire):
     assert provider_message in info.value.message
 
 
-@pytest.mark.parametrize(("provider", "env"), [("anthropic", "ANTHROPIC_API_KEY"), ("openai", "OPENAI_API_KEY"), ("gemini", "GEMINI_API_KEY")])
+@pytest.mark.parametrize(
+    ("provider", "env"),
+    [("anthropic", "ANTHROPIC_API_KEY"), ("openai", "OPENAI_API_KEY"), ("gemini", "GEMINI_API_KEY")],
+)
 async def test_refused_key_is_auth_error_naming_the_variable(provider, env, wire):
     wire.play(provider, "auth_error")
     model = model_for(provider, wire, "auth_error")
@@ -275,7 +285,10 @@ async def test_openai_key_in_error_text_is_redacted(wire, monkeypatch):
     assert wire.requests[0].headers["authorization"] == "Bearer sk-proj-abcdefghijklmnop1234567890wxyz"
 
 
-@pytest.mark.parametrize(("provider", "env"), [("anthropic", "ANTHROPIC_API_KEY"), ("openai", "OPENAI_API_KEY"), ("gemini", "GEMINI_API_KEY")])
+@pytest.mark.parametrize(
+    ("provider", "env"),
+    [("anthropic", "ANTHROPIC_API_KEY"), ("openai", "OPENAI_API_KEY"), ("gemini", "GEMINI_API_KEY")],
+)
 async def test_missing_key_fails_before_any_request(provider, env, wire, monkeypatch):
     monkeypatch.delenv(env, raising=False)
     model = LiteLLMModel(MODELS[provider], api_base=wire.url, sleep=Sleeps())
@@ -292,14 +305,20 @@ async def test_ollama_needs_no_key(wire, monkeypatch):
     assert done.tool_calls[0].name == "get_pods"
 
 
-@pytest.mark.parametrize(("provider", "case"), [("anthropic", "overloaded"), ("openai", "server_error"), ("gemini", "server_error"), ("ollama", "server_busy")])
+@pytest.mark.parametrize(
+    ("provider", "case"),
+    [("anthropic", "overloaded"), ("openai", "server_error"), ("gemini", "server_error"), ("ollama", "server_busy")],
+)
 async def test_outage_is_retried_with_backoff(provider, case, wire):
     _, done, model = await play(provider, wire, case, case, "tool_call")
     assert [c.name for c in done.tool_calls] == ["get_pods"]
     assert model._sleep == [0.5, 1.0], "exponential backoff when the provider gives no retry-after"
 
 
-@pytest.mark.parametrize(("provider", "case"), [("anthropic", "overloaded"), ("openai", "server_error"), ("gemini", "server_error"), ("ollama", "server_busy")])
+@pytest.mark.parametrize(
+    ("provider", "case"),
+    [("anthropic", "overloaded"), ("openai", "server_error"), ("gemini", "server_error"), ("ollama", "server_busy")],
+)
 async def test_outage_after_retries_is_unavailable(provider, case, wire):
     wire.play(provider, case, case)
     model = model_for(provider, wire, case, max_retries=1)
@@ -387,7 +406,9 @@ async def test_connection_refused_is_unavailable(litellm_loaded):
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
     s.close()  # nothing listens there now
-    model = LiteLLMModel(MODELS["openai"], api_base=f"http://127.0.0.1:{port}", api_key=KEY, max_retries=0, sleep=Sleeps())
+    model = LiteLLMModel(
+        MODELS["openai"], api_base=f"http://127.0.0.1:{port}", api_key=KEY, max_retries=0, sleep=Sleeps()
+    )
     with pytest.raises(Unavailable):
         await run(model)
 
@@ -408,7 +429,9 @@ async def test_anthropic_request_carries_cache_breakpoints(wire):
 
 async def test_anthropic_tool_result_breakpoint_and_history_with_garbled_call(wire):
     # The loop sends a garbled call back with its parse error: litellm must accept that history.
-    bad = ToolCall(id="toolu_bad", name="get_logs", raw_arguments='{"pod": "x', parse_error="arguments are not valid JSON")
+    bad = ToolCall(
+        id="toolu_bad", name="get_logs", raw_arguments='{"pod": "x', parse_error="arguments are not valid JSON"
+    )
     history = MESSAGES + [
         Message(role="assistant", content="", tool_calls=[bad]),
         Message(role="tool", tool_call_id="toolu_bad", name="get_logs", content="error: arguments are not valid JSON"),
@@ -448,7 +471,11 @@ async def test_prompt_prefix_is_byte_identical_across_calls(provider, wire):
     wire.play(provider, "tool_call", "tool_call")
     model = model_for(provider, wire, "tool_call")
     await run(model, MESSAGES, TOOLS)
-    await run(model, MESSAGES + [Message(role="assistant", content="Looking."), Message(role="user", content="and now?")], shuffled)
+    await run(
+        model,
+        MESSAGES + [Message(role="assistant", content="Looking."), Message(role="user", content="and now?")],
+        shuffled,
+    )
     first, second = (r.json() for r in wire.requests)
     assert _prefix(provider, first) == _prefix(provider, second)
     raw_first, raw_second = (r.body for r in wire.requests)
@@ -457,7 +484,9 @@ async def test_prompt_prefix_is_byte_identical_across_calls(provider, wire):
         assert tools_bytes in raw_second
 
 
-@pytest.mark.parametrize(("provider", "cached"), [("anthropic", 1856), ("openai", 1920), ("gemini", 2011), ("ollama", 0)])
+@pytest.mark.parametrize(
+    ("provider", "cached"), [("anthropic", 1856), ("openai", 1920), ("gemini", 2011), ("ollama", 0)]
+)
 async def test_cache_hits_are_reported(provider, cached, wire):
     _, done, _ = await play(provider, wire, "tool_call")
     assert done.usage.cached_tokens == cached
@@ -478,7 +507,12 @@ async def test_cost_comes_from_litellm_prices(provider, case, wire, litellm_load
     fresh = u.prompt_tokens - u.cached_tokens
     # Never more than list price for every prompt token, never less than the answer's price.
     assert u.completion_tokens * info["output_cost_per_token"] <= u.cost_usd
-    assert u.cost_usd <= (fresh + u.cached_tokens) * info["input_cost_per_token"] * 1.25 + u.completion_tokens * info["output_cost_per_token"] + 1e-12
+    assert (
+        u.cost_usd
+        <= (fresh + u.cached_tokens) * info["input_cost_per_token"] * 1.25
+        + u.completion_tokens * info["output_cost_per_token"]
+        + 1e-12
+    )
 
 
 async def test_local_ollama_costs_nothing(wire):
@@ -507,7 +541,9 @@ def test_count_tokens_uses_litellm_offline(provider, litellm_loaded):
     model = LiteLLMModel(MODELS[provider], api_key=KEY)
     bare = model.count_tokens(MESSAGES)
     with_tools = model.count_tokens(MESSAGES, TOOLS)
-    longer = model.count_tokens(MESSAGES + [Message(role="user", content="the checkout pods restart every few minutes " * 20)])
+    longer = model.count_tokens(
+        MESSAGES + [Message(role="user", content="the checkout pods restart every few minutes " * 20)]
+    )
     assert 10 < bare < with_tools and bare < longer
 
 
@@ -524,8 +560,14 @@ def test_count_tokens_uses_each_providers_tokenizer(litellm_loaded):
 
 def test_context_windows_come_from_litellm_model_info(litellm_loaded):
     assert LiteLLMModel("anthropic/claude-sonnet-4-5").context_window == 200_000
-    assert LiteLLMModel("openai/gpt-4.1").context_window == litellm_loaded.get_model_info("openai/gpt-4.1")["max_input_tokens"]
-    assert LiteLLMModel("gemini/gemini-2.0-flash").context_window == litellm_loaded.get_model_info("gemini/gemini-2.0-flash")["max_input_tokens"]
+    assert (
+        LiteLLMModel("openai/gpt-4.1").context_window
+        == litellm_loaded.get_model_info("openai/gpt-4.1")["max_input_tokens"]
+    )
+    assert (
+        LiteLLMModel("gemini/gemini-2.0-flash").context_window
+        == litellm_loaded.get_model_info("gemini/gemini-2.0-flash")["max_input_tokens"]
+    )
     assert LiteLLMModel("openai/some-future-model").context_window == 128_000
     assert LiteLLMModel("ollama/some-local-model").context_window == 8_192
     assert LiteLLMModel("openai/gpt-4.1", context_window=50_000).context_window == 50_000
@@ -682,8 +724,20 @@ def test_lantern_ask_runs_on_ollama_through_the_adapter(wire, tmp_path):
     for var in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY", "LANTERN_MODEL"):
         env.pop(var, None)
     out = subprocess.run(
-        [sys.executable, "-m", "console.cli", "ask", "--json", "--model", "ollama/qwen3:8b", "why is checkout failing?"],
-        capture_output=True, text=True, env=env, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "console.cli",
+            "ask",
+            "--json",
+            "--model",
+            "ollama/qwen3:8b",
+            "why is checkout failing?",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert out.returncode == 0, out.stderr[-2000:]
     events = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
@@ -700,8 +754,20 @@ def test_lantern_ask_reports_a_provider_error_as_an_event(wire, tmp_path):
     wire.play("ollama", "model_not_found")
     env = dict(os.environ, OLLAMA_HOST=wire.url, LANTERN_HOME=str(tmp_path))
     out = subprocess.run(
-        [sys.executable, "-m", "console.cli", "ask", "--json", "--model", "ollama/qwen3:8b", "why is checkout failing?"],
-        capture_output=True, text=True, env=env, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "console.cli",
+            "ask",
+            "--json",
+            "--model",
+            "ollama/qwen3:8b",
+            "why is checkout failing?",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
     )
     assert out.returncode != 0
     events = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]  # stdout stays pure JSON
@@ -733,7 +799,11 @@ def test_dotted_tool_names_travel_as_wire_names_and_come_back():
 async def test_a_structured_answer_goes_out_as_response_format_on_the_answer_step(wire):
     """`answer_schema` on a step without tools reaches the provider as its structured-output
     request; on a step that offers tools it is left out (providers differ on mixing the two)."""
-    schema = {"type": "object", "properties": {"cause": {"enum": ["oom_killed", "node_cordoned"]}}, "required": ["cause"]}
+    schema = {
+        "type": "object",
+        "properties": {"cause": {"enum": ["oom_killed", "node_cordoned"]}},
+        "required": ["cause"],
+    }
     wire.play("openai", "final_answer")
     model = model_for("openai", wire, "final_answer")
     async for _ in model.stream(MESSAGES, [], answer_schema=schema):

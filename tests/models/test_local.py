@@ -14,9 +14,9 @@ from engine.models import errors
 from engine.models.base import Completion, Message, Model, TextDelta, ToolSpec
 from engine.models.install import is_installed
 from engine.models.local import LocalModel
-from wiring import make_model
 from engine.toolbox import Toolbox
 from engine.tools import python_tool
+from wiring import make_model
 
 
 def test_missing_model_is_unavailable_with_a_hint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -68,7 +68,12 @@ def test_a_cut_answer_comes_back_with_what_was_said_and_why_it_stopped(tmp_path:
     parser = StepParser()
     text = '{"answer": "PAYMENTS_TIMEOUT_MS is not set. It loops. It loops. It loops.'
     parser.feed(text)
-    info = {"prompt_tokens": 10, "completion_tokens": 30, "cached_tokens": 0, "repeated_at": text.index(" It loops.") + len(" It loops.")}
+    info = {
+        "prompt_tokens": 10,
+        "completion_tokens": 30,
+        "cached_tokens": 0,
+        "repeated_at": text.index(" It loops.") + len(" It loops."),
+    }
     c = LocalModel.__new__(LocalModel)._completion(parser, info, [], "")
     assert c.finish_reason == "length" and not c.tool_calls
     assert c.text.startswith("PAYMENTS_TIMEOUT_MS is not set. It loops.") and c.text.count("It loops") == 1
@@ -93,7 +98,11 @@ needs_model = pytest.mark.skipif(not is_installed(), reason="the local model is 
 LOGS = ToolSpec(
     name="kubernetes.get_pod_logs",
     description="Fetch recent log lines of one pod.",
-    parameters={"type": "object", "properties": {"namespace": {"type": "string"}, "pod": {"type": "string"}}, "required": ["namespace", "pod"]},
+    parameters={
+        "type": "object",
+        "properties": {"namespace": {"type": "string"}, "pod": {"type": "string"}},
+        "required": ["namespace", "pod"],
+    },
 )
 PODS = ToolSpec(
     name="kubernetes.list_pods",
@@ -103,7 +112,11 @@ PODS = ToolSpec(
 ROLLBACK = ToolSpec(
     name="kubernetes.rollback_deployment",
     description="Roll a deployment back to its previous revision.",
-    parameters={"type": "object", "properties": {"namespace": {"type": "string"}, "deployment": {"type": "string"}}, "required": ["namespace", "deployment"]},
+    parameters={
+        "type": "object",
+        "properties": {"namespace": {"type": "string"}, "deployment": {"type": "string"}},
+        "required": ["namespace", "deployment"],
+    },
 )
 SYSTEM = Message(role="system", content="You are Lantern, an on-call assistant. Use the tools to gather evidence.")
 
@@ -115,7 +128,9 @@ def model() -> LocalModel:
 
 @pytest.mark.model
 @needs_model
-async def test_loading_leaves_the_terminal_descriptors_alone(monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]) -> None:
+async def test_loading_leaves_the_terminal_descriptors_alone(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
     # The console draws to fd 1 from its own thread while the weights load: a load that points
     # fds 1 and 2 elsewhere, even for a moment, loses those frames (the header stuck on loading).
     import os
@@ -142,7 +157,9 @@ async def test_one_step_tool_call_then_the_cached_prefix_is_reused(model: LocalM
     chunks = [c async for c in model.stream(msgs, [PODS, LOGS, ROLLBACK])]
     done = chunks[-1]
     assert isinstance(done, Completion) and all(isinstance(c, TextDelta) for c in chunks[:-1])
-    assert [(c.name, c.arguments) for c in done.tool_calls] == [("kubernetes.get_pod_logs", {"namespace": "shop", "pod": "checkout-7d9f"})]
+    assert [(c.name, c.arguments) for c in done.tool_calls] == [
+        ("kubernetes.get_pod_logs", {"namespace": "shop", "pod": "checkout-7d9f"})
+    ]
     assert done.tool_calls[0].id.startswith("call_") and done.finish_reason == "tool_calls"
     assert done.usage.prompt_tokens == model.count_tokens(msgs, [PODS, LOGS, ROLLBACK])
     assert done.usage.completion_tokens > 5
@@ -159,7 +176,13 @@ async def test_one_step_tool_call_then_the_cached_prefix_is_reused(model: LocalM
 @pytest.mark.model
 @needs_model
 async def test_answer_streams_and_closing_the_stream_stops_generation(model: LocalModel) -> None:
-    msgs = [SYSTEM, Message(role="user", content="Explain in detail, step by step, what a Kubernetes CrashLoopBackOff is and every common cause.")]
+    msgs = [
+        SYSTEM,
+        Message(
+            role="user",
+            content="Explain in detail, step by step, what a Kubernetes CrashLoopBackOff is and every common cause.",
+        ),
+    ]
     stream = model.stream(msgs, [])
     got = ""
     async for chunk in stream:
@@ -202,8 +225,13 @@ async def test_the_real_loop_runs_a_tool_and_answers(model: LocalModel) -> None:
         """List the pods of a namespace with status and restarts."""
         return "NAME          STATUS            RESTARTS\ncheckout-7d9f CrashLoopBackOff  14\ncart-55c1     Running           0"
 
-    session = Session(model, Toolbox([python_tool(list_pods, name="kubernetes.list_pods")]), config=LoopConfig(max_steps=3))
-    events = [e async for e in session.run_turn("Which pod in namespace shop is crashing? Check, then answer in one sentence.")]
+    session = Session(
+        model, Toolbox([python_tool(list_pods, name="kubernetes.list_pods")]), config=LoopConfig(max_steps=3)
+    )
+    events = [
+        e
+        async for e in session.run_turn("Which pod in namespace shop is crashing? Check, then answer in one sentence.")
+    ]
     kinds = [e.kind for e in events]
     assert "tool-call-finished" in kinds
     finished = [e for e in events if isinstance(e, ev.StepFinished)]

@@ -61,7 +61,12 @@ def load(provider: str, case: str) -> Reply:
         # Events end with a blank line; send one event per write like a real server.
         text = raw.decode()
         events = [e + "\n\n" for e in text.replace("\r\n", "\n").split("\n\n") if e.strip()]
-        return Reply(200, [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache")], raw, [e.encode() for e in events])
+        return Reply(
+            200,
+            [("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache")],
+            raw,
+            [e.encode() for e in events],
+        )
     if path.suffix == ".ndjson":
         lines = [line + b"\n" for line in raw.splitlines() if line.strip()]
         return Reply(200, [("Content-Type", "application/x-ndjson")], raw, lines)
@@ -101,7 +106,9 @@ class WireServer:
                 body = self.rfile.read(length) if length else b""
                 seen = Recorded(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                 with server._lock:
-                    side = next((r for suffix, r in server.side.items() if self.path.split("?")[0].endswith(suffix)), None)
+                    side = next(
+                        (r for suffix, r in server.side.items() if self.path.split("?")[0].endswith(suffix)), None
+                    )
                     if side is not None:
                         server.side_requests.append(seen)
                         reply = side
@@ -111,7 +118,9 @@ class WireServer:
                 if reply is not None and reply.delay:
                     time.sleep(reply.delay)
                 if reply is None:
-                    reply = Reply(599, [("Content-Type", "application/json")], b'{"error": "wire server: no reply queued"}')
+                    reply = Reply(
+                        599, [("Content-Type", "application/json")], b'{"error": "wire server: no reply queued"}'
+                    )
                 self.send_response(reply.status)
                 for k, v in reply.headers:
                     if k.lower() not in ("content-length", "transfer-encoding", "connection", "date", "server"):

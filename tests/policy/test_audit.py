@@ -20,8 +20,15 @@ async def fill(log: AuditLog, n: int = 4) -> None:
     kinds = ["approval", "execution", "denial", "block", "refusal", "confirmation"]
     for i in range(n):
         await log.append(
-            session_id="s1", user="alice", kind=kinds[i % len(kinds)], tool="kubernetes.delete_pod", args_json='{"name":"web-%d"}' % i,
-            call_hash=call_hash("kubernetes.delete_pod", {"name": f"web-{i}"}), decision="approve", rule="r", detail=f"row {i}",
+            session_id="s1",
+            user="alice",
+            kind=kinds[i % len(kinds)],
+            tool="kubernetes.delete_pod",
+            args_json=f'{{"name":"web-{i}"}}',
+            call_hash=call_hash("kubernetes.delete_pod", {"name": f"web-{i}"}),
+            decision="approve",
+            rule="r",
+            detail=f"row {i}",
         )
 
 
@@ -65,7 +72,14 @@ def _cli(*argv: str, env_home: Path) -> subprocess.CompletedProcess[str]:
     import os
 
     code = f"from console.cli import main; raise SystemExit(main({list(argv)!r}))"
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT, env={**os.environ, "LANTERN_HOME": str(env_home)})
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env={**os.environ, "LANTERN_HOME": str(env_home)},
+    )
 
 
 async def test_lantern_audit_verify_and_tail(tmp_path, monkeypatch):

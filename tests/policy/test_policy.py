@@ -15,13 +15,18 @@ from engine.policy.rules import Action, Policy, PolicyError, decide, effective_r
 ROOT = Path(__file__).resolve().parents[2]
 ORG = ROOT / "policies" / "example-org.yaml"
 BOB = ROOT / "policies" / "example-user-bob.yaml"
-WED = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.timezone.utc)
-FRI_EVENING_BERLIN = dt.datetime(2026, 11, 27, 17, 30, tzinfo=dt.timezone.utc)  # 18:30 in Berlin
-XMAS = dt.datetime(2026, 12, 24, 9, 0, tzinfo=dt.timezone.utc)
+WED = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
+FRI_EVENING_BERLIN = dt.datetime(2026, 11, 27, 17, 30, tzinfo=dt.UTC)  # 18:30 in Berlin
+XMAS = dt.datetime(2026, 12, 24, 9, 0, tzinfo=dt.UTC)
 
 
 def act(name: str, risk: str, **kw) -> Action:
-    return Action(name=name, pack=name.split(".")[0], risk=effective_risk(name, risk, (kw.pop("meta", None) or {}).get("http_method")), **kw)
+    return Action(
+        name=name,
+        pack=name.split(".")[0],
+        risk=effective_risk(name, risk, (kw.pop("meta", None) or {}).get("http_method")),
+        **kw,
+    )
 
 
 def test_risk_defaults():
@@ -70,12 +75,19 @@ def test_time_windows_freeze_and_friday_evening():
     xmas = decide(p, scale, {}, "alice", XMAS)
     assert (xmas.outcome, xmas.rule_id) == ("block", "holiday-freeze")
     # a staging context is not affected on Friday evening
-    assert decide(p, act("kubernetes.scale_deployment", "write", context="staging"), {}, "alice", FRI_EVENING_BERLIN).outcome == "confirm"
+    assert (
+        decide(
+            p, act("kubernetes.scale_deployment", "write", context="staging"), {}, "alice", FRI_EVENING_BERLIN
+        ).outcome
+        == "confirm"
+    )
 
 
 def test_user_override_applies_to_that_user_but_final_org_rules_win(tmp_path):
     user = tmp_path / "bob.yaml"
-    user.write_text("version: 1\nrules:\n  - id: bob-scales-freely\n    match: {action: kubernetes.scale_*}\n    decision: allow\n")
+    user.write_text(
+        "version: 1\nrules:\n  - id: bob-scales-freely\n    match: {action: kubernetes.scale_*}\n    decision: allow\n"
+    )
     p = load_policy(ORG, user)
     scale = act("kubernetes.scale_deployment", "write")
     assert decide(p, scale, {}, "bob", WED).rule_id == "bob-scales-freely"
@@ -88,11 +100,26 @@ def test_user_override_applies_to_that_user_but_final_org_rules_win(tmp_path):
 @pytest.mark.parametrize(
     "body,line,field,text",
     [
-        ("version: 1\nrules:\n  - id: a\n    match:\n      acton: x\n    decision: allow\n", 5, "rules[0].match.acton", "did you mean 'action'"),
+        (
+            "version: 1\nrules:\n  - id: a\n    match:\n      acton: x\n    decision: allow\n",
+            5,
+            "rules[0].match.acton",
+            "did you mean 'action'",
+        ),
         ("version: 1\nrules:\n  - id: a\n    decision: maybe\n", 4, "rules[0].decision", "bad decision 'maybe'"),
         ("version: 1\ndefaults:\n  write: yolo\n", 3, "defaults.write", "bad decision"),
-        ("version: 1\nrules:\n  - id: a\n    match: {when: {days: [funday]}}\n    decision: block\n", 4, "rules[0].match.when", "unknown day"),
-        ("version: 1\nrules:\n  - id: a\n    match: {when: {hours: '9-5'}}\n    decision: block\n", 4, "rules[0].match.when", "hours must look like"),
+        (
+            "version: 1\nrules:\n  - id: a\n    match: {when: {days: [funday]}}\n    decision: block\n",
+            4,
+            "rules[0].match.when",
+            "unknown day",
+        ),
+        (
+            "version: 1\nrules:\n  - id: a\n    match: {when: {hours: '9-5'}}\n    decision: block\n",
+            4,
+            "rules[0].match.when",
+            "hours must look like",
+        ),
         ("version: 1\nrules: [\n", None, "", "not valid YAML"),
         ("version: 1\nrulez: []\n", 2, "rulez", "unknown field"),
     ],
@@ -130,11 +157,38 @@ def _cli(*argv: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_lantern_policy_check_prints_decision_and_rule(tmp_path):
-    p = _cli("policy", "check", "--policy", str(ORG), "--user", "bob", "--action", "kubernetes.delete_pod", "--args", '{"namespace": "prod"}', "--risk", "dangerous", "--json")
+    p = _cli(
+        "policy",
+        "check",
+        "--policy",
+        str(ORG),
+        "--user",
+        "bob",
+        "--action",
+        "kubernetes.delete_pod",
+        "--args",
+        '{"namespace": "prod"}',
+        "--risk",
+        "dangerous",
+        "--json",
+    )
     assert p.returncode == 0, p.stderr
     out = json.loads(p.stdout)
     assert out["decision"] == "block" and out["rule"] == "prod-deletes"
-    p = _cli("policy", "check", "--policy", str(ORG), "--user", "alice", "--action", "kubernetes.delete_pod", "--args", '{"namespace": "prod"}', "--risk", "dangerous")
+    p = _cli(
+        "policy",
+        "check",
+        "--policy",
+        str(ORG),
+        "--user",
+        "alice",
+        "--action",
+        "kubernetes.delete_pod",
+        "--args",
+        '{"namespace": "prod"}',
+        "--risk",
+        "dangerous",
+    )
     assert "decision: approve" in p.stdout and "rule:     prod-deletes" in p.stdout
     bad = tmp_path / "bad.yaml"
     bad.write_text("version: 1\nrules:\n  - id: a\n    decison: allow\n")

@@ -10,23 +10,25 @@ import pytest
 
 from bench.multiturn import catalog_tools
 from engine import events as ev
+from engine.dispatch import Dispatcher
 from engine.loop import Session
+from engine.policy.rules import Policy
 from engine.retrieval import experience as xp
 from engine.retrieval.embed import DIM
 from engine.retrieval.experience import Experience, ExperienceMemory, recall
 from engine.retrieval.index import HybridIndex
 from engine.retrieval.lessons import lessons_from_session
-from engine.dispatch import Dispatcher
-from engine.policy.rules import Policy
 from engine.retrieval.selector import ToolSelector
-from wiring import score_and_learn
 from engine.store import Store
 from engine.testing import ScriptedModel
 from engine.toolbox import Toolbox
 from engine.tools import Tool, ToolOutput
+from wiring import score_and_learn
 
 PAST = [
-    Experience("show the logs of the crashed payments pod", ("kubernetes.get_pod_logs", "kubernetes.describe_pod"), "session:a"),
+    Experience(
+        "show the logs of the crashed payments pod", ("kubernetes.get_pod_logs", "kubernetes.describe_pod"), "session:a"
+    ),
     Experience("roll orders-api back to the previous revision", ("kubernetes.rollout_undo",), "session:b"),
     Experience("why did the certificate of api.example.com expire", ("tls.check_endpoint_certificate",), "import:x"),
 ]
@@ -57,7 +59,9 @@ def test_near_requests_vote_for_their_tools_and_far_ones_say_nothing(tmp_path: P
     assert recall(mem, far, mem.embedder.query(far)).ranking == []
 
 
-def test_a_large_memory_preselects_by_sign_bits_and_finds_the_nearest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_large_memory_preselects_by_sign_bits_and_finds_the_nearest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(xp, "EXACT_ROWS", 100)
     monkeypatch.setattr(xp, "HAMMING_POOL", 50)
     rng = np.random.default_rng(3)
@@ -74,20 +78,38 @@ def test_a_large_memory_preselects_by_sign_bits_and_finds_the_nearest(tmp_path: 
 
 def _events(calls: list[tuple[str, str]], *, query: str = "checkout is slow") -> list:
     base = {"session_id": "s1", "at": ev.utcnow(), "turn": 1}
-    out: list = [ev.UserMessage(seq=1, text=query, **base), ev.ToolSetChanged(seq=2, query=query, loaded=[t for t, _ in calls], **base)]
+    out: list = [
+        ev.UserMessage(seq=1, text=query, **base),
+        ev.ToolSetChanged(seq=2, query=query, loaded=[t for t, _ in calls], **base),
+    ]
     for n, (tool, status) in enumerate(calls):
         out.append(ev.ToolCallFinished(seq=3 + n, call_id=f"c{n}", tool=tool, status=status, duration_ms=1.0, **base))
     return out
 
 
 def test_only_successful_useful_unrefused_calls_of_a_good_session_teach() -> None:
-    calls = [("github.list_deployments", "ok"), ("kubernetes.rollout_undo", "denied"), ("dns.resolve", "error"), ("prometheus.list_alerts", "ok")]
+    calls = [
+        ("github.list_deployments", "ok"),
+        ("kubernetes.rollout_undo", "denied"),
+        ("dns.resolve", "error"),
+        ("prometheus.list_alerts", "ok"),
+    ]
     score = {"score": 0.9, "calls_adding_nothing": ["prometheus.list_alerts"]}
     (lesson,) = lessons_from_session(_events(calls), score, session_id="s1")
-    assert lesson.tools == ("github.list_deployments",) and lesson.text == "checkout is slow" and lesson.source == "session:s1"
+    assert (
+        lesson.tools == ("github.list_deployments",)
+        and lesson.text == "checkout is slow"
+        and lesson.source == "session:s1"
+    )
     # A tool denied once in the turn does not teach even if another call of it ran.
-    again = [("kubernetes.rollout_undo", "ok"), ("kubernetes.rollout_undo", "denied"), ("github.list_deployments", "ok")]
-    assert lessons_from_session(_events(again), {"score": 0.9}, session_id="s1")[0].tools == ("github.list_deployments",)
+    again = [
+        ("kubernetes.rollout_undo", "ok"),
+        ("kubernetes.rollout_undo", "denied"),
+        ("github.list_deployments", "ok"),
+    ]
+    assert lessons_from_session(_events(again), {"score": 0.9}, session_id="s1")[0].tools == (
+        "github.list_deployments",
+    )
     assert lessons_from_session(_events(calls), score, marked_bad=True) == []
     assert lessons_from_session(_events(calls), {**score, "score": 0.5}) == []
 
@@ -105,7 +127,7 @@ def _tools() -> list[Tool]:
         "kubernetes.rollout_history": "checkout-api revision rev-4711 image shop/checkout:v2.3.1",
     }
 
-    def handler(name: str):  # noqa: ANN202 - a closure per tool
+    def handler(name: str):
         async def run(args: dict) -> ToolOutput:
             return ToolOutput(text=outputs.get(name, f"{name} ran"))
 
@@ -193,8 +215,14 @@ async def test_a_session_marked_bad_teaches_nothing(warm_index: Path, tmp_path: 
 def test_co_usage_names_the_tools_a_tool_usually_comes_with(tmp_path: Path) -> None:
     rng = np.random.default_rng(5)
     vecs = rng.normal(size=(8, DIM)).astype(np.float32)
-    rows = [Experience(f"payments slow {i}", ("prometheus.range_query", "github.list_deployments"), "import:x") for i in range(6)]
-    rows += [Experience("payments slow alone", ("prometheus.range_query",), "import:x"), Experience("dns", ("dns.resolve",), "import:x")]
+    rows = [
+        Experience(f"payments slow {i}", ("prometheus.range_query", "github.list_deployments"), "import:x")
+        for i in range(6)
+    ]
+    rows += [
+        Experience("payments slow alone", ("prometheus.range_query",), "import:x"),
+        Experience("dns", ("dns.resolve",), "import:x"),
+    ]
     mem = ExperienceMemory(tmp_path / "x")
     mem.add(rows, vectors=vecs)
     assert mem.companions("prometheus.range_query") == [("github.list_deployments", 6 / 7)]
@@ -211,7 +239,10 @@ def test_the_plain_face_says_which_past_requests_brought_a_tool() -> None:
     console = Console(record=True, width=200)
     BlockRenderer(console)(
         ev.ToolSetChanged(
-            session_id="s", seq=1, at=ev.utcnow(), loaded=["github.list_deployments"],
+            session_id="s",
+            seq=1,
+            at=ev.utcnow(),
+            loaded=["github.list_deployments"],
             reasons={"github.list_deployments": "experience: 1 similar past request"},
             experience={"github.list_deployments": [REQUEST]},
         )

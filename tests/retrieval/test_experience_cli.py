@@ -20,7 +20,9 @@ def _history(tmp_path: Path) -> tuple[Path, Path]:
         + "\n"
     )
     r = tmp_path / "qrels.tsv"
-    r.write_text("query-id\tcorpus-id\tscore\n1\tkubernetes.get_pod_logs\t1\n1\tkubernetes.describe_pod\t1\n2\tkubernetes.rollout_undo\t1\n3\tdns.resolve\t1\n")
+    r.write_text(
+        "query-id\tcorpus-id\tscore\n1\tkubernetes.get_pod_logs\t1\n1\tkubernetes.describe_pod\t1\n2\tkubernetes.rollout_undo\t1\n3\tdns.resolve\t1\n"
+    )
     return q, r
 
 
@@ -56,7 +58,9 @@ def test_import_list_and_forget(tmp_path: Path, capsys: pytest.CaptureFixture[st
         (b"\xff\xfe\x00garbage", "1\tt\t1\n", "not UTF-8"),
     ],
 )
-def test_a_bad_history_file_is_one_plain_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], queries: str | bytes | None, qrels: str, says: str) -> None:
+def test_a_bad_history_file_is_one_plain_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], queries: str | bytes | None, qrels: str, says: str
+) -> None:
     q, r = tmp_path / "q.jsonl", tmp_path / "r.tsv"
     if isinstance(queries, bytes):
         q.write_bytes(queries)
@@ -71,18 +75,28 @@ def test_a_bad_history_file_is_one_plain_line(tmp_path: Path, capsys: pytest.Cap
 def test_a_directory_is_not_a_history(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     r = tmp_path / "r.tsv"
     r.write_text("1\tt\t1\n")
-    assert main(["experience", "--index", str(tmp_path / "ix"), "import", "--queries", str(tmp_path), "--qrels", str(r)]) == 2
+    assert (
+        main(["experience", "--index", str(tmp_path / "ix"), "import", "--queries", str(tmp_path), "--qrels", str(r)])
+        == 2
+    )
     assert "is a directory" in capsys.readouterr().err
 
 
-def test_marking_a_session_bad_forgets_what_it_taught(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_marking_a_session_bad_forgets_what_it_taught(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from engine.retrieval.experience import Experience, ExperienceMemory
     from engine.store import Store
 
     monkeypatch.setenv("LANTERN_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("LANTERN_HOME", str(tmp_path / "home"))
     mem = ExperienceMemory(tmp_path / "cache" / "index" / "experience")
-    mem.add([Experience("checkout is slow", ("github.list_deployments",), "session:abc123"), Experience("dns fails", ("dns.resolve",), "session:zzz")])
+    mem.add(
+        [
+            Experience("checkout is slow", ("github.list_deployments",), "session:abc123"),
+            Experience("dns fails", ("dns.resolve",), "session:zzz"),
+        ]
+    )
 
     async def make() -> None:
         async with Store() as store:

@@ -11,10 +11,42 @@ from engine.retrieval.index import Doc, HybridIndex, doc_from_tool
 from engine.tools import python_tool
 
 DOCS = [
-    Doc("kubernetes.rollout_restart", "tool", "kubernetes.rollout_restart", "Restart a deployment by rolling out new pods", "kubernetes", ("restart", "bounce"), ("namespace", "deployment")),
-    Doc("kubernetes.pod_logs", "tool", "kubernetes.pod_logs", "Read container logs of a pod, optionally of the previous crashed container", "kubernetes", ("logs",), ("namespace", "pod", "previous")),
-    Doc("github.compare_commits", "tool", "github.compare_commits", "Compare two commits or tags: the diff between two deploys", "github", ("diff", "deploy"), ("repo", "base", "head")),
-    Doc("runbook.crashloop", "runbook", "CrashLoopBackOff triage", "Check logs of the previous container, then recent deploys", "", (), ("kubernetes.pod_logs",)),
+    Doc(
+        "kubernetes.rollout_restart",
+        "tool",
+        "kubernetes.rollout_restart",
+        "Restart a deployment by rolling out new pods",
+        "kubernetes",
+        ("restart", "bounce"),
+        ("namespace", "deployment"),
+    ),
+    Doc(
+        "kubernetes.pod_logs",
+        "tool",
+        "kubernetes.pod_logs",
+        "Read container logs of a pod, optionally of the previous crashed container",
+        "kubernetes",
+        ("logs",),
+        ("namespace", "pod", "previous"),
+    ),
+    Doc(
+        "github.compare_commits",
+        "tool",
+        "github.compare_commits",
+        "Compare two commits or tags: the diff between two deploys",
+        "github",
+        ("diff", "deploy"),
+        ("repo", "base", "head"),
+    ),
+    Doc(
+        "runbook.crashloop",
+        "runbook",
+        "CrashLoopBackOff triage",
+        "Check logs of the previous container, then recent deploys",
+        "",
+        (),
+        ("kubernetes.pod_logs",),
+    ),
 ]
 
 
@@ -37,7 +69,15 @@ def test_warm_start_embeds_nothing_and_changes_embed_only_the_changed(tmp_path: 
     rep = ix.sync(DOCS)
     assert (rep.unchanged, rep.embedded, emb.passages_embedded) == (4, 0, 0)
 
-    changed = Doc("kubernetes.pod_logs", "tool", "kubernetes.pod_logs", "Tail the logs of a pod", "kubernetes", ("logs",), ("pod",))
+    changed = Doc(
+        "kubernetes.pod_logs",
+        "tool",
+        "kubernetes.pod_logs",
+        "Tail the logs of a pod",
+        "kubernetes",
+        ("logs",),
+        ("pod",),
+    )
     rep = ix.sync([DOCS[0], changed, DOCS[3]])
     assert rep.updated == ["kubernetes.pod_logs"] and rep.removed == ["github.compare_commits"]
     assert rep.embedded == 1 and emb.passages_embedded == 1
@@ -66,7 +106,12 @@ def test_doc_from_tool_and_bad_input(tmp_path: Path) -> None:
     t = python_tool(scale, name="kubernetes.scale")
     t.pack, t.keywords = "kubernetes", ["replicas"]
     d = doc_from_tool(t)
-    assert (d.id, d.pack, d.params, d.keywords) == ("kubernetes.scale", "kubernetes", ("namespace", "deployment", "replicas"), ("replicas",))
+    assert (d.id, d.pack, d.params, d.keywords) == (
+        "kubernetes.scale",
+        "kubernetes",
+        ("namespace", "deployment", "replicas"),
+        ("replicas",),
+    )
     with pytest.raises(ValueError, match="kind must be"):
         Doc("x", "prompt", "x")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="share the id"):
@@ -82,14 +127,26 @@ def test_hit_reasons_follow_a_changed_document(tmp_path: Path) -> None:
     hit = next(h for h in search.search("should we bounce the deployment?") if h.id == "kubernetes.rollout_restart")
     assert hit.reason.startswith("matched:") and "bounce" in hit.reason
     # The same search object after the tool's text changed: the reason names the new words only.
-    changed = Doc("kubernetes.rollout_restart", "tool", "kubernetes.rollout_restart", "Recycle every replica of a workload", "kubernetes", ("recycle",), ("namespace",))
+    changed = Doc(
+        "kubernetes.rollout_restart",
+        "tool",
+        "kubernetes.rollout_restart",
+        "Recycle every replica of a workload",
+        "kubernetes",
+        ("recycle",),
+        ("namespace",),
+    )
     ix.sync([changed, *DOCS[1:]])
-    hit = next(h for h in search.search("should we bounce and recycle the workload?") if h.id == "kubernetes.rollout_restart")
+    hit = next(
+        h for h in search.search("should we bounce and recycle the workload?") if h.id == "kubernetes.rollout_restart"
+    )
     assert "bounce" not in hit.reason and "recycle" in hit.reason
     assert hit.sources  # where it ranked, by ranking name
 
 
-def test_feedback_ranking_is_the_moved_query_over_the_first_pass_pool(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_feedback_ranking_is_the_moved_query_over_the_first_pass_pool(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import numpy as np
 
     from bench.retrieval_scale import synthetic_docs

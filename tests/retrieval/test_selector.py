@@ -63,7 +63,11 @@ async def test_toolset_changed_has_reasons_and_sticky_tools_stay(index_dir: Path
         sel,
         tools,
         [
-            {"tool_calls": [{"name": "kubernetes.get_pod_logs", "arguments": {"name": "payments-api-1", "previous": "true"}}]},
+            {
+                "tool_calls": [
+                    {"name": "kubernetes.get_pod_logs", "arguments": {"name": "payments-api-1", "previous": "true"}}
+                ]
+            },
             {"text": "OOMKilled."},
             {"text": "Here is the channel update."},
         ],
@@ -73,7 +77,10 @@ async def test_toolset_changed_has_reasons_and_sticky_tools_stay(index_dir: Path
     assert len(changed) == 1  # step 2 offered the same set: no event
     first = changed[0]
     assert "kubernetes.get_pod_logs" in first.loaded and first.reasons[FIND_TOOLS] == "pinned"
-    assert first.reasons["kubernetes.get_pod_logs"].startswith("matched: ") and "logs" in first.reasons["kubernetes.get_pod_logs"]
+    assert (
+        first.reasons["kubernetes.get_pod_logs"].startswith("matched: ")
+        and "logs" in first.reasons["kubernetes.get_pod_logs"]
+    )
     assert first.schema_tokens == sum(schema_tokens(sel.tools[n].spec) for n in first.loaded)
     assert first.query == "show the logs of the crashed payments-api pod"
 
@@ -111,7 +118,11 @@ async def test_find_tools_adds_tools_mid_turn(index_dir: Path, tmp_path: Path) -
         tools,
         [
             {"tool_calls": [{"name": FIND_TOOLS, "arguments": {"query": "compare two commits of a repo"}}]},
-            {"tool_calls": [{"name": "github.compare_commits", "arguments": {"repo": "shop", "base": "v1", "head": "v2"}}]},
+            {
+                "tool_calls": [
+                    {"name": "github.compare_commits", "arguments": {"repo": "shop", "base": "v1", "head": "v2"}}
+                ]
+            },
             {"text": "v2 changed the retry policy."},
         ],
     )
@@ -136,7 +147,9 @@ async def test_find_tools_rejects_empty_query(index_dir: Path, tmp_path: Path) -
     assert [n for n, _, _ in sel.find("drain a node for maintenance")][0] == "kubernetes.drain_node"
 
 
-def test_symptom_reports_load_reads_before_changes_and_commands_load_the_change(index_dir: Path, tmp_path: Path) -> None:
+def test_symptom_reports_load_reads_before_changes_and_commands_load_the_change(
+    index_dir: Path, tmp_path: Path
+) -> None:
     sel, tools = _selector(index_dir, tmp_path, max_tools=6, cold_extra=0)
     risk = {t.name: t.risk for t in tools}
     report = sel.plan("the nightly cronjob backup did not run")
@@ -156,9 +169,15 @@ def test_the_verb_of_a_command_picks_the_tool_whatever_else_the_message_says(ind
     sel, _ = _selector(index_dir, tmp_path, max_tools=6, cold_extra=0)
     # A remark before the command, and a long payload after it, carry the investigation's words.
     assert "kubernetes.rollout_undo" in sel.plan("yeah thats the bad one. roll orders-api back to 56").names
-    assert "slack.post_message" in sel.plan("tell #incidents checkout pods are OOMKilled at 512Mi, restarted them, limit bump PR coming").names
+    assert (
+        "slack.post_message"
+        in sel.plan("tell #incidents checkout pods are OOMKilled at 512Mi, restarted them, limit bump PR coming").names
+    )
     # The reason shown in the console names the verb that chose the tool.
-    assert sel.plan("yeah thats the bad one. roll orders-api back to 56").reasons["kubernetes.rollout_undo"] == "asked to roll back"
+    assert (
+        sel.plan("yeah thats the bad one. roll orders-api back to 56").reasons["kubernetes.rollout_undo"]
+        == "asked to roll back"
+    )
     msg = "tell #incidents checkout pods are OOMKilled at 512Mi, restarted them, limit bump PR coming"
     # Two signals each suffice: the verb "tell", and the #channel only two tools take.
     sel.search.config.command = 0.0
@@ -189,14 +208,20 @@ def test_a_symptom_report_brings_the_matching_playbooks_first_checks(index_dir: 
     report = sel.plan("profile-svc returns 500 for every request")
     from_book = [n for n, why in report.reasons.items() if why == "runbook: service-errors"]
     assert from_book == ["prometheus.instant_query", "kubernetes.list_pods", "kubernetes.describe_service"]
-    assert report.names.index(from_book[0]) < report.names.index(next(n for n, why in report.reasons.items() if why.startswith(("matched", "similar"))))
+    assert report.names.index(from_book[0]) < report.names.index(
+        next(n for n, why in report.reasons.items() if why.startswith(("matched", "similar")))
+    )
     # A command names its own tool: no playbook is consulted, and no slot is taken from it.
     command = sel.plan("restart the api deployment in staging")
     assert not [why for why in command.reasons.values() if why.startswith("runbook")]
     assert "kubernetes.rollout_restart" in command.names
     # Without runbooks the same report loads no tool for that reason.
     sel.set_runbooks([])
-    assert not [why for why in sel.plan("profile-svc returns 500 for every request").reasons.values() if why.startswith("runbook")]
+    assert not [
+        why
+        for why in sel.plan("profile-svc returns 500 for every request").reasons.values()
+        if why.startswith("runbook")
+    ]
 
 
 def test_playbook_checks_and_front_matter_values(tmp_path: Path) -> None:
@@ -207,7 +232,9 @@ def test_playbook_checks_and_front_matter_values(tmp_path: Path) -> None:
         "## Checks, in order\n1. `kubernetes.list_pods` then `dns.resolve` and `kubernetes.list_pods` again.\n"
         "## Safe fixes\n- `kubernetes.rollout_undo`\n"
     )
-    (tmp_path / "b.md").write_text("---\nname: b\ntitle: B\n---\nno checks here, `kubernetes.list_pods` only in prose\n")
+    (tmp_path / "b.md").write_text(
+        "---\nname: b\ntitle: B\n---\nno checks here, `kubernetes.list_pods` only in prose\n"
+    )
     (tmp_path / "broken.md").write_text("no front matter\n")
     books, errors = load_playbooks([tmp_path])
     by = {b.name: b for b in books}

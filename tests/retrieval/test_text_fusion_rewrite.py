@@ -25,7 +25,12 @@ class TestTokenizer:
         assert split_identifier(word) == parts
 
     def test_joined_form_kept_for_exact_name_queries(self) -> None:
-        assert split_identifiers("kubernetes.rollout_undo").split() == ["kubernetes", "rollout", "undo", "kubernetesrolloutundo"]
+        assert split_identifiers("kubernetes.rollout_undo").split() == [
+            "kubernetes",
+            "rollout",
+            "undo",
+            "kubernetesrolloutundo",
+        ]
 
     def test_terms_drop_filler(self) -> None:
         assert terms("Can you please check the logs of payments_api?") == ["logs", "payments", "api", "paymentsapi"]
@@ -74,7 +79,10 @@ class TestRewrite:
         history = [Exchange("user", "theres a pod in ns batch called migrate-once-x7 running for days", 1)]
         assert Rewriter().rewrite("what's it printing", history).query == "what's migrate-once-x7 printing"
         # A turn that named only a place: "it" is that place.
-        assert Rewriter().rewrite("what's running in it", [Exchange("user", "ns batch looks odd", 1)]).query == "what's running in namespace batch"
+        assert (
+            Rewriter().rewrite("what's running in it", [Exchange("user", "ns batch looks odd", 1)]).query
+            == "what's running in namespace batch"
+        )
 
     def test_the_other_one(self) -> None:
         r = Rewriter().rewrite("restart the other one", self.HISTORY)
@@ -100,7 +108,9 @@ class TestRewrite:
 
     def test_filler_and_entities(self) -> None:
         assert strip_filler("Hey, could you please check the error rate, thanks!") == "check the error rate"
-        names = {(e.name, e.kind) for e in extract_entities("rollback deployment/payments-api in -n prod after PR #123")}
+        names = {
+            (e.name, e.kind) for e in extract_entities("rollback deployment/payments-api in -n prod after PR #123")
+        }
         assert names == {("payments-api", "deployment"), ("prod", "namespace"), ("123", "pr")}
 
 
@@ -167,7 +177,10 @@ def test_command_phrases_are_the_verbs_of_commands(text: str, phrases: list[str]
         ("since when is p99 that high", "start end range"),
         ("error rate in the past hour", "start end range"),
         ("PR #12 broke it", "pull request number"),
-        ('disk now: 1 - node_filesystem_avail_bytes{mountpoint="/data"} / node_filesystem_size_bytes', "promql expression"),
+        (
+            'disk now: 1 - node_filesystem_avail_bytes{mountpoint="/data"} / node_filesystem_size_bytes',
+            "promql expression",
+        ),
         ("histogram_quantile(0.99, sum by (le)(rate(x_bucket[5m])))", "duration since window promql expression"),
         ("dd pls: avg:trace.http.request.duration{service:cart} same window", "datadog metric query"),
         ("the queue {big} is stuck", ""),
@@ -189,14 +202,20 @@ def test_exact_value_types_are_told_from_loose_ones() -> None:
 def _turn(call: str, output: str, turn: int, user: str = "ok") -> list[Exchange]:
     import json
 
-    return [Exchange("user", user, turn), Exchange("call", json.dumps({"name": call, "arguments": {}}), turn), Exchange("tool", output, turn)]
+    return [
+        Exchange("user", user, turn),
+        Exchange("call", json.dumps({"name": call, "arguments": {}}), turn),
+        Exchange("tool", output, turn),
+    ]
 
 
 class TestTypedMentions:
     """An opaque id the user repeats gets the kind it had earlier, so retrieval sees what it is."""
 
     def test_an_id_an_output_typed_gets_its_kind(self) -> None:
-        h = _turn("kubernetes.describe_pod", "coord/zk-2 events: FailedAttachVolume Multi-Attach error (node ip-10-3-4-5)", 1)
+        h = _turn(
+            "kubernetes.describe_pod", "coord/zk-2 events: FailedAttachVolume Multi-Attach error (node ip-10-3-4-5)", 1
+        )
         assert Rewriter().rewrite("is ip-10-3-4-5 even alive", h).query == "is node ip-10-3-4-5 even alive"
 
     def test_an_id_from_a_listing_gets_the_listed_resource(self) -> None:
@@ -205,7 +224,11 @@ class TestTypedMentions:
         assert Rewriter().rewrite("did 90233 go green", h).query.startswith("did deployment 90233 go green")
 
     def test_the_x_one_names_the_listed_resource(self) -> None:
-        h = _turn("datadog.list_monitors", "Alert: 'Disk usage >90% on batch hosts' id=88213; Alert: 'payments-gw 5xx rate' id=77102", 1)
+        h = _turn(
+            "datadog.list_monitors",
+            "Alert: 'Disk usage >90% on batch hosts' id=88213; Alert: 'payments-gw 5xx rate' id=77102",
+            1,
+        )
         q = Rewriter().rewrite("the disk one has been flapping all nite. show me it", h).query
         assert q.startswith("the disk monitor has been flapping")
 
@@ -215,8 +238,14 @@ class TestTypedMentions:
         h = _turn("kubernetes.list_deployments", "prometheus-server 0/1; grafana 1/1", 1)
         assert Rewriter().rewrite("why is prometheus-server not ready", h).query == "why is prometheus-server not ready"
         h = _turn("kubernetes.get_pod_logs", "connecting to cache-7 failed", 1)
-        assert "cache-7" in Rewriter().rewrite("is cache-7 up", h).query and "log" not in Rewriter().rewrite("is cache-7 up", h).query
+        assert (
+            "cache-7" in Rewriter().rewrite("is cache-7 up", h).query
+            and "log" not in Rewriter().rewrite("is cache-7 up", h).query
+        )
         import json
 
-        two = [*_turn("github.list_deployments", "id=90233 env=production", 1), Exchange("call", json.dumps({"name": "github.list_commits"}), 1)]
+        two = [
+            *_turn("github.list_deployments", "id=90233 env=production", 1),
+            Exchange("call", json.dumps({"name": "github.list_commits"}), 1),
+        ]
         assert "deployment" not in Rewriter().rewrite("did 90233 go green", two).query

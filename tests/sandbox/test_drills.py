@@ -29,12 +29,33 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 def _drill(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "LANTERN_HOME": str(home), "KUBECONFIG": str(home / "no-kubeconfig"), "LANTERN_CONFIG": str(home / "no-config.yaml")}
-    return subprocess.run([sys.executable, "-m", "console.cli", "drill", *args], cwd=ROOT, capture_output=True, text=True, env=env, timeout=240)
+    env = {
+        **os.environ,
+        "LANTERN_HOME": str(home),
+        "KUBECONFIG": str(home / "no-kubeconfig"),
+        "LANTERN_CONFIG": str(home / "no-config.yaml"),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "console.cli", "drill", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=240,
+    )
 
 
 def test_every_scenario_has_a_drill():
-    assert {"oom", "expired-cert", "dns", "bad-deploy", "queue-backlog", "missing-config-key", "wrong-selector", "image-pull"} <= set(DRILLS)
+    assert {
+        "oom",
+        "expired-cert",
+        "dns",
+        "bad-deploy",
+        "queue-backlog",
+        "missing-config-key",
+        "wrong-selector",
+        "image-pull",
+    } <= set(DRILLS)
 
 
 @pytest.mark.parametrize("name", DRILLS)
@@ -44,7 +65,9 @@ def test_the_reference_fix_heals_with_a_previewed_approval(home, name):
     assert r.returncode == 0 and report.get("healed") is True, f"{name}: {r.stdout[-2000:]} {r.stderr[-2000:]}"
     assert report["scenario"] == name and report["diagnosed_right"] and report["session"] and report["seconds"] > 0
     assert report["fix"] and all(f["status"] == "ok" for f in report["fix"])
-    assert report["approvals"] and all(a["diff"].startswith("--- live/") and "\n+" in a["diff"] for a in report["approvals"]), report["approvals"]
+    assert report["approvals"] and all(
+        a["diff"].startswith("--- live/") and "\n+" in a["diff"] for a in report["approvals"]
+    ), report["approvals"]
 
 
 def test_an_unknown_drill_is_a_one_line_error(home):

@@ -20,31 +20,43 @@ pytestmark = pytest.mark.sandbox
 
 
 def _pods(core, ns: str, app: str) -> list:
-    return [p for p in core.list_namespaced_pod(ns, label_selector=f"app={app}").items if not p.metadata.deletion_timestamp]
+    return [
+        p for p in core.list_namespaced_pod(ns, label_selector=f"app={app}").items if not p.metadata.deletion_timestamp
+    ]
 
 
 def _available(apps, ns: str, name: str, image: str | None = None) -> bool:
     d = apps.read_namespaced_deployment(name, ns)
     want = d.spec.replicas
     st = d.status
-    ok = (st.observed_generation or 0) >= d.metadata.generation and (st.updated_replicas or 0) == want \
-        and (st.available_replicas or 0) == want and (st.replicas or 0) == want
+    ok = (
+        (st.observed_generation or 0) >= d.metadata.generation
+        and (st.updated_replicas or 0) == want
+        and (st.available_replicas or 0) == want
+        and (st.replicas or 0) == want
+    )
     return ok and (image is None or d.spec.template.spec.containers[0].image == image)
 
 
 def _rollout_undo(apps, ns: str, name: str) -> None:
     """What `kubectl rollout undo` does: copy the previous revision's pod template into the Deployment."""
     d = apps.read_namespaced_deployment(name, ns)
-    rss = [rs for rs in apps.list_namespaced_replica_set(ns).items
-           if any(o.kind == "Deployment" and o.name == name for o in rs.metadata.owner_references or [])]
+    rss = [
+        rs
+        for rs in apps.list_namespaced_replica_set(ns).items
+        if any(o.kind == "Deployment" and o.name == name for o in rs.metadata.owner_references or [])
+    ]
     by_rev = sorted(rss, key=lambda rs: int(rs.metadata.annotations["deployment.kubernetes.io/revision"]))
     current = int(d.metadata.annotations["deployment.kubernetes.io/revision"])
     prev = [rs for rs in by_rev if int(rs.metadata.annotations["deployment.kubernetes.io/revision"]) < current][-1]
     api = apps.api_client
     tmpl = api.sanitize_for_serialization(prev.spec.template)
     tmpl["metadata"]["labels"].pop("pod-template-hash", None)
-    apps.replace_namespaced_deployment(name, ns, {**api.sanitize_for_serialization(d), "spec": {
-        **api.sanitize_for_serialization(d.spec), "template": tmpl}})
+    apps.replace_namespaced_deployment(
+        name,
+        ns,
+        {**api.sanitize_for_serialization(d), "spec": {**api.sanitize_for_serialization(d.spec), "template": tmpl}},
+    )
 
 
 def test_nodes_register_ready_and_untainted(sandbox):
@@ -55,8 +67,10 @@ def test_nodes_register_ready_and_untainted(sandbox):
         ready = [c for c in n.status.conditions if c.type == "Ready"][0]
         assert ready.status == "True"
         assert not n.spec.taints
-        assert n.status.daemon_endpoints.kubelet_endpoint.port == json.loads(
-            (sandbox.home / "state.json").read_text())["ports"]["kubelet"]
+        assert (
+            n.status.daemon_endpoints.kubelet_endpoint.port
+            == json.loads((sandbox.home / "state.json").read_text())["ports"]["kubelet"]
+        )
     st = cluster.status(sandbox.home)
     assert st["ready"] and all(p["alive"] for p in st["processes"])
     assert st["rss_mb_total"] > 50
@@ -94,10 +108,16 @@ def test_bad_deploy_crashloops_and_rollout_undo_heals(sandbox):
     assert cs.last_state.terminated.reason == "Error"
     assert not cs.ready
     # The back-off shows as CrashLoopBackOff between runs.
-    wait_for("CrashLoopBackOff", lambda: any(
-        c.state.waiting and c.state.waiting.reason == "CrashLoopBackOff"
-        for p in _pods(core, "shop", "checkout-api") if p.spec.containers[0].image == bad
-        for c in p.status.container_statuses or []), timeout=40)
+    wait_for(
+        "CrashLoopBackOff",
+        lambda: any(
+            c.state.waiting and c.state.waiting.reason == "CrashLoopBackOff"
+            for p in _pods(core, "shop", "checkout-api")
+            if p.spec.containers[0].image == bad
+            for c in p.status.container_statuses or []
+        ),
+        timeout=40,
+    )
 
     name = pod.metadata.name
     prev = core.read_namespaced_pod_log(name, "shop", container="api", previous=True)
@@ -122,23 +142,40 @@ def test_bad_deploy_crashloops_and_rollout_undo_heals(sandbox):
     assert any("2.5.0" in (c or "") for c in causes) and len(rss) == 3
 
     _rollout_undo(apps, "shop", "checkout-api")
-    wait_for("checkout-api healthy on 2.4.3", lambda: _available(
-        apps, "shop", "checkout-api", "registry.example.com/shop/checkout-api:2.4.3"), timeout=60)
-    pods = wait_for("old pods gone", lambda: (lambda ps: ps if len(ps) == 3 else None)(_pods(core, "shop", "checkout-api")))
+    wait_for(
+        "checkout-api healthy on 2.4.3",
+        lambda: _available(apps, "shop", "checkout-api", "registry.example.com/shop/checkout-api:2.4.3"),
+        timeout=60,
+    )
+    pods = wait_for(
+        "old pods gone", lambda: (lambda ps: ps if len(ps) == 3 else None)(_pods(core, "shop", "checkout-api"))
+    )
     assert all(p.status.container_statuses[0].ready for p in pods)
     eps = core.read_namespaced_endpoints("checkout-api", "shop")
     assert sum(len(s.addresses or []) for s in eps.subsets or []) == 3
-    wait_for("start-up lines", lambda: "listening on :8080" in core.read_namespaced_pod_log(
-        pods[0].metadata.name, "shop", container="api"), timeout=5)
+    wait_for(
+        "start-up lines",
+        lambda: "listening on :8080" in core.read_namespaced_pod_log(pods[0].metadata.name, "shop", container="api"),
+        timeout=5,
+    )
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl not installed")
 def test_kubectl_logs_previous_and_describe(sandbox):
     apply_scenario("oom", home=sandbox.home)
     _, core, _ = k8s_clients(sandbox)
-    pod = wait_for("an OOMKilled restart", lambda: next((
-        p for p in _pods(core, "analytics", "report-worker")
-        if (p.status.container_statuses or [None])[0] and p.status.container_statuses[0].restart_count >= 1), None), timeout=60)
+    pod = wait_for(
+        "an OOMKilled restart",
+        lambda: next(
+            (
+                p
+                for p in _pods(core, "analytics", "report-worker")
+                if (p.status.container_statuses or [None])[0] and p.status.container_statuses[0].restart_count >= 1
+            ),
+            None,
+        ),
+        timeout=60,
+    )
     kc = ["kubectl", "--kubeconfig", str(sandbox.kubeconfig), "--context", sandbox.context, "-n", "analytics"]
     out = subprocess.run([*kc, "logs", pod.metadata.name, "--previous"], capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
@@ -150,15 +187,32 @@ def test_kubectl_logs_previous_and_describe(sandbox):
 def test_oom_then_raising_the_limit_fixes_it(sandbox):
     api, core, apps = k8s_clients(sandbox)
     apply_scenario("oom", home=sandbox.home)
-    cs = wait_for("OOMKilled lastState", lambda: next((
-        c for p in _pods(core, "analytics", "report-worker") for c in p.status.container_statuses or []
-        if c.last_state.terminated and c.last_state.terminated.reason == "OOMKilled"), None), timeout=60)
+    cs = wait_for(
+        "OOMKilled lastState",
+        lambda: next(
+            (
+                c
+                for p in _pods(core, "analytics", "report-worker")
+                for c in p.status.container_statuses or []
+                if c.last_state.terminated and c.last_state.terminated.reason == "OOMKilled"
+            ),
+            None,
+        ),
+        timeout=60,
+    )
     assert cs.last_state.terminated.exit_code == 137
     node_events = core.list_namespaced_event("default", field_selector="reason=SystemOOM").items
     assert node_events and node_events[0].involved_object.kind == "Node"
     assert _available(apps, "analytics", "report-api")
-    apps.patch_namespaced_deployment("report-worker", "analytics", {"spec": {"template": {"spec": {"containers": [
-        {"name": "worker", "resources": {"limits": {"memory": "768Mi"}}}]}}}})
+    apps.patch_namespaced_deployment(
+        "report-worker",
+        "analytics",
+        {
+            "spec": {
+                "template": {"spec": {"containers": [{"name": "worker", "resources": {"limits": {"memory": "768Mi"}}}]}}
+            }
+        },
+    )
     wait_for("report-worker available", lambda: _available(apps, "analytics", "report-worker"), timeout=60)
     time.sleep(12 * 0.3 + 1)  # longer than an OOM run would take: the new pods must still be up
     for p in _pods(core, "analytics", "report-worker"):
@@ -179,7 +233,10 @@ def _served_not_after(endpoint: str, server_name: str) -> dt.datetime:
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
-    with socket.create_connection((host, int(port)), timeout=5) as raw, ctx.wrap_socket(raw, server_hostname=server_name) as tls:
+    with (
+        socket.create_connection((host, int(port)), timeout=5) as raw,
+        ctx.wrap_socket(raw, server_hostname=server_name) as tls,
+    ):
         der = tls.getpeercert(binary_form=True)
     return x509.load_der_x509_certificate(der).not_valid_after_utc
 
@@ -189,6 +246,7 @@ def test_expired_cert_secret_is_really_expired_and_replacing_it_heals(sandbox):
     apply_scenario("expired-cert", home=sandbox.home)
     eps = core.read_namespaced_config_map(ENDPOINTS_CONFIGMAP, "kube-system").data
     assert eps["tls-server-name"] == "api.shop.example"
+
     def served_or_none():
         try:
             return _served_not_after(eps["tls"], "api.shop.example")
@@ -196,35 +254,68 @@ def test_expired_cert_secret_is_really_expired_and_replacing_it_heals(sandbox):
             return None
 
     served = wait_for("the gateway port serving", served_or_none, timeout=10)
-    assert served < dt.datetime.now(dt.timezone.utc)
+    assert served < dt.datetime.now(dt.UTC)
     sec = core.read_namespaced_secret("gateway-tls", "edge")
     crt = base64.b64decode(sec.data["tls.crt"])
-    assert pki.not_after(crt) < dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=8)
-    wait_for("Unhealthy x509 events", lambda: [
-        e for e in core.list_namespaced_event("edge", field_selector="reason=Unhealthy").items if "x509" in e.message], timeout=40)
+    assert pki.not_after(crt) < dt.datetime.now(dt.UTC) - dt.timedelta(days=8)
+    wait_for(
+        "Unhealthy x509 events",
+        lambda: [
+            e
+            for e in core.list_namespaced_event("edge", field_selector="reason=Unhealthy").items
+            if "x509" in e.message
+        ],
+        timeout=40,
+    )
     assert not any(c.ready for p in _pods(core, "edge", "api-gateway") for c in p.status.container_statuses or [])
-    now = dt.datetime.now(dt.timezone.utc)
-    new_crt, new_key = pki.self_signed("api.shop.example", ["api.shop.example"], now - dt.timedelta(hours=1), now + dt.timedelta(days=90))
-    core.patch_namespaced_secret("gateway-tls", "edge", {"data": {
-        "tls.crt": base64.b64encode(new_crt).decode(), "tls.key": base64.b64encode(new_key).decode()}})
+    now = dt.datetime.now(dt.UTC)
+    new_crt, new_key = pki.self_signed(
+        "api.shop.example", ["api.shop.example"], now - dt.timedelta(hours=1), now + dt.timedelta(days=90)
+    )
+    core.patch_namespaced_secret(
+        "gateway-tls",
+        "edge",
+        {"data": {"tls.crt": base64.b64encode(new_crt).decode(), "tls.key": base64.b64encode(new_key).decode()}},
+    )
     wait_for("gateway ready after the new certificate", lambda: _available(apps, "edge", "api-gateway"), timeout=40)
-    assert _served_not_after(eps["tls"], "api.shop.example") > dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=80)
+    assert _served_not_after(eps["tls"], "api.shop.example") > dt.datetime.now(dt.UTC) + dt.timedelta(days=80)
     gw = _pods(core, "edge", "api-gateway")[0].metadata.name
-    wait_for("the reload in the log", lambda: "certificate reloaded" in core.read_namespaced_pod_log(gw, "edge"), timeout=10)
+    wait_for(
+        "the reload in the log", lambda: "certificate reloaded" in core.read_namespaced_pod_log(gw, "edge"), timeout=10
+    )
 
 
 def test_dns_wrong_service_name_then_service_created(sandbox):
     api, core, apps = k8s_clients(sandbox)
     apply_scenario("dns", home=sandbox.home)
-    wait_for("orders-api pods running", lambda: len([p for p in _pods(core, "shop", "orders-api")
-                                                     if p.status.container_statuses and p.status.container_statuses[0].state.running]) == 3)
+    wait_for(
+        "orders-api pods running",
+        lambda: (
+            len(
+                [
+                    p
+                    for p in _pods(core, "shop", "orders-api")
+                    if p.status.container_statuses and p.status.container_statuses[0].state.running
+                ]
+            )
+            == 3
+        ),
+    )
     assert not _available(apps, "shop", "orders-api")
     pod = _pods(core, "shop", "orders-api")[0]
-    log = wait_for("the lookup error in the log", lambda: (lambda t: t if "no such host" in t else None)(
-        core.read_namespaced_pod_log(pod.metadata.name, "shop")), timeout=10)
+    log = wait_for(
+        "the lookup error in the log",
+        lambda: (lambda t: t if "no such host" in t else None)(core.read_namespaced_pod_log(pod.metadata.name, "shop")),
+        timeout=10,
+    )
     assert "inventory.shop.svc.cluster.local" in log
-    core.create_namespaced_service("shop", {"metadata": {"name": "inventory"}, "spec": {
-        "selector": {"app": "inventory"}, "ports": [{"port": 8080, "targetPort": "http"}]}})
+    core.create_namespaced_service(
+        "shop",
+        {
+            "metadata": {"name": "inventory"},
+            "spec": {"selector": {"app": "inventory"}, "ports": [{"port": 8080, "targetPort": "http"}]},
+        },
+    )
     wait_for("orders-api ready", lambda: _available(apps, "shop", "orders-api"), timeout=40)
 
 
@@ -246,7 +337,7 @@ def test_queue_backlog_grows_without_consumers_and_drains_when_scaled(sandbox):
     time.sleep(1.5)
     q2 = _get_json(f"{rabbit}/api/queues/%2F/orders")
     assert q2["messages"] > q1["messages"]
-    res = _get_json(f'{prom}/api/v1/query?query=rabbitmq_queue_messages%7Bqueue%3D%22orders%22%7D')
+    res = _get_json(f"{prom}/api/v1/query?query=rabbitmq_queue_messages%7Bqueue%3D%22orders%22%7D")
     assert res["status"] == "success" and float(res["data"]["result"][0]["value"][1]) >= q2["messages"]
     alerts = _get_json(f"{prom}/api/v1/alerts")["data"]["alerts"]
     assert {"RabbitmqQueueBacklog", "RabbitmqNoConsumer"} <= {a["labels"]["alertname"] for a in alerts}
@@ -263,9 +354,12 @@ def test_queue_backlog_grows_without_consumers_and_drains_when_scaled(sandbox):
 
 
 def _running_since(core) -> dict:
-    return {(p.metadata.namespace, p.metadata.name): (c.restart_count, c.state.running.started_at)
-            for p in core.list_pod_for_all_namespaces().items for c in p.status.container_statuses or []
-            if c.state.running and c.ready}
+    return {
+        (p.metadata.namespace, p.metadata.name): (c.restart_count, c.state.running.started_at)
+        for p in core.list_pod_for_all_namespaces().items
+        for c in p.status.container_statuses or []
+        if c.state.running and c.ready
+    }
 
 
 def test_down_then_up_again_keeps_state(sandbox):
@@ -305,19 +399,41 @@ def test_image_pull_backoff_then_fixing_the_tag(sandbox):
     api, core, apps = k8s_clients(sandbox)
     apply_scenario("image-pull", home=sandbox.home)
     bad = "registry.example.com/search/search-api:3.10"
-    wait_for("ImagePullBackOff", lambda: [
-        p for p in _pods(core, "search", "search-api") if p.spec.containers[0].image == bad and p.status.phase == "Pending"
-        and p.status.container_statuses and p.status.container_statuses[0].state.waiting
-        and p.status.container_statuses[0].state.waiting.reason == "ImagePullBackOff"], timeout=40)
+    wait_for(
+        "ImagePullBackOff",
+        lambda: [
+            p
+            for p in _pods(core, "search", "search-api")
+            if p.spec.containers[0].image == bad
+            and p.status.phase == "Pending"
+            and p.status.container_statuses
+            and p.status.container_statuses[0].state.waiting
+            and p.status.container_statuses[0].state.waiting.reason == "ImagePullBackOff"
+        ],
+        timeout=40,
+    )
     failed = core.list_namespaced_event("search", field_selector="reason=Failed").items
     assert any("Failed to pull image" in e.message and bad in e.message for e in failed)
     pod = next(p for p in _pods(core, "search", "search-api") if p.spec.containers[0].image == bad)
     with pytest.raises(Exception) as err:
         core.read_namespaced_pod_log(pod.metadata.name, "search")
     assert "waiting to start" in str(err.value)
-    apps.patch_namespaced_deployment("search-api", "search", {"spec": {"template": {"spec": {"containers": [
-        {"name": "api", "image": "registry.example.com/search/search-api:3.1.0"}]}}}})
-    wait_for("search-api on 3.1.0", lambda: _available(apps, "search", "search-api", "registry.example.com/search/search-api:3.1.0"), timeout=60)
+    apps.patch_namespaced_deployment(
+        "search-api",
+        "search",
+        {
+            "spec": {
+                "template": {
+                    "spec": {"containers": [{"name": "api", "image": "registry.example.com/search/search-api:3.1.0"}]}
+                }
+            }
+        },
+    )
+    wait_for(
+        "search-api on 3.1.0",
+        lambda: _available(apps, "search", "search-api", "registry.example.com/search/search-api:3.1.0"),
+        timeout=60,
+    )
 
 
 def test_cli_status_and_scenarios(sandbox, capsys):

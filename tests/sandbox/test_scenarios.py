@@ -11,7 +11,16 @@ from sandbox.scenario import Match, ScenarioError, World, load_scenario, parse_q
 
 
 def test_scenario_files_validate():
-    for name in ("oom", "bad-deploy", "expired-cert", "dns", "queue-backlog", "image-pull", "missing-config-key", "wrong-selector"):
+    for name in (
+        "oom",
+        "bad-deploy",
+        "expired-cert",
+        "dns",
+        "queue-backlog",
+        "image-pull",
+        "missing-config-key",
+        "wrong-selector",
+    ):
         sc = load_scenario(name)
         assert sc.symptom and sc.namespace and sc.manifests
 
@@ -40,9 +49,12 @@ def _pod(image="app:1", limit=None, env=None):
 
 
 def test_rules_read_the_live_spec_and_cluster_objects():
-    now = dt.datetime.now(dt.timezone.utc)
-    world = World(services=[{"metadata": {"namespace": "ns", "name": "inventory-svc"}}], secrets=[],
-                  configmaps=[{"metadata": {"namespace": "ns", "name": "cfg"}, "data": {"URL": "http://inventory:8080"}}])
+    now = dt.datetime.now(dt.UTC)
+    world = World(
+        services=[{"metadata": {"namespace": "ns", "name": "inventory-svc"}}],
+        secrets=[],
+        configmaps=[{"metadata": {"namespace": "ns", "name": "cfg"}, "data": {"URL": "http://inventory:8080"}}],
+    )
     pod, c = _pod(limit="256Mi")
     assert rule_matches(Match(memory_limit_below="512Mi"), pod, c, world, now)
     pod, c = _pod(limit="1Gi")
@@ -76,8 +88,10 @@ def test_up_without_binaries_says_how_to_build(tmp_path, monkeypatch):
 def test_build_adds_a_deb_src_twin_of_each_deb_stanza():
     from sandbox.build import _deb_src_stanzas
 
-    text = ("Types: deb\n# snapshot\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\n"
-            "Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n"
-            "Types: deb deb-src\nURIs: http://example.org\nSuites: x\nComponents: main\n")
+    text = (
+        "Types: deb\n# snapshot\nURIs: http://deb.debian.org/debian\nSuites: bookworm bookworm-updates\n"
+        "Components: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\n"
+        "Types: deb deb-src\nURIs: http://example.org\nSuites: x\nComponents: main\n"
+    )
     (twin,) = _deb_src_stanzas(text)
     assert twin.startswith("Types: deb-src\n") and "Suites: bookworm bookworm-updates" in twin and "#" not in twin

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import keyring
 import pytest
-from keyring.backend import KeyringBackend
-
 import skills_http_app as http_app
+from keyring.backend import KeyringBackend
 
 
 @pytest.fixture(scope="session")

@@ -82,12 +82,20 @@ async def numbered_pages(request: Request) -> Response:
     page = int(request.query_params.get("page", "1"))
     size = int(request.query_params.get("page_size", "100"))
     items = ITEMS[(page - 1) * size : page * size]
-    return JSONResponse({"items": items, "page": page, "filtered_count": len(ITEMS), "page_count": -(-len(ITEMS) // size)})
+    return JSONResponse(
+        {"items": items, "page": page, "filtered_count": len(ITEMS), "page_count": -(-len(ITEMS) // size)}
+    )
 
 
 async def k8s_continue(request: Request) -> Response:
     _record(request)
-    return JSONResponse({"kind": "PodList", "metadata": {"continue": "eyJ2IjoibWV0YS5rOHMuaW8vdjEifQ", "remainingItemCount": 1640}, "items": ITEMS[:500]})
+    return JSONResponse(
+        {
+            "kind": "PodList",
+            "metadata": {"continue": "eyJ2IjoibWV0YS5rOHMuaW8vdjEifQ", "remainingItemCount": 1640},
+            "items": ITEMS[:500],
+        }
+    )
 
 
 async def echo_auth(request: Request) -> Response:
@@ -125,7 +133,16 @@ async def graphql(request: Request) -> Response:
         return JSONResponse({"errors": [{"message": "field boom does not exist"}], "data": None})
     if "partial" in body["query"]:
         return JSONResponse({"data": {"repo": {"name": "x"}}, "errors": [{"message": "rate limit on nested field"}]})
-    return JSONResponse({"data": {"repository": {"name": body["variables"].get("name"), "issues": {"nodes": [{"title": "a"}], "pageInfo": {"hasNextPage": True}}}}})
+    return JSONResponse(
+        {
+            "data": {
+                "repository": {
+                    "name": body["variables"].get("name"),
+                    "issues": {"nodes": [{"title": "a"}], "pageInfo": {"hasNextPage": True}},
+                }
+            }
+        }
+    )
 
 
 routes = [
@@ -156,7 +173,9 @@ class Served:
         self.port = sock.getsockname()[1]
         sock.close()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> Served:

@@ -11,13 +11,17 @@ from skills.loader import load_packs
 
 
 def _pack(tmp_path, binary, actions):
-    write_pack(tmp_path, "tool", f"""
+    write_pack(
+        tmp_path,
+        "tool",
+        f"""
         name: tool
         description: A command-line tool.
         connection: {{executor: cli, binary: "{binary}", timeout: 2}}
         actions:
 {actions}
-    """)
+    """,
+    )
     result = load_packs([tmp_path])
     assert result.errors == [], [str(e) for e in result.errors]
     return result.pack("tool")
@@ -90,7 +94,10 @@ async def test_missing_binary_is_a_clear_error(tmp_path):
 
 
 def test_read_action_of_a_mutating_command_is_rejected(tmp_path):
-    write_pack(tmp_path, "tool", """
+    write_pack(
+        tmp_path,
+        "tool",
+        """
         name: tool
         description: A command-line tool.
         connection: {executor: cli, binary: /bin/rm}
@@ -99,6 +106,7 @@ def test_read_action_of_a_mutating_command_is_rejected(tmp_path):
             description: Remove a file quietly.
             cli: {argv: ["{path}"], mutates: true}
             parameters: {properties: {path: {type: string}}, required: [path]}
-    """)
+    """,
+    )
     (err,) = load_packs([tmp_path]).errors
     assert err.field == "actions[0].risk" and "mutates" in err.message

@@ -8,11 +8,15 @@ from console.cli import main
 
 
 def test_skills_list_counts_risks_and_prints_load_errors(tmp_path, capsys):
-    write_pack(tmp_path, "broken", """
+    write_pack(
+        tmp_path,
+        "broken",
+        """
         name: broken
         description: Broken on purpose.
         connection: {executor: rest}
-    """)
+    """,
+    )
     rc = main(["skills", "list", "--dir", str(tmp_path)])
     out, err = capsys.readouterr()
     assert rc == 1

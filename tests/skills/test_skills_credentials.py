@@ -23,7 +23,10 @@ CANARY = "lntn-canary-7f3a9c2e51d04b8a"
 
 
 def _canary_pack(tmp_path, api, auth="bearer"):
-    write_pack(tmp_path, "canary", f"""
+    write_pack(
+        tmp_path,
+        "canary",
+        f"""
         name: canary
         description: An API that echoes credentials back.
         connection:
@@ -40,7 +43,8 @@ def _canary_pack(tmp_path, api, auth="bearer"):
           - name: echo_fail
             description: Fail and quote the token in the error.
             http: {{path: /echo-auth-fail}}
-    """)
+    """,
+    )
     return load_packs([tmp_path]).pack("canary")
 
 
@@ -107,10 +111,15 @@ async def test_credential_canary_appears_nowhere(tmp_path, api, memory_keyring, 
     credentials.store("canary-token", ("svc:" if auth == "basic" else "") + CANARY)
     pack = _canary_pack(tmp_path, api, auth)
     tools = {t.name: t for t in pack_tools([pack])}
-    model = ScriptedModel([
-        {"text": "Calling.", "tool_calls": [{"name": "canary.echo", "arguments": {}}, {"name": "canary.echo_fail", "arguments": {}}]},
-        {"text": "Done."},
-    ])
+    model = ScriptedModel(
+        [
+            {
+                "text": "Calling.",
+                "tool_calls": [{"name": "canary.echo", "arguments": {}}, {"name": "canary.echo_fail", "arguments": {}}],
+            },
+            {"text": "Done."},
+        ]
+    )
     db = tmp_path / "s.db"
     async with Store(db) as store:
         session = Session(model, Toolbox(list(tools.values())), sink=store)

@@ -53,7 +53,9 @@ async def test_bad_deploy_investigation_and_rollout_undo_heals(sandbox, tools):
     _apply(sandbox, "bad-deploy")
 
     async def crashing():
-        out = await tools["kubernetes.list_pods"].handler({"namespace": "shop", "label_selector": "app=checkout-api", "problems_only": True})
+        out = await tools["kubernetes.list_pods"].handler(
+            {"namespace": "shop", "label_selector": "app=checkout-api", "problems_only": True}
+        )
         return [p for p in out.data["pods"] if p["restarts"] >= 1]
 
     import asyncio
@@ -79,9 +81,15 @@ async def test_bad_deploy_investigation_and_rollout_undo_heals(sandbox, tools):
     # A workload's name where a pod's is wanted: reads take its first crashing pod (else its first
     # not ready), as `kubectl describe pods PREFIX` and `kubectl logs deploy/NAME` pick one, and say so.
     meant = await call(tools, "kubernetes.describe_pod", name="checkout-api", namespace="shop")
-    assert meant.data["name"].startswith("checkout-api-") and meant.data["note"].startswith(f'no pod "checkout-api"; this is {meant.data["name"]}, the first crashing')
+    assert meant.data["name"].startswith("checkout-api-") and meant.data["note"].startswith(
+        f'no pod "checkout-api"; this is {meant.data["name"]}, the first crashing'
+    )
     logs = await call(tools, "kubernetes.get_pod_logs", name="checkout-api", namespace="shop", previous=True)
-    assert "logs of pod/checkout-api-" in logs.text and 'no pod "checkout-api"' in logs.text and "PAYMENTS_TIMEOUT_MS" in logs.text
+    assert (
+        "logs of pod/checkout-api-" in logs.text
+        and 'no pod "checkout-api"' in logs.text
+        and "PAYMENTS_TIMEOUT_MS" in logs.text
+    )
 
     hist = await call(tools, "kubernetes.rollout_history", name="checkout-api", namespace="shop")
     revs = hist.data["revisions"]
@@ -96,8 +104,15 @@ async def test_bad_deploy_investigation_and_rollout_undo_heals(sandbox, tools):
     async def healed():
         out = await tools["kubernetes.list_deployments"].handler({"namespace": "shop"})
         row = next(d for d in out.data["deployments"] if d["name"] == "checkout-api")
-        pods = (await tools["kubernetes.list_pods"].handler({"namespace": "shop", "label_selector": "app=checkout-api"})).data["pods"]
-        return row["images"] == GOOD and row["ready"] == "3/3" and len(pods) == 3 and all(p["status"] == "Running" for p in pods)
+        pods = (
+            await tools["kubernetes.list_pods"].handler({"namespace": "shop", "label_selector": "app=checkout-api"})
+        ).data["pods"]
+        return (
+            row["images"] == GOOD
+            and row["ready"] == "3/3"
+            and len(pods) == 3
+            and all(p["status"] == "Running" for p in pods)
+        )
 
     await wait("checkout-api healthy on 2.4.3", healed)
     after = await call(tools, "kubernetes.rollout_history", name="checkout-api", namespace="shop")

@@ -9,12 +9,37 @@ from console.testing import ROLLBACK_DIFF
 from skills.kube.fix import diff_objects
 
 LIVE = {
-    "apiVersion": "apps/v1", "kind": "Deployment",
-    "metadata": {"name": "api", "namespace": "payments", "labels": {"app": "api"},
-                 "annotations": {"deployment.kubernetes.io/revision": "14", "kubernetes.io/change-cause": "limits.memory 512Mi -> 128Mi (cost cut)"},
-                 "resourceVersion": "48213", "uid": "5b1c", "generation": 14, "managedFields": [{"manager": "kubectl"}]},
-    "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "api"}}, "template": {"metadata": {"labels": {"app": "api"}}, "spec": {"containers": [
-        {"name": "api", "image": "registry.example.com/payments/api:2.4.1", "resources": {"limits": {"memory": "128Mi"}, "requests": {"cpu": "100m", "memory": "128Mi"}}}]}}},
+    "apiVersion": "apps/v1",
+    "kind": "Deployment",
+    "metadata": {
+        "name": "api",
+        "namespace": "payments",
+        "labels": {"app": "api"},
+        "annotations": {
+            "deployment.kubernetes.io/revision": "14",
+            "kubernetes.io/change-cause": "limits.memory 512Mi -> 128Mi (cost cut)",
+        },
+        "resourceVersion": "48213",
+        "uid": "5b1c",
+        "generation": 14,
+        "managedFields": [{"manager": "kubectl"}],
+    },
+    "spec": {
+        "replicas": 2,
+        "selector": {"matchLabels": {"app": "api"}},
+        "template": {
+            "metadata": {"labels": {"app": "api"}},
+            "spec": {
+                "containers": [
+                    {
+                        "name": "api",
+                        "image": "registry.example.com/payments/api:2.4.1",
+                        "resources": {"limits": {"memory": "128Mi"}, "requests": {"cpu": "100m", "memory": "128Mi"}},
+                    }
+                ]
+            },
+        },
+    },
     "status": {"replicas": 2},
 }
 
@@ -30,7 +55,12 @@ def test_the_fixture_diff_is_the_packs_own():
 
 
 def test_secret_values_never_reach_a_diff():
-    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "t"}, "data": {"tls.key": "LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0t"}}
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "t"},
+        "data": {"tls.key": "LS0tLS1CRUdJTiBQUklWQVRFIEtFWS0tLS0t"},
+    }
     new = copy.deepcopy(secret)
     new["data"]["tls.key"] = "b3RoZXI="
     diff = diff_objects(secret, new, "Secret/t")

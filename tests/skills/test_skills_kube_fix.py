@@ -57,9 +57,13 @@ async def test_set_resources_previews_then_raises_the_limit_and_records_the_old_
     args = {"name": "report-worker", "namespace": "analytics", "limits_memory": "768Mi"}
     preview = await tool.preview(args)
     assert removed(preview.diff, "memory: 256Mi") and added(preview.diff, "memory: 768Mi")
-    assert "managedFields" not in preview.diff and "resourceVersion" not in preview.diff and "status:" not in preview.diff
+    assert (
+        "managedFields" not in preview.diff and "resourceVersion" not in preview.diff and "status:" not in preview.diff
+    )
     assert preview.objects == ["Deployment/analytics/report-worker"]
-    assert _deploy(sandbox).spec.template.spec.containers[0].resources.limits["memory"] == "256Mi"  # a dry run changes nothing
+    assert (
+        _deploy(sandbox).spec.template.spec.containers[0].resources.limits["memory"] == "256Mi"
+    )  # a dry run changes nothing
     out = await tool.handler(args)
     assert out.status == "ok", out.text
     assert out.data["previous"]["limits"] == {"memory": "256Mi"} and "limits_memory=256Mi" in out.data["undo"]
@@ -68,9 +72,13 @@ async def test_set_resources_previews_then_raises_the_limit_and_records_the_old_
 
 async def test_a_dry_run_the_server_rejects_fails_the_preview_with_its_error(tools):
     with pytest.raises(PreviewFailed, match="quantities must match|Invalid value"):
-        await tools["kubernetes.set_resources"].preview({"name": "report-worker", "namespace": "analytics", "limits_memory": "lots"})
+        await tools["kubernetes.set_resources"].preview(
+            {"name": "report-worker", "namespace": "analytics", "limits_memory": "lots"}
+        )
     with pytest.raises(PreviewFailed, match="no container 'nope'"):
-        await tools["kubernetes.set_image"].preview({"name": "report-worker", "namespace": "analytics", "container": "nope", "image": "x:1"})
+        await tools["kubernetes.set_image"].preview(
+            {"name": "report-worker", "namespace": "analytics", "container": "nope", "image": "x:1"}
+        )
 
 
 async def test_set_env_literal_from_configmap_and_unset(sandbox, tools):
@@ -92,21 +100,36 @@ async def test_set_env_literal_from_configmap_and_unset(sandbox, tools):
 async def test_set_image_pause_resume_and_configmap_key(sandbox, tools):
     out = await tools["kubernetes.rollout_pause"].handler({"name": "report-api", "namespace": "analytics"})
     assert out.status == "ok" and out.data["previous"] == {"paused": False}
-    out = await tools["kubernetes.set_image"].handler({"name": "report-api", "namespace": "analytics", "image": "registry.example.com/data/report-api:2.0.8"})
+    out = await tools["kubernetes.set_image"].handler(
+        {"name": "report-api", "namespace": "analytics", "image": "registry.example.com/data/report-api:2.0.8"}
+    )
     assert out.status == "ok" and out.data["previous"]["image"].endswith(":2.0.7")
-    assert (await tools["kubernetes.rollout_resume"].handler({"name": "report-api", "namespace": "analytics"})).status == "ok"
+    assert (
+        await tools["kubernetes.rollout_resume"].handler({"name": "report-api", "namespace": "analytics"})
+    ).status == "ok"
     assert not _deploy(sandbox, "report-api").spec.paused
     cm = tools["kubernetes.edit_configmap_key"]
-    preview = await cm.preview({"name": "report-worker-config", "namespace": "analytics", "key": "SHARDS", "value": "4"})
+    preview = await cm.preview(
+        {"name": "report-worker-config", "namespace": "analytics", "key": "SHARDS", "value": "4"}
+    )
     assert removed(preview.diff, "SHARDS: '8'") and added(preview.diff, "SHARDS: '4'")
     out = await cm.handler({"name": "report-worker-config", "namespace": "analytics", "key": "SHARDS", "value": "4"})
     assert out.data["previous"] == {"key": "SHARDS", "value": "8"}
 
 
 async def test_patch_apply_and_tls_secret(sandbox, tools, tmp_path):
-    bad = await tools["kubernetes.patch_resource"].handler({"kind": "service", "name": "report-api", "namespace": "analytics", "patch": "{spec: [", "patch_type": "merge"})
+    bad = await tools["kubernetes.patch_resource"].handler(
+        {"kind": "service", "name": "report-api", "namespace": "analytics", "patch": "{spec: [", "patch_type": "merge"}
+    )
     assert bad.status == "error" and "does not parse" in bad.text and "Traceback" not in bad.text
-    out = await tools["kubernetes.patch_resource"].handler({"kind": "service", "name": "report-api", "namespace": "analytics", "patch": '{"metadata": {"labels": {"fixed": "yes"}}}'})
+    out = await tools["kubernetes.patch_resource"].handler(
+        {
+            "kind": "service",
+            "name": "report-api",
+            "namespace": "analytics",
+            "patch": '{"metadata": {"labels": {"fixed": "yes"}}}',
+        }
+    )
     assert out.status == "ok" and out.data["previous"]["kind"] == "Service"
     manifest = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: extra}\ndata: {A: '1'}\n---\napiVersion: v1\nkind: Nope\nmetadata: {name: x}\n"
     with pytest.raises(PreviewFailed, match="Nope"):
@@ -123,7 +146,12 @@ async def test_patch_apply_and_tls_secret(sandbox, tools, tmp_path):
     cert, key = pki.issue(ca_cert, ca_key, "report.example.com", sans=["report.example.com"])
     (tmp_path / "tls.crt").write_bytes(cert)
     (tmp_path / "tls.key").write_bytes(key)
-    args = {"name": "report-tls", "namespace": "analytics", "cert": str(tmp_path / "tls.crt"), "key": str(tmp_path / "tls.key")}
+    args = {
+        "name": "report-tls",
+        "namespace": "analytics",
+        "cert": str(tmp_path / "tls.crt"),
+        "key": str(tmp_path / "tls.key"),
+    }
     preview = await tools["kubernetes.set_tls_secret"].preview(args)
     assert "tls.key: <" in preview.diff and "PRIVATE" not in preview.diff  # secret values never appear in a diff
     assert (await tools["kubernetes.set_tls_secret"].handler(args)).status == "ok"
@@ -134,12 +162,18 @@ async def test_patch_apply_and_tls_secret(sandbox, tools, tmp_path):
 
 
 async def test_existing_writes_preview_too(tools):
-    p = await tools["kubernetes.scale_deployment"].preview({"name": "report-api", "namespace": "analytics", "replicas": 3})
+    p = await tools["kubernetes.scale_deployment"].preview(
+        {"name": "report-api", "namespace": "analytics", "replicas": 3}
+    )
     assert removed(p.diff, "replicas: 1") and added(p.diff, "replicas: 3")
     p = await tools["kubernetes.rollout_restart"].preview({"name": "report-api", "namespace": "analytics"})
     assert "kubectl.kubernetes.io/restartedAt" in p.diff
-    p = await tools["kubernetes.delete_resource"].preview({"kind": "configmap", "name": "extra", "namespace": "analytics"})
-    assert removed(p.diff, "A: '1'") and not [x for x in p.diff.splitlines() if x.startswith("+") and not x.startswith("+++")]
+    p = await tools["kubernetes.delete_resource"].preview(
+        {"kind": "configmap", "name": "extra", "namespace": "analytics"}
+    )
+    assert removed(p.diff, "A: '1'") and not [
+        x for x in p.diff.splitlines() if x.startswith("+") and not x.startswith("+++")
+    ]
 
 
 async def test_create_job_from_a_cronjob_on_a_server_with_only_v1beta1(tools):
@@ -155,9 +189,13 @@ spec:
           restartPolicy: Never
           containers: [{name: run, image: registry.example.com/data/report-worker:4.1.0}]
 """
-    assert (await tools["kubernetes.apply_manifest"].handler({"manifest": manifest, "namespace": "analytics"})).status == "ok"
+    assert (
+        await tools["kubernetes.apply_manifest"].handler({"manifest": manifest, "namespace": "analytics"})
+    ).status == "ok"
     args = {"cronjob": "nightly", "namespace": "analytics", "job_name": "nightly-now"}
     preview = await tools["kubernetes.create_job_from_cronjob"].preview(args)
-    assert preview.objects == ["Job/analytics/nightly-now"] and added(preview.diff, "cronjob.kubernetes.io/instantiate: manual")
+    assert preview.objects == ["Job/analytics/nightly-now"] and added(
+        preview.diff, "cronjob.kubernetes.io/instantiate: manual"
+    )
     out = await tools["kubernetes.create_job_from_cronjob"].handler(args)
     assert out.status == "ok" and out.data["undo"] == "delete_resource job nightly-now"

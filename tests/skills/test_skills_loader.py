@@ -41,7 +41,10 @@ def test_builtin_packs_load_without_errors_and_cover_the_issue():
 
 def test_broken_pack_gives_one_error_with_file_line_field_and_the_rest_load(tmp_path):
     write_pack(tmp_path, "good", GOOD)
-    bad = write_pack(tmp_path, "bad", """
+    bad = write_pack(
+        tmp_path,
+        "bad",
+        """
         name: bad
         description: Broken on purpose.
         connection: {executor: rest, base_url: "http://127.0.0.1:1"}
@@ -53,7 +56,8 @@ def test_broken_pack_gives_one_error_with_file_line_field_and_the_rest_load(tmp_
             description: This one has a bad risk.
             risk: catastrophic
             http: {path: /b}
-    """)
+    """,
+    )
     result = load_packs([tmp_path])
     assert [p.name for p in result.packs] == ["good"]
     assert len(result.errors) == 1
@@ -66,7 +70,10 @@ def test_broken_pack_gives_one_error_with_file_line_field_and_the_rest_load(tmp_
 
 
 def test_read_action_calling_a_write_endpoint_is_rejected_at_its_line(tmp_path):
-    p = write_pack(tmp_path, "sneaky", """
+    p = write_pack(
+        tmp_path,
+        "sneaky",
+        """
         name: sneaky
         description: Claims to only read.
         connection: {executor: rest, base_url: "http://127.0.0.1:1"}
@@ -75,7 +82,8 @@ def test_read_action_calling_a_write_endpoint_is_rejected_at_its_line(tmp_path):
             description: Looks harmless but deletes.
             risk: read
             http: {method: DELETE, path: /everything}
-    """)
+    """,
+    )
     result = load_packs([tmp_path])
     assert result.packs == []
     (err,) = result.errors
@@ -87,11 +95,13 @@ def test_read_action_calling_a_write_endpoint_is_rejected_at_its_line(tmp_path):
     ("snippet", "field", "words"),
     [
         ("        tmeout: 3\n", "actions[0].tmeout", "unknown field"),
-        ("        http: {path: \"/x/{missing}\"}\n", "actions[0].http", "missing"),
+        ('        http: {path: "/x/{missing}"}\n', "actions[0].http", "missing"),
     ],
 )
 def test_typos_and_unknown_placeholders_name_the_field(tmp_path, snippet, field, words):
-    base = GOOD.replace("        http: {path: /things}\n", snippet if "http" in snippet else "        http: {path: /things}\n" + snippet)
+    base = GOOD.replace(
+        "        http: {path: /things}\n", snippet if "http" in snippet else "        http: {path: /things}\n" + snippet
+    )
     write_pack(tmp_path, "p", base)
     (err,) = load_packs([tmp_path]).errors
     assert err.field == field and words in err.message and err.line is not None

@@ -27,13 +27,17 @@ def _check(pack):
 
 
 def test_stdio_server_tools_become_actions_with_risk_from_annotations(tmp_path):
-    write_pack(tmp_path, "mcpstdio", f"""
+    write_pack(
+        tmp_path,
+        "mcpstdio",
+        f"""
         name: mcpstdio
         description: Test MCP server over stdio.
         connection:
           executor: mcp
           server: {{command: ["{sys.executable}", "{SERVER}"]}}
-    """)
+    """,
+    )
     result = load_packs([tmp_path])
     assert result.errors == [], [str(e) for e in result.errors]
     _check(result.pack("mcpstdio"))
@@ -43,14 +47,18 @@ async def test_stdio_call_tool_and_errors(tmp_path, memory_keyring, monkeypatch)
     from skills import credentials
 
     credentials.store("mcp-token", "mcp-canary-5b1e77")
-    write_pack(tmp_path, "mcpstdio", f"""
+    write_pack(
+        tmp_path,
+        "mcpstdio",
+        f"""
         name: mcpstdio
         description: Test MCP server over stdio.
         connection:
           executor: mcp
           credential: mcp-token
           server: {{command: ["{sys.executable}", "{SERVER}"]}}
-    """)
+    """,
+    )
     pack = load_packs([tmp_path]).pack("mcpstdio")
     out = await run(pack.by_name["service_status"], {"service": "checkout", "verbose": True})
     assert out.status == "ok" and out.text == "checkout: healthy (3 replicas, p99 120ms)"
@@ -61,7 +69,10 @@ async def test_stdio_call_tool_and_errors(tmp_path, memory_keyring, monkeypatch)
 
 
 def test_declared_read_action_for_an_unannotated_tool_is_rejected(tmp_path):
-    write_pack(tmp_path, "mcpstdio", f"""
+    write_pack(
+        tmp_path,
+        "mcpstdio",
+        f"""
         name: mcpstdio
         description: Test MCP server over stdio.
         connection:
@@ -72,7 +83,8 @@ def test_declared_read_action_for_an_unannotated_tool_is_rejected(tmp_path):
             tool: restart_service
             description: Restart, claimed to be read-only.
             risk: read
-    """)
+    """,
+    )
     (err,) = load_packs([tmp_path]).errors
     assert "declared read" in err.message and "write" in err.message
 
@@ -83,7 +95,9 @@ def http_server():
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     sock.close()
-    proc = subprocess.Popen([sys.executable, str(SERVER), "--http", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, str(SERVER), "--http", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
@@ -99,13 +113,17 @@ def http_server():
 
 
 async def test_streamable_http_server_discover_and_call(tmp_path, http_server):
-    write_pack(tmp_path, "mcphttp", f"""
+    write_pack(
+        tmp_path,
+        "mcphttp",
+        f"""
         name: mcphttp
         description: Test MCP server over streamable HTTP.
         connection:
           executor: mcp
           server: {{url: "{http_server}"}}
-    """)
+    """,
+    )
     result = load_packs([tmp_path])
     assert result.errors == [], [str(e) for e in result.errors]
     pack = result.pack("mcphttp")
@@ -115,15 +133,22 @@ async def test_streamable_http_server_discover_and_call(tmp_path, http_server):
 
 
 def test_unreachable_server_is_one_pack_error(tmp_path):
-    write_pack(tmp_path, "gone", """
+    write_pack(
+        tmp_path,
+        "gone",
+        """
         name: gone
         description: Nobody listens here.
         connection:
           executor: mcp
           timeout: 3
           server: {url: "http://127.0.0.1:9/mcp"}
-    """)
-    write_pack(tmp_path, "ok", """
+    """,
+    )
+    write_pack(
+        tmp_path,
+        "ok",
+        """
         name: ok
         description: A fine pack.
         connection: {executor: rest, base_url: "http://127.0.0.1:1"}
@@ -131,7 +156,8 @@ def test_unreachable_server_is_one_pack_error(tmp_path):
           - name: list_things
             description: List the things there are.
             http: {path: /things}
-    """)
+    """,
+    )
     result = load_packs([tmp_path])
     assert [p.name for p in result.packs] == ["ok"]
     (err,) = result.errors
@@ -141,13 +167,17 @@ def test_unreachable_server_is_one_pack_error(tmp_path):
 async def test_sessions_block_keeps_one_stdio_server_for_many_calls(tmp_path):
     from skills.executors.mcp import McpSessions
 
-    write_pack(tmp_path, "mcpstdio", f"""
+    write_pack(
+        tmp_path,
+        "mcpstdio",
+        f"""
         name: mcpstdio
         description: Test MCP server over stdio.
         connection:
           executor: mcp
           server: {{command: ["{sys.executable}", "{SERVER}"]}}
-    """)
+    """,
+    )
     pack = load_packs([tmp_path]).pack("mcpstdio")
     async with McpSessions([pack]) as sessions:
         assert sessions.errors == {}

@@ -77,10 +77,14 @@ async def test_resolve_and_nxdomain(resolvers, tools):
 
 
 async def test_compare_resolvers_finds_the_disagreement(resolvers, tools):
-    out = await tools["dns.compare_resolvers"].handler({"name": "api.shop.test", "nameservers": [resolvers["a"], resolvers["b"]]})
+    out = await tools["dns.compare_resolvers"].handler(
+        {"name": "api.shop.test", "nameservers": [resolvers["a"], resolvers["b"]]}
+    )
     assert out.data["agree"] is False
     assert [r["answers"] for r in out.data["results"]] == [["10.0.0.5"], ["10.0.0.6"]]
-    same = await tools["dns.compare_resolvers"].handler({"name": "db.shop.test", "nameservers": [resolvers["a"], resolvers["b"]]})
+    same = await tools["dns.compare_resolvers"].handler(
+        {"name": "db.shop.test", "nameservers": [resolvers["a"], resolvers["b"]]}
+    )
     assert same.data["agree"] is True
 
 
@@ -88,14 +92,16 @@ async def test_unanswering_resolver_times_out_as_a_finding(tools):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     s.bind(("127.0.0.1", 0))
     try:
-        out = await tools["dns.resolve"].handler({"name": "api.shop.test", "nameserver": f"127.0.0.1:{s.getsockname()[1]}", "timeout": 0.5})
+        out = await tools["dns.resolve"].handler(
+            {"name": "api.shop.test", "nameserver": f"127.0.0.1:{s.getsockname()[1]}", "timeout": 0.5}
+        )
     finally:
         s.close()
     assert out.data["status"] == "TIMEOUT"
 
 
 def _cert(cn: str, key, issuer_name, issuer_key, days_from: int, days_to: int, ca: bool = False) -> x509.Certificate:
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     b = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
@@ -124,7 +130,9 @@ def expired_tls_server(tmp_path_factory) -> Iterator[int]:
     key = ec.generate_private_key(ec.SECP256R1())
     leaf = _cert("api.shop.test", key, ca_name, ca_key, -374, -9)
     (d / "chain.pem").write_bytes(_pem(leaf, ca))
-    (d / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    (d / "key.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(d / "chain.pem", d / "key.pem")
     srv = socket.socket()
@@ -154,7 +162,9 @@ def expired_tls_server(tmp_path_factory) -> Iterator[int]:
 
 
 async def test_endpoint_certificate_chain_and_expiry(expired_tls_server, tools):
-    out = await tools["tls.check_endpoint_certificate"].handler({"host": "127.0.0.1", "port": expired_tls_server, "server_name": "api.shop.test"})
+    out = await tools["tls.check_endpoint_certificate"].handler(
+        {"host": "127.0.0.1", "port": expired_tls_server, "server_name": "api.shop.test"}
+    )
     assert out.status == "ok", out.text
     d = out.data
     assert d["verified"] is False and d["verify_error"]

@@ -12,11 +12,32 @@ from skills.replay import ReplayCase, cloudops_pack, replay_tools
 
 _ROOT = Path(__file__).resolve().parents[2]
 # ../shared/data beside the repo (a worktree one level deeper finds it one more level up)
-DATA = next((p for p in (_ROOT.parent / "shared" / "data" / "cloudops-dev", _ROOT.parent.parent / "shared" / "data" / "cloudops-dev") if p.is_dir()), _ROOT.parent / "shared" / "data" / "cloudops-dev")
+DATA = next(
+    (
+        p
+        for p in (
+            _ROOT.parent / "shared" / "data" / "cloudops-dev",
+            _ROOT.parent.parent / "shared" / "data" / "cloudops-dev",
+        )
+        if p.is_dir()
+    ),
+    _ROOT.parent / "shared" / "data" / "cloudops-dev",
+)
 CASES = sorted(p.parent for p in DATA.glob("*/*/tool_cache.json")) if DATA.is_dir() else []
 needs_data = pytest.mark.skipif(not CASES, reason=f"Cloud-OpsBench data not found at {DATA}")
 
-TOOLS = {"GetResources", "DescribeResource", "GetAppYAML", "GetServiceDependencies", "CheckServiceConnectivity", "GetAlerts", "GetRecentLogs", "GetErrorLogs", "GetClusterConfiguration", "CheckNodeServiceStatus"}
+TOOLS = {
+    "GetResources",
+    "DescribeResource",
+    "GetAppYAML",
+    "GetServiceDependencies",
+    "CheckServiceConnectivity",
+    "GetAlerts",
+    "GetRecentLogs",
+    "GetErrorLogs",
+    "GetClusterConfiguration",
+    "CheckNodeServiceStatus",
+}
 
 
 def test_cloudops_pack_has_the_ten_benchmark_tools_all_read_only():
@@ -33,7 +54,10 @@ def _case(tmp_path: Path) -> Path:
         'GetResources:{"resource_type":"nodes","name":"","namespace":"boutique","output_wide":true}': "NAME  STATUS\nworker-01  Ready\n",
         'DescribeResource:{"resource_type":"pods","name":"cart-1","namespace":"boutique"}': "Name: cart-1\nLast State: Terminated (OOMKilled)\n",
         'CheckServiceConnectivity:{"namespace":"boutique","service_name":"cart","port":7070}': "cart (10.0.0.1:7070) refused",
-        'GetErrorLogs:{"namespace":"boutique","service_name":"cart"}': {"total_errors": 3, "patterns": [{"count": 3, "sample": "redis timeout"}]},
+        'GetErrorLogs:{"namespace":"boutique","service_name":"cart"}': {
+            "total_errors": 3,
+            "patterns": [{"count": 3, "sample": "redis timeout"}],
+        },
         'GetErrorLogs:{"namespace":"boutique","service_name":"ad"}': "",
         "GetAlerts:{}": {},
         "GetClusterConfiguration:{}": {"node_count": 1, "nodes": [{"name": "worker-01", "taints": []}]},

@@ -13,7 +13,10 @@ from skills.loader import load_packs
 
 
 def _pack(tmp_path, base_url, actions: str, conn: str = "", name: str = "api"):
-    write_pack(tmp_path, name, f"""
+    write_pack(
+        tmp_path,
+        name,
+        f"""
         name: {name}
         description: Test API.
         connection:
@@ -24,7 +27,8 @@ def _pack(tmp_path, base_url, actions: str, conn: str = "", name: str = "api"):
 {conn}
         actions:
 {actions}
-    """)
+    """,
+    )
     result = load_packs([tmp_path])
     assert result.errors == [], [str(e) for e in result.errors]
     return result.pack(name)
@@ -60,7 +64,14 @@ async def test_persistent_5xx_gives_up_after_bounded_retries(tmp_path, api):
     assert http_app.hits["/always500"] == 4  # one try + 3 retries
 
 
-@pytest.mark.parametrize(("path", "status", "kind"), [("/always500", 503, "unavailable"), ("/long-retry-after", 429, "rate-limited"), ("/no-such-endpoint", 404, "client")])
+@pytest.mark.parametrize(
+    ("path", "status", "kind"),
+    [
+        ("/always500", 503, "unavailable"),
+        ("/long-retry-after", 429, "rate-limited"),
+        ("/no-such-endpoint", 404, "client"),
+    ],
+)
 async def test_an_http_error_carries_its_status_so_the_dispatcher_classifies_it(tmp_path, api, path, status, kind):
     """Without the status a 4xx read as "failed: internal" and a 5xx never counted toward the breaker."""
     from engine.dispatch import _status_code
@@ -167,7 +178,9 @@ async def test_path_parameters_cannot_escape_their_segment(tmp_path, api):
     assert http_app.hits == {} or all(k.startswith("/things/") for k in http_app.hits)
 
 
-@pytest.mark.parametrize("value, refused", [("..", False), (".", False), ("...", False), ("a/b", True), ("a\\b", True), ("", True)])
+@pytest.mark.parametrize(
+    "value, refused", [("..", False), (".", False), ("...", False), ("a/b", True), ("a\\b", True), ("", True)]
+)
 async def test_dot_segments_and_slashes_never_reach_another_endpoint(tmp_path, api, value, refused):
     actions = """          - name: drop
             description: Delete one thing by id.
@@ -193,7 +206,10 @@ async def test_ok_false_answers_are_errors(tmp_path, api):
 
 
 async def test_graphql_variables_errors_and_page_info(tmp_path, api):
-    write_pack(tmp_path, "gql", f"""
+    write_pack(
+        tmp_path,
+        "gql",
+        f"""
         name: gql
         description: GraphQL test API.
         connection: {{executor: graphql, base_url: "{api.url}/graphql"}}
@@ -212,7 +228,8 @@ async def test_graphql_variables_errors_and_page_info(tmp_path, api):
             description: A mutation declared read on purpose.
             risk: write
             graphql: {{query: "mutation {{ x }}"}}
-    """)
+    """,
+    )
     pack = load_packs([tmp_path]).pack("gql")
     out = await run(pack.by_name["repo"], {"name": "lantern"})
     assert out.data["name"] == "lantern" and out.status == "partial" and "hasNextPage" in out.partial
@@ -223,7 +240,10 @@ async def test_graphql_variables_errors_and_page_info(tmp_path, api):
 
 
 def test_graphql_mutation_declared_read_is_rejected(tmp_path):
-    write_pack(tmp_path, "gql", """
+    write_pack(
+        tmp_path,
+        "gql",
+        """
         name: gql
         description: GraphQL test API.
         connection: {executor: graphql, base_url: "http://127.0.0.1:1/graphql"}
@@ -231,6 +251,7 @@ def test_graphql_mutation_declared_read_is_rejected(tmp_path):
           - name: change
             description: A mutation declared read on purpose.
             graphql: {query: "mutation { deleteEverything }"}
-    """)
+    """,
+    )
     (err,) = load_packs([tmp_path]).errors
     assert err.field == "actions[0].risk" and "mutation" in err.message

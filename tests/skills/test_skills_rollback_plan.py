@@ -12,7 +12,10 @@ REV = "deployment.kubernetes.io/revision"
 
 
 def _tmpl(image: str, h: str) -> dict:
-    return {"metadata": {"labels": {"app": "api", "pod-template-hash": h}}, "spec": {"containers": [{"name": "api", "image": image}]}}
+    return {
+        "metadata": {"labels": {"app": "api", "pod-template-hash": h}},
+        "spec": {"containers": [{"name": "api", "image": image}]},
+    }
 
 
 def _rs(name: str, rev: int, image: str, h: str, cause: str | None = None) -> dict:
@@ -25,10 +28,21 @@ def _rs(name: str, rev: int, image: str, h: str, cause: str | None = None) -> di
 def _dep(image: str, rev: int, paused: bool = False) -> dict:
     t = _tmpl(image, "x")
     del t["metadata"]["labels"]["pod-template-hash"]
-    return {"metadata": {"name": "api", "namespace": "shop", "annotations": {REV: str(rev), "kubernetes.io/change-cause": "deploy 3"}}, "spec": {"paused": paused, "template": t}}
+    return {
+        "metadata": {
+            "name": "api",
+            "namespace": "shop",
+            "annotations": {REV: str(rev), "kubernetes.io/change-cause": "deploy 3"},
+        },
+        "spec": {"paused": paused, "template": t},
+    }
 
 
-HISTORY = [_rs("api-a", 1, "api:1", "a", "deploy 1"), _rs("api-b", 2, "api:2", "b", "deploy 2"), _rs("api-c", 3, "api:3", "c", "deploy 3")]
+HISTORY = [
+    _rs("api-a", 1, "api:1", "a", "deploy 1"),
+    _rs("api-b", 2, "api:2", "b", "deploy 2"),
+    _rs("api-c", 3, "api:3", "c", "deploy 3"),
+]
 
 
 def test_default_target_is_the_previous_revision_and_the_patch_restores_its_template():

@@ -198,7 +198,11 @@ class GaugeView(Vertical):
         gauge = Text()
         gauge.append_text(head)
         gauge.append("\n")
-        gauge.append_text(bar(self.tiers, self.used, self.budget or 1, width, v) if self.budget else Text("·" * width, style=v.get("muted", "")))
+        gauge.append_text(
+            bar(self.tiers, self.used, self.budget or 1, width, v)
+            if self.budget
+            else Text("·" * width, style=v.get("muted", ""))
+        )
         self.query_one("#gauge-bar", Static).update(gauge)
         legend = Text(no_wrap=True, overflow="ellipsis")
         known = [k for k in TIER_ORDER if k in self.tiers] + [k for k in self.tiers if k not in TIER_ORDER]

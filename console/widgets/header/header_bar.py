@@ -38,7 +38,12 @@ class HeaderBar(Widget):
             "loading": v.get("model-loading", ""),
             "failed": v.get("model-failed", ""),
         }.get(self.model_state, "")
-        state_label = {"ready": "● ready", "running": "◐ working", "loading": "○ loading model…", "failed": "✕ model unavailable"}.get(self.model_state, self.model_state)
+        state_label = {
+            "ready": "● ready",
+            "running": "◐ working",
+            "loading": "○ loading model…",
+            "failed": "✕ model unavailable",
+        }.get(self.model_state, self.model_state)
         muted = v.get("muted", "")
         t = Text(no_wrap=True, overflow="ellipsis")
         t.append("◆ Lantern ", style=f"bold {v.get('primary', '')}")
@@ -60,7 +65,11 @@ class HeaderBar(Widget):
         if self.pending:
             plural = "s" if self.pending > 1 else ""
             style = f"bold {v.get('risk-high', '')}"
-            for label in (f"  ⚠ {self.pending} approval{plural} waiting", f"  ⚠ {self.pending} approval{plural}", f"  ⚠ {self.pending}"):
+            for label in (
+                f"  ⚠ {self.pending} approval{plural} waiting",
+                f"  ⚠ {self.pending} approval{plural}",
+                f"  ⚠ {self.pending}",
+            ):
                 if t.cell_len + cell_len(label) <= room:
                     t.append(label, style=style)
                     break

@@ -148,7 +148,10 @@ class Inspector(Vertical):
         if report.ok:
             warn = sum(1 for i in report.issues if i.level == "warning")
             extra = "" if report.schema_checked else "  (schema check unavailable: kubernetes client missing)"
-            self._status(f"✓ {len(report.documents)} valid: {docs}" + (f"  · {warn} warning(s)" if warn else "") + extra, "status-ok")
+            self._status(
+                f"✓ {len(report.documents)} valid: {docs}" + (f"  · {warn} warning(s)" if warn else "") + extra,
+                "status-ok",
+            )
         else:
             n = sum(1 for i in report.issues if i.level == "error")
             self._status(f"✗ {n} problem{'s' if n != 1 else ''} · {docs}", "status-error")
@@ -156,7 +159,10 @@ class Inspector(Vertical):
         for i, issue in enumerate(report.issues):
             label = Text(no_wrap=True, overflow="ellipsis")
             label.append(f"L{issue.line:<4}", style="bold")
-            label.append("✗ " if issue.level == "error" else "! ", style=v.get("status-error" if issue.level == "error" else "status-partial", ""))
+            label.append(
+                "✗ " if issue.level == "error" else "! ",
+                style=v.get("status-error" if issue.level == "error" else "status-partial", ""),
+            )
             label.append(issue.message)
             issues.add_option(Option(label, id=str(i)))
         errors = [i for i in report.issues if i.level == "error"]
@@ -191,7 +197,9 @@ class Inspector(Vertical):
             self.post_message(self.TurnRequested(diff_prompt(text)))
         elif event.action == "apply":
             if self.report is not None and not self.report.ok:
-                self._status("Fix the errors above first: a manifest that does not validate is not applied.", "status-error")
+                self._status(
+                    "Fix the errors above first: a manifest that does not validate is not applied.", "status-error"
+                )
                 return
             self.post_message(self.ApplyRequested(text))
 

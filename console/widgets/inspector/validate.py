@@ -152,7 +152,9 @@ _LIST = re.compile(r"^List\[(.+)\]$")
 _DICT = re.compile(r"^Dict\[str, (.+)\]$")
 
 
-def _check(value: Any, node: yaml.Node | None, typ: str, path: str, models: Any, doc: Document, out: list[Issue]) -> None:
+def _check(
+    value: Any, node: yaml.Node | None, typ: str, path: str, models: Any, doc: Document, out: list[Issue]
+) -> None:
     line = _line(node, doc.start_line)
     if value is None:
         return
@@ -180,7 +182,13 @@ def _check(value: Any, node: yaml.Node | None, typ: str, path: str, models: Any,
         if typ == "object":
             return
         if isinstance(value, (dict, list)):
-            out.append(Issue(line, f"{path}: expected {typ}, got a {'mapping' if isinstance(value, dict) else 'list'}", doc=doc.index))
+            out.append(
+                Issue(
+                    line,
+                    f"{path}: expected {typ}, got a {'mapping' if isinstance(value, dict) else 'list'}",
+                    doc=doc.index,
+                )
+            )
         elif typ == "bool" and not isinstance(value, bool):
             out.append(Issue(line, f"{path}: expected true or false, got {value!r}", doc=doc.index))
         elif typ in ("int", "float") and (isinstance(value, bool) or not isinstance(value, (int, float))):
@@ -212,7 +220,14 @@ def check_schema(doc: Document, models: Any) -> list[Issue]:
         return []
     cls = model_class(d["apiVersion"], d["kind"], models)
     if cls is None:
-        return [Issue(doc.start_line, f"{d['apiVersion']}/{d['kind']} is not a built-in kind; only required fields were checked", "warning", doc.index)]
+        return [
+            Issue(
+                doc.start_line,
+                f"{d['apiVersion']}/{d['kind']} is not a built-in kind; only required fields were checked",
+                "warning",
+                doc.index,
+            )
+        ]
     out: list[Issue] = []
     _check(d, doc.node, cls.__name__, "", models, doc, out)
     return out

@@ -19,7 +19,17 @@ from textual.widgets import Static
 
 from console.keys import bindings
 
-STATUS_MARK = {"ok": "✓", "error": "✗", "partial": "◑", "blocked": "⊘", "denied": "⊗", "refused": "↺", "cancelled": "–", "running": "…", "awaiting": "?"}
+STATUS_MARK = {
+    "ok": "✓",
+    "error": "✗",
+    "partial": "◑",
+    "blocked": "⊘",
+    "denied": "⊗",
+    "refused": "↺",
+    "cancelled": "–",
+    "running": "…",
+    "awaiting": "?",
+}
 """One glyph per call status (colour comes from the theme)."""
 
 
@@ -103,7 +113,11 @@ class StepBlock(Static):
         for c in self.calls.values():
             if lines:
                 lines.append("\n")
-            style = v.get(f"status-{c.status}", v.get("status-running", "")) if c.status != "awaiting" else v.get("risk-high", "")
+            style = (
+                v.get(f"status-{c.status}", v.get("status-running", ""))
+                if c.status != "awaiting"
+                else v.get("risk-high", "")
+            )
             lines.append(f"{STATUS_MARK.get(c.status, '?')} ", style=f"bold {style}")
             lines.append(c.tool, style="bold")
             if c.risk != "read":

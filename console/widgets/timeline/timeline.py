@@ -13,7 +13,6 @@ from textual.widgets.data_table import ColumnKey
 
 from console.keys import bindings
 
-
 STATUS_WORD = {"error": "failed"}
 """A status as the Timeline says it: a call that ran and failed is 'failed'; one the guard did
 not run is 'refused', one a person turned down 'denied', one the policy stopped 'blocked'."""

@@ -17,10 +17,27 @@ from typing import Any
 
 import yaml
 
-SKIP = {"generic-api-key", "kubernetes-secret-yaml", "private-key", "jwt", "jwt-base64", "curl-auth-header", "curl-auth-user"}
+SKIP = {
+    "generic-api-key",
+    "kubernetes-secret-yaml",
+    "private-key",
+    "jwt",
+    "jwt-base64",
+    "curl-auth-header",
+    "curl-auth-user",
+}
 """The structures rules.yaml expresses once (key-value assignments, Secret manifests, private keys,
 JWTs, auth headers and URL credentials): a second copy would only disagree about the span."""
-_POSIX = {"[:alnum:]": "a-zA-Z0-9", "[:alpha:]": "a-zA-Z", "[:digit:]": "0-9", "[:upper:]": "A-Z", "[:lower:]": "a-z", "[:xdigit:]": "0-9a-fA-F", "[:space:]": r"\s", "[:punct:]": r"!-/:-@\[-`{-~"}
+_POSIX = {
+    "[:alnum:]": "a-zA-Z0-9",
+    "[:alpha:]": "a-zA-Z",
+    "[:digit:]": "0-9",
+    "[:upper:]": "A-Z",
+    "[:lower:]": "a-z",
+    "[:xdigit:]": "0-9a-fA-F",
+    "[:space:]": r"\s",
+    "[:punct:]": r"!-/:-@\[-`{-~",
+}
 
 
 def _group_end(rx: str, i: int) -> int:
@@ -72,7 +89,11 @@ def port(data: dict[str, Any]) -> list[dict[str, Any]]:
             compiled = re.compile(rx)
         except re.error:
             continue
-        rule: dict[str, Any] = {"id": r["id"], "regex": rx, "group": int(r.get("secretGroup") or (1 if compiled.groups else 0))}
+        rule: dict[str, Any] = {
+            "id": r["id"],
+            "regex": rx,
+            "group": int(r.get("secretGroup") or (1 if compiled.groups else 0)),
+        }
         if r.get("keywords"):
             rule["keywords"] = sorted({k.lower() for k in r["keywords"]})
         if r.get("entropy"):
