@@ -240,7 +240,7 @@ class VerbatimContext:
     """The simplest ContextBuilder: system prompt plus the whole history, no compaction."""
 
     def build(self, ctx: TurnContext, system: str, tools: list[ToolSpec]) -> tuple[list[Message], list[Any]]:
-        msgs = [Message(role="system", content=system), *history_messages(ctx.session.events)]
+        msgs = [Message(role="system", content=system), *history_messages(ctx.events)]
         return msgs, []
 
 

@@ -21,7 +21,7 @@ import contextvars
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine import events as ev
 from engine.context.ledger import Ledger
@@ -29,6 +29,9 @@ from engine.context.tokens import TokenCounter
 from engine.context.trim import ProjectionError, call_line, digest, first_sentences, key_lines, project_json
 from engine.loop import tool_message_text
 from engine.models.base import Message, Model, ToolCall, ToolSpec
+
+if TYPE_CHECKING:
+    from engine.loop import TurnContext
 
 VERBATIM, REDUCED, SUMMARISED, DROPPED = 0, 1, 2, 3
 
@@ -643,12 +646,12 @@ class CompactingContext:
                     return i
         return 0
 
-    def build(self, ctx: Any, system: str, tools: list[ToolSpec]) -> tuple[list[Message], list[Any]]:
+    def build(self, ctx: TurnContext, system: str, tools: list[ToolSpec]) -> tuple[list[Message], list[Any]]:
         """The loop's ContextBuilder: messages for this step, plus DetailDropped and ContextGauge events."""
         if self.toolbox is None:
             self.toolbox = getattr(ctx.session, "toolbox", None)
         ACTIVE.set(self)
-        c = self.compact(ctx.session.events, system, tools)
+        c = self.compact(ctx.events, system, tools)
         out: list[Any] = []
         for d in c.new_drops:
             out.append(

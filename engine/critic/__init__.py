@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine import events as ev
 from engine.critic.plan import Step, Verdict, review_plan
 from engine.models.base import ToolCall
+
+if TYPE_CHECKING:
+    from engine.loop import TurnContext
 
 __all__ = ["PlanCritic", "Step", "Verdict", "review_plan"]
 
@@ -29,12 +32,12 @@ class PlanCritic:
         self.hints = hints or []
         """Short lessons from earlier sessions' scores, appended to findings when relevant."""
 
-    async def review(self, calls: list[ToolCall], ctx: Any) -> tuple[str, list[str], list[dict[str, Any]]]:
+    async def review(self, calls: list[ToolCall], ctx: TurnContext) -> tuple[str, list[str], list[dict[str, Any]]]:
         toolbox = ctx.session.toolbox
         steps = [Step(c.name, dict(c.arguments), toolbox.risk_of(c.name)) for c in calls]
         names = getattr(toolbox, "all_tool_names", None)
         available = names() if callable(names) else [c.name for c in calls]
-        v = review_plan(steps, evidence_text(ctx.session.events), available)
+        v = review_plan(steps, evidence_text(ctx.events), available)
         findings = list(v.findings)
         if v.verdict != "ok":
             tools = {s.tool for s in steps}

@@ -13,7 +13,12 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from engine import events as ev
+
+if TYPE_CHECKING:
+    from engine.loop import TurnContext
 
 # -- error classification ------------------------------------------------------------------
 
@@ -255,7 +260,7 @@ class Budgets:
     _tool_wall_turn: float = 0.0
     _tool_wall_session: float = 0.0
 
-    def sync(self, ctx: Any) -> None:
+    def sync(self, ctx: TurnContext) -> None:
         """Refresh model spend from the session's StepFinished events; reset the turn on a new turn."""
         if ctx.turn != self._turn_no:
             self._turn_no = ctx.turn
@@ -266,20 +271,19 @@ class Budgets:
         t_cost = s_cost = 0.0
         t_calls = s_calls = 0
         first_at = None
-        for e in ctx.session.events:
-            kind = getattr(e, "kind", "")
-            if kind == "step-finished":
+        for e in ctx.events:
+            if isinstance(e, ev.StepFinished):
                 tok = e.prompt_tokens + e.completion_tokens
                 s_tok += tok
                 s_cost += e.cost_usd
                 if e.turn == ctx.turn:
                     t_tok += tok
                     t_cost += e.cost_usd
-            elif kind == "tool-call-started":
+            elif isinstance(e, ev.ToolCallStarted):
                 s_calls += 1
                 if e.turn == ctx.turn:
                     t_calls += 1
-            elif kind == "user-message" and e.turn == ctx.turn and first_at is None:
+            elif isinstance(e, ev.UserMessage) and e.turn == ctx.turn and first_at is None:
                 first_at = e.at
         self.turn.tokens = t_tok + self._tool_tokens_turn
         self.session.tokens = s_tok + self._tool_tokens_session
@@ -287,7 +291,7 @@ class Budgets:
         self.turn.calls, self.session.calls = t_calls, s_calls
         if first_at is not None:
             try:
-                self.turn.wall_s = max(0.0, (ctx.session.clock() - first_at).total_seconds())
+                self.turn.wall_s = max(0.0, (ctx.now() - first_at).total_seconds())
             except (TypeError, AttributeError):
                 self.turn.wall_s = self._tool_wall_turn
         self.session.wall_s = max(self.session.wall_s, self._tool_wall_session)
@@ -316,9 +320,8 @@ class Budgets:
                     return f"Refused without running: the {scope} budget for {label} is spent ({getattr(spend, k):,.0f} of {lim:,.0f}). Answer with what you have."
         return None
 
-    def events(self, ctx: Any) -> list[Any]:
+    def events(self, ctx: TurnContext) -> list[Any]:
         """BudgetUpdate events for the turn and the session."""
-        from engine import events as ev
 
         out = []
         for scope, spend, limits in (

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine import events as ev
 from engine.models.base import ToolSpec
@@ -21,6 +21,9 @@ from engine.retrieval.rewrite import Rewrite, Rewriter, exchanges_from_events, s
 from engine.retrieval.search import Hit, HybridSearch, SearchConfig
 from engine.retrieval.text import STOPWORDS, is_report, split_identifier, stem, terms
 from engine.tools import Tool, ToolOutput
+
+if TYPE_CHECKING:
+    from engine.loop import TurnContext
 
 FIND_TOOLS = "find_tools"
 """Name of the always-offered meta-tool."""
@@ -276,7 +279,7 @@ class ToolSelector:
             taken += 1
         return Selection(names=names, reasons=reasons, query=rw.query, schema_tokens=spent, hits=hits, past=past)
 
-    async def select(self, ctx: Any) -> tuple[list[ToolSpec], Any | None]:
+    async def select(self, ctx: TurnContext) -> tuple[list[ToolSpec], ev.ToolSetChanged | None]:
         """Toolbox.select: the specs to offer at this step and a ToolSetChanged when the set changed."""
         self._turn = ctx.turn
         events = list(getattr(ctx.session, "events", []))
