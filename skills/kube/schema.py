@@ -392,7 +392,9 @@ def clear() -> None:
 
 
 # -- the API server's own verdict ------------------------------------------------------------------
-_SMD = re.compile(r"^\s*(\.[^\s:]+(?:\[[^\]]*\][^\s:]*)*): (.+)$", re.MULTILINE)
+# structured-merge-diff (server-side apply): '.spec.containers[name="api"].x: field not declared in schema', one per
+# line after 'errors:', or inline after 'failed to create typed patch object: ' when there is one
+_SMD = re.compile(r'(?:^|\s)(\.[A-Za-z_$][^\s:\[]*(?:\[[^\]]*\][^\s:\[]*)*): (.+)$', re.MULTILINE)
 _STRICT = re.compile(r'(unknown|duplicate) field "([^"]+)"')
 _SEG = re.compile(r'\.([^.\[]+)|\[([^\]]*)\]')
 _KV = re.compile(r'([\w.-]+)=("(?:[^"\\]|\\.)*"|[^,]*)')

@@ -159,6 +159,9 @@ def test_server_paths_map_to_lines() -> None:
     assert [(p.line, p.text) for p in server_problems(doc, smd)] == [
         (13, "spec.template.spec.containers[0].imagePullPolicyy: field not declared in schema (API server)"),
         (5, "metadata.labels.app: expected string, got 2 (API server)")]
+    inline = 'failed to create typed patch object: .spec.template.spec.containers[name="api"].imagePullPolicyy: field not declared in schema'
+    assert [(p.line, p.text) for p in server_problems(doc, inline)] == [
+        (13, "spec.template.spec.containers[0].imagePullPolicyy: field not declared in schema (API server)")]
     strict = 'strict decoding error: unknown field "spec.template.spec.containers[0].imagePullPolicyy", duplicate field "spec.replicas"'
     assert [(p.line, p.text) for p in server_problems(doc, strict)] == [
         (13, "spec.template.spec.containers[0].imagePullPolicyy: unknown field (API server)"), (7, "spec.replicas: duplicate field (API server)")]
@@ -191,3 +194,12 @@ def test_no_cluster_is_one_line(monkeypatch, tmp_path) -> None:
 def test_doc_names_itself() -> None:
     (doc,) = compose("apiVersion: v1\nkind: Service\nmetadata: {name: api, namespace: shop}\n")
     assert isinstance(doc, Doc) and doc.ref == "Service shop/api" and doc.line == 1
+
+
+def test_apply_order_puts_what_others_need_first() -> None:
+    from skills.kube.fix import apply_rank
+
+    kinds = ["ValidatingWebhookConfiguration", "Widget", "Deployment", "Service", "RoleBinding", "ConfigMap", "ServiceAccount",
+             "CustomResourceDefinition", "Namespace"]
+    assert sorted(kinds, key=apply_rank) == ["Namespace", "CustomResourceDefinition", "ServiceAccount", "ConfigMap", "RoleBinding",
+                                             "Service", "Deployment", "Widget", "ValidatingWebhookConfiguration"]
