@@ -11,7 +11,7 @@ from skills.sandbox.scenario import Match, ScenarioError, World, load_scenario, 
 
 
 def test_scenario_files_validate():
-    for name in ("oom", "bad-deploy", "expired-cert", "dns", "queue-backlog", "image-pull", "missing-config-key", "wrong-selector"):
+    for name in ("oom", "bad-deploy", "expired-cert", "dns", "queue-backlog", "image-pull", "missing-config-key", "wrong-selector", "wrong-port"):
         sc = load_scenario(name)
         assert sc.symptom and sc.namespace and sc.manifests
 
