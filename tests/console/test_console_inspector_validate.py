@@ -176,3 +176,25 @@ spec:
       - name: api
         image: api:1
 """
+
+
+async def test_a_paste_lands_once_and_one_that_is_not_unicode_is_mended() -> None:
+    from textual import events
+    from textual.app import App
+
+    class Harness(App[None]):
+        def compose(self):  # type: ignore[no-untyped-def]
+            yield Inspector(id="inspector", models=models, cluster=lambda: FakeCluster(), debounce_s=0.01)
+
+    app = Harness()
+    async with app.run_test(size=(100, 30)) as pilot:
+        inspector = app.query_one(Inspector)
+        inspector.query_one("#manifest").focus()
+        app.post_message(events.Paste(GOOD_FOR_MINI))
+        await pilot.pause(0.2)
+        assert inspector.text == GOOD_FOR_MINI
+        inspector.query_one("#manifest").load_text("")  # type: ignore[attr-defined]
+        app.post_message(events.Paste("data: {a: \"\ud800\"}\n"))
+        await pilot.pause(0.2)
+        assert inspector.text == 'data: {a: "\ufffd"}\n'
+        assert [n.message for n in app._notifications] == ["The paste had 1 character that is not valid Unicode; shown as \ufffd."]

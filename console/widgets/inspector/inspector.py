@@ -33,14 +33,16 @@ class ManifestEditor(TextArea):
     BINDINGS = bindings("inspector")
 
     async def _on_paste(self, event: events.Paste) -> None:
-        # a terminal can hand over bytes that are not Unicode (as lone surrogates): the editor cannot draw them
+        # Textual calls every class's _on_paste in turn: TextArea's inserts a clean paste. One that is not
+        # Unicode (a terminal's lone surrogates) would crash the editor: replaced here, TextArea's skipped.
         text, bad = valid_unicode(event.text)
-        if bad:
-            event.stop()
-            self.app.notify(_replaced(bad), severity="warning")
-            await super()._on_paste(events.Paste(text))
+        if not bad:
             return
-        await super()._on_paste(event)
+        event.prevent_default()
+        self.app.notify(_replaced(bad), severity="warning")
+        if not self.read_only and (result := self._replace_via_keyboard(text, *self.selection)):
+            self.move_cursor(result.end_location)
+            self.focus()
 
     def action_validate(self) -> None:
         """Check now."""
