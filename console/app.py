@@ -72,6 +72,7 @@ class LanternApp(App[int]):
         countdown_s: float = 5.0,
         store_path: str | None = None,
         inspector_models: Any = None,
+        inspector_cluster: Callable[[], Any] | None = None,
         start_engine: bool = True,
         blink: bool = True,
     ) -> None:
@@ -92,6 +93,8 @@ class LanternApp(App[int]):
         """The store file (None: under LANTERN_HOME)."""
         self.inspector_models = inspector_models
         """Kubernetes model module for the inspector (tests inject it)."""
+        self.inspector_cluster: Callable[[], Any] = inspector_cluster or self._cluster_check
+        """Gives the cluster the inspector checks manifests against (tests inject one)."""
         self.start_engine = start_engine
         """False leaves the engine unstarted (benchmarks of the bare UI)."""
         self.blink = blink
@@ -388,6 +391,12 @@ class LanternApp(App[int]):
 
     def on_dropped_list_recall_requested(self, message: DroppedList.RecallRequested) -> None:
         self.cmd_recall(message.item.ref, what=message.item.what)
+
+    def _cluster_check(self) -> Any:
+        """The cluster the kubernetes pack acts on, as the inspector checks against it (its schema, its dry run)."""
+        from skills.kube.schema import ClusterCheck
+
+        return ClusterCheck(self.cfg.context if self.cfg is not None else None)
 
     async def on_inspector_apply_requested(self, message: Any) -> None:
         bridge = self.bridge

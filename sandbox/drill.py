@@ -48,7 +48,29 @@ def _check(h: Healthy, ns: str, core: Any, apps: Any) -> list[str]:
         ep = core.read_namespaced_endpoints(name, ns)
         if not any(s.addresses for s in ep.subsets or []):
             problems.append(f"service {name} has no ready endpoints")
+    for name in h.service_ports:
+        problems.extend(_unserved_ports(name, ns, core))
     return problems
+
+
+def _unserved_ports(name: str, ns: str, core: Any) -> list[str]:
+    """The Service's endpoint ports that no container of the pod behind the address declares (connections there are refused)."""
+    out: list[str] = []
+    ep = core.read_namespaced_endpoints(name, ns)
+    for subset in ep.subsets or []:
+        for addr in subset.addresses or []:
+            ref = addr.target_ref
+            if ref is None or ref.kind != "Pod":
+                continue
+            pod = core.read_namespaced_pod(ref.name, ns)
+            declared = {p.container_port for c in pod.spec.containers for p in c.ports or []}
+            for port in subset.ports or []:
+                if port.port not in declared:
+                    listening = ", ".join(str(p) for p in sorted(declared)) or "no declared port"
+                    out.append(
+                        f"service {name}: port {port.name or port.port} goes to {port.port} on pod {ref.name}, which listens on {listening}"
+                    )
+    return sorted(set(out))
 
 
 def wait_healthy(sc: Scenario, home: Path | str | None = None, timeout: float | None = None) -> list[str]:

@@ -116,6 +116,8 @@ class Healthy(BaseModel):
     """Each has replicas > 0, all updated, ready and available, and the rollout observed."""
     endpoints: list[str] = Field(default_factory=list)
     """Each Service has at least one ready endpoint address."""
+    service_ports: list[str] = Field(default_factory=list)
+    """Each Service's ports reach a port its ready pods' containers declare (endpoints alone do not say a connection is accepted)."""
 
 
 class Drill(BaseModel):

@@ -24,15 +24,30 @@ def harness_app(
     context: Any = None,
     theme: str = "lantern-dark",
     models: Any = None,
+    cluster: Callable[[], Any] | None = None,
 ) -> LanternApp:
-    """A console over the real loop with the scripted model, UTC timestamps and no cursor blink."""
+    """A console over the real loop with the scripted model, UTC timestamps and no cursor blink; the inspector
+    checks against `cluster` (default: none, as on a machine without a kube context)."""
     return LanternApp(
         config=Config(model="scripted", namespace="payments", context="sandbox", theme=theme),
         session_factory=scripted_factory(script, tools, context=context or GaugeContext()),
         tz=dt.UTC,
         blink=False,
         inspector_models=models,
+        inspector_cluster=cluster or NoCluster,
     )
+
+
+class NoCluster:
+    """The inspector's cluster on a machine with no kube context (a snapshot never depends on the host's kubeconfig)."""
+
+    def schema(self) -> Any:
+        from skills.kube.schema import SchemaUnavailable
+
+        raise SchemaUnavailable("no kube context; `lantern sandbox up` starts a local cluster")
+
+    def dry_run(self, docs: list[Any], namespace: str = "default") -> list[Any]:
+        return []
 
 
 async def wait_for(pilot: Pilot[Any], cond: Callable[[], bool], timeout: float = 30.0) -> None:

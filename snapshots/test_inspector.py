@@ -51,3 +51,51 @@ class TestInspector:
             await wait_for(pilot, lambda: app.main.query_one(Inspector).report is not None)
 
         assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+WRONG_FIELDS = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: api
+  namespace: payments
+  labels: {app: api, tier: 2}
+spec:
+  replicas: two
+  template:
+    spec:
+      containers:
+      - name: api
+        image: registry.local/api:2.4.2
+        imagePullPolicyy: Always
+"""
+
+
+class TestInspectorClusterSchema:
+    """A pasted Deployment checked against the connected cluster's own schema: each problem at its line, with its field path."""
+
+    def test_wrong_fields(self, snap_compare):
+        from skills.kube.schema import ClusterSchema
+        from tests.skills.test_skills_kube_schema import DEFS
+
+        class Cluster:
+            def schema(self):
+                def fetch(path):
+                    if path == "/openapi/v2":
+                        return {"definitions": DEFS}
+                    raise LookupError(path)
+
+                return ClusterSchema(fetch, label="lantern-sandbox (v1.20)").load()
+
+            def dry_run(self, docs, namespace="default"):
+                return []
+
+        app = harness_app([], cluster=Cluster)
+
+        async def run_before(pilot):
+            await wait_for(pilot, lambda: ready(app))
+            await pilot.press("escape", "y")
+            app.post_message(events.Paste(WRONG_FIELDS))
+            await wait_for(pilot, lambda: app.main.query_one(Inspector).report is not None)
+
+        assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

@@ -28,6 +28,10 @@ ACTION_CHARS = 160
 def _short(value: Any) -> str:
     """An argument value as the call line shows it: strings bare, the rest as JSON."""
     if isinstance(value, str):
+        lines = value.strip().splitlines()
+        if len(lines) > 1:  # a manifest, a patch: its first line and its size keep the call on one line
+            first = lines[0] if len(lines[0]) <= 30 else lines[0][:29] + "…"
+            return f"{first} … ({len(lines)} lines)"
         return value if len(value) <= 40 else value[:39] + "…"
     text = json.dumps(value, ensure_ascii=False, default=str)
     return text if len(text) <= 40 else text[:39] + "…"

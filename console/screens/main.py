@@ -74,7 +74,11 @@ class MainScreen(Screen[None]):
             # Built on first use: the editor and its grammar are not needed for the first frame.
             from console.widgets.inspector.inspector import Inspector
 
-            await sw.mount(Inspector(id="inspector", models=self.inspector_models))
+            await sw.mount(
+                Inspector(
+                    id="inspector", models=self.inspector_models, cluster=getattr(self.app, "inspector_cluster", None)
+                )
+            )
             if not getattr(self.app, "blink", True):
                 self.query_one("#manifest").cursor_blink = False  # type: ignore[attr-defined]
         sw.current = "inspector" if sw.current == "investigate" else "investigate"

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 from skills.kube.client import Kube
+from skills.kube.schema import STRICT, Doc
 
 STRATEGIC = "application/strategic-merge-patch+json"
 MERGE = "application/merge-patch+json"
@@ -28,20 +29,42 @@ FIELD_MANAGER = "lantern"
 """The field manager of every server-side apply Lantern makes."""
 _WORKLOADS = {"deployment": "Deployment", "statefulset": "StatefulSet", "daemonset": "DaemonSet"}
 _DROP_META = ("managedFields", "resourceVersion", "generation", "uid", "selfLink", "creationTimestamp")
-# kinds applied first, so the objects a manifest's later documents refer to exist when they arrive
+# kinds applied first, so what a manifest's later documents refer to exists when they arrive
+# (Helm's install order, with CRDs early so their custom resources can follow)
 _APPLY_ORDER = [
     "Namespace",
     "CustomResourceDefinition",
+    "NetworkPolicy",
+    "ResourceQuota",
+    "LimitRange",
+    "PodSecurityPolicy",
+    "PodDisruptionBudget",
     "ServiceAccount",
-    "ClusterRole",
-    "Role",
-    "ClusterRoleBinding",
-    "RoleBinding",
-    "ConfigMap",
     "Secret",
+    "ConfigMap",
+    "StorageClass",
+    "PersistentVolume",
     "PersistentVolumeClaim",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "Role",
+    "RoleBinding",
     "Service",
+    "DaemonSet",
+    "Pod",
+    "ReplicationController",
+    "ReplicaSet",
+    "Deployment",
+    "HorizontalPodAutoscaler",
+    "StatefulSet",
+    "Job",
+    "CronJob",
+    "IngressClass",
+    "Ingress",
+    "APIService",
 ]
+_APPLY_LAST = ["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"]
+"""Webhooks last: one applied early could refuse the manifest's own objects."""
 
 
 class FixError(ValueError):
@@ -126,8 +149,15 @@ def _send(
     elif method == "replace":
         out = res.replace(body=body, name=name, namespace=ns, **extra)
     elif method == "apply":
+        # Strict: servers from 1.25 refuse unknown and duplicate fields instead of dropping them (older ones ignore it)
         out = res.server_side_apply(
-            body=body, name=name, namespace=ns, field_manager=FIELD_MANAGER, force_conflicts=True, **extra
+            body=body,
+            name=name,
+            namespace=ns,
+            field_manager=FIELD_MANAGER,
+            force_conflicts=True,
+            query_params=list(STRICT),
+            **extra,
         )
     elif method == "delete":
         out = res.delete(name=name, namespace=ns, **extra)
@@ -520,51 +550,150 @@ def patch_resource(
     )
 
 
-def _documents(manifest: str) -> list[dict[str, Any]]:
+def _documents(manifest: str) -> list[Doc]:
+    """The paste's documents (each knows its position and line), in the order they are applied."""
+    from skills.kube.schema import compose, yaml_error
+
     try:
-        docs = [d for d in yaml.safe_load_all(manifest) if d is not None]
+        docs = compose(manifest)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise FixError(
-            f"the manifest does not parse{where}: {getattr(exc, 'problem', None) or str(exc).splitlines()[0]}"
-        ) from None
+        line, message = yaml_error(exc, manifest)
+        raise FixError(f"the manifest does not parse: line {line}: {message}") from None
+    docs = [d for d in docs if d.data is not None]
     if not docs:
         raise FixError("the manifest is empty")
-    for i, d in enumerate(docs, 1):
+    for d in docs:
+        data = d.data
         if (
-            not isinstance(d, dict)
-            or not d.get("kind")
-            or not d.get("apiVersion")
-            or not (d.get("metadata") or {}).get("name")
+            not isinstance(data, dict)
+            or not data.get("kind")
+            or not data.get("apiVersion")
+            or not (data.get("metadata") or {}).get("name")
         ):
-            raise FixError(f"document {i} lacks apiVersion, kind or metadata.name")
-    order = {k: i for i, k in enumerate(_APPLY_ORDER)}
-    return sorted(docs, key=lambda d: order.get(d["kind"], len(order)))
+            raise FixError(f"document {d.index} (line {d.line}) lacks apiVersion, kind or metadata.name")
+    return sorted(docs, key=lambda d: apply_rank(d.data["kind"]))
 
 
-def apply_manifest(kube: Kube, manifest: str, namespace: str = "default", *, dry_run: bool = False) -> dict[str, Any]:
-    """Server-side apply a (multi-document) manifest as field manager `lantern`, in dependency order; stops at the first failure."""
+def apply_rank(kind: str) -> int:
+    """Where a kind goes in a manifest's apply order: what others refer to first, custom resources and webhooks last."""
+    if kind in _APPLY_LAST:
+        return len(_APPLY_ORDER) + 1 + _APPLY_LAST.index(kind)
+    return _RANK.get(kind, len(_APPLY_ORDER))
+
+
+_RANK = {k: i for i, k in enumerate(_APPLY_ORDER)}
+
+
+def _crd_kinds(docs: list[Doc]) -> dict[tuple[str, str], int]:
+    """(group, kind) → document number, for the CustomResourceDefinitions a manifest brings."""
+    out: dict[tuple[str, str], int] = {}
+    for d in docs:
+        if d.data["kind"] == "CustomResourceDefinition":
+            spec = d.data.get("spec") or {}
+            out[(str(spec.get("group") or ""), str((spec.get("names") or {}).get("kind") or ""))] = d.index
+    return out
+
+
+def _wait_established(kube: Kube, name: str, timeout: float = 30.0) -> None:
+    """Wait until a CRD just applied is served, then forget the cached discovery so its kind is found."""
+    import time
+
+    res = _resource(kube, "CustomResourceDefinition", "apiextensions.k8s.io/v1")
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        got = _live(res, name, None) or {}
+        if any(
+            c.get("type") == "Established" and c.get("status") == "True"
+            for c in (got.get("status") or {}).get("conditions") or []
+        ):
+            break
+        time.sleep(0.5)
+    kube.dynamic.resources.invalidate_cache()
+
+
+def _as_written(doc: Doc, ns: str | None, why: str) -> tuple[str, str]:
+    """(diff, object) of a document that cannot be dry-run yet (what it needs is created by an earlier one)."""
+    body = copy.deepcopy(doc.data)
+    if ns:
+        body["metadata"]["namespace"] = ns
+    label = _ref(body)
+    lines = yaml.safe_dump(clean(body), sort_keys=True, width=200).splitlines()
+    diff = "\n".join(difflib.unified_diff([], lines, f"live/{label}", f"as-written/{label} ({why})", n=3, lineterm=""))
+    return diff, label
+
+
+def _failed(doc: Doc, total: int, exc: BaseException, applied: list[str], rest: list[Doc], dry_run: bool) -> FixError:
+    """One line: which document failed (number, kind/name, line), the API server's words at their lines, what did not run and what did."""
     from kubernetes.client.exceptions import ApiException
 
     from skills.kube.client import explain
+    from skills.kube.schema import _message, server_problems
 
+    why = explain(exc)
+    if isinstance(exc, ApiException):
+        found = [p for p in server_problems(doc, _message(exc)) if p.path]
+        if found:
+            why = "; ".join(f"line {p.line}: {p.text}" for p in found)
+    msg = f"document {doc.index} of {total} ({doc.ref}, line {doc.line}) failed: {why}"
+    if rest:
+        msg += f"; {'not checked' if dry_run else 'not applied'}: {', '.join(f'document {d.index} ({d.ref})' for d in rest)}"
+    if applied:
+        msg += f"; applied before it: {', '.join(applied)}"
+    return FixError(msg)
+
+
+def apply_manifest(kube: Kube, manifest: str, namespace: str = "default", *, dry_run: bool = False) -> dict[str, Any]:
+    """Server-side apply a (multi-document) manifest as field manager `lantern`, in dependency order; the first failure
+    stops the rest and says which document (number, kind/name, line) and why.
+
+    A dry run cannot see what an earlier document would create: a document in a namespace the manifest creates, or of
+    a kind its CRD defines, is shown as written (and checked when applied)."""
     docs = _documents(manifest)
-    diffs, objects, previous, undo, applied = [], [], [], [], []
-    for i, doc in enumerate(docs, 1):
-        res = _resource(kube, doc["kind"], doc["apiVersion"])
-        ns = (doc["metadata"].get("namespace") or namespace) if res.namespaced else None
-        if ns:
-            doc["metadata"]["namespace"] = ns
-        name = doc["metadata"]["name"]
-        live = _live(res, name, ns)
+    total = max(d.index for d in docs)
+    crds = _crd_kinds(docs)
+    diffs: list[str] = []
+    objects: list[str] = []
+    previous: list[dict[str, Any]] = []
+    undo: list[str] = []
+    applied: list[str] = []
+    new_ns: dict[str, int] = {}
+    new_kinds: set[tuple[str, str]] = set()
+    notes: list[str] = []
+    for pos, doc in enumerate(docs):
+        d = doc.data
+        group = d["apiVersion"].rpartition("/")[0]
         try:
-            got = change(kube, res, name, ns, doc, dry_run=dry_run, method="apply", live=live)
-        except ApiException as exc:
-            done = f" ({', '.join(applied)} applied before it)" if applied else ""
-            raise FixError(
-                f"document {i} ({_ref(doc)}) failed: {explain(exc)}; the rest were not applied{done}"
-            ) from None
+            try:
+                res = _resource(kube, d["kind"], d["apiVersion"])
+            except Exception:
+                if (group, d["kind"]) not in crds:
+                    raise
+                if not dry_run:
+                    raise
+                # its CRD comes in this manifest: nothing serves the kind until it is applied
+                diff, label = _as_written(
+                    doc, d["metadata"].get("namespace") or namespace, f"its CRD is document {crds[(group, d['kind'])]}"
+                )
+                diffs.append(diff)
+                objects.append(label)
+                notes.append(f"{label} is shown as written: its kind is defined by document {crds[(group, d['kind'])]}")
+                continue
+            ns = (d["metadata"].get("namespace") or namespace) if res.namespaced else None
+            if ns:
+                d["metadata"]["namespace"] = ns
+            if dry_run and ns in new_ns:
+                diff, label = _as_written(doc, ns, f"namespace {ns} is document {new_ns[ns]}")
+                diffs.append(diff)
+                objects.append(label)
+                notes.append(f"{label} is shown as written: its namespace is created by document {new_ns[ns]}")
+                continue
+            name = d["metadata"]["name"]
+            live = _live(res, name, ns)
+            got = change(kube, res, name, ns, d, dry_run=dry_run, method="apply", live=live)
+        except Exception as exc:  # noqa: BLE001 - any refusal stops the rest, said in one line
+            raise _failed(doc, total, exc, applied, docs[pos + 1 :], dry_run) from None
+        if d["kind"] == "Namespace" and live is None:
+            new_ns[name] = doc.index
         objects.extend(got.get("objects") or [got.get("changed")])
         if dry_run:
             diffs.append(got["diff"])
@@ -574,9 +703,14 @@ def apply_manifest(kube: Kube, manifest: str, namespace: str = "default", *, dry
         undo.append(
             f"delete {got['changed']}" if live is None else f"re-apply the previous {got['changed']} (in this output)"
         )
+        if d["kind"] == "CustomResourceDefinition":
+            spec = d.get("spec") or {}
+            new_kinds.add((str(spec.get("group")), str((spec.get("names") or {}).get("kind"))))
+            _wait_established(kube, name)
     if dry_run:
-        diff = "\n".join(d for d in diffs if d)
-        return {"diff": diff, "objects": objects, "note": "" if diff else "no change: the live objects already match"}
+        diff = "\n".join(x for x in diffs if x)
+        note = "; ".join(notes) or ("" if diff else "no change: the live objects already match")
+        return {"diff": diff, "objects": objects, "note": note}
     return {"applied": applied, "field_manager": FIELD_MANAGER, "previous": previous, "undo": "; ".join(undo)}
 
 

@@ -54,6 +54,7 @@ def test_every_scenario_has_a_drill():
         "queue-backlog",
         "missing-config-key",
         "wrong-selector",
+        "wrong-port",
         "image-pull",
     } <= set(DRILLS)
 
@@ -73,3 +74,17 @@ def test_the_reference_fix_heals_with_a_previewed_approval(home, name):
 def test_an_unknown_drill_is_a_one_line_error(home):
     r = _drill(home, "run", "no-such-scenario", "--model", "reference", "--auto-approve")
     assert r.returncode == 2 and "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_wrong_port_is_unhealthy_by_its_own_condition_until_fixed(home):
+    """Endpoints exist while the Service points at a port nothing listens on: the condition must still say unhealthy."""
+    from sandbox.drill import unhealthy
+    from sandbox.scenario import apply_scenario, load_scenario
+
+    sc = load_scenario("wrong-port")
+    apply_scenario("wrong-port", home=home / "sandbox")
+    left = testing.wait_for(
+        "the ledger pods behind the Service",
+        lambda: [x for x in unhealthy(sc, home / "sandbox") if "listens on 8080" in x] or None,
+    )
+    assert all(x.startswith("service ledger: port http goes to 8081 on pod ledger-") for x in left), left

@@ -20,6 +20,7 @@ def test_scenario_files_validate():
         "image-pull",
         "missing-config-key",
         "wrong-selector",
+        "wrong-port",
     ):
         sc = load_scenario(name)
         assert sc.symptom and sc.namespace and sc.manifests

@@ -199,3 +199,118 @@ spec:
     )
     out = await tools["kubernetes.create_job_from_cronjob"].handler(args)
     assert out.status == "ok" and out.data["undo"] == "delete_resource job nightly-now"
+
+
+MULTI = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: fresh}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: "registry.example.com/data/report-api:2.0.7"}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: web-config, namespace: fresh}
+data: {MODE: fast}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: fresh}
+"""
+
+
+async def test_a_multi_document_manifest_previews_and_applies_in_dependency_order(sandbox, tools):
+    tool = tools["kubernetes.apply_manifest"]
+    preview = await tool.preview({"manifest": MULTI})
+    # the namespace first; what lives in it cannot be dry-run before it exists, so it is shown as written
+    assert preview.objects == ["Namespace/fresh", "ConfigMap/fresh/web-config", "Deployment/fresh/web"]
+    assert (
+        added(preview.diff, "MODE: fast")
+        and "as-written/Deployment/fresh/web (namespace fresh is document 3)" in preview.diff
+    )
+    assert "its namespace is created by document 3" in preview.note
+    out = await tool.handler({"manifest": MULTI})
+    assert out.status == "ok" and out.data["applied"] == [
+        "Namespace/fresh",
+        "ConfigMap/fresh/web-config",
+        "Deployment/fresh/web",
+    ]
+    assert _deploy_in(sandbox, "fresh", "web").spec.template.spec.containers[0].image.endswith(":2.0.7")
+
+
+def _deploy_in(sandbox, ns, name):
+    _, _, apps = testing.k8s_clients(sandbox)
+    return apps.read_namespaced_deployment(name, ns)
+
+
+async def test_one_failing_document_stops_the_rest_and_says_which(sandbox, tools):
+    manifest = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: broken}
+spec:
+  selector: {matchLabels: {app: broken}}
+  template:
+    metadata: {labels: {app: broken}}
+    spec:
+      containers:
+      - name: broken
+        image: registry.example.com/data/report-api:2.0.7
+        imagePullPolicyy: Always
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: before-broken}
+data: {A: "1"}
+---
+apiVersion: autoscaling/v1
+kind: HorizontalPodAutoscaler
+metadata: {name: broken}
+spec: {maxReplicas: 3, scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: broken}}
+"""
+    tool = tools["kubernetes.apply_manifest"]
+    args = {"manifest": manifest, "namespace": "analytics"}
+    with pytest.raises(PreviewFailed) as info:
+        await tool.preview(args)
+    assert str(info.value) == (
+        "document 1 of 3 (Deployment analytics/broken, line 1) failed: line 12: "
+        "spec.template.spec.containers[0].imagePullPolicyy: field not declared in schema (API server); "
+        "not checked: document 3 (HorizontalPodAutoscaler broken)"
+    )
+    out = await tool.handler(args)
+    assert out.status == "error" and "\n" not in out.text.strip() and "Traceback" not in out.text
+    assert (
+        "document 1 of 3 (Deployment analytics/broken, line 1) failed: line 12: spec.template.spec.containers[0].imagePullPolicyy"
+        in out.text
+        and "not applied: document 3 (HorizontalPodAutoscaler broken); applied before it: ConfigMap/analytics/before-broken"
+        in out.text
+    )
+    _, core, _ = testing.k8s_clients(sandbox)
+    assert core.read_namespaced_config_map("before-broken", "analytics").data == {"A": "1"}
+
+
+async def test_the_cluster_schema_and_the_api_servers_dry_run(sandbox, monkeypatch):
+    from skills.kube import schema
+
+    monkeypatch.setenv("KUBECONFIG", str(sandbox.kubeconfig))
+    clear_cache()
+    schema.clear()
+    check = schema.ClusterCheck(sandbox.context)
+    s = check.schema()
+    assert s.source == "openapi/v2" and s is check.schema(), "fetched once per cluster"
+    (doc,) = schema.compose(MULTI.split("---")[0].replace('image: "', 'imagePullPolicy: 3, image: "'))
+    assert [(p.line, p.text) for p in s.check(doc)] == [
+        (9, 'spec.template.spec.containers[0].imagePullPolicy: expected string, got integer 3 (quote it: "3")')
+    ]
+    (doc,) = schema.compose(
+        MULTI.split("---")[0]
+        .replace("namespace: fresh", "namespace: analytics")
+        .replace('image: "', 'imagePullPolicyy: x, image: "')
+    )
+    assert [(p.line, p.text) for p in check.dry_run([doc])] == [
+        (9, "spec.template.spec.containers[0].imagePullPolicyy: field not declared in schema (API server)")
+    ]

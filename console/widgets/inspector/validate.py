@@ -1,5 +1,6 @@
-"""Manifest checks for the inspector: multi-document YAML parsing with line numbers, and a
-structural check against the Kubernetes object schema (the kubernetes client's model classes).
+"""Manifest checks for the inspector: multi-document YAML parsing with line numbers, then a
+structural check against the connected cluster's own OpenAPI schema (skills.kube.schema), or,
+with no cluster to ask, against the kubernetes client's model classes.
 
 Pure functions, no UI: the inspector runs them in a thread (the model classes take ~1-2 s to import).
 """
@@ -60,7 +61,13 @@ class Report:
     documents: list[Document]
     issues: list[Issue]
     schema_checked: bool = True
-    """False when the kubernetes client could not be imported (only YAML and required fields checked)."""
+    """False when no schema was at hand (only YAML and required fields checked)."""
+    checked_against: str = ""
+    """What the fields were checked against: 'lantern-sandbox (v1.20) openapi/v2', 'the client's built-in schema'."""
+    note: str = ""
+    """Why the cluster's schema was not used (one line), or ''."""
+    server_checked: bool = False
+    """True when the API server's dry run also passed judgement."""
 
     @property
     def ok(self) -> bool:
@@ -72,9 +79,10 @@ def parse(text: str) -> tuple[list[Document], list[Issue]]:
     """Split and parse every document; a syntax error is reported at its line and stops parsing."""
     docs: list[Document] = []
     issues: list[Issue] = []
-    loader = yaml.SafeLoader(text)
+    index = 0
+    loader: yaml.SafeLoader | None = None
     try:
-        index = 0
+        loader = yaml.SafeLoader(text)  # reads the whole text first: a character YAML forbids fails here
         while loader.check_node():
             node = loader.get_node()
             index += 1
@@ -82,16 +90,14 @@ def parse(text: str) -> tuple[list[Document], list[Issue]]:
                 continue
             data = loader.construct_document(node)
             docs.append(Document(index=index, start_line=node.start_mark.line + 1, data=data, node=node))
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else 1
-        what = exc.problem or str(exc)
-        ctx = f" ({exc.context})" if exc.context else ""
-        issues.append(Issue(line, f"YAML syntax: {what}{ctx}", doc=index + 1))
     except yaml.YAMLError as exc:
-        issues.append(Issue(1, f"YAML: {exc}", doc=len(docs) + 1))
+        from skills.kube.schema import yaml_error
+
+        line, message = yaml_error(exc, text)
+        issues.append(Issue(line, message, doc=index + 1))
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     return docs, issues
 
 
@@ -208,7 +214,7 @@ def _check(
         if attr is None:
             close = difflib.get_close_matches(str(key), list(json_to_attr), n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
-            out.append(Issue(_line(kn, line), f"unknown field {where}{hint}", doc=doc.index))
+            out.append(Issue(_line(kn, line), f"{where}: unknown field{hint}", doc=doc.index))
             continue
         _check(v, vn, cls.openapi_types[attr], where, models, doc, out)
 
@@ -242,15 +248,53 @@ def load_models() -> Any:
     return models
 
 
-def check(text: str, models: Any = None) -> Report:
-    """Parse and validate a paste (call from a thread: importing the client is slow)."""
+def check(text: str, models: Any = None, *, schema: Any = None, note: str = "") -> Report:
+    """Parse and validate a paste (call from a thread: importing the client is slow).
+
+    With `schema` (a skills.kube.schema.ClusterSchema) the fields are checked against the cluster's
+    own; otherwise against the client's model classes, and `note` says why."""
+    from skills.kube.schema import Doc
+
     docs, issues = parse(text)
-    if models is None:
+    if schema is None and models is None:
         models = load_models()
     for doc in docs:
         doc.issues.extend(check_required(doc))
-        if models is not None:
+        if schema is not None and doc.node is not None:
+            doc.issues.extend(
+                Issue(p.line, p.text, p.level, p.doc) for p in schema.check(Doc(doc.index, doc.node, doc.data))
+            )
+        elif models is not None:
             doc.issues.extend(check_schema(doc, models))
         issues.extend(doc.issues)
     issues.sort(key=lambda i: (i.line, i.level != "error"))
-    return Report(documents=docs, issues=issues, schema_checked=models is not None)
+    against = (
+        f"{schema.label} {schema.source}"
+        if schema is not None
+        else ("the client's built-in schema" if models is not None else "")
+    )
+    return Report(
+        documents=docs,
+        issues=issues,
+        schema_checked=schema is not None or models is not None,
+        checked_against=against,
+        note=note,
+    )
+
+
+def add_server_check(report: Report, cluster: Any, namespace: str = "default") -> Report:
+    """The API server's dry run of a report's documents (a skills.kube.schema.ClusterCheck), its findings added at their lines."""
+    from skills.kube.schema import Doc
+
+    docs = [Doc(d.index, d.node, d.data) for d in report.documents if d.node is not None and isinstance(d.data, dict)]
+    if not docs:
+        return report
+    try:
+        problems = cluster.dry_run(docs, namespace)
+    except Exception as exc:  # noqa: BLE001 - the cluster went away between the schema and the dry run: one line
+        report.note = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return report
+    report.issues.extend(Issue(p.line, p.text, p.level, p.doc) for p in problems)
+    report.issues.sort(key=lambda i: (i.line, i.level != "error"))
+    report.server_checked = True
+    return report
