@@ -83,7 +83,7 @@ class TestApprovalOfAnApply:
         self._compare(snap_compare, (80, 24))
 
     def _compare(self, snap_compare, size):
-        from engine.tools import Preview, Tool
+        from engine.tools import Preview, Tool, ToolMeta
 
         async def handler(args):
             return {"applied": ["ConfigMap/payments/api-config", "Deployment/payments/api"]}
@@ -103,11 +103,7 @@ class TestApprovalOfAnApply:
             handler,
             risk="dangerous",
             pack="kubernetes",
-            meta={
-                "decision": "approve",
-                "rule": "default: dangerous actions need approval",
-                "rollback": "Delete the objects it created and re-apply the previous ones (both reported in the result).",
-            },
+            meta=ToolMeta(rollback="Delete the objects it created and re-apply the previous ones (both reported in the result)."),
             preview=preview,
         )
         app = harness_app([], [tool])
