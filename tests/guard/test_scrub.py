@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from engine.guard.partial import detect_partial
-from engine.guard.scrub import Scrubber
+from engine.guard.scrub import Scrubber, default_scrubber
 
 S = Scrubber()
 
@@ -123,3 +123,10 @@ def test_partial_markers():
     assert detect_partial({"items": [1, 2, 3]}, {"limit": 10}) is None
     assert detect_partial(None, declared="HTTP 206") == "partial: HTTP 206"
     assert detect_partial({"items": [1]}, declared="partial: 1 of ≥ 9 items") == "partial: 1 of ≥ 9 items"
+
+
+def test_an_image_path_with_p_slash_w_in_it_is_not_a_password():
+    s = default_scrubber()
+    for text in ("image: registry.example.com/shop/web:1.0.0", "ghcr.io/acme/group/worker:2.4"):
+        assert s.clean(text, [])[0] == text
+    assert "hunter2xyz" not in s.clean("P/W: hunter2xyz!", [])[0]
