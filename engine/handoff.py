@@ -308,50 +308,69 @@ def _finished(
 ) -> None:
     """A finished call: the outcome of a change, a call the policy blocked, or a read with its findings."""
     if c is not None:
-        c.status = {"ok": "ran", "partial": "ran"}.get(e.status, e.status)
-        c.output = _first(e.output or e.summary, 300)
-        if undo and c.status == "ran":
-            c.undo = undo.pop(0)
-        if c.status == "denied":
-            return  # the approver's answer is the timeline's line
-        details = [f"undo recorded: {c.undo}"] if c.undo else ([f"way back: {c.rollback}"] if c.rollback else [])
-        what = "changed" if c.status == "ran" else "not-run"
-        h.timeline.append(
-            Entry(
-                at=e.at,
-                turn=e.turn,
-                who="agent",
-                what=what,
-                text=f"{_call(e.tool, args)} → {e.status}: {c.output}",
-                details=details,
-            )
+        _change_finished(h, e, args, c, undo)
+    elif e.status == "blocked":
+        _blocked(h, e, args)
+    elif e.tool == "findings":
+        _ranked(h, e)
+    else:
+        _read_finished(h, e, args, engine_step)
+
+
+def _change_finished(
+    h: Handoff, e: ev.ToolCallFinished, args: dict[str, Any], c: Change, undo: list[str] | None
+) -> None:
+    """A change's outcome, with the undo recorded for it (or its declared way back)."""
+    c.status = {"ok": "ran", "partial": "ran"}.get(e.status, e.status)
+    c.output = _first(e.output or e.summary, 300)
+    if undo and c.status == "ran":
+        c.undo = undo.pop(0)
+    if c.status == "denied":
+        return  # the approver's answer is the timeline's line
+    details = [f"undo recorded: {c.undo}"] if c.undo else ([f"way back: {c.rollback}"] if c.rollback else [])
+    what = "changed" if c.status == "ran" else "not-run"
+    h.timeline.append(
+        Entry(
+            at=e.at,
+            turn=e.turn,
+            who="agent",
+            what=what,
+            text=f"{_call(e.tool, args)} → {e.status}: {c.output}",
+            details=details,
         )
-        return
-    if e.status == "blocked":
-        h.timeline.append(
-            Entry(
-                at=e.at,
-                turn=e.turn,
-                who="policy",
-                what="blocked",
-                text=f"{_call(e.tool, args)}: {_first(e.output or e.summary, 300)}",
-            )
+    )
+
+
+def _blocked(h: Handoff, e: ev.ToolCallFinished, args: dict[str, Any]) -> None:
+    """A call the policy blocked: a line in the timeline, and an open question (it did not run)."""
+    h.timeline.append(
+        Entry(
+            at=e.at,
+            turn=e.turn,
+            who="policy",
+            what="blocked",
+            text=f"{_call(e.tool, args)}: {_first(e.output or e.summary, 300)}",
         )
-        h.unknown.append(f"{_call(e.tool, args)} was blocked by the policy: it did not run.")
-        return
-    if e.tool == "findings":
-        # the engine's ranked summary of what its checks found so far
-        h.timeline.append(
-            Entry(
-                at=e.at,
-                turn=e.turn,
-                who="engine",
-                what="ranked",
-                text="the findings so far, strongest first",
-                details=[ln for ln in e.output.splitlines() if ln.strip()],
-            )
+    )
+    h.unknown.append(f"{_call(e.tool, args)} was blocked by the policy: it did not run.")
+
+
+def _ranked(h: Handoff, e: ev.ToolCallFinished) -> None:
+    """The engine's ranked summary of what its checks found so far."""
+    h.timeline.append(
+        Entry(
+            at=e.at,
+            turn=e.turn,
+            who="engine",
+            what="ranked",
+            text="the findings so far, strongest first",
+            details=[ln for ln in e.output.splitlines() if ln.strip()],
         )
-        return
+    )
+
+
+def _read_finished(h: Handoff, e: ev.ToolCallFinished, args: dict[str, Any], engine_step: bool) -> None:
+    """A read: its findings join the handoff's, and a read that failed leaves an open question."""
     details = []
     for line in e.findings:
         m = _FINDING.match(line)

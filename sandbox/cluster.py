@@ -23,6 +23,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -334,97 +335,126 @@ def _write_kubeconfig(lay: Layout, state: dict[str, Any]) -> None:
 
 
 def _argv(name: str, lay: Layout, state: dict[str, Any]) -> list[str]:
+    """The command line that starts one component of the sandbox cluster."""
     bins = _build.binaries()
     ports = state["ports"]
+    if name not in _COMMAND_LINES:
+        raise ValueError(name)
+    return _COMMAND_LINES[name](bins, lay, ports)
+
+
+def _etcd_url(ports: dict[str, int]) -> str:
+    return f"http://127.0.0.1:{ports['etcd_client']}"
+
+
+def _etcd_argv(bins: dict[str, Path], lay: Layout, ports: dict[str, int]) -> list[str]:
+    etcd_url = _etcd_url(ports)
+    peer = f"http://127.0.0.1:{ports['etcd_peer']}"
+    return [
+        str(bins["etcd"]),
+        "--name",
+        "lantern-sandbox",
+        "--data-dir",
+        str(lay.etcd_data),
+        "--listen-client-urls",
+        etcd_url,
+        "--advertise-client-urls",
+        etcd_url,
+        "--listen-peer-urls",
+        peer,
+        "--initial-advertise-peer-urls",
+        peer,
+        "--initial-cluster",
+        f"lantern-sandbox={peer}",
+        "--listen-metrics-urls",
+        "",
+        "--quota-backend-bytes",
+        str(512 * 1024 * 1024),
+        "--snapshot-count",
+        "5000",
+        "--logger",
+        "zap",
+        "--log-level",
+        "warn",
+    ]
+
+
+def _apiserver_argv(bins: dict[str, Path], lay: Layout, ports: dict[str, int]) -> list[str]:
+    etcd_url = _etcd_url(ports)
     p = lay.pki
-    etcd_url = f"http://127.0.0.1:{ports['etcd_client']}"
-    if name == "etcd":
-        peer = f"http://127.0.0.1:{ports['etcd_peer']}"
-        return [
-            str(bins["etcd"]),
-            "--name",
-            "lantern-sandbox",
-            "--data-dir",
-            str(lay.etcd_data),
-            "--listen-client-urls",
-            etcd_url,
-            "--advertise-client-urls",
-            etcd_url,
-            "--listen-peer-urls",
-            peer,
-            "--initial-advertise-peer-urls",
-            peer,
-            "--initial-cluster",
-            f"lantern-sandbox={peer}",
-            "--listen-metrics-urls",
-            "",
-            "--quota-backend-bytes",
-            str(512 * 1024 * 1024),
-            "--snapshot-count",
-            "5000",
-            "--logger",
-            "zap",
-            "--log-level",
-            "warn",
-        ]
-    if name == "kube-apiserver":
-        return [
-            str(bins["kube-apiserver"]),
-            f"--etcd-servers={etcd_url}",
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
-            f"--secure-port={ports['apiserver']}",
-            "--insecure-port=0",
-            f"--tls-cert-file={p / 'apiserver.crt'}",
-            f"--tls-private-key-file={p / 'apiserver.key'}",
-            f"--client-ca-file={p / 'ca.crt'}",
-            f"--token-auth-file={lay.tokens}",
-            "--authorization-mode=RBAC",
-            "--allow-privileged=true",
-            f"--service-account-key-file={p / 'sa.pub'}",
-            f"--service-account-signing-key-file={p / 'sa.key'}",
-            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-            f"--service-cluster-ip-range={SERVICE_CIDR}",
-            "--kubelet-preferred-address-types=InternalIP,Hostname",
-            f"--kubelet-client-certificate={p / 'kubelet-client.crt'}",
-            f"--kubelet-client-key={p / 'kubelet-client.key'}",
-            "--enable-priority-and-fairness=false",
-            "--profiling=false",
-            "--event-ttl=2h",
-            f"--cert-dir={lay.home / 'apiserver-certs'}",
-            "--v=1",
-        ]
-    if name == "kube-controller-manager":
-        return [
-            str(bins["kube-controller-manager"]),
-            f"--kubeconfig={lay.kubeconfig}",
-            "--leader-elect=false",
-            "--controllers=*,-nodelifecycle",
-            f"--service-account-private-key-file={p / 'sa.key'}",
-            f"--root-ca-file={p / 'ca.crt'}",
-            "--use-service-account-credentials=false",
-            f"--service-cluster-ip-range={SERVICE_CIDR}",
-            "--address=127.0.0.1",
-            f"--port={ports['controller_manager']}",
-            "--secure-port=0",
-            "--profiling=false",
-            f"--cert-dir={lay.home / 'cm-certs'}",
-            "--v=1",
-        ]
-    if name == "kube-scheduler":
-        return [
-            str(bins["kube-scheduler"]),
-            f"--kubeconfig={lay.kubeconfig}",
-            "--leader-elect=false",
-            "--address=127.0.0.1",
-            f"--port={ports['scheduler']}",
-            "--secure-port=0",
-            "--profiling=false",
-            "--v=1",
-        ]
-    if name == "agent":
-        return [sys.executable, "-m", "sandbox.agent", "--home", str(lay.home)]
-    raise ValueError(name)
+    return [
+        str(bins["kube-apiserver"]),
+        f"--etcd-servers={etcd_url}",
+        "--bind-address=127.0.0.1",
+        "--advertise-address=127.0.0.1",
+        f"--secure-port={ports['apiserver']}",
+        "--insecure-port=0",
+        f"--tls-cert-file={p / 'apiserver.crt'}",
+        f"--tls-private-key-file={p / 'apiserver.key'}",
+        f"--client-ca-file={p / 'ca.crt'}",
+        f"--token-auth-file={lay.tokens}",
+        "--authorization-mode=RBAC",
+        "--allow-privileged=true",
+        f"--service-account-key-file={p / 'sa.pub'}",
+        f"--service-account-signing-key-file={p / 'sa.key'}",
+        "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+        f"--service-cluster-ip-range={SERVICE_CIDR}",
+        "--kubelet-preferred-address-types=InternalIP,Hostname",
+        f"--kubelet-client-certificate={p / 'kubelet-client.crt'}",
+        f"--kubelet-client-key={p / 'kubelet-client.key'}",
+        "--enable-priority-and-fairness=false",
+        "--profiling=false",
+        "--event-ttl=2h",
+        f"--cert-dir={lay.home / 'apiserver-certs'}",
+        "--v=1",
+    ]
+
+
+def _controller_manager_argv(bins: dict[str, Path], lay: Layout, ports: dict[str, int]) -> list[str]:
+    p = lay.pki
+    return [
+        str(bins["kube-controller-manager"]),
+        f"--kubeconfig={lay.kubeconfig}",
+        "--leader-elect=false",
+        "--controllers=*,-nodelifecycle",
+        f"--service-account-private-key-file={p / 'sa.key'}",
+        f"--root-ca-file={p / 'ca.crt'}",
+        "--use-service-account-credentials=false",
+        f"--service-cluster-ip-range={SERVICE_CIDR}",
+        "--address=127.0.0.1",
+        f"--port={ports['controller_manager']}",
+        "--secure-port=0",
+        "--profiling=false",
+        f"--cert-dir={lay.home / 'cm-certs'}",
+        "--v=1",
+    ]
+
+
+def _scheduler_argv(bins: dict[str, Path], lay: Layout, ports: dict[str, int]) -> list[str]:
+    return [
+        str(bins["kube-scheduler"]),
+        f"--kubeconfig={lay.kubeconfig}",
+        "--leader-elect=false",
+        "--address=127.0.0.1",
+        f"--port={ports['scheduler']}",
+        "--secure-port=0",
+        "--profiling=false",
+        "--v=1",
+    ]
+
+
+def _agent_argv(bins: dict[str, Path], lay: Layout, ports: dict[str, int]) -> list[str]:
+    return [sys.executable, "-m", "sandbox.agent", "--home", str(lay.home)]
+
+
+_COMMAND_LINES: dict[str, Callable[[dict[str, Path], Layout, dict[str, int]], list[str]]] = {
+    "etcd": _etcd_argv,
+    "kube-apiserver": _apiserver_argv,
+    "kube-controller-manager": _controller_manager_argv,
+    "kube-scheduler": _scheduler_argv,
+    "agent": _agent_argv,
+}
+"""Component name → its command line, from the binaries, the layout and the ports this cluster uses."""
 
 
 _MARKERS = {

@@ -134,83 +134,101 @@ class MainScreen(Screen[None]):
         steps = self.query_one(StepList)
         timeline = self.query_one(Timeline)
         gauge = self.query_one(GaugeView)
-        if isinstance(e, ev.UserMessage):
-            conv.add_user(e.text)
-        elif isinstance(e, ev.ToolSetChanged) and e.loaded:
-            shown = [(n, e.reasons.get(n, "")) for n in e.loaded if e.reasons.get(n) != "pinned"]
-            if shown:
-                conv.tools_loaded(shown)
-            past = list(dict.fromkeys(r for n in e.loaded for r in getattr(e, "experience", {}).get(n, [])))
-            if past:
-                conv.notice("from experience: " + "; ".join(f"“{r[:70]}”" for r in past[:3]), "info")
-        elif isinstance(e, ev.AssistantMessage):
-            await conv.finish(e.turn, e.step, e.text, hypothesis=bool(e.tool_calls))
-            if e.tool_calls:
-                if e.text.strip():  # the model's intent, when it gave one; an empty line says nothing
-                    steps.set_hypothesis(e.turn, e.step, e.text.strip())
-                for c in e.tool_calls:
-                    if steps.block_of_call(c["id"]) is None:
-                        steps.call(
-                            e.turn,
-                            e.step,
-                            CallView(
-                                call_id=c["id"], tool=c["name"], arguments=c.get("arguments") or {}, status="running"
-                            ),
-                        )
-        elif isinstance(e, ev.ToolCallStarted):
-            steps.call(
-                e.turn,
-                e.step,
-                CallView(call_id=e.call_id, tool=e.tool, arguments=e.arguments, risk=e.risk, status="running"),
-            )
-            timeline.upsert(Row(call_id=e.call_id, at=e.at, tool=e.tool, status="running"))
-        elif isinstance(e, ev.ApprovalRequested):
-            if steps.block_of_call(e.call_id) is None:
-                steps.call(e.turn, 0, CallView(call_id=e.call_id, tool=e.tool, arguments=e.arguments, risk=e.risk))
-            steps.update_call(e.call_id, status="awaiting", risk=e.risk, approval=f"awaiting approval · rule {e.rule}")
-            timeline.upsert(Row(call_id=e.call_id, at=e.at, tool=e.tool, status="awaiting"))
-        elif isinstance(e, ev.ApprovalResolved):
-            verdict = "approved" if e.approved else "denied"
-            line = f"{verdict} by {e.by}" + (f": {e.reason}" if e.reason else "")
-            steps.update_call(e.call_id, approval=line, status="running" if e.approved else "denied")
-            row = timeline.get(e.call_id)
-            if row is not None:
-                row.status = "running" if e.approved else "denied"
-                timeline.upsert(row)
-        elif isinstance(e, ev.ToolCallFinished):
-            if steps.block_of_call(e.call_id) is None:
-                steps.call(e.turn, e.step, CallView(call_id=e.call_id, tool=e.tool, arguments={}))
-            steps.update_call(
-                e.call_id,
-                status=e.status,
-                summary=e.summary,
-                output=e.output,
-                output_ref=e.output_ref,
-                partial=e.partial,
-                duration_ms=e.duration_ms,
-                findings=list(e.findings),
-            )
-            row = timeline.get(e.call_id) or Row(call_id=e.call_id, at=e.at, tool=e.tool)
-            row.status, row.duration_ms, row.tokens = e.status, e.duration_ms, e.tokens
+        match e:
+            case ev.UserMessage():
+                conv.add_user(e.text)
+            case ev.ToolSetChanged() if e.loaded:
+                self._tools_loaded(conv, e)
+            case ev.AssistantMessage():
+                await self._assistant_message(conv, steps, e)
+            case ev.ToolCallStarted():
+                steps.call(
+                    e.turn,
+                    e.step,
+                    CallView(call_id=e.call_id, tool=e.tool, arguments=e.arguments, risk=e.risk, status="running"),
+                )
+                timeline.upsert(Row(call_id=e.call_id, at=e.at, tool=e.tool, status="running"))
+            case ev.ApprovalRequested():
+                self._approval_requested(steps, timeline, e)
+            case ev.ApprovalResolved():
+                self._approval_resolved(steps, timeline, e)
+            case ev.ToolCallFinished():
+                self._call_finished(steps, timeline, e)
+            case ev.ContextGauge():
+                gauge.update_gauge(e.used, e.budget, e.window, e.tiers, e.dropped)
+            case ev.DetailDropped():
+                gauge.add_dropped(
+                    Dropped(ref=e.ref, what=e.what, tokens=e.tokens, action=e.action, from_step=e.from_step)
+                )
+            case ev.Notice():
+                conv.notice(e.text, e.level)
+            case ev.ErrorEvent():
+                conv.notice(f"✗ {e.message}" + (f"\n  hint: {e.hint}" if e.hint else ""), "error")
+            case ev.CriticVerdict():
+                conv.notice(
+                    f"plan critic: {e.verdict}" + (" — " + "; ".join(e.findings) if e.findings else ""),
+                    "warning" if e.verdict != "ok" else "info",
+                )
+            case ev.TurnFinished():
+                tokens = e.prompt_tokens + e.completion_tokens
+                conv.turn_finished(
+                    f"— {e.reason} · {e.steps} step{'s' if e.steps != 1 else ''} · {tokens:,} tokens", e.reason
+                )
+
+    def _tools_loaded(self, conv: Conversation, e: ev.ToolSetChanged) -> None:
+        """Name the tools a step brought in (pinned ones go without saying) and what experience chose them."""
+        shown = [(n, e.reasons.get(n, "")) for n in e.loaded if e.reasons.get(n) != "pinned"]
+        if shown:
+            conv.tools_loaded(shown)
+        past = list(dict.fromkeys(r for n in e.loaded for r in getattr(e, "experience", {}).get(n, [])))
+        if past:
+            conv.notice("from experience: " + "; ".join(f"“{r[:70]}”" for r in past[:3]), "info")
+
+    async def _assistant_message(self, conv: Conversation, steps: StepList, e: ev.AssistantMessage) -> None:
+        """The model's text settles in the conversation; the calls it asks for appear in the
+        investigation before they start (a replayed call may already be there)."""
+        await conv.finish(e.turn, e.step, e.text, hypothesis=bool(e.tool_calls))
+        if not e.tool_calls:
+            return
+        if e.text.strip():  # the model's intent, when it gave one; an empty line says nothing
+            steps.set_hypothesis(e.turn, e.step, e.text.strip())
+        for c in e.tool_calls:
+            if steps.block_of_call(c["id"]) is None:
+                view = CallView(call_id=c["id"], tool=c["name"], arguments=c.get("arguments") or {}, status="running")
+                steps.call(e.turn, e.step, view)
+
+    def _approval_requested(self, steps: StepList, timeline: Timeline, e: ev.ApprovalRequested) -> None:
+        if steps.block_of_call(e.call_id) is None:
+            steps.call(e.turn, 0, CallView(call_id=e.call_id, tool=e.tool, arguments=e.arguments, risk=e.risk))
+        steps.update_call(e.call_id, status="awaiting", risk=e.risk, approval=f"awaiting approval · rule {e.rule}")
+        timeline.upsert(Row(call_id=e.call_id, at=e.at, tool=e.tool, status="awaiting"))
+
+    def _approval_resolved(self, steps: StepList, timeline: Timeline, e: ev.ApprovalResolved) -> None:
+        verdict = "approved" if e.approved else "denied"
+        line = f"{verdict} by {e.by}" + (f": {e.reason}" if e.reason else "")
+        steps.update_call(e.call_id, approval=line, status="running" if e.approved else "denied")
+        row = timeline.get(e.call_id)
+        if row is not None:
+            row.status = "running" if e.approved else "denied"
             timeline.upsert(row)
-        elif isinstance(e, ev.ContextGauge):
-            gauge.update_gauge(e.used, e.budget, e.window, e.tiers, e.dropped)
-        elif isinstance(e, ev.DetailDropped):
-            gauge.add_dropped(Dropped(ref=e.ref, what=e.what, tokens=e.tokens, action=e.action, from_step=e.from_step))
-        elif isinstance(e, ev.Notice):
-            conv.notice(e.text, e.level)
-        elif isinstance(e, ev.ErrorEvent):
-            conv.notice(f"✗ {e.message}" + (f"\n  hint: {e.hint}" if e.hint else ""), "error")
-        elif isinstance(e, ev.CriticVerdict):
-            conv.notice(
-                f"plan critic: {e.verdict}" + (" — " + "; ".join(e.findings) if e.findings else ""),
-                "warning" if e.verdict != "ok" else "info",
-            )
-        elif isinstance(e, ev.TurnFinished):
-            tokens = e.prompt_tokens + e.completion_tokens
-            conv.turn_finished(
-                f"— {e.reason} · {e.steps} step{'s' if e.steps != 1 else ''} · {tokens:,} tokens", e.reason
-            )
+
+    def _call_finished(self, steps: StepList, timeline: Timeline, e: ev.ToolCallFinished) -> None:
+        """A call's outcome in the investigation and the timeline (a call never seen starting gets a row)."""
+        if steps.block_of_call(e.call_id) is None:
+            steps.call(e.turn, e.step, CallView(call_id=e.call_id, tool=e.tool, arguments={}))
+        steps.update_call(
+            e.call_id,
+            status=e.status,
+            summary=e.summary,
+            output=e.output,
+            output_ref=e.output_ref,
+            partial=e.partial,
+            duration_ms=e.duration_ms,
+            findings=list(e.findings),
+        )
+        row = timeline.get(e.call_id) or Row(call_id=e.call_id, at=e.at, tool=e.tool)
+        row.status, row.duration_ms, row.tokens = e.status, e.duration_ms, e.tokens
+        timeline.upsert(row)
 
     def stream(self, turn: int, step: int, text: str) -> None:
         """Streamed answer text for a step (drawn at a steady rate)."""

@@ -278,6 +278,39 @@ _IMAGE_RE = re.compile(
     r"(?:\bImage:\s+|\bimage[\"']?\s*[:=]\s*[\"']?)([\w.-]+(?::\d+)?(?:/[\w.-]+)*(?::[\w][\w.-]{0,127})?(?:@sha256:[0-9a-f]{12,64})?)"
     r"|(?<![\w./-])((?:[a-z0-9.-]+\.[a-z]{2,}(?::\d+)?/)?[a-z0-9._-]+(?:/[a-z0-9._-]+)*:v?\d[\w.-]{0,60})(?![\w/])"
 )
+_SLASH_KINDS = {
+    "pod": "pod",
+    "po": "pod",
+    "deployment": "deployment",
+    "deploy": "deployment",
+    "statefulset": "deployment",
+    "sts": "deployment",
+    "daemonset": "deployment",
+    "ds": "deployment",
+    "replicaset": "deployment",
+    "rs": "deployment",
+    "node": "node",
+    "no": "node",
+    "namespace": "namespace",
+    "ns": "namespace",
+}
+"""The kind of a `kind/name` reference (singular, short names kept) → the ledger's kind; every
+workload counts as a deployment. Other kinds are kept as `resource`."""
+_KUBECTL_KINDS = {
+    "pod": "pod",
+    "pods": "pod",
+    "po": "pod",
+    "deployment": "deployment",
+    "deployments": "deployment",
+    "deploy": "deployment",
+    "node": "node",
+    "nodes": "node",
+    "no": "node",
+    "namespace": "namespace",
+    "namespaces": "namespace",
+    "ns": "namespace",
+}
+"""The resource type of a kubectl command line → the ledger's kind. Other types are kept as `resource`."""
 _CONTROLLED_RE = re.compile(r"\bControlled By:\s+(\w+)/(" + _NAME + r")")
 _TLD = r"com|net|org|io|dev|app|cloud|local|internal|svc|co|ai|sh|us|uk|de|gov|edu|info|biz|xyz|me|tech|site"
 _HOST_RE = re.compile(
@@ -508,6 +541,8 @@ class Extractor:
 
     # -- identifiers ----------------------------------------------------------------------------
     def _identifiers(self, text: str, out: list[_Found]) -> None:
+        """Kubernetes objects by the ways output names them (generated pod names, kind/name, kubectl
+        arguments, Controlled By, namespace and node fields), then images and hosts."""
         for m in _POD_GEN_RE.finditer(text):
             if _pod_like(m.group(1), m.group(2), m.group(3)):
                 out.append(_Found("pod", m.group(0)))
@@ -519,22 +554,7 @@ class Extractor:
                 else m.group(1).lower()
             )
             name = m.group(2)
-            kind = {
-                "pod": "pod",
-                "po": "pod",
-                "deployment": "deployment",
-                "deploy": "deployment",
-                "statefulset": "deployment",
-                "sts": "deployment",
-                "daemonset": "deployment",
-                "ds": "deployment",
-                "replicaset": "deployment",
-                "rs": "deployment",
-                "node": "node",
-                "no": "node",
-                "namespace": "namespace",
-                "ns": "namespace",
-            }.get(k)
+            kind = _SLASH_KINDS.get(k)
             if kind:
                 out.append(_Found(kind, name))
             else:
@@ -543,20 +563,7 @@ class Extractor:
             rtype, name = (m.group(1) or "").lower(), m.group(2)
             if name in _NAME_STOP or name.startswith("-"):
                 continue
-            kind = {
-                "pod": "pod",
-                "pods": "pod",
-                "po": "pod",
-                "deployment": "deployment",
-                "deployments": "deployment",
-                "deploy": "deployment",
-                "node": "node",
-                "nodes": "node",
-                "no": "node",
-                "namespace": "namespace",
-                "namespaces": "namespace",
-                "ns": "namespace",
-            }.get(rtype)
+            kind = _KUBECTL_KINDS.get(rtype)
             if kind:
                 out.append(_Found(kind, name))
             elif rtype:
@@ -569,6 +576,11 @@ class Extractor:
         for m in _NODE_RE.finditer(_subset(text, ("Node:", "nodeName", "node/", "node "))):
             if m.group(1).lower() not in _NAME_STOP:
                 out.append(_Found("node", m.group(1)))
+        self._images(text, out)
+        self._hosts(text, out)
+
+    def _images(self, text: str, out: list[_Found]) -> None:
+        """Container images (and the commit a tag carries); a bare name:port is a host, not an image."""
         for m in _IMAGE_RE.finditer(text):
             img = (m.group(1) or m.group(2) or "").rstrip(".,;")
             if not img or len(img) < 3 or ("/" not in img and ":" not in img):
@@ -583,6 +595,9 @@ class Extractor:
             t = _TAG_SHA_RE.search(tag)
             if t and any(c.isalpha() for c in t.group(1)) and any(c.isdigit() for c in t.group(1)):
                 out.append(_Found("sha", t.group(1)))
+
+    def _hosts(self, text: str, out: list[_Found]) -> None:
+        """Host names and IP addresses, with their port (a name whose first label is a number is left out)."""
         for m in _HOST_RE.finditer(text):
             host = m.group(1) or m.group(3)
             port = m.group(2) or m.group(4)

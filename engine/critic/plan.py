@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,32 +90,66 @@ def _owner(pod: str) -> str:
 
 def review_plan(steps: list[Step], evidence: str, available: Iterable[str]) -> Verdict:
     """Judge a plan against the evidence text (tool outputs, user messages) and the tools available."""
-    available = set(available)
-    findings: list[str] = []
-    suggested: list[dict[str, Any]] = []
-    verdict = "ok"
+    r = _Review(evidence=evidence, available=set(available))
+    _drop_repeats(r, steps)
+    for check in _CHECKS:
+        check(r)
+    if r.verdict != "ok" and not r.suggested:
+        low = evidence.lower()
+        r.suggested = [
+            {"tool": s.tool, "arguments": s.arguments}
+            for s in r.plan[:MAX_STEPS]
+            if not any(t.lower() not in low for t in s.targets())
+        ]
+    return Verdict(r.verdict, r.findings, r.suggested)
 
-    # 1. repeated steps
+
+_SEVERITY = {"ok": 0, "simplify": 1, "reject": 2}
+
+
+@dataclass
+class _Review:
+    """A review under way: the plan without its repeats, what it is judged against, and what the
+    checks found so far."""
+
+    evidence: str
+    available: set[str]
+    plan: list[Step] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)
+    suggested: list[dict[str, Any]] = field(default_factory=list)
+    verdict: str = "ok"
+
+    def flag(self, finding: str, verdict: str = "simplify") -> None:
+        """Note a finding; the verdict only ever grows stricter (ok → simplify → reject)."""
+        self.findings.append(finding)
+        if _SEVERITY[verdict] > _SEVERITY[self.verdict]:
+            self.verdict = verdict
+
+
+def _drop_repeats(r: _Review, steps: list[Step]) -> None:
+    """A step that repeats an earlier one is dropped from the plan the other checks judge."""
     seen: set[str] = set()
-    unique: list[Step] = []
     for s in steps:
         if s.key() in seen:
-            findings.append(f"{s.tool} {s.arguments} repeats an earlier step of the same plan")
-            verdict = "simplify"
+            r.flag(f"{s.tool} {s.arguments} repeats an earlier step of the same plan")
             continue
         seen.add(s.key())
-        unique.append(s)
+        r.plan.append(s)
 
-    # 2. steps whose target no evidence mentions
-    low = evidence.lower()
-    for s in unique:
+
+def _unseen_targets(r: _Review) -> None:
+    """Steps whose target no evidence mentions: a dangerous one is rejected outright."""
+    low = r.evidence.lower()
+    for s in r.plan:
         missing = [t for t in s.targets() if t.lower() not in low]
         if missing:
-            findings.append(f"{s.tool} acts on {', '.join(missing)}, which no tool output or message has shown")
-            verdict = "reject" if s.risk == "dangerous" else ("simplify" if verdict == "ok" else verdict)
+            finding = f"{s.tool} acts on {', '.join(missing)}, which no tool output or message has shown"
+            r.flag(finding, "reject" if s.risk == "dangerous" else "simplify")
 
-    # 3. dangerous step where a safer action of the same pack exists
-    for s in unique:
+
+def _safer_actions(r: _Review) -> None:
+    """A dangerous step where a gentler action of the same pack exists (SAFER) is swapped for it."""
+    for s in r.plan:
         if s.risk != "dangerous":
             continue
         for bad, good, why in SAFER:
@@ -123,54 +157,62 @@ def review_plan(steps: list[Step], evidence: str, available: Iterable[str]) -> V
                 continue  # a Service or a ConfigMap has no revisions to roll back to
             if _has(s.action, bad):
                 alt = next(
-                    (t for t in sorted(available) if t.startswith(s.pack + ".") and _has(t.rsplit(".", 1)[-1], good)),
+                    (t for t in sorted(r.available) if t.startswith(s.pack + ".") and _has(t.rsplit(".", 1)[-1], good)),
                     None,
                 )
                 if alt:
-                    findings.append(f"{s.tool} is dangerous and {alt} exists: {why}")
-                    verdict = "simplify" if verdict == "ok" else verdict
-                    suggested.append({"tool": alt, "arguments": _safer_args(s, alt)})
+                    r.flag(f"{s.tool} is dangerous and {alt} exists: {why}")
+                    r.suggested.append({"tool": alt, "arguments": _safer_args(s, alt)})
                 break
 
-    # 4. several pod deletions of one workload → one restart; long plans → fewer steps
-    deletes = [s for s in unique if _has(s.action, "delete_pod")]
+
+def _pod_deletions(r: _Review) -> None:
+    """Several pod deletions of one workload are one restart."""
+    deletes = [s for s in r.plan if _has(s.action, "delete_pod")]
     owners = {_owner(t) for s in deletes for t in s.targets()}
     if len(deletes) >= 2 and len(owners) == 1:
-        restart = next((t for t in sorted(available) if _has(t.rsplit(".", 1)[-1], "rollout_restart")), None)
-        findings.append(
+        restart = next((t for t in sorted(r.available) if _has(t.rsplit(".", 1)[-1], "rollout_restart")), None)
+        r.flag(
             f"{len(deletes)} pod deletions of one workload ({owners.pop()})"
             + (f": one {restart} does the same" if restart else ": one restart of the workload does the same")
         )
-        verdict = "simplify" if verdict == "ok" else verdict
-    if len(unique) > MAX_STEPS:
-        findings.append(
-            f"{len(unique)} write steps: the smallest fix usually takes one or two; drop the steps the evidence does not require"
-        )
-        verdict = "simplify" if verdict == "ok" else verdict
 
-    # 5. scale down then up of the same workload is a restart
-    scales = [s for s in unique if _has(s.action, "scale")]
+
+def _too_long(r: _Review) -> None:
+    """More write steps than a fix usually takes."""
+    if len(r.plan) > MAX_STEPS:
+        r.flag(
+            f"{len(r.plan)} write steps: the smallest fix usually takes one or two; drop the steps the evidence does not require"
+        )
+
+
+def _repeated_scaling(r: _Review) -> None:
+    """Scaling one workload down then up is a restart."""
     by_target: dict[str, list[Step]] = {}
-    for s in scales:
-        for t in s.targets():
-            by_target.setdefault(t, []).append(s)
+    for s in r.plan:
+        if _has(s.action, "scale"):
+            for t in s.targets():
+                by_target.setdefault(t, []).append(s)
     for t, ss in by_target.items():
         if len(ss) >= 2:
-            findings.append(f"{len(ss)} scale steps on {t}: a single scale (or a rollout restart) does the same")
-            verdict = "simplify" if verdict == "ok" else verdict
+            r.flag(f"{len(ss)} scale steps on {t}: a single scale (or a rollout restart) does the same")
 
-    # 6. fixes that do not fit the findings: the gentler or the right action, named
-    for finding in fix_findings(unique, evidence, available):
-        findings.append(finding)
-        verdict = "simplify" if verdict == "ok" else verdict
 
-    if verdict != "ok" and not suggested:
-        suggested = [
-            {"tool": s.tool, "arguments": s.arguments}
-            for s in unique[:MAX_STEPS]
-            if not any(t.lower() not in low for t in s.targets())
-        ]
-    return Verdict(verdict, findings, suggested)
+def _misfit_fixes(r: _Review) -> None:
+    """Fixes that do not fit the findings: the gentler or the right action, named (fix_findings)."""
+    for finding in fix_findings(r.plan, r.evidence, r.available):
+        r.flag(finding)
+
+
+_CHECKS: tuple[Callable[[_Review], None], ...] = (
+    _unseen_targets,
+    _safer_actions,
+    _pod_deletions,
+    _too_long,
+    _repeated_scaling,
+    _misfit_fixes,
+)
+"""The checks after the repeats are dropped, in the order their findings are reported."""
 
 
 _ROLLED_OUT = {"deployment", "deployments", "deploy", "statefulset", "sts", "daemonset", "ds"}

@@ -7,6 +7,7 @@ import base64
 import email.utils
 import random
 import time
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
@@ -176,66 +177,7 @@ async def run_rest(
             verify=conn.verify_tls,
             follow_redirects=True,
         ) as client:
-            collected: list[Any] = []
-            pages = 0
-            url: str = path
-            params: dict[str, Any] | None = dict(query)
-            partial: str | None = None
-            payload: Any = None
-            total: int | None = None
-            while True:
-                resp = await request(
-                    client,
-                    http.method,
-                    url,
-                    conn=conn,
-                    params=params,
-                    json=body if http.method not in ("GET", "HEAD") else None,
-                )
-                pages += 1
-                if resp.status_code >= 400:
-                    hint = ""
-                    if resp.status_code in (401, 403) and conn.credential and conn.credential not in secrets:
-                        from skills.credentials import env_var
-
-                        hint = f" [credential {conn.credential!r} is not set: run `lantern creds set {conn.credential}` or export {env_var(conn.credential)}]"
-                    return error(_describe(resp) + hint, secrets, status_code=resp.status_code)
-                payload = _json_or_text(resp)
-                # Slack-style APIs answer 200 with {"ok": false, "error": ...}
-                if isinstance(payload, dict) and payload.get("ok") is False:
-                    return error(
-                        f"{http.method} {path}: the API answered ok=false: {payload.get('error') or payload.get('message') or 'no reason given'}",
-                        secrets,
-                    )
-                if resp.status_code == 206:
-                    partial = "partial: the server answered 206 Partial Content"
-                # some servers (older RabbitMQ, simple fakes) ignore paging and answer the bare list
-                if http.items and "." not in http.items and isinstance(payload, list):
-                    payload = {http.items: payload}
-                if pag.total_path and total is None:
-                    t = dig(payload, pag.total_path)
-                    total = int(t) if isinstance(t, (int, float, str)) and str(t).isdigit() else None
-                items = _items(payload, http.items)
-                if pag.style == "none" or items is None:
-                    partial = partial or (f"partial: {_marker(payload)}" if _marker(payload) else None)
-                    break
-                collected.extend(items)
-                nxt = _next_page(resp, payload, pag, query, pages, len(items))
-                if nxt is None:
-                    break
-                if pages >= pag.max_pages or len(collected) >= pag.max_items:
-                    collected = collected[: pag.max_items]
-                    known = total if total is not None else len(collected) + 1
-                    partial = f"partial: {_count(len(collected))} of ≥ {_count(known)} items (stopped after {pages} page{'s' if pages > 1 else ''}; narrow the query for the rest)"
-                    break
-                url, params = nxt
-            if pag.style != "none" and _items(payload, http.items) is not None:
-                data: Any = collected
-                if http.items:
-                    data = dict(payload) if isinstance(payload, dict) else {}
-                    _set(data, http.items, collected)
-            else:
-                data = payload
+            got = await _fetch_pages(client, action, _Request(path, query, body), secrets)
     except httpx.TimeoutException:
         return error(
             f"{http.method} {path}: timed out after {timeout:g}s ({conn.base_url})", secrets, failure="timeout"
@@ -248,7 +190,109 @@ async def run_rest(
         )
     except httpx.HTTPError as exc:
         return error(f"{http.method} {path}: {type(exc).__name__}: {exc} ({conn.base_url})", secrets)
-    return finish(action, data, partial=partial, secrets=secrets)
+    if isinstance(got, ToolOutput):
+        return got
+    return finish(action, _shaped(action, got), partial=got.partial, secrets=secrets)
+
+
+@dataclass
+class _Request:
+    """The filled request of the first page; later pages follow the links or cursors it leads to."""
+
+    path: str
+    query: dict[str, Any]
+    body: Any
+
+
+@dataclass
+class _Pages:
+    """What the page loop gathered: the last page's payload, the items of every page, and why the
+    answer is incomplete (None when it is whole)."""
+
+    payload: Any = None
+    collected: list[Any] = field(default_factory=list)
+    partial: str | None = None
+
+
+async def _fetch_pages(
+    client: httpx.AsyncClient, action: Action, req: _Request, secrets: dict[str, str]
+) -> _Pages | ToolOutput:
+    """Call, then follow the pages until they end, a page has no list of items, or a cap is reached;
+    an error answer ends the call with an error output."""
+    conn, http, pag = action.pack.connection, action.http, action.pagination
+    assert http is not None
+    got = _Pages()
+    total: int | None = None
+    pages = 0
+    url: str = req.path
+    params: dict[str, Any] | None = dict(req.query)
+    while True:
+        json_body = req.body if http.method not in ("GET", "HEAD") else None
+        resp = await request(client, http.method, url, conn=conn, params=params, json=json_body)
+        pages += 1
+        if resp.status_code >= 400:
+            return _http_error(resp, conn, secrets)
+        payload = _json_or_text(resp)
+        # Slack-style APIs answer 200 with {"ok": false, "error": ...}
+        if isinstance(payload, dict) and payload.get("ok") is False:
+            reason = payload.get("error") or payload.get("message") or "no reason given"
+            return error(f"{http.method} {req.path}: the API answered ok=false: {reason}", secrets)
+        if resp.status_code == 206:
+            got.partial = "partial: the server answered 206 Partial Content"
+        # some servers (older RabbitMQ, simple fakes) ignore paging and answer the bare list
+        if http.items and "." not in http.items and isinstance(payload, list):
+            payload = {http.items: payload}
+        got.payload = payload
+        if pag.total_path and total is None:
+            total = _total(payload, pag.total_path)
+        items = _items(payload, http.items)
+        if pag.style == "none" or items is None:
+            got.partial = got.partial or (f"partial: {_marker(payload)}" if _marker(payload) else None)
+            return got
+        got.collected.extend(items)
+        nxt = _next_page(resp, payload, pag, req.query, pages, len(items))
+        if nxt is None:
+            return got
+        if pages >= pag.max_pages or len(got.collected) >= pag.max_items:
+            got.collected = got.collected[: pag.max_items]
+            got.partial = _capped(len(got.collected), total, pages)
+            return got
+        url, params = nxt
+
+
+def _http_error(resp: httpx.Response, conn: Connection, secrets: dict[str, str]) -> ToolOutput:
+    """An error answer as an error output; a refusal for want of an unset credential says how to set it."""
+    hint = ""
+    if resp.status_code in (401, 403) and conn.credential and conn.credential not in secrets:
+        from skills.credentials import env_var
+
+        hint = f" [credential {conn.credential!r} is not set: run `lantern creds set {conn.credential}` or export {env_var(conn.credential)}]"
+    return error(_describe(resp) + hint, secrets, status_code=resp.status_code)
+
+
+def _total(payload: Any, total_path: str) -> int | None:
+    """The item count the server reports for the whole answer, when it reports a whole number."""
+    t = dig(payload, total_path)
+    return int(t) if isinstance(t, (int, float, str)) and str(t).isdigit() else None
+
+
+def _capped(collected: int, total: int | None, pages: int) -> str:
+    """The partial note of an answer cut at the pack's page or item cap."""
+    known = total if total is not None else collected + 1
+    return f"partial: {_count(collected)} of ≥ {_count(known)} items (stopped after {pages} page{'s' if pages > 1 else ''}; narrow the query for the rest)"
+
+
+def _shaped(action: Action, got: _Pages) -> Any:
+    """The answer's data: a paged answer's items of every page, put back where the last page held its own."""
+    http = action.http
+    assert http is not None
+    if action.pagination.style == "none" or _items(got.payload, http.items) is None:
+        return got.payload
+    if not http.items:
+        return got.collected
+    data = dict(got.payload) if isinstance(got.payload, dict) else {}
+    _set(data, http.items, got.collected)
+    return data
 
 
 async def preview_rest(action: Action, args: dict[str, Any], **_: Any) -> Any:

@@ -518,77 +518,34 @@ def _probe_of(line: str) -> tuple[str, int | None]:
 
 
 def _read_describe_pod(state: ClusterState, text: str, ns: str) -> list[Hit]:
+    """Findings from a `describe pod`; what it showed stays in state.described for the checks that
+    look at the pod as a whole (pending with no scheduler, crashing, a sandbox runtime error)."""
     name = re.match(r"Name:\s+(\S+)", text).group(1)  # type: ignore[union-attr]
     workload = state.workload(name)
-    target = f"service/{workload}"
+    pod = _spec_shown(text, workload)
     shown = re.search(r"^Namespace:\s+(\S+)", text, re.M)
     d = Described(namespace=shown.group(1) if shown else ns)
     m = re.search(r"^Node:\s+(\S+)", text, re.M)
     d.node = (m.group(1).split("/")[0] if m else "").replace("<none>", "")
     status = re.search(r"^Status:\s+(\S+)", text, re.M)
     d.pending = bool(status and status.group(1) == "Pending")
-    sel = re.search(r"^Node-Selectors:\s+(.*)$", text, re.M)
-    node_selector = None if not sel else sel.group(1).strip() not in ("<none>", "")
-    ports = {int(p) for p in re.findall(r"^\s+Port:\s+(\d+)/", text, re.M)}
-    if ports:
-        state.container_ports.setdefault(workload, set()).update(ports)
-    probes = {k.lower(): _probe_of(v) for k, v in re.findall(r"^\s+(Liveness|Readiness):\s+(.*)$", text, re.M)}
+    if pod.ports:
+        state.container_ports.setdefault(workload, set()).update(pod.ports)
     events = text[text.find("\nEvents:") :] if "\nEvents:" in text else ""
     hits: list[Hit] = []
     if re.search(r"Reason:\s+OOMKilled", text):
         line = next((ln for ln in text.splitlines() if "OOMKilled" in ln), "OOMKilled")
-        hits.append(("oom_killed", target, line.strip(), 0.9))
+        hits.append(("oom_killed", pod.target, line.strip(), 0.9))
         d.oom = True
     if re.search(r"Reason:\s+(CrashLoopBackOff|Error)", text) or re.search(
         r"Back-off restarting failed container", events
     ):
         d.crashing = True
     for ln in events.splitlines():
-        parts = ln.split(None, 1)
-        if len(parts) < 2 or parts[0] != "Warning":
-            continue
-        rm = re.match(r"Warning\s+(\S+)\s+.*?\s{2,}(?:\S+(?:, \S+)*)\s{2,}(.*)$", ln.strip())
-        reason, msg = (rm.group(1), rm.group(2)) if rm else (parts[1].split()[0], parts[1])
-        low = msg.lower()
-        if reason == "FailedScheduling":
-            d.scheduling_events = True
-        if reason == "FailedCreatePodSandBox" and (
-            "containerd" in low and ("connection error" in low or "dial" in low or ".sock" in low)
-        ):
-            d.sandbox_runtime_error = True
-            if d.node:
-                hits.append(("containerd_unavailable", f"node/{d.node}", msg, 0.75))
-        if "probe failed" in low:
-            kind = "liveness" if low.startswith("liveness") else "readiness"
-            ptype, pport = probes.get(kind, ("", None))
-            if pport is not None and ports and pport not in ports:
-                hits.append(
-                    (
-                        f"{kind}_probe_incorrect_port",
-                        target,
-                        f"{kind} probe on port {pport}, container listens on {', '.join(map(str, sorted(ports)))}: {msg}",
-                        0.85,
-                    )
-                )
-            elif any(
-                s in low
-                for s in (
-                    "malformed http",
-                    "http/1.x transport",
-                    "gave http response",
-                    "does not look like a tls",
-                    "unimplemented",
-                    "not implement",
-                )
-            ) or (ptype == "http-get" and "grpc" in " ".join(p[0] for p in probes.values())):
-                hits.append((f"{kind}_probe_incorrect_protocol", target, f"{kind} probe {ptype}: {msg}", 0.8))
-            else:
-                hits.append(
-                    (f"{kind}_probe_incorrect_timing", target, f"{kind} probe {ptype} port {pport}: {msg}", 0.5)
-                )
-        else:
-            hits += _classify(state, reason, msg, target, ns, node_selector=node_selector)
-    hits += _container_states(state, text, target, d.namespace)
+        warning = _warning_event(ln)
+        if warning:
+            hits += _pod_warning_hits(state, d, pod, *warning, ns)
+    hits += _container_states(state, text, pod.target, d.namespace)
     if d.pending and not d.node and not d.scheduling_events:
         cp = sorted(state.control_plane) or ["master"]
         hits.append(
@@ -601,6 +558,93 @@ def _read_describe_pod(state: ClusterState, text: str, ns: str) -> list[Hit]:
         )
     state.described[name] = d
     return hits
+
+
+@dataclass
+class _PodSpecShown:
+    """What a described pod's spec says that its warning events are judged against."""
+
+    target: str
+    """The finding's object: the pod's workload as a service."""
+    ports: set[int]
+    """The ports its containers declare."""
+    probes: dict[str, tuple[str, int | None]]
+    """liveness/readiness → (kind, port)."""
+    node_selector: bool | None
+    """Whether it has a node selector (None when describe did not say)."""
+
+
+def _spec_shown(text: str, workload: str) -> _PodSpecShown:
+    """The ports, probes and node selector a `describe pod` shows."""
+    sel = re.search(r"^Node-Selectors:\s+(.*)$", text, re.M)
+    return _PodSpecShown(
+        target=f"service/{workload}",
+        ports={int(p) for p in re.findall(r"^\s+Port:\s+(\d+)/", text, re.M)},
+        probes={k.lower(): _probe_of(v) for k, v in re.findall(r"^\s+(Liveness|Readiness):\s+(.*)$", text, re.M)},
+        node_selector=None if not sel else sel.group(1).strip() not in ("<none>", ""),
+    )
+
+
+def _warning_event(ln: str) -> tuple[str, str] | None:
+    """(reason, message) of a describe Events row of type Warning, None for any other line."""
+    parts = ln.split(None, 1)
+    if len(parts) < 2 or parts[0] != "Warning":
+        return None
+    rm = re.match(r"Warning\s+(\S+)\s+.*?\s{2,}(?:\S+(?:, \S+)*)\s{2,}(.*)$", ln.strip())
+    return (rm.group(1), rm.group(2)) if rm else (parts[1].split()[0], parts[1])
+
+
+def _pod_warning_hits(
+    state: ClusterState, d: Described, pod: _PodSpecShown, reason: str, msg: str, ns: str
+) -> list[Hit]:
+    """Findings from one warning event of a described pod; scheduling and sandbox failures are also
+    noted on `d`, for the checks that look at the pod as a whole."""
+    low = msg.lower()
+    hits: list[Hit] = []
+    if reason == "FailedScheduling":
+        d.scheduling_events = True
+    if reason == "FailedCreatePodSandBox" and (
+        "containerd" in low and ("connection error" in low or "dial" in low or ".sock" in low)
+    ):
+        d.sandbox_runtime_error = True
+        if d.node:
+            hits.append(("containerd_unavailable", f"node/{d.node}", msg, 0.75))
+    if "probe failed" in low:
+        hits.append(_probe_hit(pod, low, msg))
+    else:
+        hits += _classify(state, reason, msg, pod.target, ns, node_selector=pod.node_selector)
+    return hits
+
+
+_WRONG_PROTOCOL = (
+    "malformed http",
+    "http/1.x transport",
+    "gave http response",
+    "does not look like a tls",
+    "unimplemented",
+    "not implement",
+)
+"""Probe failure wordings of a probe that speaks another protocol than the container."""
+
+
+def _probe_hit(pod: _PodSpecShown, low: str, msg: str) -> Hit:
+    """A failed probe's cause: aimed at a port no container declares, speaking the wrong protocol, or
+    (failing that) timed too tightly."""
+    kind = "liveness" if low.startswith("liveness") else "readiness"
+    ptype, pport = pod.probes.get(kind, ("", None))
+    if pport is not None and pod.ports and pport not in pod.ports:
+        listens = ", ".join(map(str, sorted(pod.ports)))
+        return (
+            f"{kind}_probe_incorrect_port",
+            pod.target,
+            f"{kind} probe on port {pport}, container listens on {listens}: {msg}",
+            0.85,
+        )
+    if any(s in low for s in _WRONG_PROTOCOL) or (
+        ptype == "http-get" and "grpc" in " ".join(p[0] for p in pod.probes.values())
+    ):
+        return (f"{kind}_probe_incorrect_protocol", pod.target, f"{kind} probe {ptype}: {msg}", 0.8)
+    return (f"{kind}_probe_incorrect_timing", pod.target, f"{kind} probe {ptype} port {pport}: {msg}", 0.5)
 
 
 _STATE_REASON = re.compile(r"^[ \t]+Reason:[ \t]+(\S+)[ \t]*\n(?:[ \t]+Message:[ \t]+(.*)\n)?", re.M)

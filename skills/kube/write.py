@@ -260,42 +260,25 @@ def drain(
     dry_run: bool = False,
 ) -> dict[str, Any]:
     """Cordon a node and evict its pods (respecting PodDisruptionBudgets), as kubectl drain does."""
-    from kubernetes.client.exceptions import ApiException
-
     if dry_run:
         got = _set_unschedulable(kube, node, True, dry_run=True)
-        pods = kube.core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}").items
+        pods = _pods_on(kube, node)
         got["note"] = f"then evicts up to {len(pods)} pods on {node} (DaemonSet pods stay)"
         return got
 
     _set_unschedulable(kube, node, True)
-    pods = kube.core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}").items
     evict: list[Any] = []
     skipped: list[str] = []
     refused: list[str] = []
-    for p in pods:
+    for p in _pods_on(kube, node):
         ref = f"{p.metadata.namespace}/{p.metadata.name}"
-        ann = p.metadata.annotations or {}
-        if "kubernetes.io/config.mirror" in ann:
-            skipped.append(f"{ref} (mirror pod)")
-            continue
-        owner = next((o for o in p.metadata.owner_references or [] if o.controller), None)
-        if owner is not None and owner.kind == "DaemonSet":
-            if ignore_daemonsets:
-                skipped.append(f"{ref} (DaemonSet)")
-                continue
-            refused.append(f"{ref} is managed by a DaemonSet (set ignore_daemonsets)")
-            continue
-        if p.status.phase in ("Succeeded", "Failed"):
+        verdict, why = _drain_verdict(p, ignore_daemonsets, delete_emptydir_data, force)
+        if verdict == "skip":
+            skipped.append(f"{ref} ({why})")
+        elif verdict == "refuse":
+            refused.append(f"{ref} {why}")
+        else:
             evict.append(p)
-            continue
-        if owner is None and not force:
-            refused.append(f"{ref} has no controller and would not come back (set force)")
-            continue
-        if any(v.empty_dir is not None for v in p.spec.volumes or []) and not delete_emptydir_data:
-            refused.append(f"{ref} uses emptyDir data that would be lost (set delete_emptydir_data)")
-            continue
-        evict.append(p)
     if refused:
         return {
             "node": node,
@@ -304,9 +287,49 @@ def drain(
             "refused": refused,
             "note": "the node stays cordoned; nothing was evicted",
         }
+    evicted, blocked = _evict_each(kube, evict)
+    return {
+        "node": node,
+        "cordoned": True,
+        "evicted": evicted,
+        "still_terminating": _wait_until_gone(kube, node, evicted, wait_seconds),
+        "blocked": blocked,
+        "skipped": skipped,
+        "undo": f"uncordon {node} (evicted pods are recreated elsewhere by their controllers)",
+    }
+
+
+def _pods_on(kube: Kube, node: str) -> list[Any]:
+    return kube.core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}").items
+
+
+def _drain_verdict(p: Any, ignore_daemonsets: bool, delete_emptydir_data: bool, force: bool) -> tuple[str, str]:
+    """What kubectl drain does with one pod: ("evict", ""), ("skip", why) for mirror and ignored
+    DaemonSet pods, or ("refuse", why) for a pod whose loss the caller has not accepted (one refusal
+    stops the whole drain)."""
+    if "kubernetes.io/config.mirror" in (p.metadata.annotations or {}):
+        return "skip", "mirror pod"
+    owner = next((o for o in p.metadata.owner_references or [] if o.controller), None)
+    if owner is not None and owner.kind == "DaemonSet":
+        if ignore_daemonsets:
+            return "skip", "DaemonSet"
+        return "refuse", "is managed by a DaemonSet (set ignore_daemonsets)"
+    if p.status.phase in ("Succeeded", "Failed"):
+        return "evict", ""
+    if owner is None and not force:
+        return "refuse", "has no controller and would not come back (set force)"
+    if any(v.empty_dir is not None for v in p.spec.volumes or []) and not delete_emptydir_data:
+        return "refuse", "uses emptyDir data that would be lost (set delete_emptydir_data)"
+    return "evict", ""
+
+
+def _evict_each(kube: Kube, pods: list[Any]) -> tuple[list[str], list[str]]:
+    """Evict the pods one by one: (evicted or already gone, blocked by a PodDisruptionBudget)."""
+    from kubernetes.client.exceptions import ApiException
+
     evicted: list[str] = []
     blocked: list[str] = []
-    for p in evict:
+    for p in pods:
         ref = f"{p.metadata.namespace}/{p.metadata.name}"
         try:
             _evict(kube, p.metadata.name, p.metadata.namespace)
@@ -315,6 +338,7 @@ def drain(
             if exc.status == 429:
                 blocked.append(f"{ref} (a PodDisruptionBudget blocks it)")
             elif exc.status == 404:
+                # a 404 naming the Eviction resource is the API's, not the pod's
                 if "Eviction" in str(exc.body) or "the server could not find the requested resource" in str(exc.body):
                     raise NotAvailable(
                         f"pod eviction is not available on this cluster version (API server {kube.version_text})"
@@ -322,22 +346,16 @@ def drain(
                 evicted.append(f"{ref} (already gone)")
             else:
                 raise
+    return evicted, blocked
+
+
+def _wait_until_gone(kube: Kube, node: str, evicted: list[str], wait_seconds: int) -> list[str]:
+    """Wait up to wait_seconds for the evicted pods to leave the node; the ones still terminating."""
     deadline = time.monotonic() + max(0, wait_seconds)
     remaining = evicted
     while remaining and time.monotonic() < deadline:
-        still = {
-            f"{p.metadata.namespace}/{p.metadata.name}"
-            for p in kube.core.list_pod_for_all_namespaces(field_selector=f"spec.nodeName={node}").items
-        }
+        still = {f"{p.metadata.namespace}/{p.metadata.name}" for p in _pods_on(kube, node)}
         remaining = [r for r in evicted if r.split(" ")[0] in still]
         if remaining:
             time.sleep(1)
-    return {
-        "node": node,
-        "cordoned": True,
-        "evicted": evicted,
-        "still_terminating": remaining,
-        "blocked": blocked,
-        "skipped": skipped,
-        "undo": f"uncordon {node} (evicted pods are recreated elsewhere by their controllers)",
-    }
+    return remaining

@@ -8,9 +8,10 @@ call that was not recorded answers the way kubectl would (NotFound) rather than 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -165,90 +166,114 @@ def _text(value: Any) -> str:
 def answer(case: ReplayCase, tool: str, args: dict[str, Any]) -> ToolOutput:
     """The recorded output of `tool(args)` in this case, or a NotFound-style answer."""
     a = {k: v for k, v in args.items() if v is not None}
-    hit, value = False, None
-    if tool in ("GetResources", "DescribeResource"):
-        kind = _kind(a.get("resource_type"))
-        name = a.get("name") or ""
-        if tool == "DescribeResource" and not name:
-            out = ToolOutput(text="error: you must specify the name of the resource to describe", status="error")
-            case.calls.append({"tool": tool, "args": a, "hit": False})
-            return out
-        cands = []
-        for ns in _ns_candidates(case, kind, a.get("namespace")):
-            base: dict[str, Any] = {"resource_type": kind, "name": name}
-            if tool == "GetResources":
-                if a.get("output_wide"):
-                    base["output_wide"] = True
-                if a.get("show_labels"):
-                    base["show_labels"] = True
-                if a.get("label_selector"):
-                    base["label_selector"] = a["label_selector"]
-            cands.append(_with_ns(base, ns))
-        hit, value = case.lookup(tool, cands)
-        text = _text(value) if hit else _not_found(kind, name, a.get("namespace") or case.namespace)
-        status = "ok" if hit else "error"
-        if hit and not text.strip():
-            text = _not_found(kind, name, a.get("namespace") or case.namespace)
-    elif tool == "GetRecentLogs":
-        svc = str(a.get("service_name", ""))
+    got = _ANSWERERS.get(tool, _recorded_answer)(case, tool, a)
+    case.calls.append({"tool": tool, "args": a, "hit": got.hit})
+    return ToolOutput(text=got.text, data=got.value if got.hit else None, status=got.status)
+
+
+class _Answer(NamedTuple):
+    """Whether the call was recorded, the recorded value, and the text and status kubectl would give."""
+
+    hit: bool
+    value: Any
+    text: str
+    status: str
+
+
+def _resource_answer(case: ReplayCase, tool: str, a: dict[str, Any]) -> _Answer:
+    """GetResources and DescribeResource: looked up under each namespace the kind could be recorded in."""
+    kind = _kind(a.get("resource_type"))
+    name = a.get("name") or ""
+    if tool == "DescribeResource" and not name:
+        return _Answer(False, None, "error: you must specify the name of the resource to describe", "error")
+    cands = []
+    for ns in _ns_candidates(case, kind, a.get("namespace")):
+        base: dict[str, Any] = {"resource_type": kind, "name": name}
+        if tool == "GetResources":
+            if a.get("output_wide"):
+                base["output_wide"] = True
+            if a.get("show_labels"):
+                base["show_labels"] = True
+            if a.get("label_selector"):
+                base["label_selector"] = a["label_selector"]
+        cands.append(_with_ns(base, ns))
+    hit, value = case.lookup(tool, cands)
+    text = _text(value) if hit else _not_found(kind, name, a.get("namespace") or case.namespace)
+    if hit and not text.strip():
+        text = _not_found(kind, name, a.get("namespace") or case.namespace)
+    return _Answer(hit, value, text, "ok" if hit else "error")
+
+
+def _logs_answer(case: ReplayCase, tool: str, a: dict[str, Any]) -> _Answer:
+    """GetRecentLogs: the last lines of the service's recorded logs; a case whose logs.json could not
+    be read says so rather than claiming there are none."""
+    svc = str(a.get("service_name", ""))
+    try:
+        lines = max(1, int(a.get("lines") or 50))
+    except (TypeError, ValueError):
+        lines = 50
+    entries = case.logs.get(svc)
+    hit = entries is not None
+    unread = [n for n in case.notices if n.startswith("logs.json")]
+    if entries:
+        return _Answer(hit, None, "\n".join(str(x) for x in entries[-lines:]), "ok")
+    if hit:
+        return _Answer(
+            hit, None, f"No recent logs found for {svc} in {a.get('namespace') or case.namespace} namespace.", "ok"
+        )
+    if unread:
+        return _Answer(hit, None, f"No recent logs available for {svc}: the recorded {unread[0]}.", "ok")
+    return _Answer(hit, None, f'Error from server (NotFound): no logs recorded for service "{svc}"', "error")
+
+
+def _snapshot_answer(case: ReplayCase, tool: str, a: dict[str, Any]) -> _Answer:
+    """GetAlerts and GetClusterConfiguration: one recorded answer per case, whatever the arguments."""
+    hit, value = case.lookup(tool, [{}])
+    if not hit:
+        return _Answer(hit, value, f"Error: {tool} was not recorded for this case.", "error")
+    if value in ({}, [], "", None):
+        empty = "No active metric anomalies detected at this time." if tool == "GetAlerts" else "(empty)"
+        return _Answer(hit, value, empty, "ok")
+    return _Answer(hit, value, _text(value), "ok")
+
+
+def _recorded_answer(case: ReplayCase, tool: str, a: dict[str, Any]) -> _Answer:
+    """Any other tool: looked up by its arguments as given (namespace defaulted where the tool takes one,
+    a port as a number)."""
+    cand = dict(a)
+    if tool in ("GetErrorLogs", "CheckServiceConnectivity"):
+        cand["namespace"] = a.get("namespace") or case.namespace
+    if "port" in cand:
         try:
-            lines = max(1, int(a.get("lines") or 50))
+            cand["port"] = int(cand["port"])
         except (TypeError, ValueError):
-            lines = 50
-        entries = case.logs.get(svc)
-        hit = entries is not None
-        unread = [n for n in case.notices if n.startswith("logs.json")]
-        if entries:
-            text, status = "\n".join(str(x) for x in entries[-lines:]), "ok"
-        elif hit:
-            text, status = f"No recent logs found for {svc} in {a.get('namespace') or case.namespace} namespace.", "ok"
-        elif unread:
-            text, status = f"No recent logs available for {svc}: the recorded {unread[0]}.", "ok"
-        else:
-            text, status = f'Error from server (NotFound): no logs recorded for service "{svc}"', "error"
-    elif tool in ("GetAlerts", "GetClusterConfiguration"):
-        hit, value = case.lookup(tool, [{}])
-        if not hit:
-            text, status = f"Error: {tool} was not recorded for this case.", "error"
-        elif value in ({}, [], "", None):
-            text, status = (
-                ("No active metric anomalies detected at this time." if tool == "GetAlerts" else "(empty)"),
+            pass
+    hit, value = case.lookup(tool, [cand])
+    if not hit:
+        what = ", ".join(f"{k}={v}" for k, v in a.items())
+        text = f"Error from server (NotFound): {tool} has no recorded result for {what or 'these arguments'}"
+        return _Answer(hit, value, text, "error")
+    if value in ("", None, {}, []) or (isinstance(value, dict) and value.get("total_errors") == 0):
+        if tool == "GetErrorLogs":
+            return _Answer(
+                hit,
+                value,
+                f"No error logs found for {a.get('service_name')} in {cand.get('namespace')} namespace.",
                 "ok",
             )
-        else:
-            text, status = _text(value), "ok"
-    else:
-        cand = dict(a)
-        if tool in ("GetErrorLogs", "CheckServiceConnectivity"):
-            cand["namespace"] = a.get("namespace") or case.namespace
-        if "port" in cand:
-            try:
-                cand["port"] = int(cand["port"])
-            except (TypeError, ValueError):
-                pass
-        hit, value = case.lookup(tool, [cand])
-        if not hit:
-            what = ", ".join(f"{k}={v}" for k, v in a.items())
-            text, status = (
-                f"Error from server (NotFound): {tool} has no recorded result for {what or 'these arguments'}",
-                "error",
-            )
-        elif value in ("", None, {}, []) or (isinstance(value, dict) and value.get("total_errors") == 0):
-            text, status = (
-                (
-                    f"No error logs found for {a.get('service_name')} in {cand.get('namespace')} namespace."
-                    if tool == "GetErrorLogs"
-                    else "(empty)"
-                ),
-                "ok",
-            )
-        else:
-            text, status = (
-                (json.dumps(value, indent=1, ensure_ascii=False) if isinstance(value, dict) else _text(value)),
-                "ok",
-            )
-    case.calls.append({"tool": tool, "args": a, "hit": hit})
-    return ToolOutput(text=text, data=value if hit else None, status=status)
+        return _Answer(hit, value, "(empty)", "ok")
+    text = json.dumps(value, indent=1, ensure_ascii=False) if isinstance(value, dict) else _text(value)
+    return _Answer(hit, value, text, "ok")
+
+
+_ANSWERERS: dict[str, Callable[[ReplayCase, str, dict[str, Any]], _Answer]] = {
+    "GetResources": _resource_answer,
+    "DescribeResource": _resource_answer,
+    "GetRecentLogs": _logs_answer,
+    "GetAlerts": _snapshot_answer,
+    "GetClusterConfiguration": _snapshot_answer,
+}
+"""The tools answered by a rule of their own; every other tool by _recorded_answer."""
 
 
 async def run_replay(
