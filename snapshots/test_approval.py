@@ -103,7 +103,9 @@ class TestApprovalOfAnApply:
             handler,
             risk="dangerous",
             pack="kubernetes",
-            meta=ToolMeta(rollback="Delete the objects it created and re-apply the previous ones (both reported in the result)."),
+            meta=ToolMeta(
+                rollback="Delete the objects it created and re-apply the previous ones (both reported in the result)."
+            ),
             preview=preview,
         )
         app = harness_app([], [tool])

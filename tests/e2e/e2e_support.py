@@ -58,9 +58,7 @@ class TestApprover:
 
     async def ask(self, request: Any) -> ApprovalAnswer:
         self.asked.append(request)
-        return ApprovalAnswer(
-            self.approve, by="tester", reason=self.reason, call_hash=request.call_hash, request_id=request.request_id
-        )
+        return ApprovalAnswer.to(request, self.approve, "tester", self.reason)
 
 
 Step = Callable[["Investigator"], dict[str, Any]]
