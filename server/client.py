@@ -199,9 +199,15 @@ class Attachment:
 
 
 def _why(exc: BaseException) -> str:
+    """The cause in a few words: the innermost error of the chain (httpx wraps the socket's)."""
+    inner: BaseException | None = exc
+    while inner is not None:
+        if isinstance(inner, ConnectionRefusedError) or "refused" in str(inner).lower():
+            return "connection refused (is `lantern serve` running there?)"
+        if isinstance(inner, OSError) and inner.strerror:
+            return inner.strerror
+        inner = inner.__cause__ or inner.__context__
     text = str(exc) or type(exc).__name__
-    if "refused" in text.lower() or isinstance(exc, ConnectionRefusedError):
-        return "connection refused (is `lantern serve` running there?)"
     return text.splitlines()[0][:160]
 
 
