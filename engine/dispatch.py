@@ -127,7 +127,9 @@ class SharedApprover(Protocol):
     request, or from someone who may not approve it, is refused, audited and told to its sender
     (`refused`), and the request stays open for the next answer; the first valid one wins."""
 
-    async def ask(self, request: ev.ApprovalRequested) -> ApprovalAnswer: ...
+    async def ask(self, request: ev.ApprovalRequested) -> ApprovalAnswer | None:
+        """The next answer; None when no more will come (the request expired): the call is denied."""
+        ...
 
     def refused(self, request: ev.ApprovalRequested, answer: ApprovalAnswer, reason: str) -> None: ...
 

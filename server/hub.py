@@ -82,9 +82,15 @@ class RemoteApprover:
         """Accept answers for `request` from now on (called when the request is published)."""
         self._open.setdefault(request.request_id, asyncio.Queue())
 
-    async def ask(self, request: ev.ApprovalRequested) -> ApprovalAnswer:
+    async def ask(self, request: ev.ApprovalRequested) -> ApprovalAnswer | None:
+        """The next answer from a face; None once the request expires unanswered (the call is denied),
+        so a turn whose faces all left does not wait for ever."""
         q = self._open.setdefault(request.request_id, asyncio.Queue())
-        answer, sender = await q.get()
+        wait = None if request.expires_at is None else max(0.0, (request.expires_at - ev.utcnow()).total_seconds())
+        try:
+            answer, sender = await asyncio.wait_for(q.get(), wait)
+        except TimeoutError:
+            return None
         self._sender[request.request_id] = sender
         return answer
 

@@ -7,7 +7,7 @@ import pytest
 
 from console.cli import main
 from console.testing import INCIDENT_SCRIPT
-from tests.serving.harness import ServerThread, scripted_sessions
+from server.testing import ServerThread, scripted_sessions
 
 READS = [
     INCIDENT_SCRIPT[0],

@@ -13,7 +13,7 @@ import pytest
 from console.testing import INCIDENT_SCRIPT
 from engine import events as ev
 from server.client import Remote, RemoteError
-from tests.serving.harness import ServerThread, scripted_sessions
+from server.testing import ServerThread, scripted_sessions
 
 QUESTION = "why is the payments api crash-looping?"
 
@@ -189,3 +189,21 @@ async def test_the_token_is_stored_only_as_its_hash(server):
     db.close()
     assert len(stored) == 3 and all(len(h) == 64 for h in stored)
     assert not set(server.tokens.values()) & set(stored)
+
+
+async def test_an_approval_nobody_answers_expires_and_the_call_is_denied(tmp_path):
+    executed: list[dict[str, Any]] = []
+    s = ServerThread(tmp_path / "ttl.db", scripted_sessions(INCIDENT_SCRIPT, executed, ttl_s=0.5)).start()
+    try:
+        alice = Remote(s.url, s.tokens["alice"])
+        sid = await alice.create()
+        async with alice.attach(sid) as fa:
+            a = Watch(fa)
+            await a.live()
+            await fa.message(QUESTION)
+            resolved = await a.until(lambda e: isinstance(e, ev.ApprovalResolved))
+            await a.turn_end()
+        assert (resolved.approved, resolved.by, resolved.reason) == (False, "engine", "no answer")
+        assert not executed
+    finally:
+        s.stop()

@@ -1,4 +1,4 @@
-"""A real `lantern serve` on loopback for the tests: uvicorn in a thread with its own event loop,
+"""A real `lantern serve` on loopback for tests and benchmarks: uvicorn in a thread with its own event loop,
 sessions on the scripted model and python tools behind the real dispatcher, policy and audit."""
 
 from __future__ import annotations
@@ -44,17 +44,23 @@ def team_policy() -> Policy:
                 )
             ],
         ),
-        source="tests.serving",
+        source="server.testing",
     )
 
 
-def scripted_sessions(script: list[dict[str, Any]], executed: list[dict[str, Any]], chunk: int = 12) -> Any:
+def scripted_sessions(
+    script: list[dict[str, Any]], executed: list[dict[str, Any]], chunk: int = 12, ttl_s: float = 300.0
+) -> Any:
     """A session factory (as wiring.open_session) over the scripted model and the incident's tools."""
 
     async def factory(cfg: Config, *, store: Store, approver: Any, session_id: str | None = None) -> Session:
         past = await store.events(session_id) if session_id else []
         dispatcher = Dispatcher(
-            team_policy(), await AuditLog.open(store.db), user=cfg.user, kube=lambda: (None, "payments")
+            team_policy(),
+            await AuditLog.open(store.db),
+            user=cfg.user,
+            kube=lambda: (None, "payments"),
+            approval_ttl_s=ttl_s,
         )
         model = ScriptedModel(list(script), chunk=chunk)
         session = Session(
