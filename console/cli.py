@@ -101,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     wanted = next((a for a in argv if a in names), None)
     parser = build_parser({wanted} if wanted else set())
     args = parser.parse_args(argv)
+    if args.command is None and args.server:
+        # until the console's bridge consumes a remote stream, say so rather than run it locally
+        print("lantern: the console does not attach to a server yet; use `lantern ask --server URL`", file=sys.stderr)
+        return 2
     if args.command is None:
         from console.launch import run_console
 
