@@ -33,6 +33,7 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("experience", "console.commands.experience", "past requests that teach retrieval: import, list, forget"),
     ("bench", "bench.commands", "benchmarks: retrieval, retrieval-scale, scrub, compaction"),
     ("eval", "evals.commands", "evaluation: cloudops replay, export a session"),
+    ("serve", "server.commands", "the engine as a server faces attach to (--host, --port, --store); users add|list|rm"),
     ("drill", "console.commands.drill", "drills: run a sandbox scenario end to end and check that the fix heals it"),
 ]
 """(name, module, help) for every subcommand."""
@@ -54,6 +55,12 @@ def _add_session_args(p: argparse.ArgumentParser) -> None:
         dest="read_only",
         action="store_true",
         help="block every write: the agent can only investigate and propose",
+    )
+    p.add_argument(
+        "--server",
+        metavar="URL",
+        default=os.environ.get("LANTERN_SERVER"),
+        help="attach to `lantern serve` at URL instead of running the engine here (token: $LANTERN_TOKEN)",
     )
 
 
@@ -94,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
     wanted = next((a for a in argv if a in names), None)
     parser = build_parser({wanted} if wanted else set())
     args = parser.parse_args(argv)
+    if args.command is None and args.server:
+        # until the console's bridge consumes a remote stream, say so rather than run it locally
+        print("lantern: the console does not attach to a server yet; use `lantern ask --server URL`", file=sys.stderr)
+        return 2
     if args.command is None:
         from console.launch import run_console
 

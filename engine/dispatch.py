@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from engine import events as ev
 from engine.guard.args import ArgumentRefused, check_args
@@ -119,6 +119,19 @@ def _chain(stages: list[Stage], terminal: Next) -> Next:
     for stage in reversed(stages):
         run = (lambda st, nxt: lambda s: st(s, nxt))(stage, run)
     return run
+
+
+@runtime_checkable
+class SharedApprover(Protocol):
+    """An approver many people answer through (a server's faces): an answer not bound to the
+    request, or from someone who may not approve it, is refused, audited and told to its sender
+    (`refused`), and the request stays open for the next answer; the first valid one wins."""
+
+    async def ask(self, request: ev.ApprovalRequested) -> ApprovalAnswer | None:
+        """The next answer; None when no more will come (the request expired): the call is denied."""
+        ...
+
+    def refused(self, request: ev.ApprovalRequested, answer: ApprovalAnswer, reason: str) -> None: ...
 
 
 class Dispatcher:
@@ -217,13 +230,21 @@ class Dispatcher:
         return self.scrubber.clean(text, self._known())[0]
 
     async def _audit(
-        self, s: CallState, kind: str, decision: str = "", rule: str = "", detail: str = "", **output: Any
+        self,
+        s: CallState,
+        kind: str,
+        decision: str = "",
+        rule: str = "",
+        detail: str = "",
+        *,
+        who: str = "",
+        **output: Any,
     ) -> None:
         if self.audit is None:
             return
         # Details quote tool errors and reasons, which can carry credentials: scrub them too.
         await self.audit.append(
-            session_id=s.ctx.session_id, user=self.user, kind=kind, tool=s.tool_name, args_json=s.args_json, call_hash=s.hash,
+            session_id=s.ctx.session_id, user=who or self.user, kind=kind, tool=s.tool_name, args_json=s.args_json, call_hash=s.hash,
             decision=decision, rule=rule, detail=self.redact(detail), **output,
         )  # fmt: skip
 
@@ -368,7 +389,9 @@ class Dispatcher:
         action = Action(
             name=s.tool.name, pack=s.tool.pack, risk=s.risk, namespace=namespace, context=context, targets=targets
         )
-        s.decision = decide(self.policy, action, s.args, self.user, self.clock())
+        s.decision = decide(
+            self.policy, action, s.args, self.user, self.clock(), routed=isinstance(s.ctx.approver, SharedApprover)
+        )
         if s.decision.outcome == "block":
             msg = (
                 f"Blocked by policy ({s.decision.rule_id}): {s.decision.reason}. The call was not run and will not be allowed in this situation. "
@@ -624,7 +647,7 @@ class Dispatcher:
         )
         yield req
         try:
-            answer: ApprovalAnswer | None = await ctx.race(ctx.approver.ask(req))
+            answer = await self._answer(s, req)
             approved, reason = self._bound(answer, req, decision)
             by = (answer.by or "unknown") if answer is not None else "engine"
         except TurnCancelled:
@@ -646,6 +669,35 @@ class Dispatcher:
         else:
             await self._audit(s, "denial", decision.outcome, decision.rule_id, f"by {by}: {reason or 'denied'}")
             yield (False, f"denied by {by}" + (f": {reason}" if reason else ""))
+
+    async def _answer(self, s: CallState, req: ev.ApprovalRequested) -> ApprovalAnswer | None:
+        """The approver's answer; through a shared approver, the first one that is bound to the
+        request and comes from an approver (an approval or a denial), each unfit one refused and audited."""
+        assert s.decision is not None
+        approver = s.ctx.approver
+        while True:
+            answer: ApprovalAnswer | None = await s.ctx.race(approver.ask(req))
+            if answer is None or not isinstance(approver, SharedApprover):
+                return answer
+            unfit = self._unfit(answer, req, s.decision)
+            if not unfit:
+                return answer
+            detail = f"{'approval' if answer.approved else 'denial'} from {answer.by} refused: {unfit}"
+            await self._audit(s, "refusal", s.decision.outcome, s.decision.rule_id, detail, who=answer.by)
+            approver.refused(req, answer, unfit)
+
+    def _unfit(self, answer: ApprovalAnswer, req: ev.ApprovalRequested, decision: Decision) -> str:
+        """Why `answer` cannot count for `req` ('' when it can): unbound, or not from an approver."""
+        if not answer.call_hash or not answer.request_id:
+            return "the answer names no call hash and request id, so it cannot be bound to this call"
+        if answer.call_hash != req.call_hash:
+            return "the answer was for a different call (hash mismatch)"
+        if answer.request_id != req.request_id:
+            return "the answer was for a different request"
+        allowed = self.approvers_for(decision)
+        if answer.by not in allowed:
+            return f"{answer.by} may not approve this (approvers: {', '.join(sorted(allowed))})"
+        return ""
 
     def _bound(self, answer: ApprovalAnswer | None, req: ev.ApprovalRequested, decision: Decision) -> tuple[bool, str]:
         """(approved, reason): an approval counts only for this call, this request, in time, from an approver."""

@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
-PRODUCT = ["engine", "skills", "console", "wiring", "sandbox"]
+PRODUCT = ["engine", "skills", "console", "wiring", "sandbox", "server"]
 
 
 def _run(*cmd: str) -> subprocess.CompletedProcess[str]:

@@ -15,7 +15,11 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 
 async def run(args: argparse.Namespace) -> int:
-    """Open (or continue) a session, run one turn, render it."""
+    """Open (or continue) a session, run one turn, render it (on `--server`, the server runs it)."""
+    if getattr(args, "server", None):
+        from console.remote import ask_remote
+
+        return await ask_remote(args)
     from console.cli import session_config
     from console.plain import PromptApprover, ask
     from engine.models.errors import ModelError

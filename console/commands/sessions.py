@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 
@@ -20,10 +21,20 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--score", action="store_true", help="with show: print the trajectory score")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--limit", type=int, default=30)
+    p.add_argument(
+        "--server",
+        metavar="URL",
+        default=os.environ.get("LANTERN_SERVER"),
+        help="the sessions of `lantern serve` at URL",
+    )
 
 
 async def run(args: argparse.Namespace) -> int:
     """List or show sessions."""
+    if getattr(args, "server", None):
+        from console.remote import sessions_remote
+
+        return await sessions_remote(args)
     from engine import events as ev
     from engine.store import Store
 

@@ -689,8 +689,13 @@ def _matches(
     return True
 
 
-def decide(policy: Policy, action: Action | str, args: dict[str, Any], user: str, now: dt.datetime) -> Decision:
-    """The decision for one call: a pure function of the policy, the action, its arguments, the user and the time."""
+def decide(
+    policy: Policy, action: Action | str, args: dict[str, Any], user: str, now: dt.datetime, *, routed: bool = False
+) -> Decision:
+    """The decision for one call: a pure function of the policy, the action, its arguments, the user and the time.
+
+    `routed`: approval requests reach other people (a server's faces), so a rule's approvers need
+    not include the user who asks; alone at a terminal, a call only others may approve is blocked."""
     if isinstance(action, str):
         pack = action.split(".", 1)[0] if "." in action else ""
         action = Action(name=action, pack=pack, risk="unknown")
@@ -701,7 +706,7 @@ def decide(policy: Policy, action: Action | str, args: dict[str, Any], user: str
         reason = rule.reason or f"{origin} policy rule {rule.id}"
         if rule.decision == "approve" and rule.approvers:
             allowed = _expand(rule.approvers, roles)
-            if user not in allowed:
+            if user not in allowed and not routed:
                 names = ", ".join(sorted(rule.approvers))
                 return Decision(
                     "block",

@@ -194,3 +194,11 @@ def test_lantern_policy_check_prints_decision_and_rule(tmp_path):
     bad.write_text("version: 1\nrules:\n  - id: a\n    decison: allow\n")
     p = _cli("policy", "check", "--policy", str(bad), "--user", "bob", "--action", "kubernetes.get_pod")
     assert p.returncode == 2 and f"{bad}:4" in p.stdout and "decison" in p.stdout and "safest default" in p.stdout
+
+
+def test_routed_approvals_reach_the_role_when_the_asker_is_not_in_it():
+    """On a server, bob may ask for what only role:sre-leads may approve: the request goes to them."""
+    p = load_policy(ORG, BOB)
+    a = act("kubernetes.delete_pod", "dangerous")
+    bob = decide(p, a, {"namespace": "prod-eu"}, "bob", WED, routed=True)
+    assert (bob.outcome, bob.rule_id, bob.approvers) == ("approve", "prod-deletes", ("alice",))

@@ -1,0 +1,120 @@
+"""Who is asking: users of the server, their roles, and tokens kept only as hashes.
+
+`lantern serve users add NAME --role ROLE` makes a token, prints it once and stores its SHA-256;
+a request's `Authorization: Bearer TOKEN` is hashed and looked up. The table lives in the
+server's store, beside the audit log that records every refused request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import secrets
+from dataclasses import dataclass, field
+
+import aiosqlite
+
+from engine import events as ev
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS server_users (
+    name TEXT PRIMARY KEY,
+    roles TEXT NOT NULL DEFAULT '[]',
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL
+);
+"""
+TOKEN_PREFIX = "lt_"
+"""Marks a Lantern server token (and lets the scrubber's rules see it as a secret)."""
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+"""A user or role name: what a policy file can spell (no `role:` prefix, no spaces)."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    """An authenticated user: the name the dispatcher sees and the roles the policy expands."""
+
+    name: str
+    """The user's name (policy `users`, approvers, the audit's user column)."""
+    roles: tuple[str, ...] = field(default_factory=tuple)
+    """Roles (`role:NAME` in a policy's approvers and users)."""
+
+
+def token_hash(token: str) -> str:
+    """The stored form of a token (SHA-256, hex); tokens are 256 random bits, so no salt or stretch is needed."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class UserError(ValueError):
+    """A user command that cannot be done (bad name, unknown user), in one line."""
+
+
+class Users:
+    """The server's users, in its store's database."""
+
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self.db = db
+        """The store's connection."""
+
+    @classmethod
+    async def open(cls, db: aiosqlite.Connection) -> Users:
+        """The users table on `db`, created when missing."""
+        from engine.store import write_lock
+
+        async with write_lock(db):
+            await db.executescript(SCHEMA)
+            await db.commit()
+        return cls(db)
+
+    async def add(self, name: str, roles: list[str]) -> str:
+        """Create `name` (or give it a new token and these roles); returns the token, which is not kept."""
+        from engine.store import write_lock
+
+        for n in (name, *roles):
+            if not NAME.match(n):
+                raise UserError(f"{n!r} is not a valid name (letters, digits, . _ @ -; at most 64)")
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        async with write_lock(self.db):
+            await self.db.execute(
+                "INSERT INTO server_users(name, roles, token_hash, created_at) VALUES (?,?,?,?) "
+                "ON CONFLICT(name) DO UPDATE SET roles=excluded.roles, token_hash=excluded.token_hash",
+                (name, json.dumps(sorted(set(roles))), token_hash(token), ev.utcnow().isoformat()),
+            )
+            await self.db.commit()
+        return token
+
+    async def remove(self, name: str) -> None:
+        """Remove a user; their token stops working at once."""
+        from engine.store import write_lock
+
+        async with write_lock(self.db):
+            cur = await self.db.execute("DELETE FROM server_users WHERE name=?", (name,))
+            await self.db.commit()
+        if cur.rowcount == 0:
+            raise UserError(f"no user {name!r}")
+
+    async def all(self) -> list[Identity]:
+        """Every user, by name."""
+        async with self.db.execute("SELECT name, roles FROM server_users ORDER BY name") as cur:
+            return [Identity(n, tuple(json.loads(r))) async for n, r in cur]
+
+    async def authenticate(self, token: str) -> Identity | None:
+        """The user whose token this is, or None."""
+        if not token:
+            return None
+        h = token_hash(token)
+        async with self.db.execute("SELECT name, roles, token_hash FROM server_users WHERE token_hash=?", (h,)) as cur:
+            row = await cur.fetchone()
+        if row is None or not hmac.compare_digest(row[2], h):
+            return None
+        return Identity(row[0], tuple(json.loads(row[1])))
+
+    async def role_members(self) -> dict[str, list[str]]:
+        """Role → the users who hold it (merged into the policy's roles for every session)."""
+        out: dict[str, list[str]] = {}
+        for u in await self.all():
+            for r in u.roles:
+                out.setdefault(r, []).append(u.name)
+        return out

@@ -1,0 +1,128 @@
+"""A real `lantern serve` on loopback for tests and benchmarks: uvicorn in a thread with its own event loop,
+sessions on the scripted model and python tools behind the real dispatcher, policy and audit."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from console.testing import incident_tools
+from engine import events as ev
+from engine.config import Config
+from engine.dispatch import Dispatcher
+from engine.loop import Session
+from engine.policy.audit import AuditLog
+from engine.policy.rules import Defaults, Match, Policy, PolicyFile, Rule
+from engine.store import Store
+from engine.testing import ScriptedModel
+from engine.toolbox import Toolbox
+from server.app import create_app
+from server.commands import listen
+from server.hub import Hub
+from server.identity import Users
+
+USERS = {"alice": ["responder"], "bob": ["sre-leads"], "carol": ["viewer"]}
+"""alice asks, bob may approve the rollback (role:sre-leads), carol may not."""
+
+
+def team_policy() -> Policy:
+    """Reads run; the rollback is approved by the sre-leads role; other writes by the asker or operators."""
+    return Policy(
+        org=PolicyFile(
+            defaults=Defaults(read="allow", write="approve", dangerous="approve", unknown="approve"),
+            rules=[
+                Rule(
+                    id="org/rollback",
+                    match=Match(action=["rollback_deployment"]),
+                    decision="approve",
+                    approvers=["role:sre-leads"],
+                    reason="changes a production deployment",
+                )
+            ],
+        ),
+        source="server.testing",
+    )
+
+
+def scripted_sessions(
+    script: list[dict[str, Any]], executed: list[dict[str, Any]], chunk: int = 12, ttl_s: float = 300.0
+) -> Any:
+    """A session factory (as wiring.open_session) over the scripted model and the incident's tools."""
+
+    async def factory(cfg: Config, *, store: Store, approver: Any, session_id: str | None = None) -> Session:
+        past = await store.events(session_id) if session_id else []
+        dispatcher = Dispatcher(
+            team_policy(),
+            await AuditLog.open(store.db),
+            user=cfg.user,
+            kube=lambda: (None, "payments"),
+            approval_ttl_s=ttl_s,
+        )
+        model = ScriptedModel(list(script), chunk=chunk)
+        session = Session(
+            model,
+            Toolbox(incident_tools(executed), dispatcher=dispatcher),
+            session_id=session_id,
+            sink=store,
+            approver=approver,
+            events=past,
+        )
+        await store.create_session(session.id, model=model.name)
+        await session.emit(ev.SessionStarted, model=model.name, resumed=bool(past))
+        return session
+
+    return factory
+
+
+class ServerThread:
+    """`lantern serve` in a thread: `url`, `tokens` (name → token), `stop()`."""
+
+    def __init__(self, path: Path, factory: Any) -> None:
+        self.path = path
+        self.factory = factory
+        self.tokens: dict[str, str] = {}
+        self.url = ""
+        self.hub: Hub | None = None
+        self._ready = threading.Event()
+        self._server: uvicorn.Server | None = None
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True, name="lantern-serve")
+
+    def start(self) -> ServerThread:
+        self._thread.start()
+        if not self._ready.wait(30) or self._error is not None:
+            raise RuntimeError(f"the test server did not start: {self._error!r}")
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        self._thread.join(15)
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except BaseException as exc:  # noqa: BLE001 - reported to the test thread
+            self._error = exc
+            self._ready.set()
+
+    async def _main(self) -> None:
+        async with Store(self.path) as store:
+            users = await Users.open(store.db)
+            for name, roles in USERS.items():
+                self.tokens[name] = await users.add(name, roles)
+            self.hub = Hub(Config(user="server"), store, users, self.factory, learn=False)
+            sock = listen("127.0.0.1", 0)
+            self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+            self._server = uvicorn.Server(
+                uvicorn.Config(create_app(self.hub), log_level="warning", lifespan="on", ws="websockets-sansio")
+            )
+            serving = asyncio.create_task(self._server.serve(sockets=[sock]))
+            while not self._server.started and not serving.done():
+                await asyncio.sleep(0.01)
+            self._ready.set()
+            await serving
