@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PRODUCT = ("engine", "skills", "sandbox", "console", "themes")
+PRODUCT = ("engine", "skills", "sandbox", "server", "wiring", "console", "themes")
 OUTSIDE = ("bench", "evals")
 
 
