@@ -78,8 +78,7 @@ async def test_paste_validate_against_the_cluster_then_apply_through_the_approva
     inv = Investigator([])
 
     async def factory(cfg: Any, *, store: Any, approver: Any, session_id: str | None = None) -> Any:
-        from engine.runtime import open_session
-        from engine.toolbox import build_toolbox
+        from wiring import build_toolbox, open_session
 
         toolbox = await asyncio.to_thread(build_toolbox, cfg)
         return await open_session(
