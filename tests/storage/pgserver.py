@@ -114,7 +114,16 @@ class PostgresServer:
             "-c max_connections=200 -c shared_buffers=32MB"
         )
         p = self._run(
-            "pg_ctl", "-D", str(self.folder / "data"), "-l", str(self.folder / "log"), "-w", "-o", opts, "start", check=False
+            "pg_ctl",
+            "-D",
+            str(self.folder / "data"),
+            "-l",
+            str(self.folder / "log"),
+            "-w",
+            "-o",
+            opts,
+            "start",
+            check=False,
         )
         if p.returncode != 0:
             log = (self.folder / "log").read_text(errors="replace") if (self.folder / "log").exists() else ""
