@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,20 @@ def write_lock(db: aiosqlite.Connection) -> asyncio.Lock:
     if lock is None:
         lock = _LOCKS[db] = asyncio.Lock()
     return lock
+
+
+async def _retry_locked(step: Callable[[], Awaitable[Any]]) -> None:
+    """Run `step`, again while another process holds the lock in a way SQLite's busy handler does
+    not wait for (two processes creating the same new file: the switch to WAL, the first DDL)."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            await step()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.02)
 
 
 class _Tx:
@@ -91,7 +106,7 @@ class SqliteBackend:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = await aiosqlite.connect(self.path, timeout=BUSY_TIMEOUT_S)
             async with write_lock(self._db):
-                await self._db.execute("PRAGMA journal_mode=WAL")
+                await _retry_locked(lambda: self.db.execute("PRAGMA journal_mode=WAL"))
                 await self._db.execute("PRAGMA synchronous=NORMAL")
         except (OSError, sqlite3.Error) as exc:
             if self._db is not None:
@@ -106,7 +121,7 @@ class SqliteBackend:
 
     async def create(self, ddl: str) -> None:
         async with write_lock(self.db):
-            await self.db.executescript(ddl)
+            await _retry_locked(lambda: self.db.executescript(ddl))
             await self.db.commit()
 
     async def columns(self, table: str) -> set[str]:
