@@ -160,7 +160,8 @@ class PostgresServer:
 def start_server() -> PostgresServer:
     """A started server in a new temporary folder (the caller stops it)."""
     found = require_binaries()
-    folder = Path(tempfile.mkdtemp(prefix="lantern-pg-"))
+    # as root the server runs as `nobody`, who must be able to reach the folder: /tmp, not a TMPDIR under /root
+    folder = Path(tempfile.mkdtemp(prefix="lantern-pg-", dir="/tmp" if os.geteuid() == 0 else None))
     server = PostgresServer(found, folder)
     try:
         return server.start()

@@ -6,11 +6,9 @@ Against a real PostgreSQL (tests.storage.pgserver) and, where cheap, the SQLite 
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,8 @@ from engine import events as ev
 from engine.policy.audit import AuditLog
 from engine.storage import StoreError
 from engine.store import Store
+
+from .load import drive
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -88,48 +88,32 @@ async def test_audit_verifies_after_four_concurrent_writers(pg_url: str, capsys:
     """4 processes × 50 audited calls through the real Dispatcher on one database; a listener in
     this process hears every event; nothing lost, no gap, the chains verify."""
     writers, calls = 4, 50
-    heard: list[tuple[str, int, float]] = []
-    async with Store(pg_url) as store, store.subscribe() as feed:
-
-        async def listen() -> None:
-            async for sid, seq in feed:
-                heard.append((sid, seq, time.time()))
-
-        listening = asyncio.create_task(listen())
-        procs = [await _python("-m", "tests.storage.load", pg_url, str(w), str(calls)) for w in range(writers)]
-        results = [json.loads((await _finish(p)).strip().splitlines()[-1]) for p in procs]
-        total = await store.count("events")
-        for _ in range(100):
-            if len(heard) >= total:
-                break
-            await asyncio.sleep(0.05)
-        listening.cancel()
-
-        assert sum(r["executed"] for r in results) == writers * calls
+    load = await drive(pg_url, writers, calls)
+    assert sum(w["executed"] for w in load.writers) == writers * calls
+    async with Store(pg_url) as store:
         rows = await (await AuditLog.open(store)).rows()
         kinds = [r.kind for r in rows]
         assert kinds.count("execution") == writers * calls
         assert kinds.count("approval") == kinds.count("intent") == writers * calls // 2
         assert [r.seq for r in rows] == list(range(1, len(rows) + 1))
         latencies = []
-        for r in results:
-            events = await store.events(r["session"])
+        for w in load.writers:
+            events = await store.events(w["session"])
             assert [e.seq for e in events] == list(range(1, len(events) + 1))
-            mine = [(seq, at) for sid, seq, at in heard if sid == r["session"]]
+            mine = [(seq, at) for sid, seq, at in load.heard if sid == w["session"]]
             assert [seq for seq, _ in mine] == [e.seq for e in events]  # every event heard, in order
             latencies += [at - e.at.timestamp() for (_, at), e in zip(mine, events, strict=True)]
-        assert len(heard) == total
+    assert len(load.heard) == load.events
 
     rc, out, err = _cli("audit", "--store", pg_url, "verify")
     assert rc == 0 and out.count("ok: ") == 2, out + err
     assert f"ok: {len(rows)} rows, chain intact" in out
-    span = max(r["t1"] for r in results) - min(r["t0"] for r in results)
     p95 = statistics.quantiles(latencies, n=20)[-1] * 1000
     with capsys.disabled():
         print(
-            f"\n[postgres load] {writers} writers x {calls} calls: {writers * calls / span:.1f} calls/s over {span:.1f} s; "
-            f"{total} events, {len(rows)} audit rows; event stamped -> heard by a listener: "
-            f"p50 {statistics.median(latencies) * 1000:.1f} ms, p95 {p95:.1f} ms"
+            f"\n[postgres load] {writers} writers x {calls} calls: {writers * calls / load.span:.1f} calls/s over "
+            f"{load.span:.1f} s; {load.events} events, {len(rows)} audit rows; event stamped -> heard by a "
+            f"listener: p50 {statistics.median(latencies) * 1000:.1f} ms, p95 {p95:.1f} ms"
         )
 
 
