@@ -176,3 +176,47 @@ async def test_the_cli_and_env_name_a_postgres_store(pg_url: str, monkeypatch: p
     assert Store().where.endswith(pg_url.rsplit("@", 1)[1]) and "lantern-test-pw" not in Store().where
     rc, out, err = _cli("sessions", "show", "cafe")
     assert rc == 0 and "hello team" in out, err
+
+
+GRANTS = """
+GRANT CONNECT ON DATABASE {db} TO {role};
+GRANT USAGE ON SCHEMA public TO {role};
+GRANT SELECT, INSERT, UPDATE ON sessions, blobs, scores, marks TO {role};
+GRANT SELECT, INSERT ON events, audit, lantern_meta TO {role};
+GRANT USAGE ON SEQUENCE sessions_rowid_seq TO {role};
+"""
+"""The README's grants for a role that neither owns nor may change Lantern's tables."""
+
+
+async def test_a_role_with_the_readmes_grants_works_and_cannot_rewrite_the_audit(postgres, pg_url: str):
+    db = pg_url.rsplit("/", 1)[1]
+    async with Store(pg_url) as owner:  # the administrator's first run creates the tables
+        await AuditLog.open(owner)
+    postgres.psql("CREATE ROLE app LOGIN PASSWORD 'pw'")
+    postgres.psql(GRANTS.format(db=db, role="app"), database=db)
+    async with Store(postgres.url(db, user="app", password="pw")) as store:
+        log = await AuditLog.open(store)
+        await store.create_session("s1", model="scripted")
+        await store.append(ev.UserMessage(session_id="s1", seq=1, at=ev.utcnow(), turn=1, text="hi"))
+        await store.put_blob("r", "s1", "out")
+        await store.put_blob("r", "s1", "out")
+        await store.put_score("s1", {"score": 1.0})
+        await store.put_mark("s1", "good")
+        await log.append(session_id="s1", user="app", kind="execution", tool="t", args_json="{}", call_hash="h")
+        assert (await log.verify())[0] and (await store.verify_events())[0]
+        with pytest.raises(Exception, match="permission denied for table audit"):
+            await store.backend.pool.execute("UPDATE audit SET detail='x'")  # type: ignore[attr-defined]
+
+
+async def test_the_servers_users_live_in_the_team_database(pg_url: str):
+    from server.identity import Users
+
+    rc, out, err = _cli("serve", "--store", pg_url, "users", "add", "alice", "--role", "sre-leads")
+    assert rc == 0, err
+    token = out.strip().splitlines()[-1]
+    async with Store(pg_url) as store:
+        users = await Users.open(store)
+        who = await users.authenticate(token)
+        assert who is not None and (who.name, who.roles) == ("alice", ("sre-leads",))
+        await users.remove("alice")
+        assert await users.authenticate(token) is None
