@@ -55,7 +55,7 @@ async def run(args: argparse.Namespace) -> int:
 async def _users(store: object, args: argparse.Namespace) -> int:
     from server.identity import UserError, Users
 
-    users = await Users.open(store.db)  # type: ignore[attr-defined]
+    users = await Users.open(store)
     try:
         if args.users_cmd == "add":
             token = await users.add(args.name, args.role)
@@ -86,7 +86,7 @@ async def _serve(store: object, args: argparse.Namespace) -> int:
     from server.identity import Users
 
     cfg = session_config(args)
-    users = await Users.open(store.db)  # type: ignore[attr-defined]
+    users = await Users.open(store)
     try:
         sock = listen(args.host, args.port)
     except OSError as exc:
