@@ -66,6 +66,8 @@ class PostgresServer:
     bin: Path
     folder: Path
     port: int = field(default_factory=_free_port)
+    durable: bool = False
+    """fsync as a production server does (benchmarks); tests run without it."""
     _as: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -109,10 +111,9 @@ class PostgresServer:
             "--locale=C.UTF-8",
             "--no-sync",
         )
-        opts = (
-            f"-h 127.0.0.1 -p {self.port} -k {self.socket_dir} -c fsync=off -c full_page_writes=off "
-            "-c max_connections=200 -c shared_buffers=32MB"
-        )
+        opts = f"-h 127.0.0.1 -p {self.port} -k {self.socket_dir} -c max_connections=200 -c shared_buffers=32MB"
+        if not self.durable:  # tests: a crash of the test server loses nothing anyone needs
+            opts += " -c fsync=off -c full_page_writes=off"
         p = self._run(
             "pg_ctl",
             "-D",
@@ -157,12 +158,12 @@ class PostgresServer:
         return self.url(name)
 
 
-def start_server() -> PostgresServer:
+def start_server(*, durable: bool = False) -> PostgresServer:
     """A started server in a new temporary folder (the caller stops it)."""
     found = require_binaries()
     # as root the server runs as `nobody`, who must be able to reach the folder: /tmp, not a TMPDIR under /root
     folder = Path(tempfile.mkdtemp(prefix="lantern-pg-", dir="/tmp" if os.geteuid() == 0 else None))
-    server = PostgresServer(found, folder)
+    server = PostgresServer(found, folder, durable=durable)
     try:
         return server.start()
     except BaseException:
