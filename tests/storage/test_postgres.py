@@ -184,14 +184,18 @@ GRANT USAGE ON SCHEMA public TO {role};
 GRANT SELECT, INSERT, UPDATE ON sessions, blobs, scores, marks TO {role};
 GRANT SELECT, INSERT ON events, audit, lantern_meta TO {role};
 GRANT USAGE ON SEQUENCE sessions_rowid_seq TO {role};
+GRANT SELECT, INSERT, UPDATE, DELETE ON server_users TO {role};
 """
 """The README's grants for a role that neither owns nor may change Lantern's tables."""
 
 
 async def test_a_role_with_the_readmes_grants_works_and_cannot_rewrite_the_audit(postgres, pg_url: str):
     db = pg_url.rsplit("/", 1)[1]
+    from server.identity import Users
+
     async with Store(pg_url) as owner:  # the administrator's first run creates the tables
         await AuditLog.open(owner)
+        await Users.open(owner)
     postgres.psql("CREATE ROLE app LOGIN PASSWORD 'pw'")
     postgres.psql(GRANTS.format(db=db, role="app"), database=db)
     async with Store(postgres.url(db, user="app", password="pw")) as store:
@@ -204,6 +208,9 @@ async def test_a_role_with_the_readmes_grants_works_and_cannot_rewrite_the_audit
         await store.put_mark("s1", "good")
         await log.append(session_id="s1", user="app", kind="execution", tool="t", args_json="{}", call_hash="h")
         assert (await log.verify())[0] and (await store.verify_events())[0]
+        users = await Users.open(store)
+        await users.add("alice", ["sre"])
+        await users.remove("alice")
         with pytest.raises(Exception, match="permission denied for table audit"):
             await store.backend.pool.execute("UPDATE audit SET detail='x'")  # type: ignore[attr-defined]
 
@@ -220,3 +227,11 @@ async def test_the_servers_users_live_in_the_team_database(pg_url: str):
         assert who is not None and (who.name, who.roles) == ("alice", ("sre-leads",))
         await users.remove("alice")
         assert await users.authenticate(token) is None
+
+
+async def test_a_server_with_another_audit_key_refuses_to_start(pg_url: str, tmp_path, monkeypatch: pytest.MonkeyPatch):
+    async with Store(pg_url):
+        pass
+    monkeypatch.setenv("LANTERN_HOME", str(tmp_path / "other-machine"))
+    text = await _error(pg_url)
+    assert "chained with another audit key" in text and "copy the first server's audit.key" in text
