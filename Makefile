@@ -10,7 +10,7 @@ export UV_LINK_MODE ?= copy
 UV := $(or $(shell command -v uv 2>/dev/null),python3 -m uv)
 PY := .venv/bin/python
 
-.PHONY: uv setup llama model sandbox run test bench help
+.PHONY: uv setup llama model sandbox postgres run test bench help
 help:
 	@echo "make run   - set up and open the console (local model, sandbox cluster)"
 	@echo "make test  - set up and run the whole test suite"
@@ -44,9 +44,20 @@ sandbox: setup
 run: model sandbox
 	$(PY) -m console.cli
 
-# The sandbox and the model are installed first, so their tests run (and fail loudly) instead of skipping.
-test: model sandbox
-	LANTERN_REQUIRE_SANDBOX=1 LANTERN_REQUIRE_MODEL=1 $(PY) -m pytest -q
+# PostgreSQL's binaries for the team-store tests (tests.storage.pgserver starts its own server in a
+# temporary folder; nothing is configured system-wide). Debian's package, installed when missing.
+postgres:
+	@if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "PostgreSQL is missing: install Debian's postgresql package (sudo apt-get install postgresql)"; exit 1; fi; \
+	  echo "installing PostgreSQL (Debian's postgresql package) for the team-store tests"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  (apt-get install -y -qq --no-install-recommends postgresql >/dev/null 2>&1 || \
+	   (apt-get update -qq && apt-get install -y -qq --no-install-recommends postgresql >/dev/null)) || exit 1; \
+	fi
+
+# The sandbox, the model and PostgreSQL are installed first, so their tests run (and fail loudly) instead of skipping.
+test: model sandbox postgres
+	LANTERN_REQUIRE_SANDBOX=1 LANTERN_REQUIRE_MODEL=1 LANTERN_REQUIRE_POSTGRES=1 $(PY) -m pytest -q
 
 # `lantern bench NAME` benchmarks (python -m bench NAME), then the standalone scripts.
 BENCHES := compaction retrieval retrieval-multiturn retrieval-scale scrub

@@ -18,6 +18,11 @@ BENCHES: list[tuple[str, str, str]] = [
     ("scrub", "bench.scrub", "scrubber recall/precision on secrets and PII sets"),
     ("compaction", "bench.compaction", "fact survival and compression of context compaction"),
     ("sandbox", "bench.sandbox_start", "sandbox start times and memory"),
+    (
+        "store-load",
+        "bench.store_load",
+        "writer processes on one store (PostgreSQL, SQLite): calls/s, nothing lost, stamped → heard latency",
+    ),
     ("serve", "bench.serve", "events through lantern serve to remote faces: events/s, engine → face latency"),
 ]
 """(name, module, help): each module has configure(parser) and run(args)."""

@@ -38,6 +38,9 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
 ]
 """(name, module, help) for every subcommand."""
 
+STORE_COMMANDS = {"ask", "sessions", "handoff", "audit", "drill", "eval"}
+"""Subcommands that open the store, so take `--store URL` (the console itself takes it too)."""
+
 CHECKOUT_ONLY = {"bench": "the benchmarks", "evals": "the evaluations"}
 """Packages that sit beside the product in a checkout and are left out of the wheel."""
 
@@ -70,14 +73,19 @@ def build_parser(configure: set[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lantern", description="Lantern: an operations console with an AI agent inside."
     )
+    from engine.storage import add_store_argument
+
     _add_session_args(parser)
     parser.add_argument("--theme", help="console theme")
+    add_store_argument(parser, suppress=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module, help_text in SUBCOMMANDS:
         p = sub.add_parser(name, help=help_text, description=help_text)
         p.set_defaults(_module=module)
         if name == "ask":
             _add_session_args(p)
+        if name in STORE_COMMANDS:
+            add_store_argument(p)
         if configure is not None and name not in configure:
             continue
         try:
@@ -101,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     wanted = next((a for a in argv if a in names), None)
     parser = build_parser({wanted} if wanted else set())
     args = parser.parse_args(argv)
+    if getattr(args, "store", None):  # the command line over LANTERN_STORE, for every Store() this run opens
+        os.environ["LANTERN_STORE"] = args.store
     if args.command is None and args.server:
         # until the console's bridge consumes a remote stream, say so rather than run it locally
         print("lantern: the console does not attach to a server yet; use `lantern ask --server URL`", file=sys.stderr)
@@ -119,6 +129,13 @@ def main(argv: list[str] | None = None) -> int:
             result = asyncio.run(result)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        from engine.storage import StoreError
+
+        if not isinstance(exc, StoreError):
+            raise
+        print(f"lantern {args.command}: store: {exc}", file=sys.stderr)
+        return 2
     return int(result or 0)
 
 

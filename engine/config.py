@@ -104,6 +104,9 @@ class Config(BaseModel):
     """Share of the model's window the prompt may use."""
     read_only: bool = False
     """Block every write and dangerous action before policy; the agent can only propose."""
+    store: str | None = None
+    """Where sessions and the audit live: a SQLite file path (default $LANTERN_HOME/lantern.db)
+    or postgresql://USER@HOST:PORT/DATABASE for a team's database."""
 
 
 def load(path: Path | None = None, **overrides: Any) -> Config:
@@ -127,6 +130,7 @@ def load(path: Path | None = None, **overrides: Any) -> Config:
         "OLLAMA_HOST": "ollama_url",
         "LANTERN_CONTEXT": "context",
         "LANTERN_USER": "user",
+        "LANTERN_STORE": "store",
     }
     for var, key in env_map.items():
         if os.environ.get(var):
@@ -138,6 +142,21 @@ def load(path: Path | None = None, **overrides: Any) -> Config:
         first = exc.errors()[0]
         field = ".".join(str(x) for x in first["loc"])
         raise ConfigError(f"{p}: field '{field}': {first['msg']}") from None
+
+
+def configured_store() -> str | None:
+    """The store named by LANTERN_STORE or the config file's `store:` key, if any. Read on its own
+    (a config file with another broken field still names its store; `load` reports that field)."""
+    env = os.environ.get("LANTERN_STORE")
+    if env:
+        return env
+    p = config_path()
+    try:
+        raw = yaml.safe_load(read_text_file(p)) if p.is_file() else None
+    except (UnreadableFile, yaml.YAMLError):
+        return None
+    value = raw.get("store") if isinstance(raw, dict) else None
+    return str(value) if value else None
 
 
 def resolve_model(cfg: Config) -> str:

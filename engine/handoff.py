@@ -408,7 +408,7 @@ async def load(store: Any, session_id: str) -> Handoff:
     from engine.policy.audit import AuditLog
 
     events = await store.events(session_id)
-    rows = await (await AuditLog.open(store.db)).rows(session_id=session_id)
+    rows = await (await AuditLog.open(store)).rows(session_id=session_id)
     return build(events, rows)
 
 

@@ -200,7 +200,9 @@ class PlanReviewer(Protocol):
 class EventSink(Protocol):
     """Where events are persisted as they happen (the store)."""
 
-    async def append(self, event: Any) -> None: ...
+    async def append(self, event: Any) -> Any:
+        """Persist `event`; return it as stored (a shared store may re-stamp its seq), or None."""
+        ...
 
 
 @runtime_checkable
@@ -386,9 +388,11 @@ class Session:
         return cls(session_id=self.id, seq=self._seq, at=self.clock(), **fields)  # type: ignore[call-arg]
 
     async def _record(self, event: Any) -> Any:
-        self.events.append(event)
         if self.sink is not None:
-            await self.sink.append(event)
+            stored = await self.sink.append(event)
+            if stored is not None and stored.seq != event.seq:  # another writer took that seq
+                event, self._seq = stored, stored.seq
+        self.events.append(event)
         return event
 
     async def emit(self, cls: type[T], **fields: Any) -> T:

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import socket
 import sys
-from pathlib import Path
 
 DEFAULT_PORT = 8787
 
@@ -15,7 +14,10 @@ def configure(p: argparse.ArgumentParser) -> None:
     """Arguments of `lantern serve`."""
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks a free one)")
-    p.add_argument("--store", help="the server's store (SQLite file; default $LANTERN_HOME/lantern.db)")
+    p.add_argument(
+        "--store",
+        help="the server's store: a SQLite file (default $LANTERN_HOME/lantern.db) or postgresql://USER@HOST:PORT/DB",
+    )
     p.add_argument("--model", help="the sessions' model: local | scripted:PATH | provider/model")
     p.add_argument("--context", help="kube context of the sessions")
     p.add_argument("--namespace", "-n", help="default namespace")
@@ -38,9 +40,9 @@ async def run(args: argparse.Namespace) -> int:
 
     path = getattr(args, "users_store", None) or args.store
     try:
-        store = await Store(Path(path) if path else None).open()
+        store = await Store(str(path) if path else None).open()
     except Exception as exc:  # noqa: BLE001 - one line, not a traceback
-        print(f"lantern serve: cannot open the store {path or ''}: {exc}", file=sys.stderr)
+        print(f"lantern serve: cannot open the store: {exc}", file=sys.stderr)
         return 2
     try:
         if args.serve_cmd == "users":
@@ -53,7 +55,7 @@ async def run(args: argparse.Namespace) -> int:
 async def _users(store: object, args: argparse.Namespace) -> int:
     from server.identity import UserError, Users
 
-    users = await Users.open(store.db)  # type: ignore[attr-defined]
+    users = await Users.open(store)
     try:
         if args.users_cmd == "add":
             token = await users.add(args.name, args.role)
@@ -84,7 +86,7 @@ async def _serve(store: object, args: argparse.Namespace) -> int:
     from server.identity import Users
 
     cfg = session_config(args)
-    users = await Users.open(store.db)  # type: ignore[attr-defined]
+    users = await Users.open(store)
     try:
         sock = listen(args.host, args.port)
     except OSError as exc:
@@ -94,7 +96,7 @@ async def _serve(store: object, args: argparse.Namespace) -> int:
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     n = len(await users.all())
-    print(f"lantern serve: listening on http://{shown}:{port} ({n} users; store {store.path})", flush=True)  # type: ignore[attr-defined]
+    print(f"lantern serve: listening on http://{shown}:{port} ({n} users; store {store.where})", flush=True)  # type: ignore[attr-defined]
     if n == 0:
         print(
             "lantern serve: no users yet, so every request is refused: `lantern serve users add NAME --role ROLE`",

@@ -144,9 +144,10 @@ class FanoutSink:
         self.store = store
         self.live = live
 
-    async def append(self, event: Any) -> None:
-        await self.store.append(event)
-        self.live.publish(event)
+    async def append(self, event: Any) -> Any:
+        stored = await self.store.append(event)  # re-stamped if another server took its seq
+        self.live.publish(stored)
+        return stored
 
     async def put_blob(self, ref: str, session_id: str, text: str) -> None:
         await self.store.put_blob(ref, session_id, text)

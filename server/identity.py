@@ -2,7 +2,7 @@
 
 `lantern serve users add NAME --role ROLE` makes a token, prints it once and stores its SHA-256;
 a request's `Authorization: Bearer TOKEN` is hashed and looked up. The table lives in the
-server's store, beside the audit log that records every refused request.
+server's store (SQLite or PostgreSQL), beside the audit log that records every refused request.
 """
 
 from __future__ import annotations
@@ -13,10 +13,12 @@ import json
 import re
 import secrets
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiosqlite
 
 from engine import events as ev
+from engine.storage import Backend
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS server_users (
@@ -52,61 +54,58 @@ class UserError(ValueError):
 
 
 class Users:
-    """The server's users, in its store's database."""
+    """The server's users, in its store's database (SQLite or PostgreSQL, engine.storage)."""
 
-    def __init__(self, db: aiosqlite.Connection) -> None:
-        self.db = db
-        """The store's connection."""
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        """The store's database."""
 
     @classmethod
-    async def open(cls, db: aiosqlite.Connection) -> Users:
-        """The users table on `db`, created when missing."""
-        from engine.store import write_lock
+    async def open(cls, source: Any) -> Users:
+        """The users table of a Store (or of a bare aiosqlite connection), created when missing."""
+        if isinstance(source, aiosqlite.Connection):
+            from engine.storage.sqlite import SqliteBackend
 
-        async with write_lock(db):
-            await db.executescript(SCHEMA)
-            await db.commit()
-        return cls(db)
+            backend: Backend = await SqliteBackend.attach(source)
+        else:
+            backend = getattr(source, "backend", source)
+        await backend.create(SCHEMA)
+        return cls(backend)
 
     async def add(self, name: str, roles: list[str]) -> str:
         """Create `name` (or give it a new token and these roles); returns the token, which is not kept."""
-        from engine.store import write_lock
-
         for n in (name, *roles):
             if not NAME.match(n):
                 raise UserError(f"{n!r} is not a valid name (letters, digits, . _ @ -; at most 64)")
         token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        async with write_lock(self.db):
-            await self.db.execute(
-                "INSERT INTO server_users(name, roles, token_hash, created_at) VALUES (?,?,?,?) "
-                "ON CONFLICT(name) DO UPDATE SET roles=excluded.roles, token_hash=excluded.token_hash",
-                (name, json.dumps(sorted(set(roles))), token_hash(token), ev.utcnow().isoformat()),
-            )
-            await self.db.commit()
+        await self.backend.execute(
+            "INSERT INTO server_users(name, roles, token_hash, created_at) VALUES (?,?,?,?) "
+            "ON CONFLICT(name) DO UPDATE SET roles=excluded.roles, token_hash=excluded.token_hash",
+            name,
+            json.dumps(sorted(set(roles))),
+            token_hash(token),
+            ev.utcnow().isoformat(),
+        )
         return token
 
     async def remove(self, name: str) -> None:
         """Remove a user; their token stops working at once."""
-        from engine.store import write_lock
-
-        async with write_lock(self.db):
-            cur = await self.db.execute("DELETE FROM server_users WHERE name=?", (name,))
-            await self.db.commit()
-        if cur.rowcount == 0:
+        async with self.backend.transaction("users") as tx:
+            gone = await tx.fetchone("DELETE FROM server_users WHERE name=? RETURNING name", name)
+        if gone is None:
             raise UserError(f"no user {name!r}")
 
     async def all(self) -> list[Identity]:
         """Every user, by name."""
-        async with self.db.execute("SELECT name, roles FROM server_users ORDER BY name") as cur:
-            return [Identity(n, tuple(json.loads(r))) async for n, r in cur]
+        rows = await self.backend.fetch("SELECT name, roles FROM server_users ORDER BY name")
+        return [Identity(n, tuple(json.loads(r))) for n, r in rows]
 
     async def authenticate(self, token: str) -> Identity | None:
         """The user whose token this is, or None."""
         if not token:
             return None
         h = token_hash(token)
-        async with self.db.execute("SELECT name, roles, token_hash FROM server_users WHERE token_hash=?", (h,)) as cur:
-            row = await cur.fetchone()
+        row = await self.backend.fetchone("SELECT name, roles, token_hash FROM server_users WHERE token_hash=?", h)
         if row is None or not hmac.compare_digest(row[2], h):
             return None
         return Identity(row[0], tuple(json.loads(row[1])))

@@ -112,7 +112,7 @@ class ServerThread:
 
     async def _main(self) -> None:
         async with Store(self.path) as store:
-            users = await Users.open(store.db)
+            users = await Users.open(store)
             for name, roles in USERS.items():
                 self.tokens[name] = await users.add(name, roles)
             self.hub = Hub(Config(user="server"), store, users, self.factory, learn=False)

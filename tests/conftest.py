@@ -45,3 +45,21 @@ def _lantern_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     """Each test gets its own LANTERN_HOME so stores and configs never touch the user's."""
     home = tmp_path_factory.mktemp("lantern-home")
     monkeypatch.setenv("LANTERN_HOME", str(home))
+    monkeypatch.delenv("LANTERN_STORE", raising=False)
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One real PostgreSQL server for the test session (tests.storage.pgserver); skips without
+    the binaries unless LANTERN_REQUIRE_POSTGRES=1."""
+    from tests.storage.pgserver import start_server
+
+    server = start_server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres) -> str:
+    """The URL of a fresh, empty database on the test session's PostgreSQL server."""
+    return postgres.database()

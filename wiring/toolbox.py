@@ -90,7 +90,7 @@ async def make_dispatcher(
     who = user or getpass.getuser()
     org, user_file = policy_paths(who)
     policy = load_policy_safe(org, user_file)
-    audit = await AuditLog.open(store.db)
+    audit = await AuditLog.open(store)
     kwargs.setdefault("known_values", known_credentials)
     return Dispatcher(policy, audit, user=who, kube=kube, read_only=read_only, **kwargs)
 

@@ -23,14 +23,14 @@ def _fail(message: str) -> int:
 async def run(args: argparse.Namespace) -> int:
     """Print (or write) one session's handoff."""
     from engine import handoff
-    from engine.store import Store, default_path
+    from engine.store import Store
 
     if not args.session:
         return _fail("give a session id (`lantern sessions` lists them)")
-    path = Path(args.db) if args.db else default_path()
-    if not path.exists():
-        return _fail(f"no session matches {args.session!r} (no store at {path})")
-    async with Store(path) as store:
+    store = Store(args.db or getattr(args, "store", None))
+    if store.path is not None and not store.path.exists():
+        return _fail(f"no session matches {args.session!r} (no store at {store.path})")
+    async with store:
         sid = await store.find(args.session)
         if sid is None:
             return _fail(f"no session matches {args.session!r}")

@@ -126,6 +126,4 @@ async def score_and_store(store: Any, session_id: str) -> dict[str, Any]:
 
 async def recent_hints(store: Any, limit: int = 50) -> list[str]:
     """Hints from the most recent stored scores."""
-    async with store.db.execute("SELECT body FROM scores ORDER BY at DESC LIMIT ?", (limit,)) as cur:
-        scores = [json.loads(r[0]) async for r in cur]
-    return hints_from_scores(scores)
+    return hints_from_scores(await store.recent_scores(limit))

@@ -1,4 +1,4 @@
-"""The audit log: an append-only SQLite table in the store's file, each row chained to the previous.
+"""The audit log: an append-only table in the store's database, each row chained to the previous.
 
 Each row's hash is an HMAC (engine.chain: a key outside the database, mode 0600) over the
 canonical JSON of the row and the previous row's hash, and the chain's head is appended to an
@@ -9,22 +9,26 @@ row carries the hash of the output it stored, so the stored outputs are chained 
 
 A write or dangerous call gets an `intent` row before the executor runs and its `execution` row
 after: a crash in between still leaves a record that it was about to run. Rows are numbered
-inside one `BEGIN IMMEDIATE` transaction, so several processes on one store never collide.
+inside one transaction holding the `audit` lock (engine.storage: SQLite's BEGIN IMMEDIATE, an
+advisory lock in PostgreSQL), so several processes on one store never collide. In PostgreSQL
+the anchor is a file per database under $LANTERN_HOME/anchors on each machine that writes; a
+trigger refuses UPDATE, DELETE and TRUNCATE.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+from contextlib import aclosing
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
 from engine import events as ev
 from engine.chain import Anchor, load_key, mac, sha256
-from engine.store import write_lock
+from engine.storage import Backend
+from engine.storage.sqlite import SqliteBackend
 from engine.textsafe import unicode_safe
 
 KINDS = ("intent", "execution", "confirmation", "approval", "denial", "block", "refusal")
@@ -53,6 +57,41 @@ BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
 """
+"""The audit table in SQLite."""
+
+PG_SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit (
+    seq BIGINT PRIMARY KEY,
+    at TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    "user" TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    tool TEXT NOT NULL,
+    args_json TEXT NOT NULL,
+    call_hash TEXT NOT NULL,
+    decision TEXT NOT NULL,
+    rule TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    output_ref TEXT NOT NULL DEFAULT '',
+    output_hash TEXT NOT NULL DEFAULT '',
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+DO $$ BEGIN
+IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'audit_no_update' AND tgrelid = 'audit'::regclass) THEN
+    CREATE OR REPLACE FUNCTION lantern_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS
+    'BEGIN RAISE EXCEPTION ''audit log is append-only''; END';
+    CREATE TRIGGER audit_no_update BEFORE UPDATE OR DELETE ON audit
+        FOR EACH ROW EXECUTE FUNCTION lantern_audit_append_only();
+    CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
+        FOR EACH STATEMENT EXECUTE FUNCTION lantern_audit_append_only();
+END IF;
+END $$;
+"""
+"""The audit table in PostgreSQL, its append-only triggers created once (by the table's owner)."""
+
+SCHEMAS = {"sqlite": SCHEMA, "postgresql": PG_SCHEMA}
+"""DDL per dialect."""
 
 GENESIS = "0" * 64
 """prev_hash of the first row."""
@@ -111,12 +150,16 @@ class AuditRow:
     hash: str
 
 
-class AuditLog:
-    """Append and verify audit rows on the store's aiosqlite connection."""
+_COLUMNS = ", ".join(f'"{c}"' for c in (*_FIELDS, "hash"))
+"""Every column, quoted (`user` is a reserved word in PostgreSQL)."""
 
-    def __init__(self, db: aiosqlite.Connection, key: bytes, anchor: Anchor | None) -> None:
-        self.db = db
-        """The shared store connection."""
+
+class AuditLog:
+    """Append and verify audit rows in the store's database."""
+
+    def __init__(self, backend: Backend, key: bytes, anchor: Anchor | None) -> None:
+        self.backend = backend
+        """The store's database (engine.storage)."""
         self.key = key
         """The chain key (engine.chain)."""
         self.anchor = anchor
@@ -124,27 +167,35 @@ class AuditLog:
         self._ready = False
 
     @classmethod
-    async def open(cls, db: aiosqlite.Connection, *, key: bytes | None = None) -> AuditLog:
-        """Create the table and triggers if needed; the anchor file sits beside the database."""
-        async with db.execute("SELECT file FROM pragma_database_list WHERE name='main'") as cur:
-            row = await cur.fetchone()
+    async def open(cls, source: Any, *, key: bytes | None = None) -> AuditLog:
+        """The audit log of a Store (or of a bare aiosqlite connection); creates the table and
+        triggers if needed. The anchor file is the backend's (SQLite: beside the database)."""
+        if isinstance(source, aiosqlite.Connection):
+            backend: Backend = await SqliteBackend.attach(source)
+        else:
+            backend = getattr(source, "backend", source)
         key = key or load_key()
-        anchor = Anchor(Path(row[0] + "-audit.anchor"), key) if row and row[0] else None
-        log = cls(db, key, anchor)
+        log = cls(backend, key, Anchor(backend.anchor, key) if backend.anchor is not None else None)
         await log._ensure()
         return log
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        """The SQLite connection (tests that edit the file directly)."""
+        if not isinstance(self.backend, SqliteBackend):
+            raise RuntimeError(f"{self.backend.where} is not a SQLite store")
+        return self.backend.db
 
     async def _ensure(self) -> None:
         if self._ready:
             return
-        async with write_lock(self.db):
-            await self.db.executescript(SCHEMA)
-            async with self.db.execute("PRAGMA table_info(audit)") as cur:
-                have = {r[1] async for r in cur}
-            for col in ("output_ref", "output_hash"):
-                if col not in have:  # a store from before outputs were chained
-                    await self.db.execute(f"ALTER TABLE audit ADD COLUMN {col} TEXT NOT NULL DEFAULT ''")
-            await self.db.commit()
+        await self.backend.create(SCHEMAS[self.backend.dialect])
+        have = await self.backend.columns("audit")
+        for col in ("output_ref", "output_hash"):
+            if col not in have:  # a store from before outputs were chained
+                await self.backend.execute(f"ALTER TABLE audit ADD COLUMN {col} TEXT NOT NULL DEFAULT ''")
+        if self.anchor is not None:
+            self.anchor.path.parent.mkdir(parents=True, exist_ok=True)
         self._ready = True
 
     async def append(
@@ -176,30 +227,21 @@ class AuditLog:
             "decision": decision,
             "rule": rule,
         }
-        row: dict[str, Any] = {k: unicode_safe(str(v)) for k, v in fields.items()}
-        row["detail"] = unicode_safe(detail[:4000])
-        row["output_ref"] = unicode_safe(output_ref)
-        row["output_hash"] = sha256(unicode_safe(output)) if output is not None else ""
-        async with write_lock(self.db):
-            await self.db.commit()  # nothing of this connection may ride in the numbering transaction
-            await self.db.execute("BEGIN IMMEDIATE")
-            try:
-                async with self.db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1") as cur:
-                    last = await cur.fetchone()
-                row = {
-                    "seq": (last[0] + 1) if last else 1,
-                    "at": ev.utcnow().isoformat(),
-                    **row,
-                    "prev_hash": last[1] if last else GENESIS,
-                }
-                row["hash"] = row_hash(row, self.key)
-                await self.db.execute(
-                    f"INSERT INTO audit({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})", tuple(row.values())
-                )
-                await self.db.commit()
-            except BaseException:
-                await self.db.rollback()
-                raise
+        t = self.backend.text
+        row: dict[str, Any] = {k: t(unicode_safe(str(v))) for k, v in fields.items()}
+        row["detail"] = t(unicode_safe(detail[:4000]))
+        row["output_ref"] = t(unicode_safe(output_ref))
+        row["output_hash"] = sha256(t(unicode_safe(output))) if output is not None else ""
+        async with self.backend.transaction("audit") as tx:
+            last = await tx.fetchone("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1")
+            row = {
+                "seq": (last[0] + 1) if last else 1,
+                "at": ev.utcnow().isoformat(),
+                **row,
+                "prev_hash": last[1] if last else GENESIS,
+            }
+            row["hash"] = row_hash(row, self.key)
+            await tx.execute(f"INSERT INTO audit({_COLUMNS}) VALUES ({', '.join('?' for _ in row)})", *row.values())
         if self.anchor is not None:
             self.anchor.append(row["seq"], row["hash"])
         return AuditRow(**{k: row[k] for k in (*_FIELDS, "hash")})
@@ -209,7 +251,7 @@ class AuditLog:
     ) -> list[AuditRow]:
         """Rows in order (or the newest `limit`, still returned oldest first)."""
         await self._ensure()
-        sql = "SELECT " + ", ".join((*_FIELDS, "hash")) + " FROM audit"
+        sql = f"SELECT {_COLUMNS} FROM audit"
         params: list[Any] = []
         if session_id:
             sql += " WHERE session_id=?"
@@ -218,8 +260,7 @@ class AuditLog:
         if limit:
             sql += " LIMIT ?"
             params.append(limit)
-        async with self.db.execute(sql, params) as cur:
-            out = [AuditRow(*r) async for r in cur]
+        out = [AuditRow(*r) for r in await self.backend.fetch(sql, *params)]
         return list(reversed(out)) if newest else out
 
     async def verify(self) -> tuple[bool, int | None, str]:
@@ -227,7 +268,7 @@ class AuditLog:
         await self._ensure()
         anchored, problems = self.anchor.heads() if self.anchor is not None else ({}, [])
         prev, expected_seq, n = GENESIS, 1, 0
-        async with self.db.execute("SELECT " + ", ".join((*_FIELDS, "hash")) + " FROM audit ORDER BY seq") as cur:
+        async with aclosing(self.backend.stream(f"SELECT {_COLUMNS} FROM audit ORDER BY seq")) as cur:
             async for r in cur:
                 row = dict(zip((*_FIELDS, "hash"), r))
                 n += 1
@@ -264,14 +305,13 @@ class AuditLog:
         return ""
 
     async def _output_problem(self) -> tuple[int, str] | None:
-        sql = "SELECT a.seq, a.output_ref, a.output_hash, b.body FROM audit a LEFT JOIN blobs b ON b.ref = a.output_ref WHERE a.output_ref != '' ORDER BY a.seq"
-        try:
-            async with self.db.execute(sql) as cur:
-                async for seq, ref, want, body in cur:
-                    if body is None:
-                        return seq, f"row {seq}: its stored output {ref} is gone"
-                    if sha256(body) != want:
-                        return seq, f"row {seq}: its stored output {ref} was changed"
-        except aiosqlite.OperationalError:
+        if not await self.backend.has_table("blobs"):
             return None  # a bare audit database without the store's blobs table
+        sql = "SELECT a.seq, a.output_ref, a.output_hash, b.body FROM audit a LEFT JOIN blobs b ON b.ref = a.output_ref WHERE a.output_ref != '' ORDER BY a.seq"
+        async with aclosing(self.backend.stream(sql)) as cur:
+            async for seq, ref, want, body in cur:
+                if body is None:
+                    return seq, f"row {seq}: its stored output {ref} is gone"
+                if sha256(body) != want:
+                    return seq, f"row {seq}: its stored output {ref} was changed"
         return None

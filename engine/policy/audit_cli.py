@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 
 from engine.policy.audit import AuditLog
-from engine.store import Store, default_path
+from engine.store import Store
 
 
 def configure(p: argparse.ArgumentParser) -> None:
     """Arguments of `lantern audit`."""
-    p.add_argument("--db", help="database file (default: the store's)")
+    p.add_argument("--db", help="database file (default: the store's; --store also takes a URL)")
     sub = p.add_subparsers(dest="audit_cmd", metavar="CMD", required=True)
     sub.add_parser(
         "verify",
@@ -32,12 +31,12 @@ def configure(p: argparse.ArgumentParser) -> None:
 
 async def run(args: argparse.Namespace) -> int:
     """Run the audit command."""
-    path = Path(args.db) if args.db else default_path()
-    if not path.exists():
-        print(f"no store at {path}: nothing audited yet")
+    store = Store(args.db or getattr(args, "store", None))
+    if store.path is not None and not store.path.exists():
+        print(f"no store at {store.path}: nothing audited yet")
         return 0 if args.audit_cmd == "tail" else 1
-    async with Store(path) as store:
-        log = await AuditLog.open(store.db)
+    async with store:
+        log = await AuditLog.open(store)
         if args.audit_cmd == "verify":
             ok, seq, why = await log.verify()
             print(("ok: " if ok else "BROKEN" + (f" at row {seq}" if seq else "") + ": ") + why)

@@ -117,7 +117,7 @@ async def make_session(
     kube: Any = None,
 ) -> tuple[Session, Dispatcher, AuditLog]:
     """A real Session on a real store, whose toolbox dispatches through a real Dispatcher."""
-    audit = await AuditLog.open(store.db)
+    audit = await AuditLog.open(store)
     kwargs: dict[str, Any] = {}
     if clock is not None:
         kwargs["clock"] = clock
