@@ -55,6 +55,9 @@ class Message(BaseModel):
     tool_call_id: str | None = None
     name: str | None = None
     """Tool name, for tool messages."""
+    note: bool = False
+    """The engine's own note to the model (the context notes, what this turn already did), sent as a
+    user message but not the user's words: a rule about "the user's last message" looks past it."""
 
     def to_openai(self) -> dict[str, Any]:
         """The OpenAI chat shape (litellm translates it for each provider)."""

@@ -134,6 +134,15 @@ def render_prompt(
     return "".join(out)
 
 
+def after_user(messages: list[Message]) -> bool:
+    """The step answers the user's message: the newest message that is not an engine note is the
+    user's. The context notes ride at the end of the prompt as a user message; counting them as the
+    user's would make every step after a tool result call a tool (`tool_first`), so a model that
+    wanted to answer could only repeat a call until the loop stopped offering tools."""
+    last = next((m for m in reversed(messages) if not m.note), None)
+    return last is not None and last.role == "user"
+
+
 def _common_prefix(a: Any, b: list[int]) -> int:
     n = 0
     for x, y in zip(a, b):
@@ -326,7 +335,7 @@ class LocalModel:
         cancel = threading.Event()
         structured = answer_schema is not None
         prompt = self._prompt_for(messages, tools, structured)
-        must_call = self.tool_first and bool(tools) and bool(messages) and messages[-1].role == "user"
+        must_call = self.tool_first and after_user(messages) and bool(tools)
         gbnf = step_gbnf(tools, thought=self.thought, answer=not must_call, answer_schema=answer_schema)
 
         def emit(kind: str, value: Any) -> None:

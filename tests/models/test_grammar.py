@@ -337,3 +337,28 @@ def test_tool_line_names_the_object_of_a_generic_name_parameter() -> None:
 def test_system_text_ends_the_tool_list_with_the_system_note() -> None:
     s = system_text("", [PODS])
     assert "use that system's tool" in s.split("# Reply")[0]
+
+
+async def test_the_context_note_after_a_tool_result_does_not_force_another_call() -> None:
+    """The compacting builder's note rides at the end of the prompt as a user message; the local
+    model must call a tool after the user's message, not after its own note, or a step that wanted
+    to answer can only repeat a call (the repeats the guard refused on the first run)."""
+    from engine.context.builder import CompactingContext
+    from engine.loop import Session
+    from engine.models.local import after_user
+    from engine.testing import ScriptedModel
+    from engine.toolbox import Toolbox
+    from engine.tools import python_tool
+
+    def get_pods(namespace: str) -> str:
+        """List pods."""
+        return "checkout-7d9f 0/1 CrashLoopBackOff restarts=14 exit code 137"
+
+    model = ScriptedModel([{"tool_calls": [{"name": "get_pods", "arguments": {"namespace": "shop"}}]}, {"text": "OOM."}], name="local/qwen")
+    s = Session(model, Toolbox([python_tool(get_pods)]), context=CompactingContext(model))
+    [e async for e in s.run_turn("why is checkout-api in shop failing?")]
+    first, second = (msgs for msgs, _ in model.requests)
+    assert after_user(first), "the first step answers the user's message: it must call a tool"
+    assert second[-1].role == "user" and second[-1].note, "the context note closes the prompt"
+    assert not after_user(second), "after a tool result the model may answer"
+    assert after_user([*second, Message(role="user", content="thanks")])
