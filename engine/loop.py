@@ -17,8 +17,19 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from engine import events as ev
 from engine.diagnose import CheckSet
-from engine.models.base import Completion, Message, Model, TextDelta, ToolCall, ToolSpec, Usage
+from engine.models.base import (
+    Completion,
+    ExcludingModel,
+    Message,
+    Model,
+    ModelChunk,
+    TextDelta,
+    ToolCall,
+    ToolSpec,
+    Usage,
+)
 from engine.models.errors import ModelError
+from engine.notes import DONE_HEAD, call_text, done_this_turn, with_note
 from engine.textsafe import safe_tree
 
 if TYPE_CHECKING:
@@ -109,6 +120,8 @@ class TurnContext:
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     reviewed: bool = False
     """The plan critic asked this turn to revise a plan (it asks once a turn)."""
+    requests: list[str] = field(default_factory=list)
+    """What the engine asks of the next step (the answer check's request), said once in the closing note."""
 
     def event(self, cls: type[T], **fields: Any) -> T:
         """Stamp a new event of this session (seq, time, turn)."""
@@ -178,6 +191,14 @@ class Toolbox(Protocol):
 
     def risk_of(self, name: str) -> str:
         """read | write | dangerous for a tool name ('read' when unknown)."""
+        ...
+
+    def all_tool_names(self) -> list[str]:
+        """Every tool the session can call, offered now or not."""
+        ...
+
+    def repeat_of(self, call: ToolCall, ctx: TurnContext) -> str | None:
+        """Why `call` would learn nothing new this turn (a refused repeat, a denied call), or None."""
         ...
 
 
@@ -536,7 +557,7 @@ class Session:
         d = self.diagnoser
         if d is None:
             return
-        available = set(getattr(self.toolbox, "all_tool_names", list)())
+        available = set(self.toolbox.all_tool_names())
         ran = False
         for _rnd in range(self.config.follow_up_rounds if rounds is None else rounds):
             calls: list[ToolCall] = []
@@ -684,14 +705,66 @@ class Session:
         step.messages, ctx_events = await _in_thread(self.context.build, ctx, self.config.system_prompt, tools)
         for e in ctx_events:
             yield e
+        step.messages = with_note(step.messages, self._notes(ctx, tools))
         step.tools = tools
         yield ctx.event(ev.StepStarted, step=ctx.step, tools=[t.name for t in tools])
 
+    def _notes(self, ctx: TurnContext, tools: list[ToolSpec]) -> str:
+        """The engine's closing note for this step: the calls this turn already made (while tools
+        are offered: asking again is what it prevents) and any request of the engine's, once."""
+        parts = []
+        if tools:
+            done = done_this_turn(ctx.events, ctx.turn, set(self.toolbox.all_tool_names()))
+            if done:
+                parts.append(DONE_HEAD + "\n" + "\n".join(done))
+        parts.extend(ctx.requests)
+        ctx.requests.clear()
+        return "\n\n".join(parts)
+
     async def _ask_model(self, ctx: TurnContext, step: Step) -> AsyncIterator[Any]:
-        """Stream the model's reply (text shown as it comes, scrubbed), then its message and calls."""
+        """Stream the model's reply (text shown as it comes, scrubbed), then its message and calls.
+
+        A reply whose every call would learn nothing (a read this turn already answered, a call a
+        human denied, a search whose results are still offered) is a wasted step: a model that can
+        rule calls out of its output is asked once more without them, from the same prompt (only
+        the generation runs again); if it still repeats, the dispatcher's refusal applies."""
+        got: list[Completion] = []
+        schema = self.config.answer_schema
+        async for e in self._reply(ctx, step, self.model.stream(step.messages, step.tools, answer_schema=schema), got):
+            yield e
+        completion = got[-1]
+        wasted = [(c, why) for c in completion.tool_calls if (why := self.toolbox.repeat_of(c, ctx))]
+        if (
+            wasted
+            and len(wasted) == len(completion.tool_calls)
+            and step.tools
+            and isinstance(self.model, ExcludingModel)
+        ):
+            said = "; ".join(f"{call_text(c.name, c.arguments)}: {why}" for c, why in wasted)
+            yield ctx.event(
+                ev.Notice,
+                text=f"Step {ctx.step} asked again for {said}. Asked once more with that call ruled out.",
+                topic="repeat-excluded",
+            )
+            again = self.model.stream_excluding(step.messages, step.tools, [c for c, _ in wasted], answer_schema=schema)
+            async for e in self._reply(ctx, step, again, got):
+                yield e
+            first, completion = completion, got[-1]
+            completion = completion.model_copy(update={"usage": _added(first.usage, completion.usage)})
+        step.usage, step.calls, step.text = completion.usage, completion.tool_calls, completion.text
+        yield ctx.event(
+            ev.AssistantMessage,
+            text=completion.text,
+            step=ctx.step,
+            tool_calls=[{"id": c.id, "name": c.name, "arguments": c.arguments} for c in step.calls],
+        )
+
+    async def _reply(
+        self, ctx: TurnContext, step: Step, stream: AsyncIterator[ModelChunk], got: list[Completion]
+    ) -> AsyncIterator[Any]:
+        """One streamed reply: its text as deltas, its completion appended to `got`."""
         m0 = time.perf_counter()
         completion: Completion | None = None
-        stream = self.model.stream(step.messages, step.tools, answer_schema=self.config.answer_schema)
         held = _HeldBack(self.redact)
         try:
             while True:
@@ -718,13 +791,7 @@ class Session:
         step.outside += time.perf_counter() - m0
         if completion is None:
             raise ModelError("the model ended its reply without a completion", hint="try again")
-        step.usage, step.calls, step.text = completion.usage, completion.tool_calls, completion.text
-        yield ctx.event(
-            ev.AssistantMessage,
-            text=completion.text,
-            step=ctx.step,
-            tool_calls=[{"id": c.id, "name": c.name, "arguments": c.arguments} for c in step.calls],
-        )
+        got.append(completion)
 
     async def _run_calls(self, ctx: TurnContext, step: Step) -> AsyncIterator[Any]:
         """The step's calls, one after another, through the toolbox."""
@@ -806,6 +873,15 @@ class Session:
         if wall >= cfg.max_wall_s:
             return f"Time budget for this turn spent: {wall:.0f}s of {cfg.max_wall_s:.0f}s."
         return ""
+
+
+def _added(a: Usage, b: Usage) -> Usage:
+    return Usage(
+        prompt_tokens=a.prompt_tokens + b.prompt_tokens,
+        completion_tokens=a.completion_tokens + b.completion_tokens,
+        cached_tokens=a.cached_tokens + b.cached_tokens,
+        cost_usd=a.cost_usd + b.cost_usd,
+    )
 
 
 def _signature(calls: list[ToolCall]) -> tuple[tuple[str, str], ...]:

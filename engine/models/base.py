@@ -135,6 +135,24 @@ class Model(Protocol):
         ...
 
 
+@runtime_checkable
+class ExcludingModel(Protocol):
+    """A model that can take a step again with exact calls ruled out of its output (the local
+    model, through its grammar). The loop asks it when a step repeats a call that would learn
+    nothing; a model without it (a provider's API) reads what the turn already did instead."""
+
+    def stream_excluding(
+        self,
+        messages: list[Message],
+        tools: list[ToolSpec],
+        exclude: list[ToolCall],
+        *,
+        answer_schema: dict[str, Any] | None = None,
+    ) -> AsyncIterator[ModelChunk]:
+        """`stream`, with no call in `exclude` (same tool, same arguments) among the possible outputs."""
+        ...
+
+
 def drop_nulls(args: dict[str, Any]) -> dict[str, Any]:
     """Remove explicit nulls: providers send `null` for optional arguments they mean to omit."""
     return {k: v for k, v in args.items() if v is not None}

@@ -324,7 +324,13 @@ class Rewriter:
         # kick metrics-server" a command of its own, and "and the pods?" asks about a kind of
         # thing, not another one of the same: the new turn's query keeps its own words then.
         kinds_only = all(w.strip("?.,!").lower() in K8S_KINDS for w in tail.split())
-        if m and prev_user and len(tail.split()) <= 3 and tail.split()[0].lower() not in STOPWORDS | IMPERATIVES and not kinds_only:
+        if (
+            m
+            and prev_user
+            and len(tail.split()) <= 3
+            and tail.split()[0].lower() not in STOPWORDS | IMPERATIVES
+            and not kinds_only
+        ):
             # "what about staging?" → the previous request with the new entity swapped in.
             new = extract_entities(m.group(1)) or [Entity(m.group(1).strip(" ?"))]
             base = strip_filler(prev_user)
