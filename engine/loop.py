@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from engine import events as ev
+from engine.answers import check_answer, restate_request
 from engine.diagnose import CheckSet
 from engine.models.base import (
     Completion,
@@ -40,9 +41,10 @@ T = TypeVar("T")
 DEFAULT_SYSTEM_PROMPT = (
     "You are Lantern, an on-call assistant investigating production incidents. "
     "Use the tools to gather evidence before concluding. Name the root cause with the evidence "
-    "(resource names, error codes, metric values, timestamps). Propose the smallest safe fix; "
-    "writes run only after a human approves them. If a tool you need is not offered, call "
-    "find_tools with what you are looking for."
+    "(resource names, error codes, metric values, timestamps). Propose the smallest safe fix as a call "
+    "of a tool you can run, written as pack.action(arg=value, ...); writes run only after a human "
+    "approves them. If no available tool can make the fix, say so plainly and what a person must do. "
+    "If a tool you need is not offered, call find_tools with what you are looking for."
 )
 
 
@@ -122,6 +124,8 @@ class TurnContext:
     """The plan critic asked this turn to revise a plan (it asks once a turn)."""
     requests: list[str] = field(default_factory=list)
     """What the engine asks of the next step (the answer check's request), said once in the closing note."""
+    answer_checked: bool = False
+    """The answer check asked this turn to restate a fix (it asks once a turn)."""
 
     def event(self, cls: type[T], **fields: Any) -> T:
         """Stamp a new event of this session (seq, time, turn)."""
@@ -314,6 +318,8 @@ class Step:
     """Seconds spent in the model and the tools (the rest is the engine's own time)."""
     held: bool = False
     """A review hook held the calls back: nothing more runs in this step."""
+    again: bool = False
+    """An answer hook asked for one more step (the fix check): the turn goes on."""
 
 
 Hook = Callable[[TurnContext, Step], AsyncIterator[Any]]
@@ -330,6 +336,8 @@ class Hooks:
     """After the model asks for calls, before any runs (the plan critic; may hold them back)."""
     after_calls: list[Hook] = field(default_factory=list)
     """After the step's calls ran (the reads the findings ask for)."""
+    answered: list[Hook] = field(default_factory=list)
+    """After a step without calls, the model's answer (the fix check; may ask for one more step)."""
 
 
 _IDS = frozenset(
@@ -384,7 +392,10 @@ class Session:
         self._turn = max((getattr(e, "turn", 0) for e in self.events), default=0)
         self._cancel: asyncio.Event | None = None
         self.hooks = Hooks(
-            opening=[self.triage_opening], review=[self.critic_review], after_calls=[self.follow_up_reads]
+            opening=[self.triage_opening],
+            review=[self.critic_review],
+            after_calls=[self.follow_up_reads],
+            answered=[self.fix_check],
         )
         """The engine's own work around the model's steps."""
         self.diagnoser = checks.diagnoser(self._namespace()) if checks and self.config.diagnose else None
@@ -644,6 +655,7 @@ class Session:
                 (self.hooks.review, False),
                 ([self._run_calls], True),
                 (self.hooks.after_calls, True),
+                (self.hooks.answered if not step.calls else [], False),
             ):
                 for hook in hooks:
                     if step.held:
@@ -654,7 +666,7 @@ class Session:
                     if outside:  # tools' time, not the engine's own
                         step.outside += time.perf_counter() - d0
             yield self._step_finished(ctx, step.started, step.outside, step.usage)
-            if step.held:
+            if step.held or step.again:
                 continue
             if not step.calls:
                 return
@@ -843,6 +855,33 @@ class Session:
         finally:
             ctx.step = current
 
+    async def fix_check(self, ctx: TurnContext, step: Step) -> AsyncIterator[Any]:
+        """Hook: the answer's fix is a call of a tool the session can run, or says that no available
+        action can make it (engine.answers). A fix in words alone, or a call of a tool no pack has,
+        gets a notice, and once a turn the model is asked to restate it. An answer in a turn where
+        the model called a write is not checked: the fix was put as a call (run, denied or blocked)."""
+        if (
+            self.config.answer_schema is not None
+            or ctx.answer_checked
+            or not step.text.strip()
+            or _asked_for_a_write(ctx, self.toolbox.risk_of)
+        ):
+            return
+        check = check_answer(step.text, self.toolbox.all_tool_names())
+        if not check.problem:
+            return
+        ctx.answer_checked = True
+        left = ctx.step < self.config.max_steps
+        then = (
+            "the model is asked once to restate it as an action it can run, or to say that none can."
+            if left
+            else "no step of this turn is left to ask again."
+        )
+        yield ctx.event(ev.Notice, text=f"The answer {check.problem}; {then}", level="warning", topic="answer-check")
+        if left:
+            ctx.requests.append(restate_request(check))
+            step.again = True
+
     async def triage_opening(self, ctx: TurnContext, step: Step) -> AsyncIterator[Any]:
         """Hook: the triage playbook's reads and the follow-ups their findings ask for."""
         if self.config.opening:
@@ -873,6 +912,16 @@ class Session:
         if wall >= cfg.max_wall_s:
             return f"Time budget for this turn spent: {wall:.0f}s of {cfg.max_wall_s:.0f}s."
         return ""
+
+
+def _asked_for_a_write(ctx: TurnContext, risk_of: Callable[[str], str]) -> bool:
+    """The model called a write or dangerous tool in this turn (run, denied or blocked alike)."""
+    return any(
+        isinstance(e, ev.AssistantMessage)
+        and e.turn == ctx.turn
+        and any(risk_of(str(c.get("name"))) != "read" for c in e.tool_calls)
+        for e in ctx.events
+    )
 
 
 def _added(a: Usage, b: Usage) -> Usage:
