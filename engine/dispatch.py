@@ -312,8 +312,28 @@ class Dispatcher:
         async for e in nxt(s):
             yield e
 
+    def repeat_of(self, call: ToolCall, tool: Tool | None, ctx: TurnContext) -> str | None:
+        """Why the `repeats` stage would not run `call` (a denied call, a read already answered this
+        turn), or None: the loop asks before the call is dispatched, so a model that can rule the
+        call out of its output (the local grammar) takes the step again instead of wasting it. A
+        tool that answers its own repeats (`ToolMeta.answers_repeats`) counts too: the step learns
+        nothing new either way."""
+        if tool is None or call.parse_error:
+            return None
+        try:
+            args, _ = check_args(tool, dict(call.arguments))
+        except ArgumentRefused:
+            return None
+        h = call_hash(tool.name, args)
+        denied = self._denied.get((ctx.session_id, h)) or _denied_in_history(ctx.events, h)
+        if denied is not None:
+            return f"this exact call was {denied}"
+        step = _same_call_this_turn(ctx, tool.name, h) if self.risk_of(tool) == "read" else None
+        return f"it already answered at step {step} of this turn" if step is not None else None
+
     async def repeats(self, s: CallState, nxt: Next) -> AsyncIterator[Any]:
-        """A call a human denied is not asked again; a read that already answered this turn is not run again."""
+        """A call a human denied is not asked again; a read that already answered this turn is not
+        run again, unless the tool answers repeats itself (find_tools: from what it found before)."""
         denied = self._denied.get((s.ctx.session_id, s.hash)) or _denied_in_history(s.ctx.events, s.hash)
         if denied is not None:
             msg = (
@@ -322,7 +342,8 @@ class Dispatcher:
             )
             yield await self._refuse(s, "denial", "guard:repeat-of-denied", msg, msg, status="denied")
             return
-        earlier = _same_call_this_turn(s.ctx, s.tool_name, s.hash) if s.risk == "read" else None
+        answers_itself = s.tool is not None and s.tool.meta.answers_repeats
+        earlier = _same_call_this_turn(s.ctx, s.tool_name, s.hash) if s.risk == "read" and not answers_itself else None
         if earlier is not None:
             msg = (
                 f"Not run again: {s.tool_name} with these exact arguments already answered at step {earlier} of this turn, "

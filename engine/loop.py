@@ -16,9 +16,21 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from engine import events as ev
+from engine.answers import check_answer, restate_request
 from engine.diagnose import CheckSet
-from engine.models.base import Completion, Message, Model, TextDelta, ToolCall, ToolSpec, Usage
+from engine.models.base import (
+    Completion,
+    ExcludingModel,
+    Message,
+    Model,
+    ModelChunk,
+    TextDelta,
+    ToolCall,
+    ToolSpec,
+    Usage,
+)
 from engine.models.errors import ModelError
+from engine.notes import DONE_HEAD, call_text, done_this_turn, with_note
 from engine.textsafe import safe_tree
 
 if TYPE_CHECKING:
@@ -29,9 +41,10 @@ T = TypeVar("T")
 DEFAULT_SYSTEM_PROMPT = (
     "You are Lantern, an on-call assistant investigating production incidents. "
     "Use the tools to gather evidence before concluding. Name the root cause with the evidence "
-    "(resource names, error codes, metric values, timestamps). Propose the smallest safe fix; "
-    "writes run only after a human approves them. If a tool you need is not offered, call "
-    "find_tools with what you are looking for."
+    "(resource names, error codes, metric values, timestamps). Propose the smallest safe fix as a call "
+    "of a tool you can run, written as pack.action(arg=value, ...); writes run only after a human "
+    "approves them. If no available tool can make the fix, say so plainly and what a person must do. "
+    "If a tool you need is not offered, call find_tools with what you are looking for."
 )
 
 
@@ -109,6 +122,10 @@ class TurnContext:
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     reviewed: bool = False
     """The plan critic asked this turn to revise a plan (it asks once a turn)."""
+    requests: list[str] = field(default_factory=list)
+    """What the engine asks of the next step (the answer check's request), said once in the closing note."""
+    answer_checked: bool = False
+    """The answer check asked this turn to restate a fix (it asks once a turn)."""
 
     def event(self, cls: type[T], **fields: Any) -> T:
         """Stamp a new event of this session (seq, time, turn)."""
@@ -178,6 +195,14 @@ class Toolbox(Protocol):
 
     def risk_of(self, name: str) -> str:
         """read | write | dangerous for a tool name ('read' when unknown)."""
+        ...
+
+    def all_tool_names(self) -> list[str]:
+        """Every tool the session can call, offered now or not."""
+        ...
+
+    def repeat_of(self, call: ToolCall, ctx: TurnContext) -> str | None:
+        """Why `call` would learn nothing new this turn (a refused repeat, a denied call), or None."""
         ...
 
 
@@ -295,6 +320,8 @@ class Step:
     """Seconds spent in the model and the tools (the rest is the engine's own time)."""
     held: bool = False
     """A review hook held the calls back: nothing more runs in this step."""
+    again: bool = False
+    """An answer hook asked for one more step (the fix check): the turn goes on."""
 
 
 Hook = Callable[[TurnContext, Step], AsyncIterator[Any]]
@@ -311,6 +338,8 @@ class Hooks:
     """After the model asks for calls, before any runs (the plan critic; may hold them back)."""
     after_calls: list[Hook] = field(default_factory=list)
     """After the step's calls ran (the reads the findings ask for)."""
+    answered: list[Hook] = field(default_factory=list)
+    """After a step without calls, the model's answer (the fix check; may ask for one more step)."""
 
 
 _IDS = frozenset(
@@ -365,7 +394,10 @@ class Session:
         self._turn = max((getattr(e, "turn", 0) for e in self.events), default=0)
         self._cancel: asyncio.Event | None = None
         self.hooks = Hooks(
-            opening=[self.triage_opening], review=[self.critic_review], after_calls=[self.follow_up_reads]
+            opening=[self.triage_opening],
+            review=[self.critic_review],
+            after_calls=[self.follow_up_reads],
+            answered=[self.fix_check],
         )
         """The engine's own work around the model's steps."""
         self.diagnoser = checks.diagnoser(self._namespace()) if checks and self.config.diagnose else None
@@ -540,7 +572,7 @@ class Session:
         d = self.diagnoser
         if d is None:
             return
-        available = set(getattr(self.toolbox, "all_tool_names", list)())
+        available = set(self.toolbox.all_tool_names())
         ran = False
         for _rnd in range(self.config.follow_up_rounds if rounds is None else rounds):
             calls: list[ToolCall] = []
@@ -627,6 +659,7 @@ class Session:
                 (self.hooks.review, False),
                 ([self._run_calls], True),
                 (self.hooks.after_calls, True),
+                (self.hooks.answered if not step.calls else [], False),
             ):
                 for hook in hooks:
                     if step.held:
@@ -637,7 +670,7 @@ class Session:
                     if outside:  # tools' time, not the engine's own
                         step.outside += time.perf_counter() - d0
             yield self._step_finished(ctx, step.started, step.outside, step.usage)
-            if step.held:
+            if step.held or step.again:
                 continue
             if not step.calls:
                 return
@@ -688,14 +721,66 @@ class Session:
         step.messages, ctx_events = await _in_thread(self.context.build, ctx, self.config.system_prompt, tools)
         for e in ctx_events:
             yield e
+        step.messages = with_note(step.messages, self._notes(ctx, tools))
         step.tools = tools
         yield ctx.event(ev.StepStarted, step=ctx.step, tools=[t.name for t in tools])
 
+    def _notes(self, ctx: TurnContext, tools: list[ToolSpec]) -> str:
+        """The engine's closing note for this step: the calls this turn already made (while tools
+        are offered: asking again is what it prevents) and any request of the engine's, once."""
+        parts = []
+        if tools:
+            done = done_this_turn(ctx.events, ctx.turn, set(self.toolbox.all_tool_names()))
+            if done:
+                parts.append(DONE_HEAD + "\n" + "\n".join(done))
+        parts.extend(ctx.requests)
+        ctx.requests.clear()
+        return "\n\n".join(parts)
+
     async def _ask_model(self, ctx: TurnContext, step: Step) -> AsyncIterator[Any]:
-        """Stream the model's reply (text shown as it comes, scrubbed), then its message and calls."""
+        """Stream the model's reply (text shown as it comes, scrubbed), then its message and calls.
+
+        A reply whose every call would learn nothing (a read this turn already answered, a call a
+        human denied, a search whose results are still offered) is a wasted step: a model that can
+        rule calls out of its output is asked once more without them, from the same prompt (only
+        the generation runs again); if it still repeats, the dispatcher's refusal applies."""
+        got: list[Completion] = []
+        schema = self.config.answer_schema
+        async for e in self._reply(ctx, step, self.model.stream(step.messages, step.tools, answer_schema=schema), got):
+            yield e
+        completion = got[-1]
+        wasted = [(c, why) for c in completion.tool_calls if (why := self.toolbox.repeat_of(c, ctx))]
+        if (
+            wasted
+            and len(wasted) == len(completion.tool_calls)
+            and step.tools
+            and isinstance(self.model, ExcludingModel)
+        ):
+            said = "; ".join(f"{call_text(c.name, c.arguments)}: {why}" for c, why in wasted)
+            yield ctx.event(
+                ev.Notice,
+                text=f"Step {ctx.step} asked again for {said}. Asked once more with that call ruled out.",
+                topic="repeat-excluded",
+            )
+            again = self.model.stream_excluding(step.messages, step.tools, [c for c, _ in wasted], answer_schema=schema)
+            async for e in self._reply(ctx, step, again, got):
+                yield e
+            first, completion = completion, got[-1]
+            completion = completion.model_copy(update={"usage": _added(first.usage, completion.usage)})
+        step.usage, step.calls, step.text = completion.usage, completion.tool_calls, completion.text
+        yield ctx.event(
+            ev.AssistantMessage,
+            text=completion.text,
+            step=ctx.step,
+            tool_calls=[{"id": c.id, "name": c.name, "arguments": c.arguments} for c in step.calls],
+        )
+
+    async def _reply(
+        self, ctx: TurnContext, step: Step, stream: AsyncIterator[ModelChunk], got: list[Completion]
+    ) -> AsyncIterator[Any]:
+        """One streamed reply: its text as deltas, its completion appended to `got`."""
         m0 = time.perf_counter()
         completion: Completion | None = None
-        stream = self.model.stream(step.messages, step.tools, answer_schema=self.config.answer_schema)
         held = _HeldBack(self.redact)
         try:
             while True:
@@ -722,13 +807,7 @@ class Session:
         step.outside += time.perf_counter() - m0
         if completion is None:
             raise ModelError("the model ended its reply without a completion", hint="try again")
-        step.usage, step.calls, step.text = completion.usage, completion.tool_calls, completion.text
-        yield ctx.event(
-            ev.AssistantMessage,
-            text=completion.text,
-            step=ctx.step,
-            tool_calls=[{"id": c.id, "name": c.name, "arguments": c.arguments} for c in step.calls],
-        )
+        got.append(completion)
 
     async def _run_calls(self, ctx: TurnContext, step: Step) -> AsyncIterator[Any]:
         """The step's calls, one after another, through the toolbox."""
@@ -780,6 +859,33 @@ class Session:
         finally:
             ctx.step = current
 
+    async def fix_check(self, ctx: TurnContext, step: Step) -> AsyncIterator[Any]:
+        """Hook: the answer's fix is a call of a tool the session can run, or says that no available
+        action can make it (engine.answers). A fix in words alone, or a call of a tool no pack has,
+        gets a notice, and once a turn the model is asked to restate it. An answer in a turn where
+        the model called a write is not checked: the fix was put as a call (run, denied or blocked)."""
+        if (
+            self.config.answer_schema is not None
+            or ctx.answer_checked
+            or not step.text.strip()
+            or _asked_for_a_write(ctx, self.toolbox.risk_of)
+        ):
+            return
+        check = check_answer(step.text, self.toolbox.all_tool_names())
+        if not check.problem:
+            return
+        ctx.answer_checked = True
+        left = ctx.step < self.config.max_steps
+        then = (
+            "the model is asked once to restate it as an action it can run, or to say that none can."
+            if left
+            else "no step of this turn is left to ask again."
+        )
+        yield ctx.event(ev.Notice, text=f"The answer {check.problem}; {then}", level="warning", topic="answer-check")
+        if left:
+            ctx.requests.append(restate_request(check))
+            step.again = True
+
     async def triage_opening(self, ctx: TurnContext, step: Step) -> AsyncIterator[Any]:
         """Hook: the triage playbook's reads and the follow-ups their findings ask for."""
         if self.config.opening:
@@ -810,6 +916,25 @@ class Session:
         if wall >= cfg.max_wall_s:
             return f"Time budget for this turn spent: {wall:.0f}s of {cfg.max_wall_s:.0f}s."
         return ""
+
+
+def _asked_for_a_write(ctx: TurnContext, risk_of: Callable[[str], str]) -> bool:
+    """The model called a write or dangerous tool in this turn (run, denied or blocked alike)."""
+    return any(
+        isinstance(e, ev.AssistantMessage)
+        and e.turn == ctx.turn
+        and any(risk_of(str(c.get("name"))) != "read" for c in e.tool_calls)
+        for e in ctx.events
+    )
+
+
+def _added(a: Usage, b: Usage) -> Usage:
+    return Usage(
+        prompt_tokens=a.prompt_tokens + b.prompt_tokens,
+        completion_tokens=a.completion_tokens + b.completion_tokens,
+        cached_tokens=a.cached_tokens + b.cached_tokens,
+        cost_usd=a.cost_usd + b.cost_usd,
+    )
 
 
 def _signature(calls: list[ToolCall]) -> tuple[tuple[str, str], ...]:

@@ -124,6 +124,29 @@ class ScriptedModel:
         )
 
 
+class ExcludingScriptedModel(ScriptedModel):
+    """A ScriptedModel that, like the local model, can take a step again with calls ruled out: it
+    records what was ruled out (`excluded`) and plays its next scripted step, which the test
+    writes as the model's second try."""
+
+    def __init__(self, script: Script | None = None, **kwargs: Any) -> None:
+        super().__init__(script, **kwargs)
+        self.excluded: list[list[ToolCall]] = []
+        """The calls ruled out, per second try."""
+
+    def stream_excluding(
+        self,
+        messages: list[Message],
+        tools: list[ToolSpec],
+        exclude: list[ToolCall],
+        *,
+        answer_schema: dict[str, Any] | None = None,
+    ) -> AsyncIterator[ModelChunk]:
+        """Record `exclude`, then play the next step."""
+        self.excluded.append(list(exclude))
+        return self.stream(messages, tools, answer_schema=answer_schema)
+
+
 def _error(code: str, message: str, retry_after: float | None) -> errors.ModelError:
     table: dict[str, type[errors.ModelError]] = {
         "rate-limited": errors.RateLimited,

@@ -29,6 +29,8 @@ class Selector(Protocol):
 
     def note_used(self, name: str, turn: int | None = None) -> None: ...
 
+    def repeat_of(self, call: ToolCall, ctx: TurnContext) -> str | None: ...
+
 
 class Toolbox:
     """Tools by name, offered by the selector (every tool without one), run by the dispatcher
@@ -72,6 +74,14 @@ class Toolbox:
     def risk_of(self, name: str) -> str:
         """read | write | dangerous as the policy sees the tool ('read' when unknown)."""
         return self.dispatcher.risk_of(self.tools.get(name))
+
+    def repeat_of(self, call: ToolCall, ctx: TurnContext) -> str | None:
+        """Why `call` would learn nothing new (the pipeline would refuse it as a repeat, or the
+        selector has answered the same search while its results are still offered), or None."""
+        why = self.dispatcher.repeat_of(call, self.tools.get(call.name), ctx)
+        if why is None and self.selector is not None:
+            why = self.selector.repeat_of(call, ctx)
+        return why
 
     async def select(self, ctx: TurnContext) -> tuple[list[ToolSpec], ev.ToolSetChanged | None]:
         """The tools to offer at this step, and a ToolSetChanged when the set changed."""

@@ -72,6 +72,9 @@ class ToolMeta:
     """What the action needs on its backend (RBAC verbs, scopes), for people."""
     executor: str = ""
     """python | rest | graphql | cli | mcp | replay ('' for engine meta-tools)."""
+    answers_repeats: bool = False
+    """The tool answers a repeat of an earlier call itself (find_tools: from what it found before),
+    so the dispatcher passes a repeat on instead of refusing it."""
 
 
 @dataclass

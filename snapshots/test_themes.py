@@ -17,7 +17,7 @@ SCRIPT = [
         "tool_calls": [{"name": "rollout_history", "arguments": {"name": "api", "namespace": "payments"}}],
     },
     {
-        "text": "## Root cause\n\nRevision 14 cut `limits.memory` to **128Mi**; the api pods are `OOMKilled`.\n\n- fix: roll back to revision 13\n"
+        "text": "## Root cause\n\nRevision 14 cut `limits.memory` to **128Mi**; the api pods are `OOMKilled`.\n\n- fix: `rollback_deployment` to revision 13\n"
     },
 ]
 DROPS = [

@@ -39,7 +39,7 @@ async def test_multi_step_turn_emits_blocks_in_order(tmp_path):
         finished = [e for e in out if e.kind == "tool-call-finished"]
         assert finished[0].status == "ok" and "CrashLoopBackOff" in finished[0].output
         # the second request carried the tool result back to the model
-        msgs, _ = model.requests[1]
+        msgs = [m for m in model.requests[1][0] if not m.note]  # the engine's closing note aside
         assert msgs[-1].role == "tool" and "CrashLoopBackOff" in msgs[-1].content
         assert [e.seq for e in out] == list(range(out[0].seq, out[0].seq + len(out)))
         stored = await store.events(s.id)
@@ -135,7 +135,7 @@ async def test_a_triage_playbook_opens_the_turn_with_reads_only():
     assert any(e.kind == "notice" and "restart" in e.text for e in out)
     started = [e for e in out if e.kind == "tool-call-started"]
     assert [(e.tool, e.step) for e in started] == [("get_pods", 0)]
-    msgs, _ = model.requests[0]
+    msgs = [m for m in model.requests[0][0] if not m.note]
     assert msgs[-1].role == "tool" and "CrashLoopBackOff" in msgs[-1].content
     assert out[-1].reason == "answered" and out[-1].steps == 1
 

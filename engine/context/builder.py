@@ -533,7 +533,7 @@ class CompactingContext:
             parts = [system, summary_text]
             notes = "\n\n".join(p for p in (ledger_block, drop_text) if p)
             if notes:
-                note = Message(role="user", content=NOTE_HEAD + notes)
+                note = Message(role="user", content=NOTE_HEAD + notes, note=True)
                 if body and body[-1].role == "user":
                     body.insert(len(body) - 1, note)
                 else:

@@ -55,6 +55,9 @@ class Message(BaseModel):
     tool_call_id: str | None = None
     name: str | None = None
     """Tool name, for tool messages."""
+    note: bool = False
+    """The engine's own note to the model (the context notes, what this turn already did), sent as a
+    user message but not the user's words: a rule about "the user's last message" looks past it."""
 
     def to_openai(self) -> dict[str, Any]:
         """The OpenAI chat shape (litellm translates it for each provider)."""
@@ -129,6 +132,24 @@ class Model(Protocol):
         returned as JSON text in `Completion.text`: models that can constrain their output (the
         local grammar, providers' structured output) enforce it; the caller validates it either way.
         """
+        ...
+
+
+@runtime_checkable
+class ExcludingModel(Protocol):
+    """A model that can take a step again with exact calls ruled out of its output (the local
+    model, through its grammar). The loop asks it when a step repeats a call that would learn
+    nothing; a model without it (a provider's API) reads what the turn already did instead."""
+
+    def stream_excluding(
+        self,
+        messages: list[Message],
+        tools: list[ToolSpec],
+        exclude: list[ToolCall],
+        *,
+        answer_schema: dict[str, Any] | None = None,
+    ) -> AsyncIterator[ModelChunk]:
+        """`stream`, with no call in `exclude` (same tool, same arguments) among the possible outputs."""
         ...
 
 

@@ -5,7 +5,9 @@ Every step of the embedded model is constrained to exactly one JSON object:
     {"thought": "...", "tool": "<one offered tool>", "arguments": {...that tool's parameters...}}
     {"answer": "..."}
 
-so a 1.5B model can only name tools that exist, with arguments of the right shape. The
+so a 1.5B model can only name tools that exist, with arguments of the right shape. A step can
+also rule out exact calls (`exclude`): a call the dispatcher would refuse as a repeat cannot be
+written again, while every other call of that tool still can. The
 schema is converted by llama.cpp's own converter (`llama_cpp.llama_grammar`); this module
 also normalises tool schemas to the subset that converter handles, renders the compact tool
 lines for the system prompt, and parses the generated text incrementally for streaming.
@@ -16,6 +18,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from engine.models.base import ToolSpec
@@ -94,22 +97,36 @@ def params_schema(spec: ToolSpec) -> dict[str, Any]:
     return s
 
 
+Excluded = Mapping[str, Sequence[dict[str, Any]]]
+"""Tool name → argument objects that tool may not be called with at this step."""
+
+
 def step_schema(
-    tools: list[ToolSpec], *, thought: bool = True, answer: bool = True, answer_schema: dict[str, Any] | None = None
+    tools: list[ToolSpec],
+    *,
+    thought: bool = True,
+    answer: bool = True,
+    answer_schema: dict[str, Any] | None = None,
+    exclude: Excluded | None = None,
 ) -> dict[str, Any]:
     """The JSON schema of one step: call one of `tools` with its arguments, or (if `answer`) answer.
 
     The answer is a string, or a value of `answer_schema` when the caller asked for structured
-    output (e.g. a choice among fixed labels: the grammar then admits only those labels).
+    output (e.g. a choice among fixed labels: the grammar then admits only those labels). A tool
+    with `exclude`d argument objects is offered with every other argument object it accepts (see
+    `excluding`); one whose every call is excluded is not offered at this step.
     """
     alts: list[dict[str, Any]] = []
     for t in sorted(tools, key=lambda t: t.name):
-        props: dict[str, Any] = {}
-        if thought:
-            props["thought"] = {"type": "string", "maxLength": THOUGHT_MAX_CHARS}
-        props["tool"] = {"const": t.name}
-        props["arguments"] = params_schema(t)
-        alts.append({"type": "object", "properties": props, "required": list(props)})
+        params = params_schema(t)
+        shapes = excluding(params, list((exclude or {}).get(t.name, ())))
+        for shape in shapes:
+            props: dict[str, Any] = {}
+            if thought:
+                props["thought"] = {"type": "string", "maxLength": THOUGHT_MAX_CHARS}
+            props["tool"] = {"const": t.name}
+            props["arguments"] = shape
+            alts.append({"type": "object", "properties": props, "required": list(props)})
     if answer or not alts:
         value = clean_schema(answer_schema) if answer_schema is not None else {"type": "string"}
         alts.append({"type": "object", "properties": {"answer": value or {"type": "string"}}, "required": ["answer"]})
@@ -124,12 +141,140 @@ def _gbnf(schema_json: str) -> str:
 
 
 def step_gbnf(
-    tools: list[ToolSpec], *, thought: bool = True, answer: bool = True, answer_schema: dict[str, Any] | None = None
+    tools: list[ToolSpec],
+    *,
+    thought: bool = True,
+    answer: bool = True,
+    answer_schema: dict[str, Any] | None = None,
+    exclude: Excluded | None = None,
 ) -> str:
-    """GBNF grammar text for one step over `tools` (cached per tool set)."""
-    return _gbnf(
-        json.dumps(step_schema(tools, thought=thought, answer=answer, answer_schema=answer_schema), sort_keys=False)
-    )
+    """GBNF grammar text for one step over `tools` (cached per tool set and exclusions)."""
+    schema = step_schema(tools, thought=thought, answer=answer, answer_schema=answer_schema, exclude=exclude)
+    return _gbnf(json.dumps(schema, sort_keys=False))
+
+
+# -- ruling out exact calls -----------------------------------------------------------------
+# A shape is a set of constraints on an argument object, by property: absent, present, or
+# present with a value outside a set (JSON texts). The object schema of `params` admits every
+# object; each excluded object splits the shapes that still admit it into shapes that differ
+# from it in one property. The union of the shapes is every argument object but the excluded.
+_Shape = dict[str, tuple[str, frozenset[str]]]
+_SAFE_CHARS = r'"\\\x7F\x00-\x1F'
+"""The characters a JSON string holds only escaped (as a regex class body): never generated raw."""
+
+
+def excluding(params: dict[str, Any], excluded: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Object schemas whose union admits every argument object `params` admits except those in
+    `excluded`: [params] when nothing is excluded, [] when nothing else is left (a tool without
+    parameters). A difference the grammar cannot state (a number, a nested value) is not offered,
+    so the union can be narrower than "all but the excluded", never wider."""
+    if not excluded:
+        return [params]
+    props: dict[str, Any] = params.get("properties") or {}
+    required = set(params.get("required") or [])
+    shapes: list[_Shape] = [{}]
+    for x in excluded:
+        out: list[_Shape] = []
+        for shape in shapes:
+            if not _admits(shape, x):
+                out.append(shape)
+                continue
+            for p, ps in props.items():
+                for c in _differences(shape.get(p), p in x, _jtext(x.get(p)), p in required):
+                    if _stateable(ps, c):
+                        out.append({**shape, p: c})
+        shapes = [dict(t) for t in dict.fromkeys(tuple(sorted(s.items())) for s in out)]
+    return [_shape_schema(params, s) for s in shapes]
+
+
+def _jtext(v: Any) -> str:
+    return json.dumps(v, sort_keys=True, ensure_ascii=False)
+
+
+def _admits(shape: _Shape, x: dict[str, Any]) -> bool:
+    for p, (how, values) in shape.items():
+        if (how == "absent") == (p in x) or (how == "not" and _jtext(x[p]) in values):
+            return False
+    return True
+
+
+def _differences(
+    c: tuple[str, frozenset[str]] | None, has: bool, value: str, required: bool
+) -> list[tuple[str, frozenset[str]]]:
+    """The ways to differ from an object in one property, given the property's constraint so far."""
+    if not has:  # the object lacks it: the shape leaves the property free (or wants it absent)
+        return [("present", frozenset())] if c is None else []
+    if c is None:
+        return [("not", frozenset({value}))] + ([] if required else [("absent", frozenset())])
+    if c[0] in ("present", "not"):
+        return [("not", c[1] | {value})]
+    return []
+
+
+def _stateable(ps: dict[str, Any], c: tuple[str, frozenset[str]]) -> bool:
+    """Whether the grammar can say this constraint of a property with schema `ps`."""
+    how, values = c
+    if how != "not":
+        return True
+    if "enum" in ps:
+        return any(_jtext(e) not in values for e in ps["enum"])
+    if ps.get("type") == "boolean":
+        return len(values) < 2
+    if ps.get("type") == "string" and "pattern" not in ps:
+        return all(isinstance(json.loads(v), str) for v in values)
+    return False
+
+
+def _shape_schema(params: dict[str, Any], shape: _Shape) -> dict[str, Any]:
+    props: dict[str, Any] = {}
+    required = list(params.get("required") or [])
+    for p, ps in (params.get("properties") or {}).items():
+        how, values = shape.get(p, ("any", frozenset()))
+        if how == "absent":
+            continue
+        props[p] = ps if how in ("any", "present") else _other_value(ps, values)
+        if how != "any" and p not in required:
+            required.append(p)
+    return {"type": "object", "properties": props, "required": [r for r in required if r in props]}
+
+
+def _other_value(ps: dict[str, Any], values: frozenset[str]) -> dict[str, Any]:
+    """The schema of a value of `ps` that is none of `values` (JSON texts)."""
+    if "enum" in ps:
+        return {"enum": [e for e in ps["enum"] if _jtext(e) not in values]}
+    if ps.get("type") == "boolean":
+        return {"const": not json.loads(next(iter(values)))}
+    return {"type": "string", "pattern": "^" + not_any_of([json.loads(v) for v in values]) + "$"}
+
+
+def not_any_of(strings: list[str]) -> str:
+    """A regular expression (the subset llama.cpp's schema converter reads) matching every JSON
+    string body except `strings`: a trie where each node may stop (unless an excluded string ends
+    there), continue into a child, or leave the trie with any other character."""
+    trie: dict[str, Any] = {}
+    for s in strings:
+        node = trie
+        for ch in s:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+    return _trie_re(trie)
+
+
+def _trie_re(node: dict[str, Any]) -> str:
+    kids = sorted(k for k in node if k)
+    alts = [(k if len(_char_re(k)) == 1 else f"[{_char_re(k)}]") + _trie_re(node[k]) for k in kids]
+    alts.append(f"[^{''.join(_char_re(k) for k in kids)}{_SAFE_CHARS}][^{_SAFE_CHARS}]*")
+    body = "(" + "|".join(alts) + ")"
+    return body if "" in node else body + "?"
+
+
+def _char_re(ch: str) -> str:
+    """One character for a regex class (also read by GBNF): letters and digits as they are, any
+    other as an escape (the converter splits a literal before a group, so an escape goes in a class)."""
+    if ch.isascii() and ch.isalnum():
+        return ch
+    code = ord(ch)
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 # -- compact tool lines for the system prompt ----------------------------------------------

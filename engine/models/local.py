@@ -134,6 +134,15 @@ def render_prompt(
     return "".join(out)
 
 
+def after_user(messages: list[Message]) -> bool:
+    """The step answers the user's message: the newest message that is not an engine note is the
+    user's. The context notes ride at the end of the prompt as a user message; counting them as the
+    user's would make every step after a tool result call a tool (`tool_first`), so a model that
+    wanted to answer could only repeat a call until the loop stopped offering tools."""
+    last = next((m for m in reversed(messages) if not m.note), None)
+    return last is not None and last.role == "user"
+
+
 def _common_prefix(a: Any, b: list[int]) -> int:
     n = 0
     for x, y in zip(a, b):
@@ -316,18 +325,47 @@ class LocalModel:
         return int(len(text) / 3.5) + 1
 
     # -- one step -----------------------------------------------------------------------------
-    async def stream(
+    def stream(
         self, messages: list[Message], tools: list[ToolSpec], *, answer_schema: dict[str, Any] | None = None
     ) -> AsyncIterator[ModelChunk]:
         """Run one constrained step in a worker thread; stream the answer (or thought) text."""
+        return self._step(messages, tools, answer_schema, {})
+
+    def stream_excluding(
+        self,
+        messages: list[Message],
+        tools: list[ToolSpec],
+        exclude: list[ToolCall],
+        *,
+        answer_schema: dict[str, Any] | None = None,
+    ) -> AsyncIterator[ModelChunk]:
+        """The same step again with the calls in `exclude` ruled out by the grammar: the arguments
+        as the model wrote them and as they were kept after grounding. The prompt is the one just
+        evaluated, so only the generation runs again."""
+        ruled: dict[str, list[dict[str, Any]]] = {}
+        for c in exclude:
+            for args in (_raw_object(c.raw_arguments), c.arguments):
+                if args is not None and args not in ruled.setdefault(c.name, []):
+                    ruled[c.name].append(args)
+        return self._step(messages, tools, answer_schema, ruled)
+
+    async def _step(
+        self,
+        messages: list[Message],
+        tools: list[ToolSpec],
+        answer_schema: dict[str, Any] | None,
+        exclude: dict[str, list[dict[str, Any]]],
+    ) -> AsyncIterator[ModelChunk]:
         await self.warm()
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         cancel = threading.Event()
         structured = answer_schema is not None
         prompt = self._prompt_for(messages, tools, structured)
-        must_call = self.tool_first and bool(tools) and bool(messages) and messages[-1].role == "user"
-        gbnf = step_gbnf(tools, thought=self.thought, answer=not must_call, answer_schema=answer_schema)
+        must_call = self.tool_first and after_user(messages) and bool(tools)
+        gbnf = step_gbnf(
+            tools, thought=self.thought, answer=not must_call, answer_schema=answer_schema, exclude=exclude
+        )
 
         def emit(kind: str, value: Any) -> None:
             if cancel.is_set():
@@ -568,6 +606,14 @@ def _conversation(prompt: str) -> str:
     """The prompt without its system turn (tool descriptions and examples are not the user's words)."""
     end = prompt.find("<|im_end|>")
     return prompt[end:] if prompt.startswith("<|im_start|>system") and end >= 0 else prompt
+
+
+def _raw_object(raw: str | None) -> dict[str, Any] | None:
+    try:
+        value = json.loads(raw) if raw else None
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def _call_id() -> str:

@@ -319,10 +319,7 @@ class Rewriter:
 
         prev_user = next((h.text for h in reversed(history) if h.role == "user"), "")
         m = _ELLIPSIS.match(clean)
-        tail = m.group(1) if m else ""
-        # "and prod?" is ellipsis; "and is redis-master up?" is a question of its own, and "and
-        # kick metrics-server" a command of its own.
-        if m and prev_user and len(tail.split()) <= 3 and tail.split()[0].lower() not in STOPWORDS | IMPERATIVES:
+        if m and prev_user and _swaps_in(m.group(1)):
             # "what about staging?" → the previous request with the new entity swapped in.
             new = extract_entities(m.group(1)) or [Entity(m.group(1).strip(" ?"))]
             base = strip_filler(prev_user)
@@ -379,6 +376,17 @@ class Rewriter:
             resolved=resolved,
             entities=own + recent,
         )
+
+
+def _swaps_in(tail: str) -> bool:
+    """Whether an ellipsis tail names another thing for the previous request ("and prod?"). "and
+    is redis-master up?" is a question of its own, "and kick metrics-server" a command of its own,
+    and "and the pods?" asks about a kind of thing, not another one of the same: the new turn's
+    query keeps its own words then, and the conversation only adds the entity."""
+    words = tail.split()
+    if not words or len(words) > 3 or words[0].lower() in STOPWORDS | IMPERATIVES:
+        return False
+    return not all(w.strip("?.,!").lower() in K8S_KINDS for w in words)
 
 
 def _pronoun_focus(history: list[Exchange], recent: list[Entity]) -> Entity:

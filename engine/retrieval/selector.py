@@ -5,22 +5,28 @@ The set offered at a step is: pinned meta-tools (find_tools) + tools used or fou
 threshold and within a schema-token budget. Within a turn the set only grows (a `find_tools`
 call adds its results for the next step); between turns, tools that are neither retrieved nor
 sticky are unloaded. Every change is a ToolSetChanged event with a reason per loaded tool.
+
+A search asked again while its results are still offered (this turn, or an earlier one within
+the sticky window; the query compared without case, punctuation or spacing) runs nothing: the
+answer names what the first search loaded, and the loop counts the step as wasted (the local
+model is asked once more with that call ruled out).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from engine import events as ev
-from engine.models.base import ToolSpec
+from engine.models.base import ToolCall, ToolSpec
 from engine.retrieval.index import Doc, HybridIndex, doc_from_tool
 from engine.retrieval.rewrite import Rewrite, Rewriter, exchanges_from_events, strip_filler
 from engine.retrieval.search import Hit, HybridSearch, SearchConfig
 from engine.retrieval.text import STOPWORDS, is_report, split_identifier, stem, terms
-from engine.tools import Tool, ToolOutput
+from engine.tools import Tool, ToolMeta, ToolOutput
 
 if TYPE_CHECKING:
     from engine.loop import TurnContext
@@ -131,6 +137,8 @@ class ToolSelector:
         self._offered: list[str] = []
         self._used: dict[str, int] = {}
         self._found: dict[str, tuple[int, str]] = {}
+        self._searches: dict[str, tuple[int, list[str]]] = {}
+        """Normalised find_tools query → (turn, tools it loaded)."""
         self._turn_plan: tuple[int, Selection] | None = None
         self._turn = 0
         self.runbook_checks = runbook_checks
@@ -149,6 +157,7 @@ class ToolSelector:
         self._verbs = change_verbs(list(self.tools.values()))
         self._command_words = command_words(list(self.tools.values()))
         self._turn_plan = None
+        self._searches = {}
 
     def set_runbooks(self, docs: list[Doc]) -> None:
         """Replace the runbook table (playbooks): a request that matches one brings its first checks."""
@@ -179,6 +188,7 @@ class ToolSelector:
     def reset(self) -> None:
         """Forget use, finds and the offered set (a new session)."""
         self._offered, self._used, self._found, self._turn_plan, self._turn = [], {}, {}, None, 0
+        self._searches = {}
 
     # -- signals from the loop ----------------------------------------------------------------
     def note_used(self, name: str, turn: int | None = None) -> None:
@@ -195,7 +205,29 @@ class ToolSelector:
         for h in hits[:k]:
             out.append((h.id, round(h.score, 4), h.reason))
             self._found[h.id] = (self._turn, f"find_tools: {query[:60]}")
+        self._searches[_query_key(query)] = (self._turn, [n for n, _, _ in out])
         return out
+
+    def searched(self, query: str, turn: int | None = None) -> tuple[int, list[str]] | None:
+        """(turn, tools loaded) of an earlier search for `query` whose results are still offered
+        at `turn`, or None: asking it again would find nothing new."""
+        turn = self._turn if turn is None else turn
+        got = self._searches.get(_query_key(query))
+        if got is None or not turn - got[0] < self.sticky_turns:
+            return None
+        return got
+
+    def repeat_of(self, call: ToolCall, ctx: TurnContext) -> str | None:
+        """Why `call` would learn nothing new: a find_tools search already answered while its
+        results are still offered; None for any other call."""
+        if call.name != FIND_TOOLS:
+            return None
+        got = self.searched(str(call.arguments.get("query") or ""), ctx.turn)
+        if got is None:
+            return None
+        return (
+            "the same search ran earlier this turn" if got[0] == ctx.turn else f"the same search ran at turn {got[0]}"
+        ) + " and its tools are still offered"
 
     # -- selection ----------------------------------------------------------------------------
     def _retrieve(self, query: str, context: str) -> list[Hit]:
@@ -341,6 +373,15 @@ def find_tools_tool(selector: ToolSelector, *, k: int = 5) -> Tool:
             return ToolOutput(
                 text="find_tools needs a non-empty 'query' describing what you want to do.", status="error"
             )
+        earlier = selector.searched(query)
+        if earlier is not None:
+            turn, names = earlier
+            when = "this turn" if turn == selector._turn else f"at turn {turn}"
+            loaded = ", ".join(names) if names else "nothing matched"
+            return ToolOutput(
+                text=f"Already searched for {query!r} {when}; what it found is still callable: {loaded}. Call one of those, or search for something else.",
+                data=[{"name": n, "reason": "found earlier"} for n in names],
+            )
         found = selector.find(query, k=k)
         if not found:
             return ToolOutput(text=f"No tools match {query!r}.", data=[])
@@ -364,4 +405,10 @@ def find_tools_tool(selector: ToolSelector, *, k: int = 5) -> Tool:
         handler=handler,
         risk="read",
         keywords=["search", "tools", "catalog"],
+        meta=ToolMeta(answers_repeats=True),
     )
+
+
+def _query_key(query: str) -> str:
+    """A search query compared without case, punctuation or spacing."""
+    return " ".join(re.findall(r"\w+", query.casefold()))

@@ -337,3 +337,75 @@ def test_tool_line_names_the_object_of_a_generic_name_parameter() -> None:
 def test_system_text_ends_the_tool_list_with_the_system_note() -> None:
     s = system_text("", [PODS])
     assert "use that system's tool" in s.split("# Reply")[0]
+
+
+async def test_the_context_note_after_a_tool_result_does_not_force_another_call() -> None:
+    """The compacting builder's note rides at the end of the prompt as a user message; the local
+    model must call a tool after the user's message, not after its own note, or a step that wanted
+    to answer can only repeat a call (the repeats the guard refused on the first run)."""
+    from engine.context.builder import CompactingContext
+    from engine.loop import Session
+    from engine.models.local import after_user
+    from engine.testing import ScriptedModel
+    from engine.toolbox import Toolbox
+    from engine.tools import python_tool
+
+    def get_pods(namespace: str) -> str:
+        """List pods."""
+        return "checkout-7d9f 0/1 CrashLoopBackOff restarts=14 exit code 137"
+
+    model = ScriptedModel(
+        [{"tool_calls": [{"name": "get_pods", "arguments": {"namespace": "shop"}}]}, {"text": "OOM."}],
+        name="local/qwen",
+    )
+    s = Session(model, Toolbox([python_tool(get_pods)]), context=CompactingContext(model))
+    [e async for e in s.run_turn("why is checkout-api in shop failing?")]
+    first, second = (msgs for msgs, _ in model.requests)
+    assert after_user(first), "the first step answers the user's message: it must call a tool"
+    assert second[-1].role == "user" and second[-1].note, "the context note closes the prompt"
+    assert not after_user(second), "after a tool result the model may answer"
+    assert after_user([*second, Message(role="user", content="thanks")])
+
+
+def test_a_call_ruled_out_of_the_grammar_cannot_be_written_and_every_other_call_can() -> None:
+    """The local model's second try after a repeat: the exact arguments of the refused call are
+    excluded (checked against the schema the grammar is converted from), nothing else is."""
+    import jsonschema
+
+    from engine.models.grammar import excluding, not_any_of, params_schema
+
+    said = {"namespace": "shop", "pod": "checkout-1", "previous": True}
+    kept = {"namespace": "shop", "pod": "checkout-1"}  # what grounding kept of it
+    shapes = excluding(params_schema(LOGS), [said, kept])
+
+    def admitted(args: dict) -> bool:
+        # the grammar converter admits no property a schema does not name
+        return any(jsonschema.Draft202012Validator({**s, "additionalProperties": False}).is_valid(args) for s in shapes)
+
+    assert not admitted(said) and not admitted(kept)
+    assert admitted({"namespace": "shop", "pod": "checkout-2"})
+    assert admitted({"namespace": "shop", "pod": "checkout-1", "previous": False})
+    assert admitted({"namespace": "shop", "pod": "checkout-1", "tail": 50})
+    assert admitted({"namespace": "shop", "pod": "checkout-1-x"}) and admitted(
+        {"namespace": "sho", "pod": "checkout-1"}
+    )
+    # A tool without parameters has one call: excluded, the tool is not offered at this step.
+    assert excluding(params_schema(NOARGS), [{}]) == []
+    alts = step_schema([NOARGS, PODS], exclude={"clock.now": [{}]})["oneOf"]
+    assert [a["properties"]["tool"]["const"] for a in alts[:-1]] == ["kubernetes.list_pods"]
+    # A value outside the set for a string, an enum or a boolean; never a JSON-breaking character.
+    assert [
+        a
+        for a in excluding(params_schema(PODS), [{"phase": "Running"}])
+        if a["properties"].get("phase") == {"enum": ["Failed"]}
+    ]
+    import re
+
+    rx = not_any_of(["pod logs", "pod-logs"])
+    assert not re.fullmatch(rx, "pod logs") and not re.fullmatch(rx, "pod-logs")
+    assert re.fullmatch(rx, "pod log") and re.fullmatch(rx, "pod logs previous") and re.fullmatch(rx, "")
+    assert not re.fullmatch(rx, 'pod "logs"') and not re.fullmatch(rx, "pod\nlogs")
+    # The grammar text names the tool still, and without exclusions is what it always was.
+    g = step_gbnf([LOGS, PODS], exclude={"kubernetes.get_pod_logs": [said]})
+    assert '"\\"kubernetes.get_pod_logs\\""' in g and g != step_gbnf([LOGS, PODS])
+    assert step_gbnf([LOGS, PODS], exclude={}) == step_gbnf([LOGS, PODS])

@@ -654,8 +654,11 @@ async def test_loop_returns_garbled_arguments_to_the_model_and_continues(wire):
     assert "not valid JSON" in finished[0].output
     assert out[-1].reason == "answered"
     second = wire.requests[1].json()["messages"]
-    tool_result = second[-1]["content"][-1]
+    blocks = second[-1]["content"]
+    tool_result = blocks[0]
     assert tool_result["type"] == "tool_result" and "not valid JSON" in json.dumps(tool_result)
+    # the engine's closing note (what this turn already did) follows the result in the same turn
+    assert blocks[-1]["type"] == "text" and "already made this turn" in blocks[-1]["text"]
 
 
 async def test_only_loopback_is_contacted(wire, monkeypatch):

@@ -175,6 +175,20 @@ async def test_one_step_tool_call_then_the_cached_prefix_is_reused(model: LocalM
 
 @pytest.mark.model
 @needs_model
+async def test_a_call_ruled_out_by_the_grammar_is_not_written_again(model: LocalModel) -> None:
+    # The loop's second try after a repeat: the same prompt (all of it cached), the exact call
+    # excluded from the grammar llama.cpp samples under; the model writes some other step.
+    msgs = [SYSTEM, Message(role="user", content="Show me the logs of pod checkout-7d9f in namespace shop.")]
+    first = [c async for c in model.stream(msgs, [PODS, LOGS, ROLLBACK])][-1]
+    assert isinstance(first, Completion) and first.tool_calls
+    again = [c async for c in model.stream_excluding(msgs, [PODS, LOGS, ROLLBACK], first.tool_calls)][-1]
+    assert isinstance(again, Completion)
+    assert [(c.name, c.arguments) for c in again.tool_calls] != [(c.name, c.arguments) for c in first.tool_calls]
+    assert again.usage.cached_tokens == again.usage.prompt_tokens - 1, "only the generation ran again"
+
+
+@pytest.mark.model
+@needs_model
 async def test_answer_streams_and_closing_the_stream_stops_generation(model: LocalModel) -> None:
     msgs = [
         SYSTEM,

@@ -243,3 +243,56 @@ def test_playbook_checks_and_front_matter_values(tmp_path: Path) -> None:
     doc = by["a"].doc()
     assert doc.kind == "runbook" and doc.keywords == ("memory", "404") and "502" in doc.description
     assert len(errors) == 1 and "broken.md" in errors[0]
+
+
+async def test_the_same_search_again_answers_from_the_first_without_a_refusal(index_dir: Path, tmp_path: Path) -> None:
+    sel, tools = _selector(index_dir, tmp_path, max_tools=2, cold_extra=0)
+    s = _session(
+        sel,
+        tools,
+        [
+            {"tool_calls": [{"name": FIND_TOOLS, "arguments": {"query": "compare two commits of a repo"}}]},
+            {"tool_calls": [{"name": FIND_TOOLS, "arguments": {"query": "compare two commits of a repo"}}]},
+            {"tool_calls": [{"name": FIND_TOOLS, "arguments": {"query": "Compare two commits of a repo!"}}]},
+            {"text": "done"},
+        ],
+    )
+    events = await _run(s, "pods of checkout are crashlooping in prod")
+    finished = [e for e in events if getattr(e, "kind", "") == "tool-call-finished"]
+    assert [e.status for e in finished] == ["ok", "ok", "ok"], "a repeated search is answered, not refused"
+    for again in finished[1:]:
+        assert again.output.startswith("Already searched for") and "this turn" in again.output
+        assert "github.compare_commits" in again.output
+
+
+async def test_the_next_turn_does_not_start_from_the_previous_turns_search(index_dir: Path, tmp_path: Path) -> None:
+    """The first run: after an approved rollback, the next turn's first step repeated the previous
+    turn's find_tools query word for word. The new turn's retrieval query comes from its own
+    message; the repeated search is a wasted step (ruled out for a model that can), and answered
+    from the first one for a model that cannot."""
+    from engine import events as ev
+    from engine.testing import ExcludingScriptedModel
+
+    sel, tools = _selector(index_dir, tmp_path, max_tools=3, cold_extra=0)
+    search = {"name": FIND_TOOLS, "arguments": {"query": "roll back a deployment"}}
+    model = ExcludingScriptedModel(
+        [
+            {"tool_calls": [search]},
+            {"text": "Rolled back."},
+            {"tool_calls": [search]},  # turn 2, first try: the previous turn's search, word for word
+            {"tool_calls": [{"name": "kubernetes.list_pods", "arguments": {"namespace": "shop"}}]},
+            {"text": "All pods are running."},
+        ]
+    )
+    s = Session(model, Toolbox([*tools, sel.tools[FIND_TOOLS]], selector=sel))
+    await _run(s, "checkout pods in namespace shop keep restarting since the deploy")
+    second = await _run(s, "are the pods healthy now?")
+    query = [e for e in second if isinstance(e, ToolSetChanged)][0].query
+    assert "healthy" in query and "restarting" not in query and "roll" not in query
+    assert [[c.arguments for c in x] for x in model.excluded] == [[{"query": "roll back a deployment"}]]
+    (notice,) = [e for e in second if isinstance(e, ev.Notice) and e.topic == "repeat-excluded"]
+    assert "the same search ran at turn 1" in notice.text
+    assert [e.tool for e in second if isinstance(e, ev.ToolCallFinished)] == ["kubernetes.list_pods"]
+    # A model that cannot rule the call out gets the first search's answer, not a refusal.
+    found = await sel.tools[FIND_TOOLS].handler({"query": "Roll back a deployment."})
+    assert found.status == "ok" and found.text.startswith("Already searched for") and "at turn 1" in found.text

@@ -106,6 +106,13 @@ class TestRewrite:
         assert Rewriter().rewrite("and kick metrics-server", history).query == "and kick metrics-server"
         assert Rewriter().rewrite("and staging?", history).query != "and staging?"
 
+    def test_asking_about_a_kind_of_thing_keeps_the_new_message(self) -> None:
+        # "and the pods?" asks about pods, not about another thing in place of payments-api: the
+        # new turn's query is its own words, with the entity the conversation is about added.
+        history = [Exchange("user", "checkout-api in namespace shop restarts after the deploy", 1)]
+        q = Rewriter().rewrite("and the pods?", history).query
+        assert q.startswith("and the pods?") and "restarts after the deploy" not in q and "checkout-api" in q
+
     def test_filler_and_entities(self) -> None:
         assert strip_filler("Hey, could you please check the error rate, thanks!") == "check the error rate"
         names = {

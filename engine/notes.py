@@ -1,0 +1,68 @@
+"""The engine's notes to the model, beside the conversation: what this turn already did, and any
+request the engine makes of the next step (the answer check's). They ride in one message at the
+end of the prompt, marked `Message.note`, so every earlier message (and a model's cached prefix)
+stays as it was:
+
+    … history (verbatim, compacted) … │ [context notes] + [done this turn] + [engine request]
+                                        └─ one note message, rebuilt every step
+
+A small model asks again for what it already has (the same search, the same listing) when the
+results have scrolled up among long outputs; a checklist of its own calls, one line each, is
+cheaper than the step it saves.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from engine import events as ev
+from engine.models.base import Message
+
+DONE_HEAD = "[Lantern, not from the user] Calls already made this turn; their results are above, and asking again returns nothing new:"
+RESULT_CHARS = 60
+"""Characters of a call's one-line result in the checklist."""
+ARGS_CHARS = 80
+
+
+def call_text(name: str, arguments: dict[str, Any], max_chars: int = ARGS_CHARS) -> str:
+    """`name(k=v, …)`, as the model and the faces write a call; long arguments shortened."""
+    parts = [
+        f"{k}={v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str)}"
+        for k, v in arguments.items()
+    ]
+    line = f"{name}({', '.join(parts)})"
+    return line if len(line) <= max_chars else line[: max_chars - 2] + "…)"
+
+
+def done_this_turn(events: list[Any], turn: int, known: set[str]) -> list[str]:
+    """One line per finished call of `turn` to a tool the session has: `tool(args) → status: result`.
+    The engine's own `findings` summary and calls of tools that do not exist are left out (naming
+    an invented tool again would only teach it)."""
+    asked: dict[str, dict[str, Any]] = {}
+    lines: list[str] = []
+    for e in events:
+        if getattr(e, "turn", None) != turn:
+            continue
+        if isinstance(e, ev.AssistantMessage):
+            for c in e.tool_calls:
+                asked[str(c.get("id"))] = dict(c.get("arguments") or {})
+        elif isinstance(e, ev.ToolCallFinished) and e.tool in known:
+            result = " ".join((e.summary or e.output or "").split())
+            if len(result) > RESULT_CHARS:
+                result = result[: RESULT_CHARS - 1] + "…"
+            lines.append(
+                f"- {call_text(e.tool, asked.get(e.call_id, {}))} → {e.status}" + (f": {result}" if result else "")
+            )
+    return lines
+
+
+def with_note(messages: list[Message], text: str) -> list[Message]:
+    """`messages` with `text` in the closing note: added to the note already there (the context
+    builder's, rebuilt every step), else a note of its own at the end."""
+    if not text:
+        return messages
+    if messages and messages[-1].note:
+        last = messages[-1]
+        return [*messages[:-1], last.model_copy(update={"content": f"{last.content}\n\n{text}"})]
+    return [*messages, Message(role="user", content=text, note=True)]

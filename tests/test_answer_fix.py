@@ -1,0 +1,106 @@
+"""Answers that can be acted on: the fix an answer proposes is a call of a tool the session can run,
+or the answer says plainly that none can; otherwise the user is told, and the model asked once."""
+
+from __future__ import annotations
+
+from engine import events as ev
+from engine.answers import check_answer
+from engine.loop import LoopConfig, Session
+from engine.testing import ScriptedModel
+from engine.toolbox import Toolbox
+from engine.tools import python_tool
+
+
+def list_pods(namespace: str) -> str:
+    """List pods in a namespace."""
+    return "checkout-7d9f  0/1  CrashLoopBackOff  restarts=14"
+
+
+def rollback_deployment(name: str, namespace: str) -> str:
+    """Roll a deployment back to its previous revision."""
+    return f"rolled back {name}"
+
+
+PODS = {"name": "kubernetes.list_pods", "arguments": {"namespace": "shop"}}
+PROSE = "checkout-api crash-loops since the deploy renamed PAYMENTS_TIMEOUT_MS. The smallest safe fix: roll back to the previous revision."
+CALL = "The smallest safe fix: kubernetes.rollback_deployment(name=checkout-api, namespace=shop)."
+
+
+def session(script: list[dict], **cfg) -> tuple[Session, ScriptedModel]:
+    model = ScriptedModel(script)
+    tools = [
+        python_tool(list_pods, name="kubernetes.list_pods"),
+        python_tool(rollback_deployment, name="kubernetes.rollback_deployment", risk="write"),
+    ]
+    return Session(model, Toolbox(tools), config=LoopConfig(**cfg)), model
+
+
+async def run(s: Session) -> list:
+    return [e async for e in s.run_turn("checkout-api pods in shop are restarting")]
+
+
+async def test_a_fix_in_words_is_asked_once_to_become_a_call_of_a_tool():
+    s, model = session([{"tool_calls": [PODS]}, {"text": PROSE}, {"text": CALL}])
+    out = await run(s)
+    (notice,) = [e for e in out if isinstance(e, ev.Notice) and e.topic == "answer-check"]
+    assert notice.level == "warning" and "proposes a fix without naming a tool" in notice.text
+    note = model.requests[2][0][-1]
+    assert note.note and "Restate the fix as a call of a tool" in note.content and "pack.action(" in note.content
+    answers = [e.text for e in out if isinstance(e, ev.AssistantMessage) and not e.tool_calls]
+    assert answers == [PROSE, CALL]
+    assert out[-1].reason == "answered" and out[-1].steps == 3
+
+
+async def test_a_call_of_an_action_no_pack_has_is_named_in_the_notice():
+    invented = "Fix: kubernetes.set_env(name=checkout-api, key=PAYMENTS_TIMEOUT_MS)."
+    s, model = session(
+        [{"text": invented}, {"text": "No available action can set it; a person must edit the ConfigMap."}]
+    )
+    out = await run(s)
+    (notice,) = [e for e in out if isinstance(e, ev.Notice) and e.topic == "answer-check"]
+    assert "kubernetes.set_env" in notice.text and "no tool of this session" in notice.text
+    assert "names kubernetes.set_env" in model.requests[1][0][-1].content
+
+
+async def test_the_model_is_asked_once_a_turn():
+    s, model = session([{"text": PROSE}, {"text": PROSE}])
+    out = await run(s)
+    assert len([e for e in out if isinstance(e, ev.Notice) and e.topic == "answer-check"]) == 1
+    assert len(model.requests) == 2 and out[-1].reason == "answered"
+
+
+async def test_an_answer_that_names_a_tool_or_says_none_can_is_left_alone():
+    for text in (
+        CALL,
+        "Roll it back with rollback_deployment(name=checkout-api, namespace=shop).",
+        "The fix is a config change no available action can make: a person must restore PAYMENTS_TIMEOUT_MS by hand.",
+        "checkout-7d9f is crash-looping (restarts=14).",
+    ):
+        s, model = session([{"text": text}])
+        out = await run(s)
+        assert not [e for e in out if isinstance(e, ev.Notice) and e.topic == "answer-check"], text
+        assert len(model.requests) == 1
+
+
+async def test_an_answer_after_a_write_this_turn_is_not_checked():
+    write = {"name": "kubernetes.rollback_deployment", "arguments": {"name": "checkout-api", "namespace": "shop"}}
+    s, model = session([{"tool_calls": [write]}, {"text": "Rolled back; the fix: wait for the pods to settle."}])
+    out = await run(s)
+    assert not [e for e in out if isinstance(e, ev.Notice) and e.topic == "answer-check"]
+
+
+async def test_on_the_last_step_the_user_is_told_and_nothing_more_runs():
+    s, model = session([{"tool_calls": [PODS]}, {"text": PROSE}], max_steps=2)
+    out = await run(s)
+    (notice,) = [e for e in out if isinstance(e, ev.Notice) and e.topic == "answer-check"]
+    assert "no step of this turn is left" in notice.text
+    assert len(model.requests) == 2 and out[-1].reason == "answered"
+
+
+def test_the_check_reads_calls_and_tool_names_without_a_model():
+    known = ["kubernetes.rollback_deployment", "kubernetes.list_pods", "find_tools"]
+    assert check_answer(CALL, known).named == ["kubernetes.rollback_deployment"]
+    assert check_answer("use rollback_deployment", known).problem == ""
+    assert check_answer("The fix is to increase the memory limit to 512Mi.", known).problem.startswith("proposes a fix")
+    assert check_answer("see kubectl.patch(deploy) for the fix", known).unknown == ["kubectl.patch"]
+    assert check_answer("fixed", known).problem == "" and check_answer("", known).problem == ""

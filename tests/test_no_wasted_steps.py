@@ -1,0 +1,135 @@
+"""No wasted steps: the model reads what its turn already did, and a model that can rule a call out
+of its output is asked once more instead of spending a step on a repeat the guard would refuse."""
+
+from __future__ import annotations
+
+from engine import events as ev
+from engine.dispatch import Dispatcher
+from engine.loop import ApprovalAnswer, LoopConfig, Session
+from engine.policy.rules import Policy
+from engine.testing import ExcludingScriptedModel, ScriptedModel
+from engine.toolbox import Toolbox
+from engine.tools import python_tool
+
+ran: list[str] = []
+
+
+def list_pods(namespace: str) -> str:
+    """List pods in a namespace."""
+    ran.append(f"pods {namespace}")
+    return "checkout-7d9f  0/1  CrashLoopBackOff  restarts=14"
+
+
+def list_events(namespace: str) -> str:
+    """Events in a namespace."""
+    ran.append(f"events {namespace}")
+    return "Warning BackOff pod/checkout-7d9f Back-off restarting failed container"
+
+
+def restart(name: str) -> str:
+    """Restart a deployment."""
+    ran.append(f"restart {name}")
+    return "restarted"
+
+
+PODS = {"name": "list_pods", "arguments": {"namespace": "shop"}}
+EVENTS = {"name": "list_events", "arguments": {"namespace": "shop"}}
+
+
+def toolbox(**kw) -> Toolbox:
+    return Toolbox([python_tool(list_pods), python_tool(list_events), python_tool(restart, risk="write")], **kw)
+
+
+async def run(session: Session, text: str = "why is checkout failing?") -> list:
+    return [e async for e in session.run_turn(text)]
+
+
+async def test_each_step_closes_with_what_the_turn_already_did_and_keeps_the_history_as_it_was():
+    ran.clear()
+    model = ScriptedModel(
+        [{"tool_calls": [PODS]}, {"tool_calls": [EVENTS]}, {"text": "checkout crash-loops: BackOff."}]
+    )
+    await run(Session(model, toolbox(), config=LoopConfig(max_steps=5)))
+    first, second, third = (msgs for msgs, _ in model.requests)
+    assert not any(m.note for m in first), "nothing done yet, nothing to say"
+    note = third[-1]
+    assert note.note and note.role == "user"
+    assert "already made this turn" in note.content
+    assert "- list_pods(namespace=shop) → ok: checkout-7d9f 0/1 CrashLoopBackOff restarts=14" in note.content
+    assert "- list_events(namespace=shop) → ok: Warning BackOff" in note.content
+    # the note is appended: every message before it is the one the previous step read
+    assert third[: len(second) - 1] == second[:-1]
+
+
+async def test_the_answer_step_offers_no_tools_and_carries_no_checklist():
+    model = ScriptedModel([{"tool_calls": [PODS]}, {"text": "done"}])
+    await run(Session(model, toolbox(), config=LoopConfig(max_steps=2)))
+    msgs, tools = model.requests[1]
+    assert tools == [] and not any(m.note for m in msgs)
+
+
+async def test_a_repeat_is_asked_again_with_that_call_ruled_out_and_no_step_is_refused():
+    ran.clear()
+    model = ExcludingScriptedModel(
+        [{"tool_calls": [PODS]}, {"tool_calls": [PODS]}, {"tool_calls": [EVENTS]}, {"text": "BackOff."}]
+    )
+    out = await run(Session(model, toolbox(), config=LoopConfig(max_steps=5)))
+    assert [[(c.name, c.arguments) for c in x] for x in model.excluded] == [[("list_pods", {"namespace": "shop"})]]
+    (notice,) = [e for e in out if isinstance(e, ev.Notice) and e.topic == "repeat-excluded"]
+    assert "list_pods(namespace=shop)" in notice.text and "already answered at step 1" in notice.text
+    assert ran == ["pods shop", "events shop"]
+    assert not [e for e in out if isinstance(e, ev.ToolCallFinished) and e.status == "refused"]
+    step2 = [e for e in out if isinstance(e, ev.AssistantMessage) and e.step == 2]
+    assert [c["name"] for c in step2[0].tool_calls] == ["list_events"], "the step records the second try"
+    assert out[-1].reason == "answered" and out[-1].steps == 3
+    steps = [e for e in out if isinstance(e, ev.StepFinished)]
+    assert steps[1].completion_tokens == 16, "both tries count"
+
+
+async def test_a_second_try_that_repeats_again_is_refused_as_before():
+    ran.clear()
+    model = ExcludingScriptedModel(
+        [{"tool_calls": [PODS]}, {"tool_calls": [PODS]}, {"tool_calls": [PODS]}, {"text": "crash-looping."}]
+    )
+    out = await run(Session(model, toolbox(), config=LoopConfig(max_steps=5)))
+    assert len(model.excluded) == 1 and ran == ["pods shop"]
+    refused = [e for e in out if isinstance(e, ev.ToolCallFinished) and e.status == "refused"]
+    assert len(refused) == 1 and "already answered at step 1" in refused[0].output
+
+
+async def test_a_model_without_exclusion_gets_the_refusal_and_reads_the_checklist():
+    ran.clear()
+    model = ScriptedModel(
+        [{"tool_calls": [PODS]}, {"tool_calls": [EVENTS]}, {"tool_calls": [PODS]}, {"text": "crash-looping."}]
+    )
+    out = await run(Session(model, toolbox(), config=LoopConfig(max_steps=5)))
+    assert ran == ["pods shop", "events shop"]
+    assert [e.status for e in out if isinstance(e, ev.ToolCallFinished)] == ["ok", "ok", "refused"]
+    assert (
+        "- list_pods(namespace=shop) → refused: repeat of an earlier call; not run" in model.requests[3][0][-1].content
+    )
+
+
+async def test_a_step_with_one_new_call_beside_a_repeat_is_not_taken_again():
+    ran.clear()
+    model = ExcludingScriptedModel([{"tool_calls": [PODS]}, {"tool_calls": [PODS, EVENTS]}, {"text": "BackOff."}])
+    await run(Session(model, toolbox(), config=LoopConfig(max_steps=5)))
+    assert model.excluded == [] and ran == ["pods shop", "events shop"]
+
+
+class Denier:
+    async def ask(self, request: ev.ApprovalRequested) -> ApprovalAnswer:
+        return ApprovalAnswer.to(request, False, "user", "not now")
+
+
+async def test_a_call_the_human_denied_is_ruled_out_of_the_next_try():
+    ran.clear()
+    write = {"name": "restart", "arguments": {"name": "checkout"}}
+    model = ExcludingScriptedModel(
+        [{"tool_calls": [write]}, {"tool_calls": [write]}, {"tool_calls": [PODS]}, {"text": "Not restarted."}]
+    )
+    box = toolbox(dispatcher=Dispatcher(Policy.safest(), None))
+    out = await run(Session(model, box, approver=Denier(), config=LoopConfig(max_steps=5)))
+    assert [[c.name for c in x] for x in model.excluded] == [["restart"]]
+    assert len([e for e in out if isinstance(e, ev.ApprovalRequested)]) == 1, "the human is asked once"
+    assert "restart" not in " ".join(ran)
