@@ -33,7 +33,8 @@ def bin_dir() -> Path | None:
     found = shutil.which("initdb")
     if found and shutil.which("pg_ctl"):
         return Path(os.path.realpath(found)).parent
-    dirs = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda d: int(Path(d).parent.name or 0))
+    versions = [d for d in glob.glob("/usr/lib/postgresql/*/bin") if Path(d).parent.name.isdigit()]
+    dirs = sorted(versions, key=lambda d: int(Path(d).parent.name))
     for d in reversed(dirs):
         if (Path(d) / "initdb").exists() and (Path(d) / "pg_ctl").exists():
             return Path(d)
