@@ -7,7 +7,8 @@ Every step of the embedded model is constrained to exactly one JSON object:
 
 so a 1.5B model can only name tools that exist, with arguments of the right shape. A step can
 also rule out exact calls (`exclude`): a call the dispatcher would refuse as a repeat cannot be
-written again, while every other call of that tool still can. The
+written again; the tool stays offered with another choice of an enum or a flag, or without an
+optional argument, when it has one (see `excluding`). The
 schema is converted by llama.cpp's own converter (`llama_cpp.llama_grammar`); this module
 also normalises tool schemas to the subset that converter handles, renders the compact tool
 lines for the system prompt, and parses the generated text incrementally for streaming.
@@ -113,8 +114,8 @@ def step_schema(
 
     The answer is a string, or a value of `answer_schema` when the caller asked for structured
     output (e.g. a choice among fixed labels: the grammar then admits only those labels). A tool
-    with `exclude`d argument objects is offered with every other argument object it accepts (see
-    `excluding`); one whose every call is excluded is not offered at this step.
+    with `exclude`d argument objects is offered only with arguments that differ from them by a
+    choice or a left-out optional (see `excluding`), or not at all at this step.
     """
     alts: list[dict[str, Any]] = []
     for t in sorted(tools, key=lambda t: t.name):
@@ -157,17 +158,20 @@ def step_gbnf(
 # A shape is a set of constraints on an argument object, by property: absent, present, or
 # present with a value outside a set (JSON texts). The object schema of `params` admits every
 # object; each excluded object splits the shapes that still admit it into shapes that differ
-# from it in one property. The union of the shapes is every argument object but the excluded.
+# from it in one property, in a way worth a step: another choice of an enum, a flag turned on
+# (logs with previous=true), an optional filter left out. A free string or a number is never the
+# difference: greedy decoding cannot stop where the excluded value ends, so "namespace ≠ shop"
+# came out as "shop…" run on to the token limit (107 s on 2 cores) or a made-up name; without a
+# difference worth a step, the tool is not offered for the second try and the model picks
+# another tool or answers.
 _Shape = dict[str, tuple[str, frozenset[str]]]
-_SAFE_CHARS = r'"\\\x7F\x00-\x1F'
-"""The characters a JSON string holds only escaped (as a regex class body): never generated raw."""
 
 
 def excluding(params: dict[str, Any], excluded: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Object schemas whose union admits every argument object `params` admits except those in
-    `excluded`: [params] when nothing is excluded, [] when nothing else is left (a tool without
-    parameters). A difference the grammar cannot state (a number, a nested value) is not offered,
-    so the union can be narrower than "all but the excluded", never wider."""
+    """Object schemas whose union admits argument objects of `params` that differ from each of
+    `excluded` by a choice (enum, boolean) or an optional argument left out: [params] when nothing
+    is excluded, [] when no such difference exists (the tool is then not offered). Never admits an
+    excluded object."""
     if not excluded:
         return [params]
     props: dict[str, Any] = params.get("properties") or {}
@@ -180,7 +184,7 @@ def excluding(params: dict[str, Any], excluded: list[dict[str, Any]]) -> list[di
                 out.append(shape)
                 continue
             for p, ps in props.items():
-                for c in _differences(shape.get(p), p in x, _jtext(x.get(p)), p in required):
+                for c in _differences(ps, shape.get(p), p in x, _jtext(x.get(p)), p in required):
                     if _stateable(ps, c):
                         out.append({**shape, p: c})
         shapes = [dict(t) for t in dict.fromkeys(tuple(sorted(s.items())) for s in out)]
@@ -199,11 +203,14 @@ def _admits(shape: _Shape, x: dict[str, Any]) -> bool:
 
 
 def _differences(
-    c: tuple[str, frozenset[str]] | None, has: bool, value: str, required: bool
+    ps: dict[str, Any], c: tuple[str, frozenset[str]] | None, has: bool, value: str, required: bool
 ) -> list[tuple[str, frozenset[str]]]:
     """The ways to differ from an object in one property, given the property's constraint so far."""
     if not has:  # the object lacks it: the shape leaves the property free (or wants it absent)
-        return [("present", frozenset())] if c is None else []
+        if c is not None:
+            return []
+        # a flag left out is off: the difference is turning it on
+        return [("not", frozenset({"false"}))] if ps.get("type") == "boolean" else [("present", frozenset())]
     if c is None:
         return [("not", frozenset({value}))] + ([] if required else [("absent", frozenset())])
     if c[0] in ("present", "not"):
@@ -212,17 +219,14 @@ def _differences(
 
 
 def _stateable(ps: dict[str, Any], c: tuple[str, frozenset[str]]) -> bool:
-    """Whether the grammar can say this constraint of a property with schema `ps`."""
+    """Whether the difference is one the grammar states well: leaving an optional argument out,
+    or another choice of an enum or a boolean."""
     how, values = c
-    if how != "not":
+    if how == "absent":
         return True
     if "enum" in ps:
         return any(_jtext(e) not in values for e in ps["enum"])
-    if ps.get("type") == "boolean":
-        return len(values) < 2
-    if ps.get("type") == "string" and "pattern" not in ps:
-        return all(isinstance(json.loads(v), str) for v in values)
-    return False
+    return ps.get("type") == "boolean" and how == "not" and len(values) < 2
 
 
 def _shape_schema(params: dict[str, Any], shape: _Shape) -> dict[str, Any]:
@@ -239,42 +243,10 @@ def _shape_schema(params: dict[str, Any], shape: _Shape) -> dict[str, Any]:
 
 
 def _other_value(ps: dict[str, Any], values: frozenset[str]) -> dict[str, Any]:
-    """The schema of a value of `ps` that is none of `values` (JSON texts)."""
+    """The schema of a value of `ps` (an enum or a boolean) that is none of `values` (JSON texts)."""
     if "enum" in ps:
         return {"enum": [e for e in ps["enum"] if _jtext(e) not in values]}
-    if ps.get("type") == "boolean":
-        return {"const": not json.loads(next(iter(values)))}
-    return {"type": "string", "pattern": "^" + not_any_of([json.loads(v) for v in values]) + "$"}
-
-
-def not_any_of(strings: list[str]) -> str:
-    """A regular expression (the subset llama.cpp's schema converter reads) matching every JSON
-    string body except `strings`: a trie where each node may stop (unless an excluded string ends
-    there), continue into a child, or leave the trie with any other character."""
-    trie: dict[str, Any] = {}
-    for s in strings:
-        node = trie
-        for ch in s:
-            node = node.setdefault(ch, {})
-        node[""] = {}
-    return _trie_re(trie)
-
-
-def _trie_re(node: dict[str, Any]) -> str:
-    kids = sorted(k for k in node if k)
-    alts = [(k if len(_char_re(k)) == 1 else f"[{_char_re(k)}]") + _trie_re(node[k]) for k in kids]
-    alts.append(f"[^{''.join(_char_re(k) for k in kids)}{_SAFE_CHARS}][^{_SAFE_CHARS}]*")
-    body = "(" + "|".join(alts) + ")"
-    return body if "" in node else body + "?"
-
-
-def _char_re(ch: str) -> str:
-    """One character for a regex class (also read by GBNF): letters and digits as they are, any
-    other as an escape (the converter splits a literal before a group, so an escape goes in a class)."""
-    if ch.isascii() and ch.isalnum():
-        return ch
-    code = ord(ch)
-    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+    return {"const": not json.loads(next(iter(values)))}
 
 
 # -- compact tool lines for the system prompt ----------------------------------------------
