@@ -19,6 +19,7 @@ from engine.config import Config
 from engine.loop import ApprovalAnswer, Approver, Session
 from engine.store import SessionInfo, Store
 from server.identity import Identity, Users
+from server.pages import Page, PageWatcher
 
 log = logging.getLogger("lantern.server")
 
@@ -225,6 +226,8 @@ class Hub:
         self._locks: dict[str, asyncio.Lock] = {}
         self._chores: set[asyncio.Task[Any]] = set()
         self.closing = False
+        self.watchers: list[PageWatcher] = []
+        """Faces told of every page (server/pages.py); the chat face registers here."""
 
     # -- sessions -----------------------------------------------------------------------------
     async def create(self) -> LiveSession:
@@ -279,6 +282,18 @@ class Hub:
                 }
             )
         return out
+
+    async def announce(self, live: LiveSession, page: Page) -> None:
+        """Tell every watcher that `page` opened (firing) or closed (resolved) `live`; a watcher
+        that fails is logged and the others are still told."""
+        for watcher in list(self.watchers):
+            try:
+                if page.status == "resolved":
+                    await watcher.page_resolved(live, page)
+                else:
+                    await watcher.page_opened(live, page)
+            except Exception:
+                log.exception("page watcher %r failed on session %s", watcher, live.id)
 
     # -- what faces send ------------------------------------------------------------------------
     async def as_identity(self, live: LiveSession, who: Identity) -> None:
