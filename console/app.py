@@ -41,7 +41,7 @@ WELCOME = (
 )
 """Shown when a new session opens."""
 
-MAIN_ACTIONS = {"command_mode", "filter", "focus_prompt", "toggle_inspector", "resize", "focus_pane", "help"}
+MAIN_ACTIONS = {"command_mode", "filter", "focus_prompt", "toggle_inspector", "resize", "focus_pane", "help", "run_fix"}
 """Actions that only make sense on the main screen (not under a modal)."""
 
 
@@ -111,6 +111,8 @@ class LanternApp(App[int]):
         """perf_counter() when the first frame was drawn."""
         self.stale_approvals: list[Any] = []
         """Approval requests left unanswered when a reopened session last closed."""
+        self.offered_fix: Any = None
+        """The last answer's fix as a runnable call (FixOffered), until the next turn starts."""
         self._queued: list[str] = []
         self._last_ctrl_c = 0.0
         self._freezes = 0
@@ -582,7 +584,32 @@ class LanternApp(App[int]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in MAIN_ACTIONS and not isinstance(self.screen, MainScreen):
             return False
+        if action == "run_fix" and self.offered_fix is None:
+            return False
         return True
+
+    def offer_fix(self, offer: Any) -> None:
+        """Keep the answer's runnable fix (None: a new turn started) and redraw the footer's keys."""
+        self.offered_fix = offer
+        self.refresh_bindings()
+
+    async def action_run_fix(self) -> None:
+        """Run the fix the last answer named, as the person's own call: the same policy, dry-run
+        preview, approval and audit as any call (the approval dialog opens next)."""
+        offer, bridge = self.offered_fix, self.bridge
+        if offer is None:
+            self.notify("The last answer named no fix this console can run.", severity="warning")
+            return
+        if bridge is None or not bridge.ready or bridge.running:
+            self.notify("The engine is busy or not ready: run the fix when the turn has finished.", severity="warning")
+            return
+        self.offer_fix(None)
+        self.run_worker(
+            bridge.run_call(f"run the proposed fix: {offer.written}", offer.tool, dict(offer.arguments)),
+            exclusive=True,
+            group="agent",
+            name="fix",
+        )
 
     def action_help(self) -> None:
         """Show every key and command."""

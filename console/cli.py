@@ -11,6 +11,7 @@ import asyncio
 import importlib
 import os
 import sys
+import time
 from typing import Any
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -129,14 +130,32 @@ def main(argv: list[str] | None = None) -> int:
             result = asyncio.run(result)
     except KeyboardInterrupt:
         return 130
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - one line for the user, the traceback to a log file
         from engine.storage import StoreError
 
-        if not isinstance(exc, StoreError):
-            raise
-        print(f"lantern {args.command}: store: {exc}", file=sys.stderr)
-        return 2
+        if isinstance(exc, StoreError):
+            print(f"lantern {args.command}: store: {exc}", file=sys.stderr)
+            return 2
+        print(f"lantern {args.command}: failed: {type(exc).__name__}: {exc}".splitlines()[0][:400], file=sys.stderr)
+        print(f"  the details are in {_crash_log(args.command)}", file=sys.stderr)
+        return 1
     return int(result or 0)
+
+
+def _crash_log(command: str) -> str:
+    """Write the current exception's traceback under LANTERN_HOME/logs (never to the terminal); its path."""
+    import traceback
+
+    from engine.config import lantern_home
+
+    try:
+        logs = lantern_home() / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        path = logs / f"{command}-{time.strftime('%Y%m%d-%H%M%S')}.log"
+        path.write_text(traceback.format_exc(), encoding="utf-8")
+        return str(path)
+    except OSError as exc:
+        return f"(no log written: {exc})"
 
 
 def session_config(args: Any) -> Any:

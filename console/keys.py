@@ -84,6 +84,14 @@ KEYS: list[Key] = [
     ),
     Key("app.quit", "ctrl+q", "quit", "Quit", show=False, priority=True, help="Quit Lantern."),
     Key("app.prompt", "i", "focus_prompt", "Ask", show=False, help="Focus the question input."),
+    Key(
+        "app.fix",
+        "ctrl+f",
+        "run_fix",
+        "Run fix",
+        priority=True,
+        help="Run the fix the last answer named as a call (it asks for approval first, with its dry-run diff).",
+    ),
     Key("app.inspector", "y", "toggle_inspector", "YAML", help="Open or close the YAML inspector."),
     Key(
         "app.handoff",

@@ -150,6 +150,8 @@ class BlockRenderer:
             c.print(Text(f"dropped from context: {e.what} ({e.tokens} tokens, ref {e.ref})", style="yellow"))
         elif isinstance(e, ev.Notice):
             c.print(Text(e.text, style="yellow" if e.level == "warning" else "dim"))
+        elif isinstance(e, ev.FixOffered):
+            c.print(Text(f"fix ready to run: {e.written} (in the console: Ctrl+F; approval first)", style="cyan"))
         elif isinstance(e, ev.ErrorEvent):
             c.print(
                 Text(f"error [{e.code}]: {e.message}" + (f"\n  hint: {e.hint}" if e.hint else ""), style="bold red")

@@ -12,8 +12,10 @@ approval dialog; a fix in words alone, or a call of an action no pack has, can o
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 _CALL = re.compile(r"(?<![\w.\-/])([A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*)+|[a-z][a-z0-9]*(?:_[a-z0-9]+)+)\s*\(")
 """A call written out: `pack.action(` or a snake_case name with an opening parenthesis."""
@@ -87,3 +89,109 @@ def restate_request(check: AnswerCheck) -> str:
         "this session can run, written as pack.action(arg=value, ...) (call find_tools to look for one), "
         "or say plainly that no available action can make it and what a person must do."
     )
+
+
+@dataclass(frozen=True)
+class ProposedCall:
+    """The fix an answer writes out as a call of one of the session's tools, ready to be run."""
+
+    tool: str
+    """The tool's full name (an action name alone is resolved when one pack has it)."""
+    arguments: dict[str, Any]
+    written: str
+    """The call as the answer wrote it (what the face shows)."""
+
+
+def proposed_call(text: str, known: list[str] | set[str]) -> ProposedCall | None:
+    """The first call in the answer of a tool the session has, with its keyword arguments read as
+    values (`name="x"`, `name: x`, numbers, flags, `{memory: 512Mi}`); None when the answer writes
+    no such call or its arguments cannot be read (a positional argument, an unbalanced bracket)."""
+    known = set(known)
+    by_action: dict[str, list[str]] = {}
+    for name in known:
+        by_action.setdefault(name.rsplit(".", 1)[-1], []).append(name)
+    for m in _CALL.finditer(text):
+        written = m.group(1)
+        if written in known:
+            tool = written
+        elif len(by_action.get(written, [])) == 1:
+            tool = by_action[written][0]
+        else:
+            continue
+        inner = _inside(text, m.end())
+        if inner is None:
+            return None
+        arguments = _keyword_arguments(inner)
+        if arguments is None:
+            return None
+        return ProposedCall(tool=tool, arguments=arguments, written=f"{written}({inner})")
+    return None
+
+
+def _inside(text: str, start: int) -> str | None:
+    """The text between the call's parentheses (`start` is just after the opening one), quotes and
+    nested brackets respected; None when it never closes."""
+    depth, quote = 1, ""
+    for i in range(start, min(len(text), start + 4000)):
+        ch = text[i]
+        if quote:
+            if ch == quote and text[i - 1] != "\\":
+                quote = ""
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+            if depth == 0:
+                return text[start:i].strip()
+    return None
+
+
+def _split_top(inner: str) -> list[str]:
+    """`inner` split at the commas outside quotes and brackets."""
+    parts: list[str] = []
+    cur: list[str] = []
+    depth, quote = 0, ""
+    for ch in inner:
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append("".join(cur))
+            cur = []
+            continue
+        cur.append(ch)
+    parts.append("".join(cur))
+    return [p.strip() for p in parts if p.strip()]
+
+
+_KEY = re.compile(r"^([A-Za-z_][\w-]*)\s*[=:]\s*(.*)$", re.DOTALL)
+
+
+def _keyword_arguments(inner: str) -> dict[str, Any] | None:
+    """Keyword arguments as values: Python/JSON literals first, else YAML's reading of a flow value
+    (an unquoted name is a string); None when any part is not `key=value`."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for part in _split_top(inner):
+        m = _KEY.match(part)
+        if m is None:
+            return None
+        key, raw = m.group(1), m.group(2).strip()
+        try:
+            out[key] = ast.literal_eval(raw)
+            continue
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            pass
+        try:
+            out[key] = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError:
+            out[key] = raw.strip("\"'")
+    return out

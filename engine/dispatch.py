@@ -498,6 +498,7 @@ class Dispatcher:
             partial=s.partial,
             redactions=s.redactions,
             findings=s.findings,
+            error_kind=s.failure.kind if s.failure else "",
         )
 
     def _timeout(self, tool: Tool) -> float:
@@ -753,7 +754,8 @@ def _denied_in_history(events: list[Any], h: str) -> str | None:
 
 
 def _same_call_this_turn(ctx: TurnContext, tool: str, h: str) -> int | None:
-    """The step at which this exact read call already succeeded in the current turn, if it did and
+    """The step at which this exact read call already answered in the current turn (it succeeded,
+    or the backend refused these very arguments: a client error comes back the same), if it did and
     no write has run since (after a write the world may have changed, so reading again is right)."""
     started: dict[str, ev.ToolCallStarted] = {}
     seen: int | None = None
@@ -764,7 +766,11 @@ def _same_call_this_turn(ctx: TurnContext, tool: str, h: str) -> int | None:
             started[e.call_id] = e
             if e.risk != "read":
                 seen = None
-        elif isinstance(e, ev.ToolCallFinished) and e.call_id in started and e.status in ("ok", "partial"):
+        elif (
+            isinstance(e, ev.ToolCallFinished)
+            and e.call_id in started
+            and (e.status in ("ok", "partial") or (e.status == "error" and e.error_kind == "client"))
+        ):
             s = started[e.call_id]
             if s.tool == tool and call_hash(tool, s.arguments) == h:
                 seen = e.step

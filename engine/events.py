@@ -151,6 +151,9 @@ class ToolCallFinished(_Event):
     """Boundary notes (coercions, dropped nulls) the model also sees."""
     findings: list[str] = Field(default_factory=list)
     """Failure signals the engine's checks read in this output (engine.diagnose), new in it."""
+    error_kind: str = ""
+    """For an error: timeout, rate-limited, unavailable (worth retrying later), client (the backend
+    refused these arguments: the same call fails the same way), schema or internal."""
     step: int = 0
 
 
@@ -272,6 +275,18 @@ class Notice(_Event):
     topic: str = ""
 
 
+class FixOffered(_Event):
+    """The answer's fix is a call of a write tool this session has, with arguments it could read: a
+    face may offer to run it with one key (it goes through the same policy, preview and approval)."""
+
+    kind: Literal["fix-offered"] = "fix-offered"
+    tool: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    written: str = ""
+    """The call as the answer wrote it."""
+    risk: str = "write"
+
+
 class ErrorEvent(_Event):
     """Something failed; `code` is one of a small typed set."""
 
@@ -322,6 +337,7 @@ Event = Annotated[
     | CriticVerdict
     | BudgetUpdate
     | Notice
+    | FixOffered
     | ErrorEvent
     | TurnFinished,
     Field(discriminator="kind"),

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from engine import events as ev
-from engine.answers import check_answer, restate_request
+from engine.answers import check_answer, proposed_call, restate_request
 from engine.diagnose import CheckSet
 from engine.models.base import (
     Completion,
@@ -30,7 +30,7 @@ from engine.models.base import (
     Usage,
 )
 from engine.models.errors import ModelError
-from engine.notes import DONE_HEAD, call_text, done_this_turn, with_note
+from engine.notes import DONE_HEAD, FIX_TOOLS_SHOWN, call_text, done_this_turn, fix_tools_note, with_note
 from engine.textsafe import safe_tree
 
 if TYPE_CHECKING:
@@ -72,6 +72,9 @@ class LoopConfig:
     follow_up_rounds: int = 2
     """After the opening reads, rounds of the reads the findings ask for (read-only, at most
     four a round), then the ranked findings, all before the model's first step."""
+    settle_after: int = 2
+    """Once a strong finding stands (weight ≥ STRONG_FINDING), this many steps in a row whose
+    reads found nothing new make the next step the answer (no tools offered); 0: never."""
 
 
 class TurnCancelled(Exception):
@@ -126,6 +129,11 @@ class TurnContext:
     """What the engine asks of the next step (the answer check's request), said once in the closing note."""
     answer_checked: bool = False
     """The answer check asked this turn to restate a fix (it asks once a turn)."""
+    answer_next: bool = False
+    """The next step answers (no tools offered): the model repeated a call even with it ruled
+    out, or the findings have settled."""
+    unchanged_steps: int = 0
+    """Steps in a row whose reads added no finding while a strong one stood."""
 
     def event(self, cls: type[T], **fields: Any) -> T:
         """Stamp a new event of this session (seq, time, turn)."""
@@ -648,6 +656,7 @@ class Session:
                 return
             ctx.step += 1
             step = Step()
+            found_before = len(self.diagnoser.findings) if self.diagnoser is not None else 0
             async for e in self._offer(ctx, step, looping):
                 yield e
             async for e in self._ask_model(ctx, step):
@@ -659,7 +668,7 @@ class Session:
                 (self.hooks.review, False),
                 ([self._run_calls], True),
                 (self.hooks.after_calls, True),
-                (self.hooks.answered if not step.calls else [], False),
+                (self.hooks.answered if not step.calls and not step.again else [], False),
             ):
                 for hook in hooks:
                     if step.held:
@@ -670,12 +679,37 @@ class Session:
                     if outside:  # tools' time, not the engine's own
                         step.outside += time.perf_counter() - d0
             yield self._step_finished(ctx, step.started, step.outside, step.usage)
+            settled = self._settled(ctx, step, found_before)
+            if settled is not None:
+                yield settled
             if step.held or step.again:
                 continue
             if not step.calls:
                 return
             asked = _signature(step.calls)
             looping, asked_before = asked == asked_before, asked
+
+    def _settled(self, ctx: TurnContext, step: Step, found_before: int) -> Any:
+        """A Notice when the findings have settled: a strong one stands and `settle_after` steps
+        in a row read nothing new, so the next step answers with the evidence it has (reading on
+        costs a model step each and tells the on-call engineer nothing). None otherwise."""
+        d, limit = self.diagnoser, self.config.settle_after
+        if d is None or not limit or not step.calls:
+            return None
+        strongest = next(iter(d.ranked()), None)
+        if strongest is None or strongest.weight < STRONG_FINDING or len(d.findings) > found_before:
+            ctx.unchanged_steps = 0
+            return None
+        ctx.unchanged_steps += 1
+        if ctx.unchanged_steps < limit or ctx.step + 1 >= self.config.max_steps:
+            return None
+        ctx.unchanged_steps, ctx.answer_next = 0, True
+        return ctx.event(
+            ev.Notice,
+            text=f"Steps {ctx.step - limit + 1}–{ctx.step} found nothing new beside {strongest.cause} on "
+            f"{strongest.object}; step {ctx.step + 1} answers with the evidence it has.",
+            topic="settled",
+        )
 
     def _limit_reached(self, ctx: TurnContext, totals: dict[str, Any], t0: float) -> tuple[Any, str] | None:
         """The event that ends the turn at a limit (steps, budget), and the reason; None to go on."""
@@ -696,6 +730,7 @@ class Session:
     async def _offer(self, ctx: TurnContext, step: Step, looping: bool) -> AsyncIterator[Any]:
         """The tools for this step and the prompt that offers them."""
         tools, changed = await self.toolbox.select(ctx)
+        selected = tools
         if changed is not None:
             yield changed
         if ctx.step == self.config.max_steps and tools:
@@ -717,11 +752,16 @@ class Session:
                 level="warning",
                 topic="repeat-loop",
             )
+        writes: list[ToolSpec] = []
+        if ctx.answer_next and tools:
+            ctx.answer_next, tools = False, []  # the notice was given when the repeat was dropped
+        if not tools:
+            writes = [t for t in selected if self.toolbox.risk_of(t.name) != "read"][:FIX_TOOLS_SHOWN]
         # Compaction and fact extraction are CPU work: off the event loop the faces share.
         step.messages, ctx_events = await _in_thread(self.context.build, ctx, self.config.system_prompt, tools)
         for e in ctx_events:
             yield e
-        step.messages = with_note(step.messages, self._notes(ctx, tools))
+        step.messages = with_note(step.messages, (self._notes(ctx, tools) + fix_tools_note(writes)).strip())
         step.tools = tools
         yield ctx.event(ev.StepStarted, step=ctx.step, tools=[t.name for t in tools])
 
@@ -762,11 +802,30 @@ class Session:
                 text=f"Step {ctx.step} asked again for {said}. Asked once more with that call ruled out.",
                 topic="repeat-excluded",
             )
-            again = self.model.stream_excluding(step.messages, step.tools, [c for c, _ in wasted], answer_schema=schema)
+            ruled = list(
+                {
+                    _call_key(c.name, c.arguments): c
+                    for c in [c for c, _ in wasted] + self._answered_this_turn(ctx, step.tools)
+                }.values()
+            )
+            again = self.model.stream_excluding(step.messages, step.tools, ruled, answer_schema=schema)
             async for e in self._reply(ctx, step, again, got):
                 yield e
             first, completion = completion, got[-1]
             completion = completion.model_copy(update={"usage": _added(first.usage, completion.usage)})
+            still = [c for c in completion.tool_calls if self.toolbox.repeat_of(c, ctx)]
+            if still and len(still) == len(completion.tool_calls):
+                # Ruled out and asked for again (or another call already answered): running it
+                # would only be refused. The calls are dropped and the next step is the answer.
+                yield ctx.event(
+                    ev.Notice,
+                    text=f"Step {ctx.step} asked again for {call_text(still[0].name, still[0].arguments)} with it "
+                    f"ruled out; step {ctx.step + 1} answers with the evidence it has.",
+                    level="warning",
+                    topic="repeat-loop",
+                )
+                completion = completion.model_copy(update={"tool_calls": []})
+                ctx.answer_next = step.again = True
         step.usage, step.calls, step.text = completion.usage, completion.tool_calls, completion.text
         yield ctx.event(
             ev.AssistantMessage,
@@ -774,6 +833,26 @@ class Session:
             step=ctx.step,
             tool_calls=[{"id": c.id, "name": c.name, "arguments": c.arguments} for c in step.calls],
         )
+
+    def _answered_this_turn(self, ctx: TurnContext, tools: list[ToolSpec]) -> list[ToolCall]:
+        """Every call of an offered tool this turn already made that asking again would waste
+        (what the retry rules out besides the repeat itself, so it cannot pick another one)."""
+        offered = {t.name for t in tools}
+        out: list[ToolCall] = []
+        seen: set[str] = set()
+        for e in ctx.events:
+            if not isinstance(e, ev.AssistantMessage) or e.turn != ctx.turn:
+                continue
+            for c in e.tool_calls:
+                name, args = str(c.get("name")), dict(c.get("arguments") or {})
+                key = _call_key(name, args)
+                if name not in offered or key in seen:
+                    continue
+                seen.add(key)
+                call = ToolCall(id=str(c.get("id") or key), name=name, arguments=args)
+                if self.toolbox.repeat_of(call, ctx):
+                    out.append(call)
+        return out
 
     async def _reply(
         self, ctx: TurnContext, step: Step, stream: AsyncIterator[ModelChunk], got: list[Completion]
@@ -816,10 +895,13 @@ class Session:
                 yield e
 
     async def critic_review(self, ctx: TurnContext, step: Step) -> AsyncIterator[Any]:
-        """Hook: the plan critic reads the step's writes before any runs (once a turn); a plan it
-        asks to revise is held back, and the model reads the critique as each call's result."""
+        """Hook: the plan critic reads the step's writes before any runs (once a turn, and every
+        time for a plan with a dangerous call: a delete the critic held back does not pass on the
+        second try); a plan it asks to revise is held back, and the model reads the critique as
+        each call's result."""
         writes = [c for c in step.calls if self.toolbox.risk_of(c.name) in ("write", "dangerous")]
-        if not writes or self.reviewer is None or ctx.reviewed:
+        dangerous = any(self.toolbox.risk_of(c.name) == "dangerous" for c in writes)
+        if not writes or self.reviewer is None or (ctx.reviewed and not dangerous):
             return
         plan_id = uuid.uuid4().hex[:8]
         yield ctx.event(
@@ -862,17 +944,23 @@ class Session:
     async def fix_check(self, ctx: TurnContext, step: Step) -> AsyncIterator[Any]:
         """Hook: the answer's fix is a call of a tool the session can run, or says that no available
         action can make it (engine.answers). A fix in words alone, or a call of a tool no pack has,
-        gets a notice, and once a turn the model is asked to restate it. An answer in a turn where
-        the model called a write is not checked: the fix was put as a call (run, denied or blocked)."""
-        if (
-            self.config.answer_schema is not None
-            or ctx.answer_checked
-            or not step.text.strip()
-            or _asked_for_a_write(ctx, self.toolbox.risk_of)
-        ):
+        gets a notice, and once a turn the model is asked to restate it; a fix written as a call of a
+        write tool with its arguments is offered to the faces (FixOffered: one key runs it through
+        the same approval). An answer in a turn where the model called a write is not checked: the
+        fix was put as a call (run, denied or blocked)."""
+        if self.config.answer_schema is not None:
             return
+        if sum(ch.isalpha() for ch in step.text) < 3:
+            yield ctx.event(ev.Notice, text=self._no_answer(step.text), level="warning", topic="no-answer")
+            return
+        wrote = _asked_for_a_write(ctx, self.toolbox.risk_of)
         check = check_answer(step.text, self.toolbox.all_tool_names())
-        if not check.problem:
+        if not check.problem or wrote:
+            offer = self._offer_fix(step.text)
+            if offer is not None and not _made_this_turn(ctx, offer["tool"], offer["arguments"]):
+                yield ctx.event(ev.FixOffered, **offer)
+            return
+        if ctx.answer_checked:
             return
         ctx.answer_checked = True
         left = ctx.step < self.config.max_steps
@@ -885,6 +973,30 @@ class Session:
         if left:
             ctx.requests.append(restate_request(check))
             step.again = True
+
+    def _no_answer(self, text: str) -> str:
+        """What the user is told when the model's answer has no words: what the checks found instead."""
+        said = f" ({text.strip()[:20]!r})" if text.strip() else ""
+        ranked = self.diagnoser.ranked()[:3] if self.diagnoser is not None else []
+        if not ranked:
+            return f"The model gave no usable answer{said}, and the engine's checks found nothing; ask again or narrow the question."
+        return f"The model gave no usable answer{said}. What the engine's checks found, strongest first: " + "; ".join(
+            f"{f.cause} on {f.object} ({f.evidence[:120]})" for f in ranked
+        )
+
+    def _offer_fix(self, text: str) -> dict[str, Any] | None:
+        """The answer's fix as a call a face can run with one key: a write or dangerous tool of this
+        session, its required arguments all given; None otherwise."""
+        call = proposed_call(text, self.toolbox.all_tool_names())
+        if call is None:
+            return None
+        risk = self.toolbox.risk_of(call.tool)
+        lookup = getattr(self.toolbox, "tool", None)  # the product's Toolbox; a bare one checks nothing here
+        tool = lookup(call.tool) if callable(lookup) else None
+        required = (tool.parameters.get("required") or []) if tool is not None else []
+        if risk == "read" or any(r not in call.arguments for r in required):
+            return None
+        return {"tool": call.tool, "arguments": call.arguments, "written": call.written, "risk": risk}
 
     async def triage_opening(self, ctx: TurnContext, step: Step) -> AsyncIterator[Any]:
         """Hook: the triage playbook's reads and the follow-ups their findings ask for."""
@@ -916,6 +1028,26 @@ class Session:
         if wall >= cfg.max_wall_s:
             return f"Time budget for this turn spent: {wall:.0f}s of {cfg.max_wall_s:.0f}s."
         return ""
+
+
+STRONG_FINDING = 0.7
+"""A finding this heavy names a cause on its own (the catalogue's documented signals weigh 0.75–0.9)."""
+
+
+def _call_key(name: str, arguments: dict[str, Any]) -> str:
+    """One call's identity: its tool and its arguments, whole."""
+    return name + json.dumps(arguments, sort_keys=True, default=str)
+
+
+def _made_this_turn(ctx: TurnContext, name: str, arguments: dict[str, Any]) -> bool:
+    """The model already asked for exactly this call in this turn (run, denied or blocked alike)."""
+    key = _call_key(name, arguments)
+    return any(
+        isinstance(e, ev.AssistantMessage)
+        and e.turn == ctx.turn
+        and any(_call_key(str(c.get("name")), dict(c.get("arguments") or {})) == key for c in e.tool_calls)
+        for e in ctx.events
+    )
 
 
 def _asked_for_a_write(ctx: TurnContext, risk_of: Callable[[str], str]) -> bool:

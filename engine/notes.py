@@ -66,3 +66,27 @@ def with_note(messages: list[Message], text: str) -> list[Message]:
         last = messages[-1]
         return [*messages[:-1], last.model_copy(update={"content": f"{last.content}\n\n{text}"})]
     return [*messages, Message(role="user", content=text, note=True)]
+
+
+FIX_TOOLS_SHOWN = 6
+"""Write actions named in the answer step's note (the most relevant first, as retrieval ranked them)."""
+
+
+def fix_tools_note(writes: list[Any]) -> str:
+    """For a step that must answer (no tools offered): the write actions the session can run that
+    retrieval ranks for this turn, with their parameters, so the fix can be named as one call
+    (`pack.action(arg=value, …)`, which a face offers with one key); '' when there are none."""
+    if not writes:
+        return ""
+    lines = []
+    for t in writes:
+        props = (t.parameters or {}).get("properties") or {}
+        required = set((t.parameters or {}).get("required") or [])
+        params = ", ".join(f"{k}=…" if k in required else f"{k}?=…" for k in props)
+        lines.append(f"- {t.name}({params}): {' '.join((t.description or '').split())[:100]}")
+    return (
+        "\n\n[Lantern, not from the user] Answer now from the evidence above. If a change would fix it, "
+        "name it as one call of these actions, written as pack.action(arg=value, ...) with the values "
+        "from the evidence (the console offers it for approval); if none of them can make it, say so "
+        "and what a person must do:\n" + "\n".join(lines)
+    )

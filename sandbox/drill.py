@@ -29,7 +29,10 @@ def _info(home: Path | str | None) -> Any:
 def _check(h: Healthy, ns: str, core: Any, apps: Any) -> list[str]:
     problems: list[str] = []
     for name in h.deployments:
-        d = apps.read_namespaced_deployment(name, ns)
+        d = _read(apps.read_namespaced_deployment, name, ns)
+        if d is None:
+            problems.append(f"deployment {name} does not exist (deleted?)")
+            continue
         want, st = d.spec.replicas or 0, d.status
         if want < 1:
             problems.append(f"deployment {name} has 0 replicas")
@@ -45,18 +48,32 @@ def _check(h: Healthy, ns: str, core: Any, apps: Any) -> list[str]:
                 f"deployment {name}: {st.ready_replicas or 0}/{want} ready, {st.updated_replicas or 0} updated, {st.replicas or 0} in all"
             )
     for name in h.endpoints:
-        ep = core.read_namespaced_endpoints(name, ns)
-        if not any(s.addresses for s in ep.subsets or []):
+        ep = _read(core.read_namespaced_endpoints, name, ns)
+        if ep is None or not any(s.addresses for s in ep.subsets or []):
             problems.append(f"service {name} has no ready endpoints")
     for name in h.service_ports:
         problems.extend(_unserved_ports(name, ns, core))
     return problems
 
 
+def _read(read: Any, name: str, ns: str) -> Any:
+    """The object, or None when the API server says it does not exist."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        return read(name, ns)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+
+
 def _unserved_ports(name: str, ns: str, core: Any) -> list[str]:
     """The Service's endpoint ports that no container of the pod behind the address declares (connections there are refused)."""
     out: list[str] = []
-    ep = core.read_namespaced_endpoints(name, ns)
+    ep = _read(core.read_namespaced_endpoints, name, ns)
+    if ep is None:
+        return [f"service {name} has no endpoints object"]
     for subset in ep.subsets or []:
         for addr in subset.addresses or []:
             ref = addr.target_ref

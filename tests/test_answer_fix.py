@@ -4,7 +4,7 @@ or the answer says plainly that none can; otherwise the user is told, and the mo
 from __future__ import annotations
 
 from engine import events as ev
-from engine.answers import check_answer
+from engine.answers import check_answer, proposed_call
 from engine.loop import LoopConfig, Session
 from engine.testing import ScriptedModel
 from engine.toolbox import Toolbox
@@ -87,6 +87,13 @@ async def test_an_answer_after_a_write_this_turn_is_not_checked():
     s, model = session([{"tool_calls": [write]}, {"text": "Rolled back; the fix: wait for the pods to settle."}])
     out = await run(s)
     assert not [e for e in out if isinstance(e, ev.Notice) and e.topic == "answer-check"]
+    # the call it already made is not offered again; a different one named after a write is
+    s, model = session([{"tool_calls": [write]}, {"text": f"Rolled back. {CALL}"}])
+    assert not [e for e in await run(s) if isinstance(e, ev.FixOffered)]
+    other = "Then kubernetes.rollback_deployment(name=payments, namespace=shop)."
+    s, model = session([{"tool_calls": [write]}, {"text": other}])
+    (offer,) = [e for e in await run(s) if isinstance(e, ev.FixOffered)]
+    assert offer.arguments == {"name": "payments", "namespace": "shop"}
 
 
 async def test_on_the_last_step_the_user_is_told_and_nothing_more_runs():
@@ -104,3 +111,52 @@ def test_the_check_reads_calls_and_tool_names_without_a_model():
     assert check_answer("The fix is to increase the memory limit to 512Mi.", known).problem.startswith("proposes a fix")
     assert check_answer("see kubectl.patch(deploy) for the fix", known).unknown == ["kubectl.patch"]
     assert check_answer("fixed", known).problem == "" and check_answer("", known).problem == ""
+
+
+async def test_a_fix_written_as_a_call_is_offered_to_the_faces_and_runs_through_the_pipeline():
+    s, model = session([{"tool_calls": [PODS]}, {"text": CALL}])
+    out = await run(s)
+    (offer,) = [e for e in out if isinstance(e, ev.FixOffered)]
+    assert offer.tool == "kubernetes.rollback_deployment" and offer.risk == "write"
+    assert offer.arguments == {"name": "checkout-api", "namespace": "shop"}
+    assert offer.written == "kubernetes.rollback_deployment(name=checkout-api, namespace=shop)"
+    # the one key runs it as the person's own call: the same dispatcher, no model step
+    ran = [e async for e in s.run_call("run the proposed fix", offer.tool, offer.arguments)]
+    (done,) = [e for e in ran if isinstance(e, ev.ToolCallFinished)]
+    assert done.status == "ok" and "rolled back checkout-api" in done.output
+    assert len(model.requests) == 2
+
+
+async def test_a_read_a_restated_fix_or_a_call_missing_its_arguments_is_not_offered():
+    for text in (
+        "Look again with kubernetes.list_pods(namespace=shop).",
+        "The fix: kubernetes.rollback_deployment(name=checkout-api).",
+        "The fix: kubernetes.rollback_deployment(checkout-api, shop).",
+        PROSE,
+    ):
+        s, _ = session([{"text": text}, {"text": "No available action can make it; a person must."}])
+        out = await run(s)
+        assert not [e for e in out if isinstance(e, ev.FixOffered)], text
+    # asked once to restate, the restated answer's call is offered
+    s, _ = session([{"text": PROSE}, {"text": CALL}])
+    assert [e.tool for e in await run(s) if isinstance(e, ev.FixOffered)] == ["kubernetes.rollback_deployment"]
+
+
+def test_the_arguments_of_a_written_call_are_read_as_values():
+    known = ["kubernetes.set_resources", "kubernetes.list_pods"]
+    text = (
+        'Fix: `set_resources(namespace="batch", name=report-worker, container: worker, '
+        "limits={memory: 512Mi, cpu: '1'}, replicas=2, dry_run=false)` then watch."
+    )
+    call = proposed_call(text, known)
+    assert call is not None and call.tool == "kubernetes.set_resources"
+    assert call.arguments == {
+        "namespace": "batch",
+        "name": "report-worker",
+        "container": "worker",
+        "limits": {"memory": "512Mi", "cpu": "1"},
+        "replicas": 2,
+        "dry_run": False,
+    }
+    assert proposed_call("kubernetes.set_resources(name=x, limits={memory: 1Gi", known) is None
+    assert proposed_call("nothing to call here", known) is None

@@ -4,6 +4,7 @@ of its output is asked once more instead of spending a step on a repeat the guar
 from __future__ import annotations
 
 from engine import events as ev
+from engine.diagnose.findings import CheckSet, Finding
 from engine.dispatch import Dispatcher
 from engine.loop import ApprovalAnswer, LoopConfig, Session
 from engine.policy.rules import Policy
@@ -61,11 +62,12 @@ async def test_each_step_closes_with_what_the_turn_already_did_and_keeps_the_his
     assert third[: len(second) - 1] == second[:-1]
 
 
-async def test_the_answer_step_offers_no_tools_and_carries_no_checklist():
+async def test_the_answer_step_offers_no_tools_and_carries_no_checklist_but_the_write_actions():
     model = ScriptedModel([{"tool_calls": [PODS]}, {"text": "done"}])
     await run(Session(model, toolbox(), config=LoopConfig(max_steps=2)))
     msgs, tools = model.requests[1]
-    assert tools == [] and not any(m.note for m in msgs)
+    assert tools == [] and not any("already made this turn" in m.content for m in msgs if m.note)
+    assert "pack.action(arg=value" in msgs[-1].content, "the note names the write actions instead"
 
 
 async def test_a_repeat_is_asked_again_with_that_call_ruled_out_and_no_step_is_refused():
@@ -86,15 +88,35 @@ async def test_a_repeat_is_asked_again_with_that_call_ruled_out_and_no_step_is_r
     assert steps[1].completion_tokens == 16, "both tries count"
 
 
-async def test_a_second_try_that_repeats_again_is_refused_as_before():
+async def test_a_second_try_that_repeats_again_is_dropped_and_the_next_step_answers():
     ran.clear()
     model = ExcludingScriptedModel(
         [{"tool_calls": [PODS]}, {"tool_calls": [PODS]}, {"tool_calls": [PODS]}, {"text": "crash-looping."}]
     )
-    out = await run(Session(model, toolbox(), config=LoopConfig(max_steps=5)))
+    out = await run(Session(model, toolbox(), config=LoopConfig(max_steps=6)))
     assert len(model.excluded) == 1 and ran == ["pods shop"]
-    refused = [e for e in out if isinstance(e, ev.ToolCallFinished) and e.status == "refused"]
-    assert len(refused) == 1 and "already answered at step 1" in refused[0].output
+    assert not [e for e in out if isinstance(e, ev.ToolCallFinished) and e.status == "refused"], "no refused step"
+    (loop,) = [e for e in out if isinstance(e, ev.Notice) and e.topic == "repeat-loop"]
+    assert "list_pods(namespace=shop) with it ruled out; step 3 answers" in loop.text
+    msgs, tools = model.requests[-1]
+    assert tools == [], "the answer step offers no tools"
+    note = msgs[-1].content
+    assert "name it as one call of these actions" in note and "- restart(name=…): Restart a deployment." in note
+    assert "list_pods(" not in note.split("these actions")[-1], "only write actions are named"
+    assert out[-1].reason == "answered" and out[-1].steps == 3
+
+
+async def test_the_second_try_rules_out_every_call_the_turn_already_answered():
+    ran.clear()
+    model = ExcludingScriptedModel(
+        [{"tool_calls": [PODS]}, {"tool_calls": [EVENTS]}, {"tool_calls": [PODS]}, {"text": "BackOff."}]
+    )
+    await run(Session(model, toolbox(), config=LoopConfig(max_steps=6)))
+    (ruled,) = model.excluded
+    assert [(c.name, c.arguments) for c in ruled] == [
+        ("list_pods", {"namespace": "shop"}),
+        ("list_events", {"namespace": "shop"}),
+    ]
 
 
 async def test_a_model_without_exclusion_gets_the_refusal_and_reads_the_checklist():
@@ -133,3 +155,94 @@ async def test_a_call_the_human_denied_is_ruled_out_of_the_next_try():
     assert [[c.name for c in x] for x in model.excluded] == [["restart"]]
     assert len([e for e in out if isinstance(e, ev.ApprovalRequested)]) == 1, "the human is asked once"
     assert "restart" not in " ".join(ran)
+
+
+class OOMCheck:
+    """A check of this test's own: an OOMKilled line is a strong finding."""
+
+    def read(self, tool, args, text, data, namespace):
+        return [
+            Finding("oom_killed", "workload/report", line, 0.9) for line in text.splitlines() if "OOMKilled" in line
+        ]
+
+    def weigh(self, finding):
+        return finding.weight
+
+    def follow_ups(self, namespace):
+        return []
+
+
+def oom_pods(namespace: str) -> str:
+    """List pods in a namespace."""
+    ran.append(f"pods {namespace}")
+    return "report-7d9f  0/1  OOMKilled  restarts=9"
+
+
+def get_config(name: str) -> str:
+    """A config map."""
+    ran.append(f"config {name}")
+    return "data: {}"
+
+
+async def test_once_a_strong_finding_stands_two_steps_that_find_nothing_new_lead_to_the_answer():
+    ran.clear()
+    box = Toolbox(
+        [python_tool(oom_pods), python_tool(list_events), python_tool(get_config), python_tool(restart, risk="write")]
+    )
+    model = ScriptedModel(
+        [
+            {"tool_calls": [{"name": "oom_pods", "arguments": {"namespace": "batch"}}]},
+            {"tool_calls": [{"name": "list_events", "arguments": {"namespace": "batch"}}]},
+            {"tool_calls": [{"name": "get_config", "arguments": {"name": "report"}}]},
+            {"text": "report is OOMKilled: raise its memory limit with restart(name=report)."},
+            {"tool_calls": [{"name": "get_config", "arguments": {"name": "other"}}]},
+        ]
+    )
+    session = Session(model, box, checks=CheckSet(makers=(OOMCheck,)), config=LoopConfig(max_steps=8))
+    out = await run(session, "report keeps restarting")
+    (notice,) = [e for e in out if isinstance(e, ev.Notice) and e.topic == "settled"]
+    assert notice.text.startswith("Steps 2–3 found nothing new beside oom_killed on workload/report; step 4 answers")
+    assert ran == ["pods batch", "events batch", "config report"]
+    assert model.requests[3][1] == [], "the answer step offers no tools"
+    assert out[-1].reason == "answered" and out[-1].steps == 4
+
+
+async def test_without_a_strong_finding_the_model_reads_on():
+    ran.clear()
+    script = [{"tool_calls": [{"name": "list_events", "arguments": {"namespace": n}}]} for n in "abc"]
+    model = ScriptedModel([*script, {"text": "nothing found."}])
+    session = Session(model, toolbox(), checks=CheckSet(makers=(OOMCheck,)), config=LoopConfig(max_steps=8))
+    out = await run(session)
+    assert not [e for e in out if isinstance(e, ev.Notice) and e.topic == "settled"]
+    assert ran == ["events a", "events b", "events c"]
+
+
+async def test_a_read_the_backend_refused_is_not_run_again_with_the_same_arguments():
+    from engine.tools import Tool, ToolOutput
+
+    async def missing(args: dict) -> ToolOutput:
+        ran.append(f"describe {args['name']}")
+        return ToolOutput(text='services "ledger-svc" not found', data={"status": 404})
+
+    ran.clear()
+    tool = Tool(
+        "describe_service",
+        "Describe a service",
+        {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]},
+        missing,
+    )
+    call = {"name": "describe_service", "arguments": {"name": "ledger-svc"}}
+    model = ScriptedModel([{"tool_calls": [call]}, {"tool_calls": [call]}, {"text": "The service does not exist."}])
+    out = await run(Session(model, Toolbox([tool]), config=LoopConfig(max_steps=5)))
+    finished = [e for e in out if isinstance(e, ev.ToolCallFinished)]
+    assert [(e.status, e.error_kind) for e in finished] == [("error", "client"), ("refused", "")]
+    assert ran == ["describe ledger-svc"]
+
+
+async def test_an_answer_without_words_is_said_to_be_none_with_the_findings_instead():
+    box = Toolbox([python_tool(oom_pods)])
+    model = ScriptedModel([{"tool_calls": [{"name": "oom_pods", "arguments": {"namespace": "batch"}}]}, {"text": "{"}])
+    out = await run(Session(model, box, checks=CheckSet(makers=(OOMCheck,)), config=LoopConfig(max_steps=5)))
+    (notice,) = [e for e in out if isinstance(e, ev.Notice) and e.topic == "no-answer"]
+    assert notice.level == "warning" and "no usable answer ('{')" in notice.text
+    assert "oom_killed on workload/report (report-7d9f  0/1  OOMKilled" in notice.text

@@ -147,7 +147,20 @@ async def _investigate(sc: Any, si: Any, args: argparse.Namespace) -> tuple[Any,
         question = f"{sc.symptom.strip()}\nInvestigate, name the cause, and fix it with the smallest safe change."
         async for _ in session.run_turn(question):
             pass
+        offer = _offered_fix(session.events)
+        if offer is not None:
+            # what the console's one key does: the answer's own fix, through the same approval
+            async for _ in session.run_call(
+                f"run the proposed fix: {offer.written}", offer.tool, dict(offer.arguments)
+            ):
+                pass
         return session, list(session.events), approver
+
+
+def _offered_fix(events: list[Any]) -> Any:
+    """The fix the last turn's answer offered as a call (one the turn did not already make)."""
+    turn = max((e.turn for e in events), default=0)
+    return next((e for e in reversed(events) if e.turn == turn and isinstance(e, ev.FixOffered)), None)
 
 
 def _reference_model(sc: Any) -> Any:

@@ -137,6 +137,10 @@ class MainScreen(Screen[None]):
         match e:
             case ev.UserMessage():
                 conv.add_user(e.text)
+                self._offer(None)
+            case ev.FixOffered():
+                conv.notice(f"Fix ready to run: {e.written}  (Ctrl+F runs it; approval first)", "info")
+                self._offer(e)
             case ev.ToolSetChanged() if e.loaded:
                 self._tools_loaded(conv, e)
             case ev.AssistantMessage():
@@ -174,6 +178,12 @@ class MainScreen(Screen[None]):
                 conv.turn_finished(
                     f"— {e.reason} · {e.steps} step{'s' if e.steps != 1 else ''} · {tokens:,} tokens", e.reason
                 )
+
+    def _offer(self, offer: Any) -> None:
+        """Tell the app which fix one key runs now (None: none)."""
+        keep = getattr(self.app, "offer_fix", None)
+        if keep is not None:
+            keep(offer)
 
     def _tools_loaded(self, conv: Conversation, e: ev.ToolSetChanged) -> None:
         """Name the tools a step brought in (pinned ones go without saying) and what experience chose them."""
