@@ -530,7 +530,8 @@ class Store:
         )
         if row is None:
             return None
-        return PageGroup(*row[:6], fingerprints=list(json.loads(row[6] or "[]")), pages=int(row[7]))
+        key, sid, source, status, opened_at, updated_at, prints, pages = row
+        return PageGroup(key, sid, source, status, opened_at, updated_at, list(json.loads(prints or "[]")), int(pages))
 
     async def put_page_group(self, group: PageGroup) -> None:
         """Attach an alert group to its session (or record its latest notification)."""
