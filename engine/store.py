@@ -30,7 +30,16 @@ from engine.chain import load_key, mac
 from engine.storage import Backend, StoreError, open_backend
 from engine.storage.sqlite import BUSY_TIMEOUT_S, SqliteBackend, write_lock
 
-__all__ = ["BUSY_TIMEOUT_S", "EventFeed", "SessionInfo", "Store", "StoreError", "default_path", "write_lock"]
+__all__ = [
+    "BUSY_TIMEOUT_S",
+    "EventFeed",
+    "PageGroup",
+    "SessionInfo",
+    "Store",
+    "StoreError",
+    "default_path",
+    "write_lock",
+]
 
 
 def event_hash(key: bytes, prev: str, body: str) -> str:
@@ -72,6 +81,22 @@ CREATE TABLE IF NOT EXISTS marks (
     at TEXT NOT NULL,
     verdict TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS session_status (
+    session_id TEXT PRIMARY KEY,
+    at TEXT NOT NULL,
+    status TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS page_groups (
+    group_key TEXT PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    status TEXT NOT NULL,
+    opened_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    fingerprints TEXT NOT NULL DEFAULT '[]',
+    pages INTEGER NOT NULL DEFAULT 0
+);
 """
 """The store's tables in SQLite (the embedded file's format)."""
 
@@ -110,6 +135,22 @@ CREATE TABLE IF NOT EXISTS marks (
     at TEXT NOT NULL,
     verdict TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS session_status (
+    session_id TEXT PRIMARY KEY,
+    at TEXT NOT NULL,
+    status TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS page_groups (
+    group_key TEXT PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    status TEXT NOT NULL,
+    opened_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    fingerprints TEXT NOT NULL DEFAULT '[]',
+    pages INTEGER NOT NULL DEFAULT 0
+);
 CREATE TABLE IF NOT EXISTS lantern_meta (
     name TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -140,6 +181,32 @@ class SessionInfo:
     model: str
     context: str | None
     events: int
+
+
+STATUSES = ("open", "resolved")
+"""Where a session's incident stands (`Store.set_status`); a session without one is a plain conversation."""
+
+
+@dataclass
+class PageGroup:
+    """The investigation an alert group (a pager's group key) is attached to, kept so that a
+    repeated notification finds it again, across restarts and servers."""
+
+    group_key: str
+    session_id: str
+    """The session investigating the group."""
+    source: str
+    """Who sends it: 'alertmanager' or 'generic'."""
+    status: str
+    """'firing' or 'resolved': the last notification's."""
+    opened_at: str
+    """When `session_id` was opened for the group (ISO 8601, UTC): the rate limit counts from here."""
+    updated_at: str
+    """When the last notification came."""
+    fingerprints: list[str]
+    """The alerts of the group already told to the session."""
+    pages: int = 0
+    """Notifications received for this session."""
 
 
 KEY_ID = "chain_key_id"
@@ -355,7 +422,7 @@ class Store:
 
     async def count(self, table: str) -> int:
         """How many rows a table of the store holds (sessions, events, blobs, audit …)."""
-        if table not in ("sessions", "events", "blobs", "scores", "marks", "audit"):
+        if table not in ("sessions", "events", "blobs", "scores", "marks", "session_status", "page_groups", "audit"):
             raise ValueError(f"not a table of the store: {table!r}")
         row = await self.backend.fetchone(f"SELECT COUNT(*) FROM {table}")
         return int(row[0]) if row else 0
@@ -440,3 +507,53 @@ class Store:
         """The user's verdict on a session, or None when unmarked."""
         row = await self.backend.fetchone("SELECT verdict FROM marks WHERE session_id=?", session_id)
         return row[0] if row else None
+
+    async def set_status(self, session_id: str, status: str, detail: str = "") -> None:
+        """Mark where a session's incident stands: 'open', or 'resolved' (its page's alerts resolved)."""
+        if status not in STATUSES:
+            raise ValueError(f"a session's status is one of {', '.join(STATUSES)}, not {status!r}")
+        await self.backend.execute(
+            "INSERT INTO session_status(session_id, at, status, detail) VALUES (?,?,?,?) "
+            "ON CONFLICT (session_id) DO UPDATE SET at=excluded.at, status=excluded.status, detail=excluded.detail",
+            session_id,
+            ev.utcnow().isoformat(),
+            status,
+            self.backend.text(detail[:500]),
+        )
+
+    async def page_group(self, group_key: str) -> PageGroup | None:
+        """The session an alert group is attached to, or None for a group never paged."""
+        row = await self.backend.fetchone(
+            "SELECT group_key, session_id, source, status, opened_at, updated_at, fingerprints, pages "
+            "FROM page_groups WHERE group_key=?",
+            self.backend.text(group_key),
+        )
+        if row is None:
+            return None
+        key, sid, source, status, opened_at, updated_at, prints, pages = row
+        return PageGroup(key, sid, source, status, opened_at, updated_at, list(json.loads(prints or "[]")), int(pages))
+
+    async def put_page_group(self, group: PageGroup) -> None:
+        """Attach an alert group to its session (or record its latest notification)."""
+        t = self.backend.text
+        await self.backend.execute(
+            "INSERT INTO page_groups(group_key, session_id, source, status, opened_at, updated_at, fingerprints, pages) "
+            "VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (group_key) DO UPDATE SET session_id=excluded.session_id, "
+            "source=excluded.source, status=excluded.status, opened_at=excluded.opened_at, "
+            "updated_at=excluded.updated_at, fingerprints=excluded.fingerprints, pages=excluded.pages",
+            t(group.group_key),
+            group.session_id,
+            group.source,
+            group.status,
+            group.opened_at,
+            group.updated_at,
+            t(json.dumps(group.fingerprints[-1000:])),
+            group.pages,
+        )
+
+    async def get_status(self, session_id: str) -> tuple[str, str, str] | None:
+        """(status, since, detail) of a session, or None when it has none (an ordinary conversation)."""
+        row = await self.backend.fetchone(
+            "SELECT status, at, detail FROM session_status WHERE session_id=?", session_id
+        )
+        return (row[0], row[1], row[2]) if row else None

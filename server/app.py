@@ -10,6 +10,7 @@ REST (JSON; every route but the probes needs `Authorization: Bearer TOKEN`):
   GET  /v1/sessions/{id}/events[?after=SEQ]   its events, one JSON line each (NDJSON)
   GET  /v1/audit[?session=ID&limit=N] audit rows, newest first
 WebSocket /v1/sessions/{id}/attach: see server.protocol.
+POST /hooks/alertmanager, /hooks/generic: pages (a pager role's token), see server.hooks.
 """
 
 from __future__ import annotations
@@ -211,13 +212,16 @@ class Server:
             Route("/v1/audit", self.authed(self.audit_rows)),
             WebSocketRoute("/v1/sessions/{sid}/attach", self.attach),
         ]
+        from server import hooks  # pages in: /hooks/alertmanager, /hooks/generic
+
+        routes += hooks.routes(self)
 
         @asynccontextmanager
         async def lifespan(app: Starlette) -> Any:
             yield
             await self.hub.close()
 
-        return Starlette(routes=routes, lifespan=lifespan)
+        return Starlette(routes=routes, lifespan=lifespan, middleware=hooks.middleware(self))
 
 
 def create_app(hub: Hub) -> Starlette:

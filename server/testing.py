@@ -81,9 +81,11 @@ def scripted_sessions(
 class ServerThread:
     """`lantern serve` in a thread: `url`, `tokens` (name → token), `stop()`."""
 
-    def __init__(self, path: Path, factory: Any) -> None:
+    def __init__(self, path: Path, factory: Any, users: dict[str, list[str]] | None = None) -> None:
         self.path = path
         self.factory = factory
+        self.users = USERS if users is None else users
+        """name → roles, each given a fresh token at start."""
         self.tokens: dict[str, str] = {}
         self.url = ""
         self.hub: Hub | None = None
@@ -113,7 +115,7 @@ class ServerThread:
     async def _main(self) -> None:
         async with Store(self.path) as store:
             users = await Users.open(store)
-            for name, roles in USERS.items():
+            for name, roles in self.users.items():
                 self.tokens[name] = await users.add(name, roles)
             self.hub = Hub(Config(user="server"), store, users, self.factory, learn=False)
             sock = listen("127.0.0.1", 0)

@@ -31,8 +31,8 @@ from engine.storage import Backend
 from engine.storage.sqlite import SqliteBackend
 from engine.textsafe import unicode_safe
 
-KINDS = ("intent", "execution", "confirmation", "approval", "denial", "block", "refusal")
-"""What a row records."""
+KINDS = ("intent", "execution", "confirmation", "approval", "denial", "block", "refusal", "page")
+"""What a row records (`page`: a pager's notification and what it started, server/hooks.py)."""
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (

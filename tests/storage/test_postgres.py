@@ -16,7 +16,7 @@ import pytest
 from engine import events as ev
 from engine.policy.audit import AuditLog
 from engine.storage import StoreError
-from engine.store import Store
+from engine.store import PageGroup, Store
 
 from .load import drive
 
@@ -181,7 +181,7 @@ async def test_the_cli_and_env_name_a_postgres_store(pg_url: str, monkeypatch: p
 GRANTS = """
 GRANT CONNECT ON DATABASE {db} TO {role};
 GRANT USAGE ON SCHEMA public TO {role};
-GRANT SELECT, INSERT, UPDATE ON sessions, blobs, scores, marks TO {role};
+GRANT SELECT, INSERT, UPDATE ON sessions, blobs, scores, marks, session_status, page_groups TO {role};
 GRANT SELECT, INSERT ON events, audit, lantern_meta TO {role};
 GRANT USAGE ON SEQUENCE sessions_rowid_seq TO {role};
 GRANT SELECT, INSERT, UPDATE, DELETE ON server_users TO {role};
@@ -206,6 +206,11 @@ async def test_a_role_with_the_readmes_grants_works_and_cannot_rewrite_the_audit
         await store.put_blob("r", "s1", "out")
         await store.put_score("s1", {"score": 1.0})
         await store.put_mark("s1", "good")
+        await store.set_status("s1", "open")
+        await store.set_status("s1", "resolved")
+        await store.put_page_group(PageGroup("g", "s1", "generic", "firing", "t", "t", [], 1))
+        await store.put_page_group(PageGroup("g", "s1", "generic", "resolved", "t", "t", ["a"], 2))
+        assert (await store.page_group("g")).status == "resolved"  # type: ignore[union-attr]
         await log.append(session_id="s1", user="app", kind="execution", tool="t", args_json="{}", call_hash="h")
         assert (await log.verify())[0] and (await store.verify_events())[0]
         users = await Users.open(store)
