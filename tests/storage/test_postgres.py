@@ -192,7 +192,6 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON server_users, server_turns TO {role};
 async def test_a_role_with_the_readmes_grants_works_and_cannot_rewrite_the_audit(postgres, pg_url: str):
     db = pg_url.rsplit("/", 1)[1]
     from server.identity import Users
-
     from server.turns import Busy, Leases
 
     async with Store(pg_url) as owner:  # the administrator's first run creates the tables
