@@ -68,6 +68,7 @@ async def _one_turn(face: Any, question: str, *, as_json: bool, console: Console
         _show(e, render, as_json)
     await face.message(question)
     turn, errors, last, prompts = None, 0, None, set[asyncio.Task[None]]()
+    asked: dict[str, ev.ApprovalRequested] = {}
     async for item in frames:
         if isinstance(item, dict):
             kind = item.get("frame")
@@ -77,10 +78,17 @@ async def _one_turn(face: Any, question: str, *, as_json: bool, console: Console
                 return _fail(str(item.get("message") or item.get("code")))
             elif kind == "refused":
                 print(f"lantern: your answer did not count: {item.get('reason')}", file=sys.stderr)
+            elif kind == "approvers" and item.get("request_id") in asked:
+                request = asked.pop(str(item["request_id"]))
+                if item.get("can_answer"):
+                    prompts.add(asyncio.create_task(_prompt(face, request, console)))
+                else:  # the Approve action is not this face's: say who may
+                    who = ", ".join(item.get("approvers") or []) or "an approver"
+                    console.print(f"approval pending ({request.tool}): waiting for {who}", style="yellow")
             continue
         _show(item, render, as_json)
         if isinstance(item, ev.ApprovalRequested) and item.turn == turn:
-            prompts.add(asyncio.create_task(_prompt(face, item, console)))
+            asked[item.request_id] = item  # the server's `approvers` frame follows: may this face answer?
         if isinstance(item, ev.ErrorEvent) and item.turn == turn:
             errors += 1
         if isinstance(item, ev.TurnFinished) and item.turn == turn:

@@ -439,6 +439,17 @@ class Session:
         """Stamp and persist an event outside a turn (session start, notices)."""
         return await self._record(self.stamp(cls, **fields))
 
+    def absorb(self, events: list[Any]) -> None:
+        """Events another process appended to this session's store since this object last wrote
+        (a shared store): kept in order, so the next turn's history, seq and number follow them."""
+        last = self.events[-1].seq if self.events else 0
+        for e in events:
+            if e.seq > last:
+                self.events.append(e)
+                last = e.seq
+                self._turn = max(self._turn, getattr(e, "turn", 0))
+        self._seq = max(self._seq, last)
+
     # -- cancellation -----------------------------------------------------------------------
     def cancel(self) -> None:
         """Cancel the running turn; it ends with TurnFinished(reason='cancelled')."""

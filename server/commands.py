@@ -16,6 +16,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks a free one)")
     p.add_argument(
         "--store",
+        default=argparse.SUPPRESS,  # absent here, `lantern --store URL serve` counts
         help="the server's store: a SQLite file (default $LANTERN_HOME/lantern.db) or postgresql://USER@HOST:PORT/DB",
     )
     p.add_argument("--model", help="the sessions' model: local | scripted:PATH | provider/model")
@@ -38,7 +39,7 @@ async def run(args: argparse.Namespace) -> int:
     """Run the server, or manage its users."""
     from engine.store import Store
 
-    path = getattr(args, "users_store", None) or args.store
+    path = getattr(args, "users_store", None) or getattr(args, "store", None)
     try:
         store = await Store(str(path) if path else None).open()
     except Exception as exc:  # noqa: BLE001 - one line, not a traceback

@@ -4,11 +4,18 @@ attached face, after the store has them.
 A face that attaches gets the session's events so far, then every later one: the snapshot and
 the subscription are taken in one step of the event loop (no gap), and each face is sent an
 event only once, in `seq` order (no duplicate).
+
+Several servers on one store (PostgreSQL): each hub follows the store's feed of committed events
+and publishes, for the sessions it holds live, the ones another server appended (read from the
+store after the last it published, so each once and in order; its own are published as they are
+stored). A turn runs in one place at a time (server.turns: a lease row with a heartbeat); a turn
+whose server died is closed as interrupted when the session is next held.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -17,9 +24,11 @@ from typing import Any
 from engine import events as ev
 from engine.config import Config
 from engine.loop import ApprovalAnswer, Approver, Session
+from engine.policy.audit import AuditLog
 from engine.store import SessionInfo, Store
 from server.identity import Identity, Users
 from server.pages import Page, PageWatcher
+from server.turns import LEASE_TTL_S, Busy, Leases, close_interrupted, server_name, unfinished
 
 log = logging.getLogger("lantern.server")
 
@@ -30,6 +39,8 @@ QUEUE_LIMIT = 20_000
 """Frames a face may fall behind before it is dropped (it can attach again and catch up)."""
 MAX_TEXT = 20_000
 """Characters of one user message."""
+RELEASE_WAITS = 20
+"""Tries (50 ms apart) to take the lease of a turn that finished on another server and is releasing it."""
 
 
 class HubError(Exception):
@@ -141,13 +152,21 @@ class RemoteApprover:
 class FanoutSink:
     """The session's sink: the store first (durable before any face sees it), then every face."""
 
-    def __init__(self, store: Store, live: LiveSession) -> None:
-        self.store = store
+    def __init__(self, hub: Hub, live: LiveSession) -> None:
+        self.hub = hub
+        self.store = hub.store
         self.live = live
 
     async def append(self, event: Any) -> Any:
-        stored = await self.store.append(event)  # re-stamped if another server took its seq
-        self.live.publish(stored)
+        live = self.live
+        live.inflight += 1
+        try:
+            stored = await self.store.append(event)  # re-stamped if another server took its seq
+        finally:
+            live.inflight -= 1
+        published = live.publish(stored)
+        if (not published and stored.seq > live.last_seq) or live.heard > live.last_seq:
+            await self.hub.catch_up(live)  # another writer's events came first, or were heard while this one was stored
         return stored
 
     async def put_blob(self, ref: str, session_id: str, text: str) -> None:
@@ -169,6 +188,16 @@ class LiveSession:
     """Who started the running (or last) turn."""
     org_roles: dict[str, list[str]] = field(default_factory=dict)
     """The policy file's own roles (the server's users' roles are merged over them)."""
+    routes: dict[str, tuple[list[str] | None, bool]] = field(default_factory=dict)
+    """Open approval request id → (who may answer it (None: anyone), whether its turn runs here)."""
+    claimed: bool = False
+    """A turn is being started here (between the request and its task)."""
+    inflight: int = 0
+    """Appends of this server's own events not yet returned from the store."""
+    heard: int = 0
+    """The last seq the store's feed named while an own append was in flight (the sink reads up to it)."""
+    elsewhere_asked_by: str = ""
+    """Who asked the turn that runs on another server (from its lease)."""
 
     @property
     def id(self) -> str:
@@ -178,15 +207,62 @@ class LiveSession:
     def running(self) -> bool:
         return self.task is not None and not self.task.done()
 
-    def publish(self, event: Any) -> None:
-        """Record a stored event and offer it to every attached face."""
+    @property
+    def here(self) -> bool:
+        """A turn of this session runs in this server (its events are this server's own)."""
+        return self.running or self.session.running
+
+    @property
+    def last_seq(self) -> int:
+        """The seq of the last event published (faces have been offered everything up to it)."""
+        return self.log[-1].seq if self.log else 0
+
+    def publish(self, event: Any) -> bool:
+        """Record a stored event and offer it to every attached face, if it is the next one (False:
+        already published, or something stored before it is not yet: the caller reads the store)."""
+        if event.seq != self.last_seq + 1:
+            return False
         self.log.append(event)
         if isinstance(event, ev.ApprovalRequested):
-            self.approver.open_request(event)
+            if self.here:
+                self.approver.open_request(event)
+            self.routes[event.request_id] = (self._approvers(event), self.here)
         elif isinstance(event, ev.ApprovalResolved):
             self.approver.resolved(event)
+            self.routes.pop(event.request_id, None)
+        elif isinstance(event, ev.TurnFinished):
+            self.routes.clear()
         for face in list(self.faces):
             face.offer(event)
+            if isinstance(event, ev.ApprovalRequested):
+                face.offer(self.route(event.request_id, face.identity))
+        return True
+
+    def _approvers(self, request: ev.ApprovalRequested) -> list[str] | None:
+        """Who may answer `request`, as the dispatcher judges it: the rule's approvers (roles
+        expanded), else the asker and the `operators` role; None without a dispatcher."""
+        dispatcher = getattr(self.session.toolbox, "dispatcher", None)
+        if dispatcher is None:
+            return None
+        roles = dispatcher.policy.org.roles
+        for _, rule in dispatcher.policy.ordered():
+            if rule.id == request.rule and rule.decision == "approve" and rule.approvers:
+                return sorted(_expand(rule.approvers, roles))
+        asker = dispatcher.user if self.here else self.elsewhere_asked_by
+        return sorted({asker, *roles.get("operators", [])} - {""})
+
+    def route(self, request_id: str, who: Identity) -> dict[str, Any]:
+        """The `approvers` frame of an open request for `who`'s face: who may answer it, and whether
+        this face may (an approver's face, on the server where the turn runs)."""
+        approvers, here = self.routes.get(request_id, (None, False))
+        if not here:
+            can, why = False, "the turn runs on another server: answer it on a face attached there"
+        elif approvers is not None and who.name not in approvers:
+            can, why = False, f"only {', '.join(approvers) or 'nobody'} may approve this"
+        else:
+            can, why = True, ""
+        frame = {"frame": "approvers", "request_id": request_id, "approvers": approvers, "can_answer": can}
+        return frame | ({"why": why} if why else {})
 
     def attach(self, identity: Identity) -> tuple[list[Any], Subscriber]:
         """The history so far and a subscription to what follows, taken together (no await between)."""
@@ -196,6 +272,14 @@ class LiveSession:
 
     def detach(self, face: Subscriber) -> None:
         self.faces.discard(face)
+
+
+def _expand(names: list[str], roles: dict[str, list[str]]) -> set[str]:
+    """Policy names with `role:NAME` replaced by the role's members."""
+    out: set[str] = set()
+    for n in names:
+        out.update(roles.get(n[5:], []) if n.startswith("role:") else [n])
+    return out
 
 
 async def open_wired(cfg: Config, *, store: Store, approver: Approver, session_id: str | None = None) -> Session:
@@ -213,7 +297,14 @@ class Hub:
     """Every session the server holds open, and the way faces reach them."""
 
     def __init__(
-        self, cfg: Config, store: Store, users: Users, factory: SessionFactory | None = None, *, learn: bool = True
+        self,
+        cfg: Config,
+        store: Store,
+        users: Users,
+        factory: SessionFactory | None = None,
+        *,
+        learn: bool = True,
+        lease_s: float = LEASE_TTL_S,
     ) -> None:
         self.cfg = cfg
         """The server's config (model, context, the org policy's home)."""
@@ -228,6 +319,31 @@ class Hub:
         self.closing = False
         self.watchers: list[PageWatcher] = []
         """Faces told of every page (server/pages.py); the chat face registers here."""
+        self.me = server_name()
+        """This server, as the lease rows and another server's "busy" name it."""
+        self.lease_s = lease_s
+        """How long a turn's lease lives without a heartbeat (server.turns)."""
+        self._leases: Leases | None = None
+        self._audit: AuditLog | None = None
+        self._follower: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Open the server's tables and follow the store's feed (other servers' events)."""
+        await self.leases()
+        if self._follower is None:
+            self._follower = asyncio.create_task(self._follow(), name="hub:follow")
+
+    async def leases(self) -> Leases:
+        """The store's turn leases, held as this server."""
+        if self._leases is None:
+            self._leases = await Leases.open(self.store, self.me, self.lease_s)
+        return self._leases
+
+    async def audit(self) -> AuditLog:
+        """The store's audit log."""
+        if self._audit is None:
+            self._audit = await AuditLog.open(self.store)
+        return self._audit
 
     # -- sessions -----------------------------------------------------------------------------
     async def create(self) -> LiveSession:
@@ -259,13 +375,73 @@ class Hub:
             raise HubError("closing", "the server is shutting down")
         approver = RemoteApprover()
         session = await self.factory(self.cfg, store=self.store, approver=approver, session_id=sid)
-        live = LiveSession(session=session, approver=approver, log=list(session.events))
+        # the log from the store, not the session's copy: another server may have written since it was read
+        live = LiveSession(session=session, approver=approver, log=await self.store.events(session.id))
         dispatcher = getattr(session.toolbox, "dispatcher", None)
         if dispatcher is not None:
             live.org_roles = {k: list(v) for k, v in dispatcher.policy.org.roles.items()}
-        session.sink = FanoutSink(self.store, live)
+        session.sink = FanoutSink(self, live)
         self.live[session.id] = live
+        await self.catch_up(live)  # anything committed while it opened, before the feed could name it
+        if sid is not None and unfinished(live.log) is not None:
+            await self._settle_if_free(live)
         return live
+
+    async def _settle_if_free(self, live: LiveSession) -> None:
+        """A reopened session whose last turn never finished: close it as interrupted, unless that
+        turn still runs on another server (its lease is live)."""
+        leases = await self.leases()
+        try:
+            await leases.acquire(live.id, "")
+        except Busy:
+            return
+        try:
+            await self._settle(live)
+        finally:
+            await leases.release(live.id)
+
+    async def _settle(self, live: LiveSession) -> None:
+        """Holding the session's lease: take in what other servers wrote, and close a turn a dead server left open."""
+        session = live.session
+        session.absorb(await self.store.events(live.id, after=session.events[-1].seq if session.events else 0))
+        left = unfinished(session.events)
+        if left is not None:
+            log.warning("session %s: turn %d was interrupted (its server stopped); closing it", live.id, left.turn)
+            await close_interrupted(session, left, await self.audit())
+
+    async def catch_up(self, live: LiveSession) -> None:
+        """Publish what the store holds after the last event published (another server's, in order)."""
+        new = await self.store.events(live.id, after=live.last_seq)
+        if any(isinstance(e, ev.ApprovalRequested) for e in new) and not live.here:
+            holder = await (await self.leases()).holder(live.id)
+            live.elsewhere_asked_by = holder.asked_by if holder else ""
+            await self._roles(live)
+        for e in new:
+            live.publish(e)
+
+    async def _follow(self) -> None:
+        """Follow the store's feed for as long as the server runs; listen again, with backoff, when it breaks."""
+        delay = 0.2
+        while not self.closing:
+            try:
+                async with self.store.subscribe() as feed:
+                    for live in list(self.live.values()):  # what was committed while nobody listened
+                        await self.catch_up(live)
+                    delay = 0.2
+                    async for sid, seq in feed:
+                        live = self.live.get(sid)
+                        if live is None or seq <= live.last_seq:
+                            continue  # not held here, or this server's own event, already published
+                        if live.inflight:
+                            live.heard = max(live.heard, seq)  # an own append is on the way: the sink reads after it
+                            continue
+                        await self.catch_up(live)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the feed breaks (the database restarts): listen again
+                log.warning("the store's live events stopped (%s); listening again in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
 
     async def sessions(self, limit: int = 50) -> list[dict[str, Any]]:
         """Stored sessions, newest first, with what the server holds of each."""
@@ -316,24 +492,57 @@ class Hub:
         dispatcher.policy.org.roles = roles
 
     async def send(self, live: LiveSession, who: Identity, text: str, face: Subscriber | None = None) -> int:
-        """Start a turn for `who`; returns its number once its first event is stored."""
+        """Start a turn for `who`; returns its number once its first event is stored. A turn runs
+        in one place: here only while no other server holds the session's lease."""
         text = text.strip()
         if not text:
             raise HubError("empty", "the message is empty")
         if len(text) > MAX_TEXT:
             raise HubError("too-long", f"the message is {len(text):,} characters; at most {MAX_TEXT:,}")
-        if live.running or live.session.running:
+        if live.claimed or live.running or live.session.running:
             raise HubError(
                 "busy",
                 f"a turn is already running in this session (asked by {live.asked_by}); wait for it or cancel it",
             )
-        await self.as_identity(live, who)
-        first: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        live.asked_by = who.name
-        live.task = asyncio.create_task(self._turn(live, text, first), name=f"turn:{live.id}")
+        live.claimed = True
+        try:
+            leases = await self.leases()
+            await self._acquire(live, who)
+            try:
+                await self._settle(live)
+                await self.as_identity(live, who)
+            except BaseException:
+                await leases.release(live.id)
+                raise
+            first: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            live.asked_by = who.name
+            live.task = asyncio.create_task(self._turn(live, text, first), name=f"turn:{live.id}")
+        finally:
+            live.claimed = False
         return await first
 
+    async def _acquire(self, live: LiveSession, who: Identity) -> None:
+        """Hold the session's lease for a turn of `who`'s, or refuse: busy on another server. A turn
+        that has stored its TurnFinished there gives its lease up a moment later: wait for that."""
+        leases = await self.leases()
+        for _ in range(RELEASE_WAITS):
+            try:
+                await leases.acquire(live.id, who.name)
+                return
+            except Busy as busy:
+                h = busy.holder
+            await self.catch_up(live)
+            if unfinished(live.log) is not None:
+                break  # its turn runs
+            await asyncio.sleep(0.05)
+        raise HubError(
+            "busy",
+            f"a turn is already running in this session on another server ({h.server}, asked by "
+            f"{h.asked_by or 'someone'}); wait for it or cancel it there",
+        )
+
     async def _turn(self, live: LiveSession, text: str, first: asyncio.Future[int]) -> None:
+        beat = asyncio.create_task(self._heartbeat(live), name=f"lease:{live.id}")
         try:
             async for e in live.session.run_turn(text):
                 if not first.done():
@@ -347,9 +556,33 @@ class Hub:
                     ev.ErrorEvent, code="server", message=f"the turn failed on the server: {type(exc).__name__}: {exc}"
                 )
         finally:
+            beat.cancel()
             live.approver.close_all()
+            await self._release(live)
         if self.learn:
             self._chore(self._score(live))
+
+    async def _heartbeat(self, live: LiveSession) -> None:
+        """Renew the turn's lease while it runs; a lease lost (this server stalled past its life and
+        another took the session) cancels the turn here, so it never runs in two places."""
+        leases = await self.leases()
+        while True:
+            await asyncio.sleep(self.lease_s / 3)
+            try:
+                held = await leases.renew(live.id)
+            except Exception as exc:  # noqa: BLE001 - the store is unreachable for now: try again
+                log.warning("session %s: could not renew the turn's lease: %s", live.id, exc)
+                continue
+            if not held:
+                log.error("session %s: the turn's lease was taken by another server; cancelling it here", live.id)
+                live.session.cancel()
+                return
+
+    async def _release(self, live: LiveSession) -> None:
+        try:
+            await (await self.leases()).release(live.id)
+        except Exception:  # it expires on its own
+            log.exception("session %s: could not release the turn's lease", live.id)
 
     async def _score(self, live: LiveSession) -> None:
         from wiring import score_and_learn
@@ -374,9 +607,33 @@ class Hub:
     async def answer(
         self, live: LiveSession, who: Identity, frame: dict[str, Any], face: Subscriber | None = None
     ) -> None:
-        """An approval answer from `who` (roles are refreshed before the dispatcher judges it)."""
+        """An approval answer from `who` (roles are refreshed before the dispatcher judges it). An
+        answer to no open request here (answered, expired, from before a restart, or for a turn
+        on another server) is refused and audited."""
         await self._roles(live)
-        live.approver.answer(who, frame, face)
+        try:
+            live.approver.answer(who, frame, face)
+        except HubError as refused:
+            rid = str(frame.get("request_id") or "")
+            error = refused
+            if rid in live.routes and not live.routes[rid][1]:
+                error = HubError("no-request", f"request {rid!r} belongs to a turn on another server: answer it there")
+            await self._refused_answer(live, who, frame, error.message)
+            raise error from None
+
+    async def _refused_answer(self, live: LiveSession, who: Identity, frame: dict[str, Any], why: str) -> None:
+        rid = str(frame.get("request_id") or "")
+        asked = next((e for e in live.log if isinstance(e, ev.ApprovalRequested) and e.request_id == rid), None)
+        said = "approval" if frame.get("approved") is True else "denial"
+        try:
+            await (await self.audit()).append(
+                session_id=live.id, user=who.name, kind="refusal", tool=asked.tool if asked else "",
+                args_json=json.dumps(asked.arguments, sort_keys=True) if asked else "{}",
+                call_hash=str(frame.get("call_hash") or "")[:128], decision=asked.decision if asked else "",
+                rule="server:approval", detail=f"{said} from {who.name} refused: {why}",
+            )  # fmt: skip
+        except Exception:
+            log.exception("could not audit a refused answer in session %s", live.id)
 
     async def close(self) -> None:
         """Cancel running turns and wait for them (each ends with its TurnFinished stored)."""
@@ -386,3 +643,6 @@ class Hub:
         tasks = [t for t in (*(lv.task for lv in self.live.values()), *self._chores) if t is not None and not t.done()]
         if tasks:
             await asyncio.wait(tasks, timeout=10)
+        if self._follower is not None:  # after the turns: their last events still reach other servers' faces
+            self._follower.cancel()
+            await asyncio.wait([self._follower], timeout=5)

@@ -5,10 +5,16 @@ Server → face, in order:
   the session's events so far, each its JSON line (`engine.events.to_json`, carries `kind` and `seq`)
   {"frame": "live", "seq": LAST, "running": bool}     history done; what follows is live
   then live events, and control frames interleaved:
+  {"frame": "approvers", "request_id", "approvers": [NAME…] | null, "can_answer": bool, "why"?}
+                                                      right after each open approval-requested event
+                                                      (history or live): who may answer it, and whether
+                                                      this face may (false: show it pending, no Approve)
   {"frame": "accepted", "turn": N, "id"}              your message started turn N
   {"frame": "refused", "request_id", "reason"}        your approval answer did not count
   {"frame": "cancelling" | "idle" | "pong", "id"}
-  {"frame": "error", "code", "message", "id"}
+  {"frame": "error", "code", "message", "id"}        e.g. busy (a turn runs, here or on another
+                                                      server), no-request (an answer to no open request:
+                                                      refused and audited)
 Face → server:
   {"frame": "message", "text", "id"?}
   {"frame": "cancel"}
