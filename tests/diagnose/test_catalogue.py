@@ -42,6 +42,8 @@ def test_every_entry_names_its_source_and_compiles():
     [
         ("Error: environment variable DATABASE_URL is not set", "missing_env_var"),
         ("panic: required env var STRIPE_API_BASE missing", "missing_env_var"),
+        ("FATAL config: required option SMTP_RELAY_HOST is missing", "missing_env_var"),
+        ("error: required configuration key REDIS_URL not set (see .env.example)", "missing_env_var"),
         (
             "x509: certificate has expired or is not yet valid: current time 2024-03-02T10:00:00Z is after 2024-03-01T00:00:00Z",
             "tls_certificate_expired",
