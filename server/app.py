@@ -10,6 +10,7 @@ REST (JSON; every route but the probes needs `Authorization: Bearer TOKEN`):
   GET  /v1/sessions/{id}/events[?after=SEQ]   its events, one JSON line each (NDJSON)
   GET  /v1/audit[?session=ID&limit=N] audit rows, newest first
 WebSocket /v1/sessions/{id}/attach: see server.protocol.
+The browser face (/web, POST /v1/web/links): see server.web.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ STATUS = {
     "too-long": 413,
     "no-request": 409,
     "bad-frame": 400,
+    "no-tool": 404,
 }
 """HTTP status of each hub error code."""
 
@@ -194,6 +196,11 @@ class Server:
                     face.offer({"frame": "cancelling" if self.hub.cancel(live) else "idle", "id": frame.get("id")})
                 elif kind == "approval":
                     await self.hub.answer(live, who, frame, face)
+                elif kind == "apply":  # the inspector's Apply: server/apply.py
+                    from server.apply import apply
+
+                    turn = await apply(self.hub, live, who, frame)
+                    face.offer({"frame": "accepted", "turn": turn, "id": frame.get("id")})
                 elif kind == "ping":
                     face.offer({"frame": "pong", "id": frame.get("id")})
             except HubError as exc:
@@ -211,6 +218,9 @@ class Server:
             Route("/v1/audit", self.authed(self.audit_rows)),
             WebSocketRoute("/v1/sessions/{sid}/attach", self.attach),
         ]
+        from server.web import WebFace  # the browser face (/web): the console itself, behind the tokens
+
+        routes += WebFace(self).routes()
 
         @asynccontextmanager
         async def lifespan(app: Starlette) -> Any:
