@@ -64,6 +64,19 @@ def screen_text(app: LanternApp) -> str:
     return "\n".join(strip.text for strip in app.main._compositor.render_strips())
 
 
+def conversation_text(app: LanternApp) -> str:
+    """Everything the conversation holds, scrolled into view or not."""
+    from textual.widgets import Static
+
+    from console.widgets.conversation.conversation import Conversation
+
+    out = []
+    for w in app.main.query_one(Conversation).query(Static):
+        shown = w.render()
+        out.append(getattr(shown, "plain", None) or str(shown))
+    return "\n".join(out)
+
+
 async def until(pilot: Any, cond: Any, timeout: float = 30.0) -> None:
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout
@@ -137,10 +150,10 @@ async def test_another_face_answers_first_and_the_modal_closes_saying_who(tmp_pa
             request = app.screen.request  # type: ignore[attr-defined]
             async with Remote(server.url, server.tokens["bob"]).attach(app.bridge.session.id) as bob:
                 await bob.answer(request, True, "go")
+                said = "rollback_deployment was approved by bob on another face."
+                await until(pilot, lambda: any(n.message == said for n in app._notifications))
                 await until(pilot, lambda: not isinstance(app.screen, ApprovalScreen))
                 await until(pilot, lambda: bool(kinds(app, "turn-finished")))
-            said = [n.message for n in app._notifications]
-            assert "rollback_deployment was approved by bob on another face." in said, said
             await pilot.pause(0.3)
             assert "approved by bob" in screen_text(app)
         assert [e["tool"] for e in executed] == ["rollback_deployment"]
@@ -173,7 +186,7 @@ async def test_the_console_reattaches_after_the_server_drops_it(tmp_path, monkey
                         break
             await until(pilot, lambda: bridge.ready and bool(kinds(app, "turn-finished")))
             await pilot.pause(0.3)
-            text = screen_text(app)
+            text = conversation_text(app)
             assert "Lost the connection to the server" in text and "Reconnected to" in text
             assert "is the api healthy?" in text and "OOMKilled since revision 14" in text
             seqs = [e.seq for e in bridge.session.events]
@@ -205,7 +218,7 @@ async def test_continue_opens_the_servers_latest_session_with_its_history(tmp_pa
             await until(pilot, lambda: app.bridge is not None and app.bridge.ready)
             await pilot.pause(0.5)
             assert app.bridge.session.id == sid
-            text = screen_text(app)
+            text = conversation_text(app)
             assert "what is failing in payments?" in text and "OOMKilled since revision 14" in text
     finally:
         server.stop()
