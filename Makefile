@@ -10,7 +10,7 @@ export UV_LINK_MODE ?= copy
 UV := $(or $(shell command -v uv 2>/dev/null),python3 -m uv)
 PY := .venv/bin/python
 
-.PHONY: uv setup llama model sandbox postgres run test bench help
+.PHONY: uv setup llama model sandbox postgres chromium run test bench help
 help:
 	@echo "make run   - set up and open the console (local model, sandbox cluster)"
 	@echo "make test  - set up and run the whole test suite"
@@ -55,9 +55,20 @@ postgres:
 	   (apt-get update -qq && apt-get install -y -qq --no-install-recommends postgresql >/dev/null)) || exit 1; \
 	fi
 
-# The sandbox, the model and PostgreSQL are installed first, so their tests run (and fail loudly) instead of skipping.
-test: model sandbox postgres
-	LANTERN_REQUIRE_SANDBOX=1 LANTERN_REQUIRE_MODEL=1 LANTERN_REQUIRE_POSTGRES=1 $(PY) -m pytest -q
+# A headless Chromium for the browser face's test (tests/serving/test_web_face.py drives it over the
+# DevTools protocol; nothing else is downloaded). Debian's package, installed when missing.
+chromium:
+	@if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "Chromium is missing: install Debian's chromium package (sudo apt-get install chromium)"; exit 1; fi; \
+	  echo "installing Chromium (Debian's chromium package) for the browser face's test"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  (apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 || \
+	   (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null)) || exit 1; \
+	fi
+
+# The sandbox, the model, PostgreSQL and Chromium are installed first, so their tests run (and fail loudly) instead of skipping.
+test: model sandbox postgres chromium
+	LANTERN_REQUIRE_SANDBOX=1 LANTERN_REQUIRE_MODEL=1 LANTERN_REQUIRE_POSTGRES=1 LANTERN_REQUIRE_CHROMIUM=1 $(PY) -m pytest -q
 
 # `lantern bench NAME` benchmarks (python -m bench NAME), then the standalone scripts.
 BENCHES := compaction retrieval retrieval-multiturn retrieval-scale scrub

@@ -20,6 +20,7 @@ from console.bridge import (
     ConsoleApprover,
     EngineEvent,
     EngineFailed,
+    EngineLink,
     EngineReady,
     EngineStarting,
     SessionFactory,
@@ -99,8 +100,8 @@ class LanternApp(App[int]):
         """False leaves the engine unstarted (benchmarks of the bare UI)."""
         self.blink = blink
         """Cursor blink (off in snapshots)."""
-        self.bridge: Bridge | None = None
-        """The engine bridge, once configured."""
+        self.bridge: EngineLink | None = None
+        """The link to the engine (in process, or a server's session), once configured."""
         self.keymap: dict[str, str] = {}
         """The user's keymap (binding id → keys)."""
         self.theme_names: list[str] = [t.name for t in BUILTIN]
@@ -191,13 +192,17 @@ class LanternApp(App[int]):
         header.read_only = header.read_only or self.cfg.read_only
         for p in problems:
             self.notify(p, severity="warning", timeout=8)
-        self.bridge = Bridge(
-            self,
-            self.cfg,
-            factory=self.session_factory,
-            approver=ConsoleApprover(self, countdown_s=self.countdown_s, user=self.cfg.user),
-            store_path=self.store_path,
-        )
+        approver = ConsoleApprover(self, countdown_s=self.countdown_s, user=self.cfg.user)
+        server = getattr(self.args, "server", None)
+        if server:
+            from console.remote_bridge import RemoteBridge
+
+            header.model = "…"
+            self.bridge = RemoteBridge(self, self.cfg, server=server, approver=approver)
+        else:
+            self.bridge = Bridge(
+                self, self.cfg, factory=self.session_factory, approver=approver, store_path=self.store_path
+            )
         if self.start_engine:
             a = self.args
             self.start_session(session_id=getattr(a, "session", None), latest=bool(getattr(a, "cont", False)))
@@ -211,7 +216,7 @@ class LanternApp(App[int]):
     async def _start(self, session_id: str | None, latest: bool) -> None:
         assert self.bridge is not None
         await self.bridge.start(session_id=session_id, latest=latest)
-        if self.clock is not None and self.bridge.session is not None:
+        if self.clock is not None and isinstance(self.bridge, Bridge) and self.bridge.session is not None:
             self.bridge.session.clock = self.clock
 
     def _freeze_heap(self, upto: int) -> None:
@@ -265,7 +270,7 @@ class LanternApp(App[int]):
             return
         session = message.session
         header = self.main.query_one(HeaderBar)
-        header.model = session.model.name
+        header.model = message.model or header.model
         header.session_id = session.id
         started = next((e for e in reversed(session.events) if isinstance(e, ev.SessionStarted)), None)
         if started is not None:
@@ -284,7 +289,8 @@ class LanternApp(App[int]):
                 await screen.show_event(e, replay=True)
             requested = {e.request_id: e for e in session.events if isinstance(e, ev.ApprovalRequested)}
             resolved = {e.request_id for e in session.events if isinstance(e, ev.ApprovalResolved)}
-            waiting = [r for rid, r in requested.items() if rid not in resolved]
+            # a running turn's requests are live (a face attached to a server asks them), not stale
+            waiting = [] if session.running else [r for rid, r in requested.items() if rid not in resolved]
             n_turns = max((getattr(e, "turn", 0) for e in session.events), default=0)
             screen.query_one(Conversation).notice(
                 f"Reopened session {session.id} ({n_turns} turn{'s' if n_turns != 1 else ''}, {len(session.events)} events).",
@@ -307,6 +313,29 @@ class LanternApp(App[int]):
         elif opening and not message.resumed:
             # First run on the embedded world: the live incident is investigated straight away.
             self.send(opening)
+
+    def on_server_attached(self, message: Any) -> None:
+        if (main := self._live_main()) is None:
+            return
+        header = main.query_one(HeaderBar)
+        header.server = f"{message.user}@{message.server}"
+        if message.reconnected:
+            header.model_state = "running" if self.bridge is not None and self.bridge.running else "ready"
+            caught = (
+                f"; {message.caught_up} event{'s' if message.caught_up != 1 else ''} caught up"
+                if message.caught_up
+                else ""
+            )
+            main.query_one(Conversation).notice(f"Reconnected to {message.server}{caught}.", "info")
+
+    def on_connection_lost(self, message: Any) -> None:
+        if (main := self._live_main()) is None:
+            return
+        main.query_one(HeaderBar).model_state = "offline"
+        if message.first:
+            main.query_one(Conversation).notice(
+                f"⚠ Lost the connection to the server ({message.why}); reconnecting…", "warning"
+            )
 
     def on_engine_failed(self, message: EngineFailed) -> None:
         if (main := self._live_main()) is None:
@@ -480,6 +509,10 @@ class LanternApp(App[int]):
 
     def _switch_context(self, name: str) -> None:
         assert self.cfg is not None and self.bridge is not None
+        if self.bridge.remote is not None:
+            self.notify("The server's sessions act in the server's context; :ctx applies to a local session.")
+            return
+        assert isinstance(self.bridge, Bridge)
         if self.bridge.running:
             self.notify("A turn is running; cancel it (ctrl+c) before switching context.", severity="warning")
             return
@@ -658,6 +691,9 @@ class LanternApp(App[int]):
         from engine import handoff
         from engine.config import lantern_home
 
+        if self.bridge is not None and self.bridge.remote is not None and self.bridge.session is not None:
+            self.notify(f"The server holds this session: `lantern handoff {self.bridge.session.id}` on its machine.")
+            return
         if self.bridge is None or self.bridge.session is None or self.bridge.store is None:
             self.notify("No session yet: nothing to hand off.", severity="warning")
             return

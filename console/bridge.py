@@ -81,12 +81,14 @@ class EngineStarting(Message):
 class EngineReady(Message):
     """The session is open; `session.events` holds any past events to render."""
 
-    def __init__(self, session: Session, resumed: bool) -> None:
+    def __init__(self, session: SessionView, resumed: bool, model: str | None = None) -> None:
         super().__init__()
         self.session = session
-        """The open session."""
+        """The open session (a local Session, or a remote one's view)."""
         self.resumed = resumed
         """True for --continue / --session / :sessions."""
+        self.model = model if model is not None else session.model.name  # type: ignore[attr-defined]
+        """The model the session talks to."""
 
 
 class EngineFailed(Message):
@@ -145,6 +147,56 @@ class ApprovalsChanged(Message):
         """Requests waiting (the one on screen included)."""
 
 
+# -- the seam: what the app drives, local or remote ------------------------------------------------
+
+
+class SessionView(Protocol):
+    """What the app reads of an open session, local or held by a server."""
+
+    id: str
+    events: list[Any]
+
+    @property
+    def running(self) -> bool: ...
+
+
+class EngineLink(Protocol):
+    """The one interface the app drives: `Bridge` (the engine in this process) and
+    `console.remote_bridge.RemoteBridge` (a session held by `lantern serve`) both satisfy it.
+    Everything arrives as the messages above; nothing else of the engine reaches the app."""
+
+    cfg: Config
+    approver: ConsoleApprover
+    error: str
+    store: Store | None
+    """The local store (None on a remote link: the server has it)."""
+    remote: Any
+    """The server's client (None for a local link)."""
+
+    @property
+    def session(self) -> SessionView | None: ...
+
+    @property
+    def ready(self) -> bool: ...
+
+    @property
+    def running(self) -> bool: ...
+
+    async def start(self, *, session_id: str | None = None, latest: bool = False) -> None: ...
+
+    async def run_turn(self, text: str) -> None: ...
+
+    async def run_call(self, text: str, tool: str, arguments: dict[str, Any]) -> None: ...
+
+    def cancel(self) -> bool: ...
+
+    async def blob(self, ref: str) -> str | None: ...
+
+    async def sessions(self, limit: int = 200) -> list[Any]: ...
+
+    async def close(self) -> None: ...
+
+
 # -- approvals ------------------------------------------------------------------------------------
 
 
@@ -160,6 +212,8 @@ class ConsoleApprover:
         """Who answers (recorded in ApprovalResolved.by)."""
         self.pending: list[Any] = []
         """Requests waiting, oldest first."""
+        self.withdrawn: dict[str, str] = {}
+        """request id → why it no longer needs this face's answer (answered on another face, expired)."""
         self._lock = asyncio.Lock()
 
     async def ask(self, request: Any) -> ApprovalAnswer:
@@ -171,6 +225,8 @@ class ConsoleApprover:
         self.app.post_message(ApprovalsChanged(len(self.pending)))
         try:
             async with self._lock:
+                if request.request_id in self.withdrawn:
+                    return ApprovalAnswer.to(request, False, self.user, self.withdrawn[request.request_id])
                 queued = len(self.pending) - 1
                 answer = await self.app.push_screen_wait(
                     ApprovalScreen(request, queued=queued, countdown_s=self.countdown_s, user=self.user)
@@ -184,15 +240,31 @@ class ConsoleApprover:
                 self.pending.remove(request)
             self.app.post_message(ApprovalsChanged(len(self.pending)))
         if answer is None:
-            return ApprovalAnswer.to(request, False, self.user, "dismissed")
+            return ApprovalAnswer.to(request, False, self.user, self.withdrawn.get(request.request_id, "dismissed"))
         return answer
+
+    def withdraw(self, request_id: str, why: str) -> bool:
+        """Take a request off this face (another face answered it): its modal closes, a queued one never
+        opens; True when a modal was on screen."""
+        from console.screens.approval import ApprovalScreen
+
+        self.withdrawn[request_id] = why
+        stack = list(self.app.screen_stack)
+        for i, screen in enumerate(stack):
+            if isinstance(screen, ApprovalScreen) and screen.request.request_id == request_id:
+                for above in reversed(stack[i + 1 :]):  # a reason being typed goes with its request
+                    above.dismiss(None)
+                screen.withdraw()
+                return True
+        return False
 
 
 # -- the bridge ---------------------------------------------------------------------------------
 
 
 class Bridge:
-    """Owns the session and the store; everything the console asks of the engine goes through here."""
+    """Owns the session and the store; everything the console asks of the engine goes through here
+    (the local `EngineLink`)."""
 
     def __init__(
         self,
@@ -217,6 +289,8 @@ class Bridge:
         """The open store (sessions, events, blobs)."""
         self.session: Session | None = None
         """The open session, once ready."""
+        self.remote: Any = None
+        """None: the engine runs in this process."""
         self.error: str = ""
         """Why the engine is not available, when it is not."""
         self._stream: dict[tuple[int, int], str] = {}

@@ -35,6 +35,7 @@ SUBCOMMANDS: list[tuple[str, str, str]] = [
     ("bench", "bench.commands", "benchmarks: retrieval, retrieval-scale, scrub, compaction"),
     ("eval", "evals.commands", "evaluation: cloudops replay, export a session"),
     ("serve", "server.commands", "the engine as a server faces attach to (--host, --port, --store); users add|list|rm"),
+    ("web", "console.commands.web", "a one-time link that opens the console of `lantern serve` in a browser"),
     ("drill", "console.commands.drill", "drills: run a sandbox scenario end to end and check that the fix heals it"),
 ]
 """(name, module, help) for every subcommand."""
@@ -113,9 +114,11 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "store", None):  # the command line over LANTERN_STORE, for every Store() this run opens
         os.environ["LANTERN_STORE"] = args.store
     if args.command is None and args.server:
-        # until the console's bridge consumes a remote stream, say so rather than run it locally
-        print("lantern: the console does not attach to a server yet; use `lantern ask --server URL`", file=sys.stderr)
-        return 2
+        from console.launch import check_server
+
+        if problem := check_server(args.server):
+            print(f"lantern: {problem}", file=sys.stderr)
+            return 2
     if args.command is None:
         from console.launch import run_console
 

@@ -11,6 +11,7 @@ REST (JSON; every route but the probes needs `Authorization: Bearer TOKEN`):
   GET  /v1/audit[?session=ID&limit=N] audit rows, newest first
 WebSocket /v1/sessions/{id}/attach: see server.protocol.
 POST /hooks/alertmanager, /hooks/generic: pages (a pager role's token), see server.hooks.
+The browser face (/web, POST /v1/web/links): see server.web.
 
 A refused credential is audited, one row each, until a client address has failed `auth_limit`
 times in a window of `auth_window_s`; then that address is answered 429 with Retry-After, its
@@ -50,6 +51,7 @@ STATUS = {
     "too-long": 413,
     "no-request": 409,
     "bad-frame": 400,
+    "no-tool": 404,
 }
 """HTTP status of each hub error code."""
 
@@ -312,6 +314,11 @@ class Server:
                     face.offer({"frame": "cancelling" if self.hub.cancel(live) else "idle", "id": frame.get("id")})
                 elif kind == "approval":
                     await self.hub.answer(live, who, frame, face)
+                elif kind == "apply":  # the inspector's Apply: server/apply.py
+                    from server.apply import apply
+
+                    turn = await apply(self.hub, live, who, frame)
+                    face.offer({"frame": "accepted", "turn": turn, "id": frame.get("id")})
                 elif kind == "ping":
                     face.offer({"frame": "pong", "id": frame.get("id")})
             except HubError as exc:
@@ -332,6 +339,10 @@ class Server:
         from server import hooks  # pages in: /hooks/alertmanager, /hooks/generic
 
         routes += hooks.routes(self)
+
+        from server.web import WebFace  # the browser face (/web): the console itself, behind the tokens
+
+        routes += WebFace(self).routes()
 
         @asynccontextmanager
         async def lifespan(app: Starlette) -> Any:

@@ -185,6 +185,10 @@ class Attachment:
         """Cancel the running turn."""
         await self.send({"frame": "cancel"})
 
+    async def apply(self, manifest: str, namespace: str = "default") -> None:
+        """The inspector's Apply: the server runs kubernetes.apply_manifest through its policy and approval."""
+        await self.send({"frame": "apply", "manifest": manifest, "namespace": namespace})
+
     async def answer(self, request: Any, approved: bool, reason: str = "") -> None:
         """Answer an approval request, bound to its call hash and request id."""
         await self.send(

@@ -98,6 +98,7 @@ async def _serve(store: object, args: argparse.Namespace) -> int:
     shown = f"[{host}]" if ":" in host else host
     n = len(await users.all())
     print(f"lantern serve: listening on http://{shown}:{port} ({n} users; store {store.where})", flush=True)  # type: ignore[attr-defined]
+    print(f"lantern serve: the console in a browser: http://{shown}:{port}/web/ (`lantern web` prints a one-time link)")
     if n == 0:
         print(
             "lantern serve: no users yet, so every request is refused: `lantern serve users add NAME --role ROLE`",

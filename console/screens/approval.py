@@ -262,6 +262,13 @@ class ApprovalScreen(ModalScreen[Any]):
             )
         )
 
+    def withdraw(self) -> None:
+        """Close without an answer from this face (another face answered the request first)."""
+        if self._done:
+            return
+        self._done = True
+        self.dismiss(None)
+
     def action_approve(self) -> None:
         """Approve this exact call."""
         self._answer(True, "approved at the console")

@@ -134,9 +134,3 @@ def test_lantern_serve_as_a_process(tmp_path, monkeypatch):
     finally:
         proc.terminate()
         proc.wait(20)
-
-
-def test_the_console_says_it_cannot_attach_yet(monkeypatch, capsys):
-    monkeypatch.delenv("LANTERN_SERVER", raising=False)
-    assert main(["--server", "http://127.0.0.1:9"]) == 2
-    assert "does not attach to a server yet" in capsys.readouterr().err

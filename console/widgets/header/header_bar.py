@@ -22,13 +22,15 @@ class HeaderBar(Widget):
     model: reactive[str] = reactive("")
     """Model name."""
     model_state: reactive[str] = reactive("loading")
-    """loading | ready | running | failed."""
+    """loading | ready | running | failed | offline (a server's connection is being re-established)."""
     session_id: reactive[str] = reactive("")
     """Open session id."""
     pending: reactive[int] = reactive(0)
     """Approvals waiting."""
     read_only: reactive[bool] = reactive(False)
     """Whether writes are blocked in this session."""
+    server: reactive[str] = reactive("")
+    """user@host:port when the session is held by `lantern serve` ('' for a local one)."""
 
     def render(self) -> Text:
         v = self.app.theme_variables
@@ -37,12 +39,14 @@ class HeaderBar(Widget):
             "running": v.get("status-running", ""),
             "loading": v.get("model-loading", ""),
             "failed": v.get("model-failed", ""),
+            "offline": v.get("model-failed", ""),
         }.get(self.model_state, "")
         state_label = {
             "ready": "● ready",
             "running": "◐ working",
             "loading": "○ loading model…",
             "failed": "✕ model unavailable",
+            "offline": "✕ reconnecting…",
         }.get(self.model_state, self.model_state)
         muted = v.get("muted", "")
         t = Text(no_wrap=True, overflow="ellipsis")
@@ -50,6 +54,10 @@ class HeaderBar(Widget):
         if self.read_only:
             # first, so a narrow terminal never cuts it off
             t.append(" READ-ONLY ", style=f"bold reverse {v.get('risk-high', '')}")
+        if self.server:
+            # whose session this is and where it runs, before where it acts
+            t.append(" ⇄ ", style=muted)
+            t.append(self.server, style=f"bold {v.get('primary', '')}")
         t.append(" ctx ", style=muted)
         t.append(self.context or "-", style="bold")
         t.append("  ns ", style=muted)
