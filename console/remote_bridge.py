@@ -258,6 +258,8 @@ class RemoteBridge:
             session.running = True
             self.app.post_message(TurnStateChanged(True))
         self.app.post_message(EngineEvent(e))
+        if isinstance(e, ev.FixOffered):
+            self.last_fix = e
         if isinstance(e, ev.ApprovalRequested):
             self._open[e.request_id] = e
             self._ask(e)
@@ -324,7 +326,10 @@ class RemoteBridge:
     async def run_call(self, text: str, tool: str, arguments: dict[str, Any]) -> None:
         """The inspector's Apply, as an `apply` frame (the server runs that one call; a face never names a tool)."""
         face = self._face
-        if tool != "kubernetes.apply_manifest":
+        offer = getattr(self, "last_fix", None)
+        if face is not None and offer is not None and (offer.tool, dict(offer.arguments)) == (tool, arguments):
+            await face.fix(offer.seq)  # the answer's fix: the server runs the offer it recorded, by its seq
+        elif tool != "kubernetes.apply_manifest":
             self.app.notify(f"{tool} cannot be asked for over the server; ask the agent instead.", severity="warning")
         elif face is None:
             self.app.notify(f"Not sent: {self.error or 'not attached to the server'}", severity="error")

@@ -319,6 +319,9 @@ class Server:
 
                     turn = await apply(self.hub, live, who, frame)
                     face.offer({"frame": "accepted", "turn": turn, "id": frame.get("id")})
+                elif kind == "fix":  # the answer's offered fix, run as the person's own call
+                    turn = await self.hub.run_fix(live, who, frame.get("seq"))
+                    face.offer({"frame": "accepted", "turn": turn, "id": frame.get("id")})
                 elif kind == "ping":
                     face.offer({"frame": "pong", "id": frame.get("id")})
             except HubError as exc:

@@ -189,6 +189,10 @@ class Attachment:
         """The inspector's Apply: the server runs kubernetes.apply_manifest through its policy and approval."""
         await self.send({"frame": "apply", "manifest": manifest, "namespace": namespace})
 
+    async def fix(self, seq: int) -> None:
+        """Run the fix the session's last answer offered (its FixOffered event's seq)."""
+        await self.send({"frame": "fix", "seq": seq})
+
     async def answer(self, request: Any, approved: bool, reason: str = "") -> None:
         """Answer an approval request, bound to its call hash and request id."""
         await self.send(

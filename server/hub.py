@@ -491,9 +491,18 @@ class Hub:
             roles[role] = sorted({*roles.get(role, []), *names})
         dispatcher.policy.org.roles = roles
 
-    async def send(self, live: LiveSession, who: Identity, text: str, face: Subscriber | None = None) -> int:
+    async def send(
+        self,
+        live: LiveSession,
+        who: Identity,
+        text: str,
+        face: Subscriber | None = None,
+        *,
+        call: tuple[str, dict[str, Any]] | None = None,
+    ) -> int:
         """Start a turn for `who`; returns its number once its first event is stored. A turn runs
-        in one place: here only while no other server holds the session's lease."""
+        in one place: here only while no other server holds the session's lease. `call`: the
+        person's own call (tool, arguments) instead of a model's turn (the inspector's Apply)."""
         text = text.strip()
         if not text:
             raise HubError("empty", "the message is empty")
@@ -516,10 +525,23 @@ class Hub:
                 raise
             first: asyncio.Future[int] = asyncio.get_running_loop().create_future()
             live.asked_by = who.name
-            live.task = asyncio.create_task(self._turn(live, text, first), name=f"turn:{live.id}")
+            live.task = asyncio.create_task(self._turn(live, text, first, call), name=f"turn:{live.id}")
         finally:
             live.claimed = False
         return await first
+
+    async def run_fix(self, live: LiveSession, who: Identity, seq: Any) -> int:
+        """Run the fix the session's last answer offered (FixOffered `seq`) as `who`'s own call,
+        through the same policy, dry run and approval: a face names an offer, never a tool."""
+        offers = [e for e in live.log if isinstance(e, ev.FixOffered)]
+        last = offers[-1] if offers else None
+        if last is None or last.seq != seq:
+            raise HubError("no-fix", "that fix is not the one the session's last answer offered; nothing was run")
+        if any(isinstance(e, ev.UserMessage) and e.seq > last.seq for e in live.log):
+            raise HubError("no-fix", "a later turn has started since that fix was offered; nothing was run")
+        return await self.send(
+            live, who, f"run the proposed fix: {last.written}", call=(last.tool, dict(last.arguments))
+        )
 
     async def _acquire(self, live: LiveSession, who: Identity) -> None:
         """Hold the session's lease for a turn of `who`'s, or refuse: busy on another server. A turn
@@ -541,10 +563,13 @@ class Hub:
             f"{h.asked_by or 'someone'}); wait for it or cancel it there",
         )
 
-    async def _turn(self, live: LiveSession, text: str, first: asyncio.Future[int]) -> None:
+    async def _turn(
+        self, live: LiveSession, text: str, first: asyncio.Future[int], call: tuple[str, dict[str, Any]] | None = None
+    ) -> None:
         beat = asyncio.create_task(self._heartbeat(live), name=f"lease:{live.id}")
+        stream = live.session.run_call(text, call[0], call[1]) if call else live.session.run_turn(text)
         try:
-            async for e in live.session.run_turn(text):
+            async for e in stream:
                 if not first.done():
                     first.set_result(e.turn)
         except Exception as exc:
@@ -559,7 +584,7 @@ class Hub:
             beat.cancel()
             live.approver.close_all()
             await self._release(live)
-        if self.learn:
+        if self.learn and call is None:  # a person's own call teaches retrieval nothing
             self._chore(self._score(live))
 
     async def _heartbeat(self, live: LiveSession) -> None:

@@ -20,6 +20,7 @@ Face → server:
   {"frame": "cancel"}
   {"frame": "approval", "request_id", "call_hash", "approved": bool, "reason"?}
   {"frame": "apply", "manifest", "namespace"?, "id"?}  the inspector's Apply (server/apply.py)
+  {"frame": "fix", "seq", "id"?}  run the fix an answer offered (the FixOffered event `seq`; the latest one only)
   {"frame": "ping"}
 An event frame has no `frame` key; a face ignores kinds it does not know (UnknownEvent). The
 identity of an answer is the connection's token, never a field of the frame.
@@ -34,7 +35,7 @@ from engine import events as ev
 from server.hub import HubError
 from server.identity import Identity
 
-CLIENT_FRAMES = frozenset({"message", "cancel", "approval", "apply", "ping"})
+CLIENT_FRAMES = frozenset({"message", "cancel", "approval", "apply", "fix", "ping"})
 """What a face may send."""
 
 
