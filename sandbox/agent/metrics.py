@@ -26,7 +26,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from sandbox.agent.api import View
+from sandbox.agent.api import View, parse_ts
 from sandbox.agent.nodes import Nodes
 from sandbox.agent.pods import Container, Kubelet
 from sandbox.agent.workload import QueueModel
@@ -43,6 +43,9 @@ MEDIAN_LATENCY = 0.035
 
 LATENCY_SIGMA = 0.7
 """Spread of the log-normal latency distribution (p99 is about 5x the median)."""
+
+STARTUP_GRACE = 30.0
+"""Seconds a new Deployment gets to become ready before its callers' requests reach it (and fail)."""
 
 POD_PHASES = ("Pending", "Running", "Succeeded", "Failed", "Unknown")
 
@@ -109,8 +112,11 @@ class Metrics:
             live = {(p["metadata"]["namespace"], p["metadata"]["name"]) for _, p in pods}
             for key in [k for k in self.cpu_seconds if k[:2] not in live]:
                 del self.cpu_seconds[key]
-            for d in self.view.deployments:
-                if _serves_http(d):
+            serving = {(d["metadata"]["namespace"], d["metadata"]["name"]): d for d in self.view.deployments}
+            for key in [k for k in self.traffic if k not in serving]:
+                del self.traffic[key]  # deleted (a scenario reset): its series end, as a gone pod's would
+            for key, d in serving.items():
+                if _serves_http(d) and self._in_service(key, d, now):
                     self._serve(d, dt_s)
             if self.queue.depth is not None:
                 pub, deliv = self.queue.rates
@@ -125,6 +131,15 @@ class Metrics:
         if st.rule.behaviour == "crash":
             return 0.25
         return 0.02 + mem / 4000.0
+
+    def _in_service(self, key: tuple[str, str], d: dict, now: float) -> bool:
+        """Whether clients send it requests yet: once it has been ready, or when it is past its start-up
+        (a Deployment that never came up fails its callers; one still starting has none)."""
+        if key in self.traffic:
+            return True
+        ready = int((d.get("status") or {}).get("readyReplicas") or 0)
+        born = parse_ts(d["metadata"].get("creationTimestamp")) or now
+        return ready > 0 or now - born > STARTUP_GRACE * self.view.time_scale
 
     def _serve(self, d: dict, dt_s: float) -> None:
         """A Deployment's requests over dt_s: 5xx for the share of replicas not ready, slower when fewer serve."""
