@@ -10,7 +10,7 @@ export UV_LINK_MODE ?= copy
 UV := $(or $(shell command -v uv 2>/dev/null),python3 -m uv)
 PY := .venv/bin/python
 
-.PHONY: uv setup llama model sandbox postgres chromium run test bench help
+.PHONY: uv setup llama model sandbox monitoring postgres chromium run test bench help
 help:
 	@echo "make run   - set up and open the console (local model, sandbox cluster)"
 	@echo "make test  - set up and run the whole test suite"
@@ -38,8 +38,33 @@ llama: uv
 model: setup
 	$(PY) -m console.cli model install
 
-sandbox: setup
+sandbox: setup monitoring
 	$(PY) -m console.cli sandbox build
+
+# Prometheus and Alertmanager for the sandbox's metrics and alerts: Debian's packages, installed when
+# missing. The sandbox runs its own on loopback ports; nothing is left running system-wide (a
+# policy-rc.d keeps the packages' postinst from starting their services, which are disabled at boot).
+MONITORING_PKGS := prometheus prometheus-alertmanager
+monitoring:
+	@if ! command -v prometheus >/dev/null 2>&1 || ! command -v prometheus-alertmanager >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" != 0 ]; then \
+	    echo "the sandbox's metrics and alerts stay off until Prometheus and Alertmanager are installed:"; \
+	    echo "  sudo apt-get install --no-install-recommends $(MONITORING_PKGS) && sudo systemctl disable --now $(MONITORING_PKGS)"; \
+	    exit 0; \
+	  fi; \
+	  echo "installing Prometheus and Alertmanager (Debian's $(MONITORING_PKGS)) for the sandbox"; \
+	  export DEBIAN_FRONTEND=noninteractive; rcd=/usr/sbin/policy-rc.d; own=; \
+	  if [ ! -e $$rcd ]; then printf '#!/bin/sh\nexit 101\n' > $$rcd && chmod 755 $$rcd && own=1; fi; \
+	  (apt-get install -y -qq --no-install-recommends $(MONITORING_PKGS) >/dev/null 2>&1 || \
+	   (apt-get update -qq && apt-get install -y -qq --no-install-recommends $(MONITORING_PKGS) >/dev/null)); rc=$$?; \
+	  if [ -n "$$own" ]; then rm -f $$rcd; fi; \
+	  for s in $(MONITORING_PKGS); do \
+	    if [ -d /run/systemd/system ]; then systemctl disable --now $$s >/dev/null 2>&1; \
+	    elif command -v deb-systemd-helper >/dev/null 2>&1; then deb-systemd-helper disable $$s.service >/dev/null 2>&1; fi; \
+	    if [ -x /etc/init.d/$$s ]; then update-rc.d $$s disable >/dev/null 2>&1; fi; \
+	  done; \
+	  exit $$rc; \
+	fi
 
 run: model sandbox
 	$(PY) -m console.cli
@@ -66,7 +91,7 @@ chromium:
 	   (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null)) || exit 1; \
 	fi
 
-# The sandbox, the model, PostgreSQL and Chromium are installed first, so their tests run (and fail loudly) instead of skipping.
+# The sandbox (with Prometheus and Alertmanager), the model, PostgreSQL and Chromium are installed first, so their tests run (and fail loudly) instead of skipping.
 test: model sandbox postgres chromium
 	LANTERN_REQUIRE_SANDBOX=1 LANTERN_REQUIRE_MODEL=1 LANTERN_REQUIRE_POSTGRES=1 LANTERN_REQUIRE_CHROMIUM=1 $(PY) -m pytest -q
 

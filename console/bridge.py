@@ -51,14 +51,17 @@ async def default_session_factory(cfg: Config, *, store: Store, approver: Any, s
         cfg, store=store, approver=approver, session_id=session_id, model=model, toolbox=toolbox
     )
     if world_error:
-        from engine import events as ev
-
         await session.emit(
             ev.Notice, text=f"The sandbox cluster could not start: {world_error}", level="warning", topic="world"
         )
+    if alert and (note := await asyncio.to_thread(runtime.metrics_note)):
+        await session.emit(ev.Notice, text=note, level="info", topic="world")
     if alert:
+        # Read after the model loaded: by then the re-armed scenario may have made Prometheus fire.
+        firing = await asyncio.to_thread(runtime.firing_alerts, cfg)
+        now = f"Firing now in the sandbox's Prometheus: {'; '.join(firing)}. " if firing else ""
         session.opening = (  # type: ignore[attr-defined]
-            f"Alert from the sandbox cluster (context {cfg.context}): {alert.rstrip('. ')}. "
+            f"Alert from the sandbox cluster (context {cfg.context}): {alert.rstrip('. ')}. {now}"
             "The alert is unconfirmed until a read shows its condition; if no read confirms it, say so plainly. "
             "Investigate: find the root cause with evidence, then propose the smallest safe fix as a call of a tool "
             "you can run, or say that no available action can make it and what a person must do."

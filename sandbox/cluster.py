@@ -1,4 +1,5 @@
-"""The sandbox cluster's lifecycle: etcd, a real kube-apiserver, controller-manager, scheduler, node agent.
+"""The sandbox cluster's lifecycle: etcd, a real kube-apiserver, controller-manager, scheduler, node agent,
+and Prometheus and Alertmanager scraping the agent's metrics (`sandbox.monitoring`; off when not installed).
 
 Everything listens on 127.0.0.1 on free ports and keeps its data under $LANTERN_HOME/sandbox
 (or ~/.local/share/lantern/sandbox). The processes run detached (own session), so the console and
@@ -32,7 +33,7 @@ import yaml
 
 from engine.config import lantern_home
 from sandbox import build as _build
-from sandbox import pki
+from sandbox import monitoring, pki
 
 CONTEXT = "lantern-sandbox"
 """The kubeconfig context name the sandbox writes."""
@@ -43,6 +44,9 @@ DEFAULT_SCENARIO = "bad-deploy"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SERVICE_CIDR = "10.96.0.0/16"
 COMPONENT_ORDER = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "agent")
+"""The cluster's own processes, in start order."""
+ALL_COMPONENTS = COMPONENT_ORDER + monitoring.COMPONENTS
+"""With Prometheus and Alertmanager, which run when installed."""
 PORT_NAMES = (
     "etcd_client",
     "etcd_peer",
@@ -53,6 +57,8 @@ PORT_NAMES = (
     "metrics",
     "queue",
     "tls",
+    "prometheus",
+    "alertmanager",
 )
 
 
@@ -453,6 +459,8 @@ _COMMAND_LINES: dict[str, Callable[[dict[str, Path], Layout, dict[str, int]], li
     "kube-controller-manager": _controller_manager_argv,
     "kube-scheduler": _scheduler_argv,
     "agent": _agent_argv,
+    "alertmanager": lambda bins, lay, ports: monitoring.argv("alertmanager", lay.home, ports),
+    "prometheus": lambda bins, lay, ports: monitoring.argv("prometheus", lay.home, ports),
 }
 """Component name → its command line, from the binaries, the layout and the ports this cluster uses."""
 
@@ -463,6 +471,7 @@ _MARKERS = {
     "kube-controller-manager": "kube-controller-manager",
     "kube-scheduler": "kube-scheduler",
     "agent": "sandbox.agent",
+    **monitoring.MARKERS,
 }
 
 
@@ -501,7 +510,14 @@ def _probe(name: str, lay: Layout, state: dict[str, Any]) -> bool:
         return _get(f"http://127.0.0.1:{ports.get('scheduler')}/healthz", lay)[0] == 200
     if name == "agent":
         return _get(f"http://127.0.0.1:{ports.get('metrics')}/-/healthy", lay)[0] == 200
+    if name in monitoring.COMPONENTS:
+        return monitoring.probe(name, ports)
     return False
+
+
+def components(state: dict[str, Any]) -> tuple[str, ...]:
+    """The processes this sandbox runs: the cluster's, and Prometheus and Alertmanager when they were installed at `up`."""
+    return ALL_COMPONENTS if state.get("monitoring") else COMPONENT_ORDER
 
 
 def _wait(name: str, lay: Layout, state: dict[str, Any], proc: subprocess.Popen, timeout: float) -> None:
@@ -528,7 +544,7 @@ def is_running(home: Path | str | None = None) -> bool:
     lay = Layout(home)
     state = lay.read_state()
     pids = state.get("pids") or {}
-    return all(_alive(pids.get(n), _MARKERS[n], lay.home) for n in COMPONENT_ORDER) and _probe(
+    return all(_alive(pids.get(n), _MARKERS[n], lay.home) for n in components(state)) and _probe(
         "kube-apiserver", lay, state
     )
 
@@ -562,7 +578,7 @@ def _up(home: Path | str | None, nodes: int, timeout: float, progress: Any, time
     lay.home.mkdir(parents=True, exist_ok=True)
     state = lay.read_state()
     pids: dict[str, int] = dict(state.get("pids") or {})
-    alive = {n: _alive(pids.get(n), _MARKERS[n], lay.home) for n in COMPONENT_ORDER}
+    alive = {n: _alive(pids.get(n), _MARKERS[n], lay.home) for n in ALL_COMPONENTS}
     if alive["agent"] and int(state.get("nodes") or nodes) != nodes:
         _stop(pids["agent"], _MARKERS["agent"], lay.home)  # it registers its nodes at start
         alive["agent"] = False
@@ -574,13 +590,18 @@ def _up(home: Path | str | None, nodes: int, timeout: float, progress: Any, time
     state.setdefault("started_at", time.time())
     if not any(alive.values()):
         state["started_at"] = time.time()
+    say = progress or (lambda msg: None)
+    reload = _configure_monitoring(lay, state, say)
     lay.write_state(state)
     _write_kubeconfig(lay, state)
-    say = progress or (lambda msg: None)
     t_start = time.time()
     restarted_agent = False
-    # etcd, then the API server, one after the other; the three clients of the API server together.
-    for group in (("etcd",), ("kube-apiserver",), ("kube-controller-manager", "kube-scheduler", "agent")):
+    # etcd, then the API server, one after the other; its clients and the monitoring together.
+    for group in (
+        ("etcd",),
+        ("kube-apiserver",),
+        tuple(n for n in components(state) if n not in ("etcd", "kube-apiserver")),
+    ):
         started = []
         for name in group:
             if alive[name] and _probe(name, lay, state):
@@ -588,23 +609,45 @@ def _up(home: Path | str | None, nodes: int, timeout: float, progress: Any, time
             if alive[name]:
                 _stop(pids[name], _MARKERS[name], lay.home)
             say(f"starting {name}")
-            env = os.environ.copy()
-            if name == "agent":
-                env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-            proc = _spawn(name, _argv(name, lay, state), lay, env)
+            proc = _spawn(name, _argv(name, lay, state), lay, _env(name))
             pids[name] = proc.pid
             state["pids"] = pids
             lay.write_state(state)
             started.append((name, proc))
             restarted_agent = restarted_agent or name == "agent"
+            reload.discard(name)
             _remember_home(lay.home)
         for name, proc in started:
             _wait(name, lay, state, proc, timeout)
         if group[0] == "kube-apiserver" and started:
             say("API server ready")
+    for name in sorted(reload):
+        if why := monitoring.reload(name, state["ports"]):
+            say(why)
     # Nodes left in etcd from the last run look Ready too: count only those this agent has heartbeated.
     _wait_nodes(lay, state, nodes, timeout, since=t_start - 2 if restarted_agent else 0.0)
     return info(lay.home)
+
+
+def _env(name: str) -> dict[str, str]:
+    """The environment one component starts with."""
+    env = os.environ.copy()
+    if name == "agent":
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    if name in monitoring.COMPONENTS:
+        env = monitoring.env()
+    return env
+
+
+def _configure_monitoring(lay: Layout, state: dict[str, Any], say: Callable[[str], None]) -> set[str]:
+    """Whether Prometheus and Alertmanager run (installed or not, said in one line when not), and their
+    configuration written; returns the running ones whose configuration changed."""
+    state["monitoring"] = not monitoring.missing()
+    if not state["monitoring"]:
+        say(monitoring.OFF)
+        return set()
+    scale = float(state.get("time_scale") or 1.0)
+    return monitoring.write_configs(lay.home, state["ports"], scale, state.get("alert_webhook"))
 
 
 def _wait_nodes(lay: Layout, state: dict[str, Any], nodes: int, timeout: float, since: float = 0.0) -> None:
@@ -715,7 +758,7 @@ def _down(home: Path | str | None) -> bool:
     state = lay.read_state()
     pids = state.get("pids") or {}
     stopped = False
-    for name in reversed(COMPONENT_ORDER):
+    for name in reversed(ALL_COMPONENTS):
         pid = pids.get(name)
         if pid and _alive(pid, _MARKERS[name], lay.home):
             _stop(pid, _MARKERS[name], lay.home)
@@ -733,8 +776,10 @@ def info(home: Path | str | None = None) -> SandboxInfo:
     sc = lay.read_scenario() or {}
     ports = state.get("ports") or {}
     endpoints = {}
-    if ports.get("metrics"):
-        endpoints["prometheus"] = f"http://127.0.0.1:{ports['metrics']}"
+    if state.get("monitoring"):
+        for name in ("prometheus", "alertmanager"):
+            if ports.get(name):
+                endpoints[name] = f"http://127.0.0.1:{ports[name]}"
     if ports.get("queue"):
         endpoints["rabbitmq"] = f"http://127.0.0.1:{ports['queue']}"
     if ports.get("tls") and sc.get("tls_endpoint"):
@@ -758,7 +803,7 @@ def status(home: Path | str | None = None) -> dict[str, Any]:
     pids = state.get("pids") or {}
     procs = []
     total = 0
-    for name in COMPONENT_ORDER:
+    for name in components(state):
         pid = pids.get(name)
         alive = _alive(pid, _MARKERS[name], lay.home)
         rss = _rss_kb(pid) if alive and pid else 0
@@ -784,7 +829,33 @@ def status(home: Path | str | None = None) -> dict[str, Any]:
         "ready": all(p["ready"] for p in procs),
         "scenario": sc.get("name"),
         "endpoints": info(lay.home).endpoints,
+        "monitoring": "on" if state.get("monitoring") else ("off" if state else "not started"),
+        "alert_webhook": state.get("alert_webhook"),
     }
+
+
+def set_alert_webhook(url: str | None, token: str | None = None, home: Path | str | None = None) -> None:
+    """Point the sandbox Alertmanager's receiver at `url` (None: no receiver), sending `token` as
+    `Authorization: Bearer` (Alertmanager's `http_config.authorization` with a `credentials_file`);
+    a running Alertmanager reloads, a stopped one uses it at the next `up`."""
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise SandboxError(f"alert webhook must be an http:// or https:// URL, not {url!r}")
+    if token is not None and (not token.strip() or any(ch in token.strip() for ch in "\r\n")):
+        raise SandboxError("alert webhook token must be one non-empty line")
+    with locked(home):
+        lay = Layout(home)
+        state = lay.read_state()
+        state["alert_webhook"] = url
+        monitoring.write_token(lay.home, token if url else None)
+        lay.write_state(state)
+        if not (state.get("monitoring") and state.get("ports")):
+            return
+        scale = float(state.get("time_scale") or 1.0)
+        changed = monitoring.write_configs(lay.home, state["ports"], scale, url)
+        alive = _alive((state.get("pids") or {}).get("alertmanager"), _MARKERS["alertmanager"], lay.home)
+        if alive and (changed or token is not None):
+            if why := monitoring.reload("alertmanager", state["ports"]):
+                raise SandboxError(why)
 
 
 def set_nodes(nodes: int, home: Path | str | None = None) -> None:

@@ -1,9 +1,11 @@
-"""`lantern sandbox build|up|down|status|scenario`: the local Kubernetes sandbox from the command line."""
+"""`lantern sandbox build|up|down|status|scenario|webhook`: the local Kubernetes sandbox from the command line."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
 import time
 from typing import Any
 
@@ -25,6 +27,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     s.add_argument("--json", action="store_true", help="machine-readable output")
     sc = sub.add_parser("scenario", help="start a scenario (resets the previous one); `scenario list` lists them")
     sc.add_argument("name", help="scenario name, `list`, or `reset`")
+    w = sub.add_parser(
+        "webhook",
+        help="send the sandbox Alertmanager's alerts to a webhook URL (v4 JSON, with a bearer token)",
+        description="The bearer token comes from --token-file (- reads stdin), else $LANTERN_ALERT_WEBHOOK_TOKEN.",
+    )
+    w.add_argument("url", nargs="?", help="e.g. http://127.0.0.1:8787/hooks/alertmanager")
+    w.add_argument("--token-file", help="a file holding the bearer token (- for stdin)")
+    w.add_argument("--off", action="store_true", help="send alerts nowhere")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -85,10 +95,37 @@ def run(args: argparse.Namespace) -> int:
                 print("endpoints: " + ", ".join(f"{k} {v}" for k, v in si.endpoints.items()))
             _usage(si)
             return 0
-    except (c.SandboxError, b.BuildError, ScenarioError) as exc:
+        if cmd == "webhook":
+            return _webhook(args, home)
+    except (c.SandboxError, b.BuildError, ScenarioError, OSError) as exc:
         print(f"lantern sandbox {cmd}: {exc}")
         return 1
     return 2
+
+
+def _webhook(args: argparse.Namespace, home: str | None) -> int:
+    """`lantern sandbox webhook URL|--off`: where the sandbox's Alertmanager sends its notifications."""
+    from sandbox import cluster as c
+
+    if args.off == bool(args.url):
+        print("lantern sandbox webhook: give a URL, or --off")
+        return 2
+    token = None
+    if args.token_file == "-":
+        token = sys.stdin.readline().strip()
+    elif args.token_file:
+        with open(args.token_file, encoding="utf-8") as fh:
+            token = fh.read().strip()
+    elif os.environ.get("LANTERN_ALERT_WEBHOOK_TOKEN"):
+        token = os.environ["LANTERN_ALERT_WEBHOOK_TOKEN"].strip()
+    c.set_alert_webhook(None if args.off else args.url, token, home)
+    if args.off:
+        print("the sandbox's Alertmanager sends its alerts nowhere now")
+    else:
+        print(
+            f"the sandbox's Alertmanager sends its alerts to {args.url} ({'with' if token else 'without'} a bearer token)"
+        )
+    return 0
 
 
 def _usage(si: Any) -> None:
@@ -111,4 +148,10 @@ def _print_status(st: dict[str, Any]) -> None:
         print(f"  scenario: {st['scenario']}")
     for k, v in (st.get("endpoints") or {}).items():
         print(f"  {k}: {v}")
+    if st.get("monitoring") == "off":
+        from sandbox.monitoring import OFF
+
+        print(f"  {OFF}")
+    elif st.get("monitoring") == "on":
+        print(f"  alert webhook: {st.get('alert_webhook') or 'none (`lantern sandbox webhook URL`)'}")
     print(f"  kubeconfig: {st['kubeconfig']} (context {st['context']})")

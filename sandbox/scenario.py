@@ -87,7 +87,6 @@ class QueueModel(BaseModel):
     publish_rate_per_pod: float
     consumer: str
     consume_rate_per_pod: float
-    alert_threshold: int = 10000
 
 
 class TlsEndpoint(BaseModel):

@@ -1,7 +1,8 @@
 """Test support: one real sandbox cluster per test session, in a temporary data directory.
 
 Tests that need the sandbox skip when its binaries are not built, unless the environment sets
-LANTERN_REQUIRE_SANDBOX=1 (CI does, after `lantern sandbox build`), where they fail instead.
+LANTERN_REQUIRE_SANDBOX=1 (CI does, after `make sandbox`), where they fail instead; that also
+requires Prometheus and Alertmanager (Debian's `prometheus`, `prometheus-alertmanager`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from sandbox import build
+from sandbox import build, monitoring
 from sandbox.cluster import SandboxInfo, down, up
 
 REQUIRE_ENV = "LANTERN_REQUIRE_SANDBOX"
@@ -21,15 +22,26 @@ REQUIRE_ENV = "LANTERN_REQUIRE_SANDBOX"
 
 def require_binaries() -> None:
     """Skip the calling test (or fail, when LANTERN_REQUIRE_SANDBOX=1) if the sandbox binaries are missing."""
+    missing = build.missing_binaries()
+    if missing:
+        _missing(
+            f"sandbox binaries missing: {', '.join(missing)} (expected in {build.bin_dir()} and etcd on PATH); "
+            f"run `lantern sandbox build`"
+        )
+    if os.environ.get(REQUIRE_ENV) == "1":
+        require_monitoring()
+
+
+def require_monitoring() -> None:
+    """Skip the calling test (or fail, when LANTERN_REQUIRE_SANDBOX=1) if Prometheus or Alertmanager is not installed."""
+    missing = monitoring.missing()
+    if missing:
+        _missing(f"Debian packages missing: {', '.join(missing)}; `make sandbox` installs them as root")
+
+
+def _missing(msg: str) -> None:
     import pytest
 
-    missing = build.missing_binaries()
-    if not missing:
-        return
-    msg = (
-        f"sandbox binaries missing: {', '.join(missing)} (expected in {build.bin_dir()} and etcd on PATH); "
-        f"run `lantern sandbox build`"
-    )
     if os.environ.get(REQUIRE_ENV) == "1":
         pytest.fail(f"{REQUIRE_ENV}=1 but {msg}", pytrace=False)
     pytest.skip(msg)

@@ -5,10 +5,12 @@ approver → Session. The only package that imports both the engine and the skil
 from wiring.session import (
     build_context_for,
     embedded_world,
+    firing_alerts,
     leave_world,
     make_model,
     make_reviewer,
     make_toolbox,
+    metrics_note,
     open_session,
     score_and_learn,
     score_in_background,
@@ -16,6 +18,6 @@ from wiring.session import (
 from wiring.toolbox import attach, build_toolbox, make_dispatcher
 
 __all__ = [
-    "attach", "build_context_for", "build_toolbox", "make_reviewer", "embedded_world", "leave_world", "make_dispatcher", "make_model", "make_toolbox",
+    "attach", "build_context_for", "build_toolbox", "make_reviewer", "embedded_world", "firing_alerts", "leave_world", "make_dispatcher", "make_model", "make_toolbox", "metrics_note",
     "open_session", "score_and_learn", "score_in_background",
 ]  # fmt: skip

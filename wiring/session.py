@@ -50,6 +50,33 @@ def embedded_world(cfg: Config) -> str | None:
     return symptom or "The sandbox cluster has a live incident."
 
 
+def metrics_note() -> str:
+    """The one line that says the sandbox runs without Prometheus and Alertmanager ('' when they run)."""
+    from sandbox.cluster import Layout
+    from sandbox.monitoring import OFF
+
+    return OFF if Layout().read_state().get("monitoring") is False else ""
+
+
+def firing_alerts(cfg: Config, limit: int = 3) -> list[str]:
+    """What the sandbox's Prometheus has firing now in the session's namespace, one line per alert
+    (name, severity, description, runbook); [] when nothing fires yet or metrics are off."""
+    from sandbox.cluster import info
+    from sandbox.monitoring import alerts
+
+    url = info().endpoints.get("prometheus")
+    if not url:
+        return []
+    out = []
+    for a in alerts(url, cfg.namespace)[:limit]:
+        lab, ann = a.get("labels") or {}, a.get("annotations") or {}
+        line = f"{lab.get('alertname', '?')} ({lab.get('severity', 'none')}): {ann.get('description') or ann.get('summary', '')}"
+        if ann.get("runbook_url"):
+            line += f" runbook {ann['runbook_url']}"
+        out.append(line.strip())
+    return out
+
+
 def leave_world(cfg: Config) -> str:
     """What quitting a face does to a sandbox cluster it started: stop it (`sandbox_on_exit: stop`)
     or leave it running; returns the line to tell the user ('' when this process started none)."""

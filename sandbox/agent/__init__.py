@@ -5,8 +5,9 @@ pods bound to its nodes and moves each container through the lifecycle the activ
 rules pick from the live pod spec and cluster objects (Running/Ready, CrashLoopBackOff with
 growing restart counts, OOMKilled, ImagePullBackOff, failing readiness probes, config errors),
 writing core/v1 Events the way the kubelet does. It serves container logs over HTTPS on the
-kubelet port, so `pods/log` works through the API server, and, on loopback, a small
-Prometheus-shaped and RabbitMQ-management-shaped API whose numbers derive from cluster state.
+kubelet port, so `pods/log` works through the API server, and, on loopback, the workloads'
+metrics in the Prometheus exposition format (scraped by the sandbox's Prometheus) and a
+RabbitMQ-management-shaped API, whose numbers derive from cluster state.
 
 Run by `lantern sandbox up` as `python -m sandbox.agent --home DIR`. Its parts:
 
@@ -16,6 +17,6 @@ Run by `lantern sandbox up` as `python -m sandbox.agent --home DIR`. Its parts:
         events.EventRecorder   core/v1 Events, aggregated as the kubelet does
         logs.ContainerLogs     the lines each container instance writes
       workload.QueueModel  the scenario's message queue (depth from ready producers and consumers)
-      metrics.Metrics      Prometheus-shaped samples, their history and the alerts they fire
+      metrics.Metrics      the exporters' metrics: kube-state-metrics, cAdvisor, HTTP, RabbitMQ, certificates
     endpoints          the HTTP faces (kubelet logs, metrics, queue) and the scenario's TLS endpoint
 """

@@ -1,6 +1,7 @@
 """The agent's HTTP faces: container logs on the kubelet port (HTTPS, dialled by the API server
-for `pods/log`), a Prometheus-shaped API and a RabbitMQ-management-shaped API on loopback, and
-the active scenario's TLS endpoint serving the certificate its Secret holds."""
+for `pods/log`), the workloads' metrics in the Prometheus exposition format and a
+RabbitMQ-management-shaped API on loopback, and the active scenario's TLS endpoint serving the
+certificate its Secret holds."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ import base64
 import datetime as dt
 import hashlib
 import json
-import re
 import socket
 import ssl
 import threading
@@ -18,15 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlparse
 
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
 from sandbox.agent.api import log, ts_nano
-from sandbox.agent.metrics import parse_selector, select
 
 if TYPE_CHECKING:
     from sandbox.agent.process import Agent
-
-
-def _fmt_val(v: float) -> str:
-    return str(int(v)) if float(v).is_integer() and abs(v) < 1e15 else repr(float(v))
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -114,53 +111,13 @@ class _Handler(BaseHTTPRequestHandler):
             return
 
     def _metrics(self, path: str, qs: dict[str, str]) -> None:
-        a = self.agent
-        now = time.time()
+        """The exporters' scrape paths (text exposition format) and a health check."""
         if path == "/-/healthy":
             return self._send(200, "Healthy.\n", "text/plain")
-        if path == "/api/v1/alerts":
-            return self._send(200, json.dumps({"status": "success", "data": {"alerts": a.metrics.alerts(now)}}))
-        if path == "/api/v1/query":
-            try:
-                _, matchers = parse_selector(qs.get("query", ""))
-            except ValueError as exc:
-                return self._send(400, json.dumps({"status": "error", "errorType": "bad_data", "error": str(exc)}))
-            t = float(qs["time"]) if qs.get("time") and _is_num(qs["time"]) else now
-            series = a.metrics.series(now) if t >= now - 1 else a.metrics.at(t)
-            result = [{"metric": lb, "value": [t, _fmt_val(v)]} for lb, v in select(series, matchers)]
-            return self._send(
-                200, json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}})
-            )
-        if path == "/api/v1/query_range":
-            try:
-                _, matchers = parse_selector(qs.get("query", ""))
-                start, end, step = float(qs["start"]), float(qs["end"]), _step(qs.get("step", "15"))
-            except (ValueError, KeyError) as exc:
-                return self._send(400, json.dumps({"status": "error", "errorType": "bad_data", "error": str(exc)}))
-            if step <= 0 or (end - start) / step > 11000:
-                return self._send(
-                    400,
-                    json.dumps(
-                        {
-                            "status": "error",
-                            "errorType": "bad_data",
-                            "error": "exceeded maximum resolution of 11,000 points per timeseries",
-                        }
-                    ),
-                )
-            acc: dict[str, tuple[dict, list]] = {}
-            t = start
-            while t <= end + 1e-9:
-                series = a.metrics.series(now) if t >= now - 1 else a.metrics.at(t)
-                for lb, v in select(series, matchers):
-                    key = json.dumps(lb, sort_keys=True)
-                    acc.setdefault(key, (lb, []))[1].append([t, _fmt_val(v)])
-                t += step
-            result = [{"metric": lb, "values": vals} for lb, vals in acc.values()]
-            return self._send(
-                200, json.dumps({"status": "success", "data": {"resultType": "matrix", "result": result}})
-            )
-        self._send(404, json.dumps({"status": "error", "errorType": "not_found", "error": f"unknown path {path}"}))
+        registry = self.agent.metrics.registries.get(path.rstrip("/") or path)
+        if registry is None:
+            return self._send(404, "404 page not found\n", "text/plain")
+        self._send(200, generate_latest(registry), CONTENT_TYPE_LATEST)
 
     def _queue(self, path: str, qs: dict[str, str]) -> None:
         a = self.agent
@@ -215,21 +172,6 @@ class _Handler(BaseHTTPRequestHandler):
                     return self._send(200, json.dumps(q))
             return self._send(404, json.dumps({"error": "Object Not Found", "reason": "Not Found"}))
         self._send(404, json.dumps({"error": "Object Not Found", "reason": "Not Found"}))
-
-
-def _is_num(s: str) -> bool:
-    try:
-        float(s)
-        return True
-    except ValueError:
-        return False
-
-
-def _step(s: str) -> float:
-    m = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h)?", s.strip())
-    if not m:
-        raise ValueError(f"invalid step {s!r}")
-    return float(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]
 
 
 def serve(agent: Agent, kind: str, port: int, tls: tuple[Path, Path] | None = None) -> ThreadingHTTPServer:

@@ -31,7 +31,7 @@ class Agent:
         self.lay = Layout(home)
         state = self.lay.read_state()
         self.ports = state["ports"]
-        """Loopback ports: kubelet, metrics, queue, tls."""
+        """Loopback ports: kubelet, metrics (the exporters' scrape paths), queue, tls."""
         self.api = config.new_client_from_config(config_file=str(self.lay.kubeconfig), context=CONTEXT)
         self.core = client.CoreV1Api(self.api)
         self.apps = client.AppsV1Api(self.api)
@@ -78,7 +78,7 @@ class Agent:
         self.view.world = World(services, secrets, cms)
         self.kubelet.sync(pods, now)
         self.queue.update(now)
-        self.metrics.sample(now)
+        self.metrics.advance(now)
         self.nodes.beat(now)
 
     def run(self) -> None:

@@ -37,7 +37,7 @@ def _alive(pid: int) -> bool:
 
 
 async def test_quitting_a_console_that_started_the_sandbox_stops_it(tmp_path, monkeypatch, capsys):
-    from sandbox.cluster import Layout, started_here
+    from sandbox.cluster import Layout, components, started_here
 
     monkeypatch.setenv("LANTERN_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("KUBECONFIG", raising=False)
@@ -48,8 +48,9 @@ async def test_quitting_a_console_that_started_the_sandbox_stops_it(tmp_path, mo
     async with app.run_test(size=(120, 40)) as pilot:
         await _until(pilot, lambda: app.bridge is not None and app.bridge.ready, "the engine and its sandbox")
         assert started_here(), "this console started the sandbox"
-        pids = [p for p in (Layout().read_state().get("pids") or {}).values() if p]
-        assert len(pids) == 5 and all(_alive(p) for p in pids)
+        state = Layout().read_state()
+        pids = [p for p in (state.get("pids") or {}).values() if p]
+        assert len(pids) == len(components(state)) and all(_alive(p) for p in pids)
         opening = getattr(app.bridge.session, "opening", "")
         assert "unconfirmed" in opening
     _leave_world(app)

@@ -207,3 +207,32 @@ async def test_an_approval_nobody_answers_expires_and_the_call_is_denied(tmp_pat
         assert not executed
     finally:
         s.stop()
+
+
+async def test_the_fix_an_answer_offers_runs_by_its_seq_through_the_approval(tmp_path):
+    executed: list[dict[str, Any]] = []
+    answer = (
+        "api crash-loops since revision 14. The fix: rollback_deployment(name=api, namespace=payments, revision=13)"
+    )
+    s = ServerThread(tmp_path / "fix.db", scripted_sessions([{"text": answer}], executed)).start()
+    try:
+        alice, bob = (Remote(s.url, s.tokens[n]) for n in ("alice", "bob"))
+        sid = await alice.create()
+        async with alice.attach(sid) as fa, bob.attach(sid) as fb:
+            a, b = Watch(fa), Watch(fb)
+            await a.live()
+            await b.live()
+            await fa.message(QUESTION)
+            offer = await a.until(lambda e: isinstance(e, ev.FixOffered))
+            assert offer.arguments == {"name": "api", "namespace": "payments", "revision": 13}
+            await a.turn_end()
+            await fa.fix(offer.seq + 1)  # not an offer: refused, nothing runs
+            assert "not the one the session's last answer offered" in (await a.until(_frame("error")))["message"]
+            await fa.fix(offer.seq)
+            request = await b.until(lambda e: isinstance(e, ev.ApprovalRequested))
+            assert request.tool == "rollback_deployment" and not executed
+            await fb.answer(request, True, "the offered fix")
+            await a.turn_end()
+        assert executed == [{"tool": "rollback_deployment", "name": "api", "namespace": "payments", "revision": 13}]
+    finally:
+        s.stop()

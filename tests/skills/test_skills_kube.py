@@ -200,11 +200,15 @@ async def test_queue_backlog_seen_through_the_queue_and_prometheus_packs(sandbox
     queues = await call(rest, "queue.list_queues")
     (orders,) = [q for q in queues.data["items"] if q["name"] == "orders"]
     assert orders["messages"] > 10000 and orders["consumers"] == 0
-    alerts = await call(rest, "prometheus.list_alerts")
-    assert "Rabbitmq" in alerts.text or "orders" in alerts.text
+    testing.require_monitoring()
+    loop = asyncio.get_running_loop()
+    end = loop.time() + 60
+    while "RabbitmqQueueBacklog" not in (alerts := await call(rest, "prometheus.list_alerts")).text:
+        assert loop.time() < end, f"RabbitmqQueueBacklog did not fire: {alerts.text}"
+        await asyncio.sleep(1)
+    assert "orders" in alerts.text
 
     await call(tools, "kubernetes.scale_deployment", name="order-worker", namespace="fulfillment", replicas=2)
-    loop = asyncio.get_running_loop()
     end = loop.time() + 90
     while loop.time() < end:
         q = (await call(rest, "queue.get_queue", name="orders")).data
