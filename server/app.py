@@ -10,6 +10,7 @@ REST (JSON; every route but the probes needs `Authorization: Bearer TOKEN`):
   GET  /v1/sessions/{id}/events[?after=SEQ]   its events, one JSON line each (NDJSON)
   GET  /v1/audit[?session=ID&limit=N] audit rows, newest first
 WebSocket /v1/sessions/{id}/attach: see server.protocol.
+POST /slack/events: the Slack face (server.slack), signed by Slack; 404 when it is not configured.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ from engine.policy.audit import AuditLog
 from server import protocol as proto
 from server.hub import Hub, HubError, LiveSession, Subscriber
 from server.identity import Identity
+from server.slack import PATH as SLACK_PATH
+from server.slack import endpoint as slack_endpoint
 
 log = logging.getLogger("lantern.server")
 
@@ -210,6 +213,7 @@ class Server:
             Route("/v1/sessions/{sid}/events", self.authed(self.session_events)),
             Route("/v1/audit", self.authed(self.audit_rows)),
             WebSocketRoute("/v1/sessions/{sid}/attach", self.attach),
+            Route(SLACK_PATH, slack_endpoint(self.hub), methods=["POST"]),  # the Slack face, when configured
         ]
 
         @asynccontextmanager
