@@ -10,6 +10,7 @@ Nothing here fakes slack-bolt or slack_sdk: the face's AsyncWebClient talks HTTP
 from __future__ import annotations
 
 import asyncio
+import copy
 import hashlib
 import hmac
 import itertools
@@ -96,9 +97,10 @@ class SlackStandIn:
             return [(c["method"], c["answer"].get("error", "")) for c in self.calls if not c["answer"].get("ok")]
 
     def thread(self, channel: str, thread_ts: str) -> list[dict[str, Any]]:
-        """The messages of a thread as they stand now (its first message included), in order."""
+        """The messages of a thread as they stand now (its first message included), in order: copies,
+        so a message kept by a test stays as it was when read (a replayed click replays that)."""
         with self._lock:
-            msgs = [m for (c, _), m in self.messages.items() if c == channel]
+            msgs = [copy.deepcopy(m) for (c, _), m in self.messages.items() if c == channel]
         return sorted((m for m in msgs if m["ts"] == thread_ts or m.get("thread_ts") == thread_ts), key=_ts_key)
 
     async def wait(self, what: Callable[[], Any], timeout: float = 30.0) -> Any:

@@ -50,6 +50,14 @@ def slack():
     s = SlackStandIn().start()
     yield s
     s.stop()
+    assert len(s.errors()) == s.expected_errors, s.errors()  # Slack refused nothing the face sent
+
+
+def _stop(server: SlackServerThread) -> None:
+    """Stop the server; every payload its Slack face sent fit Slack's limits."""
+    server.stop()
+    for p in server.face.sent if server.face is not None else ():
+        assert bk.problems(p) == [], (p["method"], bk.problems(p))
 
 
 def _serve(tmp_path, executed, slack, ttl_s=300.0, script=None):
@@ -61,22 +69,7 @@ def _serve(tmp_path, executed, slack, ttl_s=300.0, script=None):
 def server(tmp_path, executed, slack):
     s = _serve(tmp_path, executed, slack)
     yield s
-    s.stop()
-
-
-@pytest.fixture(autouse=True)
-def _every_payload_fits(request):
-    """Every payload the face sent in a test fits Slack's limits, and Slack refused none."""
-    yield
-    for name in ("server", "expiring"):
-        if name in request.fixturenames:
-            s = request.getfixturevalue(name)
-            if s.face is not None:
-                for p in s.face.sent:
-                    assert bk.problems(p) == [], (p["method"], bk.problems(p))
-    if "slack" in request.fixturenames:
-        slack = request.getfixturevalue("slack")
-        assert len(slack.errors()) == slack.expected_errors, slack.errors()
+    _stop(s)
 
 
 async def _page(server: SlackServerThread, slack: SlackStandIn) -> tuple[Any, str]:
@@ -216,7 +209,7 @@ async def test_clicks_that_cannot_count_are_refused_in_the_thread_and_audited(se
 def expiring(tmp_path, executed, slack):
     s = _serve(tmp_path, executed, slack, ttl_s=1.0)
     yield s
-    s.stop()
+    _stop(s)
 
 
 async def test_a_click_after_the_request_expired_is_refused_and_audited(expiring, slack, executed):
@@ -273,7 +266,7 @@ async def test_a_thread_keeps_its_session_across_a_restart(tmp_path, executed, s
         await slack.wait(lambda: any("Root cause" in _texts(m) for m in slack.thread(CHANNEL, thread)))
         await slack.wait(lambda: not live.running)
     finally:
-        first.stop()
+        _stop(first)
     again = _serve(tmp_path, executed, slack, script=[FOLLOW_UP])  # a reopened session's model starts afresh
     try:
         await again.install(slack)
@@ -285,7 +278,7 @@ async def test_a_thread_keeps_its_session_across_a_restart(tmp_path, executed, s
         new = slack.of("chat.postMessage")[before:]
         assert all(a.get("thread_ts") == thread for a in new) and len(new) == 2  # turn 2: status, answer
     finally:
-        again.stop()
+        _stop(again)
 
 
 async def test_a_slash_command_starts_an_investigation_in_a_new_thread(server, slack):
@@ -312,7 +305,7 @@ async def test_without_the_slack_config_there_is_no_slack_route(tmp_path, execut
         r = await deliver(s.url, app_mention("U0ALICE", "hi"))
         assert r.status_code == 404 and "no Slack face" in r.json()["message"]
     finally:
-        s.stop()
+        _stop(s)
 
 
 async def test_the_secrets_come_from_the_credential_store(server, slack, monkeypatch):
