@@ -369,3 +369,23 @@ async def test_a_post_slack_refuses_is_logged_and_the_session_goes_on(server, sl
     assert live.id in server.hub.live
     assert slack.errors() == [("chat.postMessage", "not_in_channel")]
     slack.expected_errors = 1
+
+
+async def test_threads_and_links_live_in_the_team_database(pg_url: str):
+    from engine.store import Store
+    from server.identity import Users
+    from server.slack.threads import Threads
+
+    async with Store(pg_url) as store:
+        threads = await Threads.open(store)
+        await threads.bind(CHANNEL, "1700000001.000002", "s1")
+        await threads.bind(CHANNEL, "1700000001.000002", "s2")  # the thread now carries another session
+        assert await threads.session(CHANNEL, "1700000001.000002") == "s2"
+        assert await threads.thread("s2") == (CHANNEL, "1700000001.000002")
+        assert await threads.session(CHANNEL, "1700000009.000001") is None
+        users = await Users.open(store)
+        await users.add("bob", ["sre-leads"])
+        await users.link("bob", "slack", "U0BOB")
+        assert await users.linked("slack", "U0BOB") == Identity("bob", ("sre-leads",))
+        await users.remove("bob")  # a removed user's links go with them
+        assert await users.links("slack") == {}

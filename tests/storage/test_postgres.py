@@ -184,7 +184,8 @@ GRANT USAGE ON SCHEMA public TO {role};
 GRANT SELECT, INSERT, UPDATE ON sessions, blobs, scores, marks TO {role};
 GRANT SELECT, INSERT ON events, audit, lantern_meta TO {role};
 GRANT USAGE ON SEQUENCE sessions_rowid_seq TO {role};
-GRANT SELECT, INSERT, UPDATE, DELETE ON server_users TO {role};
+GRANT SELECT, INSERT, UPDATE, DELETE ON server_users, server_user_links TO {role};
+GRANT SELECT, INSERT, UPDATE ON slack_threads TO {role};
 """
 """The README's grants for a role that neither owns nor may change Lantern's tables."""
 
@@ -192,10 +193,12 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON server_users TO {role};
 async def test_a_role_with_the_readmes_grants_works_and_cannot_rewrite_the_audit(postgres, pg_url: str):
     db = pg_url.rsplit("/", 1)[1]
     from server.identity import Users
+    from server.slack.threads import Threads
 
     async with Store(pg_url) as owner:  # the administrator's first run creates the tables
         await AuditLog.open(owner)
         await Users.open(owner)
+        await Threads.open(owner)
     postgres.psql("CREATE ROLE app LOGIN PASSWORD 'pw'")
     postgres.psql(GRANTS.format(db=db, role="app"), database=db)
     async with Store(postgres.url(db, user="app", password="pw")) as store:
@@ -210,7 +213,11 @@ async def test_a_role_with_the_readmes_grants_works_and_cannot_rewrite_the_audit
         assert (await log.verify())[0] and (await store.verify_events())[0]
         users = await Users.open(store)
         await users.add("alice", ["sre"])
+        await users.link("alice", "slack", "U0ALICE")
         await users.remove("alice")
+        threads = await Threads.open(store)
+        await threads.bind("C0INCIDENT", "1700000001.000002", "s1")
+        assert await threads.session("C0INCIDENT", "1700000001.000002") == "s1"
         with pytest.raises(Exception, match="permission denied for table audit"):
             await store.backend.pool.execute("UPDATE audit SET detail='x'")  # type: ignore[attr-defined]
 
