@@ -70,6 +70,26 @@ def config_path() -> Path:
     return Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "lantern" / "config.yaml"
 
 
+class SlackSettings(BaseModel):
+    """The Slack face of `lantern serve` (server/slack): where pages go and who is who. The bot token
+    and the signing secret are never here: they are credentials (`lantern creds set NAME`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channel: str
+    """The channel pages are posted to (its id, e.g. C0123ABCD; the bot must be a member)."""
+    users: dict[str, str] = Field(default_factory=dict)
+    """Slack user id → Lantern user name (`lantern serve users link-slack` keeps links in the store too)."""
+    token_credential: str = "slack-bot-token"
+    """The credential holding the bot token (xoxb-…)."""
+    signing_credential: str = "slack-signing-secret"
+    """The credential holding the app's signing secret."""
+    api_url: str = "https://slack.com/api/"
+    """The Web API's base URL."""
+    update_every_s: float = 1.0
+    """At most one update of a turn's status message this often."""
+
+
 class Config(BaseModel):
     """Everything a run needs to know, after merging the sources."""
 
@@ -107,6 +127,8 @@ class Config(BaseModel):
     store: str | None = None
     """Where sessions and the audit live: a SQLite file path (default $LANTERN_HOME/lantern.db)
     or postgresql://USER@HOST:PORT/DATABASE for a team's database."""
+    slack: SlackSettings | None = None
+    """The Slack face of `lantern serve`, when set."""
 
 
 def load(path: Path | None = None, **overrides: Any) -> Config:

@@ -12,6 +12,7 @@ REST (JSON; every route but the probes needs `Authorization: Bearer TOKEN`):
 WebSocket /v1/sessions/{id}/attach: see server.protocol.
 POST /hooks/alertmanager, /hooks/generic: pages (a pager role's token), see server.hooks.
 The browser face (/web, POST /v1/web/links): see server.web.
+POST /slack/events: the Slack face (server.slack), signed by Slack; 404 when it is not configured.
 
 A refused credential is audited, one row each, until a client address has failed `auth_limit`
 times in a window of `auth_window_s`; then that address is answered 429 with Retry-After, its
@@ -40,6 +41,8 @@ from engine import events as ev
 from server import protocol as proto
 from server.hub import Hub, HubError, LiveSession, Subscriber
 from server.identity import Identity
+from server.slack import PATH as SLACK_PATH
+from server.slack import endpoint as slack_endpoint
 
 log = logging.getLogger("lantern.server")
 
@@ -338,6 +341,7 @@ class Server:
             Route("/v1/sessions/{sid}/events", self.authed(self.session_events)),
             Route("/v1/audit", self.authed(self.audit_rows)),
             WebSocketRoute("/v1/sessions/{sid}/attach", self.attach),
+            Route(SLACK_PATH, slack_endpoint(self.hub), methods=["POST"]),  # the Slack face, when configured
         ]
         from server import hooks  # pages in: /hooks/alertmanager, /hooks/generic
 

@@ -7,6 +7,8 @@ import asyncio
 import socket
 import sys
 
+from server.slack import cli as slack_cli
+
 DEFAULT_PORT = 8787
 
 
@@ -33,6 +35,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     us.add_parser("list", help="users and their roles")
     rm = us.add_parser("rm", help="remove a user (their token stops working)")
     rm.add_argument("name")
+    slack_cli.add_parsers(us)
 
 
 async def run(args: argparse.Namespace) -> int:
@@ -57,6 +60,8 @@ async def _users(store: object, args: argparse.Namespace) -> int:
     from server.identity import UserError, Users
 
     users = await Users.open(store)
+    if args.users_cmd in slack_cli.COMMANDS:
+        return await slack_cli.run(users, args)
     try:
         if args.users_cmd == "add":
             token = await users.add(args.name, args.role)
@@ -85,6 +90,8 @@ async def _serve(store: object, args: argparse.Namespace) -> int:
     from server.app import create_app
     from server.hub import Hub
     from server.identity import Users
+    from server.slack import SlackSetupError
+    from server.slack import install as install_slack
 
     cfg = session_config(args)
     users = await Users.open(store)
@@ -94,11 +101,18 @@ async def _serve(store: object, args: argparse.Namespace) -> int:
         print(f"lantern serve: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     hub = Hub(cfg, store, users)  # type: ignore[arg-type]
+    try:
+        slack_line = await install_slack(hub, cfg)
+    except SlackSetupError as exc:
+        print(f"lantern serve: {exc}", file=sys.stderr)
+        return 2
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     n = len(await users.all())
     print(f"lantern serve: listening on http://{shown}:{port} ({n} users; store {store.where})", flush=True)  # type: ignore[attr-defined]
     print(f"lantern serve: the console in a browser: http://{shown}:{port}/web/ (`lantern web` prints a one-time link)")
+    if slack_line:
+        print(f"lantern serve: {slack_line}", flush=True)
     if n == 0:
         print(
             "lantern serve: no users yet, so every request is refused: `lantern serve users add NAME --role ROLE`",

@@ -1,4 +1,5 @@
-"""Who is asking: users of the server, their roles, and tokens kept only as hashes.
+"""Who is asking: users of the server, their roles, tokens kept only as hashes, and their accounts
+elsewhere (a Slack user id, for the Slack face).
 
 `lantern serve users add NAME --role ROLE` makes a token, prints it once and stores its SHA-256;
 a request's `Authorization: Bearer TOKEN` is hashed and looked up. The table lives in the
@@ -28,6 +29,16 @@ CREATE TABLE IF NOT EXISTS server_users (
     created_at TEXT NOT NULL
 );
 """
+LINKS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS server_user_links (
+    kind TEXT NOT NULL,
+    external_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (kind, external_id)
+);
+"""
+"""A user's accounts elsewhere (kind "slack": a Slack user id), so a chat face knows who clicked."""
 TOKEN_PREFIX = "lt_"
 """Marks a Lantern server token (and lets the scrubber's rules see it as a secret)."""
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
@@ -70,6 +81,7 @@ class Users:
         else:
             backend = getattr(source, "backend", source)
         await backend.create(SCHEMA)
+        await backend.create(LINKS_SCHEMA)
         return cls(backend)
 
     async def add(self, name: str, roles: list[str]) -> str:
@@ -92,6 +104,8 @@ class Users:
         """Remove a user; their token stops working at once."""
         async with self.backend.transaction("users") as tx:
             gone = await tx.fetchone("DELETE FROM server_users WHERE name=? RETURNING name", name)
+            if gone is not None:
+                await tx.execute("DELETE FROM server_user_links WHERE name=?", name)
         if gone is None:
             raise UserError(f"no user {name!r}")
 
@@ -99,6 +113,45 @@ class Users:
         """Every user, by name."""
         rows = await self.backend.fetch("SELECT name, roles FROM server_users ORDER BY name")
         return [Identity(n, tuple(json.loads(r))) for n, r in rows]
+
+    async def get(self, name: str) -> Identity | None:
+        """The user `name`, or None."""
+        row = await self.backend.fetchone("SELECT name, roles FROM server_users WHERE name=?", name)
+        return Identity(row[0], tuple(json.loads(row[1]))) if row else None
+
+    async def link(self, name: str, kind: str, external_id: str) -> None:
+        """Say that `external_id` (a Slack user id for kind "slack") is the user `name`."""
+        if await self.get(name) is None:
+            raise UserError(f"no user {name!r}: add it first with `lantern serve users add {name} --role ROLE`")
+        await self.backend.execute(
+            "INSERT INTO server_user_links(kind, external_id, name, created_at) VALUES (?,?,?,?) "
+            "ON CONFLICT(kind, external_id) DO UPDATE SET name=excluded.name",
+            kind,
+            external_id,
+            name,
+            ev.utcnow().isoformat(),
+        )
+
+    async def unlink(self, kind: str, external_id: str) -> None:
+        """Forget a link; the account is nobody again."""
+        async with self.backend.transaction("users") as tx:
+            gone = await tx.fetchone(
+                "DELETE FROM server_user_links WHERE kind=? AND external_id=? RETURNING name", kind, external_id
+            )
+        if gone is None:
+            raise UserError(f"no {kind} account {external_id!r} is linked")
+
+    async def links(self, kind: str) -> dict[str, str]:
+        """external id → user name, for one kind."""
+        rows = await self.backend.fetch("SELECT external_id, name FROM server_user_links WHERE kind=?", kind)
+        return {r[0]: r[1] for r in rows}
+
+    async def linked(self, kind: str, external_id: str) -> Identity | None:
+        """The user an account elsewhere is linked to (None when it is not, or the user is gone)."""
+        row = await self.backend.fetchone(
+            "SELECT name FROM server_user_links WHERE kind=? AND external_id=?", kind, external_id
+        )
+        return await self.get(row[0]) if row else None
 
     async def authenticate(self, token: str) -> Identity | None:
         """The user whose token this is, or None."""

@@ -184,7 +184,8 @@ GRANT USAGE ON SCHEMA public TO {role};
 GRANT SELECT, INSERT, UPDATE ON sessions, blobs, scores, marks, session_status, page_groups TO {role};
 GRANT SELECT, INSERT ON events, audit, lantern_meta TO {role};
 GRANT USAGE ON SEQUENCE sessions_rowid_seq TO {role};
-GRANT SELECT, INSERT, UPDATE, DELETE ON server_users, server_turns TO {role};
+GRANT SELECT, INSERT, UPDATE, DELETE ON server_users, server_turns, server_user_links TO {role};
+GRANT SELECT, INSERT, UPDATE ON slack_threads TO {role};
 """
 """The README's grants for a role that neither owns nor may change Lantern's tables."""
 
@@ -192,12 +193,14 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON server_users, server_turns TO {role};
 async def test_a_role_with_the_readmes_grants_works_and_cannot_rewrite_the_audit(postgres, pg_url: str):
     db = pg_url.rsplit("/", 1)[1]
     from server.identity import Users
+    from server.slack.threads import Threads
     from server.turns import Busy, Leases
 
     async with Store(pg_url) as owner:  # the administrator's first run creates the tables
         await AuditLog.open(owner)
         await Users.open(owner)
         await Leases.open(owner, "admin")
+        await Threads.open(owner)
     postgres.psql("CREATE ROLE app LOGIN PASSWORD 'pw'")
     postgres.psql(GRANTS.format(db=db, role="app"), database=db)
     async with Store(postgres.url(db, user="app", password="pw")) as store:
@@ -217,6 +220,7 @@ async def test_a_role_with_the_readmes_grants_works_and_cannot_rewrite_the_audit
         assert (await log.verify())[0] and (await store.verify_events())[0]
         users = await Users.open(store)
         await users.add("alice", ["sre"])
+        await users.link("alice", "slack", "U0ALICE")
         await users.remove("alice")
         mine, theirs = await Leases.open(store, "server-1"), await Leases.open(store, "server-2")
         await mine.acquire("s1", "alice")
@@ -225,6 +229,9 @@ async def test_a_role_with_the_readmes_grants_works_and_cannot_rewrite_the_audit
             await theirs.acquire("s1", "bob")
         await mine.release("s1")
         await theirs.acquire("s1", "bob")
+        threads = await Threads.open(store)
+        await threads.bind("C0INCIDENT", "1700000001.000002", "s1")
+        assert await threads.session("C0INCIDENT", "1700000001.000002") == "s1"
         with pytest.raises(Exception, match="permission denied for table audit"):
             await store.backend.pool.execute("UPDATE audit SET detail='x'")  # type: ignore[attr-defined]
 
