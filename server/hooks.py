@@ -100,12 +100,9 @@ class Hooks:
         return await self._page(request, GenericBody, from_generic)
 
     async def _page(self, request: Request, shape: type[BaseModel], to_page: Any) -> Response:
-        who = await self.server.identify(request)  # audits a missing or unknown token
-        if who is None:
-            return JSONResponse(
-                {"error": "unauthorized", "message": "a valid token is required (Authorization: Bearer TOKEN)"},
-                status_code=401,
-            )
+        who = await self.server.identify(request)  # audits a missing or unknown token (401), or 429
+        if isinstance(who, Response):
+            return who
         if not is_pager(who):
             why = f"{who.name} has no {PAGER} role: only a pager's token may post pages"
             return await self.refuse(request, who.name, "server:hooks", why, 403, "forbidden")

@@ -30,3 +30,4 @@ def _lantern_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     home = tmp_path_factory.mktemp("lantern-home")
     monkeypatch.setenv("LANTERN_HOME", str(home))
     monkeypatch.setenv("LANTERN_CONFIG", str(home / "config.yaml"))
+    monkeypatch.delenv("LANTERN_STORE", raising=False)

@@ -172,7 +172,8 @@ async def test_a_flood_of_bad_tokens_gets_429_and_one_summarising_audit_row(tmp_
     chain.close()
 
 
-def test_serve_takes_the_global_store_option(tmp_path, capsys):
+def test_serve_takes_the_global_store_option(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("LANTERN_STORE", "")  # main() sets it for the process: restored after the test
     target = tmp_path / "team.db"
     assert main(["--store", str(target), "serve", "users", "add", "dave", "--role", "sre-leads"]) == 0
     assert capsys.readouterr().out.strip().splitlines()[-1].startswith("lt_")
