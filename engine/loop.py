@@ -658,6 +658,8 @@ class Session:
             async for e in hook(ctx, Step()):
                 yield e
         asked_before: tuple[tuple[str, str], ...] = ()
+        same_tool = 0  # steps in a row that called only the same tool(s)
+        last_calls: list[ToolCall] = []
         looping = False  # the model asked for exactly the calls of its previous step
         while True:
             stop = self._limit_reached(ctx, totals, t0)
@@ -699,6 +701,18 @@ class Session:
                 return
             asked = _signature(step.calls)
             looping, asked_before = asked == asked_before, asked
+            same_tool = same_tool + 1 if {c.name for c in step.calls} == {c.name for c in last_calls} else 1
+            last_calls = step.calls
+            if same_tool >= SAME_TOOL_STEPS and not looping and ctx.step + 1 < self.config.max_steps:
+                # one tool, step after step, with other arguments each time: a small model circling
+                ctx.answer_next, same_tool = True, 0
+                yield ctx.event(
+                    ev.Notice,
+                    text=f"Steps {ctx.step - SAME_TOOL_STEPS + 1}–{ctx.step} each asked only for "
+                    f"{step.calls[0].name}; step {ctx.step + 1} answers with the evidence it has.",
+                    level="warning",
+                    topic="repeat-loop",
+                )
 
     def _settled(self, ctx: TurnContext, step: Step, found_before: int) -> Any:
         """A Notice when the findings have settled: a strong one stands and `settle_after` steps
@@ -1041,6 +1055,8 @@ class Session:
         return ""
 
 
+SAME_TOOL_STEPS = 3
+"""Steps in a row asking only for the same tool (other arguments each time) before the next answers."""
 STRONG_FINDING = 0.7
 """A finding this heavy names a cause on its own (the catalogue's documented signals weigh 0.75–0.9)."""
 

@@ -246,3 +246,14 @@ async def test_an_answer_without_words_is_said_to_be_none_with_the_findings_inst
     (notice,) = [e for e in out if isinstance(e, ev.Notice) and e.topic == "no-answer"]
     assert notice.level == "warning" and "no usable answer ('{')" in notice.text
     assert "oom_killed on workload/report (report-7d9f  0/1  OOMKilled" in notice.text
+
+
+async def test_three_steps_of_one_tool_with_other_arguments_each_lead_to_the_answer():
+    ran.clear()
+    script = [{"tool_calls": [{"name": "list_events", "arguments": {"namespace": n}}]} for n in "abcd"]
+    model = ScriptedModel([*script[:3], {"text": "BackOff in a."}, script[3]])
+    out = await run(Session(model, toolbox(), config=LoopConfig(max_steps=8)))
+    (notice,) = [e for e in out if isinstance(e, ev.Notice) and e.topic == "repeat-loop"]
+    assert notice.text == "Steps 1–3 each asked only for list_events; step 4 answers with the evidence it has."
+    assert ran == ["events a", "events b", "events c"] and model.requests[3][1] == []
+    assert out[-1].reason == "answered" and out[-1].steps == 4
