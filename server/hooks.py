@@ -251,7 +251,7 @@ async def _send_refusal(scope: Scope, receive: Receive, send: Send, response: Re
 
     from server.app import _deny
 
-    await _deny(WebSocket(scope, receive, send), 403, why)
+    await _deny(WebSocket(scope, receive, send), response)
 
 
 def routes(server: Server) -> list[Route]:
