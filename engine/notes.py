@@ -84,9 +84,17 @@ def fix_tools_note(writes: list[Any]) -> str:
         required = set((t.parameters or {}).get("required") or [])
         params = ", ".join(f"{k}=…" if k in required else f"{k}?=…" for k in props)
         lines.append(f"- {t.name}({params}): {' '.join((t.description or '').split())[:100]}")
+    first = writes[0]
+    needed = [
+        k
+        for k in ((first.parameters or {}).get("properties") or {})
+        if k in set((first.parameters or {}).get("required") or [])
+    ]
+    example = f"{first.name}({', '.join(f'{k}=…' for k in needed)})"
     return (
-        "\n\n[Lantern, not from the user] Answer now from the evidence above. If a change would fix it, "
-        "name it as one call of these actions, written as pack.action(arg=value, ...) with the values "
-        "from the evidence (the console offers it for approval); if none of them can make it, say so "
-        "and what a person must do:\n" + "\n".join(lines)
+        "\n\n[Lantern, not from the user] Answer now from the evidence above: first the cause in one "
+        "sentence with the line that shows it; then, if a change would fix it, name it as one call of "
+        f"these actions by its full name with the values from the evidence, like {example} (the "
+        "console offers it for approval); if none of them can make it, say so and what a person must "
+        "do:\n" + "\n".join(lines)
     )

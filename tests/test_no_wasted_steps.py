@@ -67,7 +67,8 @@ async def test_the_answer_step_offers_no_tools_and_carries_no_checklist_but_the_
     await run(Session(model, toolbox(), config=LoopConfig(max_steps=2)))
     msgs, tools = model.requests[1]
     assert tools == [] and not any("already made this turn" in m.content for m in msgs if m.note)
-    assert "pack.action(arg=value" in msgs[-1].content, "the note names the write actions instead"
+    note = msgs[-1].content
+    assert "like restart(name=…)" in note and "- restart(name=…): Restart a deployment." in note, "the writes instead"
 
 
 async def test_a_repeat_is_asked_again_with_that_call_ruled_out_and_no_step_is_refused():
