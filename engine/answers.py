@@ -63,10 +63,7 @@ class AnswerCheck:
 def check_answer(text: str, known: list[str] | set[str]) -> AnswerCheck:
     """Read an answer's fix against the session's tool names."""
     known = set(known)
-    # An action name stands for its tool when no other pack has an action of that name.
-    by_action: dict[str, list[str]] = {}
-    for name in known:
-        by_action.setdefault(name.rsplit(".", 1)[-1], []).append(name)
+    by_action = _by_action(known)
     written = [m.group(1) for m in _CALL.finditer(text)]
     unknown = [w for w in dict.fromkeys(written) if w not in known and len(by_action.get(w, [])) != 1]
     named = [n for n in sorted(known) if _mentions(text, n)]
@@ -76,6 +73,14 @@ def check_answer(text: str, known: list[str] | set[str]) -> AnswerCheck:
     return AnswerCheck(
         named=named, unknown=unknown, proposes=bool(_PROPOSES.search(text)), none_can=bool(_NONE_CAN.search(text))
     )
+
+
+def _by_action(known: set[str]) -> dict[str, list[str]]:
+    """Tool names by their action name: an action name stands for its tool when one pack alone has it."""
+    out: dict[str, list[str]] = {}
+    for name in known:
+        out.setdefault(name.rsplit(".", 1)[-1], []).append(name)
+    return out
 
 
 def _mentions(text: str, name: str) -> bool:
@@ -107,9 +112,7 @@ def proposed_call(text: str, known: list[str] | set[str]) -> ProposedCall | None
     values (`name="x"`, `name: x`, numbers, flags, `{memory: 512Mi}`); None when the answer writes
     no such call or its arguments cannot be read (a positional argument, an unbalanced bracket)."""
     known = set(known)
-    by_action: dict[str, list[str]] = {}
-    for name in known:
-        by_action.setdefault(name.rsplit(".", 1)[-1], []).append(name)
+    by_action = _by_action(known)
     for m in _CALL.finditer(text):
         written = m.group(1)
         if written in known:

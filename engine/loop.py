@@ -11,7 +11,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
@@ -865,18 +865,14 @@ class Session:
         offered = {t.name for t in tools}
         out: list[ToolCall] = []
         seen: set[str] = set()
-        for e in ctx.events:
-            if not isinstance(e, ev.AssistantMessage) or e.turn != ctx.turn:
+        for name, args in _calls_this_turn(ctx):
+            key = _call_key(name, args)
+            if name not in offered or key in seen:
                 continue
-            for c in e.tool_calls:
-                name, args = str(c.get("name")), dict(c.get("arguments") or {})
-                key = _call_key(name, args)
-                if name not in offered or key in seen:
-                    continue
-                seen.add(key)
-                call = ToolCall(id=str(c.get("id") or key), name=name, arguments=args)
-                if self.toolbox.repeat_of(call, ctx):
-                    out.append(call)
+            seen.add(key)
+            call = ToolCall(id=key, name=name, arguments=args)
+            if self.toolbox.repeat_of(call, ctx):
+                out.append(call)
         return out
 
     async def _reply(
@@ -1066,25 +1062,23 @@ def _call_key(name: str, arguments: dict[str, Any]) -> str:
     return name + json.dumps(arguments, sort_keys=True, default=str)
 
 
+def _calls_this_turn(ctx: TurnContext) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every call the model (or the engine, at step 0) asked for in this turn: (tool, arguments)."""
+    for e in ctx.events:
+        if isinstance(e, ev.AssistantMessage) and e.turn == ctx.turn:
+            for c in e.tool_calls:
+                yield str(c.get("name")), dict(c.get("arguments") or {})
+
+
 def _made_this_turn(ctx: TurnContext, name: str, arguments: dict[str, Any]) -> bool:
     """The model already asked for exactly this call in this turn (run, denied or blocked alike)."""
     key = _call_key(name, arguments)
-    return any(
-        isinstance(e, ev.AssistantMessage)
-        and e.turn == ctx.turn
-        and any(_call_key(str(c.get("name")), dict(c.get("arguments") or {})) == key for c in e.tool_calls)
-        for e in ctx.events
-    )
+    return any(_call_key(n, a) == key for n, a in _calls_this_turn(ctx))
 
 
 def _asked_for_a_write(ctx: TurnContext, risk_of: Callable[[str], str]) -> bool:
     """The model called a write or dangerous tool in this turn (run, denied or blocked alike)."""
-    return any(
-        isinstance(e, ev.AssistantMessage)
-        and e.turn == ctx.turn
-        and any(risk_of(str(c.get("name"))) != "read" for c in e.tool_calls)
-        for e in ctx.events
-    )
+    return any(risk_of(n) != "read" for n, _ in _calls_this_turn(ctx))
 
 
 def _added(a: Usage, b: Usage) -> Usage:

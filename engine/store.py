@@ -47,7 +47,28 @@ def event_hash(key: bytes, prev: str, body: str) -> str:
     return mac(key, prev + "\n" + body)
 
 
-SCHEMA = """
+PAGE_TABLES = """
+CREATE TABLE IF NOT EXISTS session_status (
+    session_id TEXT PRIMARY KEY,
+    at TEXT NOT NULL,
+    status TEXT NOT NULL,
+    detail TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS page_groups (
+    group_key TEXT PRIMARY KEY,
+    session_id TEXT NOT NULL,
+    source TEXT NOT NULL,
+    status TEXT NOT NULL,
+    opened_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    fingerprints TEXT NOT NULL DEFAULT '[]',
+    pages INTEGER NOT NULL DEFAULT 0
+);
+"""
+"""A paged session's status and the alert groups' sessions: the same DDL in both dialects."""
+
+SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY,
     created_at TEXT NOT NULL,
@@ -81,26 +102,13 @@ CREATE TABLE IF NOT EXISTS marks (
     at TEXT NOT NULL,
     verdict TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS session_status (
-    session_id TEXT PRIMARY KEY,
-    at TEXT NOT NULL,
-    status TEXT NOT NULL,
-    detail TEXT NOT NULL DEFAULT ''
-);
-CREATE TABLE IF NOT EXISTS page_groups (
-    group_key TEXT PRIMARY KEY,
-    session_id TEXT NOT NULL,
-    source TEXT NOT NULL,
-    status TEXT NOT NULL,
-    opened_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    fingerprints TEXT NOT NULL DEFAULT '[]',
-    pages INTEGER NOT NULL DEFAULT 0
-);
 """
+    + PAGE_TABLES
+)
 """The store's tables in SQLite (the embedded file's format)."""
 
-PG_SCHEMA = """
+PG_SCHEMA = (
+    """
 CREATE TABLE IF NOT EXISTS sessions (
     id TEXT PRIMARY KEY,
     rowid BIGSERIAL UNIQUE,
@@ -135,27 +143,15 @@ CREATE TABLE IF NOT EXISTS marks (
     at TEXT NOT NULL,
     verdict TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS session_status (
-    session_id TEXT PRIMARY KEY,
-    at TEXT NOT NULL,
-    status TEXT NOT NULL,
-    detail TEXT NOT NULL DEFAULT ''
-);
-CREATE TABLE IF NOT EXISTS page_groups (
-    group_key TEXT PRIMARY KEY,
-    session_id TEXT NOT NULL,
-    source TEXT NOT NULL,
-    status TEXT NOT NULL,
-    opened_at TEXT NOT NULL,
-    updated_at TEXT NOT NULL,
-    fingerprints TEXT NOT NULL DEFAULT '[]',
-    pages INTEGER NOT NULL DEFAULT 0
-);
+"""
+    + PAGE_TABLES
+    + """
 CREATE TABLE IF NOT EXISTS lantern_meta (
     name TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
 """
+)
 """The same tables in PostgreSQL (`rowid` keeps the insertion order SQLite has built in), and
 `lantern_meta`, which names the chain key the database was started with."""
 

@@ -238,12 +238,12 @@ class PagerFence:
             if who is not None and pager_only(who):
                 why = f"{who.name} holds only the {PAGER} role: it may post pages (/hooks/...), nothing else"
                 response = await self.hooks.refuse(conn, who.name, "server:pager", why, 403, "forbidden")
-                await _send_refusal(scope, receive, send, response, why)
+                await _send_refusal(scope, receive, send, response)
                 return
         await self.app(scope, receive, send)
 
 
-async def _send_refusal(scope: Scope, receive: Receive, send: Send, response: Response, why: str) -> None:
+async def _send_refusal(scope: Scope, receive: Receive, send: Send, response: Response) -> None:
     if scope["type"] == "http":
         await response(scope, receive, send)
         return
