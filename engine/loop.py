@@ -213,6 +213,10 @@ class Toolbox(Protocol):
         """Why `call` would learn nothing new this turn (a refused repeat, a denied call), or None."""
         ...
 
+    def fixes_for(self, query: str, offered: list[ToolSpec], limit: int) -> list[ToolSpec]:
+        """The write actions an answer should name for the findings in `query`, best first."""
+        ...
+
 
 class ContextBuilder(Protocol):
     """Assembles the prompt for this model's window from the session's events."""
@@ -781,7 +785,7 @@ class Session:
         if ctx.answer_next and tools:
             ctx.answer_next, tools = False, []  # the notice was given when the repeat was dropped
         if not tools:
-            writes = [t for t in selected if self.toolbox.risk_of(t.name) != "read"][:FIX_TOOLS_SHOWN]
+            writes = self.toolbox.fixes_for(self._fix_query(), selected, FIX_TOOLS_SHOWN)
         # Compaction and fact extraction are CPU work: off the event loop the faces share.
         step.messages, ctx_events = await _in_thread(self.context.build, ctx, self.config.system_prompt, tools)
         for e in ctx_events:
@@ -789,6 +793,12 @@ class Session:
         step.messages = with_note(step.messages, (self._notes(ctx, tools) + fix_tools_note(writes)).strip())
         step.tools = tools
         yield ctx.event(ev.StepStarted, step=ctx.step, tools=[t.name for t in tools])
+
+    def _fix_query(self) -> str:
+        """What a fix must address, as a retrieval query: the strongest findings' causes and the
+        lines that show them ('' without findings)."""
+        ranked = self.diagnoser.ranked()[:2] if self.diagnoser is not None else []
+        return " ".join(f"{f.cause.replace('_', ' ')}: {f.evidence}" for f in ranked)
 
     def _notes(self, ctx: TurnContext, tools: list[ToolSpec]) -> str:
         """The engine's closing note for this step: the calls this turn already made (while tools

@@ -31,6 +31,8 @@ class Selector(Protocol):
 
     def repeat_of(self, call: ToolCall, ctx: TurnContext) -> str | None: ...
 
+    def rank(self, query: str, names: list[str]) -> list[str]: ...
+
 
 class Toolbox:
     """Tools by name, offered by the selector (every tool without one), run by the dispatcher
@@ -82,6 +84,16 @@ class Toolbox:
         if why is None and self.selector is not None:
             why = self.selector.repeat_of(call, ctx)
         return why
+
+    def fixes_for(self, query: str, offered: list[ToolSpec], limit: int) -> list[ToolSpec]:
+        """The write actions to name in an answer: with a selector, every write tool ranked by
+        retrieval against `query` (the findings: what the fix must address); without, the offered
+        writes in their order."""
+        writes = [t for t in offered if self.risk_of(t.name) != "read"]
+        if self.selector is not None and query.strip():
+            names = [n for n in sorted(self.tools) if self.risk_of(n) != "read"]
+            writes = [self.tools[n].spec for n in self.selector.rank(query, names)]
+        return writes[:limit]
 
     async def select(self, ctx: TurnContext) -> tuple[list[ToolSpec], ev.ToolSetChanged | None]:
         """The tools to offer at this step, and a ToolSetChanged when the set changed."""

@@ -68,6 +68,8 @@ TOOLS_NOTE = (
 )
 """Sibling tools of two systems (prometheus.range_query, datadog.query_metrics) read alike to a 1.5B model."""
 
+ADDED_TOOLS_HEAD = "[Lantern, not from the user] Tools loaded since the list above (call them the same way):"
+
 ANSWER_STRUCTURED = 'To answer: {"answer": <the JSON value the task asks for>}'
 
 
@@ -201,7 +203,7 @@ class LocalModel:
         self._abort_cb: Any = None
         self._log_cb: Any = None
         self._busy = threading.Event()
-        self._last_tools: list[ToolSpec] = []
+        self._base_tools: list[ToolSpec] = []
         self._last_prompt = ""
 
     # -- construction and loading -------------------------------------------------------------
@@ -398,19 +400,31 @@ class LocalModel:
             self._cancel(cancel)
 
     def _prompt_for(self, messages: list[Message], tools: list[ToolSpec], structured: bool) -> str:
-        """The step's prompt text. A step that offers no tools (the answer step of a turn) keeps the
-        previous step's tool list in its text when that continues the previous prompt: the prefix
-        stays byte-identical, so llama.cpp reuses the KV cache instead of re-reading every tool
-        output; the grammar alone rules out calling them. "Continues" means the same system turn
-        and the same first user message: what follows may have moved (the context's tail note)."""
-        prompt = render_prompt(messages, tools, thought=self.thought, structured=structured)
-        if not tools and self._last_tools:
-            kept = render_prompt(messages, self._last_tools, thought=self.thought, structured=structured)
+        """The step's prompt text, written so llama.cpp can reuse its KV cache from the last step.
+
+        The system turn lists the tools of the step that began the conversation (`_base_tools`), and
+        keeps listing them while the prompt continues the previous one (the same system turn and the
+        same first user message; what follows may have moved, e.g. the context's tail note). Tools
+        loaded since (`find_tools`, a runbook) are listed in a short block at the end, where the
+        prompt changes anyway; tools no longer offered stay in the list and the grammar alone rules
+        them out. Re-listing them in the system turn would change its text a few hundred tokens in
+        and make llama.cpp read every tool output again: over a minute a step on two cores."""
+        base = self._base_tools
+        if base:
+            kept = render_prompt(messages, base, thought=self.thought, structured=structured)
             first_user = kept.find("<|im_end|>", kept.find("<|im_start|>user"))
             if first_user > 0 and self._last_prompt[:first_user] == kept[:first_user]:
-                prompt = kept
+                listed = {t.name for t in base}
+                added = [t for t in tools if t.name not in listed]
+                if added:
+                    cue = kept.rindex("<|im_start|>assistant\n")
+                    block = "\n".join(tool_line(t) for t in sorted(added, key=lambda t: t.name))
+                    kept = f"{kept[:cue]}<|im_start|>user\n{ADDED_TOOLS_HEAD}\n{block}<|im_end|>\n{kept[cue:]}"
+                self._last_prompt = kept
+                return kept
+        prompt = render_prompt(messages, tools, thought=self.thought, structured=structured)
         if tools:
-            self._last_tools = list(tools)
+            self._base_tools = list(tools)
         self._last_prompt = prompt
         return prompt
 

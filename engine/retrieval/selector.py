@@ -208,6 +208,14 @@ class ToolSelector:
         self._searches[_query_key(query)] = (self._turn, [n for n, _, _ in out])
         return out
 
+    def rank(self, query: str, names: list[str]) -> list[str]:
+        """`names` in the order retrieval ranks them for `query` (those it does not return last, in
+        their given order); loads nothing."""
+        if not query.strip() or not names:
+            return list(names)
+        order = {h.id: i for i, h in enumerate(self._retrieve(query, ""))}
+        return sorted(names, key=lambda n: (order.get(n, len(order)), names.index(n)))
+
     def searched(self, query: str, turn: int | None = None) -> tuple[int, list[str]] | None:
         """(turn, tools loaded) of an earlier search for `query` whose results are still offered
         at `turn`, or None: asking it again would find nothing new."""
@@ -394,8 +402,8 @@ def find_tools_tool(selector: ToolSelector, *, k: int = 5) -> Tool:
     return Tool(
         name=FIND_TOOLS,
         description=(
-            "Search all available tools by what you want to do (e.g. 'compare two commits', "
-            "'pod logs from the previous container'); the matches become callable on your next step."
+            "Search all available tools by what you want to do next, in a few words of your own; "
+            "the matches become callable on your next step."
         ),
         parameters={
             "type": "object",

@@ -254,3 +254,27 @@ async def test_the_real_loop_runs_a_tool_and_answers(model: LocalModel) -> None:
     answer = [e for e in events if isinstance(e, ev.AssistantMessage)][-1]
     assert "checkout" in answer.text
     assert events[-1].reason == "answered"
+
+
+def test_tools_loaded_mid_conversation_keep_the_prompt_prefix(tmp_path: Path) -> None:
+    # No weights needed: the prompt text alone. A step that loads tools (find_tools) must not
+    # rewrite the system turn, or llama.cpp reads every tool output of the turn again.
+    model = LocalModel(tmp_path / "none.gguf")
+    a = ToolSpec(name="kubernetes.list_pods", description="List pods.", parameters={"type": "object"})
+    b = ToolSpec(name="kubernetes.get_pod_logs", description="Pod logs.", parameters={"type": "object"})
+    late = ToolSpec(name="github.compare_commits", description="Compare two commits.", parameters={"type": "object"})
+    msgs = [Message(role="system", content="Be brief."), Message(role="user", content="checkout-api crashes")]
+    first = model._prompt_for(msgs, [a, b], False)
+    step2 = msgs + [Message(role="assistant", content="", tool_calls=[]), Message(role="user", content="more")]
+    second = model._prompt_for(step2, [a, b, late], False)
+    system_end = first.index("<|im_end|>") + len("<|im_end|>")
+    assert second[:system_end] == first[:system_end], "the system turn is unchanged"
+    assert "github.compare_commits" not in second[:system_end]
+    tail = second[second.rindex("<|im_start|>user") :]
+    assert "Tools loaded since" in tail and "github.compare_commits" in tail
+    # The answer step (no tools offered) keeps the same prefix; a new conversation lists its own tools.
+    answer = model._prompt_for(step2, [], False)
+    assert answer[:system_end] == first[:system_end] and "Tools loaded since" not in answer
+    other = model._prompt_for([msgs[0], Message(role="user", content="dns fails")], [late], False)
+    assert "github.compare_commits" in other[: other.index("<|im_end|>")]
+    assert "kubernetes.list_pods" not in other

@@ -296,3 +296,34 @@ async def test_the_next_turn_does_not_start_from_the_previous_turns_search(index
     # A model that cannot rule the call out gets the first search's answer, not a refusal.
     found = await sel.tools[FIND_TOOLS].handler({"query": "Roll back a deployment."})
     assert found.status == "ok" and found.text.startswith("Already searched for") and "at turn 1" in found.text
+
+
+async def test_the_answer_step_names_the_writes_that_address_the_findings(index_dir: Path, tmp_path: Path) -> None:
+    # The turn's question retrieves reads; the answer step's note lists the write actions ranked
+    # against what was found (the cause and its line), not against the question.
+    from engine.diagnose.findings import CheckSet, Finding
+    from engine.loop import LoopConfig
+
+    class RolloutCheck:
+        def read(self, tool, args, text, data, namespace):
+            return [Finding("deploy_regression", "deployment/checkout", "errors began with the new rollout", 0.9)]
+
+        def weigh(self, finding):
+            return finding.weight
+
+        def follow_ups(self, namespace):
+            return []
+
+    sel, tools = _selector(index_dir, tmp_path)
+    model = ScriptedModel(
+        [{"tool_calls": [{"name": "kubernetes.list_pods", "arguments": {"namespace": "shop"}}]}, {"text": "done"}]
+    )
+    box = Toolbox([*tools, sel.tools[FIND_TOOLS]], selector=sel)
+    session = Session(model, box, checks=CheckSet(makers=(RolloutCheck,)), config=LoopConfig(max_steps=2))
+    await _run(session, "why are checkout pods failing?")
+    first_tools = [t.name for t in model.requests[0][1]]
+    assert "kubernetes.rollout_undo" not in first_tools, first_tools
+    note = model.requests[1][0][-1].content
+    listed = [line[2:].split("(")[0] for line in note.splitlines() if line.startswith("- ")]
+    assert listed[0] == "kubernetes.rollout_undo", listed
+    assert all(box.risk_of(n) != "read" for n in listed)
