@@ -9,6 +9,8 @@ store as it is written. Prints, per run and as the median of the runs:
   steps, refused_steps, tokens of that turn
   cause_right    the answer names the scenario's cause
   fix_executable the answer names, or the turn asked approval for, a write action a pack has
+An approval the turn asks for is denied at once (the bench measures the agent, not a person);
+when it was asked is `approval_asked_s`.
 
 Run it alone on the machine (llama.cpp slows 10-20x when anything else holds a core):
 
@@ -93,11 +95,19 @@ def one_run(args: argparse.Namespace, writes: set[str]) -> dict[str, Any]:
         db = home / "lantern.db"
         end = time.monotonic() + args.timeout
         events: list[dict[str, Any]] = []
+        answered: set[str] = set()
         while time.monotonic() < end:
             term.drain(1.0)
             events = _events(db)
             if any(e["kind"] == "turn-finished" for e in events):
                 break
+            for e in events:
+                # The bench measures the agent, not a person: a request is denied at once ('d'),
+                # and counts as the fix the turn proposed (fix_executable, approval_asked_s).
+                if e["kind"] == "approval-requested" and e["request_id"] not in answered:
+                    answered.add(e["request_id"])
+                    term.drain(0.5)
+                    term.write(b"d")
     finally:
         os.killpg(term.proc.pid, signal.SIGTERM)
         term.proc.wait(timeout=30)
@@ -115,7 +125,8 @@ def _score(
     done = [e for e in turn if e["kind"] == "turn-finished"]
     answers = [e for e in turn if e["kind"] == "assistant-message" and not e.get("tool_calls")]
     text = (answers[-1]["text"] if answers else "").lower()
-    asked = {e["tool"] for e in turn if e["kind"] == "approval-requested"}
+    requested = [e for e in turn if e["kind"] == "approval-requested"]
+    asked = {e["tool"] for e in requested}
     named = {
         w
         for w in writes
@@ -135,6 +146,8 @@ def _score(
         "cause_right": any(w in text for w in EXPECT.get(scenario, [])),
         "fix_executable": bool(asked & writes or named),
         "answered": bool(done and done[0]["reason"] == "answered"),
+        "approval_asked_s": round(_at(requested[0]) - wall0, 1) if requested else None,
+        "offered": next((e["written"] for e in turn if e["kind"] == "fix-offered"), None),
     }
 
 

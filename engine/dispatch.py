@@ -441,6 +441,26 @@ class Dispatcher:
                     summary=f"dry run rejected: {preview}"[:160],
                 )
                 return
+            if preview is not None and preview.unchanged:
+                # the backend's dry run changes nothing: asking a person to approve it wastes their
+                # attention and the turn's time (a small model "fixes" by setting what is already set)
+                what = ", ".join(preview.objects)
+                msg = (
+                    f"{s.tool.name} would change nothing: the dry run shows {what} already as asked "
+                    f"({preview.note or 'no difference'}). No approval was asked and nothing changed; "
+                    "the fix must change something else."
+                )
+                yield await self._refuse(
+                    s,
+                    "refusal",
+                    "guard:no-change",
+                    preview.note or "no difference",
+                    msg,
+                    status="error",
+                    summary=f"no change: {what} already as asked"[:160],
+                    error_kind="client",
+                )
+                return
             verdict: tuple[bool, str] = (False, "")
             async for item in self._ask(s, preview):
                 if isinstance(item, tuple):
@@ -642,7 +662,9 @@ class Dispatcher:
             return self.redact(f"{type(exc).__name__}: {exc}")
         # a diff quotes live objects, which can hold credentials: it passes the scrubber like any output
         clean = lambda text: self.redact(unicode_safe(text))  # noqa: E731
-        return Preview(diff=clean(got.diff), objects=[clean(o) for o in got.objects], note=clean(got.note))
+        return Preview(
+            diff=clean(got.diff), objects=[clean(o) for o in got.objects], note=clean(got.note), unchanged=got.unchanged
+        )
 
     async def _ask(self, s: CallState, preview: Preview | None) -> AsyncIterator[Any]:
         """Emit ApprovalRequested, wait for the approver, validate, emit ApprovalResolved; finally yields (ok, detail)."""

@@ -42,6 +42,9 @@ class Preview:
     """The objects it touches, e.g. Deployment/shop/checkout-api."""
     note: str = ""
     """Anything else the approver should read (no change, what follows the change)."""
+    unchanged: bool = False
+    """The backend's dry run says the call would change nothing (the live state already matches):
+    there is nothing to approve."""
 
 
 class PreviewFailed(Exception):

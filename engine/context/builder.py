@@ -518,9 +518,15 @@ class CompactingContext:
                     role="user", content="(Continuing the session; earlier turns are summarised in the system message.)"
                 ),
             )
+        ledger_text, ledger_tokens = self._ledger_text, self._ledger_tokens
+        if ledger_text and self._layout() == "tail":
+            # In the tail every token is read again at every step (on two cores, ~1 s per 45
+            # tokens): pin only what the history no longer shows verbatim.
+            ledger_text = self.ledger.render_missing(_held_text(body))
+            ledger_tokens = count(ledger_text) if ledger_text else 0
         ledger_block = ""
-        if self._ledger_text and self.config.pin_ledger:
-            ledger_block = "## Fact ledger (pinned, exact values; [eN] = the event it came from)\n" + self._ledger_text
+        if ledger_text and self.config.pin_ledger:
+            ledger_block = "## Fact ledger (pinned, exact values; [eN] = the event it came from)\n" + ledger_text
         summary_text = ""
         if summaries:
             summary_text = "## Earlier in this session (summarised)\n" + "\n".join(summaries)
@@ -544,7 +550,7 @@ class CompactingContext:
         sys_msg = Message(role="system", content="\n\n".join(parts))
         tiers = {
             "system": count(system) + pm,
-            "ledger": self._ledger_tokens if self.config.pin_ledger else 0,
+            "ledger": ledger_tokens if self.config.pin_ledger else 0,
             "summaries": count(summary_text) if summary_text else 0,
             "drops": count(drop_text) if drop_text else 0,
             "recent": recent_tokens,
@@ -733,3 +739,12 @@ def _drop_block(drops: list[dict[str, Any]]) -> str:
             groups = "; ".join(f"{src}: {', '.join(entries)}" for src, entries in by[level].items())
             lines.append(f"{_LEVEL_WORD[level]} ({_k(totals[level])} tokens): {groups}")
     return "\n".join(lines)
+
+
+def _held_text(body: list[Message]) -> str:
+    """Everything the prompt's history shows verbatim: message texts and the calls' arguments."""
+    parts = []
+    for m in body:
+        parts.append(m.content or "")
+        parts.extend(json.dumps(c.arguments, ensure_ascii=False, default=str) for c in m.tool_calls or [])
+    return "\n".join(parts)

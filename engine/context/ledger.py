@@ -783,9 +783,11 @@ class Ledger:
         """Every fact's exact text."""
         return [f.value for f in self.facts.values()]
 
-    def _line(self, kind: str) -> str:
+    def _line(self, kind: str, held: str = "") -> str:
         per_event: dict[int, list[str]] = {}
         for f in self._by_kind.get(kind, []):
+            if held and f.value in held:
+                continue
             if kind == "deployment" and f.count == 1 and f.value in self._prefixes:
                 # A workload name that is only the prefix of a pod already listed adds nothing.
                 continue
@@ -803,6 +805,11 @@ class Ledger:
             self._lines[kind] = self._line(kind)
         self._dirty.clear()
         return "\n".join(line for kind in kinds if (line := self._lines.get(kind)))
+
+    def render_missing(self, held: str, kinds: Iterable[str] = KINDS) -> str:
+        """The pinned block for a prompt that already holds `held` verbatim: only the facts whose
+        exact text it lacks (a fact the history still shows in full needs no second copy)."""
+        return "\n".join(line for kind in kinds if (line := self._line(kind, held)))
 
     def __len__(self) -> int:
         return len(self.facts)

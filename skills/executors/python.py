@@ -158,4 +158,5 @@ async def preview_python(action: Any, args: dict[str, Any], *, context: str | No
         diff=str(out.get("diff") or ""),
         objects=[str(o) for o in out.get("objects") or []],
         note=str(out.get("note") or ""),
+        unchanged=out.get("unchanged") is True,
     )

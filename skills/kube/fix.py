@@ -189,7 +189,8 @@ def change(
     after = _send(res, method, name, namespace, body, dry_run, content_type)
     if dry_run:
         diff = diff_objects(live, after if method != "delete" else None, label)
-        return {"diff": diff, "objects": [label], "note": "" if diff else "no change: the live object already matches"}
+        note = "" if diff else "no change: the live object already matches"
+        return {"diff": diff, "objects": [label], "note": note, "unchanged": not diff}
     return {"changed": label, "summary": summary, "previous": previous, "undo": undo}
 
 
@@ -710,7 +711,7 @@ def apply_manifest(kube: Kube, manifest: str, namespace: str = "default", *, dry
     if dry_run:
         diff = "\n".join(x for x in diffs if x)
         note = "; ".join(notes) or ("" if diff else "no change: the live objects already match")
-        return {"diff": diff, "objects": objects, "note": note}
+        return {"diff": diff, "objects": objects, "note": note, "unchanged": not diff and not notes}
     return {"applied": applied, "field_manager": FIELD_MANAGER, "previous": previous, "undo": "; ".join(undo)}
 
 

@@ -210,7 +210,7 @@ def rollout_undo(
         return (
             {"rolled_back": False, "reason": plan["skip"], "deployment": f"{namespace}/{name}"}
             if not dry_run
-            else {"diff": "", "objects": [f"Deployment/{namespace}/{name}"], "note": plan["skip"]}
+            else {"diff": "", "objects": [f"Deployment/{namespace}/{name}"], "note": plan["skip"], "unchanged": True}
         )
     if dry_run:
         return _preview(kube, "Deployment", name, namespace, plan["patch"], content_type=fix.JSON_PATCH)

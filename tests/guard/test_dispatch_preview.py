@@ -81,6 +81,48 @@ async def test_a_rejected_dry_run_is_never_offered_and_the_call_fails_with_the_s
     assert any(r.rule == "guard:dry-run" and "HTTP 422" in r.detail for r in await audit.rows())
 
 
+async def test_a_change_whose_dry_run_changes_nothing_is_never_offered(store):
+    # A small model "fixes" by setting what is already set: the backend's dry run says so, and the
+    # person is not asked to approve a change that changes nothing; the model reads why.
+    rec = Recorder()
+
+    async def preview(args: dict[str, Any]) -> Preview:
+        return Preview(
+            objects=["Deployment/shop/web"], note="no change: the live object already matches", unchanged=True
+        )
+
+    approver = ScriptedApprover(True)
+    session, _, audit = await make_session(
+        store,
+        [scale_tool(rec, preview)],
+        [step(("kubernetes.scale_deployment", {"name": "web", "replicas": 2})), {"text": "done"}],
+        approver=approver,
+    )
+    events = await run(session)
+    assert not of(events, "approval-requested") and approver.requests == [] and rec.calls == []
+    (fin,) = [e for e in of(events, "tool-call-finished") if e.tool == "kubernetes.scale_deployment"]
+    assert fin.status == "error" and fin.error_kind == "client" and "would change nothing" in fin.output
+    assert any(r.rule == "guard:no-change" for r in await audit.rows())
+
+
+async def test_an_empty_diff_without_the_backends_word_is_still_asked(store):
+    # A backend with no dry run (REST) shows the request, not a diff: that is not "no change".
+    rec = Recorder()
+
+    async def preview(args: dict[str, Any]) -> Preview:
+        return Preview(objects=["POST /scale"], note="no dry run for this backend")
+
+    approver = ScriptedApprover(True)
+    session, _, _ = await make_session(
+        store,
+        [scale_tool(rec, preview)],
+        [step(("kubernetes.scale_deployment", {"name": "web", "replicas": 5})), {"text": "done"}],
+        approver=approver,
+    )
+    events = await run(session)
+    assert len(of(events, "approval-requested")) == 1 and rec.count("kubernetes.scale_deployment") == 1
+
+
 def test_the_plain_prompt_shows_the_diff_or_says_there_is_no_dry_run():
     import datetime as dt
 

@@ -104,6 +104,10 @@ async def test_set_image_pause_resume_and_configmap_key(sandbox, tools):
         {"name": "report-api", "namespace": "analytics", "image": "registry.example.com/data/report-api:2.0.8"}
     )
     assert out.status == "ok" and out.data["previous"]["image"].endswith(":2.0.7")
+    # the same image again: the dry run says it changes nothing (and the dispatcher asks no one)
+    same = {"name": "report-api", "namespace": "analytics", "image": "registry.example.com/data/report-api:2.0.8"}
+    again = await tools["kubernetes.set_image"].preview(same)
+    assert again.unchanged and again.diff == "" and "no change" in again.note
     assert (
         await tools["kubernetes.rollout_resume"].handler({"name": "report-api", "namespace": "analytics"})
     ).status == "ok"
