@@ -301,7 +301,7 @@ class Dispatcher:
         """The arguments against the tool's schema (defaults, coercion, limits)."""
         assert s.tool is not None
         try:
-            s.args, s.notes = check_args(s.tool, dict(s.call.arguments))
+            s.args, s.notes = check_args(s.tool, self._in_session_namespace(s.tool, s.call.arguments))
         except ArgumentRefused as exc:
             s.hash, s.args_json = call_hash(s.tool.name, s.call.arguments), self.redact(canonical(s.call.arguments))
             lines = exc.message.splitlines()
@@ -312,6 +312,20 @@ class Dispatcher:
         async for e in nxt(s):
             yield e
 
+    def _in_session_namespace(self, tool: Tool, arguments: dict[str, Any]) -> dict[str, Any]:
+        """The call's arguments, with the session's namespace where the model left out a
+        `namespace` the tool would otherwise fill with its schema default (as kubectl takes the
+        context's namespace when none is given). The policy already reads a call without one as
+        aimed at the session's namespace; the call must run where the policy decided."""
+        args = dict(arguments)
+        prop = ((tool.parameters or {}).get("properties") or {}).get("namespace")
+        if args.get("namespace") or not isinstance(prop, dict) or "default" not in prop:
+            return args
+        _, namespace = self.kube()
+        if namespace:
+            args["namespace"] = namespace
+        return args
+
     def repeat_of(self, call: ToolCall, tool: Tool | None, ctx: TurnContext) -> str | None:
         """Why the `repeats` stage would not run `call` (a denied call, a read already answered this
         turn), or None: the loop asks before the call is dispatched, so a model that can rule the
@@ -321,7 +335,7 @@ class Dispatcher:
         if tool is None or call.parse_error:
             return None
         try:
-            args, _ = check_args(tool, dict(call.arguments))
+            args, _ = check_args(tool, self._in_session_namespace(tool, call.arguments))
         except ArgumentRefused:
             return None
         h = call_hash(tool.name, args)

@@ -821,7 +821,16 @@ class Session:
         the generation runs again); if it still repeats, the dispatcher's refusal applies."""
         got: list[Completion] = []
         schema = self.config.answer_schema
-        async for e in self._reply(ctx, step, self.model.stream(step.messages, step.tools, answer_schema=schema), got):
+        answered = (
+            self._answered_this_turn(ctx, step.tools) if step.tools and isinstance(self.model, ExcludingModel) else []
+        )
+        # What the turn already answered is ruled out from the start: the grammar cannot write it.
+        opening = (
+            self.model.stream_excluding(step.messages, step.tools, answered, answer_schema=schema)
+            if answered and isinstance(self.model, ExcludingModel)
+            else self.model.stream(step.messages, step.tools, answer_schema=schema)
+        )
+        async for e in self._reply(ctx, step, opening, got):
             yield e
         completion = got[-1]
         wasted = [(c, why) for c in completion.tool_calls if (why := self.toolbox.repeat_of(c, ctx))]

@@ -71,13 +71,25 @@ async def test_the_answer_step_offers_no_tools_and_carries_no_checklist_but_the_
     assert "like restart(name=…)" in note and "- restart(name=…): Restart a deployment." in note, "the writes instead"
 
 
-async def test_a_repeat_is_asked_again_with_that_call_ruled_out_and_no_step_is_refused():
+async def test_what_the_turn_answered_is_ruled_out_from_the_start_of_each_step():
+    ran.clear()
+    model = ExcludingScriptedModel([{"tool_calls": [PODS]}, {"tool_calls": [EVENTS]}, {"text": "BackOff."}])
+    out = await run(Session(model, toolbox(), config=LoopConfig(max_steps=5)))
+    pods, events = ("list_pods", {"namespace": "shop"}), ("list_events", {"namespace": "shop"})
+    assert [[(c.name, c.arguments) for c in x] for x in model.excluded] == [[pods], [pods, events]]
+    assert not [e for e in out if isinstance(e, ev.Notice) and e.topic.startswith("repeat")], "no second try"
+    assert ran == ["pods shop", "events shop"] and out[-1].steps == 3
+
+
+async def test_a_repeat_written_despite_the_exclusion_is_asked_again_and_no_step_is_refused():
+    # (the grammar rules out the call as written; grounding can still turn another into it)
     ran.clear()
     model = ExcludingScriptedModel(
         [{"tool_calls": [PODS]}, {"tool_calls": [PODS]}, {"tool_calls": [EVENTS]}, {"text": "BackOff."}]
     )
     out = await run(Session(model, toolbox(), config=LoopConfig(max_steps=5)))
-    assert [[(c.name, c.arguments) for c in x] for x in model.excluded] == [[("list_pods", {"namespace": "shop"})]]
+    pods = [("list_pods", {"namespace": "shop"})]
+    assert [[(c.name, c.arguments) for c in x] for x in model.excluded][:2] == [pods, pods]
     (notice,) = [e for e in out if isinstance(e, ev.Notice) and e.topic == "repeat-excluded"]
     assert "list_pods(namespace=shop)" in notice.text and "already answered at step 1" in notice.text
     assert ran == ["pods shop", "events shop"]
@@ -95,7 +107,7 @@ async def test_a_second_try_that_repeats_again_is_dropped_and_the_next_step_answ
         [{"tool_calls": [PODS]}, {"tool_calls": [PODS]}, {"tool_calls": [PODS]}, {"text": "crash-looping."}]
     )
     out = await run(Session(model, toolbox(), config=LoopConfig(max_steps=6)))
-    assert len(model.excluded) == 1 and ran == ["pods shop"]
+    assert len(model.excluded) == 2 and ran == ["pods shop"]
     assert not [e for e in out if isinstance(e, ev.ToolCallFinished) and e.status == "refused"], "no refused step"
     (loop,) = [e for e in out if isinstance(e, ev.Notice) and e.topic == "repeat-loop"]
     assert "list_pods(namespace=shop) with it ruled out; step 3 answers" in loop.text
@@ -113,7 +125,7 @@ async def test_the_second_try_rules_out_every_call_the_turn_already_answered():
         [{"tool_calls": [PODS]}, {"tool_calls": [EVENTS]}, {"tool_calls": [PODS]}, {"text": "BackOff."}]
     )
     await run(Session(model, toolbox(), config=LoopConfig(max_steps=6)))
-    (ruled,) = model.excluded
+    ruled = model.excluded[-1]
     assert [(c.name, c.arguments) for c in ruled] == [
         ("list_pods", {"namespace": "shop"}),
         ("list_events", {"namespace": "shop"}),
@@ -136,8 +148,9 @@ async def test_a_model_without_exclusion_gets_the_refusal_and_reads_the_checklis
 async def test_a_step_with_one_new_call_beside_a_repeat_is_not_taken_again():
     ran.clear()
     model = ExcludingScriptedModel([{"tool_calls": [PODS]}, {"tool_calls": [PODS, EVENTS]}, {"text": "BackOff."}])
-    await run(Session(model, toolbox(), config=LoopConfig(max_steps=5)))
-    assert model.excluded == [] and ran == ["pods shop", "events shop"]
+    out = await run(Session(model, toolbox(), config=LoopConfig(max_steps=5)))
+    assert not [e for e in out if isinstance(e, ev.Notice) and e.topic == "repeat-excluded"], "no second try"
+    assert [c.name for c in model.excluded[0]] == ["list_pods"] and ran == ["pods shop", "events shop"]
 
 
 class Denier:
@@ -153,7 +166,7 @@ async def test_a_call_the_human_denied_is_ruled_out_of_the_next_try():
     )
     box = toolbox(dispatcher=Dispatcher(Policy.safest(), None))
     out = await run(Session(model, box, approver=Denier(), config=LoopConfig(max_steps=5)))
-    assert [[c.name for c in x] for x in model.excluded] == [["restart"]]
+    assert [c.name for c in model.excluded[0]] == ["restart"], "ruled out of the next step from its start"
     assert len([e for e in out if isinstance(e, ev.ApprovalRequested)]) == 1, "the human is asked once"
     assert "restart" not in " ".join(ran)
 
