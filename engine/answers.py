@@ -91,7 +91,7 @@ def restate_request(check: AnswerCheck) -> str:
     """What the engine asks of the model's next step, once, when the answer's fix is not one it can run."""
     return (
         f"[Lantern check, not from the user] Your answer {check.problem}. Restate the fix as a call of a tool "
-        "this session can run, written as pack.action(arg=value, ...) (call find_tools to look for one), "
+        "this session can run, by its full name with named arguments (call find_tools to look for one), "
         "or say plainly that no available action can make it and what a person must do."
     )
 

@@ -42,7 +42,7 @@ DEFAULT_SYSTEM_PROMPT = (
     "You are Lantern, an on-call assistant investigating production incidents. "
     "Use the tools to gather evidence before concluding. Name the root cause with the evidence "
     "(resource names, error codes, metric values, timestamps). Propose the smallest safe fix as a call "
-    "of a tool you can run, written as pack.action(arg=value, ...); writes run only after a human "
+    "of a tool you can run, by its full name with named arguments; writes run only after a human "
     "approves them. If no available tool can make the fix, say so plainly and what a person must do. "
     "If a tool you need is not offered, call find_tools with what you are looking for."
 )
@@ -890,8 +890,17 @@ class Session:
                 continue
             seen.add(key)
             call = ToolCall(id=key, name=name, arguments=args)
-            if self.toolbox.repeat_of(call, ctx):
-                out.append(call)
+            if not self.toolbox.repeat_of(call, ctx):
+                continue
+            out.append(call)
+            # The same call as a model may write it again: without an argument the dispatcher
+            # fills in with the same value (a default, the session's namespace).
+            for k in args:
+                short = {a: v for a, v in args.items() if a != k}
+                variant = ToolCall(id=_call_key(name, short), name=name, arguments=short)
+                if variant.id not in seen and self.toolbox.repeat_of(variant, ctx):
+                    seen.add(variant.id)
+                    out.append(variant)
         return out
 
     async def _reply(

@@ -45,7 +45,12 @@ async def test_a_fix_in_words_is_asked_once_to_become_a_call_of_a_tool():
     (notice,) = [e for e in out if isinstance(e, ev.Notice) and e.topic == "answer-check"]
     assert notice.level == "warning" and "proposes a fix without naming a tool" in notice.text
     note = model.requests[2][0][-1]
-    assert note.note and "Restate the fix as a call of a tool" in note.content and "pack.action(" in note.content
+    assert (
+        note.note
+        and "Restate the fix as a call of a tool" in note.content
+        and "by its full name with named arguments" in note.content
+    )
+    assert "pack.action(" not in note.content, "no literal a small model copies as the call"
     answers = [e.text for e in out if isinstance(e, ev.AssistantMessage) and not e.tool_calls]
     assert answers == [PROSE, CALL]
     assert out[-1].reason == "answered" and out[-1].steps == 3

@@ -271,3 +271,29 @@ async def test_three_steps_of_one_tool_with_other_arguments_each_lead_to_the_ans
     assert notice.text == "Steps 1–3 each asked only for list_events; step 4 answers with the evidence it has."
     assert ran == ["events a", "events b", "events c"] and model.requests[3][1] == []
     assert out[-1].reason == "answered" and out[-1].steps == 4
+
+
+async def test_the_same_call_written_without_an_argument_the_dispatcher_fills_in_is_ruled_out_too():
+    # describe(name=api, namespace=shop) answered; the session's namespace is shop, so the call with
+    # the namespace left out would be the same one: both are ruled out of the next step.
+    def describe(name: str, namespace: str = "default") -> str:
+        """Describe a service."""
+        ran.append(f"describe {namespace}/{name}")
+        return f"service {name}"
+
+    ran.clear()
+    call = {"name": "describe", "arguments": {"name": "api", "namespace": "shop"}}
+    model = ExcludingScriptedModel([{"tool_calls": [call]}, {"tool_calls": [EVENTS]}, {"text": "done"}])
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "namespace": {"type": "string", "default": "default"}},
+        "required": ["name"],
+    }
+    box = Toolbox(
+        [python_tool(describe, parameters=schema), python_tool(list_events)],
+        dispatcher=Dispatcher(Policy.permissive(), None, kube=lambda: (None, "shop")),
+    )
+    await run(Session(model, box, config=LoopConfig(max_steps=4)))
+    ruled = [(c.name, c.arguments) for c in model.excluded[0]]
+    assert ("describe", {"name": "api", "namespace": "shop"}) in ruled and ("describe", {"name": "api"}) in ruled
+    assert ("describe", {"namespace": "shop"}) not in ruled, "a call without its required name is not the same call"

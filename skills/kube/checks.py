@@ -87,6 +87,8 @@ class ClusterState:
     service_ports: dict[str, str] = field(default_factory=dict)
     container_ports: dict[str, set[int]] = field(default_factory=dict)
     logs_read: set[str] = field(default_factory=set)
+    restarting: dict[str, str] = field(default_factory=dict)
+    """pod → namespace, for pods a BackOff event says keep restarting a failed container."""
     manifests: set[str] = field(default_factory=set)
     quota_keys: set[str] = field(default_factory=set)
     claims: dict[str, str] = field(default_factory=dict)
@@ -362,6 +364,7 @@ def read_data(
                 kind, _, name = str(e.get("object", "")).partition("/")
                 target = f"service/{workload_of(name)}" if name else ""
                 gone = kind == "pod" and state.pod_lists > 0 and name not in state.pods
+                _note_restarting(state, kind, name, str(e.get("reason", "")), str(e.get("message", "")), ns, gone)
                 hits += _classify(
                     state,
                     str(e.get("reason", "")),
@@ -437,8 +440,16 @@ def _read_events(state: ClusterState, text: str, ns: str) -> list[Hit]:
         target = _target(state, kind, name)
         # An event about a pod the current pod list no longer has is about an earlier rollout.
         gone = kind == "pod" and state.pod_lists > 0 and name not in state.pods
+        _note_restarting(state, kind, name, reason, msg, ns, gone)
         hits += _classify(state, reason, msg, target, ns, node_selector=None, penalty=0.4 if gone else 0.05)
     return hits
+
+
+def _note_restarting(state: ClusterState, kind: str, name: str, reason: str, msg: str, ns: str, gone: bool) -> None:
+    """A BackOff event on a pod that still exists: its previous container's log says why it exits
+    (kubelet's "Back-off restarting failed container", the CrashLoopBackOff documentation)."""
+    if kind.lower() == "pod" and name and not gone and reason == "BackOff" and "restarting failed container" in msg:
+        state.restarting.setdefault(name, ns)
 
 
 def _target(state: ClusterState, kind: str, name: str) -> str:
@@ -1044,9 +1055,11 @@ def follow_ups(state: ClusterState, namespace: str) -> Iterator[tuple[str, dict[
                 {"name": p.name, "namespace": p.namespace or namespace},
                 f"pod {p.name} is {p.status} ({p.ready}/{p.total} ready, {p.restarts} restarts)",
             )
+    asked_logs: set[str] = set()
     for name, d in state.described.items():
         w = workload_of(name)
         if d.crashing and not d.oom and w not in state.logs_read:
+            asked_logs.add(w)
             yield (
                 "logs",
                 {"service": w, "pod": name, "namespace": d.namespace or namespace},
@@ -1058,6 +1071,11 @@ def follow_ups(state: ClusterState, namespace: str) -> Iterator[tuple[str, dict[
             cp = sorted(state.control_plane) or ["master"]
             if (cp[0], "kube-scheduler") not in state.node_agents:
                 yield "node_service", {"node": cp[0], "agent": "kube-scheduler"}, f"pod {name} was never scheduled"
+    for name, ns in sorted(state.restarting.items()):
+        w = workload_of(name)
+        if w not in state.logs_read and w not in asked_logs and name not in state.described:
+            asked_logs.add(w)  # one log read per workload
+            yield "logs", {"service": w, "pod": name, "namespace": ns or namespace}, f"pod {name} keeps restarting"
     if (state.missing_claims or any(s == "Pending" for s in state.claims.values())) and not state.quota_read:
         yield "quota", {"namespace": namespace}, "a pod waits on a volume claim: is a storage quota refusing it"
     if state.pod_lists and state.strong < 0.7 and not sick:

@@ -294,3 +294,41 @@ def test_a_client_packs_structured_pods_events_and_describe_are_read_too():
         },
     )
     assert _top(d3) == ("namespace_cpu_quota_exceeded", "namespace/shop")
+
+
+def test_a_backoff_event_on_a_pod_asks_for_its_previous_containers_log():
+    # Events alone (no pod list, no describe yet): kubelet's BackOff says the pod keeps restarting
+    # a failed container, so the log of that container is the next read, once per workload.
+    d = checking(namespace="shop")
+    events = {
+        "events": [
+            {
+                "type": "Warning",
+                "reason": "BackOff",
+                "object": "pod/checkout-api-6f498c5fdc-744lc",
+                "message": "Back-off restarting failed container",
+            },
+            {
+                "type": "Warning",
+                "reason": "BackOff",
+                "object": "pod/checkout-api-6f498c5fdc-x1x2x",
+                "message": "Back-off restarting failed container",
+            },
+            {
+                "type": "Warning",
+                "reason": "FailedMount",
+                "object": "pod/ledger-5d4c3b2a1-qwert",
+                "message": "MountVolume.SetUp failed",
+            },
+        ]
+    }
+    d.observe("kubernetes.list_events", {"namespace": "shop"}, "(rendered)", events)
+    logs = [r for r in d.next_reads() if r.intent == "logs"]
+    assert [r.arguments() for r in logs] == [
+        {"service": "checkout-api", "pod": "checkout-api-6f498c5fdc-744lc", "namespace": "shop"}
+    ]
+    assert "keeps restarting" in logs[0].why
+    d.mark_done(logs[0])
+    # once the log is read, no second log read for the workload
+    d.observe("kubernetes.get_pod_logs", {"name": "checkout-api-6f498c5fdc-744lc"}, "starting\nready")
+    assert not [r for r in d.next_reads() if r.intent == "logs"]

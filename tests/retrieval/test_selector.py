@@ -289,7 +289,7 @@ async def test_the_next_turn_does_not_start_from_the_previous_turns_search(index
     second = await _run(s, "are the pods healthy now?")
     query = [e for e in second if isinstance(e, ToolSetChanged)][0].query
     assert "healthy" in query and "restarting" not in query and "roll" not in query
-    assert [[c.arguments for c in x] for x in model.excluded] == [[{"query": "roll back a deployment"}]]
+    assert [{"query": "roll back a deployment"}] in [[c.arguments for c in x] for x in model.excluded]
     (notice,) = [e for e in second if isinstance(e, ev.Notice) and e.topic == "repeat-excluded"]
     assert "the same search ran at turn 1" in notice.text
     assert [e.tool for e in second if isinstance(e, ev.ToolCallFinished)] == ["kubernetes.list_pods"]
