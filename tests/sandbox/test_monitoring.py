@@ -96,7 +96,13 @@ def test_the_agent_exposes_the_exporters_in_the_exposition_format(sandbox):
     )
     assert ks["kube_pod_container_status_restarts"].type == "counter"
     assert {"kube_deployment_spec_replicas", "kube_pod_container_status_last_terminated_reason"} <= set(ks)
-    cadvisor = families("/metrics/cadvisor")
+    def worker_limit() -> Any:
+        # the worker container shows up once its pod runs again after a restart: wait for it
+        f = families("/metrics/cadvisor")
+        limits = {s.labels["container"]: s.value for s in f["container_spec_memory_limit_bytes"].samples}
+        return f if "worker" in limits else None
+
+    cadvisor = wait_for("the worker container in cadvisor", worker_limit, timeout=60)
     assert cadvisor["container_cpu_usage_seconds"].type == "counter"
     limits = {s.labels["container"]: s.value for s in cadvisor["container_spec_memory_limit_bytes"].samples}
     assert limits.get("worker") == 256 * 2**20
