@@ -21,6 +21,7 @@ from engine.diagnose import CheckSet
 from engine.models.base import (
     Completion,
     ExcludingModel,
+    FixingModel,
     Message,
     Model,
     ModelChunk,
@@ -334,6 +335,9 @@ class Step:
     """A review hook held the calls back: nothing more runs in this step."""
     again: bool = False
     """An answer hook asked for one more step (the fix check): the turn goes on."""
+    fixes: list[ToolSpec] = field(default_factory=list)
+    """At an answer step: the write actions its fix may name (a model that can shape its answer
+    writes the fix as one call of them)."""
 
 
 Hook = Callable[[TurnContext, Step], AsyncIterator[Any]]
@@ -791,7 +795,7 @@ class Session:
         for e in ctx_events:
             yield e
         step.messages = with_note(step.messages, (self._notes(ctx, tools) + fix_tools_note(writes)).strip())
-        step.tools = tools
+        step.tools, step.fixes = tools, writes
         yield ctx.event(ev.StepStarted, step=ctx.step, tools=[t.name for t in tools])
 
     def _fix_query(self) -> str:
@@ -825,11 +829,12 @@ class Session:
             self._answered_this_turn(ctx, step.tools) if step.tools and isinstance(self.model, ExcludingModel) else []
         )
         # What the turn already answered is ruled out from the start: the grammar cannot write it.
-        opening = (
-            self.model.stream_excluding(step.messages, step.tools, answered, answer_schema=schema)
-            if answered and isinstance(self.model, ExcludingModel)
-            else self.model.stream(step.messages, step.tools, answer_schema=schema)
-        )
+        if answered and isinstance(self.model, ExcludingModel):
+            opening = self.model.stream_excluding(step.messages, step.tools, answered, answer_schema=schema)
+        elif step.fixes and not step.tools and schema is None and isinstance(self.model, FixingModel):
+            opening = self.model.stream_answer(step.messages, step.fixes)  # the fix as one call, by grammar
+        else:
+            opening = self.model.stream(step.messages, step.tools, answer_schema=schema)
         async for e in self._reply(ctx, step, opening, got):
             yield e
         completion = got[-1]

@@ -165,3 +165,65 @@ def test_the_arguments_of_a_written_call_are_read_as_values():
     }
     assert proposed_call("kubernetes.set_resources(name=x, limits={memory: 1Gi", known) is None
     assert proposed_call("nothing to call here", known) is None
+
+
+def test_a_shaped_fix_is_written_as_a_call_the_answer_reader_reads_back():
+    from engine.models.base import ToolSpec
+    from engine.models.grammar import answer_fix_schema, fix_text
+
+    set_env = ToolSpec(
+        name="kubernetes.set_env",
+        description="Set an environment variable",
+        parameters={
+            "type": "object",
+            "properties": {"name": {"type": "string"}, "env_name": {"type": "string"}, "value": {"type": "string"}},
+            "required": ["name", "env_name"],
+        },
+    )
+    schema = answer_fix_schema([set_env])
+    (call, none) = schema["properties"]["fix"]["oneOf"]
+    assert call["properties"]["tool"] == {"const": "kubernetes.set_env"} and none["required"] == ["none"]
+    args = {"name": "checkout-api", "env_name": "PAYMENTS_TIMEOUT_MS", "value": "30000", "labels": {"a": "b'c"}}
+    text = "checkout-api exits: PAYMENTS_TIMEOUT_MS is not set.\n\n" + fix_text(
+        {"tool": "kubernetes.set_env", "arguments": args}
+    )
+    got = proposed_call(text, {"kubernetes.set_env"})
+    assert got is not None and got.tool == "kubernetes.set_env" and got.arguments == args
+    said = fix_text({"none": "restore the volume from last night's snapshot"})
+    assert check_answer("The disk is gone. " + said, {"kubernetes.set_env"}).none_can
+
+
+class FixingScriptedModel(ScriptedModel):
+    """A scripted model that, like the local one, can shape its answer's fix: it records the actions
+    offered to the answer step and plays the next scripted step."""
+
+    def __init__(self, script: list[dict]) -> None:
+        super().__init__(script)
+        self.fixes: list[list[str]] = []
+
+    def stream_answer(self, messages, fixes):
+        self.fixes.append([t.name for t in fixes])
+        return self.stream(messages, [])
+
+
+async def test_the_answer_step_of_a_model_that_can_shape_its_fix_is_given_the_write_actions():
+    model = FixingScriptedModel(
+        [
+            {"tool_calls": [PODS]},
+            {
+                "text": "Crash-looping since the deploy.\n\nFix: kubernetes.rollback_deployment(name='checkout-api', namespace='shop')"
+            },
+        ]
+    )
+    tools = [
+        python_tool(list_pods, name="kubernetes.list_pods"),
+        python_tool(rollback_deployment, name="kubernetes.rollback_deployment", risk="write"),
+    ]
+    s = Session(model, Toolbox(tools), config=LoopConfig(max_steps=2))
+    out = await run(s)
+    assert model.fixes == [["kubernetes.rollback_deployment"]], "only the answer step, with the writes"
+    (offer,) = [e for e in out if isinstance(e, ev.FixOffered)]
+    assert offer.tool == "kubernetes.rollback_deployment" and offer.arguments == {
+        "name": "checkout-api",
+        "namespace": "shop",
+    }

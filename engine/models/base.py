@@ -153,6 +153,18 @@ class ExcludingModel(Protocol):
         ...
 
 
+@runtime_checkable
+class FixingModel(Protocol):
+    """A model whose answer can be shaped (the local model, through its grammar): the answer step
+    writes the cause in words, then the fix as one call of `fixes` with arguments of the right
+    shape, or says that none of them can make it. The completion's text carries the fix as a
+    written call (`pack.action(arg=value, …)`), which a face offers with one key."""
+
+    def stream_answer(self, messages: list[Message], fixes: list[ToolSpec]) -> AsyncIterator[ModelChunk]:
+        """The answer step, its fix one call of `fixes` (or a statement that none can make it)."""
+        ...
+
+
 def drop_nulls(args: dict[str, Any]) -> dict[str, Any]:
     """Remove explicit nulls: providers send `null` for optional arguments they mean to omit."""
     return {k: v for k, v in args.items() if v is not None}

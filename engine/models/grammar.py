@@ -134,11 +134,58 @@ def step_schema(
     return {"oneOf": alts}
 
 
+NONE_MAX_CHARS = 200
+"""What a person must do, when no offered action can make the fix."""
+
+
+def answer_fix_schema(fixes: list[ToolSpec]) -> dict[str, Any]:
+    """The JSON schema of an answer step with its fix: the answer in words, then `fix`: one call
+    of `fixes` with arguments of the right shape, or `{"none": "<what a person must do>"}`."""
+    calls: list[dict[str, Any]] = [
+        {
+            "type": "object",
+            "properties": {"tool": {"const": t.name}, "arguments": params_schema(t)},
+            "required": ["tool", "arguments"],
+        }
+        for t in sorted(fixes, key=lambda t: t.name)
+    ]
+    calls.append(
+        {
+            "type": "object",
+            "properties": {"none": {"type": "string", "maxLength": NONE_MAX_CHARS}},
+            "required": ["none"],
+        }
+    )
+    return {
+        "type": "object",
+        "properties": {"answer": {"type": "string"}, "fix": {"oneOf": calls}},
+        "required": ["answer", "fix"],
+    }
+
+
+def answer_fix_gbnf(fixes: list[ToolSpec]) -> str:
+    """GBNF grammar text for an answer step with its fix (cached per set of actions)."""
+    return _gbnf(json.dumps(answer_fix_schema(fixes), sort_keys=False))
+
+
+def fix_text(fix: Any) -> str:
+    """The fix of an answer step as the answer says it: a written call `pack.action(arg=value, …)`
+    (values as Python literals, which engine.answers reads back), or that none can make it."""
+    if not isinstance(fix, dict):
+        return ""
+    if "tool" in fix:
+        given = fix.get("arguments")
+        args: dict[str, Any] = given if isinstance(given, dict) else {}
+        return f"Fix: {fix['tool']}({', '.join(f'{k}={v!r}' for k, v in args.items())})"
+    none = str(fix.get("none") or "").strip()
+    return f"No available action can make the fix: {none}" if none else ""
+
+
 @functools.lru_cache(maxsize=64)
 def _gbnf(schema_json: str) -> str:
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
-    return json_schema_to_gbnf(schema_json, prop_order=["thought", "tool", "arguments", "answer"])
+    return json_schema_to_gbnf(schema_json, prop_order=["thought", "tool", "arguments", "answer", "fix", "none"])
 
 
 def step_gbnf(
@@ -438,6 +485,11 @@ class StepParser:
                 if self._depth == 0:
                     self.complete = True
         self._scanned = len(s)
+
+    @property
+    def answer_closed(self) -> bool:
+        """True once the streamed string (thought or answer) has ended."""
+        return self._answer_done
 
     @property
     def is_answer(self) -> bool:

@@ -35,7 +35,14 @@ from typing import Any
 
 from engine.models import errors
 from engine.models.base import Completion, Message, ModelChunk, TextDelta, ToolCall, ToolSpec, Usage, drop_nulls
-from engine.models.grammar import StepParser, ground_arguments, step_gbnf, tool_line
+from engine.models.grammar import (
+    StepParser,
+    answer_fix_gbnf,
+    fix_text,
+    ground_arguments,
+    step_gbnf,
+    tool_line,
+)
 from engine.models.install import QWEN_CODER_1_5B, model_path, status
 
 DEFAULT_N_CTX = 8192
@@ -351,12 +358,20 @@ class LocalModel:
                     ruled[c.name].append(args)
         return self._step(messages, tools, answer_schema, ruled)
 
+    def stream_answer(self, messages: list[Message], fixes: list[ToolSpec]) -> AsyncIterator[ModelChunk]:
+        """The answer step with its fix shaped by the grammar: the answer in words, then one call of
+        `fixes` with arguments of their schema, or what a person must do. The prompt is the
+        previous step's, continued (no tools offered), so only the new tail is read."""
+        return self._step(messages, [], None, {}, fixes=fixes)
+
     async def _step(
         self,
         messages: list[Message],
         tools: list[ToolSpec],
         answer_schema: dict[str, Any] | None,
         exclude: dict[str, list[dict[str, Any]]],
+        *,
+        fixes: list[ToolSpec] | None = None,
     ) -> AsyncIterator[ModelChunk]:
         await self.warm()
         loop = asyncio.get_running_loop()
@@ -365,8 +380,12 @@ class LocalModel:
         structured = answer_schema is not None
         prompt = self._prompt_for(messages, tools, structured)
         must_call = self.tool_first and after_user(messages) and bool(tools)
-        gbnf = step_gbnf(
-            tools, thought=self.thought, answer=not must_call, answer_schema=answer_schema, exclude=exclude
+        gbnf = (
+            answer_fix_gbnf(fixes)
+            if fixes
+            else step_gbnf(
+                tools, thought=self.thought, answer=not must_call, answer_schema=answer_schema, exclude=exclude
+            )
         )
 
         def emit(kind: str, value: Any) -> None:
@@ -393,7 +412,7 @@ class LocalModel:
                 elif kind == "error":
                     raise value
                 elif kind == "done":
-                    yield self._completion(parser, value, tools, _conversation(prompt))
+                    yield self._completion(parser, value, tools or fixes or [], _conversation(prompt))
                     return
         finally:
             # Closing or cancelling the stream lands here: stop the worker (and llama.cpp) promptly.
@@ -461,6 +480,9 @@ class LocalModel:
         if "answer" in step:
             answer = step.get("answer", "")
             text = answer if isinstance(answer, str) else json.dumps(answer, ensure_ascii=False)
+            fix = _fix_of(step.get("fix"))
+            if fix:
+                text = f"{text.rstrip()}\n\n{fix}".strip()
             return Completion(text=text, usage=usage, finish_reason="stop")
         raw = step.get("arguments")
         args: dict[str, Any] = raw if isinstance(raw, dict) else {}
@@ -561,7 +583,7 @@ class LocalModel:
                     emit("piece", piece)
                 if parser.complete or produced >= budget:
                     break
-                if parser.is_answer:
+                if parser.is_answer and not parser.answer_closed:
                     repeated_at = loop.add(tok, len(parser.text))
                     if repeated_at is not None:
                         break
@@ -664,3 +686,12 @@ def _streamed_text(text: str) -> str:
     """The thought or answer text written so far, from a possibly unfinished JSON object."""
     p = StepParser()
     return p.feed(text)
+
+
+def _fix_of(fix: Any) -> str:
+    """An answer step's fix as text. Its arguments are not grounded as a read's are: a fix may
+    need a value no output shows (a variable's new value), and it runs only through the backend's
+    dry run and a person's approval of the diff."""
+    if isinstance(fix, dict) and isinstance(fix.get("arguments"), dict):
+        fix = {**fix, "arguments": drop_nulls(fix["arguments"])}
+    return fix_text(fix)

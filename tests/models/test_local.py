@@ -278,3 +278,56 @@ def test_tools_loaded_mid_conversation_keep_the_prompt_prefix(tmp_path: Path) ->
     other = model._prompt_for([msgs[0], Message(role="user", content="dns fails")], [late], False)
     assert "github.compare_commits" in other[: other.index("<|im_end|>")]
     assert "kubernetes.list_pods" not in other
+
+
+@pytest.mark.model
+@needs_model
+async def test_the_answer_step_writes_its_fix_as_one_call_the_grammar_allows(model: LocalModel) -> None:
+    # The answer step of a turn whose log names the cause: the cause in words, then the fix as one
+    # call of the write actions offered (or what a person must do) — never a fix in prose alone.
+    from engine.answers import proposed_call
+    from engine.models.base import ToolCall
+
+    set_env = ToolSpec(
+        name="kubernetes.set_env",
+        description="Set an environment variable of a deployment's container.",
+        parameters={
+            "type": "object",
+            "properties": {
+                "name": {"type": "string", "description": "Deployment name"},
+                "namespace": {"type": "string"},
+                "env_name": {"type": "string"},
+                "value": {"type": "string"},
+            },
+            "required": ["name", "namespace", "env_name"],
+        },
+    )
+    restart = ToolSpec(
+        name="kubernetes.rollout_restart",
+        description="Restart a deployment's pods.",
+        parameters={
+            "type": "object",
+            "properties": {"name": {"type": "string"}, "namespace": {"type": "string"}},
+            "required": ["name", "namespace"],
+        },
+    )
+    call = ToolCall(id="c1", name=LOGS.name, arguments={"namespace": "shop", "pod": "checkout-api-6f498c5fdc-744lc"})
+    msgs = [
+        SYSTEM,
+        Message(
+            role="user", content="checkout-api pods in namespace shop are crash-looping. Why, and what is the fix?"
+        ),
+        Message(role="assistant", content="", tool_calls=[call]),
+        Message(
+            role="tool",
+            tool_call_id="c1",
+            content="ERROR config: required setting PAYMENTS_TIMEOUT_MS is not set\nFATAL cannot build payments client",
+        ),
+        Message(role="user", content="Answer now: the cause, then the fix as one call.", note=True),
+    ]
+    done = [c async for c in model.stream_answer(msgs, [set_env, restart, ROLLBACK])][-1]
+    assert isinstance(done, Completion) and not done.tool_calls
+    cause, _, fix = done.text.rpartition("\n\n")
+    assert cause.strip(), done.text
+    offered = proposed_call(done.text, {set_env.name, restart.name, ROLLBACK.name})
+    assert offered is not None or fix.startswith("No available action can make the fix"), done.text

@@ -96,6 +96,7 @@ def test_the_agent_exposes_the_exporters_in_the_exposition_format(sandbox):
     )
     assert ks["kube_pod_container_status_restarts"].type == "counter"
     assert {"kube_deployment_spec_replicas", "kube_pod_container_status_last_terminated_reason"} <= set(ks)
+
     def worker_limit() -> Any:
         # the worker container shows up once its pod runs again after a restart: wait for it
         f = families("/metrics/cadvisor")
