@@ -8,7 +8,9 @@ store as it is written. Prints, per run and as the median of the runs:
   answer_s       process start → the first turn ends (and from the first frame)
   steps, refused_steps, tokens of that turn
   cause_right    the answer names the scenario's cause
-  fix_executable the answer names, or the turn asked approval for, a write action a pack has
+  fix_executable the answer's fix is a call the console offers with one key (FixOffered), or
+                 the turn asked approval for a write action a pack has (fix_named: the write
+                 actions the answer names at all)
 An approval the turn asks for is denied at once (the bench measures the agent, not a person);
 when it was asked is `approval_asked_s`.
 
@@ -126,6 +128,7 @@ def _score(
     answers = [e for e in turn if e["kind"] == "assistant-message" and not e.get("tool_calls")]
     text = (answers[-1]["text"] if answers else "").lower()
     requested = [e for e in turn if e["kind"] == "approval-requested"]
+    offered = next((e["written"] for e in turn if e["kind"] == "fix-offered"), None)
     asked = {e["tool"] for e in requested}
     named = {
         w
@@ -144,10 +147,11 @@ def _score(
         ),
         "tokens": (done[0]["prompt_tokens"] + done[0]["completion_tokens"]) if done else None,
         "cause_right": any(w in text for w in EXPECT.get(scenario, [])),
-        "fix_executable": bool(asked & writes or named),
+        "fix_executable": bool(asked & writes or offered),
+        "fix_named": sorted(named),
         "answered": bool(done and done[0]["reason"] == "answered"),
         "approval_asked_s": round(_at(requested[0]) - wall0, 1) if requested else None,
-        "offered": next((e["written"] for e in turn if e["kind"] == "fix-offered"), None),
+        "offered": offered,
     }
 
 

@@ -56,6 +56,11 @@ async def default_session_factory(cfg: Config, *, store: Store, approver: Any, s
         )
     if alert and (note := await asyncio.to_thread(runtime.metrics_note)):
         await session.emit(ev.Notice, text=note, level="info", topic="world")
+    if alert and cfg.namespace and "kubernetes.list_pods" in toolbox.tools:
+        # As k9s opens on the pods: the alert's namespace is read before the model's first step,
+        # and the findings' follow-ups (describe the sick pods, their previous logs) run with it.
+        reads = [{"name": "kubernetes.list_pods", "arguments": {"namespace": cfg.namespace}}]
+        session.first_turn_reads(reads, cfg.namespace)
     if alert:
         # Read after the model loaded: by then the re-armed scenario may have made Prometheus fire.
         firing = await asyncio.to_thread(runtime.firing_alerts, cfg)

@@ -419,6 +419,23 @@ class Session:
         self.diagnoser = checks.diagnoser(self._namespace()) if checks and self.config.diagnose else None
         """The session's findings (engine.diagnose): the checks it was given, when the config asks for them."""
 
+    def first_turn_reads(self, reads: list[dict[str, Any]], namespace: str) -> None:
+        """Run `reads` (a playbook's checks, a page's first reads) before the model's first step of
+        the next turn only, through the opening hook; the checks read them in `namespace`."""
+        if not reads:
+            return
+        self.config.opening = list(reads)
+
+        async def once(ctx: TurnContext, step: Step) -> AsyncIterator[Any]:
+            self.config.opening = []  # later turns (a person continuing the thread) start from the model
+            return
+            yield
+
+        self.hooks.opening.append(once)
+        checks = getattr(self.toolbox, "checks", None)
+        if namespace and self.diagnoser is not None and checks is not None:
+            self.diagnoser = checks.diagnoser(namespace)
+
     def _namespace(self) -> str:
         for c in self.config.opening:
             ns = (c.get("arguments") or {}).get("namespace")
@@ -794,9 +811,25 @@ class Session:
         step.messages, ctx_events = await _in_thread(self.context.build, ctx, self.config.system_prompt, tools)
         for e in ctx_events:
             yield e
-        step.messages = with_note(step.messages, (self._notes(ctx, tools) + fix_tools_note(writes)).strip())
+        note = self._notes(ctx, tools) + fix_tools_note(writes, self._fix_target())
+        step.messages = with_note(step.messages, note.strip())
         step.tools, step.fixes = tools, writes
         yield ctx.event(ev.StepStarted, step=ctx.step, tools=[t.name for t in tools])
+
+    def _fix_target(self) -> dict[str, str]:
+        """What the strongest finding says a fix acts on: the object's name and the namespace."""
+        d = self.diagnoser
+        strongest = next(iter(d.ranked()), None) if d is not None else None
+        if strongest is None or "/" not in strongest.object:
+            return {}
+        kind, _, name = strongest.object.partition("/")
+        if kind == "namespace":
+            return {"namespace": name}
+        out = {"name": name}
+        if kind != "node" and d is not None and d.namespace not in ("", "default"):
+            # (without one, a call that leaves it out runs in the session's namespace)
+            out["namespace"] = d.namespace
+        return out
 
     def _fix_query(self) -> str:
         """What a fix must address, as a retrieval query: the strongest findings' causes and the

@@ -72,7 +72,7 @@ FIX_TOOLS_SHOWN = 6
 """Write actions named in the answer step's note (the most relevant first, as retrieval ranked them)."""
 
 
-def fix_tools_note(writes: list[Any]) -> str:
+def fix_tools_note(writes: list[Any], known: dict[str, str] | None = None) -> str:
     """For a step that must answer (no tools offered): the write actions the session can run that
     retrieval ranks for this turn, with their parameters, so the fix can be named as one call
     (`pack.action(arg=value, …)`, which a face offers with one key); '' when there are none."""
@@ -90,7 +90,13 @@ def fix_tools_note(writes: list[Any]) -> str:
         for k in ((first.parameters or {}).get("properties") or {})
         if k in set((first.parameters or {}).get("required") or [])
     ]
-    example = f"{first.name}({', '.join(f'{k}=…' for k in needed)})"
+    # A small model copies the example: the values the findings already give (the object the
+    # strongest finding names, the session's namespace) are written in it.
+    props = (first.parameters or {}).get("properties") or {}
+    shown = needed + [k for k in (known or {}) if k in props and k not in needed]
+    example = (
+        f"{first.name}({', '.join(f'{k}={(known or {})[k]!r}' if k in (known or {}) else f'{k}=…' for k in shown)})"
+    )
     return (
         "\n\n[Lantern, not from the user] Answer now from the evidence above: first the cause in one "
         "sentence with the line that shows it; then, if a change would fix it, name it as one call of "

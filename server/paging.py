@@ -34,7 +34,6 @@ from engine.textsafe import display_safe
 from server.pages import Page
 
 if TYPE_CHECKING:
-    from engine.loop import Session
     from server.hub import Hub, LiveSession
     from server.identity import Identity
     from skills.playbooks import Playbook
@@ -419,7 +418,7 @@ class PageDesk:
         live = await self.hub.create()
         book = match_playbook(page, self.books)
         reads = triage_reads(page, book, getattr(live.session.toolbox, "tools", {}))
-        first_turn_reads(live.session, reads, page.labels.get("namespace") or "")
+        live.session.first_turn_reads(reads, page.labels.get("namespace") or "")
         now = _now()
         await self.hub.store.put_page_group(
             PageGroup(page.group_key, live.id, page.source, "firing", now, now, fingerprints(page), 1)
@@ -487,21 +486,3 @@ class PageDesk:
     async def _notice(self, session_id: str, text: str) -> None:
         live: LiveSession = await self.hub.get(session_id)
         await live.session.emit(ev.Notice, text=display_safe(text)[:4_000], level="warning", topic="page")
-
-
-def first_turn_reads(session: Session, reads: list[dict[str, Any]], namespace: str) -> None:
-    """Run `reads` (a playbook's checks) before the model's first step of the session's next turn
-    only, through the session's own opening hook; the session's checks read them in `namespace`."""
-    if not reads:
-        return
-    session.config.opening = list(reads)
-
-    async def once(ctx: Any, step: Any) -> Any:
-        session.config.opening = []  # later turns (a person continuing the thread) start from the model
-        return
-        yield
-
-    session.hooks.opening.append(once)
-    checks = getattr(session.toolbox, "checks", None)
-    if namespace and session.diagnoser is not None and checks is not None:
-        session.diagnoser = checks.diagnoser(namespace)

@@ -297,3 +297,21 @@ async def test_the_same_call_written_without_an_argument_the_dispatcher_fills_in
     ruled = [(c.name, c.arguments) for c in model.excluded[0]]
     assert ("describe", {"name": "api", "namespace": "shop"}) in ruled and ("describe", {"name": "api"}) in ruled
     assert ("describe", {"namespace": "shop"}) not in ruled, "a call without its required name is not the same call"
+
+
+async def test_the_answer_steps_example_call_carries_the_object_the_strongest_finding_names():
+    # report is OOMKilled in batch: the note's example call is written with name='report' and the
+    # session's namespace, which a small model copies instead of inventing a name.
+    def set_memory(name: str, namespace: str, memory: str) -> str:
+        """Set a workload's memory limit."""
+        return "set"
+
+    box = Toolbox([python_tool(oom_pods), python_tool(set_memory, risk="write")])
+    model = ScriptedModel(
+        [{"tool_calls": [{"name": "oom_pods", "arguments": {"namespace": "batch"}}]}, {"text": "done"}]
+    )
+    s = Session(model, box, checks=CheckSet(makers=(OOMCheck,)), config=LoopConfig(max_steps=2))
+    s.diagnoser.namespace = "batch"
+    await run(s)
+    note = model.requests[1][0][-1].content
+    assert "like set_memory(name='report', namespace='batch', memory=…)" in note, note

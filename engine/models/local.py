@@ -480,7 +480,7 @@ class LocalModel:
         if "answer" in step:
             answer = step.get("answer", "")
             text = answer if isinstance(answer, str) else json.dumps(answer, ensure_ascii=False)
-            fix = _fix_of(step.get("fix"))
+            fix = _fix_of(step.get("fix"), tools)
             if fix:
                 text = f"{text.rstrip()}\n\n{fix}".strip()
             return Completion(text=text, usage=usage, finish_reason="stop")
@@ -688,10 +688,19 @@ def _streamed_text(text: str) -> str:
     return p.feed(text)
 
 
-def _fix_of(fix: Any) -> str:
+def _fix_of(fix: Any, tools: list[ToolSpec]) -> str:
     """An answer step's fix as text. Its arguments are not grounded as a read's are: a fix may
     need a value no output shows (a variable's new value), and it runs only through the backend's
-    dry run and a person's approval of the diff."""
+    dry run and a person's approval of the diff. Optional slots the model filled with nothing
+    (an empty string, the declared default) are left out, so the call says only what it changes."""
     if isinstance(fix, dict) and isinstance(fix.get("arguments"), dict):
-        fix = {**fix, "arguments": drop_nulls(fix["arguments"])}
+        spec = next((t for t in tools if t.name == fix.get("tool")), None)
+        schema = (spec.parameters or {}) if spec is not None else {}
+        props, required = schema.get("properties") or {}, set(schema.get("required") or [])
+        args = {
+            k: v
+            for k, v in drop_nulls(fix["arguments"]).items()
+            if k in required or not (v == "" or (isinstance(props.get(k), dict) and props[k].get("default") == v))
+        }
+        fix = {**fix, "arguments": args}
     return fix_text(fix)

@@ -331,3 +331,40 @@ async def test_the_answer_step_writes_its_fix_as_one_call_the_grammar_allows(mod
     assert cause.strip(), done.text
     offered = proposed_call(done.text, {set_env.name, restart.name, ROLLBACK.name})
     assert offered is not None or fix.startswith("No available action can make the fix"), done.text
+
+
+def test_a_shaped_fix_leaves_out_the_optional_slots_the_model_filled_with_nothing() -> None:
+    from engine.models.local import _fix_of
+
+    spec = ToolSpec(
+        name="kubernetes.set_env",
+        description="Set an environment variable.",
+        parameters={
+            "type": "object",
+            "properties": {
+                "name": {"type": "string"},
+                "env_name": {"type": "string"},
+                "value": {"type": "string"},
+                "from_secret": {"type": "string"},
+                "unset": {"type": "boolean", "default": False},
+                "kind": {"type": "string", "default": "deployment"},
+            },
+            "required": ["name", "env_name"],
+        },
+    )
+    fix = {
+        "tool": "kubernetes.set_env",
+        "arguments": {
+            "name": "checkout-api",
+            "env_name": "X",
+            "value": "1",
+            "from_secret": "",
+            "unset": False,
+            "kind": "statefulset",
+        },
+    }
+    assert (
+        _fix_of(fix, [spec])
+        == "Fix: kubernetes.set_env(name='checkout-api', env_name='X', value='1', kind='statefulset')"
+    )
+    assert _fix_of({"none": "restore the disk"}, [spec]) == "No available action can make the fix: restore the disk"
