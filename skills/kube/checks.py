@@ -1032,6 +1032,13 @@ def adjust(state: ClusterState, cause: str, obj: str, weight: float) -> float:
     return weight
 
 
+def _restarted(state: ClusterState, pod: str) -> bool:
+    """Whether the pod's container was restarted (so `logs --previous` has a container to read):
+    as the pod list says, and yes when no list showed it (describe says it keeps crashing)."""
+    p = state.pods.get(pod)
+    return p.restarts > 0 if p is not None else True
+
+
 def follow_ups(state: ClusterState, namespace: str) -> Iterator[tuple[str, dict[str, Any], str]]:
     """(intent, arguments, why), most useful first."""
     for node, status in sorted(state.nodes.items()):
@@ -1062,7 +1069,8 @@ def follow_ups(state: ClusterState, namespace: str) -> Iterator[tuple[str, dict[
             asked_logs.add(w)
             yield (
                 "logs",
-                {"service": w, "pod": name, "namespace": d.namespace or namespace},
+                # the terminated container's log once it was restarted; before, it is the current one
+                {"service": w, "pod": name, "namespace": d.namespace or namespace, "previous": _restarted(state, name)},
                 f"pod {name} keeps crashing",
             )
         if d.sandbox_runtime_error and d.node and (d.node, "containerd") not in state.node_agents:
@@ -1075,7 +1083,8 @@ def follow_ups(state: ClusterState, namespace: str) -> Iterator[tuple[str, dict[
         w = workload_of(name)
         if w not in state.logs_read and w not in asked_logs and name not in state.described:
             asked_logs.add(w)  # one log read per workload
-            yield "logs", {"service": w, "pod": name, "namespace": ns or namespace}, f"pod {name} keeps restarting"
+            args = {"service": w, "pod": name, "namespace": ns or namespace, "previous": True}
+            yield "logs", args, f"pod {name} keeps restarting"
     if (state.missing_claims or any(s == "Pending" for s in state.claims.values())) and not state.quota_read:
         yield "quota", {"namespace": namespace}, "a pod waits on a volume claim: is a storage quota refusing it"
     if state.pod_lists and state.strong < 0.7 and not sick:
@@ -1110,7 +1119,7 @@ def follow_ups(state: ClusterState, namespace: str) -> Iterator[tuple[str, dict[
 INTENTS: dict[str, tuple[str, ...]] = {
     "describe_pod": ("name", "namespace"),
     "node_service": ("node", "agent"),
-    "logs": ("service", "pod", "namespace"),
+    "logs": ("service", "pod", "namespace", "previous"),
     "manifest": ("app",),
     "endpoints": ("namespace",),
     "quota": ("namespace",),

@@ -325,10 +325,26 @@ def test_a_backoff_event_on_a_pod_asks_for_its_previous_containers_log():
     d.observe("kubernetes.list_events", {"namespace": "shop"}, "(rendered)", events)
     logs = [r for r in d.next_reads() if r.intent == "logs"]
     assert [r.arguments() for r in logs] == [
-        {"service": "checkout-api", "pod": "checkout-api-6f498c5fdc-744lc", "namespace": "shop"}
+        {"service": "checkout-api", "pod": "checkout-api-6f498c5fdc-744lc", "namespace": "shop", "previous": True}
     ]
     assert "keeps restarting" in logs[0].why
     d.mark_done(logs[0])
     # once the log is read, no second log read for the workload
     d.observe("kubernetes.get_pod_logs", {"name": "checkout-api-6f498c5fdc-744lc"}, "starting\nready")
     assert not [r for r in d.next_reads() if r.intent == "logs"]
+
+
+def test_a_crashing_pod_not_yet_restarted_has_its_current_containers_log_read():
+    # `logs --previous` needs a restarted container: with 0 restarts the current one holds the log.
+    d = checking(namespace="shop")
+    rows = "NAME                  READY   STATUS             RESTARTS   AGE\nweb-6d8f9c7b5-k2j4h   0/1     CrashLoopBackOff   0          9s\n"
+    d.observe("k.get", {"namespace": "shop"}, rows)
+    assert d.checks[0].state.pods["web-6d8f9c7b5-k2j4h"].restarts == 0
+    d.observe(
+        "kubernetes.describe_pod",
+        {},
+        "(rendered)",
+        {"name": "web-6d8f9c7b5-k2j4h", "containers": [{"name": "web", "current": {"reason": "CrashLoopBackOff"}}]},
+    )
+    (logs,) = [r for r in d.next_reads() if r.intent == "logs"]
+    assert logs.arguments()["previous"] is False
