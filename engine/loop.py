@@ -865,7 +865,8 @@ class Session:
         if answered and isinstance(self.model, ExcludingModel):
             opening = self.model.stream_excluding(step.messages, step.tools, answered, answer_schema=schema)
         elif step.fixes and not step.tools and schema is None and isinstance(self.model, FixingModel):
-            opening = self.model.stream_answer(step.messages, step.fixes)  # the fix as one call, by grammar
+            made = [ToolCall(id=_call_key(n, a), name=n, arguments=a) for n, a in _calls_this_turn(ctx)]
+            opening = self.model.stream_answer(step.messages, step.fixes, made)  # the fix as one call, by grammar
         else:
             opening = self.model.stream(step.messages, step.tools, answer_schema=schema)
         async for e in self._reply(ctx, step, opening, got):

@@ -201,8 +201,9 @@ class FixingScriptedModel(ScriptedModel):
         super().__init__(script)
         self.fixes: list[list[str]] = []
 
-    def stream_answer(self, messages, fixes):
+    def stream_answer(self, messages, fixes, exclude=None):
         self.fixes.append([t.name for t in fixes])
+        self.made = [(c.name, c.arguments) for c in exclude or []]
         return self.stream(messages, [])
 
 
@@ -222,8 +223,27 @@ async def test_the_answer_step_of_a_model_that_can_shape_its_fix_is_given_the_wr
     s = Session(model, Toolbox(tools), config=LoopConfig(max_steps=2))
     out = await run(s)
     assert model.fixes == [["kubernetes.rollback_deployment"]], "only the answer step, with the writes"
+    assert model.made == [("kubernetes.list_pods", {"namespace": "shop"})], "the calls made this turn are ruled out"
     (offer,) = [e for e in out if isinstance(e, ev.FixOffered)]
     assert offer.tool == "kubernetes.rollback_deployment" and offer.arguments == {
         "name": "checkout-api",
         "namespace": "shop",
     }
+
+
+def test_a_fix_already_made_this_turn_is_not_a_fix_the_answer_can_offer():
+    from engine.models.base import ToolSpec
+    from engine.models.grammar import answer_fix_schema
+
+    def spec(name: str, props: dict) -> ToolSpec:
+        return ToolSpec(
+            name=name, description=name, parameters={"type": "object", "properties": props, "required": list(props)}
+        )
+
+    set_image = spec("kubernetes.set_image", {"name": {"type": "string"}, "image": {"type": "string"}})
+    restart = spec("kubernetes.rollout_restart", {"name": {"type": "string"}})
+    made = {"kubernetes.set_image": [{"name": "checkout-api", "image": "checkout-api:2.5.0"}]}
+    schema = answer_fix_schema([set_image, restart], made)
+    tools = [c["properties"].get("tool", {}).get("const") for c in schema["properties"]["fix"]["oneOf"]]
+    assert tools == ["kubernetes.rollout_restart", None], "set_image changed nothing this turn: not offered again"
+    assert schema["properties"]["answer"]["maxLength"] > 200

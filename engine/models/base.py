@@ -160,8 +160,11 @@ class FixingModel(Protocol):
     shape, or says that none of them can make it. The completion's text carries the fix as a
     written call (`pack.action(arg=value, …)`), which a face offers with one key."""
 
-    def stream_answer(self, messages: list[Message], fixes: list[ToolSpec]) -> AsyncIterator[ModelChunk]:
-        """The answer step, its fix one call of `fixes` (or a statement that none can make it)."""
+    def stream_answer(
+        self, messages: list[Message], fixes: list[ToolSpec], exclude: list[ToolCall] | None = None
+    ) -> AsyncIterator[ModelChunk]:
+        """The answer step, its fix one call of `fixes` (or a statement that none can make it), never
+        a call in `exclude` (made this turn already)."""
         ...
 
 

@@ -136,18 +136,23 @@ def step_schema(
 
 NONE_MAX_CHARS = 200
 """What a person must do, when no offered action can make the fix."""
+ANSWER_MAX_CHARS = 700
+"""The words before the fix: the cause with the line that shows it. Greedy decoding of a small
+model otherwise writes on (848 tokens, two minutes on two cores, in one measured run)."""
 
 
-def answer_fix_schema(fixes: list[ToolSpec]) -> dict[str, Any]:
+def answer_fix_schema(fixes: list[ToolSpec], exclude: Excluded | None = None) -> dict[str, Any]:
     """The JSON schema of an answer step with its fix: the answer in words, then `fix`: one call
-    of `fixes` with arguments of the right shape, or `{"none": "<what a person must do>"}`."""
+    of `fixes` with arguments of the right shape, or `{"none": "<what a person must do>"}`. A call
+    in `exclude` (made this turn already: it ran, failed or changed nothing) is not a fix to offer."""
     calls: list[dict[str, Any]] = [
         {
             "type": "object",
-            "properties": {"tool": {"const": t.name}, "arguments": params_schema(t)},
+            "properties": {"tool": {"const": t.name}, "arguments": shape},
             "required": ["tool", "arguments"],
         }
         for t in sorted(fixes, key=lambda t: t.name)
+        for shape in excluding(params_schema(t), list((exclude or {}).get(t.name, ())))
     ]
     calls.append(
         {
@@ -158,14 +163,14 @@ def answer_fix_schema(fixes: list[ToolSpec]) -> dict[str, Any]:
     )
     return {
         "type": "object",
-        "properties": {"answer": {"type": "string"}, "fix": {"oneOf": calls}},
+        "properties": {"answer": {"type": "string", "maxLength": ANSWER_MAX_CHARS}, "fix": {"oneOf": calls}},
         "required": ["answer", "fix"],
     }
 
 
-def answer_fix_gbnf(fixes: list[ToolSpec]) -> str:
+def answer_fix_gbnf(fixes: list[ToolSpec], exclude: Excluded | None = None) -> str:
     """GBNF grammar text for an answer step with its fix (cached per set of actions)."""
-    return _gbnf(json.dumps(answer_fix_schema(fixes), sort_keys=False))
+    return _gbnf(json.dumps(answer_fix_schema(fixes, exclude), sort_keys=False))
 
 
 def fix_text(fix: Any) -> str:

@@ -351,18 +351,15 @@ class LocalModel:
         """The same step again with the calls in `exclude` ruled out by the grammar: the arguments
         as the model wrote them and as they were kept after grounding. The prompt is the one just
         evaluated, so only the generation runs again."""
-        ruled: dict[str, list[dict[str, Any]]] = {}
-        for c in exclude:
-            for args in (_raw_object(c.raw_arguments), c.arguments):
-                if args is not None and args not in ruled.setdefault(c.name, []):
-                    ruled[c.name].append(args)
-        return self._step(messages, tools, answer_schema, ruled)
+        return self._step(messages, tools, answer_schema, _ruled(exclude))
 
-    def stream_answer(self, messages: list[Message], fixes: list[ToolSpec]) -> AsyncIterator[ModelChunk]:
+    def stream_answer(
+        self, messages: list[Message], fixes: list[ToolSpec], exclude: list[ToolCall] | None = None
+    ) -> AsyncIterator[ModelChunk]:
         """The answer step with its fix shaped by the grammar: the answer in words, then one call of
         `fixes` with arguments of their schema, or what a person must do. The prompt is the
         previous step's, continued (no tools offered), so only the new tail is read."""
-        return self._step(messages, [], None, {}, fixes=fixes)
+        return self._step(messages, [], None, _ruled(exclude or []), fixes=fixes)
 
     async def _step(
         self,
@@ -381,7 +378,7 @@ class LocalModel:
         prompt = self._prompt_for(messages, tools, structured)
         must_call = self.tool_first and after_user(messages) and bool(tools)
         gbnf = (
-            answer_fix_gbnf(fixes)
+            answer_fix_gbnf(fixes, exclude)
             if fixes
             else step_gbnf(
                 tools, thought=self.thought, answer=not must_call, answer_schema=answer_schema, exclude=exclude
@@ -704,3 +701,13 @@ def _fix_of(fix: Any, tools: list[ToolSpec]) -> str:
         }
         fix = {**fix, "arguments": args}
     return fix_text(fix)
+
+
+def _ruled(exclude: list[ToolCall]) -> dict[str, list[dict[str, Any]]]:
+    """Tool name → the argument objects ruled out: as the model wrote them and as they were kept."""
+    ruled: dict[str, list[dict[str, Any]]] = {}
+    for c in exclude:
+        for args in (_raw_object(c.raw_arguments), c.arguments):
+            if args is not None and args not in ruled.setdefault(c.name, []):
+                ruled[c.name].append(args)
+    return ruled
