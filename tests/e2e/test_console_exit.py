@@ -37,7 +37,7 @@ def _alive(pid: int) -> bool:
 
 
 async def test_quitting_a_console_that_started_the_sandbox_stops_it(tmp_path, monkeypatch, capsys):
-    from sandbox.cluster import Layout, components, started_here
+    from sandbox.cluster import started_here
 
     monkeypatch.setenv("LANTERN_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("KUBECONFIG", raising=False)
@@ -45,11 +45,28 @@ async def test_quitting_a_console_that_started_the_sandbox_stops_it(tmp_path, mo
     script = tmp_path / "s.json"
     script.write_text(json.dumps([{"text": "Looking at it."}] * 4))
     app = LanternApp(config=Config(model=f"scripted:{script}", sandbox_on_exit="stop"), tz=dt.UTC, blink=False)
+    pids: list[int] = []
+    try:
+        await _quit_after_the_first_turn(app, pids)
+    except BaseException:
+        # a failed assertion must not leave the test's sandbox running (the console did not get to stop it)
+        from sandbox.cluster import down
+
+        down(tmp_path / "home" / "sandbox")
+        raise
+    _leave_world(app)
+    assert "Stopped the sandbox cluster" in capsys.readouterr().err
+    assert not [p for p in pids if _alive(p)] and not started_here()
+
+
+async def _quit_after_the_first_turn(app: LanternApp, pids: list[int]) -> None:
+    from sandbox.cluster import Layout, components, started_here
+
     async with app.run_test(size=(120, 40)) as pilot:
         await _until(pilot, lambda: app.bridge is not None and app.bridge.ready, "the engine and its sandbox")
         assert started_here(), "this console started the sandbox"
         state = Layout().read_state()
-        pids = [p for p in (state.get("pids") or {}).values() if p]
+        pids += [p for p in (state.get("pids") or {}).values() if p]
         assert len(pids) == len(components(state)) and all(_alive(p) for p in pids)
         opening = getattr(app.bridge.session, "opening", "")
         assert "unconfirmed" in opening
@@ -64,6 +81,3 @@ async def test_quitting_a_console_that_started_the_sandbox_stops_it(tmp_path, mo
             calls
         )
         assert session.config.opening == [], "later turns start from the model"
-    _leave_world(app)
-    assert "Stopped the sandbox cluster" in capsys.readouterr().err
-    assert not [p for p in pids if _alive(p)] and not started_here()
