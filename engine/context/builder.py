@@ -519,7 +519,7 @@ class CompactingContext:
                 ),
             )
         ledger_text, ledger_tokens = self._ledger_text, self._ledger_tokens
-        if ledger_text and self._layout() == "tail":
+        if ledger_text and self.config.pin_ledger and self._layout() == "tail":
             # In the tail every token is read again at every step (on two cores, ~1 s per 45
             # tokens): pin only what the history no longer shows verbatim.
             ledger_text = self.ledger.render_missing(_held_text(body))
